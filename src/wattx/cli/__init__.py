@@ -1,0 +1,1 @@
+"""The ``wattx`` command."""
