@@ -1,0 +1,170 @@
+"""Key figures of a run, per member and for the community.
+
+Ratios are integers in parts per million (1,000,000 = 100 %):
+
+* self-sufficiency: the share of consumption not bought in. A member's
+  imports are its local purchases plus grid imports; the community's are grid
+  imports only (energy bought from a neighbour stays in the community).
+  ``1 - min(imports, consumption) / consumption``.
+* self-consumption: the share of production not sent out, with exports
+  defined the same way: ``1 - min(exports, production) / production``.
+* savings: the grid-only baseline's net cost minus this run's net cost (positive
+  means the member is better off), for the same scenario.
+
+A ratio whose denominator is zero is reported as ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from wattx.sim.balance import EnergyBalance, check_energy_balance
+from wattx.sim.results import MemberEpochRecord, RunResults
+
+PPM = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTotals:
+    production_wh: int = 0
+    consumption_wh: int = 0
+    battery_change_wh: int = 0
+    losses_wh: int = 0
+    local_bought_wh: int = 0
+    local_sold_wh: int = 0
+    local_paid: int = 0
+    local_earned: int = 0
+    grid_import_wh: int = 0
+    grid_export_wh: int = 0
+    grid_paid: int = 0
+    grid_earned: int = 0
+
+    @classmethod
+    def of(cls, records: list[MemberEpochRecord]) -> EnergyTotals:
+        names = list(cls.__dataclass_fields__)
+        return cls(**{name: sum(getattr(r, name) for r in records) for name in names})
+
+    @property
+    def net_cost(self) -> int:
+        return self.grid_paid + self.local_paid - self.grid_earned - self.local_earned
+
+
+@dataclass(frozen=True, slots=True)
+class MemberKpis:
+    member_id: str
+    kind: str
+    totals: EnergyTotals
+    self_sufficiency_ppm: int | None
+    self_consumption_ppm: int | None
+    net_cost: int
+    baseline_net_cost: int | None
+    savings: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityKpis:
+    totals: EnergyTotals
+    self_sufficiency_ppm: int | None
+    self_consumption_ppm: int | None
+    local_share_of_imports_ppm: int | None
+    net_cost: int
+    baseline_net_cost: int | None
+    savings: int | None
+    members_worse_off: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KpiReport:
+    mechanism: str
+    community: CommunityKpis
+    members: tuple[MemberKpis, ...]
+    balance: EnergyBalance
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON-ready data (integers and strings only)."""
+        return {
+            "mechanism": self.mechanism,
+            "community": _jsonable(self.community),
+            "members": [_jsonable(m) for m in self.members],
+            "energy_balance": self.balance.as_dict(),
+        }
+
+
+def share_not_exchanged(exchanged_wh: int, total_wh: int) -> int | None:
+    """``1 - min(exchanged, total) / total`` in ppm, rounded down; ``None`` for no total."""
+    if total_wh <= 0:
+        return None
+    return (total_wh - min(exchanged_wh, total_wh)) * PPM // total_wh
+
+
+def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> KpiReport:
+    """KPIs of ``results``; savings need the grid-only ``baseline`` of the same scenario."""
+    balance = check_energy_balance(results)
+    baseline_costs: dict[str, int] = {}
+    if baseline is not None:
+        check_energy_balance(baseline)
+        for record in baseline.records:
+            baseline_costs[record.member_id] = (
+                baseline_costs.get(record.member_id, 0) + record.net_cost
+            )
+    by_member: dict[str, list[MemberEpochRecord]] = {m: [] for m in results.member_kinds}
+    for record in results.records:
+        by_member[record.member_id].append(record)
+    members = tuple(
+        _member_kpis(member_id, results.member_kinds[member_id].value, records, baseline_costs)
+        for member_id, records in by_member.items()
+    )
+    return KpiReport(
+        results.mechanism, _community_kpis(results, members, baseline), members, balance
+    )
+
+
+def _member_kpis(
+    member_id: str, kind: str, records: list[MemberEpochRecord], baseline_costs: dict[str, int]
+) -> MemberKpis:
+    totals = EnergyTotals.of(records)
+    baseline_cost = baseline_costs.get(member_id)
+    return MemberKpis(
+        member_id=member_id,
+        kind=kind,
+        totals=totals,
+        self_sufficiency_ppm=share_not_exchanged(
+            totals.local_bought_wh + totals.grid_import_wh, totals.consumption_wh
+        ),
+        self_consumption_ppm=share_not_exchanged(
+            totals.local_sold_wh + totals.grid_export_wh, totals.production_wh
+        ),
+        net_cost=totals.net_cost,
+        baseline_net_cost=baseline_cost,
+        savings=None if baseline_cost is None else baseline_cost - totals.net_cost,
+    )
+
+
+def _community_kpis(
+    results: RunResults, members: tuple[MemberKpis, ...], baseline: RunResults | None
+) -> CommunityKpis:
+    totals = EnergyTotals.of(results.records)
+    imports = totals.local_bought_wh + totals.grid_import_wh
+    baseline_cost = None if baseline is None else EnergyTotals.of(baseline.records).net_cost
+    return CommunityKpis(
+        totals=totals,
+        self_sufficiency_ppm=share_not_exchanged(totals.grid_import_wh, totals.consumption_wh),
+        self_consumption_ppm=share_not_exchanged(totals.grid_export_wh, totals.production_wh),
+        local_share_of_imports_ppm=(
+            totals.local_bought_wh * PPM // imports if imports > 0 else None
+        ),
+        net_cost=totals.net_cost,
+        baseline_net_cost=baseline_cost,
+        savings=None if baseline_cost is None else baseline_cost - totals.net_cost,
+        members_worse_off=(
+            None
+            if baseline is None
+            else sum(1 for m in members if m.savings is not None and m.savings < 0)
+        ),
+    )
+
+
+def _jsonable(value: object) -> dict[str, Any]:
+    data: dict[str, Any] = asdict(value)  # type: ignore[call-overload]
+    return data

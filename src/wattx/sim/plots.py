@@ -1,0 +1,112 @@
+"""Report figures (matplotlib, Agg backend: files only, no display needed).
+
+Energy is converted to kWh and power to kW only here, for axis labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from wattx.sim.kpis import KpiReport
+from wattx.sim.results import RunResults
+
+_DPI = 110
+
+
+def plot_daily_profile(results: RunResults, path: Path) -> Path:
+    """Community production and consumption by time of day (UTC), averaged over the days."""
+    grid = results.grid
+    production = np.zeros(grid.steps)
+    consumption = np.zeros(grid.steps)
+    index_of = {grid.epoch_id(i): i for i in range(grid.steps)}
+    for record in results.records:
+        production[index_of[record.epoch_id]] += record.production_wh
+        consumption[index_of[record.epoch_id]] += record.consumption_wh
+    per_day = grid.steps_per_day
+    days = grid.steps // per_day
+    to_kw = 3600.0 / grid.step_s / 1000.0
+    hours = np.arange(per_day) * grid.step_s / 3600.0
+    figure, axes = plt.subplots(figsize=(9, 4))
+    if days > 0:
+        full = days * per_day
+        axes.plot(hours, production[:full].reshape(days, per_day).mean(0) * to_kw, label="PV")
+        axes.plot(hours, consumption[:full].reshape(days, per_day).mean(0) * to_kw, label="Load")
+    axes.set(xlabel="hour of day (UTC)", ylabel="community power (kW)", xlim=(0, 24))
+    axes.set_title("Average daily profile")
+    return _save(figure, axes, path)
+
+
+def plot_traded_volume(results: RunResults, path: Path) -> Path:
+    """Local trades against grid imports and exports, per epoch."""
+    grid = results.grid
+    local, imported, exported = np.zeros(grid.steps), np.zeros(grid.steps), np.zeros(grid.steps)
+    index_of = {grid.epoch_id(i): i for i in range(grid.steps)}
+    for record in results.records:
+        i = index_of[record.epoch_id]
+        local[i] += record.local_sold_wh
+        imported[i] += record.grid_import_wh
+        exported[i] += record.grid_export_wh
+    hours = np.arange(grid.steps) * grid.step_s / 3600.0
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.plot(hours, local / 1000.0, label="traded locally")
+    axes.plot(hours, imported / 1000.0, label="grid import", alpha=0.7)
+    axes.plot(hours, exported / 1000.0, label="grid export", alpha=0.7)
+    axes.set(xlabel="hours since start", ylabel="kWh per epoch")
+    axes.set_title(f"Energy per epoch ({results.mechanism})")
+    return _save(figure, axes, path)
+
+
+def plot_prices(results: RunResults, path: Path) -> Path:
+    """Clearing prices per epoch against the feed-in and retail tariffs."""
+    grid = results.grid
+    hours = np.arange(grid.steps) * grid.step_s / 3600.0
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.step(hours, [b.retail / 1e6 for b in results.bounds], where="post", label="retail")
+    axes.step(hours, [b.feed_in / 1e6 for b in results.bounds], where="post", label="feed-in")
+    priced = [m for m in results.market if m.clearing_price is not None]
+    if priced:
+        start = grid.first_epoch_id
+        axes.scatter(
+            [(m.epoch_id - start) * grid.step_s / 3600.0 for m in priced],
+            [(m.clearing_price or 0) / 1e6 for m in priced],
+            s=6,
+            color="black",
+            label="local clearing price",
+        )
+    axes.set(xlabel="hours since start", ylabel="price per kWh")
+    axes.set_title("Local prices within the tariff bounds")
+    return _save(figure, axes, path)
+
+
+def plot_savings(report: KpiReport, path: Path) -> Path:
+    """Money saved (or lost) per member against the grid-only baseline."""
+    members = [m for m in report.members if m.savings is not None]
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.12 * len(members) + 2.0), 4))
+    values = [(m.savings or 0) / 1e6 for m in members]
+    colours = ["tab:green" if v >= 0 else "tab:red" for v in values]
+    axes.bar(range(len(members)), values, color=colours)
+    axes.axhline(0.0, color="black", linewidth=0.8)
+    if len(members) <= 30:
+        axes.set_xticks(range(len(members)), [m.member_id for m in members], rotation=90)
+    axes.set(xlabel="member", ylabel="saved vs grid-only")
+    axes.set_title(f"Savings per member ({report.mechanism})")
+    return _save(figure, axes, path, legend=False)
+
+
+def _save(figure: Figure, axes: Axes, path: Path, legend: bool = True) -> Path:
+    if legend and axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="upper right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    plt.close(figure)
+    return path
