@@ -1,0 +1,166 @@
+"""From JSON to :class:`ReadingBatch` and back.
+
+Parsing is strict on purpose: unknown members, ``null``, non-integer numbers,
+duplicate member names and any second spelling of a timestamp are refused. A
+strict parser makes the parsed batch re-encode to exactly the bytes the meter
+signed, so the signature is checked over the canonical encoding of what wattx
+stores, never over a text wattx has not understood.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from wattx.metering.canonical import reading_members
+from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatVersionError
+from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading
+from wattx.metering.readings import FORMAT_VERSION, Reading, ReadingBatch
+
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+_SIGNATURE = re.compile(rf"[0-9a-f]{{{2 * SIGNATURE_SIZE}}}")
+_BATCH_MEMBERS = frozenset({"version", "meter_id", "readings", "signature"})
+_READING_REQUIRED = frozenset({"seq", "ts", "import_wh", "export_wh"})
+_READING_OPTIONAL = frozenset({"power_w", "voltage_mv", "frequency_millihz", "soc_permille"})
+
+
+def decode_reading_batch(document: bytes | str) -> ReadingBatch:
+    """Parse a reading batch from its JSON text."""
+    try:
+        decoded = json.loads(document, object_pairs_hook=_reject_duplicate_members)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedReadingBatchError(f"not a JSON document: {exc}") from exc
+    return parse_reading_batch(decoded)
+
+
+def parse_reading_batch(document: object) -> ReadingBatch:
+    """Parse a reading batch from an already decoded JSON value.
+
+    Raises :class:`MalformedReadingBatchError` for anything the format does not
+    allow and :class:`UnsupportedFormatVersionError` for a version other than
+    :data:`FORMAT_VERSION`.
+    """
+    batch = _require_object(document, "batch")
+    _require_members(batch, required=_BATCH_MEMBERS, optional=frozenset(), where="batch")
+    version = batch["version"]
+    if type(version) is not int:
+        raise MalformedReadingBatchError("version must be an integer", field="version")
+    if version != FORMAT_VERSION:
+        raise UnsupportedFormatVersionError(
+            f"reading format version {version} is not supported (expected {FORMAT_VERSION})",
+            version=version,
+        )
+    meter_id = batch["meter_id"]
+    if not isinstance(meter_id, str):
+        raise MalformedReadingBatchError("meter_id must be a string", field="meter_id")
+    check_meter_id(meter_id)
+    raw_readings = batch["readings"]
+    if not isinstance(raw_readings, list) or not raw_readings:
+        raise MalformedReadingBatchError("readings must be a non-empty array", field="readings")
+    readings = tuple(_parse_reading(raw, index) for index, raw in enumerate(raw_readings))
+    return ReadingBatch(
+        meter_id=meter_id,
+        readings=readings,
+        signature=_parse_signature(batch["signature"]),
+        version=version,
+    )
+
+
+def reading_batch_to_json(batch: ReadingBatch) -> dict[str, Any]:
+    """The JSON value of a batch, signature included, as a meter sends it."""
+    return {
+        "version": batch.version,
+        "meter_id": batch.meter_id,
+        "readings": [reading_members(r) for r in batch.readings],
+        "signature": batch.signature.hex(),
+    }
+
+
+def encode_reading_batch(batch: ReadingBatch) -> bytes:
+    """The compact JSON text of a batch, signature included."""
+    return json.dumps(reading_batch_to_json(batch), separators=(",", ":"), sort_keys=True).encode(
+        "ascii"
+    )
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ``, the only timestamp form the format allows."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not of the form YYYY-MM-DDTHH:MM:SSZ")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def _parse_reading(raw: object, index: int) -> Reading:
+    where = f"readings[{index}]"
+    reading = _require_object(raw, where)
+    _require_members(reading, required=_READING_REQUIRED, optional=_READING_OPTIONAL, where=where)
+    ts_text = reading["ts"]
+    if not isinstance(ts_text, str):
+        raise MalformedReadingBatchError(f"{where}.ts must be a string", field=f"{where}.ts")
+    try:
+        ts = parse_timestamp(ts_text)
+    except ValueError as exc:
+        raise MalformedReadingBatchError(f"{where}.ts: {exc}", field=f"{where}.ts") from exc
+    parsed = Reading(
+        seq=reading["seq"],
+        ts=ts,
+        import_wh=reading["import_wh"],
+        export_wh=reading["export_wh"],
+        power_w=reading.get("power_w"),
+        voltage_mv=reading.get("voltage_mv"),
+        frequency_millihz=reading.get("frequency_millihz"),
+        soc_permille=reading.get("soc_permille"),
+    )
+    # Type and range of every number are checked here, after construction,
+    # by the same rules the signer applies.
+    check_reading(parsed, index)
+    return parsed
+
+
+def _parse_signature(raw: object) -> bytes:
+    if not isinstance(raw, str) or _SIGNATURE.fullmatch(raw) is None:
+        raise MalformedReadingBatchError(
+            f"signature must be {2 * SIGNATURE_SIZE} lowercase hex digits", field="signature"
+        )
+    return bytes.fromhex(raw)
+
+
+def _require_object(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedReadingBatchError(f"{where} must be a JSON object", field=where)
+    return value
+
+
+def _require_members(
+    value: Mapping[str, Any], *, required: frozenset[str], optional: frozenset[str], where: str
+) -> None:
+    missing = required - value.keys()
+    if missing:
+        raise MalformedReadingBatchError(
+            f"{where} lacks {', '.join(sorted(missing))}", field=where, missing=sorted(missing)
+        )
+    unknown = value.keys() - required - optional
+    if unknown:
+        raise MalformedReadingBatchError(
+            f"{where} has unknown members {', '.join(sorted(unknown))}",
+            field=where,
+            unknown=sorted(unknown),
+        )
+    if any(value[name] is None for name in value):
+        raise MalformedReadingBatchError(
+            f"{where}: null is not allowed; leave an absent value out", field=where
+        )
+
+
+def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise MalformedReadingBatchError(f"duplicate member {name!r}", field=name)
+        members[name] = value
+    return members
