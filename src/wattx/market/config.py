@@ -1,0 +1,43 @@
+"""Market configuration: zones, schedule, fee, zone rates, mechanisms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from wattx.domain import EpochSchedule, ValidationError, Zone
+from wattx.market.mechanism import Mechanism
+from wattx.market.rates import ZoneRateTable
+from wattx.units import BPS_PER_UNIT
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Everything the engine needs to know, fixed for its lifetime.
+
+    ``mechanisms`` maps zone ids to a :class:`Mechanism`; a zone not listed
+    runs a continuous market. With ``cross_zone`` a continuous buyer may match
+    sellers of other continuous zones by landed cost.
+    """
+
+    zones: Mapping[str, Zone]
+    schedule: EpochSchedule = field(default_factory=EpochSchedule)
+    fee_bps: int = 25
+    rates: ZoneRateTable = field(default_factory=ZoneRateTable)
+    mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
+    cross_zone: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.zones:
+            raise ValidationError("a market needs at least one zone")
+        for key, zone in self.zones.items():
+            if key != zone.id:
+                raise ValidationError("zones must be keyed by their id", key=key, zone=zone.id)
+        unknown = set(self.mechanisms) - set(self.zones)
+        if unknown:
+            raise ValidationError("mechanism given for unknown zones", zones=sorted(unknown))
+        if not 0 <= self.fee_bps < BPS_PER_UNIT:
+            raise ValidationError("fee must be in [0, 10000) bps", fee_bps=self.fee_bps)
+
+    def mechanism(self, zone: str) -> Mechanism:
+        return self.mechanisms.get(zone, Mechanism.CONTINUOUS)

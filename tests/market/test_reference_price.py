@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wattx.domain import Side, Tariff, TimeOfUseBand, ValidationError
+from wattx.market import (
+    ReferencePriceInputs,
+    ReferencePriceWeights,
+    escrow_required,
+    reference_price,
+)
+from wattx.market.reference_price import (
+    distance_factor,
+    reliability_factor,
+    state_of_charge_factor,
+    supply_demand_factor,
+    time_of_use_factor,
+)
+
+W = ReferencePriceWeights()
+FLAT = Tariff.flat(50_000, 300_000)
+
+
+def test_neutral_inputs_leave_the_base_price() -> None:
+    assert reference_price(ReferencePriceInputs(base_price=150_000, tariff=FLAT)) == 150_000
+
+
+def test_supply_and_demand() -> None:
+    assert supply_demand_factor(0, 0, W) == 1_000_000
+    assert supply_demand_factor(300, 100, W) == 1_250_000  # 1 + 0.5 * (200 / 400)
+    assert supply_demand_factor(100, 300, W) == 750_000
+    assert supply_demand_factor(10**9, 0, W) == 1_500_000  # clamped at the maximum
+    tight = ReferencePriceWeights(supply_demand=2_000_000, supply_demand_min=800_000)
+    assert supply_demand_factor(0, 10**9, tight) == 800_000  # clamped at the minimum
+
+
+def test_state_of_charge() -> None:
+    assert state_of_charge_factor(500_000, W) == 1_000_000
+    assert state_of_charge_factor(0, W) == 1_100_000  # empty storage: scarcity
+    assert state_of_charge_factor(1_000_000, W) == 900_000
+    assert state_of_charge_factor(5_000_000, W) == 900_000  # input clamped to 100 %
+
+
+def test_distance() -> None:
+    assert distance_factor(0, W) == 1_000_000
+    assert distance_factor(5, W) == 1_050_000
+    assert distance_factor(1_000, W) == 1_200_000
+    assert distance_factor(-3, W) == 1_000_000
+
+
+def test_time_of_use() -> None:
+    tariff = Tariff((TimeOfUseBand(0, 50_000, 200_000), TimeOfUseBand(12, 50_000, 400_000)))
+    # Mean retail 300_000: noon is 4/3 of it, night 2/3.
+    assert time_of_use_factor(13, tariff, W) == 1_166_666
+    assert time_of_use_factor(3, tariff, W) == 833_333
+    steep = ReferencePriceWeights(time_of_use=3_000_000)
+    assert time_of_use_factor(13, tariff, steep) == 1_300_000  # clamped
+    assert time_of_use_factor(3, tariff, steep) == 700_000
+    assert time_of_use_factor(13, FLAT, W) == 1_000_000
+
+
+def test_reliability() -> None:
+    assert reliability_factor(1_000_000, W) == 1_000_000
+    assert reliability_factor(500_000, W) == 900_000
+    assert reliability_factor(0, ReferencePriceWeights(reliability=1_000_000)) == 800_000
+
+
+def test_factors_multiply() -> None:
+    inputs = ReferencePriceInputs(
+        base_price=100_000, demand_wh=300, supply_wh=100, distance_km=5, tariff=FLAT
+    )
+    assert reference_price(inputs) == 100_000 * 1_250_000 // 1_000_000 * 1_050_000 // 1_000_000
+
+
+def test_weights_reject_inverted_clamps() -> None:
+    with pytest.raises(ValidationError):
+        ReferencePriceWeights(soc_min=1_200_000, soc_max=1_100_000)
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    demand=st.integers(0, 10**9),
+    supply=st.integers(0, 10**9),
+    soc=st.integers(-10, 2 * 10**6),
+    km=st.integers(0, 10_000),
+    hour=st.integers(0, 23),
+    reliability=st.integers(0, 10**6),
+)
+def test_the_price_stays_within_the_product_of_the_clamps(
+    demand: int, supply: int, soc: int, km: int, hour: int, reliability: int
+) -> None:
+    price = reference_price(
+        ReferencePriceInputs(1_000_000, demand, supply, soc, km, hour, FLAT, reliability)
+    )
+    # Lowest clamps 0.5 x 0.9 x 1 x 0.7 x 0.8, highest 1.5 x 1.1 x 1.2 x 1.3 x 1 (a few
+    # micro-units of rounding down per factor below).
+    assert 252_000 - 5 <= price <= 2_574_000
+
+
+def test_escrow_for_a_sell_is_the_energy_and_for_a_buy_the_worst_cost() -> None:
+    assert escrow_required(Side.SELL, 1_234, 90_000, 25) == 1_234
+    # 1_001 Wh at 150_000 per kWh: 150_150 micro-units, plus 25 bps rounded up (376).
+    assert escrow_required(Side.BUY, 1_001, 150_000, 25) == 150_150 + 376
+    assert escrow_required(Side.BUY, 1, 1, 0) == 1  # a fraction of a micro-unit rounds up
