@@ -1,0 +1,80 @@
+# pragma version ~=0.4.3
+# pragma evm-version cancun
+"""
+@title MeterOracle
+@notice Turns verified net export into EnergyToken. Authorised submitters send
+        batches of (meter, period, owner, Wh); per meter the periods strictly
+        increase, the owner must be the meter's registered owner, and no period
+        mints more than the meter's rated energy. It also keeps each owner's
+        lifetime verified generation, which Governance uses as voting weight.
+"""
+
+import roles
+import IRegistry
+
+interface IMintable:
+    def mint(receiver: address, amount: uint256): nonpayable
+
+struct MeterReading:
+    meter_id: bytes32
+    period: uint64
+    owner: address
+    wh: uint64
+
+
+MAX_BATCH: constant(uint256) = 1024
+BASE_UNITS_PER_WH: constant(uint256) = 10**6
+
+registry: public(immutable(IRegistry))
+energy_token: public(immutable(IMintable))
+submitters: public(HashMap[address, bool])
+last_period: public(HashMap[bytes32, uint64])
+has_reading: public(HashMap[bytes32, bool])
+generated_wh: public(HashMap[address, uint256])
+total_generated_wh: public(uint256)
+
+
+event SubmitterChanged:
+    submitter: indexed(address)
+    authorised: bool
+
+
+event ReadingMinted:
+    meter_id: indexed(bytes32)
+    owner: indexed(address)
+    period: uint64
+    wh: uint64
+
+
+@deploy
+def __init__(registry_address: address, energy_token_address: address):
+    registry = IRegistry(registry_address)
+    energy_token = IMintable(energy_token_address)
+
+
+@external
+def set_submitter(submitter: address, authorised: bool):
+    assert staticcall registry.has_role(msg.sender, roles.ROLE_OPERATOR), "caller is not an operator"
+    self.submitters[submitter] = authorised
+    log SubmitterChanged(submitter=submitter, authorised=authorised)
+
+
+@external
+def submit(readings: DynArray[MeterReading, MAX_BATCH]):
+    """
+    @notice Mint energy tokens for a batch of verified readings, many meters at once.
+    """
+    assert self.submitters[msg.sender], "caller is not an authorised submitter"
+    for r: MeterReading in readings:
+        m: IRegistry.MeterRecord = staticcall registry.meter(r.meter_id)
+        assert m.status == roles.STATUS_ACTIVE, "meter is not active"
+        assert m.owner == r.owner, "owner does not own the meter"
+        assert not self.has_reading[r.meter_id] or r.period > self.last_period[r.meter_id], "period not increasing"
+        assert r.wh <= m.rated_wh, "reading above the meter's rated energy"
+        self.last_period[r.meter_id] = r.period
+        self.has_reading[r.meter_id] = True
+        if r.wh > 0:
+            self.generated_wh[r.owner] += convert(r.wh, uint256)
+            self.total_generated_wh += convert(r.wh, uint256)
+            extcall energy_token.mint(r.owner, convert(r.wh, uint256) * BASE_UNITS_PER_WH)
+        log ReadingMinted(meter_id=r.meter_id, owner=r.owner, period=r.period, wh=r.wh)

@@ -1,0 +1,170 @@
+"""The embedded chain: py-evm in-process (through titanoboa), all contracts deployed on start.
+
+Each transaction is mined in its own block. Gas is what a real chain would
+charge: execution gas plus the intrinsic cost (21,000 + calldata, + creation
+cost for deploys), less the refund capped at a fifth (EIP-3529).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import boa
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from wattx.settlement.abi import RawLog
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deploy import DeploySettings, deploy_contracts
+from wattx.settlement.errors import revert_error
+from wattx.settlement.keys import new_signer
+from wattx.settlement.port import Signer
+from wattx.settlement.transport import TxOutcome, intrinsic_gas, revert_reason
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedSnapshot:
+    state: object
+    block_number: int
+    timestamp: int
+    log_count: int
+
+
+class EmbeddedTransport:
+    """Transactions executed directly on an in-process py-evm."""
+
+    def __init__(self) -> None:
+        self._env = boa.Env()
+        self._logs: list[RawLog] = []
+        self._open_snapshots = 0
+
+    @property
+    def chain_id(self) -> int:
+        return int(self._env.evm.patch.chain_id)
+
+    def _next_block(self) -> int:
+        # Each transaction starts cold (EIP-2929) with the storage it finds as
+        # its original values (EIP-2200), as on a real chain. py-evm's
+        # lock_changes() does both but flattens the journal snapshots need, so
+        # while one is open only the accessed set is cleared (a journaled
+        # clear), and storage written earlier may be priced as already dirty.
+        account_db = self._env.evm.vm.state._account_db
+        if self._open_snapshots:
+            account_db._journal_accessed_state.clear()
+        else:
+            account_db.lock_changes()
+        patch = self._env.evm.patch
+        patch.block_number += 1
+        patch.timestamp += 1
+        return int(patch.block_number)
+
+    def _outcome(
+        self, computation: object, data: bytes, sender: str, *, creates: bool
+    ) -> TxOutcome:
+        comp = computation
+        if comp.is_error:  # type: ignore[attr-defined]
+            error = comp.error  # type: ignore[attr-defined]
+            raw = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
+            raise revert_error(revert_reason(raw))
+        block = int(self._env.evm.patch.block_number)
+        tx_hash = "0x" + keccak(block.to_bytes(32, "big") + bytes.fromhex(sender[2:]) + data).hex()
+        used = intrinsic_gas(data, creates=creates) + comp.get_gas_used()  # type: ignore[attr-defined]
+        gas_used = used - min(comp.get_gas_refund(), used // 5)  # type: ignore[attr-defined]
+        logs = tuple(
+            RawLog(
+                address=to_checksum_address(address),
+                topics=tuple(t.to_bytes(32, "big") for t in topics),
+                data=bytes(payload),
+                block_number=block,
+                tx_hash=tx_hash,
+                log_index=i,
+            )
+            for i, (_, address, topics, payload) in enumerate(comp.get_raw_log_entries())  # type: ignore[attr-defined]
+        )
+        self._logs.extend(logs)
+        return TxOutcome(tx_hash=tx_hash, block_number=block, gas_used=gas_used, logs=logs)
+
+    def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
+        self._next_block()
+        address, computation = self._env.deploy(sender=signer.address, bytecode=code)
+        outcome = self._outcome(computation, code, signer.address, creates=True)
+        return TxOutcome(
+            tx_hash=outcome.tx_hash,
+            block_number=outcome.block_number,
+            gas_used=outcome.gas_used,
+            logs=outcome.logs,
+            contract_address=to_checksum_address(str(address)),
+        )
+
+    def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
+        self._next_block()
+        computation = self._env.execute_code(to_address=to, sender=signer.address, data=data)
+        return self._outcome(computation, data, signer.address, creates=False)
+
+    def call(self, to: str, data: bytes) -> bytes:
+        computation = self._env.execute_code(to_address=to, data=data, is_modifying=False)
+        if computation.is_error:
+            error = computation.error
+            raw = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
+            raise revert_error(revert_reason(raw))
+        return bytes(computation.output)
+
+    def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
+        wanted = {a.lower() for a in addresses}
+        return [
+            log
+            for log in self._logs
+            if log.block_number >= from_block and log.address.lower() in wanted
+        ]
+
+    def block_number(self) -> int:
+        return int(self._env.evm.patch.block_number)
+
+    def timestamp(self) -> int:
+        return int(self._env.evm.patch.timestamp)
+
+    def advance_time(self, seconds: int) -> None:
+        self._env.evm.patch.timestamp += seconds
+
+    def snapshot(self) -> EmbeddedSnapshot:
+        self._open_snapshots += 1
+        return EmbeddedSnapshot(
+            state=self._env.evm.snapshot(),
+            block_number=self.block_number(),
+            timestamp=self.timestamp(),
+            log_count=len(self._logs),
+        )
+
+    def revert(self, snapshot: EmbeddedSnapshot) -> None:
+        self._env.evm.revert(snapshot.state)
+        self._open_snapshots -= 1
+        self._env.evm.patch.block_number = snapshot.block_number
+        self._env.evm.patch.timestamp = snapshot.timestamp
+        del self._logs[snapshot.log_count :]
+
+
+class EmbeddedChain(ContractChain):
+    """The default chain: in-process, deploys every contract when created."""
+
+    def __init__(
+        self,
+        operator: Signer | None = None,
+        fee_account: str | None = None,
+        settings: DeploySettings | None = None,
+    ) -> None:
+        operator = operator or new_signer()
+        transport = EmbeddedTransport()
+        deployment = deploy_contracts(
+            transport, operator, fee_account or operator.address, settings
+        )
+        super().__init__(transport, deployment, operator)
+        self._embedded = transport
+
+    def snapshot(self) -> EmbeddedSnapshot:
+        """Remember the whole chain state (for tests and what-if runs)."""
+        return self._embedded.snapshot()
+
+    def revert(self, snapshot: EmbeddedSnapshot) -> None:
+        """Return to a snapshot; snapshots must be reverted newest first."""
+        self._embedded.revert(snapshot)

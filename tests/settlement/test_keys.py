@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wattx.settlement.errors import CustodialKeyUnreadableError, OperatorKeyMissingError
+from wattx.settlement.keys import (
+    CustodialKey,
+    Keyring,
+    new_signer,
+    operator_signer,
+    signer_from_private_key,
+)
+
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def test_operator_key_from_env_or_file(tmp_path: Path) -> None:
+    assert operator_signer({"WATTX_OPERATOR_KEY": ANVIL_KEY}).address == ANVIL_ADDRESS
+    key_file = tmp_path / "operator.key"
+    key_file.write_text(ANVIL_KEY[2:] + "\n")
+    assert operator_signer({}, key_file).address == ANVIL_ADDRESS
+    assert operator_signer({"WATTX_OPERATOR_KEY_FILE": str(key_file)}).address == ANVIL_ADDRESS
+    with pytest.raises(OperatorKeyMissingError):
+        operator_signer({})
+    with pytest.raises(OperatorKeyMissingError, match="32-byte"):
+        operator_signer({"WATTX_OPERATOR_KEY": "0x1234"})
+    with pytest.raises(OperatorKeyMissingError, match="cannot read"):
+        operator_signer({}, tmp_path / "missing.key")
+
+
+def test_custodial_keys_round_trip_encrypted() -> None:
+    keyring = Keyring("a long enough secret for tests")
+    stored = keyring.generate()
+    signer = keyring.open(stored)
+    assert signer.address == stored.address
+    assert signer.private_key not in stored.ciphertext
+    assert signer_from_private_key(signer.private_key) == signer
+
+
+def test_custodial_keys_need_the_right_secret_and_address() -> None:
+    stored = Keyring("a long enough secret for tests").generate()
+    with pytest.raises(CustodialKeyUnreadableError):
+        Keyring("another secret of enough length").open(stored)
+    swapped = CustodialKey(address=new_signer().address, ciphertext=stored.ciphertext)
+    with pytest.raises(CustodialKeyUnreadableError, match="does not belong"):
+        Keyring("a long enough secret for tests").open(swapped)
+    with pytest.raises(ValueError, match="16 bytes"):
+        Keyring("short")
