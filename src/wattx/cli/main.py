@@ -14,9 +14,10 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so that each area's module stays the one place its commands live.
-    from wattx.cli import market_demo
+    from wattx.cli import chain, market_demo, service
 
-    market_demo.register(app)
+    for area in (service, market_demo, chain):
+        area.register(app)
 
 
 _register_commands()

@@ -1,0 +1,335 @@
+"""Order submissions per second and latency through HTTP against a real `wattx up`.
+
+Starts the service as a subprocess (SQLite in a temporary data dir, and/or a
+fresh PostgreSQL database on 127.0.0.1:5432), signs up and funds 50
+participants, then lets 50 concurrent clients submit limit orders:
+
+* ``max``: each client sends its next order as soon as the previous one is
+  answered (closed loop): the throughput ceiling and its latency;
+* ``paced``: clients together aim at ``--rate`` submissions per second (open
+  loop per client, schedules spread evenly): latency at fixed loads, by
+  default 100/s and the issue's 500/s target.
+
+Half the clients sell and half buy, with prices that cross now and then so
+the figures include matching, trades and escrow transfers.
+
+    .venv/bin/python bench/api.py                 # both backends, table
+    .venv/bin/python bench/api.py --backend sqlite --rates 100,300 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import uvloop
+
+PASSWORD = "bench-password-1"
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Result:
+    backend: str
+    mode: str
+    clients: int
+    submissions: int
+    errors: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Service:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['WATTX_PORT']}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "wattx.cli.main", *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wattx.cli.main", "up"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("wattx up did not become ready")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+async def _participants(http: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
+    """``count`` admitted, funded participants: (side, access token)."""
+    login = await http.post(
+        "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
+    )
+    op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    made = []
+    for i in range(count):
+        side = "sell" if i % 2 == 0 else "buy"
+        email = f"u{i}-{uuid.uuid4().hex[:6]}@bench.test"
+        role = "prosumer" if side == "sell" else "consumer"
+        signup = await http.post(
+            "/api/v1/auth/signup",
+            json={"email": email, "password": PASSWORD, "display_name": email, "role": role},
+        )
+        user_id = signup.json()["id"]
+        await http.patch(f"/api/v1/admin/users/{user_id}", json={"status": "admitted"}, headers=op)
+        grant = (
+            ("energy-grants", {"qty_wh": 10**9})
+            if side == "sell"
+            else (
+                "credit-deposits",
+                {"amount": 10**13},
+            )
+        )
+        await http.post(f"/api/v1/admin/users/{user_id}/{grant[0]}", json=grant[1], headers=op)
+        token = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        made.append((side, token.json()["access_token"]))
+    return made
+
+
+async def _bounds(http: httpx.AsyncClient, token: str) -> tuple[int, int]:
+    zone = await http.get("/api/v1/zones/main", headers={"Authorization": f"Bearer {token}"})
+    bands = zone.json()["tariff"]
+    return max(b["feed_in"] for b in bands), min(b["retail"] for b in bands)
+
+
+async def _client(
+    url: str,
+    side: str,
+    token: str,
+    bounds: tuple[int, int],
+    start_line: asyncio.Barrier,
+    seconds: float,
+    interval: float | None,
+    latencies: list[float],
+    errors: list[int],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    floor, ceiling = bounds
+    mid = (floor + ceiling) // 2
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
+        # Connect (and let the client set itself up) before the clock starts.
+        await http.get("/healthz")
+        await start_line.wait()
+        until = time.perf_counter() + seconds
+        next_at = time.perf_counter()
+        if interval is not None:
+            # Spread the clients' schedules so the load is even, not 50-request bursts.
+            next_at += rng.random() * interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        while time.perf_counter() < until:
+            if interval is not None:
+                next_at += interval
+            # Buyers bid below the middle, sellers ask above it; 5 % of each cross it.
+            if side == "buy":
+                price = (
+                    mid + rng.randint(1, 5_000)
+                    if rng.random() < 0.05
+                    else mid - rng.randint(1, 50_000)
+                )
+            else:
+                price = (
+                    mid - rng.randint(1, 5_000)
+                    if rng.random() < 0.05
+                    else mid + rng.randint(1, 50_000)
+                )
+            body = {
+                "side": side,
+                "qty_wh": rng.randint(10, 500),
+                "limit_price": price,
+                "zone": "main",
+            }
+            started = time.perf_counter()
+            response = await http.post("/api/v1/orders", json=body)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                errors.append(response.status_code)
+            if interval is not None:
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+
+async def _run_mode(
+    url: str,
+    people: list[tuple[str, str]],
+    bounds: tuple[int, int],
+    seconds: float,
+    rate: float | None,
+) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    interval = len(people) / rate if rate else None
+    start_line = asyncio.Barrier(len(people) + 1)
+    clients = asyncio.gather(
+        *(
+            _client(
+                url, side, token, bounds, start_line, seconds, interval, latencies, errors, seed
+            )
+            for seed, (side, token) in enumerate(people)
+        )
+    )
+    await start_line.wait()
+    started = time.perf_counter()
+    await clients
+    return latencies, errors, time.perf_counter() - started
+
+
+def _summarise(
+    backend: str, mode: str, clients: int, latencies: list[float], errors: list[int], elapsed: float
+) -> Result:
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    return Result(
+        backend=backend,
+        mode=mode,
+        clients=clients,
+        submissions=len(latencies),
+        errors=len(errors),
+        seconds=round(elapsed, 2),
+        per_second=round(len(latencies) / elapsed, 1),
+        p50_ms=round(statistics.median(ordered) * 1000, 2),
+        p99_ms=round(pct(0.99), 2),
+        max_ms=round(ordered[-1] * 1000, 2),
+    )
+
+
+async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
+        env.update(
+            WATTX_DATA_DIR=str(Path(tmp) / "data"),
+            WATTX_PORT=str(_free_port()),
+            WATTX_EPOCH_LENGTH_S="86400",
+            WATTX_GATE_CLOSURE_LEAD_S="0",
+            WATTX_LOG_LEVEL="WARNING",
+            WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
+            WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
+        )
+        pg_name = None
+        if backend == "postgres":
+            pg_name = f"wattx_bench_{uuid.uuid4().hex[:8]}"
+            conn = await asyncpg.connect(PG_ADMIN_DSN)
+            await conn.execute(f'CREATE DATABASE "{pg_name}"')
+            await conn.close()
+            env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+        service = Service(env)
+        try:
+            service.cli("db", "upgrade")
+            service.cli(
+                "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
+            )
+            service.start()
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+                people = await _participants(http, args.clients)
+                bounds = await _bounds(http, people[0][1])
+            results = []
+            modes: list[tuple[str, float | None]] = [("max", None)]
+            modes += [(f"paced {rate:g}/s", rate) for rate in args.rates]
+            for mode, rate in modes:
+                latencies, errors, elapsed = await _run_mode(
+                    service.url, people, bounds, args.seconds, rate
+                )
+                results.append(_summarise(backend, mode, args.clients, latencies, errors, elapsed))
+            return results
+        finally:
+            service.stop()
+            if pg_name:
+                conn = await asyncpg.connect(PG_ADMIN_DSN)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                await conn.close()
+
+
+def _table(results: list[Result]) -> str:
+    header = (
+        f"{'backend':<9} {'mode':<13} {'clients':>7} {'subs':>7} {'errors':>6} "
+        f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.backend:<9} {r.mode:<13} {r.clients:>7} {r.submissions:>7} {r.errors:>6} "
+            f"{r.per_second:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per mode")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[100.0, 500.0],
+        help="comma-separated targets of the paced modes (submissions/s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results: list[Result] = []
+    for backend in backends:
+        # uvloop keeps the load generator's own CPU cost down on a small machine.
+        results.extend(uvloop.run(_bench_backend(backend, args)))
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(_table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The app factory: ``create_app(settings)`` builds the whole service around one database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+from prometheus_client import CollectorRegistry
+from starlette.routing import Route
+
+from wattx.api.auth import authorize
+from wattx.api.logging import configure_logging
+from wattx.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from wattx.api.permissions import check_complete
+from wattx.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from wattx.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from wattx.api.routers import auth, events, health, markets, meters, orders, users, wallet, zones
+from wattx.api.schemas.common import Problem
+from wattx.api.sse import EventHub
+from wattx.api.state import AppState
+from wattx.bus.memory import InProcessBus
+from wattx.bus.port import EventBus
+from wattx.bus.redis import RedisBus
+from wattx.config import Settings
+from wattx.domain import EpochSchedule
+from wattx.domain.epochs import EpochClock, SystemClock
+from wattx.services.accounts import AccountService
+from wattx.services.epoch_clock import EpochClockTask
+from wattx.services.market import MarketService
+from wattx.services.market_metrics import MarketMetrics
+from wattx.services.meters import MeterRegistryService
+from wattx.services.tokens import AccessTokenCodec
+from wattx.services.wallet import WalletService
+from wattx.services.zones import ZoneService
+from wattx.store.db import Database
+
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: EpochClock | None = None,
+    bus: EventBus | None = None,
+    run_epoch_clock: bool = True,
+) -> FastAPI:
+    """Build the app. The database must be migrated (``wattx db upgrade``) before start-up.
+
+    ``clock`` replaces the system clock (tests and simulations); with
+    ``run_epoch_clock`` false, gates close only when an operator forces them.
+    """
+    configure_logging(settings.log_level)
+    registry = CollectorRegistry()
+    the_clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _start_services(settings, the_clock, bus, registry)
+        app.state.wattx = state
+        clock_task = EpochClockTask(state.market, tick_s=settings.clock_tick_s)
+        if run_epoch_clock:
+            clock_task.start()
+        try:
+            yield
+        finally:
+            await clock_task.stop()
+            await state.events.stop()
+            await state.rate_limiter.close()
+            await state.bus.close()
+            await state.db.dispose()
+
+    app = FastAPI(
+        title="wattx",
+        version=API_VERSION,
+        description="Peer-to-peer electricity market for community microgrids. "
+        "Energy in Wh, money in micro-units, prices in micro-units per kWh; "
+        "errors are RFC 9457 problem details with a stable `code`.",
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+        responses={"4XX": {"model": Problem, "description": "Problem details (RFC 9457)"}},
+    )
+    for router in (
+        health.router,
+        auth.router,
+        users.router,
+        wallet.router,
+        zones.router,
+        meters.router,
+        markets.router,
+        orders.router,
+        events.router,
+    ):
+        app.include_router(router)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, registry=registry)
+    check_complete(route_rules(app))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def route_rules(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute | Route):
+            for method in sorted(route.methods or ()):
+                if method != "HEAD":
+                    found.append((method, context.path or route.path))
+    return found
+
+
+async def _start_services(
+    settings: Settings, clock: EpochClock, bus: EventBus | None, registry: CollectorRegistry
+) -> AppState:
+    db = Database(settings.effective_database_url)
+    the_bus: EventBus = bus or (
+        RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    )
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    )
+    codec = AccessTokenCodec(settings.jwt_key(), settings.access_token_ttl_s)
+    accounts = AccountService(
+        db,
+        codec,
+        clock,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+        nonce_ttl_s=settings.wallet_nonce_ttl_s,
+        session_cache_s=settings.session_cache_s,
+    )
+    zone_service = ZoneService(db, clock)
+    market = MarketService(
+        db,
+        the_bus,
+        clock,
+        MarketMetrics(registry),
+        schedule=EpochSchedule(settings.epoch_length_s, settings.gate_closure_lead_s),
+        fee_bps=settings.fee_bps,
+        cross_zone=settings.cross_zone,
+    )
+    zone_service.on_change(market.reload_zones)
+    await market.start()
+    hub = EventHub(the_bus, ring_size=settings.sse_ring_size)
+    await hub.start()
+    return AppState(
+        settings=settings,
+        clock=clock,
+        db=db,
+        bus=the_bus,
+        registry=registry,
+        rate_limiter=limiter,
+        accounts=accounts,
+        zones=zone_service,
+        meters=MeterRegistryService(db, clock),
+        wallet=WalletService(db),
+        market=market,
+        events=hub,
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    # Error responses are problem documents: publish them under their media type.
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            problem = operation.get("responses", {}).get("4XX")
+            if problem and "application/json" in problem.get("content", {}):
+                problem["content"] = {PROBLEM_MEDIA_TYPE: problem["content"]["application/json"]}
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    schema["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,104 @@
+"""The permission matrix: which roles may call which route. The one place it is decided.
+
+Every route of the app must have a rule here; the app refuses to start
+otherwise (:func:`check_complete`) and a test walks every route with every role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wattx.services.principal import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``public``: no token needed. Otherwise a valid token whose role is in ``roles``."""
+
+    public: bool
+    roles: frozenset[Role]
+
+    def allows(self, role: Role) -> bool:
+        return self.public or role in self.roles
+
+
+PUBLIC = Rule(public=True, roles=frozenset(Role))
+ANY_ROLE = Rule(public=False, roles=frozenset(Role))
+
+
+def roles(*allowed: Role) -> Rule:
+    return Rule(public=False, roles=frozenset(allowed))
+
+
+_P, _C, _O, _N, _A = Role.PROSUMER, Role.CONSUMER, Role.OPERATOR, Role.NODE_OPERATOR, Role.AUDITOR
+TRADERS = roles(_P, _C)
+TRADERS_AND_OVERSIGHT = roles(_P, _C, _O, _A)
+OPERATOR = roles(_O)
+OVERSIGHT = roles(_O, _A)
+
+V1 = "/api/v1"
+
+MATRIX: dict[tuple[str, str], Rule] = {
+    # operations and documentation
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    # accounts
+    ("POST", f"{V1}/auth/signup"): PUBLIC,
+    ("POST", f"{V1}/auth/login"): PUBLIC,
+    ("POST", f"{V1}/auth/refresh"): PUBLIC,
+    ("POST", f"{V1}/auth/wallet/challenge"): PUBLIC,
+    ("POST", f"{V1}/auth/wallet/login"): PUBLIC,
+    ("POST", f"{V1}/auth/logout"): ANY_ROLE,
+    ("GET", f"{V1}/users/me"): ANY_ROLE,
+    ("PATCH", f"{V1}/users/me"): ANY_ROLE,
+    ("GET", f"{V1}/admin/users"): OVERSIGHT,
+    ("PATCH", f"{V1}/admin/users/{{user_id}}"): OPERATOR,
+    ("POST", f"{V1}/admin/users/{{user_id}}/credit-deposits"): OPERATOR,
+    ("POST", f"{V1}/admin/users/{{user_id}}/energy-grants"): OPERATOR,
+    # zones
+    ("GET", f"{V1}/zones"): ANY_ROLE,
+    ("POST", f"{V1}/zones"): OPERATOR,
+    ("GET", f"{V1}/zones/rates"): ANY_ROLE,
+    ("GET", f"{V1}/zones/{{zone_id}}"): ANY_ROLE,
+    ("PUT", f"{V1}/zones/{{zone_id}}"): OPERATOR,
+    # meters
+    ("POST", f"{V1}/meters"): TRADERS,
+    ("GET", f"{V1}/meters"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/meters/{{meter_id}}"): TRADERS_AND_OVERSIGHT,
+    ("POST", f"{V1}/meters/{{meter_id}}/activate"): OPERATOR,
+    ("POST", f"{V1}/meters/{{meter_id}}/deactivate"): OPERATOR,
+    # wallet
+    ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
+    # market
+    ("GET", f"{V1}/markets"): ANY_ROLE,
+    ("GET", f"{V1}/markets/{{zone_id}}/book"): ANY_ROLE,
+    ("GET", f"{V1}/markets/{{zone_id}}/reference-price"): ANY_ROLE,
+    ("POST", f"{V1}/orders"): TRADERS,
+    ("GET", f"{V1}/orders"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/orders/{{order_id}}"): TRADERS_AND_OVERSIGHT,
+    ("DELETE", f"{V1}/orders/{{order_id}}"): TRADERS,
+    ("GET", f"{V1}/trades"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/epochs"): OVERSIGHT,
+    ("POST", f"{V1}/epochs/{{epoch_id}}/close"): OPERATOR,
+    # streams
+    ("GET", f"{V1}/events"): ANY_ROLE,
+}
+
+
+def rule_for(method: str, path_template: str) -> Rule | None:
+    if method == "HEAD":
+        method = "GET"
+    return MATRIX.get((method, path_template))
+
+
+def check_complete(routes: Iterable[tuple[str, str]]) -> None:
+    """Raise if any (method, path template) of the app has no rule."""
+    missing = sorted(f"{m} {p}" for m, p in routes if rule_for(m, p) is None)
+    if missing:
+        raise RuntimeError(f"routes without a permission rule: {', '.join(missing)}")

@@ -1,0 +1,68 @@
+"""Fixed-window rate limits per client and route group, in memory or in Redis."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window_s: int) -> int | None:
+        """Count one request; ``None`` if allowed, else seconds until the window resets."""
+
+    async def close(self) -> None: ...
+
+
+class MemoryRateLimiter:
+    """Counters in this process (the embedded default)."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    async def hit(self, key: str, limit: int, window_s: int) -> int | None:
+        now = self._now()
+        window = int(now // window_s)
+        current, count = self._windows.get(key, (window, 0))
+        if current != window:
+            count = 0
+            if len(self._windows) > 100_000:
+                self._forget_before(window)
+        count += 1
+        self._windows[key] = (window, count)
+        if count <= limit:
+            return None
+        return max(1, math.ceil((window + 1) * window_s - now))
+
+    def _forget_before(self, window: int) -> None:
+        self._windows = {k: v for k, v in self._windows.items() if v[0] >= window}
+
+    async def close(self) -> None:
+        self._windows.clear()
+
+
+class RedisRateLimiter:
+    """Counters shared by every API replica: INCR on a key per window, expiring with it."""
+
+    def __init__(self, url: str, *, prefix: str = "wattx:ratelimit") -> None:
+        self._redis: Redis[bytes] = Redis.from_url(url)
+        self._prefix = prefix
+
+    async def hit(self, key: str, limit: int, window_s: int) -> int | None:
+        now = time.time()
+        window = int(now // window_s)
+        redis_key = f"{self._prefix}:{key}:{window}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(redis_key)
+            pipe.expire(redis_key, window_s + 1)
+            count, _ = await pipe.execute()
+        if int(count) <= limit:
+            return None
+        return max(1, math.ceil((window + 1) * window_s - now))
+
+    async def close(self) -> None:
+        await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5

@@ -1,0 +1,140 @@
+"""Markets, books, reference prices and epoch control."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from wattx.api.auth import State
+from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.market import (
+    ClosedEpochOut,
+    ClosureOut,
+    DepthOut,
+    EpochOut,
+    EpochsOut,
+    LevelOut,
+    MarketOut,
+    MarketsOut,
+    ReferencePriceOut,
+    TradeOut,
+)
+from wattx.services.market import EpochInfo
+from wattx.services.views import trade_view
+
+router = APIRouter(prefix="/api/v1", tags=["markets"])
+
+EpochQuery = Annotated[
+    int | None, Query(ge=0, le=10**12, description="default: the first epoch open for orders")
+]
+
+
+def epoch_out(info: EpochInfo) -> EpochOut:
+    return EpochOut(
+        id=info.id,
+        start=info.start,
+        end=info.end,
+        gate_closure=info.gate_closure,
+        open_for_orders=info.open_for_orders,
+    )
+
+
+@router.get("/markets")
+async def list_markets(state: State) -> MarketsOut:
+    """Each zone's mechanism, the epoch being delivered and the next epochs open for orders."""
+    market = state.market
+    return MarketsOut(
+        fee_bps=market.fee_bps,
+        epoch_length_s=market.schedule.length_s,
+        gate_closure_lead_s=market.schedule.gate_closure_lead_s,
+        markets=[
+            MarketOut(
+                zone=m.zone,
+                name=m.name,
+                mechanism=m.mechanism,
+                current_epoch=epoch_out(m.current_epoch),
+                upcoming=[epoch_out(e) for e in m.upcoming],
+            )
+            for m in market.overview()
+        ],
+    )
+
+
+@router.get("/markets/{zone_id}/book")
+async def get_book(
+    zone_id: str,
+    state: State,
+    epoch_id: EpochQuery = None,
+    levels: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> DepthOut:
+    """Aggregated depth, best first (bids: landed limits; asks: seller limits)."""
+    depth = state.market.depth(zone_id, epoch_id, levels)
+    return DepthOut(
+        zone=depth.zone,
+        epoch_id=depth.epoch_id,
+        bids=[LevelOut(price=lv.price, qty_wh=lv.qty_wh, orders=lv.orders) for lv in depth.bids],
+        asks=[LevelOut(price=lv.price, qty_wh=lv.qty_wh, orders=lv.orders) for lv in depth.asks],
+    )
+
+
+@router.get("/markets/{zone_id}/reference-price")
+async def get_reference_price(
+    zone_id: str, state: State, epoch_id: EpochQuery = None
+) -> ReferencePriceOut:
+    """The advisory reference price; it never overrides a limit price."""
+    quote = await state.market.reference_price(zone_id, epoch_id)
+    return ReferencePriceOut(
+        zone=quote.zone,
+        epoch_id=quote.epoch_id,
+        price=quote.price,
+        feed_in=quote.feed_in,
+        retail=quote.retail,
+    )
+
+
+@router.get("/epochs")
+async def list_epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> EpochsOut:
+    """The current and upcoming epochs, and closed epochs newest first."""
+    market = state.market
+    overview = market.overview()
+    now_epoch = market.schedule.epoch_id_at(state.clock.now())
+    first_open = market.schedule.first_open_epoch(state.clock.now())
+    closed = await market.closed_epochs(limit=limit, offset=offset)
+    return EpochsOut(
+        current=epoch_out(market.epoch_info(now_epoch)),
+        upcoming=[epoch_out(e) for e in overview[0].upcoming]
+        if overview
+        else [epoch_out(market.epoch_info(first_open))],
+        closed=[
+            ClosedEpochOut(
+                id=row.id,
+                closed_at=row.closed_at,
+                trade_count=row.trade_count,
+                expired_count=row.expired_count,
+                clearing_prices=_prices(row.clearing_prices),
+                forced=row.forced,
+            )
+            for row in closed
+        ],
+        page=page(limit, offset, len(closed)),
+    )
+
+
+@router.post("/epochs/{epoch_id}/close")
+async def close_epoch(epoch_id: Annotated[int, Path(ge=0, le=10**12)], state: State) -> ClosureOut:
+    """Close the epoch's gate now: run its auctions, expire the rest, release escrow."""
+    summary = await state.market.close_gate(epoch_id, forced=True)
+    return ClosureOut(
+        epoch_id=summary.epoch_id,
+        trades=[TradeOut.model_validate(trade_view(t)) for t in summary.trades],
+        expired=summary.expired,
+        clearing_prices=summary.clearing_prices,
+        forced=summary.forced,
+    )
+
+
+def _prices(raw: str) -> dict[str, int | None]:
+    loaded: dict[str, int | None] = json.loads(raw)
+    return loaded

@@ -1,0 +1,116 @@
+"""Orders and trades."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.market import OrderIn, OrderList, OrderOut, SubmitOut, TradeList, TradeOut
+from wattx.domain import OrderStatus, Side
+from wattx.services.market import OrderRequest
+from wattx.services.views import order_row_view, trade_row_view
+
+router = APIRouter(prefix="/api/v1", tags=["orders"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Same key and body: the first response again. Same key, other body: 409.",
+    ),
+]
+
+
+@router.post("/orders", status_code=201, responses={200: {"model": SubmitOut}})
+async def submit_order(
+    body: OrderIn,
+    principal: CurrentPrincipal,
+    state: State,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> SubmitOut:
+    """Place an order. Its escrow is locked and it is matched and stored before this returns.
+
+    A replay (same ``Idempotency-Key`` or ``client_order_id`` and same body)
+    returns the stored answer with the header ``Idempotent-Replayed: true``.
+    """
+    request = OrderRequest(
+        side=body.side,
+        qty_wh=body.qty_wh,
+        zone=body.zone,
+        epoch_id=body.epoch_id,
+        limit_price=body.limit_price,
+        kind=body.kind,
+        client_order_id=body.client_order_id,
+    )
+    outcome = await state.market.submit(principal, request, idempotency_key=idempotency_key)
+    response.status_code = outcome.status_code
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return SubmitOut.model_validate(outcome.body)
+
+
+@router.get("/orders")
+async def list_orders(
+    principal: CurrentPrincipal,
+    state: State,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    zone: Annotated[str | None, Query(max_length=40)] = None,
+    epoch_id: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+    status: OrderStatus | None = None,
+    side: Side | None = None,
+    owner: Annotated[
+        str | None, Query(max_length=32, description="operators and auditors only")
+    ] = None,
+) -> OrderList:
+    """Your orders, newest first (operators and auditors: everyone's, or ``owner``'s)."""
+    rows = await state.market.list_orders(
+        principal,
+        owner=owner,
+        zone=zone,
+        epoch_id=epoch_id,
+        status=status.value if status else None,
+        side=side.value if side else None,
+        limit=limit,
+        offset=offset,
+    )
+    return OrderList(
+        items=[OrderOut.model_validate(order_row_view(r)) for r in rows],
+        page=page(limit, offset, len(rows)),
+    )
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, principal: CurrentPrincipal, state: State) -> OrderOut:
+    return OrderOut.model_validate(await state.market.get_order(principal, order_id))
+
+
+@router.delete("/orders/{order_id}")
+async def cancel_order(order_id: str, principal: CurrentPrincipal, state: State) -> OrderOut:
+    """Cancel what is left of your order and release its escrow."""
+    return OrderOut.model_validate(await state.market.cancel(principal, order_id))
+
+
+@router.get("/trades")
+async def list_trades(
+    principal: CurrentPrincipal,
+    state: State,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    zone: Annotated[str | None, Query(max_length=40)] = None,
+    epoch_id: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+) -> TradeList:
+    """Your trades, newest first (operators and auditors: all trades)."""
+    rows = await state.market.list_trades(
+        principal, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
+    )
+    return TradeList(
+        items=[TradeOut.model_validate(trade_row_view(r)) for r in rows],
+        page=page(limit, offset, len(rows)),
+    )

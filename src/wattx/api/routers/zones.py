@@ -1,0 +1,95 @@
+"""Zones, tariffs and zone-to-zone rates."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, status
+
+from wattx.api.auth import State
+from wattx.api.schemas.zones import (
+    BandIn,
+    BandOut,
+    ZoneIn,
+    ZoneOut,
+    ZoneRateOut,
+    ZoneRatesOut,
+    ZoneUpdate,
+)
+from wattx.domain import TimeOfUseBand
+from wattx.services.zones import ZoneSpec
+from wattx.store.models import ZoneRow
+
+router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
+
+
+def zone_out(row: ZoneRow) -> ZoneOut:
+    return ZoneOut(
+        id=row.id,
+        name=row.name,
+        tariff=[
+            BandOut(start_hour=h, feed_in=f, retail=r) for h, f, r in json.loads(row.tariff_bands)
+        ],
+        position_km=row.position_km,
+        neighbours=json.loads(row.neighbours),
+        import_capacity_wh=row.import_capacity_wh,
+        export_capacity_wh=row.export_capacity_wh,
+        mechanism=row.mechanism,
+        created_at=row.created_at,
+    )
+
+
+def _bands(bands: list[BandIn]) -> list[TimeOfUseBand]:
+    return [TimeOfUseBand(b.start_hour, b.feed_in, b.retail) for b in bands]
+
+
+def _spec(zone_id: str, body: ZoneIn | ZoneUpdate) -> ZoneSpec:
+    return ZoneSpec(
+        id=zone_id,
+        name=body.name,
+        bands=_bands(body.tariff),
+        position_km=body.position_km,
+        neighbours=frozenset(body.neighbours),
+        import_capacity_wh=body.import_capacity_wh,
+        export_capacity_wh=body.export_capacity_wh,
+        mechanism=body.mechanism,
+    )
+
+
+@router.get("")
+async def list_zones(state: State) -> list[ZoneOut]:
+    return [zone_out(row) for row in await state.zones.list_zones()]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_zone(body: ZoneIn, state: State) -> ZoneOut:
+    return zone_out(await state.zones.create_zone(_spec(body.id, body)))
+
+
+@router.get("/rates")
+async def zone_rates(state: State) -> ZoneRatesOut:
+    """Wheeling charge and loss for every (seller zone, buyer zone) pair."""
+    zones = state.market.zones
+    rates = [
+        ZoneRateOut(
+            seller_zone=seller.id,
+            buyer_zone=buyer.id,
+            wheeling_per_kwh=rate.wheeling_per_kwh,
+            loss_bps=rate.loss_bps,
+        )
+        for seller in zones.values()
+        for buyer in zones.values()
+        for rate in [state.market.rates.rate(seller, buyer)]
+    ]
+    return ZoneRatesOut(fee_bps=state.market.fee_bps, rates=rates)
+
+
+@router.get("/{zone_id}")
+async def get_zone(zone_id: str, state: State) -> ZoneOut:
+    return zone_out(await state.zones.get_zone(zone_id))
+
+
+@router.put("/{zone_id}")
+async def update_zone(zone_id: str, body: ZoneUpdate, state: State) -> ZoneOut:
+    """Change a zone's tariff, links or mechanism; open orders stay in the book."""
+    return zone_out(await state.zones.update_zone(_spec(zone_id, body)))

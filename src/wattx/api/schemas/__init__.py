@@ -1,0 +1,1 @@
+"""Pydantic models of the HTTP edge: request bodies and typed responses."""

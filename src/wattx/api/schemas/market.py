@@ -1,0 +1,150 @@
+"""Orders, trades, books, markets and epochs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, StrictInt
+
+from wattx.api.schemas.common import Page, StrictModel
+from wattx.domain import OrderKind, OrderStatus, Side
+from wattx.market import Mechanism
+
+
+class OrderIn(StrictModel):
+    side: Side
+    qty_wh: StrictInt = Field(gt=0, le=10**12, description="Wh (buy: delivered; sell: sold)")
+    zone: str = Field(min_length=1, max_length=40)
+    limit_price: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=10**12,
+        description="micro-units per kWh; required for limit orders",
+    )
+    epoch_id: StrictInt | None = Field(
+        default=None, ge=0, le=10**12, description="default: the first epoch open for orders"
+    )
+    kind: OrderKind = OrderKind.LIMIT
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class OrderOut(BaseModel):
+    id: str
+    owner: str
+    side: Side
+    kind: OrderKind
+    zone: str
+    epoch_id: int
+    qty_wh: int
+    limit_price: int
+    client_order_id: str | None
+    created_at: datetime | None
+    seq: int
+    filled_wh: int
+    cancelled_wh: int
+    remaining_wh: int
+    status: OrderStatus
+
+
+class TradeOut(BaseModel):
+    id: str
+    seq: int
+    epoch_id: int
+    zone: str
+    buy_order_id: str
+    sell_order_id: str
+    buyer: str
+    seller: str
+    buyer_zone: str
+    seller_zone: str
+    qty_wh: int
+    delivered_wh: int
+    price: int
+    value: int
+    buyer_fee: int
+    seller_fee: int
+    wheeling_fee: int
+    executed_at: datetime | None
+
+
+class SubmitOut(BaseModel):
+    order: OrderOut
+    trades: list[TradeOut]
+
+
+class OrderList(BaseModel):
+    items: list[OrderOut]
+    page: Page
+
+
+class TradeList(BaseModel):
+    items: list[TradeOut]
+    page: Page
+
+
+class LevelOut(BaseModel):
+    price: int
+    qty_wh: int
+    orders: int
+
+
+class DepthOut(BaseModel):
+    zone: str
+    epoch_id: int
+    bids: list[LevelOut]
+    asks: list[LevelOut]
+
+
+class EpochOut(BaseModel):
+    id: int
+    start: datetime
+    end: datetime
+    gate_closure: datetime
+    open_for_orders: bool
+
+
+class MarketOut(BaseModel):
+    zone: str
+    name: str
+    mechanism: Mechanism
+    current_epoch: EpochOut
+    upcoming: list[EpochOut]
+
+
+class MarketsOut(BaseModel):
+    fee_bps: int
+    epoch_length_s: int
+    gate_closure_lead_s: int
+    markets: list[MarketOut]
+
+
+class ClosedEpochOut(BaseModel):
+    id: int
+    closed_at: datetime
+    trade_count: int
+    expired_count: int
+    clearing_prices: dict[str, int | None]
+    forced: bool
+
+
+class EpochsOut(BaseModel):
+    current: EpochOut
+    upcoming: list[EpochOut]
+    closed: list[ClosedEpochOut]
+    page: Page
+
+
+class ClosureOut(BaseModel):
+    epoch_id: int
+    trades: list[TradeOut]
+    expired: int
+    clearing_prices: dict[str, int | None]
+    forced: bool
+
+
+class ReferencePriceOut(BaseModel):
+    zone: str
+    epoch_id: int
+    price: int = Field(description="micro-units per kWh; advisory, never a limit")
+    feed_in: int
+    retail: int

@@ -1,0 +1,112 @@
+"""Server-sent events: a ring of recent events with increasing ids, and the stream.
+
+The hub reads the bus, numbers each event (ids increase by one per event in
+this process) and keeps the last ``ring_size`` so a client reconnecting with
+``Last-Event-ID`` gets what it missed, if still in the ring. Each client only
+receives events it may see (its own orders and trades, public market events;
+operators and auditors see everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from wattx.bus.events import Event
+from wattx.bus.port import EventBus
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedEvent:
+    id: int
+    event: Event
+
+    def to_sse(self) -> str:
+        return f"id: {self.id}\nevent: {self.event.type.value}\ndata: {_payload(self.event)}\n\n"
+
+
+def _payload(event: Event) -> str:
+    return json.dumps(
+        {"type": event.type.value, "at": event.at.isoformat(), "data": event.data},
+        separators=(",", ":"),
+    )
+
+
+class EventHub:
+    def __init__(self, bus: EventBus, *, ring_size: int) -> None:
+        self._bus = bus
+        self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
+        self._last_id = 0
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._pump(), name="wattx-event-hub")
+        # Wait until the bus subscription is live, so no event published after
+        # start() returns is missed.
+        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
+
+    async def _pump(self) -> None:
+        stream = self._bus.subscribe()
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        self._subscribed.set()
+        event = await first
+        while True:
+            await self._append(event)
+            event = await anext(stream)
+
+    async def _append(self, event: Event) -> None:
+        async with self._changed:
+            self._last_id += 1
+            self._ring.append(NumberedEvent(self._last_id, event))
+            self._changed.notify_all()
+
+    async def stream(
+        self,
+        *,
+        user_id: str,
+        sees_everything: bool,
+        last_event_id: int | None,
+        keepalive_s: float,
+    ) -> AsyncIterator[str]:
+        """SSE text: missed events after ``last_event_id``, then live ones, with keep-alives."""
+        cursor = self._last_id if last_event_id is None else last_event_id
+        yield f": connected, last id {self._last_id}\n\n"
+        while True:
+            pending = [n for n in self._ring if n.id > cursor]
+            for numbered in pending:
+                cursor = numbered.id
+                if numbered.event.visible_to(user_id, sees_everything=sees_everything):
+                    yield numbered.to_sse()
+            if pending:
+                continue
+            if not await self._wait_beyond(cursor, keepalive_s):
+                yield ": keep-alive\n\n"
+
+    async def _wait_beyond(self, cursor: int, timeout_s: float) -> bool:
+        """Wait until an event newer than ``cursor`` exists; False on timeout."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._last_id > cursor), timeout_s
+                )
+            except TimeoutError:
+                return False
+        return True

@@ -1,0 +1,41 @@
+"""What the app holds for its lifetime, reachable from any request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+
+from wattx.api.ratelimit import RateLimiter
+from wattx.api.sse import EventHub
+from wattx.bus.port import EventBus
+from wattx.config import Settings
+from wattx.domain.epochs import EpochClock
+from wattx.services.accounts import AccountService
+from wattx.services.market import MarketService
+from wattx.services.meters import MeterRegistryService
+from wattx.services.wallet import WalletService
+from wattx.services.zones import ZoneService
+from wattx.store.db import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    clock: EpochClock
+    db: Database
+    bus: EventBus
+    registry: CollectorRegistry
+    rate_limiter: RateLimiter
+    accounts: AccountService
+    zones: ZoneService
+    meters: MeterRegistryService
+    wallet: WalletService
+    market: MarketService
+    events: EventHub
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.wattx
+    return state

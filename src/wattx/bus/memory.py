@@ -1,0 +1,36 @@
+"""In-process bus: one bounded queue per subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from wattx.bus.events import Event
+
+_QUEUE_SIZE = 10_000
+
+
+class InProcessBus:
+    """Fan-out within one process. A subscriber that falls 10 000 events behind
+    loses the oldest ones rather than slowing every publisher down."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[Event]] = set()
+
+    async def publish(self, event: Event) -> None:
+        for queue in list(self._queues):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
+
+    async def close(self) -> None:
+        self._queues.clear()

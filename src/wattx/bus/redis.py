@@ -1,0 +1,34 @@
+"""Redis pub/sub bus: every process publishing and subscribing on one channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from wattx.bus.events import Event
+
+GLOBAL_CHANNEL = "wattx:events:global"
+
+
+class RedisBus:
+    def __init__(self, url: str, *, channel: str = GLOBAL_CHANNEL) -> None:
+        self._redis: Redis[bytes] = Redis.from_url(url)
+        self._channel = channel
+
+    async def publish(self, event: Event) -> None:
+        await self._redis.publish(self._channel, event.to_json())
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._channel)
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield Event.from_json(message["data"])
+        finally:
+            await pubsub.unsubscribe(self._channel)
+            await pubsub.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+
+    async def close(self) -> None:
+        await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5

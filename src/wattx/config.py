@@ -1,0 +1,126 @@
+"""Service configuration: environment variables ``WATTX_*`` and an optional file.
+
+Precedence, highest first: keyword arguments, environment, the file named by
+``WATTX_CONFIG_FILE`` (TOML or YAML, by extension), defaults. Defaults are the
+embedded setup: SQLite under ``./data``, the in-process bus, in-memory rate
+limits, 15-minute epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "WATTX_CONFIG_FILE"
+
+
+class Settings(BaseSettings):
+    """Everything ``wattx up`` needs to run, with embedded defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="WATTX_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; SQLite under data_dir when unset"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for the bus and rate limits; in-process when unset"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for access tokens; generated in data_dir when unset"
+    )
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 86_400
+    wallet_nonce_ttl_s: int = 300
+    session_cache_s: float = Field(
+        default=2.0, description="how long a live session is trusted without a database read"
+    )
+    epoch_length_s: int = 900
+    gate_closure_lead_s: int = 300
+    clock_tick_s: float = 1.0
+    fee_bps: int = 25
+    cross_zone: bool = True
+    max_body_bytes: int = 64 * 1024
+    rate_limit_window_s: int = 60
+    rate_limit_auth_per_window: int = 20
+    rate_limit_default_per_window: int = 600
+    sse_keepalive_s: float = 15.0
+    sse_ring_size: int = 1000
+    log_level: str = "INFO"
+    seed_zone_id: str = "main"
+    seed_zone_name: str = "Main feeder"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(_file_source(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'wattx.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def jwt_key(self) -> str:
+        """The token signing key; a random one is created once per data dir and kept."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        key_file = self.data_dir / "jwt.key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as shown by ``wattx config show``: secrets masked."""
+        shown = self.model_dump(mode="json")
+        shown["jwt_secret"] = "***" if self.jwt_secret is not None else None
+        shown["database_url"] = _mask_password(self.effective_database_url)
+        if self.redis_url:
+            shown["redis_url"] = _mask_password(self.redis_url)
+        return shown
+
+
+def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    if path.suffix in (".yaml", ".yml"):
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    return TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+
+def _mask_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, has_password, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"

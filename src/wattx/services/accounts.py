@@ -1,0 +1,319 @@
+"""Accounts: sign-up, password and wallet login, token rotation, admission."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.domain.epochs import EpochClock
+from wattx.services.errors import (
+    EmailTakenError,
+    ForbiddenError,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    RefreshTokenReusedError,
+    UserNotFoundError,
+    WalletSignatureError,
+)
+from wattx.services.principal import SELF_SERVICE_ROLES, Principal, Role, UserStatus
+from wattx.services.tokens import (
+    AccessClaims,
+    AccessTokenCodec,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from wattx.services.wallet_auth import normalise_address, sign_in_message, signer_of
+from wattx.store import accounts as repo
+from wattx.store.db import Database
+from wattx.store.models import AuthSessionRow, RefreshTokenRow, UserRow, WalletNonceRow
+
+# A hash of a random password, verified against when the email is unknown so
+# that a login takes as long whether or not the account exists.
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user_id: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class WalletChallenge:
+    address: str
+    nonce: str
+    message: str
+    expires_at: datetime
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AccountService:
+    def __init__(
+        self,
+        db: Database,
+        codec: AccessTokenCodec,
+        clock: EpochClock,
+        *,
+        refresh_ttl_s: int,
+        nonce_ttl_s: int,
+        session_cache_s: float = 0.0,
+    ) -> None:
+        self._db = db
+        self._session_cache_s = session_cache_s
+        self._live_sessions: dict[str, tuple[float, Principal]] = {}
+        self._codec = codec
+        self._clock = clock
+        self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
+        self._nonce_ttl = timedelta(seconds=nonce_ttl_s)
+
+    # sign-up and login -------------------------------------------------
+
+    async def sign_up(self, *, email: str, password: str, display_name: str, role: Role) -> UserRow:
+        if role not in SELF_SERVICE_ROLES:
+            raise ForbiddenError("this role is granted by an operator", role=role.value)
+        return await self._create_user(email, password, display_name, role, UserStatus.PENDING)
+
+    async def create_operator(self, *, email: str, password: str, display_name: str) -> UserRow:
+        """An admitted operator account; the bootstrap for a new community."""
+        return await self._create_user(
+            email, password, display_name, Role.OPERATOR, UserStatus.ADMITTED
+        )
+
+    async def login_password(self, *, email: str, password: str) -> TokenPair:
+        async with self._db.write() as session:
+            user = await repo.user_by_email(session, email.lower())
+            stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+            try:
+                _hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError) as exc:
+                raise InvalidCredentialsError("wrong email or password") from exc
+            if user is None or user.password_hash is None:
+                raise InvalidCredentialsError("wrong email or password")
+            self._refuse_suspended(user)
+            return await self._open_session(session, user)
+
+    async def wallet_challenge(self, address: str) -> WalletChallenge:
+        checksummed = normalise_address(address)
+        nonce = secrets.token_hex(16)
+        expires_at = self._clock.now() + self._nonce_ttl
+        async with self._db.write() as session:
+            session.add(WalletNonceRow(nonce=nonce, address=checksummed, expires_at=expires_at))
+        return WalletChallenge(checksummed, nonce, sign_in_message(checksummed, nonce), expires_at)
+
+    async def login_wallet(
+        self,
+        *,
+        address: str,
+        nonce: str,
+        signature: str,
+        role: Role,
+        display_name: str | None,
+    ) -> TokenPair:
+        """Log in (signing up on first use) with a signature over an unused nonce."""
+        checksummed = normalise_address(address)
+        now = self._clock.now()
+        async with self._db.write() as session:
+            stored = await repo.nonce_for_update(session, nonce, lock=self._db.locks_rows)
+            if stored is None or stored.address != checksummed:
+                raise WalletSignatureError("unknown nonce for this address")
+            if stored.used_at is not None:
+                raise WalletSignatureError("nonce already used")
+            if stored.expires_at <= now:
+                raise WalletSignatureError("nonce expired")
+            stored.used_at = now
+        # The nonce is spent in its own transaction, so a bad signature burns it too.
+        if signer_of(sign_in_message(checksummed, nonce), signature) != checksummed:
+            raise WalletSignatureError("signature is not from this address")
+        async with self._db.write() as session:
+            user = await repo.user_by_wallet(session, checksummed)
+            if user is None:
+                if role not in SELF_SERVICE_ROLES:
+                    raise ForbiddenError("this role is granted by an operator")
+                user = UserRow(
+                    id=new_id(),
+                    email=None,
+                    password_hash=None,
+                    wallet_address=checksummed,
+                    display_name=display_name or checksummed,
+                    role=role.value,
+                    status=UserStatus.PENDING.value,
+                    created_at=now,
+                )
+                session.add(user)
+            self._refuse_suspended(user)
+            return await self._open_session(session, user)
+
+    # tokens --------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token; presenting a rotated one revokes its whole family."""
+        now = self._clock.now()
+        token_hash = hash_refresh_token(refresh_token)
+        reused = False
+        async with self._db.write() as session:
+            row = await repo.refresh_token_for_update(session, token_hash, lock=self._db.locks_rows)
+            if row is None:
+                raise InvalidTokenError("unknown refresh token")
+            login = await repo.session_by_id(session, row.session_id)
+            if login is None or login.revoked_at is not None or row.expires_at <= now:
+                raise InvalidTokenError("refresh token revoked or expired")
+            if row.rotated_at is not None:
+                await repo.revoke_session(session, row.session_id, at=now, reason="reuse")
+                self._live_sessions.pop(row.session_id, None)
+                reused = True
+            else:
+                row.rotated_at = now
+                user = await repo.user_by_id(session, login.user_id)
+                if user is None:
+                    raise InvalidTokenError("user no longer exists")
+                self._refuse_suspended(user)
+                return await self._issue(session, user, login.id)
+        # Raised after the block so the revocation above is committed.
+        assert reused
+        raise RefreshTokenReusedError("refresh token was already used; session revoked")
+
+    async def logout(self, principal: Principal) -> None:
+        self._live_sessions.pop(principal.session_id, None)
+        async with self._db.write() as session:
+            await repo.revoke_session(
+                session, principal.session_id, at=self._clock.now(), reason="logout"
+            )
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """The caller behind an access token whose session is still live.
+
+        A session found live is remembered for ``session_cache_s`` seconds (0:
+        never) to spare the database a read per request. Revocations made in
+        this process take effect at once; those made by another replica within
+        that many seconds.
+        """
+        claims = self._codec.verify(access_token, self._clock.now())
+        cached = self._live_sessions.get(claims.session_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._db.read() as session:
+            query = select(UserRow, AuthSessionRow.revoked_at).join(
+                AuthSessionRow, AuthSessionRow.user_id == UserRow.id
+            )
+            query = query.where(
+                AuthSessionRow.id == claims.session_id, UserRow.id == claims.user_id
+            )
+            found = (await session.execute(query)).first()
+        if found is None or found[1] is not None:
+            raise InvalidTokenError("session revoked")
+        user: UserRow = found[0]
+        if user.status == UserStatus.SUSPENDED.value:
+            raise InvalidTokenError("account suspended")
+        principal = Principal(user.id, Role(user.role), UserStatus(user.status), claims.session_id)
+        if self._session_cache_s > 0:
+            if len(self._live_sessions) > 100_000:
+                self._live_sessions.clear()
+            expires = time.monotonic() + self._session_cache_s
+            self._live_sessions[claims.session_id] = (expires, principal)
+        return principal
+
+    # participants ---------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> UserRow:
+        async with self._db.read() as session:
+            user = await repo.user_by_id(session, user_id)
+        if user is None:
+            raise UserNotFoundError("no such user", user_id=user_id)
+        return user
+
+    async def update_profile(self, user_id: str, *, display_name: str | None) -> UserRow:
+        async with self._db.write() as session:
+            user = await repo.user_by_id(session, user_id)
+            if user is None:
+                raise UserNotFoundError("no such user", user_id=user_id)
+            if display_name is not None:
+                user.display_name = display_name
+            return user
+
+    async def list_users(
+        self, *, status: UserStatus | None, limit: int, offset: int
+    ) -> list[UserRow]:
+        async with self._db.read() as session:
+            return await repo.list_users(
+                session, status=status.value if status else None, limit=limit, offset=offset
+            )
+
+    async def set_admission(
+        self, user_id: str, *, status: UserStatus, role: Role | None
+    ) -> UserRow:
+        """Operator decision: admit, suspend or re-role a participant."""
+        async with self._db.write() as session:
+            user = await repo.user_by_id(session, user_id)
+            if user is None:
+                raise UserNotFoundError("no such user", user_id=user_id)
+            user.status = status.value
+            if role is not None:
+                user.role = role.value
+        self._forget_sessions_of(user_id)
+        return user
+
+    # internals ------------------------------------------------------------
+
+    async def _create_user(
+        self, email: str, password: str, display_name: str, role: Role, status: UserStatus
+    ) -> UserRow:
+        password_hash = _hasher.hash(password)
+        async with self._db.write() as session:
+            if await repo.user_by_email(session, email.lower()) is not None:
+                raise EmailTakenError("email already registered")
+            user = UserRow(
+                id=new_id(),
+                email=email.lower(),
+                password_hash=password_hash,
+                wallet_address=None,
+                display_name=display_name,
+                role=role.value,
+                status=status.value,
+                created_at=self._clock.now(),
+            )
+            session.add(user)
+            return user
+
+    def _forget_sessions_of(self, user_id: str) -> None:
+        stale = [sid for sid, (_, p) in self._live_sessions.items() if p.user_id == user_id]
+        for session_id in stale:
+            self._live_sessions.pop(session_id, None)
+
+    @staticmethod
+    def _refuse_suspended(user: UserRow) -> None:
+        if user.status == UserStatus.SUSPENDED.value:
+            raise InvalidCredentialsError("account suspended")
+
+    async def _open_session(self, session: AsyncSession, user: UserRow) -> TokenPair:
+        login = AuthSessionRow(id=new_id(), user_id=user.id, created_at=self._clock.now())
+        session.add(login)
+        return await self._issue(session, user, login.id)
+
+    async def _issue(self, session: AsyncSession, user: UserRow, session_id: str) -> TokenPair:
+        now = self._clock.now()
+        refresh_token = new_refresh_token()
+        session.add(
+            RefreshTokenRow(
+                token_hash=hash_refresh_token(refresh_token),
+                session_id=session_id,
+                expires_at=now + self._refresh_ttl,
+            )
+        )
+        role = Role(user.role)
+        access = self._codec.issue(AccessClaims(user.id, role, session_id), now)
+        return TokenPair(access, refresh_token, self._codec.ttl_s, user.id, role)

@@ -1,0 +1,98 @@
+"""The rules the service enforces beyond the market core, one error class each."""
+
+from __future__ import annotations
+
+from wattx.domain.errors import ConflictError, DomainError, NotFoundError, ValidationError
+
+
+class AuthenticationError(DomainError):
+    code = "unauthenticated"
+    http_status = 401
+    title = "Authentication required"
+
+
+class InvalidCredentialsError(AuthenticationError):
+    code = "invalid_credentials"
+    title = "Wrong email or password"
+
+
+class InvalidTokenError(AuthenticationError):
+    code = "invalid_token"
+    title = "Token invalid, expired or revoked"
+
+
+class RefreshTokenReusedError(AuthenticationError):
+    code = "refresh_token_reused"
+    title = "Refresh token already used; the session is revoked"
+
+
+class WalletSignatureError(AuthenticationError):
+    code = "invalid_wallet_signature"
+    title = "Wallet signature or nonce rejected"
+
+
+class ForbiddenError(DomainError):
+    code = "forbidden"
+    http_status = 403
+    title = "Your role may not do this"
+
+
+class NotAdmittedError(DomainError):
+    code = "not_admitted"
+    http_status = 403
+    title = "Participant not admitted by the operator"
+
+
+class EmailTakenError(ConflictError):
+    code = "email_taken"
+    title = "Email already registered"
+
+
+class UserNotFoundError(NotFoundError):
+    code = "user_not_found"
+    title = "User not found"
+
+
+class ZoneNotFoundError(NotFoundError):
+    code = "zone_not_found"
+    title = "Zone not found"
+
+
+class ZoneExistsError(ConflictError):
+    code = "zone_exists"
+    title = "Zone already exists"
+
+
+class MeterNotFoundError(NotFoundError):
+    code = "meter_not_found"
+    title = "Meter not found"
+
+
+class MeterSerialTakenError(ConflictError):
+    code = "meter_serial_taken"
+    title = "Meter serial already registered"
+
+
+class InvalidPublicKeyError(ValidationError):
+    code = "invalid_public_key"
+    title = "Not an Ed25519 public key"
+
+
+class InsufficientBalanceError(ConflictError):
+    code = "insufficient_balance"
+    title = "Free balance does not cover the escrow"
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class InvalidAmountError(ValidationError):
+    code = "invalid_amount"
+    title = "Amount must be a positive integer"
+
+
+class InvalidEpochError(ValidationError):
+    code = "invalid_epoch"
+    title = "Epoch id outside the calendar"

@@ -1,0 +1,608 @@
+"""The live market: one engine fed by the API, every change committed before it is told.
+
+The engine is a single writer. One asyncio lock serialises everything that
+changes it (submissions, cancels, gate closures, zone changes); each of those
+runs the engine and commits the result in one write transaction while holding
+the lock. Should the commit fail after the engine has changed, the engine is
+rebuilt from the database, which is the record of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from wattx.bus.events import Event, EventType
+from wattx.bus.port import EventBus
+from wattx.domain import EpochSchedule, Order, OrderKind, Side, Trade, Zone
+from wattx.domain.epochs import DeliveryEpoch, EpochClock
+from wattx.market import (
+    BookDepth,
+    MarketConfig,
+    MarketEngine,
+    Mechanism,
+    ReferencePriceInputs,
+    ReferencePriceWeights,
+    ZoneRateTable,
+    escrow_required,
+    reference_price,
+)
+from wattx.market.errors import (
+    DuplicateClientOrderIdError,
+    GateClosedError,
+    InvalidQuantityError,
+    OrderNotFoundError,
+    PriceOutOfBoundsError,
+    UnknownZoneError,
+)
+from wattx.services.errors import (
+    IdempotencyKeyReusedError,
+    InvalidEpochError,
+    NotAdmittedError,
+)
+from wattx.services.ledger import escrow_asset, lock_escrow
+from wattx.services.market_events import books_touched, order_event, trade_event
+from wattx.services.market_metrics import MarketMetrics
+from wattx.services.market_persistence import record_engine_changes
+from wattx.services.principal import Principal
+from wattx.services.views import order_row_view, order_view, trade_view
+from wattx.services.zones import spec_from_row
+from wattx.store import epochs as epoch_repo
+from wattx.store import idempotency as idem_repo
+from wattx.store import orders as order_repo
+from wattx.store import trades as trade_repo
+from wattx.store import zones as zone_repo
+from wattx.store.db import Database
+from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    side: Side
+    qty_wh: int
+    zone: str
+    epoch_id: int | None = None
+    limit_price: int | None = None
+    kind: OrderKind = OrderKind.LIMIT
+    client_order_id: str | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of the request as sent, to tell a retry from a different request."""
+        raw = {
+            "side": self.side.value,
+            "qty_wh": self.qty_wh,
+            "zone": self.zone,
+            "epoch_id": self.epoch_id,
+            "limit_price": self.limit_price,
+            "kind": self.kind.value,
+            "client_order_id": self.client_order_id,
+        }
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The answer to a submission: what was stored, and whether it is a replay."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EpochInfo:
+    id: int
+    start: datetime
+    end: datetime
+    gate_closure: datetime
+    open_for_orders: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneMarket:
+    zone: str
+    name: str
+    mechanism: Mechanism
+    current_epoch: EpochInfo
+    upcoming: list[EpochInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceQuote:
+    zone: str
+    epoch_id: int
+    price: int
+    feed_in: int
+    retail: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureSummary:
+    epoch_id: int
+    trades: list[Trade]
+    expired: int
+    clearing_prices: dict[str, int | None]
+    forced: bool
+
+
+class MarketService:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        clock: EpochClock,
+        metrics: MarketMetrics,
+        *,
+        schedule: EpochSchedule,
+        fee_bps: int,
+        cross_zone: bool,
+        rates: ZoneRateTable | None = None,
+        upcoming_epochs: int = 4,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+        self._metrics = metrics
+        self.schedule = schedule
+        self.fee_bps = fee_bps
+        self._cross_zone = cross_zone
+        self.rates = rates or ZoneRateTable()
+        self.reference_weights = ReferencePriceWeights()
+        self._upcoming = upcoming_epochs
+        self._lock = asyncio.Lock()
+        self._zones: dict[str, Zone] = {}
+        self._mechanisms: dict[str, Mechanism] = {}
+        self._engine: MarketEngine | None = None
+        self._closed: set[int] = set()
+
+    # lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load zones and rebuild the books from the open orders in the database."""
+        async with self._lock:
+            await self._rebuild_from_database()
+
+    async def reload_zones(self) -> None:
+        """Take zone changes into the engine, keeping every open order."""
+        async with self._lock:
+            await self._rebuild_from_database()
+
+    @property
+    def engine(self) -> MarketEngine | None:
+        return self._engine
+
+    @property
+    def zones(self) -> dict[str, Zone]:
+        return dict(self._zones)
+
+    def mechanism(self, zone: str) -> Mechanism:
+        return self._mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    # orders -----------------------------------------------------------------
+
+    async def submit(
+        self, principal: Principal, request: OrderRequest, *, idempotency_key: str | None
+    ) -> Submission:
+        if not principal.is_admitted:
+            raise NotAdmittedError("orders are placed by admitted participants")
+        key = idempotency_key or (
+            f"client-order-id:{request.client_order_id}" if request.client_order_id else None
+        )
+        fingerprint = request.fingerprint()
+        events: list[Event] = []
+        async with self._lock:
+            engine = self._require_engine()
+            now = self._clock.now()
+            moved = False
+            try:
+                async with self._db.write() as session:
+                    if key is not None:
+                        stored = await idem_repo.stored_response(session, principal.user_id, key)
+                        if stored is not None:
+                            return _replay(stored, fingerprint)
+                    if request.client_order_id is not None and await order_repo.order_by_client_id(
+                        session, principal.user_id, request.client_order_id
+                    ):
+                        raise DuplicateClientOrderIdError(
+                            "this client order id was used for another order",
+                            client_order_id=request.client_order_id,
+                        )
+                    order = self._new_order(principal.user_id, request, now)
+                    asset = escrow_asset(order.side)
+                    escrow = escrow_required(
+                        order.side, order.qty_wh, order.limit_price, self.fee_bps
+                    )
+                    await lock_escrow(session, order.owner, asset, escrow, lock=self._db.locks_rows)
+                    result = engine.submit(order, now)
+                    moved = True
+                    row = order_repo.new_order_row(
+                        result.order, escrow_asset=asset.value, escrow=escrow, at=now
+                    )
+                    touched = [o for o in result.touched if o.id != result.order.id]
+                    await record_engine_changes(
+                        session,
+                        new_rows=[row],
+                        changed=touched,
+                        trades=result.trades,
+                        at=now,
+                        lock=self._db.locks_rows,
+                    )
+                    body = {
+                        "order": order_view(result.order),
+                        "trades": [trade_view(t) for t in result.trades],
+                    }
+                    if key is not None:
+                        session.add(
+                            IdempotencyRow(
+                                owner_id=principal.user_id,
+                                key=key,
+                                request_hash=fingerprint,
+                                status_code=201,
+                                response_body=json.dumps(body),
+                                created_at=now,
+                            )
+                        )
+            except BaseException:
+                # The engine may be ahead of the rolled-back database: resync it.
+                if moved:
+                    await self._rebuild_from_database()
+                raise
+            # The transaction is committed: only now may anyone hear of it.
+            self._count(result.order, result.trades)
+            events.append(order_event(EventType.ORDER_CREATED, result.order))
+            events.extend(trade_event(trade) for trade in result.trades)
+            events.extend(books_touched([result.order, *result.touched], result.trades))
+        await self._publish(events)
+        return Submission(201, body, replayed=False)
+
+    async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        events: list[Event] = []
+        async with self._lock:
+            engine = self._require_engine()
+            now = self._clock.now()
+            async with self._db.read() as session:
+                stored = await order_repo.order_by_id(session, order_id)
+            if stored is None or stored.owner_id != principal.user_id:
+                # Someone else's order is reported as absent, not as forbidden.
+                raise OrderNotFoundError("no such order", order_id=order_id)
+            moved = False
+            try:
+                async with self._db.write() as session:
+                    cancelled = engine.cancel(order_id, principal.user_id)
+                    moved = True
+                    await record_engine_changes(
+                        session,
+                        new_rows=[],
+                        changed=[cancelled],
+                        trades=[],
+                        at=now,
+                        lock=self._db.locks_rows,
+                    )
+            except BaseException:
+                if moved:
+                    await self._rebuild_from_database()
+                raise
+            events.append(order_event(EventType.ORDER_CANCELLED, cancelled))
+            events.extend(books_touched([cancelled], []))
+        await self._publish(events)
+        return order_view(cancelled)
+
+    async def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        async with self._db.read() as session:
+            row = await order_repo.order_by_id(session, order_id)
+        if row is None or not (principal.role.sees_everything or row.owner_id == principal.user_id):
+            raise OrderNotFoundError("no such order", order_id=order_id)
+        return order_row_view(row)
+
+    async def list_orders(
+        self,
+        principal: Principal,
+        *,
+        owner: str | None,
+        zone: str | None,
+        epoch_id: int | None,
+        status: str | None,
+        side: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[OrderRow]:
+        """The caller's orders; operators and auditors may list anyone's (``owner``)."""
+        owner_filter = owner if principal.role.sees_everything else principal.user_id
+        async with self._db.read() as session:
+            return await order_repo.list_orders(
+                session,
+                owner_id=owner_filter,
+                zone=zone,
+                epoch_id=epoch_id,
+                status=status,
+                side=side,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def list_trades(
+        self,
+        principal: Principal,
+        *,
+        zone: str | None,
+        epoch_id: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[TradeRow]:
+        party = None if principal.role.sees_everything else principal.user_id
+        async with self._db.read() as session:
+            return await trade_repo.list_trades(
+                session, party=party, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
+            )
+
+    # books and epochs ---------------------------------------------------------
+
+    def depth(self, zone: str, epoch_id: int | None, levels: int) -> BookDepth:
+        self._require_zone(zone)
+        engine = self._require_engine()
+        target = (
+            epoch_id if epoch_id is not None else self.schedule.first_open_epoch(self._clock.now())
+        )
+        self._epoch(target)
+        return engine.depth(zone, target, levels)
+
+    async def reference_price(self, zone_id: str, epoch_id: int | None) -> ReferenceQuote:
+        """The advisory price for one zone and epoch (never a limit on anyone's order).
+
+        Base: the zone's last trade price, else the midpoint of its tariff at the
+        delivery hour. Supply and demand: the open quantities of that epoch's
+        book. Storage, distance and reliability are neutral until the service
+        has batteries and delivery history to feed them.
+        """
+        zone = self._require_zone(zone_id)
+        engine = self._require_engine()
+        target = (
+            epoch_id if epoch_id is not None else self.schedule.first_open_epoch(self._clock.now())
+        )
+        hour = self._epoch(target).start.hour
+        band = zone.tariff.band_at(hour)
+        async with self._db.read() as session:
+            last = await trade_repo.recent_trades(session, zone=zone_id, limit=1)
+        base = last[0].price if last else (band.feed_in + band.retail) // 2
+        orders = engine.open_orders(zone=zone_id, epoch_id=target)
+        demand = sum(o.remaining_wh for o in orders if o.side is Side.BUY)
+        supply = sum(o.remaining_wh for o in orders if o.side is Side.SELL)
+        price = reference_price(
+            ReferencePriceInputs(
+                base_price=base,
+                demand_wh=demand,
+                supply_wh=supply,
+                hour=hour,
+                tariff=zone.tariff,
+            ),
+            self.reference_weights,
+        )
+        return ReferenceQuote(zone_id, target, price, band.feed_in, band.retail)
+
+    def open_orders(self) -> list[Order]:
+        return self._require_engine().open_orders()
+
+    def overview(self) -> list[ZoneMarket]:
+        now = self._clock.now()
+        current = self.schedule.epoch_id_at(now)
+        first_open = self.schedule.first_open_epoch(now)
+        upcoming = [self._epoch_info(first_open + i, now) for i in range(self._upcoming)]
+        return [
+            ZoneMarket(
+                zone=zone.id,
+                name=zone.name,
+                mechanism=self.mechanism(zone.id),
+                current_epoch=self._epoch_info(current, now),
+                upcoming=upcoming,
+            )
+            for zone in self._zones.values()
+        ]
+
+    def epoch_info(self, epoch_id: int) -> EpochInfo:
+        return self._epoch_info(epoch_id, self._clock.now())
+
+    async def closed_epochs(self, *, limit: int, offset: int) -> list[EpochRow]:
+        async with self._db.read() as session:
+            return await epoch_repo.list_closed_epochs(session, limit=limit, offset=offset)
+
+    async def close_gate(self, epoch_id: int, *, forced: bool) -> ClosureSummary:
+        """Close one epoch's gate: run its auctions, expire what is left, commit, announce.
+
+        ``forced`` closes it now even though its gate time has not come; the
+        epoch then accepts no more orders.
+        """
+        async with self._lock:
+            summary, events = await self._close_gate_locked(epoch_id, forced=forced)
+        await self._publish(events)
+        return summary
+
+    async def close_due_epochs(self) -> list[ClosureSummary]:
+        """Close every epoch with open orders whose gate time has passed (the clock's job)."""
+        now = self._clock.now()
+        epochs = {order.epoch_id for order in self.open_orders()}
+        due = sorted(e for e in epochs if self.schedule.epoch(e).gate_closure <= now)
+        summaries = []
+        for epoch_id in due:
+            summaries.append(await self.close_gate(epoch_id, forced=False))
+        return summaries
+
+    # internals ------------------------------------------------------------------
+
+    async def _close_gate_locked(
+        self, epoch_id: int, *, forced: bool
+    ) -> tuple[ClosureSummary, list[Event]]:
+        engine = self._require_engine()
+        started = time.perf_counter()
+        now = self._clock.now()
+        gate = self._epoch(epoch_id).gate_closure
+        # A forced closure runs the engine as of the gate time, which it requires to have come.
+        engine_now = max(now, gate)
+        moved = False
+        try:
+            async with self._db.write() as session:
+                closure = engine.close_gate(epoch_id, engine_now)
+                moved = True
+                await record_engine_changes(
+                    session,
+                    new_rows=[],
+                    changed=closure.touched,
+                    trades=closure.trades,
+                    at=now,
+                    lock=self._db.locks_rows,
+                )
+                if await session.get(EpochRow, epoch_id) is None:
+                    session.add(
+                        EpochRow(
+                            id=epoch_id,
+                            closed_at=now,
+                            trade_count=len(closure.trades),
+                            expired_count=len(closure.expired),
+                            clearing_prices=json.dumps(closure.clearing_prices),
+                            forced=forced and now < gate,
+                        )
+                    )
+        except BaseException:
+            if moved:
+                await self._rebuild_from_database()
+            raise
+        self._closed.add(epoch_id)
+        self._metrics.epoch_clearing.observe(time.perf_counter() - started)
+        for trade in closure.trades:
+            self._metrics.trades.labels(trade.zone).inc()
+            self._metrics.traded_wh.labels(trade.zone).inc(trade.qty_wh)
+        events = [trade_event(trade) for trade in closure.trades]
+        events.extend(order_event(EventType.ORDER_EXPIRED, order) for order in closure.expired)
+        events.extend(books_touched(closure.touched, closure.trades))
+        events.append(
+            Event(
+                EventType.EPOCH_CLEARED,
+                {
+                    "epoch_id": epoch_id,
+                    "trades": len(closure.trades),
+                    "expired": len(closure.expired),
+                    "clearing_prices": closure.clearing_prices,
+                },
+            )
+        )
+        summary = ClosureSummary(
+            epoch_id,
+            list(closure.trades),
+            len(closure.expired),
+            dict(closure.clearing_prices),
+            forced,
+        )
+        return summary, events
+
+    def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
+        zone = self._require_zone(request.zone)
+        if request.qty_wh <= 0:
+            raise InvalidQuantityError("quantity must be a positive number of Wh")
+        epoch_id = (
+            request.epoch_id
+            if request.epoch_id is not None
+            else self.schedule.first_open_epoch(now)
+        )
+        gate = self._epoch(epoch_id).gate_closure
+        if epoch_id in self._closed or now >= gate:
+            raise GateClosedError("the gate of this epoch has closed", epoch_id=epoch_id)
+        limit = request.limit_price
+        if limit is None:
+            if request.kind is OrderKind.LIMIT:
+                raise PriceOutOfBoundsError("a limit order needs a limit price")
+            limit = self._protection_price(zone, request.side, epoch_id)
+        if limit < 0:
+            raise PriceOutOfBoundsError("prices are not negative", limit_price=limit)
+        return Order(
+            id=uuid.uuid4().hex,
+            owner=owner,
+            side=request.side,
+            qty_wh=request.qty_wh,
+            limit_price=limit,
+            zone=zone.id,
+            epoch_id=epoch_id,
+            kind=request.kind,
+            client_order_id=request.client_order_id,
+            created_at=now,
+        )
+
+    def _protection_price(self, zone: Zone, side: Side, epoch_id: int) -> int:
+        """A market order without a limit is bounded by the zone's tariff at delivery time."""
+        band = zone.tariff.band_at(self._epoch(epoch_id).start.hour)
+        return band.retail if side is Side.BUY else band.feed_in
+
+    def _epoch(self, epoch_id: int) -> DeliveryEpoch:
+        """The epoch's times; ids too large for a calendar date are refused."""
+        try:
+            return self.schedule.epoch(epoch_id)
+        except (OverflowError, ValueError) as exc:
+            raise InvalidEpochError("no such epoch in the calendar", epoch_id=epoch_id) from exc
+
+    def _require_zone(self, zone_id: str) -> Zone:
+        zone = self._zones.get(zone_id)
+        if zone is None:
+            raise UnknownZoneError("unknown zone", zone=zone_id)
+        return zone
+
+    def _require_engine(self) -> MarketEngine:
+        if self._engine is None:
+            raise UnknownZoneError("the market has no zones yet")
+        return self._engine
+
+    def _epoch_info(self, epoch_id: int, now: datetime) -> EpochInfo:
+        epoch = self._epoch(epoch_id)
+        return EpochInfo(
+            id=epoch_id,
+            start=epoch.start,
+            end=epoch.end,
+            gate_closure=epoch.gate_closure,
+            open_for_orders=epoch_id not in self._closed and now < epoch.gate_closure,
+        )
+
+    def _count(self, order: Order, trades: Sequence[Trade]) -> None:
+        self._metrics.orders.labels(order.zone, order.side.value).inc()
+        for trade in trades:
+            self._metrics.trades.labels(trade.zone).inc()
+            self._metrics.traded_wh.labels(trade.zone).inc(trade.qty_wh)
+
+    async def _rebuild_from_database(self) -> None:
+        async with self._db.read() as session:
+            zone_rows = await zone_repo.all_zones(session)
+            open_orders = await order_repo.open_orders(session)
+            last_trade_seq = await trade_repo.max_trade_seq(session)
+            current = self.schedule.epoch_id_at(self._clock.now())
+            closed = await epoch_repo.closed_epoch_ids(session, current)
+        specs = [spec_from_row(row) for row in zone_rows]
+        self._zones = {spec.id: spec.to_zone() for spec in specs}
+        self._mechanisms = {spec.id: spec.mechanism for spec in specs}
+        self._closed = closed
+        if not self._zones:
+            self._engine = None
+            return
+        config = MarketConfig(
+            zones=self._zones,
+            schedule=self.schedule,
+            fee_bps=self.fee_bps,
+            rates=self.rates,
+            mechanisms=self._mechanisms,
+            cross_zone=self._cross_zone,
+        )
+        engine = MarketEngine(config)
+        engine.restore([replace(order) for order in open_orders], last_trade_seq=last_trade_seq)
+        self._engine = engine
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self._bus.publish(event)
+
+
+def _replay(stored: IdempotencyRow, fingerprint: str) -> Submission:
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
+    return Submission(stored.status_code, json.loads(stored.response_body), replayed=True)

@@ -1,0 +1,95 @@
+"""Plain JSON-ready views of orders and trades, shared by responses, events and the
+idempotency store (which must replay exactly what was first answered)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wattx.domain import Order, Trade
+from wattx.store.models import OrderRow, TradeRow
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "owner": order.owner,
+        "side": order.side.value,
+        "kind": order.kind.value,
+        "zone": order.zone,
+        "epoch_id": order.epoch_id,
+        "qty_wh": order.qty_wh,
+        "limit_price": order.limit_price,
+        "client_order_id": order.client_order_id,
+        "created_at": order.created_at.isoformat() if order.created_at else None,
+        "seq": order.seq,
+        "filled_wh": order.filled_wh,
+        "cancelled_wh": order.cancelled_wh,
+        "remaining_wh": order.remaining_wh,
+        "status": order.status.value,
+    }
+
+
+def order_row_view(row: OrderRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "owner": row.owner_id,
+        "side": row.side,
+        "kind": row.kind,
+        "zone": row.zone,
+        "epoch_id": row.epoch_id,
+        "qty_wh": row.qty_wh,
+        "limit_price": row.limit_price,
+        "client_order_id": row.client_order_id,
+        "created_at": row.created_at.isoformat(),
+        "seq": row.seq,
+        "filled_wh": row.filled_wh,
+        "cancelled_wh": row.cancelled_wh,
+        "remaining_wh": row.qty_wh - row.filled_wh - row.cancelled_wh,
+        "status": row.status,
+    }
+
+
+def trade_view(trade: Trade) -> dict[str, Any]:
+    return {
+        "id": trade.id,
+        "seq": trade.seq,
+        "epoch_id": trade.epoch_id,
+        "zone": trade.zone,
+        "buy_order_id": trade.buy_order_id,
+        "sell_order_id": trade.sell_order_id,
+        "buyer": trade.buyer,
+        "seller": trade.seller,
+        "buyer_zone": trade.buyer_zone,
+        "seller_zone": trade.seller_zone,
+        "qty_wh": trade.qty_wh,
+        "delivered_wh": trade.delivered_wh,
+        "price": trade.price,
+        "value": trade.value,
+        "buyer_fee": trade.buyer_fee,
+        "seller_fee": trade.seller_fee,
+        "wheeling_fee": trade.wheeling_fee,
+        "executed_at": trade.executed_at.isoformat() if trade.executed_at else None,
+    }
+
+
+def trade_row_view(row: TradeRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "seq": row.seq,
+        "epoch_id": row.epoch_id,
+        "zone": row.zone,
+        "buy_order_id": row.buy_order_id,
+        "sell_order_id": row.sell_order_id,
+        "buyer": row.buyer,
+        "seller": row.seller,
+        "buyer_zone": row.buyer_zone,
+        "seller_zone": row.seller_zone,
+        "qty_wh": row.qty_wh,
+        "delivered_wh": row.delivered_wh,
+        "price": row.price,
+        "value": row.value,
+        "buyer_fee": row.buyer_fee,
+        "seller_fee": row.seller_fee,
+        "wheeling_fee": row.wheeling_fee,
+        "executed_at": row.executed_at.isoformat(),
+    }

@@ -1,0 +1,28 @@
+"""Wallet sign-in: an EIP-191 personal signature over a one-time server nonce."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils.address import is_address, to_checksum_address
+
+from wattx.services.errors import WalletSignatureError
+
+
+def normalise_address(address: str) -> str:
+    if not is_address(address):
+        raise WalletSignatureError("not an Ethereum address", address=address)
+    return str(to_checksum_address(address))
+
+
+def sign_in_message(address: str, nonce: str) -> str:
+    """The exact text the wallet signs; the nonce makes it single-use."""
+    return f"Sign in to wattx\naddress: {address}\nnonce: {nonce}"
+
+
+def signer_of(message: str, signature: str) -> str:
+    try:
+        recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
+    except Exception as exc:  # eth-account raises several unrelated types on bad input
+        raise WalletSignatureError("signature could not be verified") from exc
+    return str(to_checksum_address(recovered))

@@ -1,0 +1,106 @@
+"""Engines and transactions.
+
+Two ways into the database: :meth:`Database.read` (a plain transaction) and
+:meth:`Database.write` (a write transaction). On SQLite a write transaction
+starts with ``BEGIN IMMEDIATE`` so it holds the write lock from its first
+statement: a read-then-write inside it can never be overtaken by another
+writer. Writers in this process also queue on an asyncio lock first, so they
+wait in order instead of polling SQLite's busy handler. On PostgreSQL writes
+lock the rows they read with ``SELECT ... FOR UPDATE`` (see the repositories).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # WAL + NORMAL: a commit survives a crash of the process (kill -9); only a
+    # power loss can drop the last transactions.
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+)
+
+
+class Database:
+    """The engines of one database and the transactions the services use."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", echo=echo)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
+        else:
+            engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20)
+            self.write_engine = engine
+            self.read_engine = engine
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def locks_rows(self) -> bool:
+        """Whether reads inside a write need ``FOR UPDATE`` (SQLite locks the whole file)."""
+        return not self.is_sqlite
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends without an exception."""
+        if self._sqlite_writer is not None:
+            async with self._sqlite_writer, self._write_sessions() as session, session.begin():
+                yield session
+        else:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()
+
+
+def _sqlite_engine(url: str, *, begin: str, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+
+    # pysqlite's own transaction handling is switched off so that SQLAlchemy
+    # emits BEGIN itself, as SQLAlchemy's SQLite documentation recommends.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,63 @@
+"""Repository of trades, converting to and from :class:`wattx.domain.Trade`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.domain import Trade
+from wattx.store.models import TradeRow
+
+
+def trade_row(trade: Trade, at: datetime) -> TradeRow:
+    return TradeRow(
+        id=trade.id,
+        seq=trade.seq,
+        epoch_id=trade.epoch_id,
+        zone=trade.zone,
+        buy_order_id=trade.buy_order_id,
+        sell_order_id=trade.sell_order_id,
+        buyer=trade.buyer,
+        seller=trade.seller,
+        buyer_zone=trade.buyer_zone,
+        seller_zone=trade.seller_zone,
+        qty_wh=trade.qty_wh,
+        delivered_wh=trade.delivered_wh,
+        price=trade.price,
+        value=trade.value,
+        buyer_fee=trade.buyer_fee,
+        seller_fee=trade.seller_fee,
+        wheeling_fee=trade.wheeling_fee,
+        executed_at=trade.executed_at or at,
+    )
+
+
+async def max_trade_seq(session: AsyncSession) -> int:
+    return int((await session.scalar(select(func.max(TradeRow.seq)))) or 0)
+
+
+async def list_trades(
+    session: AsyncSession,
+    *,
+    party: str | None,
+    zone: str | None,
+    epoch_id: int | None,
+    limit: int,
+    offset: int,
+) -> list[TradeRow]:
+    query = select(TradeRow)
+    if party is not None:
+        query = query.where(or_(TradeRow.buyer == party, TradeRow.seller == party))
+    if zone is not None:
+        query = query.where(TradeRow.zone == zone)
+    if epoch_id is not None:
+        query = query.where(TradeRow.epoch_id == epoch_id)
+    query = query.order_by(TradeRow.seq.desc()).limit(limit).offset(offset)
+    return list(await session.scalars(query))
+
+
+async def recent_trades(session: AsyncSession, *, zone: str, limit: int) -> list[TradeRow]:
+    query = select(TradeRow).where(TradeRow.zone == zone).order_by(TradeRow.seq.desc())
+    return list(await session.scalars(query.limit(limit)))

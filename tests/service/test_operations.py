@@ -1,0 +1,105 @@
+"""Configuration, migrations, health, readiness, metrics, request ids, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from wattx.api.app import create_app
+from wattx.config import CONFIG_FILE_ENV, Settings
+from wattx.store import Database, is_at_head, upgrade_to_head
+
+from .client import ApiClient
+from .conftest import ManualClock
+
+
+def test_settings_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "wattx.toml"
+    toml.write_text("port = 9100\nepoch_length_s = 60\nfee_bps = 10\n")
+    yaml = tmp_path / "wattx.yaml"
+    yaml.write_text("port: 9200\nredis_url: redis://user:pw@localhost:6379/0\n")
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(toml))
+    monkeypatch.setenv("WATTX_FEE_BPS", "30")
+    from_toml = Settings()
+    assert (from_toml.port, from_toml.epoch_length_s, from_toml.fee_bps) == (9100, 60, 30)
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(yaml))
+    from_yaml = Settings()
+    assert from_yaml.port == 9200
+    assert from_yaml.redacted()["redis_url"] == "redis://user:***@localhost:6379/0"
+
+
+def test_sqlite_default_url_and_generated_key(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.effective_database_url.endswith(f"{tmp_path}/wattx.sqlite3")
+    key = settings.jwt_key()
+    assert key == Settings(data_dir=tmp_path).jwt_key()
+    assert (tmp_path / "jwt.key").stat().st_mode & 0o077 == 0
+
+
+async def test_migrations_and_sqlite_pragmas(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}")
+    try:
+        assert not await is_at_head(db)
+        await upgrade_to_head(db)
+        await upgrade_to_head(db)  # idempotent
+        assert await is_at_head(db)
+        async with db.read() as session:
+            mode = (await session.execute(text("PRAGMA journal_mode"))).scalar()
+        assert mode == "wal"
+    finally:
+        await db.dispose()
+
+
+async def test_health_readiness_metrics_and_request_id(api: ApiClient) -> None:
+    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": True, "migrations_current": True}
+    tagged = await api.http.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert tagged.headers["x-request-id"] == "abc-123"
+    assert len((await api.http.get("/healthz")).headers["x-request-id"]) == 32
+    metrics = (await api.http.get("/metrics")).text
+    assert 'wattx_http_request_seconds_count{method="GET",route="/healthz",status="200"}' in metrics
+    assert "wattx_epoch_clearing_seconds" in metrics
+    assert "wattx_orders_accepted_total" in metrics or "wattx_trades_total" in metrics
+
+
+async def test_readiness_fails_before_migrations(tmp_path: Path, clock: ManualClock) -> None:
+    settings = Settings(data_dir=tmp_path, jwt_secret="k" * 40, log_level="WARNING")
+    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    db = Database(settings.effective_database_url)
+    await upgrade_to_head(db)
+    async with db.write() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+    await db.dispose()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["migrations_current"] is False
+
+
+def test_cli_config_show_masks_secrets(tmp_path: Path) -> None:
+    env = {
+        "WATTX_DATA_DIR": str(tmp_path),
+        "WATTX_JWT_SECRET": "super-secret",
+        "WATTX_DATABASE_URL": "postgresql+asyncpg://u:pw@db/x",
+        "PATH": "/usr/bin:/bin",
+    }
+    shown = subprocess.run(
+        [sys.executable, "-m", "wattx.cli.main", "config", "show"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    config = json.loads(shown.stdout)
+    assert config["jwt_secret"] == "***"
+    assert config["database_url"] == "postgresql+asyncpg://u:***@db/x"
+    assert "super-secret" not in shown.stdout.decode()
