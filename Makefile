@@ -27,8 +27,10 @@ setup: .venv/.synced node_modules/.installed
 	touch $@
 
 # anvil (an EVM JSON-RPC node) for the chain adapter's tests; the npm package ships the binary.
+# `npm install` rather than `npm ci`: the lock pins anvil 1.7.1 but records only this platform's
+# optional binary package, which `npm ci` refuses as out of sync.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: setup
