@@ -13,6 +13,7 @@ from wattx.services.errors import InvalidTokenError
 from wattx.services.principal import Role
 
 _ALGORITHM = "HS256"
+_ISSUED_AT_LEEWAY_S = 60  # tolerated clock difference between replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,20 @@ class AccessTokenCodec:
                 token,
                 self._key,
                 algorithms=[_ALGORITHM],
-                options={"require": ["sub", "sid", "role", "exp"], "verify_exp": False},
+                # Times are checked below against the service's clock, not the wall clock:
+                # simulations and demos run the service on an injected clock.
+                options={
+                    "require": ["sub", "sid", "role", "exp", "iat"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-            if int(payload["exp"]) <= int(now.timestamp()):
+            now_s = int(now.timestamp())
+            if int(payload["exp"]) <= now_s:
                 raise InvalidTokenError("access token expired")
+            if int(payload["iat"]) > now_s + _ISSUED_AT_LEEWAY_S:
+                raise InvalidTokenError("access token issued in the future")
             return AccessClaims(str(payload["sub"]), Role(payload["role"]), str(payload["sid"]))
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             raise InvalidTokenError("access token invalid") from exc
