@@ -5,6 +5,12 @@ changes it (submissions, cancels, gate closures, zone changes); each of those
 runs the engine and commits the result in one write transaction while holding
 the lock. Should the commit fail after the engine has changed, the engine is
 rebuilt from the database, which is the record of truth.
+
+Submissions are group-committed: callers queue them, one writer task takes
+everything queued so far as a batch, runs it through the engine in arrival
+order and commits it in one transaction, then answers each caller. Under load
+one commit (and one read of the balances involved) serves many submissions;
+alone, a submission is a batch of one.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
-from wattx.domain import EpochSchedule, Order, OrderKind, Side, Trade, Zone
+from wattx.domain import DomainError, EpochSchedule, Order, OrderKind, Side, Trade, Zone
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
 from wattx.market import (
     BookDepth,
@@ -30,6 +38,7 @@ from wattx.market import (
     Mechanism,
     ReferencePriceInputs,
     ReferencePriceWeights,
+    SubmitResult,
     ZoneRateTable,
     escrow_required,
     reference_price,
@@ -47,7 +56,7 @@ from wattx.services.errors import (
     InvalidEpochError,
     NotAdmittedError,
 )
-from wattx.services.ledger import escrow_asset, lock_escrow
+from wattx.services.ledger import escrow_asset, lock_escrow, release_escrow
 from wattx.services.market_events import books_touched, order_event, trade_event
 from wattx.services.market_metrics import MarketMetrics
 from wattx.services.market_persistence import record_engine_changes
@@ -59,6 +68,7 @@ from wattx.store import idempotency as idem_repo
 from wattx.store import orders as order_repo
 from wattx.store import trades as trade_repo
 from wattx.store import zones as zone_repo
+from wattx.store.balances import lock_balances
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
 
@@ -145,6 +155,7 @@ class MarketService:
         cross_zone: bool,
         rates: ZoneRateTable | None = None,
         upcoming_epochs: int = 4,
+        max_batch: int = 256,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -157,6 +168,9 @@ class MarketService:
         self.reference_weights = ReferencePriceWeights()
         self._upcoming = upcoming_epochs
         self._lock = asyncio.Lock()
+        self.max_batch = max_batch
+        self._queue: list[_PendingSubmission] = []
+        self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
         self._mechanisms: dict[str, Mechanism] = {}
         self._engine: MarketEngine | None = None
@@ -190,77 +204,26 @@ class MarketService:
     async def submit(
         self, principal: Principal, request: OrderRequest, *, idempotency_key: str | None
     ) -> Submission:
+        """Queue a submission for the writer and wait until it is committed (or refused).
+
+        Submissions that arrive while the writer is busy are handled together
+        as one batch in one transaction (group commit); each caller is answered
+        only once that transaction has committed.
+        """
         if not principal.is_admitted:
             raise NotAdmittedError("orders are placed by admitted participants")
         key = idempotency_key or (
             f"client-order-id:{request.client_order_id}" if request.client_order_id else None
         )
-        fingerprint = request.fingerprint()
-        events: list[Event] = []
-        async with self._lock:
-            engine = self._require_engine()
-            now = self._clock.now()
-            moved = False
-            try:
-                async with self._db.write() as session:
-                    if key is not None:
-                        stored = await idem_repo.stored_response(session, principal.user_id, key)
-                        if stored is not None:
-                            return _replay(stored, fingerprint)
-                    if request.client_order_id is not None and await order_repo.order_by_client_id(
-                        session, principal.user_id, request.client_order_id
-                    ):
-                        raise DuplicateClientOrderIdError(
-                            "this client order id was used for another order",
-                            client_order_id=request.client_order_id,
-                        )
-                    order = self._new_order(principal.user_id, request, now)
-                    asset = escrow_asset(order.side)
-                    escrow = escrow_required(
-                        order.side, order.qty_wh, order.limit_price, self.fee_bps
-                    )
-                    await lock_escrow(session, order.owner, asset, escrow, lock=self._db.locks_rows)
-                    result = engine.submit(order, now)
-                    moved = True
-                    row = order_repo.new_order_row(
-                        result.order, escrow_asset=asset.value, escrow=escrow, at=now
-                    )
-                    touched = [o for o in result.touched if o.id != result.order.id]
-                    await record_engine_changes(
-                        session,
-                        new_rows=[row],
-                        changed=touched,
-                        trades=result.trades,
-                        at=now,
-                        lock=self._db.locks_rows,
-                    )
-                    body = {
-                        "order": order_view(result.order),
-                        "trades": [trade_view(t) for t in result.trades],
-                    }
-                    if key is not None:
-                        session.add(
-                            IdempotencyRow(
-                                owner_id=principal.user_id,
-                                key=key,
-                                request_hash=fingerprint,
-                                status_code=201,
-                                response_body=json.dumps(body),
-                                created_at=now,
-                            )
-                        )
-            except BaseException:
-                # The engine may be ahead of the rolled-back database: resync it.
-                if moved:
-                    await self._rebuild_from_database()
-                raise
-            # The transaction is committed: only now may anyone hear of it.
-            self._count(result.order, result.trades)
-            events.append(order_event(EventType.ORDER_CREATED, result.order))
-            events.extend(trade_event(trade) for trade in result.trades)
-            events.extend(books_touched([result.order, *result.touched], result.trades))
-        await self._publish(events)
-        return Submission(201, body, replayed=False)
+        loop = asyncio.get_running_loop()
+        pending = _PendingSubmission(
+            principal, request, key, request.fingerprint(), loop.create_future()
+        )
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_queued_submissions())
+        # Shielded: a caller that goes away must not cancel the batch it is part of.
+        return await asyncio.shield(pending.future)
 
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
         events: list[Event] = []
@@ -500,6 +463,133 @@ class MarketService:
         )
         return summary, events
 
+    async def _write_queued_submissions(self) -> None:
+        """The single writer: take what is queued, in arrival order, one batch at a time."""
+        try:
+            while self._queue:
+                batch = self._queue[: self.max_batch]
+                del self._queue[: len(batch)]
+                try:
+                    async with self._lock:
+                        outcomes, events = await self._submit_batch(batch)
+                    await self._publish(events)
+                except asyncio.CancelledError:
+                    for pending in batch:
+                        pending.future.cancel()
+                    raise
+                except Exception as exc:
+                    for pending in batch:
+                        _settle(pending.future, exc)
+                    continue
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    _settle(pending.future, outcome)
+        except asyncio.CancelledError:
+            # Shutting down: nobody will take the rest, so their callers must not wait.
+            for pending in self._queue:
+                pending.future.cancel()
+            self._queue.clear()
+            raise
+
+    async def _submit_batch(
+        self, batch: Sequence[_PendingSubmission]
+    ) -> tuple[list[Submission | DomainError], list[Event]]:
+        """Run a batch through the engine and commit it in one transaction.
+
+        A submission refused by a rule (a :class:`DomainError`) changes nothing
+        and does not disturb the others. Any other failure fails the whole
+        batch: the transaction rolls back and the engine is rebuilt from the
+        database, so nothing of the batch remains anywhere.
+        """
+        engine = self._require_engine()
+        now = self._clock.now()
+        outcomes: list[Submission | DomainError] = []
+        accepted: list[SubmitResult] = []
+        try:
+            async with self._db.write() as session:
+                await lock_balances(
+                    session,
+                    [(p.principal.user_id, escrow_asset(p.request.side)) for p in batch],
+                    lock=self._db.locks_rows,
+                )
+                for pending in batch:
+                    try:
+                        outcome, result = await self._submit_one(session, engine, pending, now)
+                    except DomainError as refused:
+                        outcomes.append(refused)
+                        continue
+                    outcomes.append(outcome)
+                    if result is not None:
+                        accepted.append(result)
+        except BaseException:
+            # The engine may be ahead of the rolled-back database (even the
+            # submission that failed may have reached it): resync it.
+            await self._rebuild_from_database()
+            raise
+        # The transaction is committed: only now may anyone hear of it.
+        events: list[Event] = []
+        for result in accepted:
+            self._count(result.order, result.trades)
+            events.append(order_event(EventType.ORDER_CREATED, result.order))
+            events.extend(trade_event(trade) for trade in result.trades)
+            events.extend(books_touched([result.order, *result.touched], result.trades))
+        return outcomes, events
+
+    async def _submit_one(
+        self,
+        session: AsyncSession,
+        engine: MarketEngine,
+        pending: _PendingSubmission,
+        now: datetime,
+    ) -> tuple[Submission, SubmitResult | None]:
+        """One submission inside the batch's transaction; a refusal leaves no change."""
+        principal, request, key = pending.principal, pending.request, pending.key
+        if key is not None:
+            # Autoflush makes earlier submissions of this batch visible to these reads.
+            stored = await idem_repo.stored_response(session, principal.user_id, key)
+            if stored is not None:
+                return _replay(stored, pending.fingerprint), None
+        if request.client_order_id is not None and await order_repo.order_by_client_id(
+            session, principal.user_id, request.client_order_id
+        ):
+            raise DuplicateClientOrderIdError(
+                "this client order id was used for another order",
+                client_order_id=request.client_order_id,
+            )
+        order = self._new_order(principal.user_id, request, now)
+        asset = escrow_asset(order.side)
+        escrow = escrow_required(order.side, order.qty_wh, order.limit_price, self.fee_bps)
+        locks = self._db.locks_rows
+        await lock_escrow(session, order.owner, asset, escrow, lock=locks)
+        try:
+            result = engine.submit(order, now)
+        except DomainError:
+            # The engine refused it unchanged; give the escrow back within this transaction.
+            await release_escrow(session, order.owner, asset, escrow, lock=locks)
+            raise
+        row = order_repo.new_order_row(
+            result.order, escrow_asset=asset.value, escrow=escrow, at=now
+        )
+        touched = [o for o in result.touched if o.id != result.order.id]
+        await record_engine_changes(
+            session, new_rows=[row], changed=touched, trades=result.trades, at=now, lock=locks
+        )
+        body = {
+            "order": order_view(result.order),
+            "trades": [trade_view(t) for t in result.trades],
+        }
+        if key is not None:
+            session.add(
+                IdempotencyRow(
+                    owner_id=principal.user_id,
+                    key=key,
+                    request_hash=pending.fingerprint,
+                    status_code=201,
+                    response_body=json.dumps(body),
+                    created_at=now,
+                )
+            )
+        return Submission(201, body, replayed=False), result
+
     def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
         zone = self._require_zone(request.zone)
         if request.qty_wh <= 0:
@@ -600,6 +690,24 @@ class MarketService:
     async def _publish(self, events: Sequence[Event]) -> None:
         for event in events:
             await self._bus.publish(event)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingSubmission:
+    principal: Principal
+    request: OrderRequest
+    key: str | None
+    fingerprint: str
+    future: asyncio.Future[Submission]
+
+
+def _settle(future: asyncio.Future[Submission], outcome: Submission | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _replay(stored: IdempotencyRow, fingerprint: str) -> Submission:

@@ -3,6 +3,11 @@
 Orders, trades and balances change together: a trade's transfer, its record
 and the fill state of both orders are one commit, and an order that reaches a
 final state gives back whatever escrow it still holds.
+
+Nothing here flushes: rows and balances already held by the transaction are
+reused without a round trip (see :mod:`wattx.store.orders` and
+:mod:`wattx.store.balances`), so many submissions can be recorded in one
+transaction and written in one flush at commit.
 """
 
 from __future__ import annotations
@@ -35,8 +40,7 @@ async def record_engine_changes(
     lock: bool,
 ) -> None:
     rows = {row.id: row for row in new_rows}
-    for row in new_rows:
-        session.add(row)
+    order_repo.hold_order_rows(session, new_rows)
     changed_orders = {order.id: order for order in changed}
     needed = set(changed_orders)
     needed.update(trade.buy_order_id for trade in trades)
@@ -45,8 +49,6 @@ async def record_engine_changes(
     rows.update(await order_repo.orders_for_update(session, to_load, lock=lock))
     for order_id, order in changed_orders.items():
         order_repo.copy_fill_state(rows[order_id], order, at)
-    if new_rows:
-        await session.flush()
     for trade in trades:
         session.add(trade_row(trade, at))
         await transfer_for_trade(session, trade, lock=lock)

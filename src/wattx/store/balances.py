@@ -2,15 +2,20 @@
 
 Every change goes through :func:`balance_for_update`, which locks the row on
 PostgreSQL; on SQLite the write transaction already holds the database lock.
+A row read that way stays locked until the transaction ends, so the session
+remembers it and hands the same row out again without another round trip;
+:func:`lock_balances` reads many at once for writers that touch many accounts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import event, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from wattx.store.models import BalanceRow
 
@@ -37,6 +42,10 @@ async def balance_for_update(
     then read ``FOR UPDATE``. Without it (SQLite) the transaction already holds
     the database's write lock.
     """
+    held = _held_rows(session)
+    known = held.get((account_id, asset.value))
+    if known is not None:
+        return known
     query = select(BalanceRow).where(
         BalanceRow.account_id == account_id, BalanceRow.asset == asset.value
     )
@@ -47,14 +56,72 @@ async def balance_for_update(
             .on_conflict_do_nothing(index_elements=["account_id", "asset"])
         )
         locked = query.with_for_update().execution_options(populate_existing=True)
-        return (await session.scalars(locked)).one()
-    row = (await session.scalars(query)).first()
-    if row is None:
-        row = BalanceRow(account_id=account_id, asset=asset.value, free=0, locked=0)
-        session.add(row)
+        row = (await session.scalars(locked)).one()
+    else:
+        found = (await session.scalars(query)).first()
+        row = found if found is not None else _new_zero_row(session, account_id, asset.value)
+    held[(account_id, asset.value)] = row
     return row
+
+
+async def lock_balances(
+    session: AsyncSession, keys: Iterable[tuple[str, Asset]], *, lock: bool
+) -> None:
+    """Read (and on PostgreSQL lock) many balance rows in one statement.
+
+    Later :func:`balance_for_update` calls for these keys in the same
+    transaction need no round trip. Rows are locked in key order, the order
+    every multi-row locker uses, so two of them cannot deadlock each other.
+    """
+    held = _held_rows(session)
+    wanted = sorted({(account, asset.value) for account, asset in keys} - held.keys())
+    if not wanted:
+        return
+    if lock:
+        await session.execute(
+            pg_insert(BalanceRow)
+            .values([{"account_id": a, "asset": s, "free": 0, "locked": 0} for a, s in wanted])
+            .on_conflict_do_nothing(index_elements=["account_id", "asset"])
+        )
+    query = (
+        select(BalanceRow)
+        .where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(wanted))
+        .order_by(BalanceRow.account_id, BalanceRow.asset)
+    )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    for row in await session.scalars(query):
+        held[(row.account_id, row.asset)] = row
+    for account, asset in wanted:
+        if (account, asset) not in held:
+            held[(account, asset)] = _new_zero_row(session, account, asset)
 
 
 async def balances_of(session: AsyncSession, account_id: str) -> dict[Asset, BalanceRow]:
     rows = await session.scalars(select(BalanceRow).where(BalanceRow.account_id == account_id))
     return {Asset(row.asset): row for row in rows}
+
+
+_HELD_ROWS = "wattx.balances.held"
+
+
+def _held_rows(session: AsyncSession) -> dict[tuple[str, str], BalanceRow]:
+    """The balance rows this session's transaction has read for update, by key.
+
+    Sessions live for one transaction here (see :class:`wattx.store.db.Database`),
+    so what the session holds is exactly what the transaction has locked.
+    """
+    held: dict[tuple[str, str], BalanceRow] = session.info.setdefault(_HELD_ROWS, {})
+    return held
+
+
+def _new_zero_row(session: AsyncSession, account_id: str, asset: str) -> BalanceRow:
+    row = BalanceRow(account_id=account_id, asset=asset, free=0, locked=0)
+    session.add(row)
+    return row
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_held_rows(session: Session, _previous: SessionTransaction) -> None:
+    # A rollback (also to a savepoint) may release locks and discard new rows.
+    session.info.pop(_HELD_ROWS, None)

@@ -1,12 +1,18 @@
-"""Repository of orders, converting to and from :class:`wattx.domain.Order`."""
+"""Repository of orders, converting to and from :class:`wattx.domain.Order`.
+
+Order rows a write transaction has created or read for update are remembered
+by its session (:func:`hold_order_rows`), so a later step of the same
+transaction gets them without another round trip.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side
 from wattx.store.models import OrderRow
@@ -67,12 +73,25 @@ def copy_fill_state(row: OrderRow, order: Order, at: datetime) -> None:
 async def orders_for_update(
     session: AsyncSession, order_ids: Sequence[str], *, lock: bool
 ) -> dict[str, OrderRow]:
-    if not order_ids:
-        return {}
-    query = select(OrderRow).where(OrderRow.id.in_(order_ids)).order_by(OrderRow.id)
-    if lock:
-        query = query.with_for_update()
-    return {row.id: row for row in await session.scalars(query)}
+    held = _held_rows(session)
+    found = {order_id: held[order_id] for order_id in order_ids if order_id in held}
+    missing = sorted(order_id for order_id in order_ids if order_id not in held)
+    if missing:
+        query = select(OrderRow).where(OrderRow.id.in_(missing)).order_by(OrderRow.id)
+        if lock:
+            query = query.with_for_update()
+        for row in await session.scalars(query):
+            found[row.id] = row
+            held[row.id] = row
+    return found
+
+
+def hold_order_rows(session: AsyncSession, rows: Iterable[OrderRow]) -> None:
+    """Add new rows to the session and remember them for :func:`orders_for_update`."""
+    held = _held_rows(session)
+    for row in rows:
+        session.add(row)
+        held[row.id] = row
 
 
 async def order_by_id(session: AsyncSession, order_id: str) -> OrderRow | None:
@@ -121,3 +140,17 @@ async def list_orders(
         query = query.where(OrderRow.side == side)
     query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
     return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+_HELD_ROWS = "wattx.orders.held"
+
+
+def _held_rows(session: AsyncSession) -> dict[str, OrderRow]:
+    held: dict[str, OrderRow] = session.info.setdefault(_HELD_ROWS, {})
+    return held
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_held_rows(session: Session, _previous: SessionTransaction) -> None:
+    # A rollback (also to a savepoint) may release locks and discard new rows.
+    session.info.pop(_HELD_ROWS, None)

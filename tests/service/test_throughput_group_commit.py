@@ -1,0 +1,202 @@
+"""Group commit: submissions queued together share one transaction and keep every guarantee.
+
+The submissions here go straight to ``MarketService.submit`` through
+``asyncio.gather``: each call queues before any of them is written, so they
+form one batch, which is what these tests are about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.domain import Side
+from wattx.market import escrow_required
+from wattx.market.errors import PriceOutOfBoundsError
+from wattx.services import market as market_module
+from wattx.services.errors import IdempotencyKeyReusedError, InsufficientBalanceError
+from wattx.services.market import OrderRequest, Submission
+from wattx.services.principal import Principal, Role
+from wattx.store.db import Database
+
+from .client import ApiClient, User
+from .helpers import FLAT_ZONE
+
+
+async def _principal(api: ApiClient, user: User) -> Principal:
+    return await api.state.accounts.authenticate(user.access_token)
+
+
+async def _with_zone(api: ApiClient) -> None:
+    op = await api.operator()
+    assert (await api.http.post("/api/v1/zones", json=FLAT_ZONE, headers=op.headers)).is_success
+
+
+def _sell(qty_wh: int, price: int, **extra: Any) -> OrderRequest:
+    return OrderRequest(side=Side.SELL, qty_wh=qty_wh, zone="main", limit_price=price, **extra)
+
+
+def _buy(qty_wh: int, price: int, **extra: Any) -> OrderRequest:
+    return OrderRequest(side=Side.BUY, qty_wh=qty_wh, zone="main", limit_price=price, **extra)
+
+
+def _count_write_transactions(monkeypatch: pytest.MonkeyPatch, db: Database) -> list[int]:
+    opened: list[int] = []
+    real_write = db.write
+
+    @asynccontextmanager
+    async def counting_write() -> AsyncIterator[AsyncSession]:
+        opened.append(1)
+        async with real_write() as session:
+            yield session
+
+    monkeypatch.setattr(db, "write", counting_write)
+    return opened
+
+
+async def test_concurrent_submissions_share_one_transaction(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=100_000)
+    principal = await _principal(api, seller)
+    opened = _count_write_transactions(monkeypatch, api.state.db)
+    answers = await asyncio.gather(
+        *(
+            api.state.market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
+            for i in range(40)
+        )
+    )
+    assert [a.status_code for a in answers] == [201] * 40
+    assert len(opened) == 1
+    # Arrival order is the engine's order: sequence numbers rise with it.
+    seqs = [a.body["order"]["seq"] for a in answers]
+    assert seqs == sorted(seqs)
+    listed = await api.http.get("/api/v1/orders?limit=100", headers=seller.headers)
+    assert len(listed.json()["items"]) == 40
+    assert (await api.wallet(seller))["energy"] == {"free": 96_000, "locked": 4_000}
+
+
+async def test_a_refused_submission_does_not_disturb_its_batch(api: ApiClient) -> None:
+    await _with_zone(api)
+    buyer = await api.signup(Role.CONSUMER)
+    per_order = escrow_required(Side.BUY, 1_000, 100_000, api.state.market.fee_bps)
+    await api.fund(buyer, credit=per_order * 3)
+    principal = await _principal(api, buyer)
+    requests = [_buy(1_000, 100_000) for _ in range(3)]
+    # The second is refused by the engine after its escrow was taken; the rest still fit.
+    requests.insert(1, _buy(1_000, 10))
+    requests.append(_buy(1_000, 100_000))
+    outcomes = await asyncio.gather(
+        *(api.state.market.submit(principal, r, idempotency_key=None) for r in requests),
+        return_exceptions=True,
+    )
+    accepted = [o for o in outcomes if isinstance(o, Submission)]
+    assert len(accepted) == 3
+    assert isinstance(outcomes[1], PriceOutOfBoundsError)
+    assert isinstance(outcomes[4], InsufficientBalanceError)
+    assert (await api.wallet(buyer))["credit"] == {"free": 0, "locked": per_order * 3}
+    assert len(api.state.market.open_orders()) == 3
+
+
+async def test_crossing_orders_in_one_batch_trade_and_settle_escrow(api: ApiClient) -> None:
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    buyer = await api.signup(Role.CONSUMER)
+    await api.fund(seller, energy_wh=2_000)
+    buy_escrow = escrow_required(Side.BUY, 1_000, 120_000, api.state.market.fee_bps)
+    await api.fund(buyer, credit=buy_escrow)
+    market = api.state.market
+    sell_answer, buy_answer = await asyncio.gather(
+        market.submit(await _principal(api, seller), _sell(2_000, 100_000), idempotency_key=None),
+        market.submit(await _principal(api, buyer), _buy(1_000, 120_000), idempotency_key=None),
+    )
+    (trade,) = buy_answer.body["trades"]
+    assert trade["price"] == 100_000
+    assert buy_answer.body["order"]["status"] == "filled"
+    assert sell_answer.body["order"]["status"] == "open"
+    assert trade["sell_order_id"] == sell_answer.body["order"]["id"]
+    buyer_wallet = await api.wallet(buyer)
+    seller_wallet = await api.wallet(seller)
+    # The buyer's escrow paid the trade and the rest came back; nothing stays locked.
+    assert buyer_wallet["credit"]["locked"] == 0
+    assert (
+        buyer_wallet["credit"]["free"]
+        == buy_escrow - trade["value"] - trade["buyer_fee"] - (trade["wheeling_fee"])
+    )
+    assert buyer_wallet["energy"]["free"] == trade["delivered_wh"]
+    assert seller_wallet["energy"] == {"free": 0, "locked": 2_000 - trade["qty_wh"]}
+    assert seller_wallet["credit"]["free"] == trade["value"] - trade["seller_fee"]
+    trades = await api.http.get("/api/v1/trades", headers=buyer.headers)
+    assert [t["id"] for t in trades.json()["items"]] == [trade["id"]]
+
+
+async def test_idempotency_keys_hold_within_one_batch(api: ApiClient) -> None:
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=10_000)
+    principal = await _principal(api, seller)
+    market = api.state.market
+    first, again, other = await asyncio.gather(
+        market.submit(principal, _sell(100, 100_000), idempotency_key="k-1"),
+        market.submit(principal, _sell(100, 100_000), idempotency_key="k-1"),
+        market.submit(principal, _sell(200, 100_000), idempotency_key="k-1"),
+        return_exceptions=True,
+    )
+    assert isinstance(first, Submission)
+    assert not first.replayed
+    assert isinstance(again, Submission)
+    assert again.replayed
+    assert again.body == first.body
+    assert isinstance(other, IdempotencyKeyReusedError)
+    assert (await api.wallet(seller))["energy"] == {"free": 9_900, "locked": 100}
+
+
+async def test_a_failed_batch_commit_fails_every_caller_and_leaves_no_trace(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    buyer = await api.signup(Role.CONSUMER)
+    await api.fund(seller, energy_wh=5_000)
+    await api.fund(buyer, credit=10**9)
+    kept = await api.order(seller, side="sell", qty_wh=1_000, limit_price=90_000, zone="main")
+    assert kept.status_code == 201
+    real = market_module.record_engine_changes
+    calls: list[int] = []
+
+    async def failing_third(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(market_module, "record_engine_changes", failing_third)
+    market = api.state.market
+    seller_principal = await _principal(api, seller)
+    outcomes = await asyncio.gather(
+        market.submit(seller_principal, _sell(500, 91_000), idempotency_key=None),
+        market.submit(await _principal(api, buyer), _buy(300, 200_000), idempotency_key=None),
+        market.submit(seller_principal, _sell(500, 92_000), idempotency_key=None),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, OSError) for o in outcomes)
+    monkeypatch.setattr(market_module, "record_engine_changes", real)
+    book = (await api.http.get("/api/v1/markets/main/book", headers=seller.headers)).json()
+    assert book["asks"] == [{"price": 90_000, "qty_wh": 1_000, "orders": 1}]
+    assert book["bids"] == []
+    assert [o.id for o in market.open_orders()] == [kept.json()["order"]["id"]]
+    assert (await api.wallet(seller))["energy"] == {"free": 4_000, "locked": 1_000}
+    assert (await api.wallet(buyer))["credit"] == {"free": 10**9, "locked": 0}
+    trades = await api.http.get("/api/v1/trades", headers=buyer.headers)
+    assert trades.json()["items"] == []
+    # The engine resynced: the market goes on as before.
+    again = await api.order(buyer, side="buy", qty_wh=300, limit_price=200_000, zone="main")
+    assert again.status_code == 201
+    assert [t["price"] for t in again.json()["trades"]] == [90_000]
