@@ -1,0 +1,274 @@
+"""Meter readings accepted per second, end to end over HTTP, against a real `wattx up`.
+
+Starts the service as a subprocess (SQLite in a temporary data dir, and/or a
+fresh PostgreSQL database on 127.0.0.1:5432; see ``bench/api.py``), registers
+and activates ``--meters`` meters with their own Ed25519 keys, then for each
+batch size (1, 10, 100 readings) lets one client per meter post its signed
+batches to ``POST /api/v1/meters/{id}/readings`` back to back (closed loop).
+Every batch is signed before the clock starts, so the figures measure the
+service: parsing, signature check, validation, storage and per-epoch energy.
+
+    .venv/bin/python bench/ingest.py                 # both backends, table
+    .venv/bin/python bench/ingest.py --backend postgres --requests 400 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent))
+from api import PASSWORD, PG_ADMIN_DSN, Service, _free_port
+from wattx.metering import MeterSigner, encode_reading_batch
+
+BATCH_SIZES = (1, 10, 100)
+
+
+@dataclass
+class Result:
+    backend: str
+    batch_size: int
+    meters: int
+    requests: int
+    readings: int
+    errors: int
+    seconds: float
+    readings_per_second: float
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+async def _register_meters(http: httpx.AsyncClient, count: int) -> list[MeterSigner]:
+    """``count`` meters, registered by one prosumer and activated by the operator."""
+    login = await http.post(
+        "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
+    )
+    op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    email = f"prosumer-{uuid.uuid4().hex[:6]}@bench.test"
+    signup = await http.post(
+        "/api/v1/auth/signup",
+        json={"email": email, "password": PASSWORD, "display_name": email, "role": "prosumer"},
+    )
+    user_id = signup.json()["id"]
+    await http.patch(f"/api/v1/admin/users/{user_id}", json={"status": "admitted"}, headers=op)
+    token = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    signers = []
+    for _ in range(count):
+        seed = os.urandom(32)
+        public_key = MeterSigner("pending", seed).public_key.hex()
+        meter = await http.post(
+            "/api/v1/meters",
+            json={
+                "serial": f"bench-{seed[:8].hex()}",
+                "zone_id": "main",
+                "rated_capacity_w": 10_000,
+                "public_key": public_key,
+            },
+            headers=owner,
+        )
+        meter.raise_for_status()
+        meter_id = meter.json()["id"]
+        (await http.post(f"/api/v1/meters/{meter_id}/activate", headers=op)).raise_for_status()
+        signers.append(MeterSigner(meter_id, seed))
+    return signers
+
+
+def _signed_bodies(
+    signer: MeterSigner, clock: list[datetime], batches: int, size: int
+) -> list[bytes]:
+    """``batches`` consecutive batches of ``size`` readings, one second apart, 1 Wh each."""
+    bodies = []
+    for _ in range(batches):
+        readings = []
+        for _ in range(size):
+            clock[0] += timedelta(seconds=1)
+            readings.append(signer.record(clock[0], exported_wh=1, voltage_mv=230_000))
+        bodies.append(encode_reading_batch(signer.sign(readings)))
+    return bodies
+
+
+async def _client(
+    url: str,
+    meter_id: str,
+    bodies: list[bytes],
+    start_line: asyncio.Barrier,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+        await http.get("/healthz")
+        await start_line.wait()
+        for body in bodies:
+            started = time.perf_counter()
+            response = await http.post(f"/api/v1/meters/{meter_id}/readings", content=body)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200 or response.json()["accepted"] == 0:
+                errors.append(response.status_code)
+
+
+async def _run_batch_size(
+    backend: str,
+    url: str,
+    signers: list[MeterSigner],
+    clocks: list[list[datetime]],
+    size: int,
+    requests: int,
+) -> Result:
+    per_meter = max(1, requests // len(signers))
+    bodies = [
+        _signed_bodies(signer, clock, per_meter, size)
+        for signer, clock in zip(signers, clocks, strict=True)
+    ]
+    latencies: list[float] = []
+    errors: list[int] = []
+    start_line = asyncio.Barrier(len(signers) + 1)
+    clients = asyncio.gather(
+        *(
+            _client(url, signer.meter_id, meter_bodies, start_line, latencies, errors)
+            for signer, meter_bodies in zip(signers, bodies, strict=True)
+        )
+    )
+    await start_line.wait()
+    started = time.perf_counter()
+    await clients
+    elapsed = time.perf_counter() - started
+    sent = per_meter * len(signers)
+    accepted_readings = (sent - len(errors)) * size
+    ordered = sorted(latencies)
+    return Result(
+        backend=backend,
+        batch_size=size,
+        meters=len(signers),
+        requests=sent,
+        readings=sent * size,
+        errors=len(errors),
+        seconds=round(elapsed, 2),
+        readings_per_second=round(accepted_readings / elapsed, 1),
+        requests_per_second=round(sent / elapsed, 1),
+        p50_ms=round(statistics.median(ordered) * 1000, 2),
+        p99_ms=round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 2),
+    )
+
+
+async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
+        env.update(
+            WATTX_DATA_DIR=str(Path(tmp) / "data"),
+            WATTX_PORT=str(_free_port()),
+            WATTX_LOG_LEVEL="WARNING",
+            WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
+            WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
+        )
+        pg_name = None
+        if backend == "postgres":
+            pg_name = f"wattx_bench_{uuid.uuid4().hex[:8]}"
+            conn = await asyncpg.connect(PG_ADMIN_DSN)
+            await conn.execute(f'CREATE DATABASE "{pg_name}"')
+            await conn.close()
+            env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+        service = Service(env)
+        try:
+            service.cli("db", "upgrade")
+            service.cli(
+                "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
+            )
+            _start(service)
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+                signers = await _register_meters(http, args.meters)
+            # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
+            start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+            clocks = [[start] for _ in signers]
+            return [
+                await _run_batch_size(backend, service.url, signers, clocks, size, args.requests)
+                for size in args.batch_sizes
+            ]
+        finally:
+            service.stop()
+            if pg_name:
+                conn = await asyncpg.connect(PG_ADMIN_DSN)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                await conn.close()
+
+
+def _start(service: Service, timeout_s: float = 240.0) -> None:
+    """Start ``wattx up`` and wait until it is ready (start-up deploys the contracts)."""
+    service.process = subprocess.Popen(
+        [sys.executable, "-m", "wattx.cli.main", "up"],
+        env=service.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("wattx up did not become ready")
+
+
+def _table(results: list[Result]) -> str:
+    header = (
+        f"{'backend':<9} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
+        f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.backend:<9} {r.batch_size:>5} {r.meters:>6} {r.requests:>8} {r.readings:>8} "
+            f"{r.errors:>6} {r.readings_per_second:>10.1f} {r.requests_per_second:>7.1f} "
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--meters", type=int, default=20, help="concurrent meters (clients)")
+    parser.add_argument(
+        "--requests", type=int, default=600, help="batches posted per batch size, all meters"
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda text: [int(s) for s in text.split(",")],
+        default=list(BATCH_SIZES),
+        help="comma-separated readings per batch",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results: list[Result] = []
+    for backend in backends:
+        # uvloop keeps the load generator's own CPU cost down on a small machine.
+        results.extend(uvloop.run(_bench_backend(backend, args)))
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(_table(results))
+
+
+if __name__ == "__main__":
+    main()

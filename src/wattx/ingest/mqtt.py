@@ -1,0 +1,155 @@
+"""Meter readings over MQTT: the same ingestion as HTTP, acknowledged on a reply topic.
+
+A meter publishes a signed batch on ``wattx/{zone}/meters/{meter_id}/readings``
+(QoS 1); the service runs :meth:`MeteringService.ingest` on it and publishes
+the outcome on ``wattx/{zone}/meters/{meter_id}/ack`` (QoS 1)::
+
+    {"ok": true, "accepted": 10, "duplicates": 0, "quarantined": 0, "last_seq": 42}
+    {"ok": false, "code": "bad_signature", "status": 403, "title": "...", "detail": "..."}
+
+The connection is re-established with exponential backoff when the broker
+goes away; a batch whose acknowledgement was lost is simply sent again; its
+readings come back as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from wattx.domain.errors import DomainError
+from wattx.services.metering import MeteringService
+
+_log = logging.getLogger(__name__)
+
+READINGS_FILTER = "wattx/+/meters/+/readings"
+QOS_AT_LEAST_ONCE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+def broker_address(url: str) -> BrokerAddress:
+    """Host, port and credentials of ``mqtt://[user[:password]@]host[:port]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"an MQTT URL looks like mqtt://host:1883, not {url!r}")
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or 1883,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def ack_topic(zone: str, meter_id: str) -> str:
+    return f"wattx/{zone}/meters/{meter_id}/ack"
+
+
+def _topic_parts(topic: str) -> tuple[str, str] | None:
+    """``(zone, meter_id)`` of a readings topic, or ``None`` if it is not one."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "wattx" or parts[2] != "meters" or parts[4] != "readings":
+        return None
+    return parts[1], parts[3]
+
+
+class MqttReadingIngest:
+    """A background task: subscribe to readings, ingest each batch, acknowledge it."""
+
+    def __init__(
+        self,
+        metering: MeteringService,
+        url: str,
+        *,
+        topic_filter: str = READINGS_FILTER,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self._metering = metering
+        self._broker = broker_address(url)
+        self._filter = topic_filter
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wattx-mqtt-ingest")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self._initial_backoff_s
+        while True:
+            try:
+                await self._serve()
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                _log.warning("MQTT connection lost (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+            else:
+                backoff = self._initial_backoff_s
+
+    async def _serve(self) -> None:
+        async with aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            username=self._broker.username,
+            password=self._broker.password,
+        ) as client:
+            await client.subscribe(self._filter, qos=QOS_AT_LEAST_ONCE)
+            self.subscribed.set()
+            _log.info("subscribed to %s", self._filter)
+            async for message in client.messages:
+                await self._handle(client, message.topic.value, message.payload)
+
+    async def _handle(self, client: aiomqtt.Client, topic: str, payload: Any) -> None:
+        parts = _topic_parts(topic)
+        if parts is None:
+            return
+        zone, meter_id = parts
+        ack = await self._ingest(meter_id, payload)
+        await client.publish(
+            ack_topic(zone, meter_id),
+            json.dumps(ack, separators=(",", ":")),
+            qos=QOS_AT_LEAST_ONCE,
+        )
+
+    async def _ingest(self, meter_id: str, payload: Any) -> dict[str, Any]:
+        document = payload if isinstance(payload, bytes | str) else b""
+        try:
+            result = await self._metering.ingest(document, via="mqtt", expected_meter_id=meter_id)
+        except DomainError as exc:
+            return {
+                "ok": False,
+                "code": exc.code,
+                "status": exc.http_status,
+                "title": exc.title,
+                "detail": exc.detail,
+            }
+        return {
+            "ok": True,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "quarantined": result.quarantined,
+            "last_seq": result.last_seq,
+        }

@@ -1,0 +1,196 @@
+"""Repositories of the metering tables: readings, last-reading pointers, alerts, epoch energy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Executable, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.metering import EpochEnergy, Reading
+from wattx.store.models_metering import (
+    MeterAlertRow,
+    MeterEpochEnergyRow,
+    MeterLastReadingRow,
+    ReadingRow,
+)
+
+QUARANTINED = "quarantined"
+ACCEPTED = "accepted"
+
+
+async def last_reading(session: AsyncSession, meter_id: str) -> Reading | None:
+    """The meter's newest stored reading (registers, sequence and time only)."""
+    row = await session.get(MeterLastReadingRow, meter_id)
+    if row is None:
+        return None
+    return Reading(seq=row.seq, ts=row.ts, import_wh=row.import_wh, export_wh=row.export_wh)
+
+
+async def set_last_reading(
+    session: AsyncSession, meter_id: str, reading: Reading, *, now: datetime
+) -> None:
+    row = await session.get(MeterLastReadingRow, meter_id)
+    if row is None:
+        row = MeterLastReadingRow(meter_id=meter_id)
+        session.add(row)
+    row.seq = reading.seq
+    row.ts = reading.ts
+    row.import_wh = reading.import_wh
+    row.export_wh = reading.export_wh
+    row.updated_at = now
+
+
+async def digests_by_seq(
+    session: AsyncSession, meter_id: str, seqs: Sequence[int]
+) -> dict[int, bytes]:
+    """Digests of the meter's stored readings with these sequence numbers."""
+    if not seqs:
+        return {}
+    query = select(ReadingRow.seq, ReadingRow.digest).where(
+        ReadingRow.meter_id == meter_id, ReadingRow.seq.in_(seqs)
+    )
+    return {seq: bytes.fromhex(digest) for seq, digest in (await session.execute(query)).all()}
+
+
+async def insert_readings(session: AsyncSession, rows: Sequence[ReadingRow]) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def insert_alerts(session: AsyncSession, rows: Sequence[MeterAlertRow]) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def add_epoch_energy(
+    session: AsyncSession,
+    meter_id: str,
+    totals: Iterable[EpochEnergy],
+    verified: Iterable[EpochEnergy],
+) -> None:
+    """Add interval energy to ``meter_epoch_energy``, creating rows as needed.
+
+    ``totals`` is the energy of every new interval, ``verified`` that of the
+    intervals ending in an accepted reading; only the latter's export counts
+    as verified.
+    """
+    verified_export = {e.epoch_id: e.export_wh for e in verified}
+    values = {
+        e.epoch_id: (e.import_wh, e.export_wh, verified_export.pop(e.epoch_id, 0)) for e in totals
+    }
+    for epoch_id, export_wh in verified_export.items():
+        values[epoch_id] = (0, 0, export_wh)
+    if not values:
+        return
+    rows = [
+        {
+            "meter_id": meter_id,
+            "epoch_id": epoch_id,
+            "import_wh": imported,
+            "export_wh": exported,
+            "verified_export_wh": verified_wh,
+        }
+        for epoch_id, (imported, exported, verified_wh) in sorted(values.items())
+    ]
+    keys = ["meter_id", "epoch_id"]
+    if session.get_bind().dialect.name == "postgresql":
+        pg_statement = pg_insert(MeterEpochEnergyRow).values(rows)
+        upsert: Executable = pg_statement.on_conflict_do_update(
+            index_elements=keys, set_=_accumulated(pg_statement.excluded)
+        )
+    else:
+        lite_statement = sqlite_insert(MeterEpochEnergyRow).values(rows)
+        upsert = lite_statement.on_conflict_do_update(
+            index_elements=keys, set_=_accumulated(lite_statement.excluded)
+        )
+    await session.execute(upsert)
+
+
+def _accumulated(excluded: Any) -> dict[str, Any]:
+    """The row's energy plus that of the row that could not be inserted."""
+    return {
+        "import_wh": MeterEpochEnergyRow.import_wh + excluded.import_wh,
+        "export_wh": MeterEpochEnergyRow.export_wh + excluded.export_wh,
+        "verified_export_wh": MeterEpochEnergyRow.verified_export_wh + excluded.verified_export_wh,
+    }
+
+
+async def readings_of_meter(
+    session: AsyncSession, meter_id: str, *, limit: int, offset: int
+) -> list[ReadingRow]:
+    """The meter's readings, newest first."""
+    query = (
+        select(ReadingRow)
+        .where(ReadingRow.meter_id == meter_id)
+        .order_by(ReadingRow.ts.desc(), ReadingRow.seq.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(await session.scalars(query))
+
+
+async def quarantined_readings(
+    session: AsyncSession, *, meter_id: str | None, limit: int, offset: int
+) -> list[ReadingRow]:
+    """Quarantined readings of every meter (or one), most recently received first."""
+    query = (
+        select(ReadingRow)
+        .where(ReadingRow.status == QUARANTINED)
+        .order_by(ReadingRow.received_at.desc(), ReadingRow.meter_id, ReadingRow.seq)
+        .limit(limit)
+        .offset(offset)
+    )
+    if meter_id is not None:
+        query = query.where(ReadingRow.meter_id == meter_id)
+    return list(await session.scalars(query))
+
+
+async def epoch_energy_of_meter(
+    session: AsyncSession,
+    meter_id: str,
+    *,
+    from_epoch: int | None,
+    to_epoch: int | None,
+    limit: int,
+    offset: int,
+) -> list[MeterEpochEnergyRow]:
+    """The meter's per-epoch energy in ``[from_epoch, to_epoch]``, newest epoch first."""
+    query = select(MeterEpochEnergyRow).where(MeterEpochEnergyRow.meter_id == meter_id)
+    if from_epoch is not None:
+        query = query.where(MeterEpochEnergyRow.epoch_id >= from_epoch)
+    if to_epoch is not None:
+        query = query.where(MeterEpochEnergyRow.epoch_id <= to_epoch)
+    query = query.order_by(MeterEpochEnergyRow.epoch_id.desc()).limit(limit).offset(offset)
+    return list(await session.scalars(query))
+
+
+def month_of(at: datetime) -> tuple[int, int]:
+    utc = at.astimezone(UTC)
+    return utc.year, utc.month
+
+
+def month_partition_name(year: int, month: int) -> str:
+    return f"readings_p{year:04d}{month:02d}"
+
+
+async def ensure_month_partition(session: AsyncSession, year: int, month: int) -> None:
+    """Create the PostgreSQL partition of ``readings`` for one month if it is missing.
+
+    Fails (and the caller's transaction with it) if the default partition
+    already holds readings of that month: they stay where they are, and
+    queries find them there as well.
+    """
+    following_year, following_month = year + month // 12, month % 12 + 1
+    await session.execute(
+        text(
+            f"CREATE TABLE IF NOT EXISTS {month_partition_name(year, month)} "
+            "PARTITION OF readings FOR VALUES "
+            f"FROM ('{year:04d}-{month:02d}-01 00:00:00+00') "
+            f"TO ('{following_year:04d}-{following_month:02d}-01 00:00:00+00')"
+        )
+    )
