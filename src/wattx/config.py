@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for the bus and rate limits; in-process when unset"
     )
+    mqtt_url: str | None = Field(
+        default=None, description="MQTT broker for meter readings, mqtt://host:port; off if unset"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_secret: SecretStr | None = Field(
@@ -62,6 +65,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     seed_zone_id: str = "main"
     seed_zone_name: str = "Main feeder"
+    chain_rpc_url: str | None = Field(
+        default=None, description="EVM JSON-RPC node; the embedded chain when unset"
+    )
+    chain_deployment_file: Path | None = Field(
+        default=None, description="deployment JSON for chain_rpc_url; written on first deploy"
+    )
+    keyring_secret: SecretStr | None = Field(
+        default=None, description="encrypts custodial keys; generated in data_dir when unset"
+    )
+    settlement_tick_s: float = 5.0
+    settlement_retry_s: int = Field(default=10, description="first retry delay; doubles, max 1 h")
+    mint_threshold_wh: int = 100
 
     @classmethod
     def settings_customise_sources(
@@ -105,6 +120,7 @@ class Settings(BaseSettings):
         """The settings as shown by ``wattx config show``: secrets masked."""
         shown = self.model_dump(mode="json")
         shown["jwt_secret"] = "***" if self.jwt_secret is not None else None
+        shown["keyring_secret"] = "***" if self.keyring_secret is not None else None
         shown["database_url"] = _mask_password(self.effective_database_url)
         if self.redis_url:
             shown["redis_url"] = _mask_password(self.redis_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,21 @@ from wattx.api.middleware import BodySizeLimitMiddleware, RequestContextMiddlewa
 from wattx.api.permissions import check_complete
 from wattx.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from wattx.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from wattx.api.routers import auth, events, health, markets, meters, orders, users, wallet, zones
+from wattx.api.routers import (
+    auth,
+    events,
+    health,
+    ledger,
+    markets,
+    meters,
+    orders,
+    proofs,
+    tokens,
+    users,
+    wallet,
+    zones,
+)
+from wattx.api.routers import readings as readings_router
 from wattx.api.schemas.common import Problem
 from wattx.api.sse import EventHub
 from wattx.api.state import AppState
@@ -28,14 +43,22 @@ from wattx.bus.redis import RedisBus
 from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock, SystemClock
+from wattx.ingest.mqtt import MqttReadingIngest
+from wattx.metering.minting import MintPolicy
 from wattx.services.accounts import AccountService
+from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.epoch_clock import EpochClockTask
+from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.market_metrics import MarketMetrics
+from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
+from wattx.services.minting import MintingService
+from wattx.services.settlement import ChainWorkerTask, SettlementService
 from wattx.services.tokens import AccessTokenCodec
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
+from wattx.settlement.contract_chain import ContractChain
 from wattx.store.db import Database
 
 API_VERSION = "1.0.0"
@@ -47,11 +70,14 @@ def create_app(
     clock: EpochClock | None = None,
     bus: EventBus | None = None,
     run_epoch_clock: bool = True,
+    chain: ContractChain | None = None,
 ) -> FastAPI:
     """Build the app. The database must be migrated (``wattx db upgrade``) before start-up.
 
     ``clock`` replaces the system clock (tests and simulations); with
-    ``run_epoch_clock`` false, gates close only when an operator forces them.
+    ``run_epoch_clock`` false, gates close only when an operator forces them
+    (and epochs are minted for and settled only on operator request). ``chain``
+    replaces the chain from the settings (tests share one across restarts).
     """
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
@@ -59,14 +85,28 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _start_services(settings, the_clock, bus, registry)
+        state = await _start_services(settings, the_clock, bus, registry, chain)
         app.state.wattx = state
         clock_task = EpochClockTask(state.market, tick_s=settings.clock_tick_s)
         if run_epoch_clock:
             clock_task.start()
+        chain_worker = ChainWorkerTask(
+            state.settlement, state.minting, tick_s=settings.settlement_tick_s
+        )
+        if run_epoch_clock:
+            chain_worker.start()
+        mqtt_ingest = (
+            MqttReadingIngest(state.metering, settings.mqtt_url) if settings.mqtt_url else None
+        )
+        app.state.mqtt_ingest = mqtt_ingest
+        if mqtt_ingest is not None:
+            mqtt_ingest.start()
         try:
             yield
         finally:
+            if mqtt_ingest is not None:
+                await mqtt_ingest.stop()
+            await chain_worker.stop()
             await clock_task.stop()
             await state.events.stop()
             await state.rate_limiter.close()
@@ -90,9 +130,13 @@ def create_app(
         wallet.router,
         zones.router,
         meters.router,
+        readings_router.router,
         markets.router,
         orders.router,
         events.router,
+        tokens.router,
+        proofs.router,
+        ledger.router,
     ):
         app.include_router(router)
     install_problem_handlers(app)
@@ -116,7 +160,11 @@ def route_rules(app: FastAPI) -> list[tuple[str, str]]:
 
 
 async def _start_services(
-    settings: Settings, clock: EpochClock, bus: EventBus | None, registry: CollectorRegistry
+    settings: Settings,
+    clock: EpochClock,
+    bus: EventBus | None,
+    registry: CollectorRegistry,
+    chain: ContractChain | None,
 ) -> AppState:
     db = Database(settings.effective_database_url)
     the_bus: EventBus = bus or (
@@ -135,17 +183,20 @@ async def _start_services(
         session_cache_s=settings.session_cache_s,
     )
     zone_service = ZoneService(db, clock)
+    schedule = EpochSchedule(settings.epoch_length_s, settings.gate_closure_lead_s)
     market = MarketService(
         db,
         the_bus,
         clock,
         MarketMetrics(registry),
-        schedule=EpochSchedule(settings.epoch_length_s, settings.gate_closure_lead_s),
+        schedule=schedule,
         fee_bps=settings.fee_bps,
         cross_zone=settings.cross_zone,
     )
     zone_service.on_change(market.reload_zones)
     await market.start()
+    the_chain = chain if chain is not None else await asyncio.to_thread(open_chain, settings)
+    chain_accounts = ChainAccounts(db, the_chain, keyring_from_settings(settings), clock)
     hub = EventHub(the_bus, ring_size=settings.sse_ring_size)
     await hub.start()
     return AppState(
@@ -158,8 +209,22 @@ async def _start_services(
         accounts=accounts,
         zones=zone_service,
         meters=MeterRegistryService(db, clock),
-        wallet=WalletService(db),
+        metering=MeteringService(db, the_bus, clock, schedule=schedule),
+        wallet=WalletService(db, chain_accounts),
         market=market,
+        chain_accounts=chain_accounts,
+        settlement=SettlementService(
+            db, chain_accounts, the_bus, clock, schedule, retry_s=settings.settlement_retry_s
+        ),
+        minting=MintingService(
+            db,
+            chain_accounts,
+            the_bus,
+            clock,
+            schedule,
+            MintPolicy(threshold_wh=settings.mint_threshold_wh),
+        ),
+        public_ledger=PublicLedgerService(db),
         events=hub,
     )
 

@@ -73,8 +73,30 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/meters/{{meter_id}}"): TRADERS_AND_OVERSIGHT,
     ("POST", f"{V1}/meters/{{meter_id}}/activate"): OPERATOR,
     ("POST", f"{V1}/meters/{{meter_id}}/deactivate"): OPERATOR,
+    # readings: a meter is not a user and holds no token; the Ed25519 signature
+    # over the batch authenticates it (checked by the metering service), and the
+    # per-address rate limit of public routes applies.
+    ("POST", f"{V1}/meters/{{meter_id}}/readings"): PUBLIC,
+    ("POST", f"{V1}/readings/batch"): PUBLIC,
+    ("GET", f"{V1}/meters/{{meter_id}}/readings"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/meters/{{meter_id}}/energy"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/readings/quarantine"): OVERSIGHT,
     # wallet
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
+    ("POST", f"{V1}/wallet/deposit"): OPERATOR,
+    ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
+    # chain: minting, settlement, proofs; the ledger is public so anyone can audit it
+    ("POST", f"{V1}/tokens/mint"): OPERATOR,
+    ("GET", f"{V1}/tokens/mints"): TRADERS,
+    ("POST", f"{V1}/tokens/retire"): TRADERS,
+    ("POST", f"{V1}/epochs/{{epoch_id}}/settle"): OPERATOR,
+    ("GET", f"{V1}/trades/{{trade_id}}/proof"): PUBLIC,
+    ("GET", f"{V1}/ledger/overview"): PUBLIC,
+    ("GET", f"{V1}/ledger/transactions"): PUBLIC,
+    ("GET", f"{V1}/ledger/mints"): PUBLIC,
+    ("GET", f"{V1}/ledger/retirements"): PUBLIC,
+    ("GET", f"{V1}/ledger/epochs"): PUBLIC,
+    ("GET", f"{V1}/ledger/price-history"): PUBLIC,
     # market
     ("GET", f"{V1}/markets"): ANY_ROLE,
     ("GET", f"{V1}/markets/{{zone_id}}/book"): ANY_ROLE,

@@ -13,8 +13,13 @@ from wattx.bus.port import EventBus
 from wattx.config import Settings
 from wattx.domain.epochs import EpochClock
 from wattx.services.accounts import AccountService
+from wattx.services.chain import ChainAccounts
+from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
+from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
+from wattx.services.minting import MintingService
+from wattx.services.settlement import SettlementService
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
 from wattx.store.db import Database
@@ -31,8 +36,13 @@ class AppState:
     accounts: AccountService
     zones: ZoneService
     meters: MeterRegistryService
+    metering: MeteringService
     wallet: WalletService
     market: MarketService
+    chain_accounts: ChainAccounts
+    settlement: SettlementService
+    minting: MintingService
+    public_ledger: PublicLedgerService
     events: EventHub
 
 

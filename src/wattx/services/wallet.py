@@ -1,19 +1,33 @@
-"""Wallets: off-chain free and locked balances, and operator credits.
+"""Wallets: free and locked balances as the service sees them and as the chain holds them.
 
-Until on-chain settlement and minting exist, money arrives as an operator
-*deposit* and energy tokens as an operator *energy grant* (explicitly not
-minted from metered production).
+Credit arrives as an operator *deposit*: CreditToken is minted to the
+participant's custodial address and deposited into the Marketplace, then the
+off-chain free balance rises by the same amount. Energy tokens arrive by
+minting from verified meter readings (:mod:`wattx.services.minting`); the
+operator *energy grant* remains for demonstrations and raises only the
+off-chain balance, so an epoch trading granted energy cannot settle on chain.
+
+Withdrawals take only free balance: the off-chain free balance falls first
+(so no order can spend it meanwhile), then the Marketplace pays out to the
+participant's address; if the chain refuses, the off-chain balance is
+restored. Per-order locks are kept off-chain: the chain's Marketplace holds
+the same totals, all free, and ``settle_epoch`` moves them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wattx.services.errors import InvalidAmountError, UserNotFoundError
+from wattx.services.chain import ChainAccounts
+from wattx.services.errors import InsufficientBalanceError, InvalidAmountError, UserNotFoundError
 from wattx.services.ledger import credit
+from wattx.settlement.port import Asset as ChainAsset
 from wattx.store import accounts as account_repo
-from wattx.store.balances import Asset, balances_of
+from wattx.store.balances import Asset, balance_for_update, balances_of
 from wattx.store.db import Database
+from wattx.units import wh_to_energy_base_units
+
+_ENERGY_BASE_UNITS_PER_WH = wh_to_energy_base_units(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +37,35 @@ class Holding:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHolding:
+    """On chain: Marketplace free and locked, and tokens held in the address's wallet."""
+
+    free: int
+    locked: int
+    wallet: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    address: str
+    credit: ChainHolding
+    energy: ChainHolding
+
+
+@dataclass(frozen=True, slots=True)
 class WalletView:
     account_id: str
     credit: Holding
     energy: Holding
+    chain: ChainView | None = None
 
 
 class WalletService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, accounts: ChainAccounts) -> None:
         self._db = db
+        self._accounts = accounts
 
-    async def wallet(self, account_id: str) -> WalletView:
+    async def wallet(self, account_id: str, *, with_chain: bool = False) -> WalletView:
         async with self._db.read() as session:
             rows = await balances_of(session, account_id)
 
@@ -41,22 +73,78 @@ class WalletService:
             row = rows.get(asset)
             return Holding(row.free, row.locked) if row else Holding(0, 0)
 
-        return WalletView(account_id, holding(Asset.CREDIT), holding(Asset.ENERGY))
+        chain = await self.chain_view(account_id) if with_chain else None
+        return WalletView(account_id, holding(Asset.CREDIT), holding(Asset.ENERGY), chain)
+
+    async def chain_view(self, account_id: str) -> ChainView | None:
+        """The account's balances on chain, energy in Wh; ``None`` without a chain address."""
+        address = await self._accounts.address_of(account_id)
+        if address is None:
+            return None
+        chain = self._accounts.chain
+        escrow = await self._accounts.run(chain.balances, address)
+        credit_held = await self._accounts.run(chain.wallet_balance, address, ChainAsset.CREDIT)
+        energy_held = await self._accounts.run(chain.wallet_balance, address, ChainAsset.ENERGY)
+        per_wh = _ENERGY_BASE_UNITS_PER_WH
+        return ChainView(
+            address=address,
+            credit=ChainHolding(escrow.free_credit, escrow.locked_credit, credit_held),
+            energy=ChainHolding(
+                escrow.free_energy // per_wh, escrow.locked_energy // per_wh, energy_held // per_wh
+            ),
+        )
 
     async def deposit_credit(self, account_id: str, amount: int) -> WalletView:
-        """Operator-recorded deposit of money (micro-units) into a participant's wallet."""
-        await self._credit(account_id, Asset.CREDIT, amount)
-        return await self.wallet(account_id)
+        """Operator deposit of money (micro-units): minted on chain, deposited into the
+        Marketplace for the participant, and raised in the off-chain free balance."""
+        await self._require_user(account_id, amount)
+        signer = await self._accounts.signer_of(account_id)
+        chain = self._accounts.chain
+        await self._accounts.run(chain.mint_credit, signer.address, amount)
+        await self._accounts.run(chain.deposit, signer, ChainAsset.CREDIT, amount)
+        async with self._db.write() as session:
+            await credit(session, account_id, Asset.CREDIT, amount, lock=self._db.locks_rows)
+        return await self.wallet(account_id, with_chain=True)
 
     async def grant_energy(self, account_id: str, qty_wh: int) -> WalletView:
-        """Operator grant of energy tokens (Wh) without metering evidence."""
-        await self._credit(account_id, Asset.ENERGY, qty_wh)
+        """Operator grant of energy tokens (Wh) without metering evidence, off chain only."""
+        await self._require_user(account_id, qty_wh)
+        async with self._db.write() as session:
+            await credit(session, account_id, Asset.ENERGY, qty_wh, lock=self._db.locks_rows)
         return await self.wallet(account_id)
 
-    async def _credit(self, account_id: str, asset: Asset, amount: int) -> None:
+    async def withdraw(self, account_id: str, asset: Asset, amount: int) -> WalletView:
+        """Pay ``amount`` (micro-units, or Wh of energy) of the free balance out of the
+        Marketplace to the participant's address."""
+        await self._require_user(account_id, amount)
+        await self._debit_free(account_id, asset, amount)
+        signer = await self._accounts.signer_of(account_id)
+        on_chain = amount if asset is Asset.CREDIT else wh_to_energy_base_units(amount)
+        try:
+            await self._accounts.run(
+                self._accounts.chain.withdraw, signer, ChainAsset(asset.value), on_chain
+            )
+        except BaseException:
+            async with self._db.write() as session:
+                await credit(session, account_id, asset, amount, lock=self._db.locks_rows)
+            raise
+        return await self.wallet(account_id, with_chain=True)
+
+    async def _debit_free(self, account_id: str, asset: Asset, amount: int) -> None:
+        async with self._db.write() as session:
+            row = await balance_for_update(session, account_id, asset, lock=self._db.locks_rows)
+            if row.free < amount:
+                raise InsufficientBalanceError(
+                    f"free {asset.value} balance does not cover the withdrawal",
+                    asset=asset.value,
+                    free=row.free,
+                    required=amount,
+                )
+            row.free -= amount
+
+    async def _require_user(self, account_id: str, amount: int) -> None:
         if amount <= 0:
             raise InvalidAmountError("amount must be positive", amount=amount)
-        async with self._db.write() as session:
+        async with self._db.read() as session:
             if await account_repo.user_by_id(session, account_id) is None:
                 raise UserNotFoundError("no such user", user_id=account_id)
-            await credit(session, account_id, asset, amount, lock=self._db.locks_rows)

@@ -1,0 +1,99 @@
+"""The public ledger: supply, mints, retirements, chain transactions, settled epochs, prices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from wattx.api.auth import State
+from wattx.api.routers.proofs import settlement_out
+from wattx.api.routers.tokens import mint_out
+from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.settlement import (
+    ChainEventOut,
+    ChainEventsOut,
+    LedgerOverviewOut,
+    MintsOut,
+    PriceHistoryOut,
+    PricePointOut,
+    SettlementsOut,
+)
+from wattx.services.ledger_public import ChainEventView
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+
+
+def _event_out(view: ChainEventView) -> ChainEventOut:
+    return ChainEventOut(
+        block_number=view.block_number,
+        tx_hash=view.tx_hash,
+        log_index=view.log_index,
+        contract=view.contract,
+        name=view.name,
+        args=view.args,
+    )
+
+
+@router.get("/overview")
+async def overview(state: State) -> LedgerOverviewOut:
+    o = await state.public_ledger.overview()
+    return LedgerOverviewOut(
+        minted_wh=o.minted_wh,
+        retired_wh=o.retired_wh,
+        supply_wh=o.supply_wh,
+        settled_epochs=o.settled_epochs,
+        settled_volume_wh=o.settled_volume_wh,
+        settled_value=o.settled_value,
+        fees=o.fees,
+    )
+
+
+@router.get("/transactions")
+async def transactions(state: State, limit: Limit = 50, offset: Offset = 0) -> ChainEventsOut:
+    """Contract events, newest first, as the indexer read them."""
+    items = await state.public_ledger.transactions(limit=limit, offset=offset)
+    return ChainEventsOut(
+        items=[_event_out(e) for e in items], page=page(limit, offset, len(items))
+    )
+
+
+@router.get("/mints")
+async def mints(state: State, limit: Limit = 50, offset: Offset = 0) -> MintsOut:
+    items = await state.public_ledger.mints(limit=limit, offset=offset)
+    return MintsOut(items=[mint_out(m) for m in items], page=page(limit, offset, len(items)))
+
+
+@router.get("/retirements")
+async def retirements(state: State, limit: Limit = 50, offset: Offset = 0) -> ChainEventsOut:
+    items = await state.public_ledger.retirements(limit=limit, offset=offset)
+    return ChainEventsOut(
+        items=[_event_out(e) for e in items], page=page(limit, offset, len(items))
+    )
+
+
+@router.get("/epochs")
+async def epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> SettlementsOut:
+    """Settlement batches, newest first: root, transaction, volume, value, fees, status."""
+    items = await state.public_ledger.epochs(limit=limit, offset=offset)
+    return SettlementsOut(
+        items=[settlement_out(r) for r in items], page=page(limit, offset, len(items))
+    )
+
+
+@router.get("/price-history")
+async def price_history(state: State, limit: Limit = 50, offset: Offset = 0) -> PriceHistoryOut:
+    items = await state.public_ledger.price_history(limit=limit, offset=offset)
+    return PriceHistoryOut(
+        items=[
+            PricePointOut(
+                epoch_id=p.epoch_id,
+                zone=p.zone,
+                average_price=p.average_price,
+                low_price=p.low_price,
+                high_price=p.high_price,
+                volume_wh=p.volume_wh,
+                value=p.value,
+            )
+            for p in items
+        ],
+        page=page(limit, offset, len(items)),
+    )

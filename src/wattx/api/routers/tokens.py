@@ -1,0 +1,53 @@
+"""Energy tokens: minting from verified meter surplus, the caller's mints, retirement."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.settlement import MintOut, MintRunIn, MintsOut, RetirementIn, RetirementOut
+from wattx.services.retirement import RetirementService
+from wattx.store.models_settlement import ChainMintRow
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+
+
+def mint_out(row: ChainMintRow) -> MintOut:
+    return MintOut(
+        meter_id=row.meter_id,
+        epoch_id=row.epoch_id,
+        owner_id=row.owner_id,
+        address=row.address,
+        qty_wh=row.wh,
+        tx_hash=row.tx_hash,
+        created_at=row.created_at,
+    )
+
+
+@router.post("/mint")
+async def run_mint(body: MintRunIn, state: State) -> MintsOut:
+    """Mint now what meters' verified surplus earned (the worker does it every tick)."""
+    if body.through_epoch is None:
+        rows = await state.minting.mint_due()
+    else:
+        rows = await state.minting.mint_through(body.through_epoch)
+    return MintsOut(items=[mint_out(r) for r in rows], page=page(len(rows) or 1, 0, 0))
+
+
+@router.get("/mints")
+async def my_mints(
+    principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
+) -> MintsOut:
+    rows = await state.minting.mints_of(principal.user_id, limit=limit, offset=offset)
+    return MintsOut(items=[mint_out(r) for r in rows], page=page(limit, offset, len(rows)))
+
+
+@router.post("/retire")
+async def retire(body: RetirementIn, principal: CurrentPrincipal, state: State) -> RetirementOut:
+    """Burn energy tokens against the caller's metered consumption not retired yet."""
+    service = RetirementService(state.db, state.chain_accounts, state.clock)
+    row = await service.retire(principal.user_id, body.qty_wh, body.reason)
+    return RetirementOut(
+        id=row.id, qty_wh=row.wh, reason=row.reason, tx_hash=row.tx_hash or "", at=row.created_at
+    )

@@ -1,0 +1,187 @@
+"""The chain's lifecycle in the service, and participants' chain accounts.
+
+:func:`open_chain` gives the embedded chain (in-process; its transactions are
+journaled in the data dir and replayed on start, see
+:mod:`wattx.services.embedded_journal`) unless ``WATTX_CHAIN_RPC_URL`` is
+set; then it connects to the contracts in the deployment file, or deploys
+them and writes that file on first start.
+
+:class:`ChainAccounts` gives each participant a custodial address on first
+need (a Keyring-encrypted key in ``chain_accounts``) and admits it on the
+chain Registry once. Every chain call blocks, so it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from wattx.config import Settings
+from wattx.domain.epochs import EpochClock
+from wattx.services.errors import UserNotFoundError
+from wattx.services.principal import Role
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deployment import Deployment
+from wattx.settlement.keys import (
+    OPERATOR_KEY_ENV,
+    OPERATOR_KEY_FILE_ENV,
+    CustodialKey,
+    Keyring,
+    operator_signer,
+)
+from wattx.settlement.port import ParticipantRole, Signer, TxResult
+from wattx.store import accounts as account_repo
+from wattx.store import settlement as settlement_repo
+from wattx.store.db import Database
+
+T = TypeVar("T")
+
+_CHAIN_ROLE = {
+    Role.PROSUMER: ParticipantRole.PROSUMER,
+    Role.CONSUMER: ParticipantRole.CONSUMER,
+    Role.NODE_OPERATOR: ParticipantRole.NODE_OPERATOR,
+    Role.OPERATOR: ParticipantRole.OPERATOR,
+    Role.AUDITOR: ParticipantRole.AUDITOR,
+}
+
+
+def open_chain(settings: Settings) -> ContractChain:
+    """The embedded chain, or the JSON-RPC node of ``settings.chain_rpc_url``."""
+    if settings.chain_rpc_url is None:
+        # Imported here so that a service on a real node never loads py-evm.
+        from wattx.services.embedded_journal import open_durable_embedded_chain
+
+        has_key = os.environ.get(OPERATOR_KEY_ENV) or os.environ.get(OPERATOR_KEY_FILE_ENV)
+        return open_durable_embedded_chain(
+            settings.data_dir, operator_signer() if has_key else None
+        )
+    from wattx.settlement.jsonrpc import JsonRpcChain
+
+    operator = operator_signer()
+    path = settings.chain_deployment_file or settings.data_dir / "deployment.json"
+    if path.exists():
+        return JsonRpcChain.connect(settings.chain_rpc_url, Deployment.load(path), operator)
+    chain = JsonRpcChain.deploy(settings.chain_rpc_url, operator)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chain.deployment.save(path)
+    return chain
+
+
+def keyring_from_settings(settings: Settings) -> Keyring:
+    """The Keyring under the configured secret, or one generated once per data dir."""
+    if settings.keyring_secret is not None:
+        return Keyring(settings.keyring_secret.get_secret_value())
+    key_file = settings.data_dir / "keyring.key"
+    if not key_file.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return Keyring(key_file.read_text().strip())
+
+
+class ChainAccounts:
+    """Participants' chain addresses and signers; admission on the Registry."""
+
+    def __init__(
+        self, db: Database, chain: ContractChain, keyring: Keyring, clock: EpochClock
+    ) -> None:
+        self._db = db
+        self.chain = chain
+        self._keyring = keyring
+        self._clock = clock
+        # One creation at a time: two first requests of one user must not
+        # generate two keys.
+        self._creating = asyncio.Lock()
+        # The embedded EVM is not thread-safe and the JSON-RPC adapter counts
+        # nonces locally: one chain call at a time.
+        self._calling = asyncio.Lock()
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking chain call in a worker thread, one at a time."""
+        async with self._calling:
+            return await asyncio.to_thread(call, *args)
+
+    async def address_of(self, user_id: str) -> str | None:
+        async with self._db.read() as session:
+            row = await settlement_repo.chain_account(session, user_id)
+        return row.address if row else None
+
+    async def address_book(self) -> dict[str, str]:
+        async with self._db.read() as session:
+            return await settlement_repo.all_addresses(session)
+
+    async def ensure(self, user_id: str) -> str:
+        """The user's address: created and admitted on the chain on first need."""
+        async with self._creating:
+            async with self._db.read() as session:
+                row = await settlement_repo.chain_account(session, user_id)
+                user = await account_repo.user_by_id(session, user_id)
+            if user is None:
+                raise UserNotFoundError("no such user", user_id=user_id)
+            if row is None:
+                key = self._keyring.generate()
+                async with self._db.write() as session:
+                    await settlement_repo.add_chain_account(
+                        session, user_id, key.address, key.ciphertext, self._clock.now()
+                    )
+                address = key.address
+            else:
+                address = row.address
+            await self._admit(address, Role(user.role))
+            return address
+
+    async def signer_of(self, user_id: str) -> Signer:
+        address = await self.ensure(user_id)
+        async with self._db.read() as session:
+            row = await settlement_repo.chain_account(session, user_id)
+        if row is None:
+            raise UserNotFoundError("no chain account", user_id=user_id)
+        return self._keyring.open(CustodialKey(address, row.key_ciphertext))
+
+    async def ensure_zone(self, zone_id: str) -> None:
+        await self._register_once("zone", zone_id, lambda: self.chain.add_zone(zone_key(zone_id)))
+
+    async def ensure_meter(
+        self, meter_id: str, owner_address: str, zone_id: str, rated_wh: int
+    ) -> None:
+        await self.ensure_zone(zone_id)
+        await self._register_once(
+            "meter",
+            meter_id,
+            lambda: self.chain.register_meter(
+                meter_key(meter_id), owner_address, zone_key(zone_id), rated_wh
+            ),
+        )
+
+    async def _admit(self, address: str, role: Role) -> None:
+        await self._register_once(
+            "participant", address, lambda: self.chain.admit_participant(address, _CHAIN_ROLE[role])
+        )
+
+    async def _register_once(self, kind: str, key: str, send: Callable[[], TxResult]) -> None:
+        async with self._db.read() as session:
+            if await settlement_repo.is_registered(session, kind, key):
+                return
+        result = await self.run(send)
+        async with self._db.write() as session:
+            await settlement_repo.add_registration(session, kind, key, result.tx_hash)
+
+
+def zone_key(zone_id: str) -> bytes:
+    """A zone id as the Registry's ``bytes32`` key (utf-8, zero-padded)."""
+    return _bytes32(zone_id)
+
+
+def meter_key(meter_id: str) -> bytes:
+    """A meter id as the Registry's and the oracle's ``bytes32`` key."""
+    return _bytes32(meter_id)
+
+
+def _bytes32(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 32:
+        raise ValueError(f"{text!r} is longer than 32 bytes")
+    return raw.ljust(32, b"\0")

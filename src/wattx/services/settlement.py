@@ -1,0 +1,422 @@
+"""Epoch settlement through an outbox, proofs of inclusion, and the chain event indexer.
+
+What needs settling is derived from the database alone: a closed epoch with
+trades whose delivery has ended and that has no outbox row. The worker
+
+1. builds the batch from the epoch's trades as stored (never from the engine)
+   and writes it to the outbox (status ``pending``) in one transaction;
+2. asks the chain whether the epoch is settled already (a retry after a crash
+   that happened after sending must not pay twice); if not, sends
+   ``settle_epoch`` in a worker thread;
+3. marks the row ``confirmed`` with the transaction hash and block.
+
+A crash between any two steps leaves the row pending (or absent, and then it
+is derived again), and the next run finishes it. A chain error leaves it
+pending with an exponential backoff. A batch the chain can never accept (its
+root differs from the one on chain) is marked ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from wattx.bus.events import Event, EventType
+from wattx.bus.port import EventBus
+from wattx.domain import Trade
+from wattx.domain.epochs import EpochClock, EpochSchedule
+from wattx.domain.errors import ConflictError, NotFoundError
+from wattx.services.chain import ChainAccounts
+from wattx.services.minting import MintingService
+from wattx.settlement.batch import EpochBatch, build_epoch_batch
+from wattx.settlement.errors import ChainError, EpochAlreadySettledError
+from wattx.settlement.port import ChainEvent
+from wattx.store import settlement as repo
+from wattx.store.db import Database
+from wattx.store.models import TradeRow
+from wattx.store.models_settlement import SettlementOutboxRow
+
+_log = structlog.get_logger("wattx.settlement")
+
+INDEXER = "contracts"
+_MAX_BACKOFF_S = 3_600
+
+Checkpoint = Callable[[str], None]
+"""Called with each step's name as the worker passes it (``written``, ``checked``,
+``sent``); the crash tests raise from it."""
+
+
+class EpochNotClosedError(ConflictError):
+    code = "epoch_not_closed"
+    title = "The epoch's gate has not closed"
+
+
+class NothingToSettleError(ConflictError):
+    code = "nothing_to_settle"
+    title = "The epoch has no trades to settle"
+
+
+class TradeNotFoundError(NotFoundError):
+    code = "trade_not_found"
+    title = "Trade not found"
+
+
+class TradeNotSettledError(ConflictError):
+    code = "trade_not_settled"
+    title = "The trade's epoch is not settled on chain yet"
+
+
+class SettlementRootMismatchError(ConflictError):
+    code = "settlement_root_mismatch"
+    title = "The chain holds another Merkle root for this epoch"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeProof:
+    trade_id: str
+    epoch_id: int
+    leaf: bytes
+    proof: list[bytes]
+    root: bytes
+    tx_hash: str | None
+    verified_on_chain: bool
+
+
+def _no_checkpoint(_step: str) -> None:
+    """The production worker passes every step without interruption."""
+
+
+def trade_from_row(row: TradeRow) -> Trade:
+    return Trade(
+        id=row.id,
+        epoch_id=row.epoch_id,
+        zone=row.zone,
+        buy_order_id=row.buy_order_id,
+        sell_order_id=row.sell_order_id,
+        buyer=row.buyer,
+        seller=row.seller,
+        buyer_zone=row.buyer_zone,
+        seller_zone=row.seller_zone,
+        qty_wh=row.qty_wh,
+        delivered_wh=row.delivered_wh,
+        price=row.price,
+        value=row.value,
+        buyer_fee=row.buyer_fee,
+        seller_fee=row.seller_fee,
+        wheeling_fee=row.wheeling_fee,
+        seq=row.seq,
+        executed_at=row.executed_at,
+    )
+
+
+def _batch_payload(batch: EpochBatch) -> str:
+    return json.dumps(
+        {
+            "deltas": [[d.address, d.energy, d.credit] for d in batch.deltas],
+            "fee_energy": batch.fee_energy,
+            "fee_credit": batch.fee_credit,
+            "trade_ids": list(batch.trade_ids),
+        },
+        separators=(",", ":"),
+    )
+
+
+class SettlementService:
+    """Settles closed epochs on chain through the outbox; serves proofs; indexes events."""
+
+    def __init__(
+        self,
+        db: Database,
+        accounts: ChainAccounts,
+        bus: EventBus,
+        clock: EpochClock,
+        schedule: EpochSchedule,
+        *,
+        retry_s: int = 10,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
+        self._db = db
+        self._accounts = accounts
+        self._bus = bus
+        self._clock = clock
+        self._schedule = schedule
+        self._retry_s = retry_s
+        self._checkpoint = checkpoint
+        # One settlement run at a time in this process; across processes the
+        # outbox row and the chain's once-only rule keep it safe.
+        self._running = asyncio.Lock()
+
+    @property
+    def chain_accounts(self) -> ChainAccounts:
+        return self._accounts
+
+    # -- the worker ----------------------------------------------------------
+
+    async def settle_due(self) -> list[SettlementOutboxRow]:
+        """Write outbox rows for every ended, unsettled epoch, then send what is due."""
+        async with self._running:
+            now = self._clock.now()
+            async with self._db.read() as session:
+                missing = await repo.epochs_without_outbox(
+                    session, ended_before=self._schedule.epoch_id_at(now)
+                )
+            for epoch_id in missing:
+                await self._write_outbox(epoch_id)
+            async with self._db.read() as session:
+                due = await repo.due_outbox(session, now)
+            return [await self._send(epoch_id) for epoch_id in due]
+
+    async def settle_now(self, epoch_id: int) -> SettlementOutboxRow:
+        """Settle one closed epoch now, without waiting for its delivery to end or a backoff."""
+        async with self._running:
+            async with self._db.read() as session:
+                if not await repo.is_epoch_closed(session, epoch_id):
+                    raise EpochNotClosedError(f"epoch {epoch_id} is not closed", epoch_id=epoch_id)
+                row = await repo.outbox_entry(session, epoch_id)
+            if row is None:
+                await self._write_outbox(epoch_id)
+            return await self._send(epoch_id)
+
+    async def outbox(self, epoch_id: int) -> SettlementOutboxRow | None:
+        async with self._db.read() as session:
+            return await repo.outbox_entry(session, epoch_id)
+
+    async def _batch_for(self, epoch_id: int) -> EpochBatch:
+        async with self._db.read() as session:
+            trades = [trade_from_row(t) for t in await repo.epoch_trades(session, epoch_id)]
+        if not trades:
+            raise NothingToSettleError(f"epoch {epoch_id} has no trades", epoch_id=epoch_id)
+        for party in sorted({t.buyer for t in trades} | {t.seller for t in trades}):
+            await self._accounts.ensure(party)
+        book = await self._accounts.address_book()
+        return build_epoch_batch(
+            epoch_id, trades, book, self._accounts.chain.deployment.fee_account
+        )
+
+    async def _write_outbox(self, epoch_id: int) -> None:
+        batch = await self._batch_for(epoch_id)
+        start_block = await self._accounts.run(self._accounts.chain.block_number)
+        now = self._clock.now()
+        async with self._db.read() as session:
+            trades = await repo.epoch_trades(session, epoch_id)
+        async with self._db.write() as session:
+            if await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows) is not None:
+                return
+            session.add(
+                SettlementOutboxRow(
+                    epoch_id=epoch_id,
+                    status=repo.OUTBOX_PENDING,
+                    merkle_root="0x" + batch.merkle_root.hex(),
+                    trade_count=batch.trade_count,
+                    payload=_batch_payload(batch),
+                    volume_wh=sum(t.qty_wh for t in trades),
+                    value=sum(t.value for t in trades),
+                    fees=batch.fee_credit,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                    tx_hash=None,
+                    # Until confirmed: the block from which to look for the
+                    # settlement should a crash hide its receipt.
+                    block_number=start_block,
+                    created_at=now,
+                    confirmed_at=None,
+                )
+            )
+        self._checkpoint("written")
+
+    async def _send(self, epoch_id: int) -> SettlementOutboxRow:
+        row = await self.outbox(epoch_id)
+        assert row is not None, "the outbox row is written before it is sent"
+        if row.status != repo.OUTBOX_PENDING:
+            return row
+        batch = await self._batch_for(epoch_id)
+        if "0x" + batch.merkle_root.hex() != row.merkle_root:
+            return await self._fail(epoch_id, "the trades no longer match the written batch")
+        chain = self._accounts.chain
+        try:
+            settled = await self._accounts.run(chain.is_settled, epoch_id)
+            self._checkpoint("checked")
+            if settled:
+                return await self._adopt_existing(row, batch)
+            try:
+                result = await self._accounts.run(chain.settle_epoch, batch)
+            except EpochAlreadySettledError:
+                return await self._adopt_existing(row, batch)
+            self._checkpoint("sent")
+        except ChainError as exc:
+            return await self._retry_later(epoch_id, exc)
+        return await self._confirm(epoch_id, result.tx_hash, result.block_number)
+
+    async def _adopt_existing(
+        self, row: SettlementOutboxRow, batch: EpochBatch
+    ) -> SettlementOutboxRow:
+        """The chain settled this epoch already (a crash hid the receipt): record that
+        settlement instead of sending another."""
+        chain = self._accounts.chain
+        root = await self._accounts.run(chain.epoch_root, row.epoch_id)
+        if root != batch.merkle_root:
+            return await self._fail(row.epoch_id, "the chain holds another root for the epoch")
+        events = await self._accounts.run(chain.events_since, row.block_number or 0)
+        found = next(
+            (
+                e
+                for e in events
+                if e.name == "EpochSettled" and int(e.args["epoch_id"]) == row.epoch_id
+            ),
+            None,
+        )
+        if found is None:
+            return await self._fail(
+                row.epoch_id, "settled on chain but the transaction is not found"
+            )
+        return await self._confirm(row.epoch_id, found.tx_hash, found.block_number)
+
+    async def _confirm(self, epoch_id: int, tx_hash: str, block: int) -> SettlementOutboxRow:
+        async with self._db.write() as session:
+            row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
+            assert row is not None
+            row.status = repo.OUTBOX_CONFIRMED
+            row.tx_hash = tx_hash
+            row.block_number = block
+            row.attempts += 1
+            row.last_error = None
+            row.confirmed_at = self._clock.now()
+        await self._bus.publish(
+            Event(
+                EventType.EPOCH_SETTLED,
+                {
+                    "epoch_id": epoch_id,
+                    "tx_hash": tx_hash,
+                    "merkle_root": row.merkle_root,
+                    "trade_count": row.trade_count,
+                },
+            )
+        )
+        _log.info("epoch_settled", epoch_id=epoch_id, tx_hash=tx_hash)
+        return row
+
+    async def _retry_later(self, epoch_id: int, exc: ChainError) -> SettlementOutboxRow:
+        async with self._db.write() as session:
+            row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
+            assert row is not None
+            delay = min(self._retry_s * 2**row.attempts, _MAX_BACKOFF_S)
+            row.attempts += 1
+            row.last_error = f"{exc.code}: {exc}"
+            row.next_attempt_at = self._clock.now() + timedelta(seconds=delay)
+        _log.warning("settlement_retry", epoch_id=epoch_id, error=row.last_error, delay_s=delay)
+        return row
+
+    async def _fail(self, epoch_id: int, reason: str) -> SettlementOutboxRow:
+        async with self._db.write() as session:
+            row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
+            assert row is not None
+            row.status = repo.OUTBOX_FAILED
+            row.attempts += 1
+            row.last_error = reason
+        _log.error("settlement_failed", epoch_id=epoch_id, reason=reason)
+        return row
+
+    # -- proofs --------------------------------------------------------------
+
+    async def trade_proof(self, trade_id: str) -> TradeProof:
+        """The trade's leaf and Merkle proof, and whether the chain's root accepts them."""
+        async with self._db.read() as session:
+            trade = await repo.trade_by_id(session, trade_id)
+            if trade is None:
+                raise TradeNotFoundError("no such trade", trade_id=trade_id)
+            row = await repo.outbox_entry(session, trade.epoch_id)
+        if row is None or row.status != repo.OUTBOX_CONFIRMED:
+            raise TradeNotSettledError(f"epoch {trade.epoch_id} is not settled", trade_id=trade_id)
+        batch = await self._batch_for(trade.epoch_id)
+        leaf = batch.leaf_of(trade_id).hash()
+        proof = batch.proof(trade_id)
+        verified = await self._accounts.run(
+            self._accounts.chain.verify_trade_proof, trade.epoch_id, leaf, proof
+        )
+        return TradeProof(
+            trade_id=trade_id,
+            epoch_id=trade.epoch_id,
+            leaf=leaf,
+            proof=proof,
+            root=batch.merkle_root,
+            tx_hash=row.tx_hash,
+            verified_on_chain=verified,
+        )
+
+    # -- indexer -------------------------------------------------------------
+
+    async def index_events(self) -> int:
+        """Read new contract events into ``chain_events``; returns how many were read."""
+        async with self._db.read() as session:
+            from_block = await repo.indexer_next_block(session, INDEXER)
+        chain = self._accounts.chain
+        head = await self._accounts.run(chain.block_number)
+        events = await self._accounts.run(chain.events_since, from_block)
+        events = [e for e in events if e.block_number <= head]
+        async with self._db.write() as session:
+            await repo.store_events(session, INDEXER, [_event_row(e) for e in events], head + 1)
+        return len(events)
+
+
+def _event_row(event: ChainEvent) -> dict[str, Any]:
+    return {
+        "block_number": event.block_number,
+        "tx_hash": event.tx_hash,
+        "log_index": event.log_index,
+        "contract": event.contract,
+        "name": event.name,
+        "args": json.dumps({k: _json_value(v) for k, v in event.args.items()}),
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+class ChainWorkerTask:
+    """Every ``tick_s`` seconds: mint what ended epochs earned, settle what is due, then
+    index new chain events."""
+
+    def __init__(
+        self, settlement: SettlementService, minting: MintingService, *, tick_s: float
+    ) -> None:
+        self._settlement = settlement
+        self._minting = minting
+        self._tick_s = tick_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wattx-chain-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            for step in (
+                self._minting.mint_due,
+                self._settlement.settle_due,
+                self._settlement.index_events,
+            ):
+                try:
+                    await step()
+                except Exception:
+                    # Nothing is lost: mints, the outbox and the indexer's
+                    # progress are in the database; the next tick resumes.
+                    _log.exception("chain_worker_step_failed", step=step.__name__)
+            await asyncio.sleep(self._tick_s)

@@ -1,0 +1,262 @@
+"""Repositories of the chain side: chain accounts, registrations, the settlement outbox,
+mints and watermarks, indexed events, and the ledger's aggregates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.store.models import EpochRow, MeterRow, TradeRow
+from wattx.store.models_metering import MeterEpochEnergyRow
+from wattx.store.models_settlement import (
+    ChainAccountRow,
+    ChainEventRow,
+    ChainMintRow,
+    ChainRegistrationRow,
+    IndexerProgressRow,
+    MintWatermarkRow,
+    RetirementRow,
+    SettlementOutboxRow,
+)
+
+OUTBOX_PENDING = "pending"
+OUTBOX_CONFIRMED = "confirmed"
+OUTBOX_FAILED = "failed"
+
+
+# -- chain accounts and registrations --------------------------------------
+
+
+async def chain_account(session: AsyncSession, user_id: str) -> ChainAccountRow | None:
+    return await session.get(ChainAccountRow, user_id)
+
+
+async def add_chain_account(
+    session: AsyncSession, user_id: str, address: str, ciphertext: bytes, at: datetime
+) -> None:
+    session.add(
+        ChainAccountRow(user_id=user_id, address=address, key_ciphertext=ciphertext, created_at=at)
+    )
+
+
+async def all_addresses(session: AsyncSession) -> dict[str, str]:
+    rows = await session.execute(select(ChainAccountRow.user_id, ChainAccountRow.address))
+    return {str(u): str(a) for u, a in rows.all()}
+
+
+async def is_registered(session: AsyncSession, kind: str, key: str) -> bool:
+    return await session.get(ChainRegistrationRow, (kind, key)) is not None
+
+
+async def add_registration(session: AsyncSession, kind: str, key: str, tx_hash: str) -> None:
+    if await session.get(ChainRegistrationRow, (kind, key)) is None:
+        session.add(ChainRegistrationRow(kind=kind, key=key, tx_hash=tx_hash))
+
+
+# -- settlement outbox --------------------------------------------------------
+
+
+async def epochs_without_outbox(session: AsyncSession, *, ended_before: int) -> list[int]:
+    """Closed epochs with trades, ending before epoch id ``ended_before``, not in the outbox."""
+    query = (
+        select(EpochRow.id)
+        .outerjoin(SettlementOutboxRow, SettlementOutboxRow.epoch_id == EpochRow.id)
+        .where(
+            SettlementOutboxRow.epoch_id.is_(None),
+            EpochRow.id < ended_before,
+            # EpochRow.trade_count counts the closing auction's trades only;
+            # continuous trading happens before the gate closes.
+            select(TradeRow.id).where(TradeRow.epoch_id == EpochRow.id).exists(),
+        )
+        .order_by(EpochRow.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def is_epoch_closed(session: AsyncSession, epoch_id: int) -> bool:
+    return await session.get(EpochRow, epoch_id) is not None
+
+
+async def epoch_trades(session: AsyncSession, epoch_id: int) -> list[TradeRow]:
+    query = select(TradeRow).where(TradeRow.epoch_id == epoch_id).order_by(TradeRow.seq)
+    return list(await session.scalars(query))
+
+
+async def trade_by_id(session: AsyncSession, trade_id: str) -> TradeRow | None:
+    return await session.get(TradeRow, trade_id)
+
+
+async def outbox_entry(
+    session: AsyncSession, epoch_id: int, *, lock: bool = False
+) -> SettlementOutboxRow | None:
+    query = select(SettlementOutboxRow).where(SettlementOutboxRow.epoch_id == epoch_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).first()
+
+
+async def due_outbox(session: AsyncSession, now: datetime) -> list[int]:
+    query = (
+        select(SettlementOutboxRow.epoch_id)
+        .where(
+            SettlementOutboxRow.status == OUTBOX_PENDING,
+            SettlementOutboxRow.next_attempt_at <= now,
+        )
+        .order_by(SettlementOutboxRow.epoch_id)
+    )
+    return list(await session.scalars(query))
+
+
+async def list_outbox(
+    session: AsyncSession, *, status: str | None, limit: int, offset: int
+) -> list[SettlementOutboxRow]:
+    query = select(SettlementOutboxRow)
+    if status is not None:
+        query = query.where(SettlementOutboxRow.status == status)
+    query = query.order_by(SettlementOutboxRow.epoch_id.desc()).limit(limit).offset(offset)
+    return list(await session.scalars(query))
+
+
+async def price_history(
+    session: AsyncSession, *, limit: int, offset: int
+) -> list[tuple[int, str, int, int, int, int]]:
+    """(epoch, zone, low price, high price, volume Wh, value) of traded epochs, newest first."""
+    query = (
+        select(
+            TradeRow.epoch_id,
+            TradeRow.zone,
+            func.min(TradeRow.price),
+            func.max(TradeRow.price),
+            func.sum(TradeRow.qty_wh),
+            func.sum(TradeRow.value),
+        )
+        .group_by(TradeRow.epoch_id, TradeRow.zone)
+        .order_by(TradeRow.epoch_id.desc(), TradeRow.zone)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        (int(e), str(z), int(lo), int(hi), int(v), int(val))
+        for e, z, lo, hi, v, val in (await session.execute(query)).all()
+    ]
+
+
+# -- mints --------------------------------------------------------------------
+
+
+async def watermark(session: AsyncSession, meter_id: str) -> MintWatermarkRow | None:
+    return await session.get(MintWatermarkRow, meter_id)
+
+
+async def meter_energies(
+    session: AsyncSession, meter_id: str, *, after_epoch: int, through_epoch: int
+) -> list[MeterEpochEnergyRow]:
+    query = (
+        select(MeterEpochEnergyRow)
+        .where(
+            MeterEpochEnergyRow.meter_id == meter_id,
+            MeterEpochEnergyRow.epoch_id > after_epoch,
+            MeterEpochEnergyRow.epoch_id <= through_epoch,
+        )
+        .order_by(MeterEpochEnergyRow.epoch_id)
+    )
+    return list(await session.scalars(query))
+
+
+async def first_energy_epoch(session: AsyncSession, meter_id: str) -> int | None:
+    query = select(func.min(MeterEpochEnergyRow.epoch_id)).where(
+        MeterEpochEnergyRow.meter_id == meter_id
+    )
+    value = await session.scalar(query)
+    return int(value) if value is not None else None
+
+
+async def list_mints(
+    session: AsyncSession, *, owner_id: str | None, limit: int, offset: int
+) -> list[ChainMintRow]:
+    query = select(ChainMintRow)
+    if owner_id is not None:
+        query = query.where(ChainMintRow.owner_id == owner_id)
+    query = query.order_by(ChainMintRow.id.desc()).limit(limit).offset(offset)
+    return list(await session.scalars(query))
+
+
+# -- indexer ------------------------------------------------------------------
+
+
+async def indexer_next_block(session: AsyncSession, name: str) -> int:
+    row = await session.get(IndexerProgressRow, name)
+    return row.next_block if row else 0
+
+
+async def store_events(
+    session: AsyncSession, name: str, events: list[dict[str, Any]], next_block: int
+) -> None:
+    """Insert events not stored yet (by tx hash and log index) and move the progress mark."""
+    for event in events:
+        known = await session.scalar(
+            select(ChainEventRow.id).where(
+                ChainEventRow.tx_hash == event["tx_hash"],
+                ChainEventRow.log_index == event["log_index"],
+            )
+        )
+        if known is None:
+            session.add(ChainEventRow(**event))
+    row = await session.get(IndexerProgressRow, name)
+    if row is None:
+        session.add(IndexerProgressRow(name=name, next_block=next_block))
+    else:
+        row.next_block = max(row.next_block, next_block)
+
+
+async def list_events(
+    session: AsyncSession, *, names: tuple[str, ...] | None, limit: int, offset: int
+) -> list[ChainEventRow]:
+    query = select(ChainEventRow)
+    if names is not None:
+        query = query.where(ChainEventRow.name.in_(names))
+    query = query.order_by(ChainEventRow.block_number.desc(), ChainEventRow.log_index.desc())
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+# -- ledger aggregates --------------------------------------------------------
+
+
+async def settled_totals(session: AsyncSession) -> tuple[int, int, int, int]:
+    """Confirmed epochs: (epochs, volume Wh, value, fees)."""
+    query = select(
+        func.count(SettlementOutboxRow.epoch_id),
+        func.coalesce(func.sum(SettlementOutboxRow.volume_wh), 0),
+        func.coalesce(func.sum(SettlementOutboxRow.value), 0),
+        func.coalesce(func.sum(SettlementOutboxRow.fees), 0),
+    ).where(SettlementOutboxRow.status == OUTBOX_CONFIRMED)
+    epochs, volume, value, fees = (await session.execute(query)).one()
+    return int(epochs), int(volume), int(value), int(fees)
+
+
+async def minted_total_wh(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.sum(ChainMintRow.wh), 0))) or 0)
+
+
+# -- retirements --------------------------------------------------------------
+
+
+async def consumed_wh(session: AsyncSession, user_id: str) -> int:
+    """Metered import of all the user's meters."""
+    query = (
+        select(func.coalesce(func.sum(MeterEpochEnergyRow.import_wh), 0))
+        .join(MeterRow, MeterRow.id == MeterEpochEnergyRow.meter_id)
+        .where(MeterRow.owner_id == user_id)
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def retired_wh(session: AsyncSession, user_id: str) -> int:
+    """Retired or being retired by the user."""
+    query = select(func.coalesce(func.sum(RetirementRow.wh), 0)).where(
+        RetirementRow.user_id == user_id
+    )
+    return int(await session.scalar(query) or 0)
