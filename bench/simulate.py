@@ -1,0 +1,77 @@
+"""Throughput of ``wattx simulate``: the community trading through the in-process service.
+
+For each community size, builds the scenario, then runs the call auction on a
+fresh in-process service (scratch SQLite, virtual clock) over HTTP (ASGI):
+enrolment, every agent's orders, gate closures, trades, and every meter's
+signed reading each epoch. Reports simulated household-days per wall second
+(households counted without the school and the community battery). Usage::
+
+    .venv/bin/python bench/simulate.py [--json] [--households 10 100] [--days 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from datetime import date
+
+from wattx.domain.epochs import EpochSchedule
+from wattx.sim.community import CommunityMix, draw_community
+from wattx.sim.runner.faults import FaultPlan
+from wattx.sim.runner.run import run_in_process
+from wattx.sim.scenario import build_scenario
+from wattx.sim.strategies import StrategyName
+from wattx.sim.timegrid import TimeGrid
+
+
+def measure(households: int, days: int) -> dict[str, float | int]:
+    grid = TimeGrid.for_days(date(2026, 6, 1), days, EpochSchedule())
+    scenario = build_scenario(draw_community(CommunityMix(households), seed=1), grid)
+    started = time.perf_counter()
+    run = asyncio.run(
+        run_in_process(scenario, "call_auction", StrategyName.ZERO_INTELLIGENCE, faults=FaultPlan())
+    )
+    wall_s = time.perf_counter() - started
+    orders = sum(run.answers.orders.values())
+    readings = run.readings.readings_accepted if run.readings is not None else 0
+    return {
+        "households": households,
+        "days": days,
+        "epochs": grid.steps,
+        "orders": orders,
+        "readings": readings,
+        "wall_s": round(wall_s, 2),
+        "household_days_per_s": round(households * days / wall_s, 3),
+        "orders_and_readings_per_s": round((orders + readings) / wall_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--households", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--days", type=int, default=1)
+    args = parser.parse_args()
+    rows = [measure(n, args.days) for n in args.households]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    header = (
+        "households",
+        "days",
+        "epochs",
+        "orders",
+        "readings",
+        "wall_s",
+        "household_days_per_s",
+        "orders_and_readings_per_s",
+    )
+    print(" | ".join(f"{h:>20}" for h in header))
+    for row in rows:
+        print(" | ".join(f"{row[h]!s:>20}" for h in header))
+
+
+if __name__ == "__main__":
+    main()

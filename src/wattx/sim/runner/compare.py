@@ -1,0 +1,90 @@
+"""Writing a run's reports: one directory per mechanism, and a comparison page for several."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from wattx.sim.kpis import KpiReport
+from wattx.sim.report import write_report
+from wattx.sim.runner.run import MechanismRun
+from wattx.units import format_money
+
+
+def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: Path) -> KpiReport:
+    """The model's report (balance asserted) plus the service's answers.
+
+    The answers go to ``service.json`` and to a section appended to
+    ``index.html``: orders and gate closures by answer code, the energy granted
+    to sellers' escrow, and the meters' readings by the fault they met.
+    """
+    report = write_report(run.results, baseline.results, out_dir)
+    service = service_answers(run)
+    (out_dir / "service.json").write_text(json.dumps(service, indent=2) + "\n")
+    index = out_dir / "index.html"
+    index.write_text(index.read_text().replace("</body>", _service_section(service) + "</body>"))
+    return report
+
+
+def service_answers(run: MechanismRun) -> dict[str, Any]:
+    return {
+        "orders": dict(sorted(run.answers.orders.items())),
+        "gate_closures": dict(sorted(run.answers.closures.items())),
+        "energy_granted_wh": run.energy_granted_wh,
+        "readings": run.readings.as_json() if run.readings is not None else None,
+    }
+
+
+def _service_section(service: dict[str, Any]) -> str:
+    rows = [("orders", k, v) for k, v in service["orders"].items()]
+    rows += [("gate closures", k, v) for k, v in service["gate_closures"].items()]
+    rows.append(("energy granted to escrow (Wh)", "", service["energy_granted_wh"]))
+    readings = service["readings"]
+    if readings is not None:
+        for key in ("readings_accepted", "readings_duplicate", "readings_quarantined"):
+            rows.append(("readings", key.removeprefix("readings_"), readings[key]))
+        rows.append(("batches", "lost on the way", readings["batches_lost"]))
+        for fault, answers in readings["answers_by_fault"].items():
+            rows += [(f"batches, fault: {fault}", answer, n) for answer, n in answers.items()]
+    body = "".join(
+        f"<tr><td>{html.escape(what)}</td><td>{html.escape(answer)}</td><td>{count}</td></tr>"
+        for what, answer, count in rows
+    )
+    return (
+        "<h2>The service's answers</h2><table><thead><tr><th>what</th><th>answer</th>"
+        f"<th>count</th></tr></thead><tbody>{body}</tbody></table>\n"
+    )
+
+
+def write_comparison(reports: Mapping[str, KpiReport], out_dir: Path) -> None:
+    """``compare.json`` and an ``index.html`` linking each mechanism's report."""
+    rows = {
+        name: {
+            "local_sold_wh": r.community.totals.local_sold_wh,
+            "grid_import_wh": r.community.totals.grid_import_wh,
+            "self_sufficiency_ppm": r.community.self_sufficiency_ppm,
+            "net_cost": r.community.net_cost,
+            "savings": r.community.savings,
+            "members_worse_off": r.community.members_worse_off,
+        }
+        for name, r in reports.items()
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+    body = "".join(
+        f'<tr><td><a href="{html.escape(name)}/index.html">{html.escape(name)}</a></td>'
+        f"<td>{row['local_sold_wh']}</td><td>{row['grid_import_wh']}</td>"
+        f"<td>{html.escape(format_money(r.community.net_cost))}</td>"
+        f"<td>{html.escape(str(row['members_worse_off']))}</td></tr>"
+        for (name, row), r in zip(rows.items(), reports.values(), strict=True)
+    )
+    (out_dir / "index.html").write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>wattx: mechanisms compared</title></head><body>"
+        "<h1>Mechanisms compared on the same weather and loads</h1><table border='1'>"
+        "<tr><th>mechanism</th><th>traded locally (Wh)</th><th>grid import (Wh)</th>"
+        f"<th>net cost</th><th>members worse off</th></tr>{body}</table></body></html>\n"
+    )

@@ -1,0 +1,171 @@
+"""One epoch's trading through the API: quote, submit, close the gate, collect the trades."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import partial
+from typing import Any
+
+from wattx.domain import Side
+from wattx.sim.agents import OrderIntent
+from wattx.sim.results import EpochMarketRecord, LocalFills
+from wattx.sim.runner.client import API, ServiceClient, Session
+from wattx.sim.runner.provision import EnergyEscrow, Member, gather_limited
+from wattx.sim.simulation import CommunitySimulation
+
+ACCEPTED = "accepted"
+"""The answer counted for an order the service took."""
+
+
+@dataclass
+class OrderAnswers:
+    """How the service answered the runner's orders and gate closures, by code."""
+
+    orders: Counter[str] = field(default_factory=Counter)
+    closures: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochOutcome:
+    fills: dict[str, LocalFills]
+    market: EpochMarketRecord
+
+
+class MarketRound:
+    """Trades the simulation's epochs in one zone of the service.
+
+    ``epoch_offset`` maps step ``i`` to service epoch ``grid.epoch_id(i) +
+    epoch_offset`` (zero when the service runs on the simulation's clock).
+    Intents are submitted in a seeded random order, because a continuous
+    market matches in arrival order.
+    """
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        operator: Session,
+        members: list[Member],
+        zone_id: str,
+        simulation: CommunitySimulation,
+        *,
+        epoch_offset: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self._client = client
+        self._operator = operator
+        self._members = {m.spec.id: m for m in members}
+        self._member_of_user = {m.session.user_id: m.spec.id for m in members}
+        self._zone_id = zone_id
+        self._simulation = simulation
+        self._epoch_offset = epoch_offset
+        self._order_rng = random.Random(seed)
+        self._escrow = EnergyEscrow(client, operator)
+        self.answers = OrderAnswers()
+
+    @property
+    def granted_wh(self) -> int:
+        return self._escrow.granted_wh
+
+    def service_epoch(self, index: int) -> int:
+        return self._simulation.scenario.grid.epoch_id(index) + self._epoch_offset
+
+    async def trade(self, index: int) -> EpochOutcome:
+        """Quote and submit step ``index``'s orders, close its gate and sum the trades."""
+        epoch_id = self.service_epoch(index)
+        reference = await self._reference_price(epoch_id)
+        intents = self._simulation.order_intents(index, Fraction(1), reference)
+        self._order_rng.shuffle(intents)
+        await gather_limited([partial(self._submit, intent, epoch_id) for intent in intents])
+        closure = await self._client.call("POST", f"{API}/epochs/{epoch_id}/close", self._operator)
+        # A running epoch clock may have closed the gate first; the trades are the same.
+        self.answers.closures[ACCEPTED if closure.ok else str(closure.code)] += 1
+        trades = [
+            t
+            for t in await self._client.all_trades(self._operator, epoch_id)
+            if t["zone"] == self._zone_id or t["seller_zone"] == self._zone_id
+        ]
+        for trade in trades:
+            self._escrow.sold(trade["seller"], trade["qty_wh"])
+        clearing = _clearing_price(closure.body, self._zone_id) if closure.ok else None
+        return EpochOutcome(
+            fills=self._fills(trades),
+            market=_market_record(
+                self._simulation.scenario.grid.epoch_id(index), intents, trades, clearing
+            ),
+        )
+
+    async def _reference_price(self, epoch_id: int) -> int | None:
+        answer = await self._client.call(
+            "GET",
+            f"{API}/markets/{self._zone_id}/reference-price",
+            self._operator,
+            params={"epoch_id": epoch_id},
+        )
+        return int(answer.body["price"]) if answer.ok else None
+
+    async def _submit(self, intent: OrderIntent, epoch_id: int) -> None:
+        member = self._members[intent.member_id]
+        if intent.side is Side.SELL:
+            await self._escrow.cover(member, intent.qty_wh)
+        answer = await self._client.call(
+            "POST",
+            f"{API}/orders",
+            member.session,
+            json={
+                "side": intent.side.value,
+                "qty_wh": intent.qty_wh,
+                "zone": self._zone_id,
+                "epoch_id": epoch_id,
+                "limit_price": intent.limit_price,
+                "client_order_id": f"{epoch_id}-{intent.member_id}",
+            },
+        )
+        self.answers.orders[ACCEPTED if answer.ok else str(answer.code)] += 1
+
+    def _fills(self, trades: list[dict[str, Any]]) -> dict[str, LocalFills]:
+        bought: Counter[str] = Counter()
+        sold: Counter[str] = Counter()
+        paid: Counter[str] = Counter()
+        earned: Counter[str] = Counter()
+        for t in trades:
+            buyer = self._member_of_user[t["buyer"]]
+            seller = self._member_of_user[t["seller"]]
+            bought[buyer] += t["delivered_wh"]
+            paid[buyer] += t["value"] + t["wheeling_fee"] + t["buyer_fee"]
+            sold[seller] += t["qty_wh"]
+            earned[seller] += t["value"] - t["seller_fee"]
+        return {
+            member: LocalFills(bought[member], sold[member], paid[member], earned[member])
+            for member in set(bought) | set(sold)
+        }
+
+
+def _clearing_price(closure: Mapping[str, Any], zone_id: str) -> int | None:
+    prices: Mapping[str, int | None] = closure.get("clearing_prices", {})
+    return prices.get(zone_id)
+
+
+def _market_record(
+    epoch_id: int,
+    intents: list[OrderIntent],
+    trades: list[dict[str, Any]],
+    clearing_price: int | None,
+) -> EpochMarketRecord:
+    """Volume, price (the auction's, else volume-weighted) and what stayed unmatched."""
+    traded = sum(t["qty_wh"] for t in trades)
+    offered = sum(i.qty_wh for i in intents)
+    price = clearing_price
+    if price is None and traded:
+        price = sum(t["value"] for t in trades) * 1000 // traded
+    return EpochMarketRecord(
+        epoch_id=epoch_id,
+        traded_wh=traded,
+        clearing_price=price,
+        # Each traded Wh fills one buy and one sell order.
+        unmatched_wh=max(offered - 2 * traded, 0),
+        trade_count=len(trades),
+    )

@@ -1,0 +1,140 @@
+"""Setting a simulated community up through the API, as its operator and members would.
+
+The operator creates the zone with the scenario's tariff and mechanism; each
+member signs up, is admitted, and (as a buyer) has credit deposited for it.
+Energy for sellers is granted per epoch by :class:`EnergyEscrow`, see there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from wattx.sim.community import HouseholdKind, HouseholdSpec
+from wattx.sim.runner.client import API, ServiceClient, Session
+from wattx.sim.scenario import Scenario
+
+MEMBER_PASSWORD = "community-sim-password"
+"""The password of every simulated member (printed by ``wattx demo`` as the demo login)."""
+
+CREDIT_PER_MEMBER = 10**12
+"""Micro-units deposited for each member at the start: one million currency units,
+more than any member can spend in a simulated year at the default tariff."""
+
+T = TypeVar("T")
+
+PARALLEL_REQUESTS = 8
+"""Set-up requests in flight at once (sign-ups hash passwords; the machine is small)."""
+
+
+@dataclass
+class Member:
+    """A simulated member's account at the service."""
+
+    spec: HouseholdSpec
+    session: Session
+
+
+def zone_document(zone_id: str, scenario: Scenario, mechanism: str) -> dict[str, object]:
+    """The ``POST /zones`` body: the scenario's tariff bands and the chosen mechanism."""
+    return {
+        "id": zone_id,
+        "name": f"Simulated community {zone_id}",
+        "tariff": [
+            {"start_hour": band.start_hour, "feed_in": band.feed_in, "retail": band.retail}
+            for band in scenario.tariff.bands
+        ],
+        "mechanism": mechanism,
+    }
+
+
+def member_role(spec: HouseholdSpec) -> str:
+    """Prosumers own generation or storage; everyone else is a consumer."""
+    produces = spec.pv is not None or spec.battery is not None
+    return "prosumer" if produces or spec.kind is HouseholdKind.COMMUNITY_BATTERY else "consumer"
+
+
+async def create_zone(
+    client: ServiceClient, operator: Session, zone_id: str, scenario: Scenario, mechanism: str
+) -> None:
+    await client.require(
+        "POST", f"{API}/zones", operator, json=zone_document(zone_id, scenario, mechanism)
+    )
+
+
+async def enrol_members(
+    client: ServiceClient, operator: Session, scenario: Scenario, run_tag: str
+) -> list[Member]:
+    """Sign up, admit, log in and fund one account per member of the scenario."""
+
+    async def enrol(spec: HouseholdSpec) -> Member:
+        email = member_email(spec.id, run_tag)
+        role = member_role(spec)
+        user_id = await client.sign_up(email, MEMBER_PASSWORD, f"{spec.kind} {spec.id}", role)
+        await client.require(
+            "PATCH",
+            f"{API}/admin/users/{user_id}",
+            operator,
+            json={"status": "admitted", "role": role},
+        )
+        await client.require(
+            "POST",
+            f"{API}/admin/users/{user_id}/credit-deposits",
+            operator,
+            json={"amount": CREDIT_PER_MEMBER},
+        )
+        return Member(spec, await client.login(email, MEMBER_PASSWORD))
+
+    return await gather_limited([partial(enrol, spec) for spec in scenario.community.members])
+
+
+def member_email(member_id: str, run_tag: str) -> str:
+    return f"{member_id}.{run_tag}@community.wattx.test"
+
+
+async def gather_limited(jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run ``jobs`` with at most :data:`PARALLEL_REQUESTS` in flight; results in order."""
+    gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+
+    async def run(job: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await job()
+
+    return list(await asyncio.gather(*(run(job) for job in jobs)))
+
+
+class EnergyEscrow:
+    """Tops sellers' energy tokens up to what they offer, by operator grant.
+
+    Minting from verified readings is the service's job once it mints; until
+    then a seller's tokens come from ``/admin/users/{id}/energy-grants``, the
+    operator's honest bootstrap of escrow. The runner grants only the shortfall
+    between an offer and the tokens the seller still holds from earlier grants,
+    so a seller never holds more than it ever offered.
+    """
+
+    def __init__(self, client: ServiceClient, operator: Session) -> None:
+        self._client = client
+        self._operator = operator
+        self._free_wh: dict[str, int] = {}
+        self.granted_wh = 0
+
+    async def cover(self, member: Member, offer_wh: int) -> None:
+        held = self._free_wh.get(member.session.user_id, 0)
+        shortfall = offer_wh - held
+        if shortfall <= 0:
+            return
+        await self._client.require(
+            "POST",
+            f"{API}/admin/users/{member.session.user_id}/energy-grants",
+            self._operator,
+            json={"qty_wh": shortfall},
+        )
+        self._free_wh[member.session.user_id] = held + shortfall
+        self.granted_wh += shortfall
+
+    def sold(self, user_id: str, qty_wh: int) -> None:
+        self._free_wh[user_id] = self._free_wh.get(user_id, 0) - qty_wh

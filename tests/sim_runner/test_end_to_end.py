@@ -1,0 +1,95 @@
+"""A small community trading through the in-process service, end to end over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+
+from wattx.domain import EpochSchedule
+from wattx.sim.balance import check_energy_balance
+from wattx.sim.community import CommunityMix, HouseholdKind, draw_community
+from wattx.sim.kpis import compute_kpis
+from wattx.sim.runner.faults import EXPECTED_ANSWER, NO_FAULT, Fault, FaultPlan
+from wattx.sim.runner.meters import LATE_IN_ORDER
+from wattx.sim.runner.run import MechanismRun, run_in_process
+from wattx.sim.scenario import Scenario, build_scenario
+from wattx.sim.simulation import run_grid_only
+from wattx.sim.strategies import StrategyName
+from wattx.sim.timegrid import TimeGrid
+
+HOUSEHOLD_KINDS = {
+    HouseholdKind.CONSUMER,
+    HouseholdKind.PV_PROSUMER,
+    HouseholdKind.PV_BATTERY,
+    HouseholdKind.EV_OWNER,
+}
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    community = draw_community(CommunityMix(households=4), seed=3)
+    return build_scenario(community, TimeGrid.for_days(date(2026, 6, 1), 1, EpochSchedule(3600)))
+
+
+@pytest.fixture(scope="module")
+def call_auction_run(scenario: Scenario) -> MechanismRun:
+    # One run serves several tests; a synchronous fixture owns its own event loop.
+    faults = FaultPlan.each(100_000)
+    return asyncio.run(
+        run_in_process(scenario, "call_auction", StrategyName.ZERO_INTELLIGENCE, faults=faults)
+    )
+
+
+async def test_local_trades_happen_and_the_energy_balance_closes(
+    call_auction_run: MechanismRun, scenario: Scenario
+) -> None:
+    results = call_auction_run.results
+    assert len(results.records) == scenario.grid.steps * len(scenario.community.members)
+    assert sum(r.local_sold_wh for r in results.records) > 0
+    assert sum(m.trade_count for m in results.market) > 0
+    balance = check_energy_balance(results)
+    assert balance.inflow_wh == balance.outflow_wh
+    assert call_auction_run.answers.orders["accepted"] == sum(
+        call_auction_run.answers.orders.values()
+    )
+
+
+async def test_no_household_is_worse_off_than_grid_only(
+    call_auction_run: MechanismRun, scenario: Scenario
+) -> None:
+    report = compute_kpis(call_auction_run.results, run_grid_only(scenario))
+    households = [m for m in report.members if HouseholdKind(m.kind) in HOUSEHOLD_KINDS]
+    assert households
+    assert all(m.savings is not None and m.savings >= 0 for m in households), [
+        (m.member_id, m.savings) for m in households
+    ]
+
+
+async def test_every_injected_fault_meets_the_rule_that_catches_it(
+    call_auction_run: MechanismRun,
+) -> None:
+    readings = call_auction_run.readings
+    assert readings is not None
+    answers = readings.by_fault
+    for fault, expected in EXPECTED_ANSWER.items():
+        met = {answer: n for (f, answer), n in answers.items() if f == fault.value}
+        assert met, f"no {fault} fault was injected"
+        assert set(met) == {expected}, (fault, met)
+    assert readings.batches_lost > 0
+    ordinary = {answer for (f, answer) in answers if f == NO_FAULT}
+    assert ordinary == {"accepted"}
+    in_time_or_in_order = answers[(NO_FAULT, "accepted")] + answers[(LATE_IN_ORDER, "accepted")]
+    assert readings.readings_accepted == in_time_or_in_order
+    assert readings.readings_duplicate == answers[(Fault.DUPLICATED.value, "duplicate")]
+    assert readings.readings_quarantined == 0
+    assert Fault.LOST.value not in {f for f, _ in answers}
+
+
+async def test_every_market_mechanism_closes_the_balance(scenario: Scenario) -> None:
+    for mechanism in ("continuous", "pay_as_bid"):
+        run = await run_in_process(scenario, mechanism, StrategyName.FIXED_MARGIN)
+        assert run.readings is None
+        check_energy_balance(run.results)
+        assert sum(r.local_sold_wh for r in run.results.records) > 0, mechanism
