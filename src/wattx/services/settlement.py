@@ -19,7 +19,6 @@ root differs from the one on chain) is marked ``failed``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError, NotFoundError
 from wattx.services.chain import ChainAccounts
 from wattx.services.minting import MintingService
+from wattx.services.periodic import PeriodicTask
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
 from wattx.settlement.errors import ChainError, EpochAlreadySettledError
 from wattx.settlement.port import ChainEvent
@@ -385,38 +385,28 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class ChainWorkerTask:
+class ChainWorkerTask(PeriodicTask):
     """Every ``tick_s`` seconds: mint what ended epochs earned, settle what is due, then
     index new chain events."""
+
+    name = "wattx-chain-worker"
 
     def __init__(
         self, settlement: SettlementService, minting: MintingService, *, tick_s: float
     ) -> None:
+        super().__init__(tick_s=tick_s)
         self._settlement = settlement
         self._minting = minting
-        self._tick_s = tick_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="wattx-chain-worker")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            for step in (
-                self._minting.mint_due,
-                self._settlement.settle_due,
-                self._settlement.index_events,
-            ):
-                try:
-                    await step()
-                except Exception:
-                    # Nothing is lost: mints, the outbox and the indexer's
-                    # progress are in the database; the next tick resumes.
-                    _log.exception("chain_worker_step_failed", step=step.__name__)
-            await asyncio.sleep(self._tick_s)
+    async def run_round(self) -> None:
+        for step in (
+            self._minting.mint_due,
+            self._settlement.settle_due,
+            self._settlement.index_events,
+        ):
+            try:
+                await step()
+            except Exception:
+                # Nothing is lost: mints, the outbox and the indexer's
+                # progress are in the database; the next tick resumes.
+                _log.exception("chain_worker_step_failed", step=step.__name__)
