@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,20 +80,22 @@ class Service:
             capture_output=True,
         )
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 240.0) -> None:
+        """Start ``wattx up`` and wait until it is ready (start-up deploys the contracts)."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wattx.cli.main", "up"],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise RuntimeError("wattx up did not become ready")
 
     def stop(self) -> None:
@@ -101,6 +105,42 @@ class Service:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+@contextlib.asynccontextmanager
+async def live_service(backend: str, **extra_env: str) -> AsyncIterator[Service]:
+    """A real ``wattx up`` on a scratch SQLite file or PostgreSQL database, with an operator."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
+        env.update(
+            WATTX_DATA_DIR=str(Path(tmp) / "data"),
+            WATTX_PORT=str(_free_port()),
+            WATTX_LOG_LEVEL="WARNING",
+            WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
+            WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
+            **extra_env,
+        )
+        pg_name = None
+        if backend == "postgres":
+            pg_name = f"wattx_bench_{uuid.uuid4().hex[:8]}"
+            conn = await asyncpg.connect(PG_ADMIN_DSN)
+            await conn.execute(f'CREATE DATABASE "{pg_name}"')
+            await conn.close()
+            env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+        service = Service(env)
+        try:
+            service.cli("db", "upgrade")
+            service.cli(
+                "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
+            )
+            service.start()
+            yield service
+        finally:
+            service.stop()
+            if pg_name:
+                conn = await asyncpg.connect(PG_ADMIN_DSN)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                await conn.close()
 
 
 async def _participants(http: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
@@ -248,49 +288,21 @@ def _summarise(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
-        env.update(
-            WATTX_DATA_DIR=str(Path(tmp) / "data"),
-            WATTX_PORT=str(_free_port()),
-            WATTX_EPOCH_LENGTH_S="86400",
-            WATTX_GATE_CLOSURE_LEAD_S="0",
-            WATTX_LOG_LEVEL="WARNING",
-            WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
-            WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
-        )
-        pg_name = None
-        if backend == "postgres":
-            pg_name = f"wattx_bench_{uuid.uuid4().hex[:8]}"
-            conn = await asyncpg.connect(PG_ADMIN_DSN)
-            await conn.execute(f'CREATE DATABASE "{pg_name}"')
-            await conn.close()
-            env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
-        service = Service(env)
-        try:
-            service.cli("db", "upgrade")
-            service.cli(
-                "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
+    async with live_service(
+        backend, WATTX_EPOCH_LENGTH_S="86400", WATTX_GATE_CLOSURE_LEAD_S="0"
+    ) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            people = await _participants(http, args.clients)
+            bounds = await _bounds(http, people[0][1])
+        results = []
+        modes: list[tuple[str, float | None]] = [("max", None)]
+        modes += [(f"paced {rate:g}/s", rate) for rate in args.rates]
+        for mode, rate in modes:
+            latencies, errors, elapsed = await _run_mode(
+                service.url, people, bounds, args.seconds, rate
             )
-            service.start()
-            async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
-                people = await _participants(http, args.clients)
-                bounds = await _bounds(http, people[0][1])
-            results = []
-            modes: list[tuple[str, float | None]] = [("max", None)]
-            modes += [(f"paced {rate:g}/s", rate) for rate in args.rates]
-            for mode, rate in modes:
-                latencies, errors, elapsed = await _run_mode(
-                    service.url, people, bounds, args.seconds, rate
-                )
-                results.append(_summarise(backend, mode, args.clients, latencies, errors, elapsed))
-            return results
-        finally:
-            service.stop()
-            if pg_name:
-                conn = await asyncpg.connect(PG_ADMIN_DSN)
-                await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
-                await conn.close()
+            results.append(_summarise(backend, mode, args.clients, latencies, errors, elapsed))
+        return results
 
 
 def _table(results: list[Result]) -> str:

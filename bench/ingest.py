@@ -19,21 +19,18 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import PASSWORD, PG_ADMIN_DSN, Service, _free_port
+from api import PASSWORD, live_service
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -170,63 +167,16 @@ async def _run_batch_size(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
-        env.update(
-            WATTX_DATA_DIR=str(Path(tmp) / "data"),
-            WATTX_PORT=str(_free_port()),
-            WATTX_LOG_LEVEL="WARNING",
-            WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
-            WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
-        )
-        pg_name = None
-        if backend == "postgres":
-            pg_name = f"wattx_bench_{uuid.uuid4().hex[:8]}"
-            conn = await asyncpg.connect(PG_ADMIN_DSN)
-            await conn.execute(f'CREATE DATABASE "{pg_name}"')
-            await conn.close()
-            env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
-        service = Service(env)
-        try:
-            service.cli("db", "upgrade")
-            service.cli(
-                "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
-            )
-            _start(service)
-            async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
-                signers = await _register_meters(http, args.meters)
-            # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
-            start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
-            clocks = [[start] for _ in signers]
-            return [
-                await _run_batch_size(backend, service.url, signers, clocks, size, args.requests)
-                for size in args.batch_sizes
-            ]
-        finally:
-            service.stop()
-            if pg_name:
-                conn = await asyncpg.connect(PG_ADMIN_DSN)
-                await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
-                await conn.close()
-
-
-def _start(service: Service, timeout_s: float = 240.0) -> None:
-    """Start ``wattx up`` and wait until it is ready (start-up deploys the contracts)."""
-    service.process = subprocess.Popen(
-        [sys.executable, "-m", "wattx.cli.main", "up"],
-        env=service.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("wattx up did not become ready")
+    async with live_service(backend) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            signers = await _register_meters(http, args.meters)
+        # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+        clocks = [[start] for _ in signers]
+        return [
+            await _run_batch_size(backend, service.url, signers, clocks, size, args.requests)
+            for size in args.batch_sizes
+        ]
 
 
 def _table(results: list[Result]) -> str:
