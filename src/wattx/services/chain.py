@@ -25,6 +25,7 @@ from wattx.services.errors import UserNotFoundError
 from wattx.services.principal import Role
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deployment import Deployment
+from wattx.settlement.errors import SelfCustodyAccountError
 from wattx.settlement.keys import (
     OPERATOR_KEY_ENV,
     OPERATOR_KEY_FILE_ENV,
@@ -139,6 +140,8 @@ class ChainAccounts:
             row = await settlement_repo.chain_account(session, user_id)
         if row is None:
             raise UserNotFoundError("no chain account", user_id=user_id)
+        if row.key_ciphertext is None:
+            raise SelfCustodyAccountError("this participant signs for themselves", address=address)
         return self._keyring.open(CustodialKey(address, row.key_ciphertext))
 
     async def ensure_zone(self, zone_id: str) -> None:

@@ -133,6 +133,11 @@ class TradeNotInBatchError(NotFoundError):
     title = "The trade is not in this epoch's batch"
 
 
+class SelfCustodyAccountError(ConflictError):
+    code = "self_custody_account"
+    title = "The participant holds this account's key; the service cannot sign for it"
+
+
 class KeyringError(DomainError):
     code = "keyring_error"
     http_status = 500

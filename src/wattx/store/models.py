@@ -148,6 +148,9 @@ class TradeRow(Base):
     seller_fee: Mapped[int] = mapped_column(BigInteger)
     wheeling_fee: Mapped[int] = mapped_column(BigInteger)
     executed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # NULL until the epoch's batch is in the settlement outbox; then pending, then settled.
+    settlement_status: Mapped[str | None] = mapped_column(String(12), default=None)
+    settlement_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
 
 
 class EpochRow(Base):
@@ -161,6 +164,8 @@ class EpochRow(Base):
     expired_count: Mapped[int] = mapped_column(Integer)
     clearing_prices: Mapped[str] = mapped_column(Text)  # JSON {zone: price | null}
     forced: Mapped[bool] = mapped_column()
+    settlement_status: Mapped[str | None] = mapped_column(String(12), default=None)
+    settlement_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
 
 
 class IdempotencyRow(Base):

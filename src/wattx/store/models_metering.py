@@ -40,6 +40,9 @@ class ReadingRow(Base):
     quarantine_detail: Mapped[str | None] = mapped_column(Text)
     via: Mapped[str] = mapped_column(String(10))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # An operator's decision on a quarantined reading: who and when.
+    reviewed_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class MeterLastReadingRow(Base):

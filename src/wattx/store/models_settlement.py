@@ -20,7 +20,11 @@ class ChainAccountRow(Base):
 
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     address: Mapped[str] = mapped_column(String(42), unique=True)
-    key_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # None for a self-custody account: the participant holds the key.
+    key_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    custody: Mapped[str] = mapped_column(
+        String(10), default="custodial", server_default="custodial"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
