@@ -57,6 +57,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_ms: float  # the service's CPU time per submission (all its threads)
 
 
 def _free_port() -> int:
@@ -97,6 +98,12 @@ class Service:
                 pass
             time.sleep(0.2)
         raise RuntimeError("wattx up did not become ready")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the service process has used so far (Linux /proc)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -266,7 +273,13 @@ async def _run_mode(
 
 
 def _summarise(
-    backend: str, mode: str, clients: int, latencies: list[float], errors: list[int], elapsed: float
+    backend: str,
+    mode: str,
+    clients: int,
+    latencies: list[float],
+    errors: list[int],
+    elapsed: float,
+    cpu_s: float,
 ) -> Result:
     ordered = sorted(latencies)
 
@@ -284,6 +297,7 @@ def _summarise(
         p50_ms=round(statistics.median(ordered) * 1000, 2),
         p99_ms=round(pct(0.99), 2),
         max_ms=round(ordered[-1] * 1000, 2),
+        server_cpu_ms=round(cpu_s * 1000 / max(1, len(latencies)), 3),
     )
 
 
@@ -298,23 +312,29 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         modes: list[tuple[str, float | None]] = [("max", None)]
         modes += [(f"paced {rate:g}/s", rate) for rate in args.rates]
         for mode, rate in modes:
+            print(f"[{backend}] {mode} for {args.seconds:g} s", file=sys.stderr, flush=True)
+            cpu_before = service.cpu_seconds()
             latencies, errors, elapsed = await _run_mode(
                 service.url, people, bounds, args.seconds, rate
             )
-            results.append(_summarise(backend, mode, args.clients, latencies, errors, elapsed))
+            cpu_s = service.cpu_seconds() - cpu_before
+            results.append(
+                _summarise(backend, mode, args.clients, latencies, errors, elapsed, cpu_s)
+            )
         return results
 
 
 def _table(results: list[Result]) -> str:
     header = (
         f"{'backend':<9} {'mode':<13} {'clients':>7} {'subs':>7} {'errors':>6} "
-        f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms':>7}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.backend:<9} {r.mode:<13} {r.clients:>7} {r.submissions:>7} {r.errors:>6} "
-            f"{r.per_second:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f}"
+            f"{r.per_second:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
+            f"{r.server_cpu_ms:>7.2f}"
         )
     return "\n".join(lines)
 

@@ -120,6 +120,9 @@ def create_app(
         "Energy in Wh, money in micro-units, prices in micro-units per kWh; "
         "errors are RFC 9457 problem details with a stable `code`.",
         lifespan=lifespan,
+        # Metrics are Prometheus (/metrics); FastAPI's own OpenTelemetry hooks
+        # would only cost a provider lookup per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         dependencies=[Depends(authorize)],
         responses={"4XX": {"model": Problem, "description": "Problem details (RFC 9457)"}},
     )

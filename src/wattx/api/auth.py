@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from wattx.api.errors import RateLimitedError
 from wattx.api.permissions import rule_for
-from wattx.api.state import AppState, app_state
+from wattx.api.state import AppState, app_state, state_of
 from wattx.services.errors import AuthenticationError, ForbiddenError
 from wattx.services.principal import Principal
 
@@ -17,7 +17,7 @@ _EXEMPT_FROM_LIMITS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 async def authorize(request: Request) -> None:
     """Applied to every route: rate limit, authenticate, check the permission matrix."""
-    state = app_state(request)
+    state = state_of(request)
     template = _route_template(request)
     rule = rule_for(request.method, template)
     if rule is None:

@@ -46,6 +46,15 @@ class AppState:
     events: EventHub
 
 
-def app_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.wattx
     return state
+
+
+async def app_state(request: Request) -> AppState:
+    """The dependency form of :func:`state_of`.
+
+    It is ``async`` because FastAPI runs a plain ``def`` dependency in a worker
+    thread, a thread hop on every request.
+    """
+    return state_of(request)
