@@ -30,7 +30,7 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import PASSWORD, live_service
+from api import PASSWORD, Service, live_service
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -49,6 +49,7 @@ class Result:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us_per_reading: float  # the service's CPU time (all threads) per reading
 
 
 async def _register_meters(http: httpx.AsyncClient, count: int) -> list[MeterSigner]:
@@ -124,7 +125,7 @@ async def _client(
 
 async def _run_batch_size(
     backend: str,
-    url: str,
+    service: Service,
     signers: list[MeterSigner],
     clocks: list[list[datetime]],
     size: int,
@@ -140,14 +141,17 @@ async def _run_batch_size(
     start_line = asyncio.Barrier(len(signers) + 1)
     clients = asyncio.gather(
         *(
-            _client(url, signer.meter_id, meter_bodies, start_line, latencies, errors)
+            _client(service.url, signer.meter_id, meter_bodies, start_line, latencies, errors)
             for signer, meter_bodies in zip(signers, bodies, strict=True)
         )
     )
+    print(f"[{backend}] batches of {size}", file=sys.stderr, flush=True)
     await start_line.wait()
+    cpu_before = service.cpu_seconds()
     started = time.perf_counter()
     await clients
     elapsed = time.perf_counter() - started
+    cpu_s = service.cpu_seconds() - cpu_before
     sent = per_meter * len(signers)
     accepted_readings = (sent - len(errors)) * size
     ordered = sorted(latencies)
@@ -163,6 +167,7 @@ async def _run_batch_size(
         requests_per_second=round(sent / elapsed, 1),
         p50_ms=round(statistics.median(ordered) * 1000, 2),
         p99_ms=round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 2),
+        server_cpu_us_per_reading=round(cpu_s * 1e6 / max(1, sent * size), 1),
     )
 
 
@@ -174,7 +179,7 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
         clocks = [[start] for _ in signers]
         return [
-            await _run_batch_size(backend, service.url, signers, clocks, size, args.requests)
+            await _run_batch_size(backend, service, signers, clocks, size, args.requests)
             for size in args.batch_sizes
         ]
 
@@ -182,14 +187,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
 def _table(results: list[Result]) -> str:
     header = (
         f"{'backend':<9} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
-        f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+        f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'cpu us/rd':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.backend:<9} {r.batch_size:>5} {r.meters:>6} {r.requests:>8} {r.readings:>8} "
             f"{r.errors:>6} {r.readings_per_second:>10.1f} {r.requests_per_second:>7.1f} "
-            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f}"
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.server_cpu_us_per_reading:>9.1f}"
         )
     return "\n".join(lines)
 
