@@ -22,7 +22,8 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 def test_compiled_once_then_read_back(cache_home: Path) -> None:
     first = artifacts.load_artifact("Registry")
     stored = artifacts._cache_file("Registry")
-    assert stored.is_relative_to(cache_home) and stored.exists()
+    assert stored.is_relative_to(cache_home)
+    assert stored.exists()
     artifacts.load_artifact.cache_clear()
     assert artifacts.load_artifact("Registry") == first
 
