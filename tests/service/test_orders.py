@@ -136,7 +136,13 @@ async def test_markets_reference_price_and_rates(api: ApiClient, market: tuple[U
     assert ref["feed_in"] <= ref["price"] <= ref["retail"] * 2
     rates = (await api.http.get("/api/v1/zones/rates", headers=buyer.headers)).json()
     assert rates["rates"] == [
-        {"seller_zone": "main", "buyer_zone": "main", "wheeling_per_kwh": 5_000, "loss_bps": 100}
+        {
+            "seller_zone": "main",
+            "buyer_zone": "main",
+            "wheeling_per_kwh": 5_000,
+            "loss_bps": 100,
+            "source": "default",
+        }
     ]
 
 

@@ -65,6 +65,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/zones"): ANY_ROLE,
     ("POST", f"{V1}/zones"): OPERATOR,
     ("GET", f"{V1}/zones/rates"): ANY_ROLE,
+    ("PUT", f"{V1}/zones/rates/{{seller_zone}}/{{buyer_zone}}"): OPERATOR,
+    ("DELETE", f"{V1}/zones/rates/{{seller_zone}}/{{buyer_zone}}"): OPERATOR,
     ("GET", f"{V1}/zones/{{zone_id}}"): ANY_ROLE,
     ("PUT", f"{V1}/zones/{{zone_id}}"): OPERATOR,
     # meters
@@ -81,10 +83,18 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/meters/{{meter_id}}/readings"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/meters/{{meter_id}}/energy"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/readings/quarantine"): OVERSIGHT,
+    ("POST", f"{V1}/readings/quarantine/{{meter_id}}/{{seq}}/release"): OPERATOR,
+    ("POST", f"{V1}/readings/quarantine/{{meter_id}}/{{seq}}/reject"): OPERATOR,
+    ("GET", f"{V1}/alerts"): OVERSIGHT,
     # wallet
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/deposit"): OPERATOR,
     ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
+    # self custody: the caller's own address and the transactions it signs
+    ("POST", f"{V1}/wallet/withdraw/cancel"): roles(_P, _C, _N),
+    ("POST", f"{V1}/wallet/address/challenge"): roles(_P, _C, _N),
+    ("POST", f"{V1}/wallet/address"): roles(_P, _C, _N),
+    ("POST", f"{V1}/wallet/transactions"): roles(_P, _C, _N),
     # chain: minting, settlement, proofs; the ledger is public so anyone can audit it
     ("POST", f"{V1}/tokens/mint"): OPERATOR,
     ("GET", f"{V1}/tokens/mints"): TRADERS,
@@ -105,6 +115,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/orders"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/orders/{{order_id}}"): TRADERS_AND_OVERSIGHT,
     ("DELETE", f"{V1}/orders/{{order_id}}"): TRADERS,
+    ("PATCH", f"{V1}/orders/{{order_id}}"): TRADERS,
     ("GET", f"{V1}/trades"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/epochs"): OVERSIGHT,
     ("POST", f"{V1}/epochs/{{epoch_id}}/close"): OPERATOR,

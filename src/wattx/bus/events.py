@@ -19,6 +19,7 @@ class EventType(StrEnum):
     EPOCH_SETTLED = "epoch.settled"
     READING_ACCEPTED = "reading.accepted"
     READING_REJECTED = "reading.rejected"
+    READING_REVIEWED = "reading.reviewed"
     TOKENS_MINTED = "tokens.minted"
     DEVICE_STATE = "device.state"
     DEVICE_ALERT = "device.alert"

@@ -15,7 +15,8 @@ farther 1.5 ¢ + 0.1 ¢/km and 3 % + 1 %/km, the loss capped at 15 %.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from wattx.domain import ValidationError, Zone
 from wattx.units import BPS_PER_UNIT, WH_PER_KWH
@@ -98,6 +99,17 @@ class ZoneRateTable:
             self.far_wheeling + self.far_wheeling_per_km * distance_km,
             min(self.far_loss_bps + self.far_loss_bps_per_km * distance_km, self.max_loss_bps),
         )
+
+    def is_override(self, seller_zone: str, buyer_zone: str) -> bool:
+        """Whether the rate of this direction is set explicitly rather than computed."""
+        return any(
+            source == seller_zone and sink == buyer_zone for source, sink, _ in self.overrides
+        )
+
+    def with_overrides(self, overrides: Iterable[tuple[str, str, ZoneRate]]) -> ZoneRateTable:
+        """This table's defaults with ``overrides`` replacing its overrides (sorted by pair)."""
+        ordered = sorted(overrides, key=lambda item: (item[0], item[1]))
+        return replace(self, overrides=tuple(ordered))
 
     @classmethod
     def lossless(cls) -> ZoneRateTable:

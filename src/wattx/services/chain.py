@@ -8,7 +8,11 @@ them and writes that file on first start.
 
 :class:`ChainAccounts` gives each participant a custodial address on first
 need (a Keyring-encrypted key in ``chain_accounts``) and admits it on the
-chain Registry once. Every chain call blocks, so it runs in a worker thread.
+chain Registry once. A self-custody participant (custody ``self``) registered
+their own address instead (:mod:`wattx.services.custody`): no key is stored,
+and before admission the Marketplace is told to let that address withdraw
+only with an operator's permit. Every chain call blocks, so it runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from wattx.config import Settings
@@ -105,6 +109,10 @@ class ChainAccounts:
         async with self._calling:
             return await asyncio.to_thread(call, *args)
 
+    @property
+    def clock(self) -> EpochClock:
+        return self._clock
+
     async def address_of(self, user_id: str) -> str | None:
         async with self._db.read() as session:
             row = await settlement_repo.chain_account(session, user_id)
@@ -131,8 +139,50 @@ class ChainAccounts:
                 address = key.address
             else:
                 address = row.address
+                if row.custody == settlement_repo.CUSTODY_SELF:
+                    await self._require_permits(address)
             await self._admit(address, Role(user.role))
             return address
+
+    async def custody_signer(self, user_id: str) -> tuple[str, Signer | None]:
+        """The user's address and, for a custodial account, its signer (``None`` when the
+        participant signs for themselves)."""
+        address = await self.ensure(user_id)
+        async with self._db.read() as session:
+            row = await settlement_repo.chain_account(session, user_id)
+        if row is None or row.key_ciphertext is None:
+            return address, None
+        return address, self._keyring.open(CustodialKey(address, row.key_ciphertext))
+
+    async def adopt_self_custody(
+        self,
+        user_id: str,
+        address: str,
+        check: Callable[[str | None], Awaitable[None]],
+    ) -> None:
+        """Make ``address`` (held by the user) the user's chain account.
+
+        ``check`` receives the current address (``None`` if there is none) and raises
+        to refuse; it runs while no other account of this service is being created.
+        The address is marked permit-only on the Marketplace and admitted before the
+        row points at it, so it can never hold escrow that withdraws without a permit.
+        """
+        async with self._creating:
+            async with self._db.read() as session:
+                row = await settlement_repo.chain_account(session, user_id)
+                user = await account_repo.user_by_id(session, user_id)
+            if user is None:
+                raise UserNotFoundError("no such user", user_id=user_id)
+            await check(row.address if row else None)
+            await self._require_permits(address)
+            await self._admit(address, Role(user.role))
+            async with self._db.write() as session:
+                await settlement_repo.set_self_custody(session, user_id, address, self._clock.now())
+
+    async def _require_permits(self, address: str) -> None:
+        await self._register_once(
+            "permit_only", address, lambda: self.chain.set_permit_only(address, True)
+        )
 
     async def signer_of(self, user_id: str) -> Signer:
         address = await self.ensure(user_id)

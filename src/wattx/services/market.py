@@ -29,7 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
-from wattx.domain import DomainError, EpochSchedule, Order, OrderKind, Side, Trade, Zone
+from wattx.domain import (
+    DomainError,
+    EpochSchedule,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Side,
+    Trade,
+    Zone,
+)
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
 from wattx.market import (
     BookDepth,
@@ -48,6 +57,7 @@ from wattx.market.errors import (
     GateClosedError,
     InvalidQuantityError,
     OrderNotFoundError,
+    OrderNotOpenError,
     PriceOutOfBoundsError,
     UnknownZoneError,
 )
@@ -62,13 +72,13 @@ from wattx.services.market_metrics import MarketMetrics
 from wattx.services.market_persistence import record_engine_changes
 from wattx.services.principal import Principal
 from wattx.services.views import order_row_view, order_view, trade_view
-from wattx.services.zones import spec_from_row
+from wattx.services.zones import rate_override_from_row, spec_from_row
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
 from wattx.store import orders as order_repo
 from wattx.store import trades as trade_repo
 from wattx.store import zones as zone_repo
-from wattx.store.balances import lock_balances
+from wattx.store.balances import Asset, lock_balances
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
 
@@ -164,7 +174,9 @@ class MarketService:
         self.schedule = schedule
         self.fee_bps = fee_bps
         self._cross_zone = cross_zone
-        self.rates = rates or ZoneRateTable()
+        # The defaults; the operator's overrides are laid over them on every rebuild.
+        self._base_rates = rates or ZoneRateTable()
+        self.rates = self._base_rates
         self.reference_weights = ReferencePriceWeights()
         self._upcoming = upcoming_epochs
         self._lock = asyncio.Lock()
@@ -184,7 +196,11 @@ class MarketService:
             await self._rebuild_from_database()
 
     async def reload_zones(self) -> None:
-        """Take zone changes into the engine, keeping every open order."""
+        """Take zone and zone-rate changes into the engine, keeping every open order.
+
+        Resting orders keep their place; matches made from now on use the new
+        rates (trades already made keep theirs).
+        """
         async with self._lock:
             await self._rebuild_from_database()
 
@@ -256,6 +272,100 @@ class MarketService:
             events.extend(books_touched([cancelled], []))
         await self._publish(events)
         return order_view(cancelled)
+
+    async def amend(
+        self,
+        principal: Principal,
+        order_id: str,
+        *,
+        qty_wh: int | None,
+        limit_price: int | None,
+    ) -> dict[str, Any]:
+        """Replace an open order by a new one with another quantity and/or limit price.
+
+        The replacement keeps side, zone, epoch, kind and client order id (which
+        moves to it), loses time priority and is matched on arrival like a new
+        order. ``qty_wh`` is its whole quantity; left out, it is what the old
+        order still had open. The old order's remaining escrow is released and
+        the replacement's locked in the same transaction, so the replacement may
+        reuse it; should that not cover it, or the engine refuse it, nothing
+        changes. Answers like a submission, plus ``replaces``: the old order's id.
+        """
+        events: list[Event] = []
+        async with self._lock:
+            engine = self._require_engine()
+            now = self._clock.now()
+            locks = self._db.locks_rows
+            moved = False
+            try:
+                async with self._db.write() as session:
+                    row = (await order_repo.orders_for_update(session, [order_id], lock=locks)).get(
+                        order_id
+                    )
+                    if row is None or row.owner_id != principal.user_id:
+                        # Someone else's order is reported as absent, not as forbidden.
+                        raise OrderNotFoundError("no such order", order_id=order_id)
+                    if OrderStatus(row.status).is_final:
+                        raise OrderNotOpenError(
+                            "order is no longer open", order_id=order_id, status=row.status
+                        )
+                    open_wh = row.qty_wh - row.filled_wh - row.cancelled_wh
+                    new_qty = qty_wh if qty_wh is not None else open_wh
+                    new_price = limit_price if limit_price is not None else row.limit_price
+                    if new_qty <= 0:
+                        raise InvalidQuantityError(
+                            "quantity must be a positive number of Wh", qty_wh=new_qty
+                        )
+                    asset = Asset(row.escrow_asset)
+                    escrow = escrow_required(Side(row.side), new_qty, new_price, self.fee_bps)
+                    # Released first so the replacement can reuse it; a refusal
+                    # below rolls both movements back.
+                    await release_escrow(
+                        session, row.owner_id, asset, row.escrow_remaining, lock=locks
+                    )
+                    row.escrow_remaining = 0
+                    await lock_escrow(session, row.owner_id, asset, escrow, lock=locks)
+                    old, result = engine.amend(
+                        order_id,
+                        principal.user_id,
+                        new_order_id=uuid.uuid4().hex,
+                        qty_wh=new_qty,
+                        limit_price=new_price,
+                        now=now,
+                    )
+                    moved = True
+                    if row.client_order_id is not None:
+                        # One order per client order id (unique index): the
+                        # replacement takes it over, as it does in the engine.
+                        row.client_order_id = None
+                        await session.flush()
+                    new_row = order_repo.new_order_row(
+                        result.order, escrow_asset=asset.value, escrow=escrow, at=now
+                    )
+                    touched = [o for o in result.touched if o.id != result.order.id]
+                    await record_engine_changes(
+                        session,
+                        new_rows=[new_row],
+                        changed=[old, *touched],
+                        trades=result.trades,
+                        at=now,
+                        lock=locks,
+                    )
+            except BaseException:
+                if moved:
+                    await self._rebuild_from_database()
+                raise
+            self._count(result.order, result.trades)
+            events.append(order_event(EventType.ORDER_CANCELLED, old))
+            events.append(order_event(EventType.ORDER_CREATED, result.order))
+            events.extend(trade_event(trade) for trade in result.trades)
+            events.extend(books_touched([old, result.order, *result.touched], result.trades))
+        await self._publish(events)
+        return {
+            "order": order_view(result.order),
+            "trades": [trade_view(t) for t in result.trades],
+            "replaces": old.id,
+        }
 
     async def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
         async with self._db.read() as session:
@@ -664,11 +774,15 @@ class MarketService:
     async def _rebuild_from_database(self) -> None:
         async with self._db.read() as session:
             zone_rows = await zone_repo.all_zones(session)
+            override_rows = await zone_repo.all_rate_overrides(session)
             open_orders = await order_repo.open_orders(session)
             last_trade_seq = await trade_repo.max_trade_seq(session)
             current = self.schedule.epoch_id_at(self._clock.now())
             closed = await epoch_repo.closed_epoch_ids(session, current)
         specs = [spec_from_row(row) for row in zone_rows]
+        self.rates = self._base_rates.with_overrides(
+            rate_override_from_row(row) for row in override_rows
+        )
         self._zones = {spec.id: spec.to_zone() for spec in specs}
         self._mechanisms = {spec.id: spec.mechanism for spec in specs}
         self._closed = closed

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain.epochs import EpochClock, EpochSchedule
-from wattx.domain.errors import DomainError
+from wattx.domain.errors import ConflictError, DomainError, NotFoundError
 from wattx.metering import (
     MeterIdMismatchError,
     MeterInfo,
@@ -29,6 +30,7 @@ from wattx.metering import (
     Reading,
     ReadingAlert,
     ReadingBatch,
+    RegisterSegment,
     ValidationPolicy,
     ValidationVerdict,
     decode_reading_batch,
@@ -47,6 +49,25 @@ from wattx.store.models import MeterRow
 from wattx.store.models_metering import MeterAlertRow, MeterEpochEnergyRow, ReadingRow
 
 _log = logging.getLogger(__name__)
+
+
+class ReadingNotFoundError(NotFoundError):
+    code = "reading_not_found"
+    title = "Reading not found"
+
+
+class ReadingNotQuarantinedError(ConflictError):
+    code = "reading_not_quarantined"
+    title = "Only a quarantined reading can be reviewed"
+
+
+class ReviewDecision(StrEnum):
+    """An operator's decision on a quarantined reading."""
+
+    RELEASE = "release"
+    """The reading is genuine: it becomes accepted and its interval's export verified."""
+    REJECT = "reject"
+    """The reading stays stored, marked rejected; its interval is never verified."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +312,78 @@ class MeteringService:
                 session, meter_id=meter_id, limit=limit, offset=offset
             )
 
+    async def review(
+        self, principal: Principal, meter_id: str, seq: int, decision: ReviewDecision
+    ) -> ReadingRow:
+        """Release or reject a quarantined reading, once; publish ``reading.reviewed``.
+
+        Ingestion already added the energy of the reading's interval (from the
+        meter's previous stored reading to this one) to the epochs' ``import_wh``
+        and ``export_wh``, which count every stored interval. Releasing adds the
+        same interval's export to ``verified_export_wh``, split over epochs as
+        ingestion splits it, which is what accepting the reading would have
+        added; rejecting adds nothing. The status check and the energy change
+        happen under the reading's row lock in one transaction, so a reading is
+        released at most once.
+        """
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await repo.reading_by_seq(session, meter_id, seq, lock=self._db.locks_rows)
+            if row is None:
+                raise ReadingNotFoundError("no such reading", meter_id=meter_id, seq=seq)
+            if row.status != repo.QUARANTINED:
+                raise ReadingNotQuarantinedError(
+                    f"reading {seq} of meter {meter_id} is {row.status}, not quarantined",
+                    meter_id=meter_id,
+                    seq=seq,
+                    status=row.status,
+                )
+            if decision is ReviewDecision.RELEASE:
+                previous = await repo.reading_before(session, meter_id, seq)
+                # Without a predecessor the reading is the meter's baseline and
+                # ends no interval, so there is no energy to verify.
+                if previous is not None:
+                    segment = RegisterSegment.between(previous, _reading_of(row))
+                    await repo.add_epoch_energy(
+                        session, meter_id, (), epoch_energies([segment], self._schedule)
+                    )
+                row.status = repo.ACCEPTED
+            else:
+                row.status = repo.REJECTED
+            row.reviewed_by = principal.user_id
+            row.reviewed_at = now
+            meter_row = await meter_repo.meter_by_id(session, meter_id)
+        await self._bus.publish(
+            Event(
+                EventType.READING_REVIEWED,
+                {
+                    "meter_id": meter_id,
+                    "seq": seq,
+                    "decision": decision.value,
+                    "status": row.status,
+                    "quarantine_reason": row.quarantine_reason,
+                    "reviewed_by": principal.user_id,
+                },
+                audience=frozenset({meter_row.owner_id}) if meter_row else frozenset(),
+            )
+        )
+        return row
+
+    async def alerts(
+        self,
+        *,
+        meter_id: str | None,
+        kind: str | None,
+        since: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> list[MeterAlertRow]:
+        """Grid-quality alerts of every meter (or one), most recently raised first."""
+        async with self._db.read() as session:
+            return await repo.list_alerts(
+                session, meter_id=meter_id, kind=kind, since=since, limit=limit, offset=offset
+            )
+
     async def epoch_energy(
         self,
         principal: Principal,
@@ -358,6 +451,10 @@ def _reading_row(
         via=via,
         received_at=now,
     )
+
+
+def _reading_of(row: ReadingRow) -> Reading:
+    return Reading(seq=row.seq, ts=row.ts, import_wh=row.import_wh, export_wh=row.export_wh)
 
 
 async def _visible_meter(session: AsyncSession, principal: Principal, meter_id: str) -> MeterRow:

@@ -112,8 +112,8 @@ class MintingService:
                     ],
                 )
                 tx_hash = result.tx_hash
-            await self._deposit(plans)
-            return await self._record(plans, through_epoch, tx_hash)
+            self_custody = await self._deposit(plans)
+            return await self._record(plans, through_epoch, tx_hash, self_custody)
 
     async def _plan(self, through_epoch: int) -> list[PlannedMint]:
         async with self._db.read() as session:
@@ -168,23 +168,34 @@ class MintingService:
                 return event.tx_hash
         return ""
 
-    async def _deposit(self, plans: list[PlannedMint]) -> None:
-        """Move each owner's newly minted tokens from their wallet into the Marketplace."""
+    async def _deposit(self, plans: list[PlannedMint]) -> set[str]:
+        """Move each custodial owner's newly minted tokens from their wallet into the
+        Marketplace; return the self-custody owners, whose tokens stay in their own
+        wallet until they deposit them (the Deposit event then credits them)."""
         per_owner: defaultdict[str, int] = defaultdict(int)
         for plan in plans:
             per_owner[plan.owner_id] += wh_to_energy_base_units(plan.wh)
         chain = self._accounts.chain
+        self_custody: set[str] = set()
         for owner_id, amount in per_owner.items():
-            signer = await self._accounts.signer_of(owner_id)
+            _address, signer = await self._accounts.custody_signer(owner_id)
+            if signer is None:
+                self_custody.add(owner_id)
+                continue
             held = await self._accounts.run(chain.wallet_balance, signer.address, ChainAsset.ENERGY)
             # After a crash the deposit may have happened already: deposit only
             # what is still in the wallet.
             to_deposit = min(amount, held)
             if to_deposit:
                 await self._accounts.run(chain.deposit, signer, ChainAsset.ENERGY, to_deposit)
+        return self_custody
 
     async def _record(
-        self, plans: list[PlannedMint], through_epoch: int, tx_hash: str
+        self,
+        plans: list[PlannedMint],
+        through_epoch: int,
+        tx_hash: str,
+        self_custody: set[str],
     ) -> list[ChainMintRow]:
         now = self._clock.now()
         rows: list[ChainMintRow] = []
@@ -213,9 +224,10 @@ class MintingService:
                 else:
                     mark.last_mint_epoch = plan.watermark.last_mint_epoch
                     mark.carried_wh = plan.watermark.carried_wh
-                await credit(
-                    session, plan.owner_id, Asset.ENERGY, plan.wh, lock=self._db.locks_rows
-                )
+                if plan.owner_id not in self_custody:
+                    await credit(
+                        session, plan.owner_id, Asset.ENERGY, plan.wh, lock=self._db.locks_rows
+                    )
         for row in rows:
             await self._bus.publish(
                 Event(

@@ -10,6 +10,11 @@ trades whose delivery has ended and that has no outbox row. The worker
    ``settle_epoch`` in a worker thread;
 3. marks the row ``confirmed`` with the transaction hash and block.
 
+The epoch's trades and its ``epochs`` row carry the outcome too
+(``settlement_status``: ``pending`` from step 1, then ``settled`` with
+``settlement_tx_hash``, or ``failed``), written in the same transaction as the
+outbox row's change, so they never disagree with it.
+
 A crash between any two steps leaves the row pending (or absent, and then it
 is derived again), and the next run finishes it. A chain error leaves it
 pending with an exponential backoff. A batch the chain can never accept (its
@@ -33,6 +38,7 @@ from wattx.domain import Trade
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError, NotFoundError
 from wattx.services.chain import ChainAccounts
+from wattx.services.custody import apply_self_custody_deposits
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
@@ -230,6 +236,9 @@ class SettlementService:
                     confirmed_at=None,
                 )
             )
+            # Same transaction as the outbox row: the trades show pending exactly
+            # when there is a batch to send.
+            await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_PENDING)
         self._checkpoint("written")
 
     async def _send(self, epoch_id: int) -> SettlementOutboxRow:
@@ -289,6 +298,9 @@ class SettlementService:
             row.attempts += 1
             row.last_error = None
             row.confirmed_at = self._clock.now()
+            await repo.mark_epoch_settlement(
+                session, epoch_id, repo.SETTLEMENT_SETTLED, tx_hash=tx_hash
+            )
         await self._bus.publish(
             Event(
                 EventType.EPOCH_SETTLED,
@@ -321,6 +333,7 @@ class SettlementService:
             row.status = repo.OUTBOX_FAILED
             row.attempts += 1
             row.last_error = reason
+            await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_FAILED)
         _log.error("settlement_failed", epoch_id=epoch_id, reason=reason)
         return row
 
@@ -359,10 +372,16 @@ class SettlementService:
             from_block = await repo.indexer_next_block(session, INDEXER)
         chain = self._accounts.chain
         head = await self._accounts.run(chain.block_number)
+        if from_block > head:
+            # Nothing new; a node refuses a log query that starts beyond its head.
+            return 0
         events = await self._accounts.run(chain.events_since, from_block)
         events = [e for e in events if e.block_number <= head]
         async with self._db.write() as session:
             await repo.store_events(session, INDEXER, [_event_row(e) for e in events], head + 1)
+            # Deposits a self-custody participant sent straight to a node (not through
+            # the relay) are credited here, in the same transaction, once per event.
+            await apply_self_custody_deposits(session, chain, events, lock=self._db.locks_rows)
         return len(events)
 
 

@@ -92,4 +92,6 @@ def trade_row_view(row: TradeRow) -> dict[str, Any]:
         "seller_fee": row.seller_fee,
         "wheeling_fee": row.wheeling_fee,
         "executed_at": row.executed_at.isoformat(),
+        "settlement_status": row.settlement_status,
+        "settlement_tx_hash": row.settlement_tx_hash,
     }

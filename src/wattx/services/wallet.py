@@ -12,6 +12,12 @@ Withdrawals take only free balance: the off-chain free balance falls first
 participant's address; if the chain refuses, the off-chain balance is
 restored. Per-order locks are kept off-chain: the chain's Marketplace holds
 the same totals, all free, and ``settle_epoch`` moves them.
+
+A self-custody participant (:mod:`wattx.services.custody`) holds their own
+key: the operator's deposit only mints credit to their address (they deposit
+it themselves, and the off-chain balance rises when that deposit is seen),
+and a withdrawal debits the off-chain free balance and returns an operator's
+permit for the participant to send.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wattx.services.chain import ChainAccounts
+from wattx.services.custody import CustodyService
 from wattx.services.errors import InsufficientBalanceError, InvalidAmountError, UserNotFoundError
 from wattx.services.ledger import credit
 from wattx.settlement.port import Asset as ChainAsset
+from wattx.settlement.port import WithdrawPermit
 from wattx.store import accounts as account_repo
 from wattx.store.balances import Asset, balance_for_update, balances_of
 from wattx.store.db import Database
@@ -60,10 +68,19 @@ class WalletView:
     chain: ChainView | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """The wallet after a withdrawal; for a self-custody account, the permit to send."""
+
+    wallet: WalletView
+    permit: WithdrawPermit | None = None
+
+
 class WalletService:
     def __init__(self, db: Database, accounts: ChainAccounts) -> None:
         self._db = db
         self._accounts = accounts
+        self.custody = CustodyService(db, accounts)
 
     async def wallet(self, account_id: str, *, with_chain: bool = False) -> WalletView:
         async with self._db.read() as session:
@@ -96,11 +113,16 @@ class WalletService:
 
     async def deposit_credit(self, account_id: str, amount: int) -> WalletView:
         """Operator deposit of money (micro-units): minted on chain, deposited into the
-        Marketplace for the participant, and raised in the off-chain free balance."""
+        Marketplace for the participant, and raised in the off-chain free balance.
+
+        For a self-custody account only the mint happens: the service cannot sign the
+        participant's deposit, and credits the balance when that deposit is seen."""
         await self._require_user(account_id, amount)
-        signer = await self._accounts.signer_of(account_id)
+        address, signer = await self._accounts.custody_signer(account_id)
         chain = self._accounts.chain
-        await self._accounts.run(chain.mint_credit, signer.address, amount)
+        await self._accounts.run(chain.mint_credit, address, amount)
+        if signer is None:
+            return await self.wallet(account_id, with_chain=True)
         await self._accounts.run(chain.deposit, signer, ChainAsset.CREDIT, amount)
         async with self._db.write() as session:
             await credit(session, account_id, Asset.CREDIT, amount, lock=self._db.locks_rows)
@@ -113,21 +135,40 @@ class WalletService:
             await credit(session, account_id, Asset.ENERGY, qty_wh, lock=self._db.locks_rows)
         return await self.wallet(account_id)
 
-    async def withdraw(self, account_id: str, asset: Asset, amount: int) -> WalletView:
+    async def withdraw(self, account_id: str, asset: Asset, amount: int) -> Withdrawal:
         """Pay ``amount`` (micro-units, or Wh of energy) of the free balance out of the
-        Marketplace to the participant's address."""
+        Marketplace to the participant's address; for a self-custody account, take it
+        off the free balance and return the permit the participant sends."""
         await self._require_user(account_id, amount)
+        _, signer = await self._accounts.custody_signer(account_id)
         await self._debit_free(account_id, asset, amount)
-        signer = await self._accounts.signer_of(account_id)
         on_chain = amount if asset is Asset.CREDIT else wh_to_energy_base_units(amount)
+        permit: WithdrawPermit | None = None
         try:
-            await self._accounts.run(
-                self._accounts.chain.withdraw, signer, ChainAsset(asset.value), on_chain
-            )
+            if signer is None:
+                permit = await self.custody.issue_permit(account_id, asset, amount)
+            else:
+                await self._accounts.run(
+                    self._accounts.chain.withdraw, signer, ChainAsset(asset.value), on_chain
+                )
         except BaseException:
             async with self._db.write() as session:
                 await credit(session, account_id, asset, amount, lock=self._db.locks_rows)
             raise
+        return Withdrawal(await self.wallet(account_id, with_chain=True), permit)
+
+    async def cancel_withdrawal(
+        self,
+        account_id: str,
+        asset: Asset,
+        amount: int,
+        nonce: int,
+        deadline: int,
+        signature: bytes,
+    ) -> WalletView:
+        """Void a self-custody participant's unused permit; its amount is free again."""
+        await self._require_user(account_id, amount)
+        await self.custody.cancel_withdrawal(account_id, asset, amount, nonce, deadline, signature)
         return await self.wallet(account_id, with_chain=True)
 
     async def _debit_free(self, account_id: str, asset: Asset, amount: int) -> None:

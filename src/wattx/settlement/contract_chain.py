@@ -7,9 +7,18 @@ py-evm in-process, :class:`JsonRpcChain` talks to a node.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
+from eth_abi.abi import decode
+from eth_account import Account
+from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
+from eth_account.messages import encode_defunct
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 
 from wattx.settlement.abi import ContractCodec, RawLog
 from wattx.settlement.artifacts import load_artifact
@@ -22,14 +31,74 @@ from wattx.settlement.port import (
     ChainEvent,
     MeterMint,
     ParticipantRole,
+    RelayRefusedError,
     Signer,
     TxResult,
+    WithdrawPermit,
 )
 from wattx.settlement.transport import Transport, TxOutcome
 
 _DEPOSIT = {Asset.ENERGY: "deposit_energy", Asset.CREDIT: "deposit_credit"}
 _WITHDRAW = {Asset.ENERGY: "withdraw_energy", Asset.CREDIT: "withdraw_credit"}
 _TOKEN = {Asset.ENERGY: "EnergyToken", Asset.CREDIT: "CreditToken"}
+
+# What a participant may have the service relay: (contract, function signature).
+_RELAYABLE = {
+    ("CreditToken", "approve(address,uint256)"),
+    ("EnergyToken", "approve(address,uint256)"),
+    ("Marketplace", "deposit_energy(uint256)"),
+    ("Marketplace", "deposit_credit(uint256)"),
+    ("Marketplace", "withdraw_with_permit(address,uint256,uint256,uint256,uint8,bytes32,bytes32)"),
+}
+_RELAY_SELECTORS = {
+    (contract, function_signature_to_4byte_selector(signature)): signature
+    for contract, signature in _RELAYABLE
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """The parts of a signed raw transaction the relay checks."""
+
+    tx_hash: str
+    sender: str
+    to: str | None
+    data: bytes
+    value: int
+    chain_id: int | None
+
+
+def decode_signed_transaction(raw: bytes) -> SignedTransaction:
+    """Decode a signed legacy or typed (EIP-2718) transaction and recover its sender."""
+    try:
+        if raw[:1] and raw[0] <= 0x7F:
+            fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+            chain_id: int | None = int(fields["chainId"])
+        else:
+            fields = LegacyTransaction.from_bytes(raw).as_dict()
+            v = int(fields["v"])
+            # EIP-155: v = chain id * 2 + 35 or 36; 27/28 carry no chain id.
+            chain_id = (v - 35) // 2 if v >= 35 else None
+        sender = Account.recover_transaction(raw)
+    except Exception as exc:  # eth-account and rlp raise many unrelated types on bad input
+        raise RelayRefusedError(f"not a signed Ethereum transaction: {exc}") from None
+    to = bytes(fields.get("to") or b"")
+    return SignedTransaction(
+        tx_hash="0x" + keccak(raw).hex(),
+        sender=to_checksum_address(sender),
+        to=to_checksum_address(to) if to else None,
+        data=bytes(fields.get("data") or b""),
+        value=int(fields.get("value") or 0),
+        chain_id=chain_id,
+    )
+
+
+@runtime_checkable
+class RawTransactionTransport(Protocol):
+    """A transport that can broadcast a transaction signed elsewhere (a node can; the
+    embedded EVM executes the call as its sender instead)."""
+
+    def send_raw(self, raw: bytes) -> TxOutcome: ...
 
 
 class ContractChain:
@@ -130,6 +199,86 @@ class ContractChain:
 
     def withdraw(self, signer: Signer, asset: Asset, amount: int) -> TxResult:
         return self.transact("Marketplace", _WITHDRAW[asset], amount, signer=signer)
+
+    def send_raw_transaction(self, raw: bytes, *, sender: str) -> TxResult:
+        """Relay a transaction signed by ``sender`` (the participant's own key).
+
+        Only calls of the allow-list pass: ``approve`` of the Marketplace on a token,
+        a Marketplace deposit, ``withdraw_with_permit``; no ether, this chain's id.
+        A node receives the raw bytes as they are (its nonce rules apply); the
+        embedded EVM has no mempool, so the call runs there as from ``sender`` and
+        the signed nonce and gas are not used (the caller refuses replays).
+        """
+        tx = self.check_relayable(raw, sender=sender)
+        if isinstance(self._transport, RawTransactionTransport):
+            return self._result(self._transport.send_raw(raw))
+        assert tx.to is not None
+        return self._result(self._transport.send(tx.to, tx.data, Signer(tx.sender, b"")))
+
+    def check_relayable(self, raw: bytes, *, sender: str) -> SignedTransaction:
+        """The decoded transaction, if the relay may send it for ``sender``."""
+        tx = decode_signed_transaction(raw)
+        if tx.sender != to_checksum_address(sender):
+            raise RelayRefusedError(
+                "the transaction is not signed by your address", signer=tx.sender, address=sender
+            )
+        if tx.chain_id != self._transport.chain_id:
+            raise RelayRefusedError(
+                "the transaction is for another chain",
+                chain_id=tx.chain_id,
+                expected=self._transport.chain_id,
+            )
+        if tx.value:
+            raise RelayRefusedError("the relay sends no ether", value=tx.value)
+        contract = next(
+            (
+                name
+                for name, address in self._deployment.contracts.items()
+                if tx.to is not None and address.lower() == tx.to.lower()
+            ),
+            None,
+        )
+        signature = _RELAY_SELECTORS.get((contract or "", tx.data[:4]))
+        if contract is None or signature is None:
+            raise RelayRefusedError(
+                "only approve, deposit and withdraw_with_permit calls are relayed", to=tx.to
+            )
+        if signature.startswith("approve("):
+            (spender, _amount) = decode(["address", "uint256"], tx.data[4:])
+            if to_checksum_address(spender) != self._deployment.address_of("Marketplace"):
+                raise RelayRefusedError("only approvals of the Marketplace are relayed")
+        return tx
+
+    def set_permit_only(self, address: str, permit_only: bool) -> TxResult:
+        return self.transact("Marketplace", "set_permit_only", address, permit_only)
+
+    def sign_withdraw_permit(
+        self, account: str, asset: Asset, amount: int, nonce: int, deadline: int
+    ) -> WithdrawPermit:
+        """The operator's permit for ``account`` (signed locally; nothing is sent)."""
+        token = self._deployment.address_of(_TOKEN[asset])
+        digest = bytes(
+            self.view("Marketplace", "permit_digest", account, token, amount, nonce, deadline)
+        )
+        signed = Account.sign_message(
+            encode_defunct(primitive=digest), private_key=self._operator.private_key
+        )
+        return WithdrawPermit(
+            account=to_checksum_address(account),
+            asset=asset,
+            token=token,
+            amount=amount,
+            nonce=nonce,
+            deadline=deadline,
+            digest=digest,
+            signature=bytes(signed.signature),
+        )
+
+    def cancel_permit(self, address: str, nonce: int) -> TxResult:
+        return self.transact("Marketplace", "cancel_permit", address, nonce)
+
+    def permit_used(self, address: str, nonce: int) -> bool:
+        return bool(self.view("Marketplace", "permit_used", address, nonce))
 
     def lock(self, address: str, energy: int, credit: int) -> TxResult:
         return self.transact("Marketplace", "lock", address, energy, credit)

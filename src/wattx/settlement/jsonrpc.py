@@ -209,6 +209,33 @@ class JsonRpcTransport:
         }
         return self._outcome(self._transact(tx, signer, data))
 
+    def send_raw(self, raw: bytes) -> TxOutcome:
+        """Broadcast a transaction signed elsewhere (a self-custody participant's) and
+        wait for it; a revert is replayed with ``eth_call`` for its reason."""
+        try:
+            tx_hash = self._rpc(lambda: self._w3.eth.send_raw_transaction(raw))
+        except (Web3RPCError, ValueError) as exc:
+            raise ChainError(f"the node rejected the transaction: {exc}") from None
+        try:
+            receipt = self._rpc(
+                lambda: self._w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=self._receipt_timeout, poll_latency=self._poll_interval
+                )
+            )
+        except TimeExhausted:
+            raise TransactionTimeoutError(
+                f"transaction {tx_hash.to_0x_hex()} not mined within {self._receipt_timeout} s"
+            ) from None
+        if receipt["status"] != 1:
+            sent = self._rpc(lambda: self._w3.eth.get_transaction(tx_hash))
+            replay: TxParams = {"from": sent["from"], "to": sent["to"], "data": sent["input"]}
+            try:
+                self._w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1)
+            except ContractLogicError as exc:
+                raise revert_error(_reason_of(exc)) from None
+            raise revert_error("")
+        return self._outcome(receipt)
+
     def call(self, to: str, data: bytes) -> bytes:
         tx: TxParams = {"to": to_checksum_address(to), "data": HexBytes(data)}
         try:

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from wattx.domain.errors import ValidationError
 from wattx.settlement.batch import EpochBatch
 from wattx.settlement.deployment import Deployment
+
+
+class RelayRefusedError(ValidationError):
+    """A signed transaction the relay will not send (see ``ChainPort.send_raw_transaction``)."""
+
+    code = "relay_refused"
+    title = "Transaction not relayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,26 @@ class TxResult:
     events: tuple[ChainEvent, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class WithdrawPermit:
+    """An operator's one-time permission for ``account`` to withdraw ``amount`` of ``token``
+    from the Marketplace (``withdraw_with_permit``) until ``deadline`` (unix seconds).
+
+    ``signature`` is the operator's 65-byte EIP-191 ``personal_sign`` (r, s, v) over
+    ``digest``, the keccak256 of the ABI encoding of (chain id, Marketplace, account,
+    token, amount, nonce, deadline).
+    """
+
+    account: str
+    asset: Asset
+    token: str
+    amount: int
+    nonce: int
+    deadline: int
+    digest: bytes
+    signature: bytes
+
+
 @runtime_checkable
 class ChainPort(Protocol):
     """The settlement chain as the service uses it. Every failed rule raises a
@@ -119,6 +147,24 @@ class ChainPort(Protocol):
     def deposit(self, signer: Signer, asset: Asset, amount: int) -> TxResult: ...
 
     def withdraw(self, signer: Signer, asset: Asset, amount: int) -> TxResult: ...
+
+    def send_raw_transaction(self, raw: bytes, *, sender: str) -> TxResult:
+        """Relay a transaction ``sender`` signed: only ``approve`` on a token or a
+        Marketplace deposit or withdrawal (see
+        :meth:`wattx.settlement.contract_chain.ContractChain.send_raw_transaction`)."""
+        ...
+
+    def set_permit_only(self, address: str, permit_only: bool) -> TxResult: ...
+
+    def sign_withdraw_permit(
+        self, account: str, asset: Asset, amount: int, nonce: int, deadline: int
+    ) -> WithdrawPermit:
+        """The operator's signed permit (no transaction)."""
+        ...
+
+    def cancel_permit(self, address: str, nonce: int) -> TxResult: ...
+
+    def timestamp(self) -> int: ...
 
     def lock(self, address: str, energy: int, credit: int) -> TxResult: ...
 

@@ -21,6 +21,8 @@ from wattx.store.models_metering import (
 
 QUARANTINED = "quarantined"
 ACCEPTED = "accepted"
+REJECTED = "rejected"
+"""A quarantined reading an operator refused: kept, never verified."""
 
 
 async def last_reading(session: AsyncSession, meter_id: str) -> Reading | None:
@@ -148,6 +150,54 @@ async def quarantined_readings(
     if meter_id is not None:
         query = query.where(ReadingRow.meter_id == meter_id)
     return list(await session.scalars(query))
+
+
+async def reading_by_seq(
+    session: AsyncSession, meter_id: str, seq: int, *, lock: bool = False
+) -> ReadingRow | None:
+    """The meter's stored reading with sequence number ``seq``; ``lock`` takes its row lock."""
+    query = select(ReadingRow).where(ReadingRow.meter_id == meter_id, ReadingRow.seq == seq)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).first()
+
+
+async def reading_before(session: AsyncSession, meter_id: str, seq: int) -> Reading | None:
+    """The meter's stored reading just before ``seq`` (any status): where the interval
+    ending at ``seq`` starts. ``None`` for the meter's first reading."""
+    query = (
+        select(ReadingRow.seq, ReadingRow.ts, ReadingRow.import_wh, ReadingRow.export_wh)
+        .where(ReadingRow.meter_id == meter_id, ReadingRow.seq < seq)
+        .order_by(ReadingRow.seq.desc())
+        .limit(1)
+    )
+    found = (await session.execute(query)).first()
+    if found is None:
+        return None
+    previous_seq, ts, import_wh, export_wh = found
+    return Reading(seq=previous_seq, ts=ts, import_wh=import_wh, export_wh=export_wh)
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    meter_id: str | None,
+    kind: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[MeterAlertRow]:
+    """Grid-quality alerts, most recently raised first; ``since`` bounds ``raised_at``
+    from below (inclusive)."""
+    query = select(MeterAlertRow)
+    if meter_id is not None:
+        query = query.where(MeterAlertRow.meter_id == meter_id)
+    if kind is not None:
+        query = query.where(MeterAlertRow.kind == kind)
+    if since is not None:
+        query = query.where(MeterAlertRow.raised_at >= since)
+    query = query.order_by(MeterAlertRow.raised_at.desc(), MeterAlertRow.id.desc())
+    return list(await session.scalars(query.limit(limit).offset(offset)))
 
 
 async def epoch_energy_of_meter(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import EpochRow, MeterRow, TradeRow
@@ -96,6 +96,36 @@ async def outbox_entry(
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(query)).first()
+
+
+# What trades and epochs record of their settlement (``settlement_status``); NULL
+# until the epoch's batch is in the outbox.
+SETTLEMENT_PENDING = "pending"
+SETTLEMENT_SETTLED = "settled"
+SETTLEMENT_FAILED = "failed"
+
+
+async def mark_epoch_settlement(
+    session: AsyncSession, epoch_id: int, status: str, *, tx_hash: str | None = None
+) -> None:
+    """Stamp the settlement status (and transaction) on the epoch's trades and its
+    ``epochs`` row, one set-based UPDATE per table, in the caller's transaction.
+
+    ``tx_hash`` ``None`` leaves a recorded transaction hash as it is.
+    """
+    values: dict[str, Any] = {"settlement_status": status}
+    if tx_hash is not None:
+        values["settlement_tx_hash"] = tx_hash
+    no_sync = {"synchronize_session": False}
+    await session.execute(
+        update(TradeRow)
+        .where(TradeRow.epoch_id == epoch_id)
+        .values(values)
+        .execution_options(**no_sync)
+    )
+    await session.execute(
+        update(EpochRow).where(EpochRow.id == epoch_id).values(values).execution_options(**no_sync)
+    )
 
 
 async def due_outbox(session: AsyncSession, now: datetime) -> list[int]:
@@ -260,3 +290,33 @@ async def retired_wh(session: AsyncSession, user_id: str) -> int:
         RetirementRow.user_id == user_id
     )
     return int(await session.scalar(query) or 0)
+
+
+# -- self custody ---------------------------------------------------------------
+
+CUSTODY_CUSTODIAL = "custodial"
+CUSTODY_SELF = "self"
+
+
+async def chain_account_by_address(session: AsyncSession, address: str) -> ChainAccountRow | None:
+    query = select(ChainAccountRow).where(ChainAccountRow.address == address)
+    return (await session.scalars(query)).first()
+
+
+async def set_self_custody(session: AsyncSession, user_id: str, address: str, at: datetime) -> None:
+    """Make ``address`` the user's chain account, held by the user: no stored key."""
+    row = await session.get(ChainAccountRow, user_id)
+    if row is None:
+        session.add(
+            ChainAccountRow(
+                user_id=user_id,
+                address=address,
+                key_ciphertext=None,
+                custody=CUSTODY_SELF,
+                created_at=at,
+            )
+        )
+        return
+    row.address = address
+    row.key_ciphertext = None
+    row.custody = CUSTODY_SELF

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Header, Query, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.schemas.common import Limit, Offset, page
-from wattx.api.schemas.market import OrderIn, OrderList, OrderOut, SubmitOut, TradeList, TradeOut
+from wattx.api.schemas.market import (
+    AmendOut,
+    OrderAmend,
+    OrderIn,
+    OrderList,
+    OrderOut,
+    SubmitOut,
+    TradeList,
+    TradeOut,
+)
 from wattx.domain import OrderStatus, Side
 from wattx.services.market import OrderRequest
 from wattx.services.views import order_row_view, trade_row_view
@@ -26,14 +35,18 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/orders", status_code=201, responses={200: {"model": SubmitOut}})
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=SubmitOut,
+    responses={200: {"model": SubmitOut, "description": "A replay of an earlier submission"}},
+)
 async def submit_order(
     body: OrderIn,
     principal: CurrentPrincipal,
     state: State,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> SubmitOut:
+) -> Response:
     """Place an order. Its escrow is locked and it is matched and stored before this returns.
 
     A replay (same ``Idempotency-Key`` or ``client_order_id`` and same body)
@@ -49,10 +62,15 @@ async def submit_order(
         client_order_id=body.client_order_id,
     )
     outcome = await state.market.submit(principal, request, idempotency_key=idempotency_key)
-    response.status_code = outcome.status_code
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return SubmitOut.model_validate(outcome.body)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    # Validated and serialised once here; returning the model would have FastAPI
+    # validate it a second time on the busiest route.
+    return Response(
+        SubmitOut.model_validate(outcome.body).model_dump_json(),
+        status_code=outcome.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.get("/orders")
@@ -95,6 +113,21 @@ async def get_order(order_id: str, principal: CurrentPrincipal, state: State) ->
 async def cancel_order(order_id: str, principal: CurrentPrincipal, state: State) -> OrderOut:
     """Cancel what is left of your order and release its escrow."""
     return OrderOut.model_validate(await state.market.cancel(principal, order_id))
+
+
+@router.patch("/orders/{order_id}")
+async def amend_order(
+    order_id: str, body: OrderAmend, principal: CurrentPrincipal, state: State
+) -> AmendOut:
+    """Replace your open order with new quantity and/or price (cancel + new order).
+
+    The replacement loses time priority and may trade at once; the old
+    order's escrow is released and the new one's locked in the same step.
+    """
+    outcome = await state.market.amend(
+        principal, order_id, qty_wh=body.qty_wh, limit_price=body.limit_price
+    )
+    return AmendOut.model_validate(outcome)
 
 
 @router.get("/trades")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.problems import problem_type
 from wattx.api.schemas.common import Limit, Offset, Problem, page
 from wattx.api.schemas.readings import (
+    AlertList,
+    AlertOut,
     BatchesIn,
     BatchesOut,
     BatchOutcome,
@@ -27,7 +30,8 @@ from wattx.api.schemas.readings import (
     ReadingOut,
 )
 from wattx.domain.errors import DomainError
-from wattx.services.metering import IngestResult
+from wattx.metering import AlertKind
+from wattx.services.metering import IngestResult, ReviewDecision
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
@@ -134,6 +138,54 @@ async def list_quarantine(
     rows = await state.metering.quarantine(meter_id=meter_id, limit=limit, offset=offset)
     return ReadingList(
         items=[ReadingOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
+    )
+
+
+MeterIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+SeqPath = Annotated[int, Path(ge=0, le=2**63 - 1)]
+
+
+@router.post("/readings/quarantine/{meter_id}/{seq}/release")
+async def release_reading(
+    meter_id: MeterIdPath, seq: SeqPath, principal: CurrentPrincipal, state: State
+) -> ReadingOut:
+    """Release a quarantined reading: it becomes accepted and its interval's export counts
+    as verified (and can be minted). 409 ``reading_not_quarantined`` if already reviewed."""
+    row = await state.metering.review(principal, meter_id, seq, ReviewDecision.RELEASE)
+    return ReadingOut.model_validate(row)
+
+
+@router.post("/readings/quarantine/{meter_id}/{seq}/reject")
+async def reject_reading(
+    meter_id: MeterIdPath, seq: SeqPath, principal: CurrentPrincipal, state: State
+) -> ReadingOut:
+    """Reject a quarantined reading: it stays stored as ``rejected`` and is never verified.
+    409 ``reading_not_quarantined`` if already reviewed."""
+    row = await state.metering.review(principal, meter_id, seq, ReviewDecision.REJECT)
+    return ReadingOut.model_validate(row)
+
+
+@router.get("/alerts")
+async def list_alerts(
+    state: State,
+    meter_id: Annotated[str | None, Query(max_length=64)] = None,
+    kind: AlertKind | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="raised at or after (with a UTC offset)")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> AlertList:
+    """Voltage and frequency alerts raised by readings, most recently raised first."""
+    rows = await state.metering.alerts(
+        meter_id=meter_id,
+        kind=None if kind is None else kind.value,
+        since=since,
+        limit=limit,
+        offset=offset,
+    )
+    return AlertList(
+        items=[AlertOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
     )
 
 

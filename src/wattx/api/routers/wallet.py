@@ -1,4 +1,5 @@
-"""The caller's wallet (off chain and on chain), operator deposits, withdrawals."""
+"""The caller's wallet (off chain and on chain), operator deposits, withdrawals, and
+self-custody: registering one's own address, relaying one's signed transactions."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.schemas.wallet import (
+    AddressChallengeOut,
+    AddressChallengeRequest,
+    AddressRegistration,
+    ChainAccountOut,
     ChainHoldingOut,
     ChainWalletOut,
+    HoldingDelta,
     HoldingOut,
+    PermitCancellation,
+    RawTransaction,
+    RelayOut,
     WalletDeposit,
     WalletOut,
     WalletWithdrawal,
+    WithdrawalOut,
+    WithdrawPermitOut,
 )
 from wattx.services.wallet import ChainHolding, WalletView
+from wattx.settlement.port import WithdrawPermit
 from wattx.store.balances import Asset
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
@@ -52,8 +64,98 @@ async def deposit(body: WalletDeposit, state: State) -> WalletOut:
     return wallet_out(await state.wallet.deposit_credit(body.user_id, body.amount))
 
 
+def _permit_out(permit: WithdrawPermit, amount: int, marketplace: str) -> WithdrawPermitOut:
+    sig = permit.signature
+    return WithdrawPermitOut(
+        marketplace=marketplace,
+        account=permit.account,
+        asset=permit.asset.value,
+        token=permit.token,
+        amount=amount,
+        chain_amount=permit.amount,
+        nonce=str(permit.nonce),
+        deadline=permit.deadline,
+        signature="0x" + sig.hex(),
+        v=sig[64],
+        r="0x" + sig[:32].hex(),
+        s="0x" + sig[32:64].hex(),
+    )
+
+
 @router.post("/wallet/withdraw")
-async def withdraw(body: WalletWithdrawal, principal: CurrentPrincipal, state: State) -> WalletOut:
-    """Withdraw free balance from the Marketplace to the caller's address."""
-    view = await state.wallet.withdraw(principal.user_id, Asset(body.asset), body.amount)
+async def withdraw(
+    body: WalletWithdrawal, principal: CurrentPrincipal, state: State
+) -> WithdrawalOut:
+    """Withdraw free balance from the Marketplace to the caller's address. A self-custody
+    account gets an operator's permit instead, to send signed by itself; the amount
+    leaves the free balance now."""
+    done = await state.wallet.withdraw(principal.user_id, Asset(body.asset), body.amount)
+    marketplace = state.chain_accounts.chain.deployment.address_of("Marketplace")
+    return WithdrawalOut(
+        **wallet_out(done.wallet).model_dump(),
+        permit=_permit_out(done.permit, body.amount, marketplace) if done.permit else None,
+    )
+
+
+@router.post("/wallet/withdraw/cancel")
+async def cancel_withdrawal(
+    body: PermitCancellation, principal: CurrentPrincipal, state: State
+) -> WalletOut:
+    """Void an unused withdrawal permit on chain; its amount is free again."""
+    view = await state.wallet.cancel_withdrawal(
+        principal.user_id,
+        Asset(body.asset),
+        body.amount,
+        int(body.nonce),
+        body.deadline,
+        bytes.fromhex(body.signature[2:]),
+    )
     return wallet_out(view)
+
+
+@router.post("/wallet/address/challenge")
+async def address_challenge(
+    body: AddressChallengeRequest, principal: CurrentPrincipal, state: State
+) -> AddressChallengeOut:
+    """A one-time nonce and the message the address must sign to become the caller's
+    self-custody address."""
+    challenge = await state.wallet.custody.challenge(principal.user_id, body.address)
+    return AddressChallengeOut(
+        address=challenge.address,
+        nonce=challenge.nonce,
+        message=challenge.message,
+        expires_at=challenge.expires_at,
+    )
+
+
+@router.post("/wallet/address")
+async def register_address(
+    body: AddressRegistration, principal: CurrentPrincipal, state: State
+) -> ChainAccountOut:
+    """Make the signed-for address the caller's chain account, held by the caller; only
+    while the current account holds nothing."""
+    address = await state.wallet.custody.register_address(
+        principal.user_id, body.address, body.nonce, body.signature
+    )
+    return ChainAccountOut(user_id=principal.user_id, address=address, custody="self")
+
+
+@router.post("/wallet/transactions")
+async def relay_transaction(
+    body: RawTransaction, principal: CurrentPrincipal, state: State
+) -> RelayOut:
+    """Relay a transaction the caller signed with their self-custody key: ``approve`` of the
+    Marketplace, a Marketplace deposit, or ``withdraw_with_permit``. Deposits it makes are
+    added to the off-chain free balance at once."""
+    relayed = await state.wallet.custody.relay(principal.user_id, bytes.fromhex(body.raw[2:]))
+    view = await state.wallet.wallet(principal.user_id, with_chain=True)
+    return RelayOut(
+        tx_hash=relayed.result.tx_hash,
+        block_number=relayed.result.block_number,
+        events=[event.name for event in relayed.result.events],
+        credited=HoldingDelta(
+            credit=relayed.credited.get(Asset.CREDIT, 0),
+            energy=relayed.credited.get(Asset.ENERGY, 0),
+        ),
+        wallet=wallet_out(view),
+    )

@@ -6,17 +6,21 @@ import json
 
 from fastapi import APIRouter, status
 
-from wattx.api.auth import State
+from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.schemas.zones import (
     BandIn,
     BandOut,
     ZoneIn,
     ZoneOut,
+    ZoneRateIn,
     ZoneRateOut,
     ZoneRatesOut,
     ZoneUpdate,
 )
-from wattx.domain import TimeOfUseBand
+from wattx.api.state import AppState
+from wattx.domain import TimeOfUseBand, Zone
+from wattx.market import ZoneRate
+from wattx.services.errors import ZoneNotFoundError
 from wattx.services.zones import ZoneSpec
 from wattx.store.models import ZoneRow
 
@@ -66,22 +70,65 @@ async def create_zone(body: ZoneIn, state: State) -> ZoneOut:
     return zone_out(await state.zones.create_zone(_spec(body.id, body)))
 
 
+def _rate_out(state: AppState, seller: Zone, buyer: Zone) -> ZoneRateOut:
+    """The rate the market matches this direction with now, and where it comes from."""
+    table = state.market.rates
+    rate = table.rate(seller, buyer)
+    return ZoneRateOut(
+        seller_zone=seller.id,
+        buyer_zone=buyer.id,
+        wheeling_per_kwh=rate.wheeling_per_kwh,
+        loss_bps=rate.loss_bps,
+        source="override" if table.is_override(seller.id, buyer.id) else "default",
+    )
+
+
+def _pair_out(state: AppState, seller_zone: str, buyer_zone: str) -> ZoneRateOut:
+    zones = state.market.zones
+    seller, buyer = zones.get(seller_zone), zones.get(buyer_zone)
+    if seller is None or buyer is None:
+        missing = seller_zone if seller is None else buyer_zone
+        raise ZoneNotFoundError("no such zone", zone=missing)
+    return _rate_out(state, seller, buyer)
+
+
 @router.get("/rates")
 async def zone_rates(state: State) -> ZoneRatesOut:
     """Wheeling charge and loss for every (seller zone, buyer zone) pair."""
     zones = state.market.zones
     rates = [
-        ZoneRateOut(
-            seller_zone=seller.id,
-            buyer_zone=buyer.id,
-            wheeling_per_kwh=rate.wheeling_per_kwh,
-            loss_bps=rate.loss_bps,
-        )
-        for seller in zones.values()
-        for buyer in zones.values()
-        for rate in [state.market.rates.rate(seller, buyer)]
+        _rate_out(state, seller, buyer) for seller in zones.values() for buyer in zones.values()
     ]
     return ZoneRatesOut(fee_bps=state.market.fee_bps, rates=rates)
+
+
+@router.put("/rates/{seller_zone}/{buyer_zone}")
+async def set_zone_rate(
+    seller_zone: str,
+    buyer_zone: str,
+    body: ZoneRateIn,
+    principal: CurrentPrincipal,
+    state: State,
+) -> ZoneRateOut:
+    """Override the rate of energy sold in ``seller_zone`` and delivered in ``buyer_zone``.
+
+    The market matches with it from the moment this returns, and after a
+    restart. Resting orders stay in the books; trades already made keep
+    the rate they were made at.
+    """
+    rate = ZoneRate(body.wheeling_per_kwh, body.loss_bps)
+    await state.zones.set_rate(seller_zone, buyer_zone, rate, updated_by=principal.user_id)
+    return _pair_out(state, seller_zone, buyer_zone)
+
+
+@router.delete("/rates/{seller_zone}/{buyer_zone}")
+async def remove_zone_rate(seller_zone: str, buyer_zone: str, state: State) -> ZoneRateOut:
+    """Remove the override of one direction; answers with the default now in force.
+
+    Removing an override that does not exist changes nothing and answers the same.
+    """
+    await state.zones.remove_rate(seller_zone, buyer_zone)
+    return _pair_out(state, seller_zone, buyer_zone)
 
 
 @router.get("/{zone_id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from wattx.api.schemas.common import Page, StrictModel
 from wattx.domain import OrderKind, OrderStatus, Side
@@ -65,11 +65,43 @@ class TradeOut(BaseModel):
     seller_fee: int
     wheeling_fee: int
     executed_at: datetime | None
+    settlement_status: str | None = Field(
+        default=None,
+        description="null until the epoch's batch is written for settlement; "
+        "then pending, settled or failed",
+    )
+    settlement_tx_hash: str | None = Field(
+        default=None, description="the settlement transaction, once settled"
+    )
 
 
 class SubmitOut(BaseModel):
     order: OrderOut
     trades: list[TradeOut]
+
+
+class OrderAmend(StrictModel):
+    """New terms for an open order; what is left out stays as it was."""
+
+    qty_wh: StrictInt | None = Field(
+        default=None,
+        gt=0,
+        le=10**12,
+        description="the replacement's whole quantity, Wh; default: what is still open",
+    )
+    limit_price: StrictInt | None = Field(
+        default=None, ge=0, le=10**12, description="micro-units per kWh"
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> OrderAmend:
+        if self.qty_wh is None and self.limit_price is None:
+            raise ValueError("give qty_wh, limit_price or both")
+        return self
+
+
+class AmendOut(SubmitOut):
+    replaces: str = Field(description="id of the order this one replaced (now cancelled)")
 
 
 class OrderList(BaseModel):

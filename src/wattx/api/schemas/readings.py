@@ -67,15 +67,41 @@ class ReadingOut(BaseModel):
     voltage_mv: int | None
     frequency_millihz: int | None
     soc_permille: int | None
-    status: str = Field(description="accepted or quarantined")
+    status: str = Field(
+        description="accepted, quarantined, or rejected (a quarantined reading an operator "
+        "refused); a released reading is accepted and keeps its quarantine reason"
+    )
     quarantine_reason: str | None
     quarantine_detail: str | None
     via: str
     received_at: datetime
+    reviewed_by: str | None = Field(description="the operator who released or rejected it")
+    reviewed_at: datetime | None
 
 
 class ReadingList(BaseModel):
     items: list[ReadingOut]
+    page: Page
+
+
+class AlertOut(BaseModel):
+    """A grid-quality alert a stored reading raised."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    meter_id: str
+    seq: int = Field(description="the reading that raised it")
+    reading_ts: datetime
+    kind: str = Field(description="voltage_out_of_band or frequency_out_of_band")
+    value: int = Field(description="mV or mHz, as in the reading")
+    low: int
+    high: int
+    raised_at: datetime
+
+
+class AlertList(BaseModel):
+    items: list[AlertOut]
     page: Page
 
 

@@ -1,7 +1,8 @@
-"""Wallet balances, operator credits, deposits and withdrawals."""
+"""Wallet balances, operator credits, deposits and withdrawals, self-custody addresses."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
@@ -51,3 +52,84 @@ class WalletDeposit(StrictModel):
 class WalletWithdrawal(StrictModel):
     asset: Literal["credit", "energy"]
     amount: StrictInt = Field(gt=0, le=10**15, description="micro-units, or Wh of energy")
+
+
+_HEX_SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
+
+
+class WithdrawPermitOut(BaseModel):
+    """Send ``Marketplace.withdraw_with_permit(token, chain_amount, nonce, deadline, v, r, s)``
+    signed by ``account`` before ``deadline`` (unix seconds, chain time)."""
+
+    marketplace: str
+    account: str
+    asset: Literal["credit", "energy"]
+    token: str
+    amount: int = Field(description="micro-units, or Wh of energy, as withdrawn off chain")
+    chain_amount: int = Field(description="token base units")
+    nonce: str = Field(description="uint256 as a decimal string")
+    deadline: int
+    signature: str = Field(description="the operator's 65-byte signature (r, s, v), hex")
+    v: int
+    r: str
+    s: str
+
+
+class WithdrawalOut(WalletOut):
+    permit: WithdrawPermitOut | None = Field(
+        default=None, description="self-custody accounts: the permit to send; else null"
+    )
+
+
+class PermitCancellation(StrictModel):
+    """An unused permit, as issued, to void on chain and return to the free balance."""
+
+    asset: Literal["credit", "energy"]
+    amount: StrictInt = Field(gt=0, le=10**15, description="micro-units, or Wh of energy")
+    nonce: StrictStr = Field(pattern=r"^[0-9]{1,78}$")
+    deadline: StrictInt = Field(ge=0, le=2**64)
+    signature: StrictStr = Field(pattern=_HEX_SIGNATURE)
+
+
+class AddressChallengeRequest(StrictModel):
+    address: StrictStr = Field(min_length=40, max_length=42)
+
+
+class AddressChallengeOut(BaseModel):
+    address: str
+    nonce: str
+    message: str = Field(description="Sign exactly this text (EIP-191 personal message)")
+    expires_at: datetime
+
+
+class AddressRegistration(StrictModel):
+    address: StrictStr = Field(min_length=40, max_length=42)
+    nonce: StrictStr = Field(min_length=1, max_length=64)
+    signature: StrictStr = Field(min_length=1, max_length=200)
+
+
+class ChainAccountOut(BaseModel):
+    user_id: str
+    address: str
+    custody: Literal["custodial", "self"]
+
+
+class RawTransaction(StrictModel):
+    raw: StrictStr = Field(
+        pattern=r"^0x([0-9a-fA-F]{2})+$",
+        max_length=2 + 2 * 16_384,
+        description="a signed Ethereum transaction, hex",
+    )
+
+
+class HoldingDelta(BaseModel):
+    credit: int = Field(description="micro-units")
+    energy: int = Field(description="Wh")
+
+
+class RelayOut(BaseModel):
+    tx_hash: str
+    block_number: int
+    events: list[str] = Field(description="names of the contract events it emitted")
+    credited: HoldingDelta = Field(description="added to the off-chain free balance")
+    wallet: WalletOut

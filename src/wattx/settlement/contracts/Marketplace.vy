@@ -14,6 +14,12 @@
         free balance; a positive change is added to the free balance. The call
         reverts unless the changes plus the fees sum to zero for energy and
         for credit, no balance would go negative, and the epoch is new.
+
+        A self-custody account (the operator marks it ``permit_only``) holds
+        its own key, so it could withdraw what the service has reserved for
+        its open orders off chain; it withdraws only with a one-time permit
+        an operator signs after reserving the amount off chain
+        (``withdraw_with_permit``).
 """
 
 from ethereum.ercs import IERC20
@@ -65,6 +71,9 @@ epoch_root: public(HashMap[uint64, bytes32])
 epoch_settled: public(HashMap[uint64, bool])
 settled_epoch_count: public(uint256)
 
+permit_only: public(HashMap[address, bool])
+permit_used: public(HashMap[address, HashMap[uint256, bool]])
+
 
 event Deposited:
     account: indexed(address)
@@ -88,6 +97,17 @@ event Unlocked:
     account: indexed(address)
     energy: uint256
     credit: uint256
+
+
+event PermitOnlyChanged:
+    account: indexed(address)
+    permit_only: bool
+
+
+event PermitUsed:
+    account: indexed(address)
+    nonce: uint256
+    withdrawn: bool
 
 
 event FeeAccountChanged:
@@ -159,6 +179,7 @@ def deposit_credit(amount: uint256):
 @external
 def withdraw_energy(amount: uint256):
     assert amount > 0, "nothing to withdraw"
+    assert not self.permit_only[msg.sender], "withdrawal needs a permit"
     free: uint256 = self.free_energy[msg.sender]
     assert free >= amount, "withdrawal exceeds free energy"
     self.free_energy[msg.sender] = free - amount
@@ -169,11 +190,79 @@ def withdraw_energy(amount: uint256):
 @external
 def withdraw_credit(amount: uint256):
     assert amount > 0, "nothing to withdraw"
+    assert not self.permit_only[msg.sender], "withdrawal needs a permit"
     free: uint256 = self.free_credit[msg.sender]
     assert free >= amount, "withdrawal exceeds free credit"
     self.free_credit[msg.sender] = free - amount
     assert extcall credit_token.transfer(msg.sender, amount), "token transfer failed"
     log Withdrawn(account=msg.sender, token=credit_token.address, amount=amount)
+
+
+@external
+def set_permit_only(account: address, permit_only: bool):
+    """
+    @notice Require (or stop requiring) an operator's permit for the account's withdrawals.
+    """
+    self._only_operator()
+    assert account != empty(address), "account is the zero address"
+    self.permit_only[account] = permit_only
+    log PermitOnlyChanged(account=account, permit_only=permit_only)
+
+
+@view
+@external
+def permit_digest(
+    account: address, token: address, amount: uint256, nonce: uint256, deadline: uint256
+) -> bytes32:
+    """
+    @notice What the operator signs with ``personal_sign``: the keccak256 of the ABI
+            encoding of (chain id, this contract, account, token, amount, nonce, deadline).
+    """
+    return keccak256(abi_encode(chain.id, self, account, token, amount, nonce, deadline))
+
+
+@external
+def withdraw_with_permit(
+    token: address, amount: uint256, nonce: uint256, deadline: uint256, v: uint8, r: bytes32, s: bytes32
+):
+    """
+    @notice Withdraw free balance of ``token`` with a one-time permit an operator signed
+            (EIP-191 personal message over ``permit_digest``) for the caller.
+    """
+    assert amount > 0, "nothing to withdraw"
+    assert block.timestamp <= deadline, "permit expired"
+    assert not self.permit_used[msg.sender][nonce], "permit already used"
+    inner: bytes32 = keccak256(abi_encode(chain.id, self, msg.sender, token, amount, nonce, deadline))
+    signer: address = ecrecover(
+        keccak256(concat(b"\x19Ethereum Signed Message:\n32", inner)), v, r, s
+    )
+    assert signer != empty(address), "permit signature invalid"
+    assert staticcall registry.has_role(signer, roles.ROLE_OPERATOR), "permit not signed by an operator"
+    self.permit_used[msg.sender][nonce] = True
+    if token == energy_token.address:
+        free_e: uint256 = self.free_energy[msg.sender]
+        assert free_e >= amount, "withdrawal exceeds free energy"
+        self.free_energy[msg.sender] = free_e - amount
+        assert extcall energy_token.transfer(msg.sender, amount), "token transfer failed"
+    else:
+        assert token == credit_token.address, "permit for an unknown token"
+        free_c: uint256 = self.free_credit[msg.sender]
+        assert free_c >= amount, "withdrawal exceeds free credit"
+        self.free_credit[msg.sender] = free_c - amount
+        assert extcall credit_token.transfer(msg.sender, amount), "token transfer failed"
+    log PermitUsed(account=msg.sender, nonce=nonce, withdrawn=True)
+    log Withdrawn(account=msg.sender, token=token, amount=amount)
+
+
+@external
+def cancel_permit(account: address, nonce: uint256):
+    """
+    @notice Void an unused permit, so the operator may release what it reserved off chain.
+    """
+    self._only_operator()
+    assert not self.permit_used[account][nonce], "permit already used"
+    self.permit_used[account][nonce] = True
+    log PermitUsed(account=account, nonce=nonce, withdrawn=False)
 
 
 @external
