@@ -433,24 +433,27 @@ def _reading_row(
     *,
     via: str,
     now: datetime,
-) -> ReadingRow:
-    return ReadingRow(
-        meter_id=meter_id,
-        seq=reading.seq,
-        ts=reading.ts,
-        import_wh=reading.import_wh,
-        export_wh=reading.export_wh,
-        power_w=reading.power_w,
-        voltage_mv=reading.voltage_mv,
-        frequency_millihz=reading.frequency_millihz,
-        soc_permille=reading.soc_permille,
-        digest=reading_digest(reading).hex(),
-        status=repo.ACCEPTED if quarantined is None else repo.QUARANTINED,
-        quarantine_reason=None if quarantined is None else quarantined.reason.value,
-        quarantine_detail=None if quarantined is None else quarantined.detail,
-        via=via,
-        received_at=now,
-    )
+) -> dict[str, Any]:
+    """The column values of one ``readings`` row (inserted in bulk, without ORM objects)."""
+    return {
+        "meter_id": meter_id,
+        "seq": reading.seq,
+        "ts": reading.ts,
+        "import_wh": reading.import_wh,
+        "export_wh": reading.export_wh,
+        "power_w": reading.power_w,
+        "voltage_mv": reading.voltage_mv,
+        "frequency_millihz": reading.frequency_millihz,
+        "soc_permille": reading.soc_permille,
+        "digest": reading_digest(reading).hex(),
+        "status": repo.ACCEPTED if quarantined is None else repo.QUARANTINED,
+        "quarantine_reason": None if quarantined is None else quarantined.reason.value,
+        "quarantine_detail": None if quarantined is None else quarantined.detail,
+        "via": via,
+        "received_at": now,
+        "reviewed_by": None,
+        "reviewed_at": None,
+    }
 
 
 def _reading_of(row: ReadingRow) -> Reading:
