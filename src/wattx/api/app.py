@@ -54,6 +54,7 @@ from wattx.services.market_metrics import MarketMetrics
 from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
 from wattx.services.minting import MintingService
+from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
 from wattx.services.tokens import AccessTokenCodec
 from wattx.services.wallet import WalletService
@@ -91,7 +92,7 @@ def create_app(
         if run_epoch_clock:
             clock_task.start()
         chain_worker = ChainWorkerTask(
-            state.settlement, state.minting, tick_s=settings.settlement_tick_s
+            state.settlement, state.minting, state.retirement, tick_s=settings.settlement_tick_s
         )
         if run_epoch_clock:
             chain_worker.start()
@@ -228,6 +229,7 @@ async def _start_services(
             schedule,
             MintPolicy(threshold_wh=settings.mint_threshold_wh),
         ),
+        retirement=RetirementService(db, chain_accounts, clock),
         public_ledger=PublicLedgerService(db),
         events=hub,
     )

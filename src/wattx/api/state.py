@@ -19,6 +19,7 @@ from wattx.services.market import MarketService
 from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
 from wattx.services.minting import MintingService
+from wattx.services.retirement import RetirementService
 from wattx.services.settlement import SettlementService
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
@@ -42,6 +43,7 @@ class AppState:
     chain_accounts: ChainAccounts
     settlement: SettlementService
     minting: MintingService
+    retirement: RetirementService
     public_ledger: PublicLedgerService
     events: EventHub
 

@@ -41,6 +41,7 @@ from wattx.services.chain import ChainAccounts
 from wattx.services.custody import apply_self_custody_deposits
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
+from wattx.services.retirement import RetirementService
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
 from wattx.settlement.errors import ChainError, EpochAlreadySettledError
 from wattx.settlement.port import ChainEvent
@@ -405,23 +406,30 @@ def _json_value(value: Any) -> Any:
 
 
 class ChainWorkerTask(PeriodicTask):
-    """Every ``tick_s`` seconds: mint what ended epochs earned, settle what is due, then
-    index new chain events."""
+    """Every ``tick_s`` seconds: mint what ended epochs earned, settle what is due, index
+    new chain events, then settle interrupted retirements (which needs the index)."""
 
     name = "wattx-chain-worker"
 
     def __init__(
-        self, settlement: SettlementService, minting: MintingService, *, tick_s: float
+        self,
+        settlement: SettlementService,
+        minting: MintingService,
+        retirement: RetirementService,
+        *,
+        tick_s: float,
     ) -> None:
         super().__init__(tick_s=tick_s)
         self._settlement = settlement
         self._minting = minting
+        self._retirement = retirement
 
     async def run_round(self) -> None:
         for step in (
             self._minting.mint_due,
             self._settlement.settle_due,
             self._settlement.index_events,
+            self._retirement.recover_stale,
         ):
             try:
                 await step()

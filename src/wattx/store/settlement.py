@@ -3,6 +3,7 @@ mints and watermarks, indexed events, and the ledger's aggregates."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -285,11 +286,41 @@ async def consumed_wh(session: AsyncSession, user_id: str) -> int:
 
 
 async def retired_wh(session: AsyncSession, user_id: str) -> int:
-    """Retired or being retired by the user."""
+    """Retired or being retired by the user (a failed retirement does not count)."""
     query = select(func.coalesce(func.sum(RetirementRow.wh), 0)).where(
-        RetirementRow.user_id == user_id
+        RetirementRow.user_id == user_id, RetirementRow.status != RETIREMENT_FAILED
     )
     return int(await session.scalar(query) or 0)
+
+
+RETIREMENT_FAILED = "failed"
+
+
+async def stale_pending_retirements(
+    session: AsyncSession, created_before: datetime
+) -> list[RetirementRow]:
+    query = (
+        select(RetirementRow)
+        .where(RetirementRow.status == "pending", RetirementRow.created_at < created_before)
+        .order_by(RetirementRow.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def indexed_event_with_arg(
+    session: AsyncSession, contract: str, name: str, arg: str, value: str
+) -> ChainEventRow | None:
+    """The first indexed event ``contract.name`` whose argument ``arg`` equals ``value``."""
+    query = (
+        select(ChainEventRow)
+        .where(ChainEventRow.contract == contract, ChainEventRow.name == name)
+        .where(ChainEventRow.args.contains(value))
+        .order_by(ChainEventRow.id)
+    )
+    for row in await session.scalars(query):
+        if json.loads(row.args).get(arg) == value:
+            return row
+    return None
 
 
 # -- self custody ---------------------------------------------------------------

@@ -7,7 +7,6 @@ from fastapi import APIRouter
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.settlement import MintOut, MintRunIn, MintsOut, RetirementIn, RetirementOut
-from wattx.services.retirement import RetirementService
 from wattx.store.models_settlement import ChainMintRow
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -46,8 +45,7 @@ async def my_mints(
 @router.post("/retire")
 async def retire(body: RetirementIn, principal: CurrentPrincipal, state: State) -> RetirementOut:
     """Burn energy tokens against the caller's metered consumption not retired yet."""
-    service = RetirementService(state.db, state.chain_accounts, state.clock)
-    row = await service.retire(principal.user_id, body.qty_wh, body.reason)
+    row = await state.retirement.retire(principal.user_id, body.qty_wh, body.reason)
     return RetirementOut(
         id=row.id, qty_wh=row.wh, reason=row.reason, tx_hash=row.tx_hash or "", at=row.created_at
     )
