@@ -322,6 +322,18 @@ def test_open_orders_filters(eng: MarketEngine, ep: int) -> None:
     assert eng.get_order(a.id) is a
 
 
+def test_epochs_with_open_orders_follow_fills_and_cancels(eng: MarketEngine, ep: int) -> None:
+    assert eng.epochs_with_open_orders() == set()
+    rest = make_order("u", Side.BUY, 100, 100_000, epoch_id=ep)
+    later = make_order("v", Side.SELL, 100, 120_000, epoch_id=ep + 1)
+    eng.submit(rest, NOW)
+    eng.submit(later, NOW)
+    assert eng.epochs_with_open_orders() == {ep, ep + 1}
+    eng.cancel(rest.id)
+    eng.submit(make_order("w", Side.BUY, 100, 120_000, epoch_id=ep + 1), NOW)
+    assert eng.epochs_with_open_orders() == set()
+
+
 def test_restore_rebuilds_books_and_continues_numbering(eng: MarketEngine, ep: int) -> None:
     first = make_order("s1", Side.SELL, 100, 100_000, epoch_id=ep, client_order_id="c")
     second = make_order("s2", Side.SELL, 100, 100_000, epoch_id=ep)

@@ -270,6 +270,10 @@ class MarketEngine:
             raise OrderNotFoundError("no such order", order_id=order_id)
         return order
 
+    def epochs_with_open_orders(self) -> set[int]:
+        """The epochs whose books hold an open order: one look per book, not per order."""
+        return {epoch_id for (_zone, epoch_id), book in self._books.items() if not book.is_empty()}
+
     def open_orders(
         self, *, zone: str | None = None, epoch_id: int | None = None, owner: str | None = None
     ) -> list[Order]:

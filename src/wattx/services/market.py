@@ -499,7 +499,10 @@ class MarketService:
     async def close_due_epochs(self) -> list[ClosureSummary]:
         """Close every epoch with open orders whose gate time has passed (the clock's job)."""
         now = self._clock.now()
-        epochs = {order.epoch_id for order in self.open_orders()}
+        if self._engine is None:
+            return []
+        # Runs every clock tick: must not walk every resting order.
+        epochs = self._engine.epochs_with_open_orders()
         due = sorted(e for e in epochs if self.schedule.epoch(e).gate_closure <= now)
         summaries = []
         for epoch_id in due:
