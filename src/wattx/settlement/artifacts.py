@@ -12,6 +12,7 @@ means a fresh compile. A cache that cannot be read or written is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,11 +50,10 @@ def load_artifact(name: str) -> ContractArtifact:
     if name not in CONTRACT_NAMES:
         raise ValueError(f"unknown contract {name!r}")
     cached = _cache_file(name)
-    try:
+    # A missing or damaged cache file means compiling again.
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         stored = json.loads(cached.read_text())
         return ContractArtifact(name, tuple(stored["abi"]), bytes.fromhex(stored["bytecode"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     artifact = _compile(name)
     _store(cached, {"abi": list(artifact.abi), "bytecode": artifact.bytecode.hex()})
     return artifact
