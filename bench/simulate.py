@@ -3,10 +3,14 @@
 For each community size, builds the scenario, then runs the call auction on a
 fresh in-process service (scratch SQLite, virtual clock) over HTTP (ASGI):
 enrolment, every agent's orders, gate closures, trades, and every meter's
-signed reading each epoch. Reports simulated household-days per wall second
-(households counted without the school and the community battery). Usage::
+signed reading each epoch (through the data concentrator's
+``POST /readings/batch`` unless ``--transport per_meter``). Reports simulated
+household-days per wall second (households counted without the school and the
+community battery); the wall time includes the service's start-up (contract
+deployment on the embedded chain) but not building the scenario. Usage::
 
     .venv/bin/python bench/simulate.py [--json] [--households 10 100] [--days 1]
+        [--transport concentrator|per_meter]
 """
 
 from __future__ import annotations
@@ -20,18 +24,27 @@ from datetime import date
 from wattx.domain.epochs import EpochSchedule
 from wattx.sim.community import CommunityMix, draw_community
 from wattx.sim.runner.faults import FaultPlan
+from wattx.sim.runner.meters import ReadingTransport
 from wattx.sim.runner.run import run_in_process
 from wattx.sim.scenario import build_scenario
 from wattx.sim.strategies import StrategyName
 from wattx.sim.timegrid import TimeGrid
 
 
-def measure(households: int, days: int) -> dict[str, float | int]:
+def measure(
+    households: int, days: int, transport: ReadingTransport
+) -> dict[str, float | int | str]:
     grid = TimeGrid.for_days(date(2026, 6, 1), days, EpochSchedule())
     scenario = build_scenario(draw_community(CommunityMix(households), seed=1), grid)
     started = time.perf_counter()
     run = asyncio.run(
-        run_in_process(scenario, "call_auction", StrategyName.ZERO_INTELLIGENCE, faults=FaultPlan())
+        run_in_process(
+            scenario,
+            "call_auction",
+            StrategyName.ZERO_INTELLIGENCE,
+            faults=FaultPlan(),
+            transport=transport,
+        )
     )
     wall_s = time.perf_counter() - started
     orders = sum(run.answers.orders.values())
@@ -39,6 +52,7 @@ def measure(households: int, days: int) -> dict[str, float | int]:
     return {
         "households": households,
         "days": days,
+        "transport": transport.value,
         "epochs": grid.steps,
         "orders": orders,
         "readings": readings,
@@ -53,14 +67,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--households", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--days", type=int, default=1)
+    parser.add_argument(
+        "--transport",
+        choices=[t.value for t in ReadingTransport],
+        default=ReadingTransport.CONCENTRATOR.value,
+    )
     args = parser.parse_args()
-    rows = [measure(n, args.days) for n in args.households]
+    transport = ReadingTransport(args.transport)
+    rows = [measure(n, args.days, transport) for n in args.households]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     header = (
         "households",
         "days",
+        "transport",
         "epochs",
         "orders",
         "readings",

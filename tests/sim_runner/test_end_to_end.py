@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +13,10 @@ from wattx.domain import EpochSchedule
 from wattx.sim.balance import check_energy_balance
 from wattx.sim.community import CommunityMix, HouseholdKind, draw_community
 from wattx.sim.kpis import compute_kpis
+from wattx.sim.runner.compare import write_mechanism_report
 from wattx.sim.runner.faults import EXPECTED_ANSWER, NO_FAULT, Fault, FaultPlan
-from wattx.sim.runner.meters import LATE_IN_ORDER
+from wattx.sim.runner.market_round import OrderAnswers
+from wattx.sim.runner.meters import LATE_IN_ORDER, ReadingTransport
 from wattx.sim.runner.run import MechanismRun, run_in_process
 from wattx.sim.scenario import Scenario, build_scenario
 from wattx.sim.simulation import run_grid_only
@@ -93,3 +97,36 @@ async def test_every_market_mechanism_closes_the_balance(scenario: Scenario) -> 
         assert run.readings is None
         check_energy_balance(run.results)
         assert sum(r.local_sold_wh for r in run.results.records) > 0, mechanism
+
+
+async def test_meters_posting_alone_meet_the_same_answers_as_through_the_concentrator(
+    call_auction_run: MechanismRun, scenario: Scenario
+) -> None:
+    alone = await run_in_process(
+        scenario,
+        "call_auction",
+        StrategyName.ZERO_INTELLIGENCE,
+        faults=FaultPlan.each(100_000),
+        transport=ReadingTransport.PER_METER,
+    )
+    assert alone.readings is not None
+    assert call_auction_run.readings is not None
+    assert alone.readings.as_json() == call_auction_run.readings.as_json()
+
+
+def test_the_report_has_the_market_with_its_settlements(
+    call_auction_run: MechanismRun, scenario: Scenario, tmp_path: Path
+) -> None:
+    baseline = MechanismRun(run_grid_only(scenario), OrderAnswers(), 0)
+    write_mechanism_report(call_auction_run, baseline, tmp_path)
+    market = json.loads((tmp_path / "kpis.json").read_text())["market"]
+    results = call_auction_run.results
+    assert market["trade_count"] == sum(m.trade_count for m in results.market) > 0
+    assert market["traded_wh"] == sum(r.local_sold_wh for r in results.records)
+    # The in-process service runs no chain worker: nothing of the run is settled,
+    # and the ledger does not expose gas.
+    assert market["settlement_count"] == 0
+    assert market["gas_used"] is None
+    page = (tmp_path / "index.html").read_text()
+    assert "<h2>Market</h2>" in page
+    assert "epochs settled on chain</td><td>0<" in page

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,11 @@ from wattx.sim.community import CommunityMix, draw_community
 from wattx.sim.scenario import Scenario, build_scenario
 from wattx.sim.strategies import StrategyName
 from wattx.sim.timegrid import TimeGrid
+
+if TYPE_CHECKING:
+    from wattx.sim.runner.faults import FaultPlan
+    from wattx.sim.runner.meters import ReadingTransport
+    from wattx.sim.runner.run import MechanismRun
 
 DEMO_RUN_TAG = "demo"
 DEMO_QUOTE_LEAD_S = 540
@@ -34,52 +39,147 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def build(households: int, days: int, start: date, seed: int, epoch_minutes: int) -> Scenario:
+DEFAULT_START = date(2026, 6, 1)
+DEFAULT_EPOCH_MINUTES = 15
+
+
+class TransportChoice(StrEnum):
+    CONCENTRATOR = "concentrator"
+    PER_METER = "per_meter"
+
+
+def build(
+    households: int,
+    days: int,
+    start: date,
+    seed: int,
+    epoch_minutes: int,
+    epochs: int | None = None,
+) -> Scenario:
+    """The scenario of ``days`` days from ``start``, or of its first ``epochs`` epochs."""
     community = draw_community(CommunityMix(households=households), seed=seed)
     grid = TimeGrid.for_days(start, days, EpochSchedule(epoch_minutes * 60))
+    if epochs is not None:
+        grid = TimeGrid(grid.start, min(epochs, grid.steps), grid.step_s)
     return build_scenario(community, grid)
 
 
 def simulate(
     households: Annotated[int, typer.Option(min=1, help="number of households")] = 100,
     days: Annotated[int, typer.Option(min=1, help="simulated days")] = 7,
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first day")] = datetime(
-        2026, 6, 1
-    ),
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="first day [default: 2026-06-01]"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of every random draw")] = 1,
     out: Annotated[Path, typer.Option(help="report directory")] = Path("report"),
     mechanism: Annotated[MechanismChoice, typer.Option()] = MechanismChoice.CALL_AUCTION,
     strategy: Annotated[StrategyName, typer.Option()] = StrategyName.ZERO_INTELLIGENCE,
     compare: Annotated[bool, typer.Option(help="run every mechanism")] = False,
-    epoch_minutes: Annotated[int, typer.Option(min=10, help="epoch length")] = 15,
+    epoch_minutes: Annotated[
+        int | None, typer.Option(min=10, help="epoch length [default: 15]")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="run only the first EPOCHS epochs of the days")
+    ] = None,
     meters: Annotated[bool, typer.Option(help="virtual meters send signed readings")] = True,
     fault_ppm: Annotated[
         int, typer.Option(min=0, max=200_000, help="probability of each meter fault, ppm")
     ] = 0,
+    transport: Annotated[
+        TransportChoice,
+        typer.Option(
+            help="meters' readings through the community's data concentrator "
+            "(POST /readings/batch) or each meter's own POST"
+        ),
+    ] = TransportChoice.CONCENTRATOR,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="run against this running service (wattx up) in real time, on its "
+            "epoch length and clock, instead of an in-process one"
+        ),
+    ] = None,
+    operator_email: Annotated[
+        str | None,
+        typer.Option(envvar="WATTX_SIM_OPERATOR_EMAIL", help="operator login for --url"),
+    ] = None,
+    operator_password: Annotated[
+        str | None,
+        typer.Option(envvar="WATTX_SIM_OPERATOR_PASSWORD", help="operator password for --url"),
+    ] = None,
 ) -> None:
-    """Simulate a community trading through an in-process service and write the report."""
+    """Simulate a community trading through the service and write the report.
+
+    By default the service runs in-process on a scratch database with a
+    virtual clock, so the days pass as fast as the service answers. With
+    --url the run targets a running service over HTTP as its operator: it
+    follows the service's own clock and epoch length (the run takes real
+    time: --days days, or --epochs epochs), simulates the epochs starting
+    now (so --start and --epoch-minutes do not apply, nor --compare), and
+    closes each gate at its gate time.
+    """
     from rich.progress import Progress, TaskID
 
     from wattx.sim.runner.compare import write_comparison, write_mechanism_report
     from wattx.sim.runner.faults import FaultPlan
+    from wattx.sim.runner.meters import ReadingTransport
     from wattx.sim.runner.run import ALL_MECHANISMS, run_in_process
     from wattx.units import format_money
 
-    scenario = build(households, days, start.date(), seed, epoch_minutes)
-    chosen = list(ALL_MECHANISMS) if compare else [mechanism.value]
-    steps = scenario.grid.steps
-    runs = {}
-    with Progress() as progress:
-        for name in ["grid_only", *[m for m in chosen if m != "grid_only"]]:
-            task = progress.add_task(name, total=steps)
-
-            def advance(done: int, task_id: TaskID = task) -> None:
-                progress.update(task_id, completed=done)
-
-            faults = FaultPlan.each(fault_ppm) if meters else None
-            runs[name] = asyncio.run(
-                run_in_process(scenario, name, strategy, progress=advance, faults=faults)
+    faults = FaultPlan.each(fault_ppm) if meters else None
+    reading_transport = ReadingTransport(transport.value)
+    runs: dict[str, MechanismRun]
+    if url is not None:
+        _check_remote_options(url, start, epoch_minutes, compare, mechanism)
+        if not operator_email or not operator_password:
+            raise typer.BadParameter(
+                "--url needs --operator-email and --operator-password "
+                "(or WATTX_SIM_OPERATOR_EMAIL and WATTX_SIM_OPERATOR_PASSWORD)"
             )
+        runs = _simulate_remote(
+            url,
+            operator_email,
+            operator_password,
+            households,
+            days,
+            epochs,
+            seed,
+            mechanism.value,
+            strategy,
+            faults,
+            reading_transport,
+        )
+        chosen = [mechanism.value]
+    else:
+        scenario = build(
+            households,
+            days,
+            (start or datetime.combine(DEFAULT_START, datetime.min.time())).date(),
+            seed,
+            epoch_minutes or DEFAULT_EPOCH_MINUTES,
+            epochs,
+        )
+        chosen = list(ALL_MECHANISMS) if compare else [mechanism.value]
+        steps = scenario.grid.steps
+        runs = {}
+        with Progress() as progress:
+            for name in ["grid_only", *[m for m in chosen if m != "grid_only"]]:
+                task = progress.add_task(name, total=steps)
+
+                def advance(done: int, task_id: TaskID = task) -> None:
+                    progress.update(task_id, completed=done)
+
+                runs[name] = asyncio.run(
+                    run_in_process(
+                        scenario,
+                        name,
+                        strategy,
+                        progress=advance,
+                        faults=faults,
+                        transport=reading_transport,
+                    )
+                )
     baseline = runs["grid_only"]
     reports = {}
     for name in chosen:
@@ -94,6 +194,76 @@ def simulate(
     if compare:
         write_comparison(reports, out)
     typer.echo(f"report written to {out / 'index.html'}")
+
+
+def _check_remote_options(
+    url: str,
+    start: datetime | None,
+    epoch_minutes: int | None,
+    compare: bool,
+    mechanism: MechanismChoice,
+) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter("--url is the service's base URL, http:// or https://")
+    if start is not None:
+        raise typer.BadParameter(
+            "with --url the run starts now, on the service's clock: no --start"
+        )
+    if epoch_minutes is not None:
+        raise typer.BadParameter(
+            "with --url the service's epoch length applies: no --epoch-minutes"
+        )
+    if compare:
+        raise typer.BadParameter("--compare needs the in-process service (runs in real time)")
+    if mechanism is MechanismChoice.GRID_ONLY:
+        raise typer.BadParameter("grid_only trades nothing: run it without --url")
+
+
+def _simulate_remote(
+    url: str,
+    operator_email: str,
+    operator_password: str,
+    households: int,
+    days: int,
+    epochs: int | None,
+    seed: int,
+    mechanism: str,
+    strategy: StrategyName,
+    faults: FaultPlan | None,
+    transport: ReadingTransport,
+) -> dict[str, MechanismRun]:
+    """One real-time run on the service at ``url``, and its grid-only baseline."""
+    from rich.progress import Progress
+
+    from wattx.sim.runner.market_round import OrderAnswers
+    from wattx.sim.runner.remote import run_remote
+    from wattx.sim.runner.run import MechanismRun
+    from wattx.sim.simulation import run_grid_only
+
+    community = draw_community(CommunityMix(households=households), seed=seed)
+    with Progress() as progress:
+        task = progress.add_task(f"{mechanism} at {url}", total=epochs)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done)
+
+        remote = asyncio.run(
+            run_remote(
+                url,
+                operator_email,
+                operator_password,
+                community,
+                mechanism,
+                strategy,
+                epochs=epochs,
+                days=days,
+                faults=faults,
+                transport=transport,
+                progress=advance,
+            )
+        )
+    baseline = MechanismRun(run_grid_only(remote.scenario), OrderAnswers(), 0)
+    return {"grid_only": baseline, mechanism: remote.run}
 
 
 def demo(

@@ -19,6 +19,8 @@ from wattx.sim.runner.errors import ServiceRequestError
 API = "/api/v1"
 PAGE_SIZE = 500
 """The largest page the API serves."""
+RATE_LIMIT_RETRIES = 20
+"""How often a request refused with 429 is sent again, each after its ``Retry-After``."""
 
 
 @dataclass
@@ -60,13 +62,33 @@ class ServiceClient:
         json: object = None,
         params: Mapping[str, str | int] | None = None,
     ) -> Answer:
-        """Send one request; an expired access token is refreshed once and the call retried."""
+        """Send one request; an expired access token is refreshed once and the call retried.
+
+        A live service limits requests per client address: a 429 answer is
+        waited out (its ``Retry-After``) and the request sent again.
+        """
         token = session.access_token if session is not None else None
-        response = await self._send(method, path, session, json, params)
+        response = await self._send_paced(method, path, session, json, params)
         if response.status_code == 401 and session is not None and token is not None:
             await self._refresh(session, token)
-            response = await self._send(method, path, session, json, params)
+            response = await self._send_paced(method, path, session, json, params)
         return _answer(response)
+
+    async def _send_paced(
+        self,
+        method: str,
+        path: str,
+        session: Session | None,
+        json: object,
+        params: Mapping[str, str | int] | None,
+    ) -> httpx.Response:
+        response = await self._send(method, path, session, json, params)
+        for _ in range(RATE_LIMIT_RETRIES):
+            if response.status_code != 429:
+                break
+            await asyncio.sleep(_retry_after_s(response))
+            response = await self._send(method, path, session, json, params)
+        return response
 
     async def require(
         self,
@@ -143,6 +165,13 @@ class ServiceClient:
             )
             session.access_token = body["access_token"]
             session.refresh_token = body["refresh_token"]
+
+
+def _retry_after_s(response: httpx.Response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", "1")), 0.1)
+    except ValueError:
+        return 1.0
 
 
 def _answer(response: httpx.Response) -> Answer:

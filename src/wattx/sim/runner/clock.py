@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from wattx.sim.errors import SimulationConfigError
@@ -63,4 +63,22 @@ class AcceleratedClock:
         ahead = (at - self.now()).total_seconds()
         while ahead > 0:
             await asyncio.sleep(ahead / self._speed)
+            ahead = (at - self.now()).total_seconds()
+
+
+class WallClock:
+    """The real time (UTC), for a run against a live service that keeps its own clock.
+
+    The run trusts that this machine's clock and the service's agree (both
+    synchronised, as a deployment's are); a gate the service closed a moment
+    early only turns an order into a refusal the report counts.
+    """
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def advance_to(self, at: datetime) -> None:
+        ahead = (at - self.now()).total_seconds()
+        while ahead > 0:
+            await asyncio.sleep(ahead)
             ahead = (at - self.now()).total_seconds()

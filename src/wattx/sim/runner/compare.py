@@ -10,23 +10,43 @@ from typing import Any
 
 from wattx.sim.kpis import KpiReport
 from wattx.sim.report import write_report
+from wattx.sim.runner.ledger import SettlementSummary
 from wattx.sim.runner.run import MechanismRun
-from wattx.units import format_money
+from wattx.units import format_kwh, format_money
 
 
 def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: Path) -> KpiReport:
-    """The model's report (balance asserted) plus the service's answers.
+    """The model's report (balance asserted) plus the service's answers and the market.
 
     The answers go to ``service.json`` and to a section appended to
     ``index.html``: orders and gate closures by answer code, the energy granted
     to sellers' escrow, and the meters' readings by the fault they met.
+    ``kpis.json`` gains a ``market`` object (trades, settlement count and
+    on-chain gas, see :mod:`wattx.sim.runner.ledger`), shown in a market section.
     """
     report = write_report(run.results, baseline.results, out_dir)
     service = service_answers(run)
     (out_dir / "service.json").write_text(json.dumps(service, indent=2) + "\n")
+    market = market_figures(run)
+    kpis_path = out_dir / "kpis.json"
+    kpis = json.loads(kpis_path.read_text())
+    kpis["market"] = market
+    kpis_path.write_text(json.dumps(kpis, indent=2) + "\n")
     index = out_dir / "index.html"
-    index.write_text(index.read_text().replace("</body>", _service_section(service) + "</body>"))
+    sections = _market_section(market) + _service_section(service)
+    index.write_text(index.read_text().replace("</body>", sections + "</body>"))
     return report
+
+
+def market_figures(run: MechanismRun) -> dict[str, Any]:
+    """Trades the market made, and how many of the run's epochs settled on chain."""
+    settlement = run.settlement if run.settlement is not None else SettlementSummary()
+    return {
+        "trade_count": sum(m.trade_count for m in run.results.market),
+        "traded_wh": sum(m.traded_wh for m in run.results.market),
+        "epoch_offset": run.epoch_offset,
+        **settlement.as_json(),
+    }
 
 
 def service_answers(run: MechanismRun) -> dict[str, Any]:
@@ -36,6 +56,27 @@ def service_answers(run: MechanismRun) -> dict[str, Any]:
         "energy_granted_wh": run.energy_granted_wh,
         "readings": run.readings.as_json() if run.readings is not None else None,
     }
+
+
+def _market_section(market: dict[str, Any]) -> str:
+    gas = market["gas_used"]
+    rows = [
+        ("trades", str(market["trade_count"])),
+        ("traded locally", format_kwh(market["traded_wh"])),
+        ("epochs settled on chain", str(market["settlement_count"])),
+        ("settlements by status", json.dumps(market["settlements_by_status"])),
+        ("settlement errors", json.dumps(market["settlement_errors"])),
+        ("value settled", format_money(market["value_settled"])),
+        ("on-chain gas", "not exposed by the ledger" if gas is None else str(gas)),
+    ]
+    body = "".join(
+        f"<tr><td>{html.escape(what)}</td><td>{html.escape(value)}</td></tr>"
+        for what, value in rows
+    )
+    return (
+        "<h2>Market</h2><table><thead><tr><th>figure</th><th>value</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>\n"
+    )
 
 
 def _service_section(service: dict[str, Any]) -> str:

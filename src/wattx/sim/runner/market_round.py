@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
@@ -14,7 +14,12 @@ from wattx.domain import Side
 from wattx.sim.agents import OrderIntent
 from wattx.sim.results import EpochMarketRecord, LocalFills
 from wattx.sim.runner.client import API, ServiceClient, Session
-from wattx.sim.runner.provision import EnergyEscrow, Member, gather_limited
+from wattx.sim.runner.provision import (
+    ORDER_PARALLEL_REQUESTS,
+    EnergyEscrow,
+    Member,
+    gather_limited,
+)
 from wattx.sim.simulation import CommunitySimulation
 
 ACCEPTED = "accepted"
@@ -73,13 +78,24 @@ class MarketRound:
     def service_epoch(self, index: int) -> int:
         return self._simulation.scenario.grid.epoch_id(index) + self._epoch_offset
 
-    async def trade(self, index: int) -> EpochOutcome:
-        """Quote and submit step ``index``'s orders, close its gate and sum the trades."""
+    async def trade(
+        self, index: int, before_close: Callable[[], Awaitable[None]] | None = None
+    ) -> EpochOutcome:
+        """Quote and submit step ``index``'s orders, close its gate and sum the trades.
+
+        ``before_close`` is awaited between the orders and the closure (a live
+        service's run waits there for the gate time instead of forcing it).
+        """
         epoch_id = self.service_epoch(index)
         reference = await self._reference_price(epoch_id)
         intents = self._simulation.order_intents(index, Fraction(1), reference)
         self._order_rng.shuffle(intents)
-        await gather_limited([partial(self._submit, intent, epoch_id) for intent in intents])
+        await gather_limited(
+            [partial(self._submit, intent, epoch_id) for intent in intents],
+            ORDER_PARALLEL_REQUESTS,
+        )
+        if before_close is not None:
+            await before_close()
         closure = await self._client.call("POST", f"{API}/epochs/{epoch_id}/close", self._operator)
         # A running epoch clock may have closed the gate first; the trades are the same.
         self.answers.closures[ACCEPTED if closure.ok else str(closure.code)] += 1

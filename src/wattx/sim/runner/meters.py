@@ -2,21 +2,31 @@
 
 After each epoch a meter reads its registers at the epoch's end, advanced by
 the metered net export of the epoch (the model's record), signs a one-reading
-batch and posts it to ``POST /api/v1/meters/{id}/readings``, exactly as a
-device would — or suffers a fault from the :class:`FaultPlan`. Every answer of
-the service is counted by the fault it met and the answer's code.
+batch and sends it — or suffers a fault from the :class:`FaultPlan`. Every
+answer of the service is counted by the fault it met and the answer's code.
+
+Two ways to send, as :class:`ReadingTransport` names them: each meter posts
+its own batch to ``POST /api/v1/meters/{id}/readings`` (``per_meter``), or the
+community's data concentrator collects the epoch's signed batches and posts
+them together to ``POST /api/v1/readings/batch`` (``concentrator``, the
+default). Either way every batch carries its own meter's signature and the
+service validates and stores each on its own, with the answer a single post
+would get; the concentrator only saves the per-request overhead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
+from typing import Any
 
 from wattx.metering.parsing import reading_batch_to_json
 from wattx.metering.readings import ReadingBatch
@@ -31,6 +41,26 @@ ACCEPTED = "accepted"
 LATE_IN_ORDER = "late_in_order"
 """A batch held back at the end of the run: late, but no newer batch overtook it."""
 DUPLICATE = "duplicate"
+
+BATCHES_PER_REQUEST = 100
+"""The most batches ``POST /readings/batch`` takes in one request."""
+BYTES_PER_REQUEST = 48 * 1024
+"""A concentrator request stays under this size: the service refuses bodies over 64 KiB."""
+
+
+class ReadingTransport(StrEnum):
+    PER_METER = "per_meter"
+    """Each meter posts its own batch."""
+    CONCENTRATOR = "concentrator"
+    """One request carries the epoch's batches of many meters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One signed batch on its way, and the fault label its answer is counted under."""
+
+    label: str
+    batch: ReadingBatch
 
 
 @dataclass
@@ -92,16 +122,31 @@ def rated_capacity_w(scenario: Scenario, member_id: str) -> int:
     return 2 * (peak_wh * 3600 // scenario.grid.step_s + battery_w) + 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A meter's delivery of one epoch, and the fault it meets."""
+
+    meter: VirtualMeter
+    first: Delivery
+    fault: Fault | None
+
+
 class MeterFleet:
     """Every member's meter, registered and activated through the API."""
 
     def __init__(
-        self, client: ServiceClient, members: Sequence[Member], plan: FaultPlan, seed: int
+        self,
+        client: ServiceClient,
+        members: Sequence[Member],
+        plan: FaultPlan,
+        seed: int,
+        transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
     ) -> None:
         self._client = client
         self._sessions = {m.spec.id: m.session for m in members}
         self._plan = plan
         self._seed = seed
+        self._transport = transport
         self._meters: list[VirtualMeter] = []
         self.answers = ReadingAnswers()
 
@@ -131,20 +176,41 @@ class MeterFleet:
         )
 
     async def report(self, epoch_end: datetime, records: Sequence[MemberEpochRecord]) -> None:
-        """Each meter reads its registers at ``epoch_end`` and sends them (or fails to)."""
+        """Each meter reads its registers at ``epoch_end`` and sends them (or fails to).
+
+        A duplicated batch's second copy, and a held-back batch released once
+        a newer one was stored, go out after the epoch's first deliveries
+        were answered, as they would arrive later from a real meter.
+        """
         net_export = {r.member_id: r.metered_net_export_wh for r in records}
-        await gather_limited(
-            [partial(self._report_one, m, epoch_end, net_export[m.member_id]) for m in self._meters]
-        )
+        planned = [
+            p
+            for m in self._meters
+            if (p := self._plan_delivery(m, epoch_end, net_export[m.member_id])) is not None
+        ]
+        answers = await self._deliver([p.first for p in planned])
+        follow_ups: list[Delivery] = []
+        for p, answer in zip(planned, answers, strict=True):
+            self.answers.record(p.first.label, answer)
+            if p.fault is Fault.DUPLICATED:
+                follow_ups.append(Delivery(p.fault.value, p.first.batch))
+            if answer.ok and p.meter.held is not None:
+                # The held batch now arrives after a newer one was stored: it is late.
+                follow_ups.append(Delivery(Fault.LATE.value, p.meter.held))
+                p.meter.held = None
+        await self._deliver_and_record(follow_ups)
 
     async def flush(self) -> None:
         """Send the batches still held back (the run is over); nothing newer overtook them."""
+        held = [Delivery(LATE_IN_ORDER, m.held) for m in self._meters if m.held is not None]
         for meter in self._meters:
-            if meter.held is not None:
-                self.answers.record(LATE_IN_ORDER, await self._post(meter.held))
-                meter.held = None
+            meter.held = None
+        await self._deliver_and_record(held)
 
-    async def _report_one(self, meter: VirtualMeter, epoch_end: datetime, export_wh: int) -> None:
+    def _plan_delivery(
+        self, meter: VirtualMeter, epoch_end: datetime, export_wh: int
+    ) -> _Planned | None:
+        """Read and sign; ``None`` when the batch is lost or held back for later."""
         fault = self._plan.draw(meter.rng)
         if fault is Fault.LATE and meter.held is not None:
             # One batch is held back at a time, so each late one has a newer batch to follow.
@@ -156,25 +222,73 @@ class MeterFleet:
         batch = meter.signer.sign([reading])
         if fault is Fault.LOST:
             self.answers.batches_lost += 1
-            return
+            return None
         if fault is Fault.LATE:
             meter.held = batch
-            return
+            return None
         if fault is Fault.TAMPERED:
             forged = dataclasses.replace(reading, import_wh=reading.import_wh + 1)
             batch = dataclasses.replace(batch, readings=(forged,))
         # The first copy of a duplicated batch is an ordinary delivery; the second meets the fault.
         first_label = NO_FAULT if fault in (None, Fault.DUPLICATED) else str(fault)
-        answer = await self._post(batch)
-        self.answers.record(first_label, answer)
-        if fault is Fault.DUPLICATED:
-            self.answers.record(fault.value, await self._post(batch))
-        if answer.ok and meter.held is not None:
-            # The held batch now arrives after a newer one was stored: it is late.
-            held, meter.held = meter.held, None
-            self.answers.record(Fault.LATE.value, await self._post(held))
+        return _Planned(meter, Delivery(first_label, batch), fault)
+
+    async def _deliver_and_record(self, deliveries: list[Delivery]) -> None:
+        # Deliveries of one call may include two of the same meter (a duplicate
+        # and a late batch): they go out in order, one request after another.
+        if self._transport is ReadingTransport.CONCENTRATOR:
+            for chunk in _chunks(deliveries):
+                for d, answer in zip(chunk, await self._post_together(chunk), strict=True):
+                    self.answers.record(d.label, answer)
+            return
+        for d in deliveries:
+            self.answers.record(d.label, await self._post(d.batch))
+
+    async def _deliver(self, deliveries: list[Delivery]) -> list[Answer]:
+        """Send batches of distinct meters, requests in parallel; answers in order."""
+        if self._transport is ReadingTransport.PER_METER:
+            return await gather_limited([partial(self._post, d.batch) for d in deliveries])
+        answered = await gather_limited(
+            [partial(self._post_together, chunk) for chunk in _chunks(deliveries)]
+        )
+        return [answer for chunk in answered for answer in chunk]
 
     async def _post(self, batch: ReadingBatch) -> Answer:
         return await self._client.call(
             "POST", f"{API}/meters/{batch.meter_id}/readings", json=reading_batch_to_json(batch)
         )
+
+    async def _post_together(self, chunk: list[Delivery]) -> list[Answer]:
+        """One concentrator request; each batch's answer as a single post would have had it."""
+        documents = [reading_batch_to_json(d.batch) for d in chunk]
+        answer = await self._client.call(
+            "POST", f"{API}/readings/batch", json={"batches": documents}
+        )
+        if answer.status not in (200, 207):
+            # The request as a whole was refused: every batch in it met that answer.
+            return [answer] * len(chunk)
+        outcomes: list[dict[str, Any]] = sorted(answer.body["outcomes"], key=lambda o: o["index"])
+        return [_outcome_answer(o) for o in outcomes]
+
+
+def _outcome_answer(outcome: dict[str, Any]) -> Answer:
+    problem = outcome.get("problem")
+    if problem is None:
+        return Answer(outcome["status"], None, outcome["result"])
+    return Answer(outcome["status"], str(problem.get("code")), problem)
+
+
+def _chunks(deliveries: list[Delivery]) -> list[list[Delivery]]:
+    """Consecutive runs of at most :data:`BATCHES_PER_REQUEST` batches and
+    :data:`BYTES_PER_REQUEST` bytes of JSON."""
+    chunks: list[list[Delivery]] = []
+    size = 0
+    for d in deliveries:
+        length = len(json.dumps(reading_batch_to_json(d.batch))) + 2
+        full = bool(chunks) and len(chunks[-1]) >= BATCHES_PER_REQUEST
+        if not chunks or full or size + length > BYTES_PER_REQUEST:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(d)
+        size += length
+    return chunks

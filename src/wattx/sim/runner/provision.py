@@ -29,6 +29,10 @@ T = TypeVar("T")
 PARALLEL_REQUESTS = 8
 """Set-up requests in flight at once (sign-ups hash passwords; the machine is small)."""
 
+ORDER_PARALLEL_REQUESTS = 64
+"""An epoch's orders in flight at once: the service commits the submissions queued
+together in one transaction, so a burst of orders costs few commits."""
+
 
 @dataclass
 class Member:
@@ -95,9 +99,11 @@ def member_email(member_id: str, run_tag: str) -> str:
     return f"{member_id}.{run_tag}@community.wattx.test"
 
 
-async def gather_limited(jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Run ``jobs`` with at most :data:`PARALLEL_REQUESTS` in flight; results in order."""
-    gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+async def gather_limited(
+    jobs: list[Callable[[], Awaitable[T]]], limit: int = PARALLEL_REQUESTS
+) -> list[T]:
+    """Run ``jobs`` with at most ``limit`` in flight; results in order."""
+    gate = asyncio.Semaphore(limit)
 
     async def run(job: Callable[[], Awaitable[T]]) -> T:
         async with gate:

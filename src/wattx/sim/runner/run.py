@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from wattx.domain import EpochSchedule
 from wattx.sim.errors import SimulationConfigError
@@ -19,8 +20,9 @@ from wattx.sim.results import RunResults
 from wattx.sim.runner.client import ServiceClient, Session
 from wattx.sim.runner.clock import Timekeeper, VirtualClock
 from wattx.sim.runner.faults import FaultPlan
+from wattx.sim.runner.ledger import SettlementSummary, settlement_summary
 from wattx.sim.runner.market_round import EpochOutcome, MarketRound, OrderAnswers
-from wattx.sim.runner.meters import MeterFleet, ReadingAnswers
+from wattx.sim.runner.meters import MeterFleet, ReadingAnswers, ReadingTransport
 from wattx.sim.runner.provision import create_zone, enrol_members
 from wattx.sim.runner.scratch import scratch_service
 from wattx.sim.scenario import Scenario
@@ -48,6 +50,9 @@ class MechanismRun:
     answers: OrderAnswers
     energy_granted_wh: int
     readings: ReadingAnswers | None = None
+    settlement: SettlementSummary | None = None
+    epoch_offset: int = 0
+    """Service epoch of step ``i`` minus the scenario's: non-zero when set-up overran."""
 
 
 def check_schedule(schedule: EpochSchedule, quote_lead_s: int = QUOTE_LEAD_S) -> None:
@@ -67,11 +72,12 @@ async def run_in_process(
     gate_closure_lead_s: int = 300,
     progress: ProgressHook | None = None,
     faults: FaultPlan | None = None,
+    transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
 ) -> MechanismRun:
     """Run ``mechanism`` on a fresh in-process service with a virtual clock.
 
     With ``faults`` (``FaultPlan()`` for none), every member's meter sends its
-    readings too; without, the run trades only.
+    readings too, through ``transport``; without, the run trades only.
     """
     if mechanism == GRID_ONLY:
         baseline = run_grid_only(scenario)
@@ -93,6 +99,7 @@ async def run_in_process(
             schedule,
             progress=progress,
             faults=faults,
+            transport=transport,
         )
 
 
@@ -109,11 +116,22 @@ async def run_against(
     run_tag: str | None = None,
     faults: FaultPlan | None = None,
     quote_lead_s: int = QUOTE_LEAD_S,
+    transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
+    gates_close_on_time: bool = False,
 ) -> MechanismRun:
     """Enrol the community in a new zone of the service and trade every epoch.
 
     Agents quote ``quote_lead_s`` before each gate closes; a clock that runs
-    on its own (a demo's) needs a lead long enough for the orders to arrive.
+    on its own (a demo's, a live service's) needs a lead long enough for the
+    orders to arrive. On such a clock set-up may take longer than planned: if
+    the first epoch's quoting time has passed when it is done, the run trades
+    from the first epoch still ahead (``MechanismRun.epoch_offset`` says by
+    how many epochs it moved). At the end the run reads the settlement of its
+    epochs from the public ledger.
+
+    The simulated operator closes each gate once the orders are in; with
+    ``gates_close_on_time`` (a live service others trade on) it waits for the
+    gate time first, so no participant loses a second of trading.
     """
     check_schedule(schedule, quote_lead_s)
     run_tag = run_tag or secrets.token_hex(4)
@@ -121,17 +139,28 @@ async def run_against(
     await create_zone(client, operator, zone_id, scenario, mechanism)
     members = await enrol_members(client, operator, scenario, run_tag)
     simulation = CommunitySimulation(scenario, strategy, mechanism=mechanism)
-    market = MarketRound(client, operator, members, zone_id, simulation, seed=scenario.seed)
     fleet = None
     if faults is not None:
-        fleet = MeterFleet(client, members, faults, scenario.seed)
+        fleet = MeterFleet(client, members, faults, scenario.seed, transport)
         await fleet.install(operator, scenario, zone_id, run_tag)
     quote_lead = timedelta(seconds=quote_lead_s)
+    offset = first_reachable_epoch(schedule, clock, quote_lead_s) - scenario.grid.first_epoch_id
+    market = MarketRound(
+        client,
+        operator,
+        members,
+        zone_id,
+        simulation,
+        epoch_offset=max(offset, 0),
+        seed=scenario.seed,
+    )
 
     async def trade(index: int) -> EpochOutcome:
         gate = schedule.epoch(market.service_epoch(index)).gate_closure
         await clock.advance_to(gate - quote_lead)
-        return await market.trade(index)
+        if not gates_close_on_time:
+            return await market.trade(index)
+        return await market.trade(index, partial(clock.advance_to, gate))
 
     steps = scenario.grid.steps
     outcome = await trade(0)
@@ -148,9 +177,23 @@ async def run_against(
             progress(index + 1)
     if fleet is not None:
         await fleet.flush()
+    settlement = await settlement_summary(
+        client, market.service_epoch(0), market.service_epoch(steps - 1)
+    )
     return MechanismRun(
         simulation.results,
         market.answers,
         market.granted_wh,
         fleet.answers if fleet is not None else None,
+        settlement,
+        max(offset, 0),
     )
+
+
+def first_reachable_epoch(schedule: EpochSchedule, clock: Timekeeper, quote_lead_s: int) -> int:
+    """The first epoch whose quoting time (``quote_lead_s`` before its gate) is not past."""
+    now = clock.now()
+    epoch_id = schedule.epoch_id_at(now)
+    while schedule.epoch(epoch_id).gate_closure - timedelta(seconds=quote_lead_s) < now:
+        epoch_id += 1
+    return epoch_id

@@ -1,0 +1,85 @@
+"""The on-chain side of a run, as anyone reads it from the public ledger routes.
+
+An epoch settles in one transaction for all zones, so the count covers every
+settlement batch of the run's epochs. Settlement happens where the service
+runs its chain worker (``wattx up``); the in-process service of
+``wattx simulate`` starts none, so its runs report no settlements. On a live
+service the batches of a run's last epochs may still be pending when it ends,
+and the contract refuses batches whose sellers' energy came from operator
+grants (off chain only): those stay pending with ``insufficient_balance``,
+which the summary counts. Gas is reported as ``None``: the ledger exposes each
+settlement's transaction hash and block, not the gas it used.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from wattx.sim.runner.client import API, PAGE_SIZE, ServiceClient
+
+CONFIRMED = "confirmed"
+"""The ledger's status of a settlement the chain accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementSummary:
+    """Settlement batches of the run's epochs, by status, with what the confirmed ones moved."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    trades_settled: int = 0
+    volume_wh: int = 0
+    value: int = 0
+    fees: int = 0
+    gas_used: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    """Why unconfirmed batches are not settled yet: their last error's code, counted."""
+
+    @property
+    def settled(self) -> int:
+        return self.by_status.get(CONFIRMED, 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "settlement_count": self.settled,
+            "settlements_by_status": dict(sorted(self.by_status.items())),
+            "trades_settled": self.trades_settled,
+            "volume_settled_wh": self.volume_wh,
+            "value_settled": self.value,
+            "fees_settled": self.fees,
+            "gas_used": self.gas_used,
+            "settlement_errors": dict(sorted(self.errors.items())),
+        }
+
+
+async def settlement_summary(
+    client: ServiceClient, first_epoch: int, last_epoch: int
+) -> SettlementSummary:
+    """Read ``/ledger/epochs`` (newest first) down to ``first_epoch``."""
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    trades = volume = value = fees = 0
+    offset = 0
+    while True:
+        body = await client.require(
+            "GET", f"{API}/ledger/epochs", params={"limit": PAGE_SIZE, "offset": offset}
+        )
+        items: list[dict[str, Any]] = body["items"]
+        for item in items:
+            if not first_epoch <= item["epoch_id"] <= last_epoch:
+                continue
+            statuses[item["status"]] += 1
+            if item["status"] == CONFIRMED:
+                trades += item["trade_count"]
+                volume += item["volume_wh"]
+                value += item["value"]
+                fees += item["fees"]
+            elif item["last_error"]:
+                # "insufficient_balance: contract reverted: ..." counts as its code.
+                errors[str(item["last_error"]).split(":", 1)[0]] += 1
+        if len(items) < PAGE_SIZE or min(i["epoch_id"] for i in items) < first_epoch:
+            return SettlementSummary(
+                dict(statuses), trades, volume, value, fees, errors=dict(errors)
+            )
+        offset += PAGE_SIZE

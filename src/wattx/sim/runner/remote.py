@@ -1,0 +1,134 @@
+"""A run against a live wattx service (``wattx simulate --url``), on the service's own clock.
+
+A live service closes gates on its own clock and settles epochs with its chain
+worker, and other participants may trade on it, so the run cannot jump time:
+it follows the wall clock, uses the service's epoch length and gate-closure
+lead (read from ``GET /api/v1/epochs``), and simulates the epochs that are
+still ahead, starting at the first one it can quote for once set-up is done.
+Weather, production and loads are those of those real dates. Each gate is
+closed at its gate time, never early. The operator account signs members up,
+admits them and funds them, as in the in-process run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from wattx.domain import EpochSchedule
+from wattx.sim.community import Community
+from wattx.sim.errors import SimulationConfigError
+from wattx.sim.runner.client import API, ServiceClient, Session
+from wattx.sim.runner.clock import WallClock
+from wattx.sim.runner.faults import FaultPlan
+from wattx.sim.runner.meters import ReadingTransport
+from wattx.sim.runner.run import (
+    QUOTE_LEAD_S,
+    READ_DELAY_S,
+    MechanismRun,
+    ProgressHook,
+    first_reachable_epoch,
+    run_against,
+)
+from wattx.sim.scenario import Scenario, build_scenario
+from wattx.sim.strategies import StrategyName
+from wattx.sim.timegrid import SECONDS_PER_DAY, TimeGrid
+
+SETUP_S = 2.0
+SETUP_S_PER_MEMBER = 0.5
+"""Set-up time the run plans for before its first quote (sign-up, admission, deposit,
+login, meter); if set-up takes longer (a service's rate limit on sign-ups and logins
+paces a large community), the run starts at a later epoch."""
+REQUEST_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRun:
+    scenario: Scenario
+    run: MechanismRun
+
+
+async def service_schedule(client: ServiceClient, operator: Session) -> EpochSchedule:
+    """The service's epoch length and gate-closure lead, from its current epoch."""
+    body = await client.require("GET", f"{API}/epochs", operator, params={"limit": 1})
+    current = body["current"]
+    start = datetime.fromisoformat(current["start"])
+    end = datetime.fromisoformat(current["end"])
+    gate = datetime.fromisoformat(current["gate_closure"])
+    return EpochSchedule(
+        length_s=int((end - start).total_seconds()),
+        gate_closure_lead_s=int((start - gate).total_seconds()),
+    )
+
+
+def live_quote_lead_s(schedule: EpochSchedule) -> int:
+    """How long before a gate the agents quote: half the time the gate lead and the
+    meters' read delay leave in an epoch (the other half is for the readings),
+    at most :data:`QUOTE_LEAD_S`."""
+    slack = schedule.length_s - schedule.gate_closure_lead_s - READ_DELAY_S
+    lead = min(QUOTE_LEAD_S, slack // 2)
+    if lead < 1:
+        raise SimulationConfigError(
+            "the service's epochs leave no time to quote between gate closure and readings",
+            length_s=schedule.length_s,
+            gate_closure_lead_s=schedule.gate_closure_lead_s,
+        )
+    return lead
+
+
+async def run_remote(
+    url: str,
+    operator_email: str,
+    operator_password: str,
+    community: Community,
+    mechanism: str,
+    strategy: StrategyName,
+    *,
+    epochs: int | None = None,
+    days: int = 1,
+    faults: FaultPlan | None = None,
+    transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
+    progress: ProgressHook | None = None,
+) -> RemoteRun:
+    """Simulate ``community`` on the service at ``url`` in real time.
+
+    The run lasts ``epochs`` of the service's epochs, or ``days`` days of them.
+    """
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) as http:
+        client = ServiceClient(http)
+        operator = await client.login(operator_email, operator_password)
+        schedule = await service_schedule(client, operator)
+        quote_lead_s = live_quote_lead_s(schedule)
+        if epochs is None:
+            epochs = days * SECONDS_PER_DAY // schedule.length_s
+        if epochs <= 0:
+            raise SimulationConfigError("a run needs at least one epoch", epochs=epochs)
+        clock = WallClock()
+        setup = timedelta(seconds=SETUP_S + SETUP_S_PER_MEMBER * len(community.members))
+        first = first_reachable_epoch(schedule, clock, quote_lead_s)
+        first += math.ceil(setup.total_seconds() / schedule.length_s)
+        try:
+            grid = TimeGrid(schedule.epoch(first).start, epochs, schedule.length_s)
+        except SimulationConfigError as exc:
+            raise SimulationConfigError(
+                "the service's epoch length must divide a day", length_s=schedule.length_s
+            ) from exc
+        scenario = build_scenario(community, grid)
+        run = await run_against(
+            client,
+            operator,
+            scenario,
+            mechanism,
+            strategy,
+            clock,
+            schedule,
+            progress=progress,
+            faults=faults,
+            quote_lead_s=quote_lead_s,
+            transport=transport,
+            gates_close_on_time=True,
+        )
+        return RemoteRun(scenario, run)
