@@ -30,7 +30,7 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import PASSWORD, Service, live_service
+from api import PASSWORD, RawHttpConnection, Service, live_service
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -110,17 +110,21 @@ async def _client(
     latencies: list[float],
     errors: list[int],
 ) -> None:
-    headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=1)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
-        await http.get("/healthz")
+    connection = RawHttpConnection(url, {})
+    await connection.open()
+    try:
+        await connection.request("GET", "/healthz")
         await start_line.wait()
         for body in bodies:
             started = time.perf_counter()
-            response = await http.post(f"/api/v1/meters/{meter_id}/readings", content=body)
+            status, answer = await connection.request(
+                "POST", f"/api/v1/meters/{meter_id}/readings", body
+            )
             latencies.append(time.perf_counter() - started)
-            if response.status_code != 200 or response.json()["accepted"] == 0:
-                errors.append(response.status_code)
+            if status != 200 or json.loads(answer)["accepted"] == 0:
+                errors.append(status)
+    finally:
+        connection.close()
 
 
 async def _run_batch_size(
