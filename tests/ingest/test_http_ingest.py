@@ -128,6 +128,30 @@ def _r(seq: int, minutes: int, export_wh: int, import_wh: int = 0) -> Reading:
     )
 
 
+async def test_one_post_judges_each_batch_in_order_and_stores_them_together(
+    api: ApiClient, meter: SignedMeter
+) -> None:
+    """Two batches of one fresh meter, a forged one, a repeat and a malformed one in a single
+    post: each answered as a single post would be; the good ones stored once."""
+    other = await register_meter(api)
+    first, second = batch_json(meter, 2), batch_json(meter, 1)
+    forged = reading_batch_to_json(sign_batch(other.id, [_r(1, 0, 0)], os.urandom(32)))
+    theirs = batch_json(other, 1)
+    batches = [first, forged, second, dict(first), theirs, {"version": 1}]
+    response = await api.http.post("/api/v1/readings/batch", json={"batches": batches})
+    assert response.status_code == 207, response.text
+    outcomes = response.json()["outcomes"]
+    assert [o["index"] for o in outcomes] == list(range(6))
+    assert [o["status"] for o in outcomes] == [200, 403, 200, 200, 200, 422], outcomes
+    assert outcomes[1]["problem"]["code"] == "bad_signature"
+    assert outcomes[5]["problem"]["code"] == "malformed_reading_batch"
+    assert [outcomes[i]["result"]["accepted"] for i in (0, 2, 3, 4)] == [2, 1, 0, 1]
+    assert outcomes[3]["result"]["duplicates"] == 2
+    assert outcomes[2]["result"]["last_seq"] == 3
+    stored = await api.http.get(f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers)
+    assert [r["seq"] for r in stored.json()["items"]] == [3, 2, 1]
+
+
 async def test_unknown_meter(api: ApiClient) -> None:
     seed = os.urandom(32)
     body = reading_batch_to_json(sign_batch("no-such-meter", [_r(1, 0, 0)], seed))

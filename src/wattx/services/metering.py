@@ -10,7 +10,7 @@ against the same last reading. Events are published after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -141,34 +141,99 @@ class MeteringService:
         await self._publish_outcome(result, verdict, owner[0])
         return result
 
+    async def ingest_many(
+        self, documents: Sequence[bytes | str | Mapping[str, Any]], *, via: str
+    ) -> list[IngestResult | DomainError]:
+        """Validate and store many batches (of any meters) in one write transaction.
+
+        Each batch is judged on its own, exactly as :meth:`ingest` would, in the
+        order given: a refused batch gets its ``DomainError`` in the result list
+        and changes nothing, and a later batch of the same meter sees what an
+        earlier one stored. Meters are locked in id order, the order every
+        multi-meter writer uses, so two such writers cannot deadlock. One
+        transaction instead of one per batch is what a data concentrator
+        posting a whole feeder each interval needs. A storage failure fails the
+        whole call and stores nothing.
+        """
+        parsed: list[ReadingBatch | DomainError] = []
+        for document in documents:
+            try:
+                parsed.append(_parse(document))
+            except DomainError as exc:
+                parsed.append(exc)
+        batches = [b for b in parsed if isinstance(b, ReadingBatch)]
+        for batch in batches:
+            await self._ensure_partitions(batch)
+        order = sorted(range(len(parsed)), key=lambda i: _meter_of(parsed[i]))
+        outcomes: dict[int, tuple[IngestResult, ValidationVerdict, str] | DomainError] = {}
+        owners: dict[int, list[str]] = {}
+        now = self._clock.now()
+        async with self._db.write() as session:
+            for index in order:
+                item = parsed[index]
+                if isinstance(item, DomainError):
+                    outcomes[index] = item
+                    continue
+                owner: list[str] = []
+                owners[index] = owner
+                try:
+                    result, verdict = await self._validate_and_store_in(
+                        session, item, via=via, owner=owner, now=now
+                    )
+                except DomainError as exc:
+                    outcomes[index] = exc
+                else:
+                    outcomes[index] = (result, verdict, owner[0])
+        answers: list[IngestResult | DomainError] = []
+        for index, item in enumerate(parsed):
+            outcome = outcomes[index]
+            if isinstance(outcome, DomainError):
+                meter_id = item.meter_id if isinstance(item, ReadingBatch) else None
+                await self._publish_rejection(outcome, meter_id, owners.get(index, []))
+                answers.append(outcome)
+            else:
+                result, verdict, owner_id = outcome
+                await self._publish_outcome(result, verdict, owner_id)
+                answers.append(result)
+        return answers
+
     async def _validate_and_store(
         self, batch: ReadingBatch, *, via: str, owner: list[str]
     ) -> tuple[IngestResult, ValidationVerdict]:
         now = self._clock.now()
         async with self._db.write() as session:
-            meter_row = await meter_repo.meter_by_id(
-                session, batch.meter_id, lock=self._db.locks_rows
-            )
-            if meter_row is not None:
-                owner.append(meter_row.owner_id)
-            last = await repo.last_reading(session, batch.meter_id)
-            stored = await repo.digests_by_seq(
-                session,
-                batch.meter_id,
-                [r.seq for r in batch.readings if last is not None and r.seq <= last.seq],
-            )
-            verdict = validate_batch(
-                batch,
-                meter=_meter_info(meter_row),
-                last_reading=last,
-                stored_digests=stored,
-                now=now,
-                policy=self._policy,
-            )
-            assert meter_row is not None  # validate_batch refuses unknown meters
-            await self._store(session, batch.meter_id, verdict, via=via, now=now)
-            if verdict.last_reading is not None and verdict.last_reading != last:
-                await repo.set_last_reading(session, batch.meter_id, verdict.last_reading, now=now)
+            return await self._validate_and_store_in(session, batch, via=via, owner=owner, now=now)
+
+    async def _validate_and_store_in(
+        self,
+        session: AsyncSession,
+        batch: ReadingBatch,
+        *,
+        via: str,
+        owner: list[str],
+        now: datetime,
+    ) -> tuple[IngestResult, ValidationVerdict]:
+        meter_row = await meter_repo.meter_by_id(session, batch.meter_id, lock=self._db.locks_rows)
+        if meter_row is not None:
+            owner.append(meter_row.owner_id)
+        last = await repo.last_reading(session, batch.meter_id)
+        stored = await repo.digests_by_seq(
+            session,
+            batch.meter_id,
+            [r.seq for r in batch.readings if last is not None and r.seq <= last.seq],
+        )
+        verdict = validate_batch(
+            batch,
+            meter=_meter_info(meter_row),
+            last_reading=last,
+            stored_digests=stored,
+            now=now,
+            policy=self._policy,
+        )
+        assert meter_row is not None  # validate_batch refuses unknown meters
+        await self._store(session, batch.meter_id, verdict, via=via, now=now)
+        if verdict.last_reading is not None and verdict.last_reading != last:
+            await repo.set_last_reading(session, batch.meter_id, verdict.last_reading, now=now)
         result = IngestResult(
             meter_id=batch.meter_id,
             zone_id=meter_row.zone_id,
@@ -405,6 +470,11 @@ class MeteringService:
                 limit=limit,
                 offset=offset,
             )
+
+
+def _meter_of(item: ReadingBatch | DomainError) -> str:
+    # Refused documents sort first; they take no lock.
+    return item.meter_id if isinstance(item, ReadingBatch) else ""
 
 
 def _parse(document: bytes | str | Mapping[str, Any]) -> ReadingBatch:

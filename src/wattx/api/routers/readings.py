@@ -89,22 +89,24 @@ async def post_readings(meter_id: str, request: Request, state: State) -> Ingest
     responses={207: {"model": BatchesOut, "description": "some batches were refused"}},
 )
 async def post_reading_batches(body: BatchesIn, request: Request, state: State) -> JSONResponse:
-    """Ingest batches of several meters; each is validated and stored on its own.
+    """Ingest batches of several meters; each is validated on its own, all are stored
+    in one transaction.
 
     200 when every batch was accepted, 207 when some were refused: each
     outcome carries the batch's result or its problem (with the status and
     ``code`` a single-batch post would have answered).
     """
     outcomes: list[BatchOutcome] = []
-    for index, document in enumerate(body.batches):
-        try:
-            result = await state.metering.ingest(document, via="http")
-        except DomainError as exc:
+    answers = await state.metering.ingest_many(body.batches, via="http")
+    for index, answer in enumerate(answers):
+        if isinstance(answer, DomainError):
             outcomes.append(
-                BatchOutcome(index=index, status=exc.http_status, problem=_problem(exc, request))
+                BatchOutcome(
+                    index=index, status=answer.http_status, problem=_problem(answer, request)
+                )
             )
         else:
-            outcomes.append(BatchOutcome(index=index, status=200, result=_ingest_out(result)))
+            outcomes.append(BatchOutcome(index=index, status=200, result=_ingest_out(answer)))
     rejected = sum(1 for o in outcomes if o.problem is not None)
     summary = BatchesOut(
         accepted_batches=len(outcomes) - rejected, rejected_batches=rejected, outcomes=outcomes
