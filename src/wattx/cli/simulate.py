@@ -299,7 +299,7 @@ async def _demo(
     from wattx.sim.runner.client import ServiceClient
     from wattx.sim.runner.clock import AcceleratedClock
     from wattx.sim.runner.faults import FaultPlan
-    from wattx.sim.runner.provision import MEMBER_PASSWORD, member_email
+    from wattx.sim.runner.provision import MEMBER_PASSWORD, EnergySource, member_email
     from wattx.sim.runner.run import check_schedule, run_against
     from wattx.sim.runner.scratch import OPERATOR_EMAIL, OPERATOR_PASSWORD, scratch_settings
     from wattx.store import Database, upgrade_to_head
@@ -360,6 +360,8 @@ async def _demo(
                     run_tag=DEMO_RUN_TAG,
                     faults=FaultPlan(),
                     quote_lead_s=DEMO_QUOTE_LEAD_S,
+                    # The demo's chain worker mints on its own clock: grants cover sellers.
+                    energy=EnergySource.GRANTS,
                 )
                 traded = sum(r.local_sold_wh for r in run.results.records)
                 answers = dict(run.answers.orders)

@@ -263,7 +263,9 @@ class SettlementService:
             self._checkpoint("sent")
         except ChainError as exc:
             return await self._retry_later(epoch_id, exc)
-        return await self._confirm(epoch_id, result.tx_hash, result.block_number)
+        return await self._confirm(
+            epoch_id, result.tx_hash, result.block_number, gas_used=result.gas_used
+        )
 
     async def _adopt_existing(
         self, row: SettlementOutboxRow, batch: EpochBatch
@@ -289,13 +291,16 @@ class SettlementService:
             )
         return await self._confirm(row.epoch_id, found.tx_hash, found.block_number)
 
-    async def _confirm(self, epoch_id: int, tx_hash: str, block: int) -> SettlementOutboxRow:
+    async def _confirm(
+        self, epoch_id: int, tx_hash: str, block: int, *, gas_used: int | None = None
+    ) -> SettlementOutboxRow:
         async with self._db.write() as session:
             row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
             assert row is not None
             row.status = repo.OUTBOX_CONFIRMED
             row.tx_hash = tx_hash
             row.block_number = block
+            row.gas_used = gas_used
             row.attempts += 1
             row.last_error = None
             row.confirmed_at = self._clock.now()

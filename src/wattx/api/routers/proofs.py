@@ -27,6 +27,7 @@ def settlement_out(row: SettlementOutboxRow) -> SettlementOut:
         last_error=row.last_error,
         tx_hash=row.tx_hash,
         block_number=row.block_number if row.tx_hash else None,
+        gas_used=row.gas_used,
         created_at=row.created_at,
         confirmed_at=row.confirmed_at,
     )

@@ -23,6 +23,9 @@ class SettlementOut(BaseModel):
     last_error: str | None
     tx_hash: str | None
     block_number: int | None
+    gas_used: int | None = Field(
+        description="gas of the settlement transaction; null before it, or if adopted after a crash"
+    )
     created_at: datetime
     confirmed_at: datetime | None
 

@@ -53,7 +53,10 @@ def service_answers(run: MechanismRun) -> dict[str, Any]:
     return {
         "orders": dict(sorted(run.answers.orders.items())),
         "gate_closures": dict(sorted(run.answers.closures.items())),
+        "mint_requests": dict(sorted(run.answers.mints.items())),
+        "settlement_requests": dict(sorted(run.answers.settlements.items())),
         "energy_granted_wh": run.energy_granted_wh,
+        "energy_minted_wh": run.energy_minted_wh,
         "readings": run.readings.as_json() if run.readings is not None else None,
     }
 
@@ -67,7 +70,7 @@ def _market_section(market: dict[str, Any]) -> str:
         ("settlements by status", json.dumps(market["settlements_by_status"])),
         ("settlement errors", json.dumps(market["settlement_errors"])),
         ("value settled", format_money(market["value_settled"])),
-        ("on-chain gas", "not exposed by the ledger" if gas is None else str(gas)),
+        ("on-chain gas of the settlements", "unknown" if gas is None else f"{gas:,}"),
     ]
     body = "".join(
         f"<tr><td>{html.escape(what)}</td><td>{html.escape(value)}</td></tr>"
@@ -82,7 +85,10 @@ def _market_section(market: dict[str, Any]) -> str:
 def _service_section(service: dict[str, Any]) -> str:
     rows = [("orders", k, v) for k, v in service["orders"].items()]
     rows += [("gate closures", k, v) for k, v in service["gate_closures"].items()]
+    rows += [("mint requests", k, v) for k, v in service["mint_requests"].items()]
+    rows += [("settlement requests", k, v) for k, v in service["settlement_requests"].items()]
     rows.append(("energy granted to escrow (Wh)", "", service["energy_granted_wh"]))
+    rows.append(("energy minted from readings (Wh)", "", service["energy_minted_wh"]))
     readings = service["readings"]
     if readings is not None:
         for key in ("readings_accepted", "readings_duplicate", "readings_quarantined"):

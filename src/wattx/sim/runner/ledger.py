@@ -1,14 +1,13 @@
 """The on-chain side of a run, as anyone reads it from the public ledger routes.
 
 An epoch settles in one transaction for all zones, so the count covers every
-settlement batch of the run's epochs. Settlement happens where the service
-runs its chain worker (``wattx up``); the in-process service of
-``wattx simulate`` starts none, so its runs report no settlements. On a live
-service the batches of a run's last epochs may still be pending when it ends,
-and the contract refuses batches whose sellers' energy came from operator
-grants (off chain only): those stay pending with ``insufficient_balance``,
-which the summary counts. Gas is reported as ``None``: the ledger exposes each
-settlement's transaction hash and block, not the gas it used.
+settlement batch of the run's epochs. In-process runs settle each trading
+epoch as they go (the runner asks, as the operator); on a live service its
+chain worker settles, and the contract refuses batches whose sellers' energy
+came from operator grants (off chain only): those stay pending with
+``insufficient_balance``, which the summary counts. Gas is the sum of the
+confirmed settlements' gas (``None`` when there is none, or one was adopted
+after a crash without it).
 """
 
 from __future__ import annotations
@@ -60,6 +59,8 @@ async def settlement_summary(
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     trades = volume = value = fees = 0
+    gas: int | None = None
+    unknown_gas = False
     offset = 0
     while True:
         body = await client.require(
@@ -75,11 +76,21 @@ async def settlement_summary(
                 volume += item["volume_wh"]
                 value += item["value"]
                 fees += item["fees"]
+                if item.get("gas_used") is None:
+                    unknown_gas = True
+                else:
+                    gas = (gas or 0) + int(item["gas_used"])
             elif item["last_error"]:
                 # "insufficient_balance: contract reverted: ..." counts as its code.
                 errors[str(item["last_error"]).split(":", 1)[0]] += 1
         if len(items) < PAGE_SIZE or min(i["epoch_id"] for i in items) < first_epoch:
             return SettlementSummary(
-                dict(statuses), trades, volume, value, fees, errors=dict(errors)
+                dict(statuses),
+                trades,
+                volume,
+                value,
+                fees,
+                gas_used=None if unknown_gas else gas,
+                errors=dict(errors),
             )
         offset += PAGE_SIZE

@@ -17,6 +17,7 @@ from wattx.sim.runner.client import API, ServiceClient, Session
 from wattx.sim.runner.provision import (
     ORDER_PARALLEL_REQUESTS,
     EnergyEscrow,
+    EnergySource,
     Member,
     gather_limited,
 )
@@ -25,6 +26,9 @@ from wattx.sim.simulation import CommunitySimulation
 ACCEPTED = "accepted"
 """The answer counted for an order the service took."""
 
+NO_TOKENS = "no_tokens"
+"""A sell intent not sent: the seller held no minted tokens to escrow."""
+
 
 @dataclass
 class OrderAnswers:
@@ -32,6 +36,8 @@ class OrderAnswers:
 
     orders: Counter[str] = field(default_factory=Counter)
     closures: Counter[str] = field(default_factory=Counter)
+    mints: Counter[str] = field(default_factory=Counter)
+    settlements: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ class MarketRound:
         *,
         epoch_offset: int = 0,
         seed: int = 0,
+        energy: EnergySource = EnergySource.MINTED,
     ) -> None:
         self._client = client
         self._operator = operator
@@ -68,12 +75,34 @@ class MarketRound:
         self._simulation = simulation
         self._epoch_offset = epoch_offset
         self._order_rng = random.Random(seed)
-        self._escrow = EnergyEscrow(client, operator)
+        self._escrow = EnergyEscrow(client, operator, energy)
         self.answers = OrderAnswers()
 
     @property
     def granted_wh(self) -> int:
         return self._escrow.granted_wh
+
+    @property
+    def minted_wh(self) -> int:
+        return self._escrow.minted_wh
+
+    async def mint_and_settle(self, index: int) -> None:
+        """After step ``index``'s readings: mint what they verified, settle its trades.
+
+        What a running service's chain worker does on its own; the in-process
+        service has none, so the operator asks for both. A seller's new tokens
+        can back its offers from the next quote on.
+        """
+        epoch_id = self.service_epoch(index)
+        minted = await self._client.call(
+            "POST", f"{API}/tokens/mint", self._operator, json={"through_epoch": epoch_id}
+        )
+        self.answers.mints[ACCEPTED if minted.ok else str(minted.code)] += 1
+        if minted.ok:
+            for mint in minted.body["items"]:
+                self._escrow.minted(mint["owner_id"], mint["qty_wh"])
+        settled = await self._client.call("POST", f"{API}/epochs/{epoch_id}/settle", self._operator)
+        self.answers.settlements[ACCEPTED if settled.ok else str(settled.code)] += 1
 
     def service_epoch(self, index: int) -> int:
         return self._simulation.scenario.grid.epoch_id(index) + self._epoch_offset
@@ -125,15 +154,19 @@ class MarketRound:
 
     async def _submit(self, intent: OrderIntent, epoch_id: int) -> None:
         member = self._members[intent.member_id]
+        qty_wh = intent.qty_wh
         if intent.side is Side.SELL:
-            await self._escrow.cover(member, intent.qty_wh)
+            qty_wh = await self._escrow.cover(member, intent.qty_wh)
+            if qty_wh == 0:
+                self.answers.orders[NO_TOKENS] += 1
+                return
         answer = await self._client.call(
             "POST",
             f"{API}/orders",
             member.session,
             json={
                 "side": intent.side.value,
-                "qty_wh": intent.qty_wh,
+                "qty_wh": qty_wh,
                 "zone": self._zone_id,
                 "epoch_id": epoch_id,
                 "limit_price": intent.limit_price,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
@@ -112,27 +113,42 @@ async def gather_limited(
     return list(await asyncio.gather(*(run(job) for job in jobs)))
 
 
-class EnergyEscrow:
-    """Tops sellers' energy tokens up to what they offer, by operator grant.
+class EnergySource(StrEnum):
+    """Where sellers' energy tokens come from."""
 
-    Minting from verified readings is the service's job once it mints; until
-    then a seller's tokens come from ``/admin/users/{id}/energy-grants``, the
-    operator's honest bootstrap of escrow. The runner grants only the shortfall
-    between an offer and the tokens the seller still holds from earlier grants,
-    so a seller never holds more than it ever offered.
+    MINTED = "minted"
+    """Only tokens minted from the seller's own verified export; trades settle on chain."""
+    GRANTS = "grants"
+    """Operator grants of the shortfall (off chain only): every offer is covered, but
+    the chain refuses to settle energy it never minted."""
+
+
+class EnergyEscrow:
+    """Decides how much of an offer a seller's tokens cover, and keeps count of them.
+
+    With :attr:`EnergySource.MINTED` a seller offers at most the tokens it
+    holds: minted from its meter's verified export of earlier epochs, less
+    what it sold. With :attr:`EnergySource.GRANTS` the runner tops the
+    seller up by ``/admin/users/{id}/energy-grants`` to the whole offer, so a
+    seller never holds more than it ever offered.
     """
 
-    def __init__(self, client: ServiceClient, operator: Session) -> None:
+    def __init__(self, client: ServiceClient, operator: Session, source: EnergySource) -> None:
         self._client = client
         self._operator = operator
+        self.source = source
         self._free_wh: dict[str, int] = {}
         self.granted_wh = 0
+        self.minted_wh = 0
 
-    async def cover(self, member: Member, offer_wh: int) -> None:
+    async def cover(self, member: Member, offer_wh: int) -> int:
+        """The Wh of ``offer_wh`` the seller may offer."""
         held = self._free_wh.get(member.session.user_id, 0)
+        if self.source is EnergySource.MINTED:
+            return max(0, min(offer_wh, held))
         shortfall = offer_wh - held
         if shortfall <= 0:
-            return
+            return offer_wh
         await self._client.require(
             "POST",
             f"{API}/admin/users/{member.session.user_id}/energy-grants",
@@ -141,6 +157,11 @@ class EnergyEscrow:
         )
         self._free_wh[member.session.user_id] = held + shortfall
         self.granted_wh += shortfall
+        return offer_wh
+
+    def minted(self, user_id: str, qty_wh: int) -> None:
+        self._free_wh[user_id] = self._free_wh.get(user_id, 0) + qty_wh
+        self.minted_wh += qty_wh
 
     def sold(self, user_id: str, qty_wh: int) -> None:
         self._free_wh[user_id] = self._free_wh.get(user_id, 0) - qty_wh

@@ -25,6 +25,7 @@ from wattx.sim.runner.client import API, ServiceClient, Session
 from wattx.sim.runner.clock import WallClock
 from wattx.sim.runner.faults import FaultPlan
 from wattx.sim.runner.meters import ReadingTransport
+from wattx.sim.runner.provision import EnergySource
 from wattx.sim.runner.run import (
     QUOTE_LEAD_S,
     READ_DELAY_S,
@@ -130,5 +131,8 @@ async def run_remote(
             quote_lead_s=quote_lead_s,
             transport=transport,
             gates_close_on_time=True,
+            # The service's own chain worker mints as it goes, unseen by the runner's
+            # count of each seller's tokens: sellers are covered by grants.
+            energy=EnergySource.GRANTS,
         )
         return RemoteRun(scenario, run)

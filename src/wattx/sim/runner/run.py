@@ -23,7 +23,7 @@ from wattx.sim.runner.faults import FaultPlan
 from wattx.sim.runner.ledger import SettlementSummary, settlement_summary
 from wattx.sim.runner.market_round import EpochOutcome, MarketRound, OrderAnswers
 from wattx.sim.runner.meters import MeterFleet, ReadingAnswers, ReadingTransport
-from wattx.sim.runner.provision import create_zone, enrol_members
+from wattx.sim.runner.provision import EnergySource, create_zone, enrol_members
 from wattx.sim.runner.scratch import scratch_service
 from wattx.sim.scenario import Scenario
 from wattx.sim.simulation import GRID_ONLY, CommunitySimulation, run_grid_only
@@ -53,6 +53,8 @@ class MechanismRun:
     settlement: SettlementSummary | None = None
     epoch_offset: int = 0
     """Service epoch of step ``i`` minus the scenario's: non-zero when set-up overran."""
+    energy_minted_wh: int = 0
+    """Tokens minted for the members' verified export during the run."""
 
 
 def check_schedule(schedule: EpochSchedule, quote_lead_s: int = QUOTE_LEAD_S) -> None:
@@ -73,11 +75,13 @@ async def run_in_process(
     progress: ProgressHook | None = None,
     faults: FaultPlan | None = None,
     transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
+    energy: EnergySource | None = None,
 ) -> MechanismRun:
     """Run ``mechanism`` on a fresh in-process service with a virtual clock.
 
     With ``faults`` (``FaultPlan()`` for none), every member's meter sends its
     readings too, through ``transport``; without, the run trades only.
+    ``energy`` defaults to minted tokens with meters, grants without.
     """
     if mechanism == GRID_ONLY:
         baseline = run_grid_only(scenario)
@@ -100,6 +104,7 @@ async def run_in_process(
             progress=progress,
             faults=faults,
             transport=transport,
+            energy=energy,
         )
 
 
@@ -118,6 +123,7 @@ async def run_against(
     quote_lead_s: int = QUOTE_LEAD_S,
     transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
     gates_close_on_time: bool = False,
+    energy: EnergySource | None = None,
 ) -> MechanismRun:
     """Enrol the community in a new zone of the service and trade every epoch.
 
@@ -132,7 +138,15 @@ async def run_against(
     The simulated operator closes each gate once the orders are in; with
     ``gates_close_on_time`` (a live service others trade on) it waits for the
     gate time first, so no participant loses a second of trading.
+
+    With minted energy (the default when meters report) sellers offer only
+    tokens minted from their verified export, and after each epoch's readings
+    the operator mints and settles the epoch, as a service's chain worker
+    would; with grants the runner tops sellers up off chain.
     """
+    source = energy or (EnergySource.MINTED if faults is not None else EnergySource.GRANTS)
+    if source is EnergySource.MINTED and faults is None:
+        raise SimulationConfigError("minted energy needs meters that send readings")
     check_schedule(schedule, quote_lead_s)
     run_tag = run_tag or secrets.token_hex(4)
     zone_id = f"sim-{run_tag}"
@@ -153,6 +167,7 @@ async def run_against(
         simulation,
         epoch_offset=max(offset, 0),
         seed=scenario.seed,
+        energy=source,
     )
 
     async def trade(index: int) -> EpochOutcome:
@@ -173,6 +188,8 @@ async def run_against(
             epoch_end = schedule.epoch(market.service_epoch(index)).end
             await clock.advance_to(epoch_end + read_delay)
             await fleet.report(epoch_end, records)
+            if source is EnergySource.MINTED:
+                await market.mint_and_settle(index)
         if progress is not None:
             progress(index + 1)
     if fleet is not None:
@@ -187,6 +204,7 @@ async def run_against(
         fleet.answers if fleet is not None else None,
         settlement,
         max(offset, 0),
+        market.minted_wh,
     )
 
 
