@@ -57,6 +57,7 @@ from wattx.services.minting import MintingService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
 from wattx.services.tokens import AccessTokenCodec
+from wattx.services.wal_checkpoint import WalCheckpointTask
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
 from wattx.settlement.contract_chain import ContractChain
@@ -88,6 +89,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await _start_services(settings, the_clock, bus, registry, chain)
         app.state.wattx = state
+        checkpoints = WalCheckpointTask(state.db, tick_s=2.0)
+        if state.db.is_sqlite:
+            checkpoints.start()
         clock_task = EpochClockTask(state.market, tick_s=settings.clock_tick_s)
         if run_epoch_clock:
             clock_task.start()
@@ -109,6 +113,7 @@ def create_app(
                 await mqtt_ingest.stop()
             await chain_worker.stop()
             await clock_task.stop()
+            await checkpoints.stop()
             await state.events.stop()
             await state.rate_limiter.close()
             await state.bus.close()

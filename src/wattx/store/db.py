@@ -35,6 +35,13 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
 )
 
+_SQLITE_WRITER_PRAGMAS = (
+    # The commit that crosses the WAL's size limit would otherwise copy the WAL
+    # into the database and sync it before answering: a stall of every queued
+    # writer. :meth:`Database.checkpoint` does that work beside the writer.
+    "PRAGMA wal_autocheckpoint=0",
+)
+
 
 class Database:
     """The engines of one database and the transactions the services use."""
@@ -44,7 +51,9 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", echo=echo)
+            self.write_engine = _sqlite_engine(
+                url, begin="BEGIN IMMEDIATE", echo=echo, pragmas=_SQLITE_WRITER_PRAGMAS
+            )
             self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
         else:
             engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20)
@@ -74,13 +83,29 @@ class Database:
         async with self._read_sessions() as session, session.begin():
             yield session
 
+    async def checkpoint(self) -> None:
+        """SQLite: copy committed WAL pages into the database file (a passive
+        checkpoint, on its own connection: writers go on meanwhile). Writers in
+        this process do not checkpoint themselves, so something must call this
+        regularly (:class:`wattx.services.wal_checkpoint.WalCheckpointTask`).
+        Nothing to do on PostgreSQL."""
+        if not self.is_sqlite:
+            return
+        async with self.read_engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
 
 
-def _sqlite_engine(url: str, *, begin: str, echo: bool) -> AsyncEngine:
+def _sqlite_engine(
+    url: str, *, begin: str, echo: bool, pragmas: tuple[str, ...] = ()
+) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 
     # pysqlite's own transaction handling is switched off so that SQLAlchemy
@@ -89,7 +114,7 @@ def _sqlite_engine(url: str, *, begin: str, echo: bool) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in _SQLITE_PRAGMAS:
+        for pragma in (*_SQLITE_PRAGMAS, *pragmas):
             cursor.execute(pragma)
         cursor.close()
 
