@@ -86,21 +86,23 @@ class MarketRound:
     def minted_wh(self) -> int:
         return self._escrow.minted_wh
 
-    async def mint_and_settle(self, index: int) -> None:
-        """After step ``index``'s readings: mint what they verified, settle its trades.
+    async def mint_and_settle(self, index: int, *, mint: bool) -> None:
+        """After step ``index``'s readings: settle its trades and, with ``mint``, mint
+        what the readings since the last mint verified.
 
         What a running service's chain worker does on its own; the in-process
         service has none, so the operator asks for both. A seller's new tokens
         can back its offers from the next quote on.
         """
         epoch_id = self.service_epoch(index)
-        minted = await self._client.call(
-            "POST", f"{API}/tokens/mint", self._operator, json={"through_epoch": epoch_id}
-        )
-        self.answers.mints[ACCEPTED if minted.ok else str(minted.code)] += 1
-        if minted.ok:
-            for mint in minted.body["items"]:
-                self._escrow.minted(mint["owner_id"], mint["qty_wh"])
+        if mint:
+            minted = await self._client.call(
+                "POST", f"{API}/tokens/mint", self._operator, json={"through_epoch": epoch_id}
+            )
+            self.answers.mints[ACCEPTED if minted.ok else str(minted.code)] += 1
+            if minted.ok:
+                for item in minted.body["items"]:
+                    self._escrow.minted(item["owner_id"], item["qty_wh"])
         settled = await self._client.call("POST", f"{API}/epochs/{epoch_id}/settle", self._operator)
         self.answers.settlements[ACCEPTED if settled.ok else str(settled.code)] += 1
 
