@@ -30,7 +30,12 @@ from wattx.services.tokens import (
     hash_refresh_token,
     new_refresh_token,
 )
-from wattx.services.wallet_auth import normalise_address, sign_in_message, signer_of
+from wattx.services.wallet_auth import (
+    normalise_address,
+    sign_in_message,
+    signer_of,
+    spend_nonce,
+)
 from wattx.store import accounts as repo
 from wattx.store.db import Database
 from wattx.store.models import AuthSessionRow, RefreshTokenRow, UserRow, WalletNonceRow
@@ -127,16 +132,7 @@ class AccountService:
         """Log in (signing up on first use) with a signature over an unused nonce."""
         checksummed = normalise_address(address)
         now = self._clock.now()
-        async with self._db.write() as session:
-            stored = await repo.nonce_for_update(session, nonce, lock=self._db.locks_rows)
-            if stored is None or stored.address != checksummed:
-                raise WalletSignatureError("unknown nonce for this address")
-            if stored.used_at is not None:
-                raise WalletSignatureError("nonce already used")
-            if stored.expires_at <= now:
-                raise WalletSignatureError("nonce expired")
-            stored.used_at = now
-        # The nonce is spent in its own transaction, so a bad signature burns it too.
+        await spend_nonce(self._db, nonce, checksummed, now)
         if signer_of(sign_in_message(checksummed, nonce), signature) != checksummed:
             raise WalletSignatureError("signature is not from this address")
         async with self._db.write() as session:

@@ -33,11 +33,10 @@ from wattx.domain.errors import ConflictError
 from wattx.services.chain import ChainAccounts
 from wattx.services.errors import WalletSignatureError
 from wattx.services.ledger import credit
-from wattx.services.wallet_auth import normalise_address, signer_of
+from wattx.services.wallet_auth import normalise_address, signer_of, spend_nonce
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.settlement.port import ChainEvent, TxResult, WithdrawPermit
-from wattx.store import accounts as account_repo
 from wattx.store import settlement as settlement_repo
 from wattx.store.balances import Asset, balances_of
 from wattx.store.db import Database
@@ -182,17 +181,7 @@ class CustodyService:
     async def register_address(self, user_id: str, address: str, nonce: str, signature: str) -> str:
         """Make ``address`` the user's self-custody chain account; returns it checksummed."""
         checksummed = normalise_address(address)
-        now = self._accounts.clock.now()
-        async with self._db.write() as session:
-            stored = await account_repo.nonce_for_update(session, nonce, lock=self._db.locks_rows)
-            if stored is None or stored.address != checksummed:
-                raise WalletSignatureError("unknown nonce for this address")
-            if stored.used_at is not None:
-                raise WalletSignatureError("nonce already used")
-            if stored.expires_at <= now:
-                raise WalletSignatureError("nonce expired")
-            stored.used_at = now
-        # The nonce is spent in its own transaction, so a bad signature burns it too.
+        await spend_nonce(self._db, nonce, checksummed, self._accounts.clock.now())
         message = address_message(user_id, checksummed, nonce)
         if signer_of(message, signature) != checksummed:
             raise WalletSignatureError("signature is not from this address")
