@@ -33,13 +33,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 import uvloop
+
+R = TypeVar("R")
 
 PASSWORD = "bench-password-1"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -386,16 +389,24 @@ def main() -> None:
         help="comma-separated targets of the paced modes (submissions/s)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
+    run_and_print(_bench_backend, parser.parse_args(), _table)
+
+
+def run_and_print(
+    bench_backend: Callable[[str, argparse.Namespace], Coroutine[Any, Any, list[R]]],
+    args: argparse.Namespace,
+    table: Callable[[list[R]], str],
+) -> None:
+    """Run ``bench_backend`` for the backends ``args.backend`` names; print a table or JSON."""
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results: list[Result] = []
+    results: list[R] = []
     for backend in backends:
         # uvloop keeps the load generator's own CPU cost down on a small machine.
-        results.extend(uvloop.run(_bench_backend(backend, args)))
+        results.extend(uvloop.run(bench_backend(backend, args)))
     if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
+        print(json.dumps([asdict(r) for r in results], indent=2))  # type: ignore[call-overload]
     else:
-        print(_table(results))
+        print(table(results))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ import statistics
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import PASSWORD, RawHttpConnection, Service, live_service
+from api import PASSWORD, RawHttpConnection, Service, live_service, run_and_print
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -218,16 +217,7 @@ def main() -> None:
         help="comma-separated readings per batch",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results: list[Result] = []
-    for backend in backends:
-        # uvloop keeps the load generator's own CPU cost down on a small machine.
-        results.extend(uvloop.run(_bench_backend(backend, args)))
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-    else:
-        print(_table(results))
+    run_and_print(_bench_backend, parser.parse_args(), _table)
 
 
 if __name__ == "__main__":
