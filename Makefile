@@ -27,10 +27,12 @@ setup: .venv/.synced node_modules/.installed
 	touch $@
 
 # anvil (an EVM JSON-RPC node) for the chain adapter's tests; the npm package ships the binary.
-# `npm install` rather than `npm ci`: the lock pins anvil 1.7.1 but records only this platform's
-# optional binary package, which `npm ci` refuses as out of sync.
+# `npm ci` installs exactly what the lock records and never rewrites it. The lock records every
+# platform's optional binary package (whatever the machine that wrote it), so it is in sync
+# everywhere. After changing package.json, refresh the lock with `npm install --package-lock-only`
+# and commit both files.
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: setup
