@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from service.client import ApiClient
+from service.helpers import assert_problem
 from wattx.api.state import AppState
-from wattx.metering import reading_batch_to_json
+from wattx.metering import MeterSigner, ReadingBatch, reading_batch_to_json
 
 from .conftest import INTERVAL, START, SignedMeter
 
@@ -46,3 +48,62 @@ async def test_readings_land_in_their_month_partition(
         definitions = dict(indexes.all())
         assert "USING brin (ts)" in definitions["ix_readings_ts_brin"]
         assert "(meter_id, ts)" in definitions["ix_readings_meter_ts"]
+
+
+async def _tables(state: AppState) -> set[str]:
+    """The readings partitions (PostgreSQL) or every table (SQLite)."""
+    async with state.db.read() as session:
+        if state.db.is_sqlite:
+            query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            query = (
+                "SELECT inhrelid::regclass::text FROM pg_inherits "
+                "WHERE inhparent = 'readings'::regclass"
+            )
+        return set((await session.scalars(text(query))).all())
+
+
+def _far_off(signer: MeterSigner) -> list[ReadingBatch]:
+    """Batches naming months from year 1 to year 9999."""
+    times = [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 0, tzinfo=UTC)]
+    times += [START + timedelta(days=400 * k) for k in (-3, -2, -1, 1, 2, 3)]
+    return [signer.sign([signer.record(ts)]) for ts in times]
+
+
+async def test_a_batch_from_nobody_creates_no_partition(api: ApiClient, state: AppState) -> None:
+    before = await _tables(state)
+    stranger = MeterSigner("no-such-meter", os.urandom(32))
+    batches = [reading_batch_to_json(b) for b in _far_off(stranger)]
+    for body in batches:
+        single = await api.http.post("/api/v1/meters/no-such-meter/readings", json=body)
+        assert_problem(single, 404, "unknown_meter")
+        forged = body | {"signature": "ab" * 64}
+        single = await api.http.post("/api/v1/meters/no-such-meter/readings", json=forged)
+        assert_problem(single, 404, "unknown_meter")
+    many = await api.http.post("/api/v1/readings/batch", json={"batches": batches})
+    assert many.status_code == 207, many.text
+    assert {o["problem"]["code"] for o in many.json()["outcomes"]} == {"unknown_meter"}
+    assert await _tables(state) == before
+
+
+async def test_a_known_meter_with_far_off_times_creates_no_partition(
+    api: ApiClient, meter: SignedMeter, state: AppState
+) -> None:
+    before = await _tables(state)
+    forger = MeterSigner(meter.id, os.urandom(32))
+    for batch in _far_off(forger):
+        response = await api.http.post(
+            f"/api/v1/meters/{meter.id}/readings", json=reading_batch_to_json(batch)
+        )
+        assert_problem(response, 403, "bad_signature")
+    batches = [reading_batch_to_json(b) for b in _far_off(meter.signer)]
+    for body in batches:
+        response = await api.http.post(f"/api/v1/meters/{meter.id}/readings", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] in ("timestamp_too_old", "timestamp_in_future")
+    many = await api.http.post("/api/v1/readings/batch", json={"batches": batches})
+    assert many.status_code == 207, many.text
+    assert await _tables(state) == before
+    # Partitions for the retention window and the next month exist from the start.
+    if not state.db.is_sqlite:
+        assert {"readings_p202605", "readings_p202606", "readings_p202607"} <= before

@@ -205,6 +205,8 @@ async def _start_services(
     )
     zone_service.on_change(market.reload_zones)
     await market.start()
+    metering = MeteringService(db, the_bus, clock, schedule=schedule)
+    await metering.start()
     the_chain = chain if chain is not None else await asyncio.to_thread(open_chain, settings)
     chain_accounts = ChainAccounts(db, the_chain, keyring_from_settings(settings), clock)
     hub = EventHub(the_bus, ring_size=settings.sse_ring_size)
@@ -219,7 +221,7 @@ async def _start_services(
         accounts=accounts,
         zones=zone_service,
         meters=MeterRegistryService(db, clock),
-        metering=MeteringService(db, the_bus, clock, schedule=schedule),
+        metering=metering,
         wallet=WalletService(db, chain_accounts),
         market=market,
         chain_accounts=chain_accounts,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -133,7 +133,7 @@ class MeteringService:
                     meter_id=meter_id,
                     expected=expected_meter_id,
                 )
-            await self._ensure_partitions(batch)
+            await self._ensure_partitions()
             result, verdict = await self._validate_and_store(batch, via=via, owner=owner)
         except DomainError as exc:
             await self._publish_rejection(exc, meter_id, owner)
@@ -161,9 +161,7 @@ class MeteringService:
                 parsed.append(_parse(document))
             except DomainError as exc:
                 parsed.append(exc)
-        batches = [b for b in parsed if isinstance(b, ReadingBatch)]
-        for batch in batches:
-            await self._ensure_partitions(batch)
+        await self._ensure_partitions()
         order = sorted(range(len(parsed)), key=lambda i: _meter_of(parsed[i]))
         outcomes: dict[int, tuple[IngestResult, ValidationVerdict, str] | DomainError] = {}
         owners: dict[int, list[str]] = {}
@@ -288,18 +286,29 @@ class MeteringService:
             epoch_energies(verdict.verified_segments, self._schedule),
         )
 
-    async def _ensure_partitions(self, batch: ReadingBatch) -> None:
-        """On PostgreSQL, create the month partitions the batch and next month need.
+    async def start(self) -> None:
+        """Create the readings partitions the retention window needs (PostgreSQL only)."""
+        await self._ensure_partitions()
 
-        Runs in its own short transaction before the ingest transaction: DDL
+    async def _ensure_partitions(self) -> None:
+        """On PostgreSQL, create the month partitions of the retention window and the next month.
+
+        The months follow from the service clock alone, never from a batch: a
+        batch can only be stored if its readings lie in the retention window
+        (older ones and those ahead of the clock are refused), so what a caller
+        sends cannot make the service create a table. The partitions are made
+        at start and, when the clock enters a new month, by the next ingest,
+        each in its own short transaction before the ingest transaction: DDL
         takes a lock on the parent table, which should not be held while
         readings are validated. A month whose rows already sit in the default
         partition cannot get its own; it stays in the default one.
         """
         if self._db.is_sqlite:
             return
-        now_year, now_month = repo.month_of(self._clock.now())
-        wanted = {repo.month_of(r.ts) for r in batch.readings}
+        now = self._clock.now()
+        earliest = now - timedelta(seconds=self._policy.retention_s)
+        now_year, now_month = repo.month_of(now)
+        wanted = set(repo.months_between(earliest, now))
         wanted.add((now_year + now_month // 12, now_month % 12 + 1))
         for year, month in sorted(wanted - self._partitioned_months):
             try:

@@ -225,6 +225,17 @@ def month_of(at: datetime) -> tuple[int, int]:
     return utc.year, utc.month
 
 
+def months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """The (year, month) of every UTC month from ``start``'s to ``end``'s, both included."""
+    year, month = month_of(start)
+    last = month_of(end)
+    months = []
+    while (year, month) <= last:
+        months.append((year, month))
+        year, month = year + month // 12, month % 12 + 1
+    return months
+
+
 def month_partition_name(year: int, month: int) -> str:
     return f"readings_p{year:04d}{month:02d}"
 
