@@ -200,7 +200,12 @@ class AccountService:
         """
         claims = self._codec.verify(access_token, self._clock.now())
         cached = self._live_sessions.get(claims.session_id)
-        if cached is not None and cached[0] > time.monotonic():
+        # The cache vouches for the session, so only for a token of that session's user.
+        if (
+            cached is not None
+            and cached[0] > time.monotonic()
+            and cached[1].user_id == claims.user_id
+        ):
             return cached[1]
         async with self._db.read() as session:
             query = select(UserRow, AuthSessionRow.revoked_at).join(
