@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from wattx.api.auth import authorize
+from wattx.api.input import StrictJsonRoute, UrlTextMiddleware
 from wattx.api.logging import configure_logging
 from wattx.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wattx.api.permissions import check_complete
@@ -151,8 +152,10 @@ def create_app(
         app.include_router(router)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UrlTextMiddleware)
     app.add_middleware(RequestContextMiddleware, registry=registry)
     check_complete(route_rules(app))
+    check_strict_json(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -167,6 +170,18 @@ def route_rules(app: FastAPI) -> list[tuple[str, str]]:
                 if method != "HEAD":
                     found.append((method, context.path or route.path))
     return found
+
+
+def check_strict_json(app: FastAPI) -> None:
+    """Every API route decodes its body strictly (``wattx.api.input``); raise if one does not."""
+    lax = [
+        context.path or context.original_route.path
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and not isinstance(context.original_route, StrictJsonRoute)
+    ]
+    if lax:
+        raise RuntimeError(f"routes without StrictJsonRoute: {', '.join(lax)}")
 
 
 async def _start_services(

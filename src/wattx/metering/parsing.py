@@ -10,6 +10,7 @@ stores, never over a text wattx has not understood.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -30,7 +31,12 @@ _READING_OPTIONAL = frozenset({"power_w", "voltage_mv", "frequency_millihz", "so
 def decode_reading_batch(document: bytes | str) -> ReadingBatch:
     """Parse a reading batch from its JSON text."""
     try:
-        decoded = json.loads(document, object_pairs_hook=_reject_duplicate_members)
+        decoded = json.loads(
+            document,
+            object_pairs_hook=_reject_duplicate_members,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedReadingBatchError(f"not a JSON document: {exc}") from exc
     return parse_reading_batch(decoded)
@@ -155,6 +161,18 @@ def _require_members(
         raise MalformedReadingBatchError(
             f"{where}: null is not allowed; leave an absent value out", field=where
         )
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN, Infinity and -Infinity: Python's json reads them, JSON has no such numbers.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a number")
+    return value
 
 
 def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.accounts import (
     Login,
     RefreshRequest,
@@ -17,7 +18,7 @@ from wattx.api.schemas.accounts import (
 )
 from wattx.services.accounts import TokenPair
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 
 
 def _tokens(pair: TokenPair) -> TokenOut:

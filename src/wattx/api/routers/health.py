@@ -9,9 +9,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from wattx.api.auth import State
+from wattx.api.input import StrictJsonRoute
 from wattx.store.migrate import is_at_head
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
 
 class Health(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wattx.api.auth import State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.routers.proofs import settlement_out
 from wattx.api.routers.tokens import mint_out
 from wattx.api.schemas.common import Limit, Offset, page
@@ -19,7 +20,7 @@ from wattx.api.schemas.settlement import (
 )
 from wattx.services.ledger_public import ChainEventView
 
-router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], route_class=StrictJsonRoute)
 
 
 def _event_out(view: ChainEventView) -> ChainEventOut:

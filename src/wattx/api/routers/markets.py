@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from wattx.api.auth import State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.market import (
     ClosedEpochOut,
@@ -24,7 +25,7 @@ from wattx.api.schemas.market import (
 from wattx.services.market import EpochInfo
 from wattx.services.views import trade_view
 
-router = APIRouter(prefix="/api/v1", tags=["markets"])
+router = APIRouter(prefix="/api/v1", tags=["markets"], route_class=StrictJsonRoute)
 
 EpochQuery = Annotated[
     int | None, Query(ge=0, le=10**12, description="default: the first epoch open for orders")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.meters import MeterIn, MeterList, MeterOut
 from wattx.services.meters import MeterStatus
 
-router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"], route_class=StrictJsonRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

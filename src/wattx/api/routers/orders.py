@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.market import (
     AmendOut,
@@ -22,7 +23,7 @@ from wattx.domain import OrderStatus, Side
 from wattx.services.market import OrderRequest
 from wattx.services.views import order_row_view, trade_row_view
 
-router = APIRouter(prefix="/api/v1", tags=["orders"])
+router = APIRouter(prefix="/api/v1", tags=["orders"], route_class=StrictJsonRoute)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from wattx.api.auth import State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.settlement import SettlementOut, TradeProofOut
 from wattx.store.models_settlement import SettlementOutboxRow
 
-router = APIRouter(prefix="/api/v1", tags=["settlement"])
+router = APIRouter(prefix="/api/v1", tags=["settlement"], route_class=StrictJsonRoute)
 
 
 def settlement_out(row: SettlementOutboxRow) -> SettlementOut:

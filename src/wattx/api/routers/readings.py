@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.problems import problem_type
 from wattx.api.schemas.common import Limit, Offset, Problem, page
 from wattx.api.schemas.readings import (
@@ -33,7 +34,7 @@ from wattx.domain.errors import DomainError
 from wattx.metering import AlertKind
 from wattx.services.metering import IngestResult, ReviewDecision
 
-router = APIRouter(prefix="/api/v1", tags=["readings"])
+router = APIRouter(prefix="/api/v1", tags=["readings"], route_class=StrictJsonRoute)
 
 _BATCH_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.settlement import MintOut, MintRunIn, MintsOut, RetirementIn, RetirementOut
 from wattx.store.models_settlement import ChainMintRow
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], route_class=StrictJsonRoute)
 
 
 def mint_out(row: ChainMintRow) -> MintOut:

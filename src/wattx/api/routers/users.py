@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.routers.wallet import wallet_out
 from wattx.api.schemas.accounts import Admission, UserList, UserOut, UserPatch
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.wallet import CreditDeposit, EnergyGrant, WalletOut
 from wattx.services.principal import UserStatus
 
-router = APIRouter(prefix="/api/v1", tags=["participants"])
+router = APIRouter(prefix="/api/v1", tags=["participants"], route_class=StrictJsonRoute)
 
 
 @router.get("/users/me")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.wallet import (
     AddressChallengeOut,
     AddressChallengeRequest,
@@ -28,7 +29,7 @@ from wattx.services.wallet import ChainHolding, WalletView
 from wattx.settlement.port import WithdrawPermit
 from wattx.store.balances import Asset
 
-router = APIRouter(prefix="/api/v1", tags=["wallet"])
+router = APIRouter(prefix="/api/v1", tags=["wallet"], route_class=StrictJsonRoute)
 
 
 def _chain_holding(holding: ChainHolding) -> ChainHoldingOut:

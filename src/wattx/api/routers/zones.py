@@ -7,6 +7,7 @@ import json
 from fastapi import APIRouter, status
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.zones import (
     BandIn,
     BandOut,
@@ -24,7 +25,7 @@ from wattx.services.errors import ZoneNotFoundError
 from wattx.services.zones import ZoneSpec
 from wattx.store.models import ZoneRow
 
-router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
+router = APIRouter(prefix="/api/v1/zones", tags=["zones"], route_class=StrictJsonRoute)
 
 
 def zone_out(row: ZoneRow) -> ZoneOut:

@@ -1,0 +1,154 @@
+"""What every request's input must be before a route sees it.
+
+- JSON bodies are JSON: ``NaN``, ``Infinity``, ``-Infinity`` and numbers too
+  large for a double are refused when the body is parsed (Python's decoder
+  would accept them, and nothing could answer with them afterwards).
+- Text carries no control characters where they mean nothing: none at all in
+  the path and the query parameters, and none but tab, line feed and carriage
+  return in the strings (member names included) of a JSON body. NUL in
+  particular never reaches the database (PostgreSQL cannot store it).
+
+Both refusals are ``422 validation_error`` problems whose ``errors`` name the
+place, like any other input that does not match the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from wattx.api.problems import problem_response
+
+_CONTROL_IN_JSON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTER = "string_control_character"
+"""The ``type`` of the validation error for a control character."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise json.JSONDecodeError("number out of range", text, 0)
+    return value
+
+
+def loads(body: bytes | str) -> Any:
+    """Decode a JSON text strictly: no non-finite numbers."""
+    return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def control_character_at(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where in a decoded JSON value a string holds a control character, or ``None``."""
+    if isinstance(value, str):
+        return loc if _CONTROL_IN_JSON.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _CONTROL_IN_JSON.search(key):
+                return (*loc, key)
+            found = control_character_at(item, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = control_character_at(item, (*loc, index))
+            if found is not None:
+                return found
+    return None
+
+
+def _control_character_error(loc: tuple[str | int, ...]) -> dict[str, Any]:
+    return {
+        "loc": list(loc),
+        "msg": "control characters are not allowed here",
+        "type": CONTROL_CHARACTER,
+    }
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body is decoded by :func:`loads`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads(await self.body())
+        return self._json
+
+    async def refuse_control_characters(self) -> None:
+        """Raise a validation error if a string of the JSON body holds a control character."""
+        body = await self.body()
+        # JSON strings hold C0 controls only as escapes; DEL may also appear as it is.
+        if b"\\" not in body and b"\x7f" not in body:
+            return
+        try:
+            value = await self.json()
+        except ValueError:
+            return  # not JSON: the route reports that as it reports any malformed body
+        found = control_character_at(value, ("body",))
+        if found is not None:
+            raise RequestValidationError([_control_character_error(found)])
+
+
+class StrictJsonRoute(APIRoute):
+    """Every API route: its JSON body goes through :class:`StrictJsonRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            strict = StrictJsonRequest(request.scope, request.receive)
+            await strict.refuse_control_characters()
+            return await handle(strict)
+
+        return strict_handler
+
+
+class UrlTextMiddleware:
+    """Refuses a request whose path or query parameters hold a control character."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        found = _control_in_url(scope)
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = problem_response(
+            status=422,
+            code="validation_error",
+            title="Invalid input",
+            detail="the request does not match the schema",
+            instance=scope["path"],
+            extra={"errors": [_control_character_error(found)]},
+        )
+        await response(scope, receive, send)
+
+
+def _control_in_url(scope: Scope) -> tuple[str, ...] | None:
+    if _CONTROL_IN_URL.search(scope["path"]):
+        return ("path",)
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return None
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if _CONTROL_IN_URL.search(name) or _CONTROL_IN_URL.search(value):
+            return ("query", name)
+    return None
