@@ -6,13 +6,15 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
 
 from service.client import ApiClient
 from service.conftest import ManualClock
 from service.helpers import assert_problem
 from service.live import serving
 from wattx.api.app import create_app
+from wattx.api.logging import configure_logging
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.services.principal import Role
@@ -122,3 +124,68 @@ async def test_tabs_and_line_breaks_in_json_text_stay_allowed(api: ApiClient) ->
         "/api/v1/users/me", json={"display_name": "Two\\tparts"}, headers=trader.headers
     )
     assert renamed.status_code == 200, renamed.text
+
+
+async def _refuse_inserts_into_users(state: AppState) -> None:
+    """Make every insert into ``users`` fail with a database error that is no conflict."""
+    async with state.db.write() as session:
+        if state.db.is_sqlite:
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_users BEFORE INSERT ON users "
+                    "BEGIN SELECT * FROM no_such_table; END"
+                )
+            )
+        else:
+            await session.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION refuse_users() RETURNS trigger AS "
+                    "$$ BEGIN RAISE EXCEPTION 'inserts refused'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_users BEFORE INSERT ON users "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_users()"
+                )
+            )
+
+
+async def _allow_inserts_into_users(state: AppState) -> None:
+    async with state.db.write() as session:
+        await session.execute(
+            text("DROP TRIGGER refuse_users" + ("" if state.db.is_sqlite else " ON users"))
+        )
+        if not state.db.is_sqlite:
+            await session.execute(text("DROP FUNCTION refuse_users()"))
+
+
+async def test_database_errors_never_log_bound_parameters(
+    capfd: pytest.CaptureFixture[str], app: FastAPI, state: AppState
+) -> None:
+    configure_logging("WARNING")  # into this test's captured stderr
+    email = "secret-person@example.org"
+    password = "a password nobody may read"
+    await _refuse_inserts_into_users(state)
+    # As a server does: the 500 goes out, the exception does not reach the client.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:
+            response = await http.post(
+                "/api/v1/auth/signup",
+                json={
+                    "email": email,
+                    "password": password,
+                    "display_name": "Hidden Name",
+                    "role": "consumer",
+                },
+            )
+    finally:
+        await _allow_inserts_into_users(state)
+    assert_problem(response, 500, "internal_error")
+    logged = capfd.readouterr().err
+    # The failure is logged (with its statement), its values are not.
+    assert "unhandled_error" in logged
+    assert "INSERT INTO users" in logged
+    for secret in (email, password, "Hidden Name", "$argon2"):
+        assert secret not in logged

@@ -56,7 +56,9 @@ class Database:
             )
             self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
         else:
-            engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20)
+            engine = create_async_engine(
+                url, echo=echo, hide_parameters=True, pool_size=20, max_overflow=20
+            )
             self.write_engine = engine
             self.read_engine = engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -106,7 +108,7 @@ class Database:
 def _sqlite_engine(
     url: str, *, begin: str, echo: bool, pragmas: tuple[str, ...] = ()
 ) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
 
     # pysqlite's own transaction handling is switched off so that SQLAlchemy
     # emits BEGIN itself, as SQLAlchemy's SQLite documentation recommends.
