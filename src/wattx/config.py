@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from wattx.private_files import read_or_create_secret
+
 CONFIG_FILE_ENV = "WATTX_CONFIG_FILE"
 
 
@@ -60,6 +62,32 @@ class Settings(BaseSettings):
     rate_limit_window_s: int = 60
     rate_limit_auth_per_window: int = 20
     rate_limit_default_per_window: int = 600
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; none when empty",
+    )
+    login_free_failures: int = Field(
+        default=5, description="failed password logins per account before backoff starts"
+    )
+    login_backoff_max_s: int = Field(
+        default=60, description="longest wait an account's backoff imposes after a failed login"
+    )
+    login_failures_forget_s: int = Field(
+        default=900, description="an account's failed logins are forgotten after this quiet time"
+    )
+    production: bool = Field(
+        default=False,
+        description="production defaults: /metrics answers only with metrics_token",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="when set, /metrics answers only to Authorization: Bearer <token>; "
+        "anyone else gets 404",
+    )
+    hsts_max_age_s: int = Field(
+        default=31_536_000, description="Strict-Transport-Security max-age on https requests"
+    )
     sse_keepalive_s: float = 15.0
     sse_ring_size: int = 1000
     log_level: str = "INFO"
@@ -73,6 +101,11 @@ class Settings(BaseSettings):
     )
     keyring_secret: SecretStr | None = Field(
         default=None, description="encrypts custodial keys; generated in data_dir when unset"
+    )
+    keyring_secret_file: Path | None = Field(
+        default=None,
+        description="file holding the keyring secret (kept away from data_dir); "
+        "keyring_secret wins when both are set",
     )
     settlement_tick_s: float = 5.0
     settlement_retry_s: int = Field(default=10, description="first retry delay; doubles, max 1 h")
@@ -100,6 +133,10 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'wattx.sqlite3').resolve()}"
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
@@ -107,20 +144,14 @@ class Settings(BaseSettings):
         """The token signing key; a random one is created once per data dir and kept."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        key_file = self.data_dir / "jwt.key"
-        if key_file.exists():
-            return key_file.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        key_file.write_text(key)
-        key_file.chmod(0o600)
-        return key
+        return read_or_create_secret(self.data_dir / "jwt.key", secrets.token_urlsafe(48))
 
     def redacted(self) -> dict[str, Any]:
         """The settings as shown by ``wattx config show``: secrets masked."""
         shown = self.model_dump(mode="json")
         shown["jwt_secret"] = "***" if self.jwt_secret is not None else None
         shown["keyring_secret"] = "***" if self.keyring_secret is not None else None
+        shown["metrics_token"] = "***" if self.metrics_token is not None else None
         shown["database_url"] = _mask_password(self.effective_database_url)
         if self.redis_url:
             shown["redis_url"] = _mask_password(self.redis_url)

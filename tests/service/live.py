@@ -10,6 +10,9 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from wattx.api.server import server_config
+from wattx.config import Settings
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -19,12 +22,12 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan included) on a free port; yields the base URL."""
+async def serving(app: FastAPI, settings: Settings | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on a free port, as ``wattx up`` would with
+    ``settings`` (the defaults when ``None``); yields the base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    chosen = (settings or Settings()).model_copy(update={"host": "127.0.0.1", "port": port})
+    server = uvicorn.Server(server_config(app, chosen, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import func, select, text
 
-from service.client import ApiClient
+from service.client import PASSWORD, ApiClient
 from service.conftest import ManualClock
 from service.helpers import assert_problem
 from service.live import serving
 from wattx.api.app import create_app
 from wattx.api.logging import configure_logging
+from wattx.api.ratelimit import (
+    FailureStore,
+    LoginBackoff,
+    MemoryFailureStore,
+    RedisFailureStore,
+)
 from wattx.api.state import AppState
 from wattx.config import Settings
+from wattx.services.chain import keyring_from_settings
 from wattx.services.principal import Role
 from wattx.services.tokens import AccessClaims, AccessTokenCodec
+from wattx.settlement.keys import Keyring
+from wattx.store import Database, upgrade_to_head
 from wattx.store.models import UserRow
 
 
@@ -189,3 +207,197 @@ async def test_database_errors_never_log_bound_parameters(
     assert "INSERT INTO users" in logged
     for secret in (email, password, "Hidden Name", "$argon2"):
         assert secret not in logged
+
+
+@asynccontextmanager
+async def _app_with(
+    settings: Settings, clock: ManualClock, **changes: Any
+) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        settings.model_copy(update=changes), clock=clock, run_epoch_clock=False
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def _client(app: FastAPI, address: str = "192.0.2.1", *, https: bool = False) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40_000))
+    base_url = "https://wattx.test" if https else "http://wattx.test"
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(
+    settings: Settings, clock: ManualClock
+) -> None:
+    # A day-long window: the eight attempts never straddle two fixed windows.
+    limited = settings.model_copy(
+        update={"rate_limit_auth_per_window": 5, "rate_limit_window_s": 86_400}
+    )
+    for trusted, expect_limit in (("", True), ("127.0.0.1", False)):
+        chosen = limited.model_copy(update={"trusted_proxies": trusted})
+        app = create_app(chosen, clock=clock, run_epoch_clock=False)
+        statuses = []
+        async with serving(app, chosen) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+            for attempt in range(8):
+                response = await http.post(
+                    "/api/v1/auth/login",
+                    json={"email": f"guess{attempt}@example.org", "password": "wrong"},
+                    headers={"X-Forwarded-For": f"203.0.113.{attempt + 1}"},
+                )
+                statuses.append(response.status_code)
+        if expect_limit:
+            assert statuses == [401] * 5 + [429] * 3
+        else:
+            assert statuses == [401] * 8
+
+
+async def test_failed_logins_back_off_per_account_whatever_the_address(
+    api: ApiClient, settings: Settings, clock: ManualClock
+) -> None:
+    victim = await api.signup(Role.CONSUMER)
+    bystander = await api.signup(Role.CONSUMER)
+    changes = {"login_free_failures": 3, "login_backoff_max_s": 2}
+    async with _app_with(settings, clock, **changes) as app:
+        addresses = (f"198.51.100.{n}" for n in range(1, 100))
+
+        async def attempt(email: str, password: str) -> httpx.Response:
+            async with _client(app, next(addresses)) as http:
+                return await http.post(
+                    "/api/v1/auth/login", json={"email": email, "password": password}
+                )
+
+        for _ in range(3):
+            assert_problem(await attempt(victim.email, "wrong guess"), 401, "invalid_credentials")
+        # Even the right password, from yet another address, has to wait now.
+        held = await attempt(victim.email, PASSWORD)
+        assert_problem(held, 429, "rate_limited")
+        assert held.headers["retry-after"] == "1"
+        assert (await attempt(bystander.email, PASSWORD)).status_code == 200
+        await asyncio.sleep(1.05)
+        assert_problem(await attempt(victim.email.upper(), "wrong"), 401, "invalid_credentials")
+        doubled = await attempt(victim.email, PASSWORD)
+        assert_problem(doubled, 429, "rate_limited")
+        assert doubled.headers["retry-after"] == "2"
+        # The wait never exceeds login_backoff_max_s: the real user gets in.
+        await asyncio.sleep(2.05)
+        assert (await attempt(victim.email, PASSWORD)).status_code == 200
+        assert_problem(await attempt(victim.email, "wrong"), 401, "invalid_credentials")
+
+
+async def test_security_headers(api: ApiClient, app: FastAPI, settings: Settings) -> None:
+    user = await api.signup(Role.CONSUMER)
+    async with _client(app) as http:
+        anonymous = await http.get("/healthz")
+        me = await http.get("/api/v1/users/me", headers=user.headers)
+        login = await http.post("/api/v1/auth/login", json={"email": user.email, "password": "x"})
+        refused = await http.get("/api/v1/orders", params={"zone": "\x00"}, headers=user.headers)
+    async with _client(app, https=True) as http:
+        secure = await http.get("/healthz")
+    for response in (anonymous, me, login, refused, secure):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+    assert "cache-control" not in anonymous.headers
+    for response in (me, login, refused):
+        assert response.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in anonymous.headers
+    assert secure.headers["strict-transport-security"].startswith(
+        f"max-age={settings.hsts_max_age_s}"
+    )
+
+
+async def test_served_without_a_server_header(settings: Settings, clock: ManualClock) -> None:
+    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    async with serving(app, settings) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.get("/healthz")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+
+
+async def test_metrics_need_the_token_or_a_non_production_setting(
+    settings: Settings, clock: ManualClock
+) -> None:
+    async with _app_with(settings, clock) as app, _client(app) as http:
+        assert (await http.get("/metrics")).status_code == 200
+    async with _app_with(settings, clock, production=True) as app, _client(app) as http:
+        assert_problem(await http.get("/metrics"), 404, "not_found")
+    token = "metrics-reader-token"
+    async with (
+        _app_with(settings, clock, metrics_token=SecretStr(token)) as app,
+        _client(app) as http,
+    ):
+        assert_problem(await http.get("/metrics"), 404, "not_found")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert_problem(wrong, 404, "not_found")
+        right = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert right.status_code == 200
+        assert "wattx_http_request_seconds" in right.text
+
+
+async def test_data_directory_and_its_files_are_private(tmp_path: Path, clock: ManualClock) -> None:
+    data = tmp_path / "data"
+    chosen = Settings(data_dir=data, log_level="WARNING", jwt_secret=None, keyring_secret=None)
+    previous = os.umask(0o022)
+    try:
+        db = Database(chosen.effective_database_url)
+        await upgrade_to_head(db)
+        await db.dispose()
+        app = create_app(chosen, clock=clock, run_epoch_clock=False)
+        async with app.router.lifespan_context(app), _client(app) as http:
+            signup = await http.post(
+                "/api/v1/auth/signup",
+                json={
+                    "email": "new@example.org",
+                    "password": PASSWORD,
+                    "display_name": "New",
+                    "role": "consumer",
+                },
+            )
+            assert signup.status_code == 201, signup.text
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    expected = {"wattx.sqlite3", "wattx.sqlite3-wal", "jwt.key", "keyring.key", "operator.key"}
+    assert expected | {"chain-journal.jsonl"} <= modes.keys()
+    assert {name: mode for name, mode in modes.items() if mode != 0o600} == {}
+
+
+def test_keyring_secret_from_a_file_elsewhere(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secrets" / "keyring"
+    secret_file.parent.mkdir()
+    secret_file.write_text("a keyring secret kept apart\n")
+    data = tmp_path / "data"
+    from_file = keyring_from_settings(Settings(data_dir=data, keyring_secret_file=secret_file))
+    direct = Keyring("a keyring secret kept apart")
+    assert direct.open(from_file.generate()).address
+    assert not (data / "keyring.key").exists()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_login_backoff_doubles_to_its_cap_and_resets(backend: str) -> None:
+    store: FailureStore = (
+        MemoryFailureStore()
+        if backend == "memory"
+        else RedisFailureStore("redis://127.0.0.1:6379/0", prefix=f"wattx-test:{uuid.uuid4().hex}")
+    )
+    now = [1_000_000.0]
+    backoff = LoginBackoff(store, free_failures=2, max_wait_s=4, forget_s=600, now=lambda: now[0])
+    try:
+        waits = []
+        for _ in range(6):
+            await backoff.failed("Someone@Example.org")
+            waits.append(await backoff.retry_after("someone@example.org"))
+        assert waits == [None, 1, 2, 4, 4, 4]
+        assert await backoff.retry_after("other@example.org") is None
+        now[0] += 3.5
+        assert await backoff.retry_after("someone@example.org") == 1
+        now[0] += 0.5
+        assert await backoff.retry_after("someone@example.org") is None
+        await backoff.succeeded("someone@example.org")
+        await backoff.failed("someone@example.org")
+        assert await backoff.retry_after("someone@example.org") is None
+    finally:
+        await backoff.succeeded("someone@example.org")
+        await backoff.close()

@@ -16,10 +16,22 @@ from starlette.routing import Route
 from wattx.api.auth import authorize
 from wattx.api.input import StrictJsonRoute, UrlTextMiddleware
 from wattx.api.logging import configure_logging
-from wattx.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from wattx.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from wattx.api.permissions import check_complete
 from wattx.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from wattx.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from wattx.api.ratelimit import (
+    FailureStore,
+    LoginBackoff,
+    MemoryFailureStore,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisFailureStore,
+    RedisRateLimiter,
+)
 from wattx.api.routers import (
     auth,
     events,
@@ -117,6 +129,7 @@ def create_app(
             await checkpoints.stop()
             await state.events.stop()
             await state.rate_limiter.close()
+            await state.login_backoff.close()
             await state.bus.close()
             await state.db.dispose()
 
@@ -153,6 +166,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(UrlTextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(RequestContextMiddleware, registry=registry)
     check_complete(route_rules(app))
     check_strict_json(app)
@@ -198,6 +212,15 @@ async def _start_services(
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
     )
+    failures: FailureStore = (
+        RedisFailureStore(settings.redis_url) if settings.redis_url else MemoryFailureStore()
+    )
+    login_backoff = LoginBackoff(
+        failures,
+        free_failures=settings.login_free_failures,
+        max_wait_s=settings.login_backoff_max_s,
+        forget_s=settings.login_failures_forget_s,
+    )
     codec = AccessTokenCodec(settings.jwt_key(), settings.access_token_ttl_s)
     accounts = AccountService(
         db,
@@ -233,6 +256,7 @@ async def _start_services(
         bus=the_bus,
         registry=registry,
         rate_limiter=limiter,
+        login_backoff=login_backoff,
         accounts=accounts,
         zones=zone_service,
         meters=MeterRegistryService(db, clock),

@@ -125,3 +125,63 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+# FastAPI's interactive OpenAPI pages load Swagger UI and ReDoc from a CDN and
+# start them with an inline script; only they get this looser policy.
+_DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response carries.
+
+    - ``X-Content-Type-Options: nosniff`` and a strict ``Content-Security-Policy``
+      (no inline script, nothing from elsewhere) on every response;
+    - ``Cache-Control: no-store`` when the request carried credentials or the
+      response may carry tokens (``/api/v1/auth/*``), unless the route set its own;
+    - ``Strict-Transport-Security`` when the request came over https.
+    """
+
+    def __init__(self, app: ASGIApp, hsts_max_age_s: int) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_max_age_s}; includeSubDomains".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        request_headers = dict(scope.get("headers", []))
+        private = (
+            b"authorization" in request_headers
+            or b"cookie" in request_headers
+            or b"access_token=" in scope.get("query_string", b"")
+            or path.startswith("/api/v1/auth/")
+        )
+        policy = (_DOCS_POLICY if path in _DOCS_PATHS else CONTENT_SECURITY_POLICY).encode()
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", policy))
+                if private and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                if https:
+                    headers.append((b"strict-transport-security", self.hsts))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

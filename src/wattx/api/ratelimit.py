@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -66,3 +67,120 @@ class RedisRateLimiter:
 
     async def close(self) -> None:
         await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+
+
+class FailureStore(Protocol):
+    async def get(self, key: str, now: float) -> tuple[int, float] | None:
+        """The count of failures and the time of the last, or ``None`` once forgotten."""
+
+    async def add(self, key: str, at: float, ttl_s: int) -> None:
+        """Count one more failure at ``at``; forget the key ``ttl_s`` after it."""
+
+    async def clear(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryFailureStore:
+    def __init__(self) -> None:
+        self._failures: dict[str, tuple[int, float, float]] = {}
+
+    async def get(self, key: str, now: float) -> tuple[int, float] | None:
+        found = self._failures.get(key)
+        if found is None or found[2] <= now:
+            return None
+        return found[0], found[1]
+
+    async def add(self, key: str, at: float, ttl_s: int) -> None:
+        count = (await self.get(key, at) or (0, 0.0))[0]
+        if len(self._failures) > 100_000:
+            self._failures = {k: v for k, v in self._failures.items() if v[2] > at}
+        self._failures[key] = (count + 1, at, at + ttl_s)
+
+    async def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    async def close(self) -> None:
+        self._failures.clear()
+
+
+class RedisFailureStore:
+    """Failures shared by every API replica: one hash per account, expiring with it."""
+
+    def __init__(self, url: str, *, prefix: str = "wattx:login-failures") -> None:
+        self._redis: Redis[bytes] = Redis.from_url(url)
+        self._prefix = prefix
+
+    async def get(self, key: str, now: float) -> tuple[int, float] | None:
+        # Redis forgets the key itself (its expiry is reset by every failure).
+        found = await self._redis.hmget(f"{self._prefix}:{key}", ["count", "last"])
+        if found[0] is None or found[1] is None:
+            return None
+        return int(found[0]), float(found[1])
+
+    async def add(self, key: str, at: float, ttl_s: int) -> None:
+        redis_key = f"{self._prefix}:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(redis_key, "count", 1)
+            pipe.hset(redis_key, "last", repr(at))
+            pipe.expire(redis_key, ttl_s)
+            await pipe.execute()
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(f"{self._prefix}:{key}")
+
+    async def close(self) -> None:
+        await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+
+
+class LoginBackoff:
+    """Failed password logins per account, wherever they come from.
+
+    The first ``free_failures`` cost nothing; after that each failure makes the
+    account wait before the next attempt: 1 s, then 2, 4, 8 ... up to
+    ``max_wait_s``. Attempts during the wait are refused without checking the
+    password, so they neither count nor lengthen it. A success, or
+    ``forget_s`` without a failure, starts the count afresh. A guesser spread
+    over many addresses gets about one guess per ``max_wait_s`` per account; the
+    real user waits at most ``max_wait_s`` for their next try.
+    """
+
+    def __init__(
+        self,
+        store: FailureStore,
+        *,
+        free_failures: int,
+        max_wait_s: int,
+        forget_s: int,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._free = free_failures
+        self._max_wait_s = max_wait_s
+        self._forget_s = forget_s
+        self._now = now
+
+    @staticmethod
+    def account_key(email: str) -> str:
+        return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+    async def retry_after(self, email: str) -> int | None:
+        """Seconds the account must still wait, or ``None`` if it may try now."""
+        found = await self._store.get(self.account_key(email), self._now())
+        if found is None:
+            return None
+        count, last = found
+        if count < self._free:
+            return None
+        wait = min(2 ** (count - self._free), self._max_wait_s)
+        remaining = last + wait - self._now()
+        return math.ceil(remaining) if remaining > 0 else None
+
+    async def failed(self, email: str) -> None:
+        await self._store.add(self.account_key(email), self._now(), self._forget_s)
+
+    async def succeeded(self, email: str) -> None:
+        await self._store.clear(self.account_key(email))
+
+    async def close(self) -> None:
+        await self._store.close()

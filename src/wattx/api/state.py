@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
-from wattx.api.ratelimit import RateLimiter
+from wattx.api.ratelimit import LoginBackoff, RateLimiter
 from wattx.api.sse import EventHub
 from wattx.bus.port import EventBus
 from wattx.config import Settings
@@ -34,6 +34,7 @@ class AppState:
     bus: EventBus
     registry: CollectorRegistry
     rate_limiter: RateLimiter
+    login_backoff: LoginBackoff
     accounts: AccountService
     zones: ZoneService
     meters: MeterRegistryService

@@ -34,6 +34,7 @@ def up(
     import uvicorn
 
     from wattx.api.app import create_app
+    from wattx.api.server import server_config
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -45,13 +46,7 @@ def up(
     if seeded:
         typer.echo(f"seeded default zone '{settings.seed_zone_id}'")
     typer.echo(f"wattx listening on http://{settings.host}:{settings.port}", err=False)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-    )
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
 
 
 def db_upgrade() -> None:

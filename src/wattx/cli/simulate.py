@@ -294,6 +294,7 @@ async def _demo(
     import uvicorn
 
     from wattx.api.app import create_app
+    from wattx.api.server import server_config
     from wattx.api.state import AppState
     from wattx.services.zones import ZoneService
     from wattx.sim.runner.client import ServiceClient
@@ -327,9 +328,7 @@ async def _demo(
         finally:
             await db.dispose()
         app = create_app(settings, clock=clock, run_epoch_clock=True)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        )
+        server = uvicorn.Server(server_config(app, settings, lifespan="on"))
         serving = asyncio.create_task(server.serve())
         while not server.started:
             if serving.done():

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from wattx.config import Settings
 from wattx.domain.epochs import EpochClock
+from wattx.private_files import read_or_create_secret
 from wattx.services.errors import UserNotFoundError
 from wattx.services.principal import Role
 from wattx.settlement.contract_chain import ContractChain
@@ -79,12 +80,10 @@ def keyring_from_settings(settings: Settings) -> Keyring:
     """The Keyring under the configured secret, or one generated once per data dir."""
     if settings.keyring_secret is not None:
         return Keyring(settings.keyring_secret.get_secret_value())
+    if settings.keyring_secret_file is not None:
+        return Keyring(settings.keyring_secret_file.read_text(encoding="utf-8").strip())
     key_file = settings.data_dir / "keyring.key"
-    if not key_file.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(48))
-        key_file.chmod(0o600)
-    return Keyring(key_file.read_text().strip())
+    return Keyring(read_or_create_secret(key_file, secrets.token_urlsafe(48)))
 
 
 class ChainAccounts:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from wattx.private_files import open_private_append, private_dir, read_or_create_secret
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import deploy_contracts
@@ -94,16 +95,15 @@ def _replay(transport: EmbeddedTransport, path: Path) -> None:
 
 def open_durable_embedded_chain(data_dir: Path, operator: Signer | None) -> ContractChain:
     """The embedded chain of ``data_dir``: deployed, journal replayed, journaling on."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if operator is None:
         key_file = data_dir / OPERATOR_KEY_FILE
-        if not key_file.exists():
-            key_file.write_text(new_signer().private_key.hex())
-            key_file.chmod(0o600)
-        operator = signer_from_private_key(key_file.read_text().strip())
+        operator = signer_from_private_key(
+            read_or_create_secret(key_file, new_signer().private_key.hex())
+        )
     transport = EmbeddedTransport()
     deployment = deploy_contracts(transport, operator, operator.address)
     journal_path = data_dir / JOURNAL_FILE
     _replay(transport, journal_path)
-    journal = journal_path.open("a", encoding="utf-8")
+    journal = open_private_append(journal_path)
     return ContractChain(JournaledTransport(transport, journal), deployment, operator)

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from wattx.private_files import touch_private_file
+
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # WAL + NORMAL: a commit survives a crash of the process (kill -9); only a
@@ -130,4 +132,5 @@ def _sqlite_engine(
 def _ensure_sqlite_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates the WAL and shared-memory files with the database file's mode.
+        touch_private_file(Path(database))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.errors import RateLimitedError
 from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.accounts import (
     Login,
@@ -17,6 +18,7 @@ from wattx.api.schemas.accounts import (
     WalletLogin,
 )
 from wattx.services.accounts import TokenPair
+from wattx.services.errors import InvalidCredentialsError
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 
@@ -42,7 +44,22 @@ async def sign_up(body: SignUp, state: State) -> UserOut:
 
 @router.post("/login")
 async def login(body: Login, state: State) -> TokenOut:
-    return _tokens(await state.accounts.login_password(email=body.email, password=body.password))
+    """Log in with email and password. After repeated failures the account waits before its
+    next attempt (``429 rate_limited`` with ``Retry-After``), whatever address it comes from."""
+    backoff = state.login_backoff
+    wait = await backoff.retry_after(body.email)
+    if wait is not None:
+        raise RateLimitedError(
+            f"too many failed logins for this account; try again in {wait} s",
+            retry_after_s=wait,
+        )
+    try:
+        pair = await state.accounts.login_password(email=body.email, password=body.password)
+    except InvalidCredentialsError:
+        await backoff.failed(body.email)
+        raise
+    await backoff.succeeded(body.email)
+    return _tokens(pair)
 
 
 @router.post("/wallet/challenge")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -52,6 +54,16 @@ async def readyz(state: State) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(state: State) -> Response:
-    """Prometheus text exposition."""
+async def metrics(request: Request, state: State) -> Response:
+    """Prometheus text exposition (see ``metrics_token`` and ``production`` in the settings)."""
+    token = state.settings.metrics_token
+    if token is not None:
+        offered = request.headers.get("authorization", "").encode()
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        allowed = hmac.compare_digest(offered, expected)
+    else:
+        allowed = not state.settings.production
+    if not allowed:
+        # Not there for whoever may not read it.
+        raise HTTPException(status_code=404, detail="Not Found")
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,33 @@
+"""How uvicorn serves the app: the one place its options come from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from wattx.config import Settings
+
+
+def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """A uvicorn configuration for ``app`` on ``settings.host``/``settings.port``.
+
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only from the
+    addresses in ``settings.trusted_proxies`` (none by default: uvicorn would
+    otherwise believe them from 127.0.0.1, and any local caller could pick
+    its own client address and slip past the per-address rate limits). No
+    ``server`` header is sent. ``options`` override the rest (log level,
+    lifespan, ...).
+    """
+    proxies = settings.trusted_proxy_list
+    chosen: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or [],
+    }
+    chosen.update(options)
+    return uvicorn.Config(app, **chosen)

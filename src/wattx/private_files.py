@@ -1,0 +1,60 @@
+"""Files only the service's own user may read: the data directory, keys, the database,
+the chain journal.
+
+Each is created with its final mode in the same system call that creates it
+(``os.open`` with a mode, ``mkdir`` with a mode), never written first and
+restricted afterwards, so there is no moment at which another local user could
+open it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TextIO
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) unless it exists; its parents get the usual mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+    return path
+
+
+def create_private_file(path: Path, text: str) -> bool:
+    """Write ``text`` to a new file of mode 0600; ``False`` (and nothing written) if
+    ``path`` already exists, so that two starts racing keep the first one's file."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    return True
+
+
+def touch_private_file(path: Path) -> None:
+    """Create an empty file of mode 0600 if there is none (for SQLite: its WAL and
+    shared-memory files take the database file's mode)."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+
+
+def open_private_append(path: Path) -> TextIO:
+    """``path`` opened for appending text, created with mode 0600 if missing."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def read_or_create_secret(path: Path, make: str) -> str:
+    """The secret stored in ``path``, or ``make`` stored there (mode 0600) first."""
+    create_private_file(path, make)
+    return path.read_text(encoding="utf-8").strip()
