@@ -65,6 +65,11 @@ class EpochNotClosedError(ConflictError):
     title = "The epoch's gate has not closed"
 
 
+class EpochNotEndedError(ConflictError):
+    code = "epoch_not_ended"
+    title = "The epoch's delivery has not ended"
+
+
 class NothingToSettleError(ConflictError):
     code = "nothing_to_settle"
     title = "The epoch has no trades to settle"
@@ -181,11 +186,20 @@ class SettlementService:
             return [await self._send(epoch_id) for epoch_id in due]
 
     async def settle_now(self, epoch_id: int) -> SettlementOutboxRow:
-        """Settle one closed epoch now, without waiting for its delivery to end or a backoff."""
+        """Settle one closed epoch whose delivery has ended now, without waiting for the
+        worker's next tick or a backoff."""
         async with self._running:
             async with self._db.read() as session:
                 if not await repo.is_epoch_closed(session, epoch_id):
                     raise EpochNotClosedError(f"epoch {epoch_id} is not closed", epoch_id=epoch_id)
+            end = self._schedule.epoch(epoch_id).end
+            if self._clock.now() < end:
+                raise EpochNotEndedError(
+                    f"epoch {epoch_id} is delivered until {end.isoformat()}",
+                    epoch_id=epoch_id,
+                    delivery_ends_at=end.isoformat(),
+                )
+            async with self._db.read() as session:
                 row = await repo.outbox_entry(session, epoch_id)
             if row is None:
                 await self._write_outbox(epoch_id)

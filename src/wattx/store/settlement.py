@@ -68,8 +68,7 @@ async def epochs_without_outbox(session: AsyncSession, *, ended_before: int) -> 
         .where(
             SettlementOutboxRow.epoch_id.is_(None),
             EpochRow.id < ended_before,
-            # EpochRow.trade_count counts the closing auction's trades only;
-            # continuous trading happens before the gate closes.
+            # Rows written before trade_count counted continuous trades say 0.
             select(TradeRow.id).where(TradeRow.epoch_id == EpochRow.id).exists(),
         )
         .order_by(EpochRow.id)
