@@ -41,9 +41,11 @@ from wattx.services.chain import ChainAccounts
 from wattx.services.custody import apply_self_custody_deposits
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
+from wattx.services.principal import Principal
 from wattx.services.retirement import RetirementService
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
 from wattx.settlement.errors import ChainError, EpochAlreadySettledError
+from wattx.settlement.leaves import TradeLeaf
 from wattx.settlement.port import ChainEvent
 from wattx.store import settlement as repo
 from wattx.store.db import Database
@@ -383,6 +385,21 @@ class SettlementService:
             tx_hash=row.tx_hash,
             verified_on_chain=verified,
         )
+
+    async def trade_leaf(self, principal: Principal, trade_id: str) -> TradeLeaf:
+        """What the trade's Merkle leaf is made of, parties' addresses included, for a
+        party of the trade or an operator or auditor (anyone else: not found)."""
+        async with self._db.read() as session:
+            trade = await repo.trade_by_id(session, trade_id)
+            parties = {trade.buyer, trade.seller} if trade is not None else set()
+            if trade is None or not (
+                principal.role.sees_everything or principal.user_id in parties
+            ):
+                raise TradeNotFoundError("no such trade", trade_id=trade_id)
+            row = await repo.outbox_entry(session, trade.epoch_id)
+        if row is None or row.status != repo.OUTBOX_CONFIRMED:
+            raise TradeNotSettledError(f"epoch {trade.epoch_id} is not settled", trade_id=trade_id)
+        return (await self._batch_for(trade.epoch_id)).leaf_of(trade_id)
 
     # -- indexer -------------------------------------------------------------
 
