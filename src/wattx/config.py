@@ -110,6 +110,20 @@ class Settings(BaseSettings):
     settlement_tick_s: float = 5.0
     settlement_retry_s: int = Field(default=10, description="first retry delay; doubles, max 1 h")
     mint_threshold_wh: int = 100
+    reading_batch_limit: int = Field(default=1_000, description="readings per batch at most")
+    reading_retention_s: int = Field(
+        default=30 * 86_400, description="readings older than this are refused"
+    )
+    reading_future_skew_s: int = Field(
+        default=60, description="how far a reading may be ahead of the service clock"
+    )
+    reading_capacity_margin_pct: int = Field(
+        default=10, description="head-room above a meter's rated power before quarantine"
+    )
+    alert_voltage_min_mv: int = 207_000
+    alert_voltage_max_mv: int = 253_000
+    alert_frequency_min_millihz: int = 49_500
+    alert_frequency_max_millihz: int = 50_500
 
     @classmethod
     def settings_customise_sources(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from service.client import ApiClient, User
-from service.helpers import FLAT_ZONE
+from service.conftest import ManualClock
+from service.helpers import FLAT_ZONE, assert_problem
 from wattx.api.state import AppState
 from wattx.services.principal import Role
 from wattx.settlement.merkle import verify_proof
@@ -101,6 +103,18 @@ async def trade_and_close(api: ApiClient, market: Market, qty_wh: int) -> list[d
     return trades
 
 
+async def end_delivery(api: ApiClient, market: Market, epoch_id: int) -> Market:
+    """Move the clock past the epoch's delivery (only then does it settle), and log
+    everyone in again: that is longer than an access token lives."""
+    clock = api.state.clock
+    assert isinstance(clock, ManualClock)
+    clock.current = api.state.market.schedule.epoch(epoch_id).end + timedelta(seconds=1)
+    return Market(
+        *[await api.login(u.email, u.role) for u in (market.operator, market.seller, market.buyer)],
+        meter_id=market.meter_id,
+    )
+
+
 async def settle(api: ApiClient, market: Market, epoch_id: int) -> dict[str, Any]:
     r = await api.http.post(f"/api/v1/epochs/{epoch_id}/settle", headers=market.operator.headers)
     assert r.status_code == 200, r.text
@@ -162,6 +176,11 @@ async def run_full_flow(api: ApiClient, clock_now_epoch: int) -> None:
 
     trades = await trade_and_close(api, market, 1_500)
     trade = trades[0]
+    early = await api.http.post(
+        f"/api/v1/epochs/{trade['epoch_id']}/settle", headers=market.operator.headers
+    )
+    assert_problem(early, 409, "epoch_not_ended")
+    market = await end_delivery(api, market, trade["epoch_id"])
     settlement = await settle(api, market, trade["epoch_id"])
     assert settlement["status"] == "confirmed"
     assert settlement["trade_count"] == 2

@@ -18,6 +18,7 @@ from wattx.store import settlement as repo
 from .flow import (
     assert_books_agree,
     deposit,
+    end_delivery,
     mint,
     record_export,
     set_up_market,
@@ -53,14 +54,20 @@ def fresh_service(
     return service
 
 
-async def traded_epoch(api: ApiClient, clock: ManualClock) -> tuple[int, list[User]]:
+async def traded_epoch(
+    api: ApiClient, clock: ManualClock, *, delivered: bool = True
+) -> tuple[int, list[User]]:
+    """An epoch with two trades, closed; with ``delivered`` the clock is past its end."""
     now_epoch = EpochSchedule().epoch_id_at(clock.now())
     market = await set_up_market(api)
     await record_export(api.state, market.meter_id, {now_epoch - 1: (0, 4_000)})
     await mint(api, market)
     await deposit(api, market, market.buyer, 5_000_000)
     trades = await trade_and_close(api, market, 2_000)
-    return int(trades[0]["epoch_id"]), [market.seller, market.buyer]
+    epoch_id = int(trades[0]["epoch_id"])
+    if delivered:
+        market = await end_delivery(api, market, epoch_id)
+    return epoch_id, [market.seller, market.buyer]
 
 
 def settlements_on_chain(state: AppState, epoch_id: int) -> int:
@@ -97,7 +104,7 @@ async def test_crash_at_each_step_settles_exactly_once(
 async def test_worker_derives_outbox_rows_from_the_database(
     api: ApiClient, state: AppState, clock: ManualClock
 ) -> None:
-    epoch_id, users = await traded_epoch(api, clock)
+    epoch_id, users = await traded_epoch(api, clock, delivered=False)
     # The gate closed, but delivery has not ended: nothing to settle yet.
     assert await fresh_service(state).settle_due() == []
     async with state.db.read() as session:

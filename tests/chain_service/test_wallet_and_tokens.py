@@ -8,6 +8,7 @@ from service.helpers import assert_problem
 from wattx.domain.epochs import EpochSchedule
 from wattx.metering.minting import MintPolicy
 from wattx.services.minting import MintingService
+from wattx.store import settlement as settlement_repo
 
 from .flow import (
     assert_chain_matches_service,
@@ -92,6 +93,13 @@ async def test_proof_of_unsettled_or_unknown_trade(api: ApiClient, clock: Manual
     trades = await trade_and_close(api, market, 1_000)
     pending = await api.http.get(f"/api/v1/trades/{trades[0]['id']}/proof")
     assert_problem(pending, 409, "trade_not_settled")
+    # Closed, but still being delivered: settlement covers ended epochs only.
+    early = await api.http.post(
+        f"/api/v1/epochs/{trades[0]['epoch_id']}/settle", headers=market.operator.headers
+    )
+    assert_problem(early, 409, "epoch_not_ended")
+    async with api.state.db.read() as session:
+        assert await settlement_repo.outbox_entry(session, trades[0]["epoch_id"]) is None
     unknown = await api.http.get("/api/v1/trades/nope/proof")
     assert_problem(unknown, 404, "trade_not_found")
     open_epoch = await api.http.post(

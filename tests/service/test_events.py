@@ -78,6 +78,9 @@ async def test_sse_filters_orders_and_resumes(settings: Settings, clock: ManualC
         assert kinds == ["order.created", "book.updated", "trade.executed", "book.updated"]
         assert seen[0]["data"]["data"]["id"] == sell.json()["order"]["id"]
         assert seen[2]["data"]["data"]["id"] == buy.json()["trades"][0]["id"]
+        # A trade shows the seller its own side only: the buyer is a stranger.
+        trade = seen[2]["data"]["data"]
+        assert (trade["seller"], trade["buyer"], trade["buy_order_id"]) == (seller.id, None, None)
         ids = [e["id"] for e in seen]
         assert ids == sorted(ids)
 
@@ -91,6 +94,8 @@ async def test_sse_filters_orders_and_resumes(settings: Settings, clock: ManualC
         op_seen = await asyncio.wait_for(_collect(_events(http, op, last_id=0), 5), timeout=10)
         assert "order.created" in [e["event"] for e in op_seen]
         assert len([e for e in op_seen if e["event"] == "order.created"]) == 2
+        (op_trade,) = [e["data"]["data"] for e in op_seen if e["event"] == "trade.executed"]
+        assert (op_trade["seller"], op_trade["buyer"]) == (seller.id, buyer.id)
 
 
 async def test_sse_keepalive_and_query_token(settings: Settings, clock: ManualClock) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from wattx.cli.chain import register
+from wattx.settlement.artifacts import load_artifact
 from wattx.settlement.deployment import Deployment
 from wattx.settlement.errors import DeploymentFileError
 from wattx.settlement.jsonrpc import JsonRpcChain
@@ -33,6 +35,9 @@ def test_deploy_writes_a_deployment_the_chain_connects_to(anvil_url: str, tmp_pa
     assert result.exit_code == 0, result.output
     deployment = Deployment.load(out)
     assert deployment.operator == operator.address
+    assert "addresses and ABIs" in result.output
+    abis = json.loads(out.read_text())["abis"]
+    assert abis["Marketplace"] == list(load_artifact("Marketplace").abi)
     chain = JsonRpcChain.connect(anvil_url, deployment, operator)
     assert chain.view("Marketplace", "fee_account") == operator.address
     assert chain.view("EnergyToken", "minter") == deployment.contracts["MeterOracle"]

@@ -58,6 +58,7 @@ from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock, SystemClock
 from wattx.ingest.mqtt import MqttReadingIngest
 from wattx.metering.minting import MintPolicy
+from wattx.metering.policy import ValidationPolicy
 from wattx.services.accounts import AccountService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.epoch_clock import EpochClockTask
@@ -243,7 +244,9 @@ async def _start_services(
     )
     zone_service.on_change(market.reload_zones)
     await market.start()
-    metering = MeteringService(db, the_bus, clock, schedule=schedule)
+    metering = MeteringService(
+        db, the_bus, clock, schedule=schedule, policy=validation_policy(settings)
+    )
     await metering.start()
     the_chain = chain if chain is not None else await asyncio.to_thread(open_chain, settings)
     chain_accounts = ChainAccounts(db, the_chain, keyring_from_settings(settings), clock)
@@ -278,6 +281,21 @@ async def _start_services(
         retirement=RetirementService(db, chain_accounts, clock),
         public_ledger=PublicLedgerService(db),
         events=hub,
+    )
+
+
+def validation_policy(settings: Settings) -> ValidationPolicy:
+    """The operator's reading rules (``reading_*``, ``alert_*`` settings)."""
+    return ValidationPolicy(
+        max_batch_size=settings.reading_batch_limit,
+        max_future_skew_s=settings.reading_future_skew_s,
+        retention_s=settings.reading_retention_s,
+        capacity_margin_pct=settings.reading_capacity_margin_pct,
+        voltage_band_mv=(settings.alert_voltage_min_mv, settings.alert_voltage_max_mv),
+        frequency_band_millihz=(
+            settings.alert_frequency_min_millihz,
+            settings.alert_frequency_max_millihz,
+        ),
     )
 
 

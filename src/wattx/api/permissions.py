@@ -95,18 +95,24 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/wallet/address/challenge"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/address"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/transactions"): roles(_P, _C, _N),
-    # chain: minting, settlement, proofs; the ledger is public so anyone can audit it
+    # chain: minting, settlement, proofs; the ledger is public so anyone can audit it,
+    # with addresses and aggregates only (docs/api.md, "Who sees what")
     ("POST", f"{V1}/tokens/mint"): OPERATOR,
-    ("GET", f"{V1}/tokens/mints"): TRADERS,
+    ("GET", f"{V1}/tokens/mints"): TRADERS_AND_OVERSIGHT,
     ("POST", f"{V1}/tokens/retire"): TRADERS,
     ("POST", f"{V1}/epochs/{{epoch_id}}/settle"): OPERATOR,
     ("GET", f"{V1}/trades/{{trade_id}}/proof"): PUBLIC,
+    # the leaf's fields name the parties' addresses: the parties and oversight only
+    ("GET", f"{V1}/trades/{{trade_id}}/leaf"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/ledger/overview"): PUBLIC,
     ("GET", f"{V1}/ledger/transactions"): PUBLIC,
     ("GET", f"{V1}/ledger/mints"): PUBLIC,
     ("GET", f"{V1}/ledger/retirements"): PUBLIC,
     ("GET", f"{V1}/ledger/epochs"): PUBLIC,
     ("GET", f"{V1}/ledger/price-history"): PUBLIC,
+    ("GET", f"{V1}/ledger/contracts"): PUBLIC,
+    # who holds which address: the mapping the public ledger never shows
+    ("GET", f"{V1}/ledger/accounts"): OVERSIGHT,
     # market
     ("GET", f"{V1}/markets"): ANY_ROLE,
     ("GET", f"{V1}/markets/{{zone_id}}/book"): ANY_ROLE,

@@ -4,7 +4,8 @@ The hub reads the bus, numbers each event (ids increase by one per event in
 this process) and keeps the last ``ring_size`` so a client reconnecting with
 ``Last-Event-ID`` gets what it missed, if still in the ring. Each client only
 receives events it may see (its own orders and trades, public market events;
-operators and auditors see everything).
+operators and auditors see everything); a trade shows a party its own user id
+and order, not its counterparty's.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from wattx.bus.events import Event
+from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
+from wattx.services.views import trade_seen_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,15 @@ def _payload(event: Event) -> str:
         {"type": event.type.value, "at": event.at.isoformat(), "data": event.data},
         separators=(",", ":"),
     )
+
+
+def _seen_by(numbered: NumberedEvent, user_id: str, *, sees_everything: bool) -> NumberedEvent:
+    """A trade reaches both parties; each sees it without its counterparty's ids."""
+    event = numbered.event
+    if sees_everything or event.type is not EventType.TRADE_EXECUTED:
+        return numbered
+    data = trade_seen_by(event.data, user_id, sees_everything=False)
+    return NumberedEvent(numbered.id, replace(event, data=data))
 
 
 class EventHub:
@@ -94,7 +105,7 @@ class EventHub:
             for numbered in pending:
                 cursor = numbered.id
                 if numbered.event.visible_to(user_id, sees_everything=sees_everything):
-                    yield numbered.to_sse()
+                    yield _seen_by(numbered, user_id, sees_everything=sees_everything).to_sse()
             if pending:
                 continue
             if not await self._wait_beyond(cursor, keepalive_s):

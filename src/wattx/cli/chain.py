@@ -15,9 +15,9 @@ from wattx.domain.errors import DomainError
 
 def deploy(
     rpc_url: Annotated[str, typer.Option(help="JSON-RPC endpoint of the EVM node.")],
-    out: Annotated[Path, typer.Option(help="Where to write the contract addresses.")] = Path(
-        "deployment.json"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the contract addresses and ABIs.")
+    ] = Path("deployment.json"),
     key_file: Annotated[
         Path | None,
         typer.Option(help="Operator key file (hex). Default: WATTX_OPERATOR_KEY(_FILE)."),
@@ -33,7 +33,7 @@ def deploy(
         int, typer.Option(help="Governance quorum, Wh of generation.")
     ] = 1_000_000,
 ) -> None:
-    """Deploy and wire every contract, then write their addresses to OUT."""
+    """Deploy and wire every contract, then write their addresses and ABIs to OUT."""
     # Imported here so `wattx --help` does not load the compiler and web3.
     from wattx.settlement.deploy import DeploySettings
     from wattx.settlement.jsonrpc import JsonRpcChain
@@ -55,7 +55,7 @@ def deploy(
     chain.deployment.save(out)
     for name, address in chain.deployment.contracts.items():
         typer.echo(f"{name:<18} {address}")
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {out} (addresses and ABIs)")
 
 
 def register(app: typer.Typer) -> None:

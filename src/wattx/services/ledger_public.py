@@ -1,5 +1,10 @@
 """The public ledger: what anyone may audit, read from the database (the outbox, mints,
-closed epochs and the contract events the indexer stored)."""
+closed epochs and the contract events the indexer stored).
+
+Who may see what is the table in ``docs/api.md`` ("Who sees what"): the public
+sees aggregates, addresses and pseudonyms, never a user id or a meter id; the
+mapping from participants to addresses is for operators and auditors.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils.crypto import keccak
+
 from wattx.store import settlement as repo
 from wattx.store.db import Database
-from wattx.store.models_settlement import ChainEventRow, ChainMintRow, SettlementOutboxRow
+from wattx.store.models_settlement import (
+    ChainAccountRow,
+    ChainEventRow,
+    ChainMintRow,
+    SettlementOutboxRow,
+)
 from wattx.units import wh_to_energy_base_units
 
 RETIRED_EVENT = "Retired"
@@ -52,8 +64,23 @@ class ChainEventView:
     args: dict[str, Any]
 
 
+METER_ARG = "meter_id"
+"""Events of the Registry and the oracle name a meter by its chain key (the meter id,
+utf-8, zero-padded to 32 bytes); the public ledger shows a pseudonym instead."""
+
+
+def meter_pseudonym(meter_key_hex: str) -> str:
+    """``0x`` hex keccak256 of a meter's chain key: the same meter always gets the same
+    pseudonym, and it does not give the meter id away."""
+    return "0x" + keccak(bytes.fromhex(meter_key_hex.removeprefix("0x"))).hex()
+
+
 def event_view(row: ChainEventRow) -> ChainEventView:
+    """A contract event as the public may see it: addresses, amounts, hashes; a meter's
+    key is replaced by its pseudonym (``meter``)."""
     args: dict[str, Any] = json.loads(row.args)
+    if isinstance(args.get(METER_ARG), str):
+        args["meter"] = meter_pseudonym(args.pop(METER_ARG))
     return ChainEventView(
         row.block_number, row.tx_hash, row.log_index, row.contract, row.name, args
     )
@@ -93,6 +120,15 @@ class PublicLedgerService:
                 session, names=(RETIRED_EVENT,), limit=limit, offset=offset
             )
         return [event_view(r) for r in rows]
+
+    async def accounts(
+        self, *, user_id: str | None, address: str | None, limit: int, offset: int
+    ) -> list[ChainAccountRow]:
+        """Which participant holds which address (operators and auditors only)."""
+        async with self._db.read() as session:
+            return await repo.list_chain_accounts(
+                session, user_id=user_id, address=address, limit=limit, offset=offset
+            )
 
     async def mints(self, *, limit: int, offset: int) -> list[ChainMintRow]:
         async with self._db.read() as session:

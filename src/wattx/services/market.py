@@ -523,6 +523,8 @@ class MarketService:
         moved = False
         try:
             async with self._db.write() as session:
+                # Continuous trades were stored before the gate; the closure adds its own.
+                earlier_trades = await epoch_repo.stored_trade_count(session, epoch_id)
                 closure = engine.close_gate(epoch_id, engine_now)
                 moved = True
                 await record_engine_changes(
@@ -538,7 +540,7 @@ class MarketService:
                         EpochRow(
                             id=epoch_id,
                             closed_at=now,
-                            trade_count=len(closure.trades),
+                            trade_count=earlier_trades + len(closure.trades),
                             expired_count=len(closure.expired),
                             clearing_prices=json.dumps(closure.clearing_prices),
                             forced=forced and now < gate,

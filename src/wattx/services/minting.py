@@ -75,7 +75,10 @@ class MintingService:
         self._policy = policy
         self._running = asyncio.Lock()
 
-    async def mints_of(self, owner_id: str, *, limit: int, offset: int) -> list[ChainMintRow]:
+    async def mints_of(
+        self, owner_id: str | None, *, limit: int, offset: int
+    ) -> list[ChainMintRow]:
+        """One owner's mints, newest first (``None``: everyone's)."""
         async with self._db.read() as session:
             return await repo.list_mints(session, owner_id=owner_id, limit=limit, offset=offset)
 

@@ -41,9 +41,11 @@ from wattx.services.chain import ChainAccounts
 from wattx.services.custody import apply_self_custody_deposits
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
+from wattx.services.principal import Principal
 from wattx.services.retirement import RetirementService
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
 from wattx.settlement.errors import ChainError, EpochAlreadySettledError
+from wattx.settlement.leaves import TradeLeaf
 from wattx.settlement.port import ChainEvent
 from wattx.store import settlement as repo
 from wattx.store.db import Database
@@ -63,6 +65,11 @@ Checkpoint = Callable[[str], None]
 class EpochNotClosedError(ConflictError):
     code = "epoch_not_closed"
     title = "The epoch's gate has not closed"
+
+
+class EpochNotEndedError(ConflictError):
+    code = "epoch_not_ended"
+    title = "The epoch's delivery has not ended"
 
 
 class NothingToSettleError(ConflictError):
@@ -181,11 +188,20 @@ class SettlementService:
             return [await self._send(epoch_id) for epoch_id in due]
 
     async def settle_now(self, epoch_id: int) -> SettlementOutboxRow:
-        """Settle one closed epoch now, without waiting for its delivery to end or a backoff."""
+        """Settle one closed epoch whose delivery has ended now, without waiting for the
+        worker's next tick or a backoff."""
         async with self._running:
             async with self._db.read() as session:
                 if not await repo.is_epoch_closed(session, epoch_id):
                     raise EpochNotClosedError(f"epoch {epoch_id} is not closed", epoch_id=epoch_id)
+            end = self._schedule.epoch(epoch_id).end
+            if self._clock.now() < end:
+                raise EpochNotEndedError(
+                    f"epoch {epoch_id} is delivered until {end.isoformat()}",
+                    epoch_id=epoch_id,
+                    delivery_ends_at=end.isoformat(),
+                )
+            async with self._db.read() as session:
                 row = await repo.outbox_entry(session, epoch_id)
             if row is None:
                 await self._write_outbox(epoch_id)
@@ -369,6 +385,21 @@ class SettlementService:
             tx_hash=row.tx_hash,
             verified_on_chain=verified,
         )
+
+    async def trade_leaf(self, principal: Principal, trade_id: str) -> TradeLeaf:
+        """What the trade's Merkle leaf is made of, parties' addresses included, for a
+        party of the trade or an operator or auditor (anyone else: not found)."""
+        async with self._db.read() as session:
+            trade = await repo.trade_by_id(session, trade_id)
+            parties = {trade.buyer, trade.seller} if trade is not None else set()
+            if trade is None or not (
+                principal.role.sees_everything or principal.user_id in parties
+            ):
+                raise TradeNotFoundError("no such trade", trade_id=trade_id)
+            row = await repo.outbox_entry(session, trade.epoch_id)
+        if row is None or row.status != repo.OUTBOX_CONFIRMED:
+            raise TradeNotSettledError(f"epoch {trade.epoch_id} is not settled", trade_id=trade_id)
+        return (await self._batch_for(trade.epoch_id)).leaf_of(trade_id)
 
     # -- indexer -------------------------------------------------------------
 

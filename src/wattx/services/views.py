@@ -95,3 +95,19 @@ def trade_row_view(row: TradeRow) -> dict[str, Any]:
         "settlement_status": row.settlement_status,
         "settlement_tx_hash": row.settlement_tx_hash,
     }
+
+
+_PARTY_FIELDS = (("buyer", "buy_order_id"), ("seller", "sell_order_id"))
+
+
+def trade_seen_by(view: dict[str, Any], viewer: str, *, sees_everything: bool) -> dict[str, Any]:
+    """A trade view as ``viewer`` may see it: operators and auditors see both parties;
+    a party sees its own user id and order, never its counterparty's (``None``)."""
+    if sees_everything:
+        return view
+    seen = dict(view)
+    for party, order in _PARTY_FIELDS:
+        if seen[party] != viewer:
+            seen[party] = None
+            seen[order] = None
+    return seen

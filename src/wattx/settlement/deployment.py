@@ -1,7 +1,8 @@
 """Where the contracts live: the file ``wattx chain deploy`` writes and the service reads.
 
 JSON: ``{"chain_id": 31337, "block_number": 1, "operator": "0x…",
-"fee_account": "0x…", "contracts": {"Registry": "0x…", …}}``.
+"fee_account": "0x…", "contracts": {"Registry": "0x…", …}, "abis": {"Registry":
+[…], …}}``; reading it back needs only the addresses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 
-from wattx.settlement.artifacts import CONTRACT_NAMES
+from wattx.settlement.artifacts import CONTRACT_NAMES, load_artifact
 from wattx.settlement.errors import DeploymentFileError
 
 
@@ -56,8 +57,15 @@ class Deployment:
             contracts={n: to_checksum_address(a) for n, a in contracts.items()},
         )
 
+    def published(self) -> dict[str, Any]:
+        """What is published with a deployment: :meth:`to_json` and ``abis``, every
+        contract's ABI by name, so a client needs nothing else to call the contracts."""
+        abis = {name: list(load_artifact(name).abi) for name in self.contracts}
+        return {**self.to_json(), "abis": abis}
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        """Write :meth:`published` (addresses and ABIs); :meth:`load` reads it back."""
+        path.write_text(json.dumps(self.published(), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Deployment:

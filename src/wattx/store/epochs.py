@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wattx.store.models import EpochRow
+from wattx.store.models import EpochRow, TradeRow
 
 
 async def closed_epoch_ids(session: AsyncSession, since_epoch_id: int) -> set[int]:
@@ -16,3 +16,9 @@ async def closed_epoch_ids(session: AsyncSession, since_epoch_id: int) -> set[in
 async def list_closed_epochs(session: AsyncSession, *, limit: int, offset: int) -> list[EpochRow]:
     query = select(EpochRow).order_by(EpochRow.id.desc()).limit(limit).offset(offset)
     return list(await session.scalars(query))
+
+
+async def stored_trade_count(session: AsyncSession, epoch_id: int) -> int:
+    """Trades stored for the epoch (those of continuous trading, before its gate closes)."""
+    query = select(func.count()).select_from(TradeRow).where(TradeRow.epoch_id == epoch_id)
+    return int(await session.scalar(query) or 0)

@@ -48,6 +48,19 @@ async def all_addresses(session: AsyncSession) -> dict[str, str]:
     return {str(u): str(a) for u, a in rows.all()}
 
 
+async def list_chain_accounts(
+    session: AsyncSession, *, user_id: str | None, address: str | None, limit: int, offset: int
+) -> list[ChainAccountRow]:
+    """Chain accounts, oldest first, optionally of one user or one address."""
+    query = select(ChainAccountRow)
+    if user_id is not None:
+        query = query.where(ChainAccountRow.user_id == user_id)
+    if address is not None:
+        query = query.where(func.lower(ChainAccountRow.address) == address.lower())
+    query = query.order_by(ChainAccountRow.created_at, ChainAccountRow.user_id)
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
 async def is_registered(session: AsyncSession, kind: str, key: str) -> bool:
     return await session.get(ChainRegistrationRow, (kind, key)) is not None
 
@@ -68,8 +81,7 @@ async def epochs_without_outbox(session: AsyncSession, *, ended_before: int) -> 
         .where(
             SettlementOutboxRow.epoch_id.is_(None),
             EpochRow.id < ended_before,
-            # EpochRow.trade_count counts the closing auction's trades only;
-            # continuous trading happens before the gate closes.
+            # Rows written before trade_count counted continuous trades say 0.
             select(TradeRow.id).where(TradeRow.epoch_id == EpochRow.id).exists(),
         )
         .order_by(EpochRow.id)

@@ -1,21 +1,30 @@
-"""The public ledger: supply, mints, retirements, chain transactions, settled epochs, prices."""
+"""The public ledger: supply, mints, retirements, chain transactions, settled epochs, prices,
+the contracts; and, for operators and auditors, who holds which address.
+
+What each role sees is the table "Who sees what" in docs/api.md."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.routers.proofs import settlement_out
-from wattx.api.routers.tokens import mint_out
 from wattx.api.schemas.common import Limit, Offset, page
 from wattx.api.schemas.settlement import (
+    ChainAccountOut,
+    ChainAccountsOut,
     ChainEventOut,
     ChainEventsOut,
+    ContractOut,
+    ContractsOut,
     LedgerOverviewOut,
-    MintsOut,
     PriceHistoryOut,
     PricePointOut,
+    PublicMintOut,
+    PublicMintsOut,
     SettlementsOut,
 )
 from wattx.services.ledger_public import ChainEventView
@@ -58,9 +67,60 @@ async def transactions(state: State, limit: Limit = 50, offset: Offset = 0) -> C
 
 
 @router.get("/mints")
-async def mints(state: State, limit: Limit = 50, offset: Offset = 0) -> MintsOut:
+async def mints(state: State, limit: Limit = 50, offset: Offset = 0) -> PublicMintsOut:
+    """Mints to addresses, newest first; who owns an address is not public."""
     items = await state.public_ledger.mints(limit=limit, offset=offset)
-    return MintsOut(items=[mint_out(m) for m in items], page=page(limit, offset, len(items)))
+    return PublicMintsOut(
+        items=[
+            PublicMintOut(
+                epoch_id=m.epoch_id,
+                address=m.address,
+                qty_wh=m.wh,
+                tx_hash=m.tx_hash,
+                created_at=m.created_at,
+            )
+            for m in items
+        ],
+        page=page(limit, offset, len(items)),
+    )
+
+
+@router.get("/accounts")
+async def accounts(
+    state: State,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    user_id: Annotated[str | None, Query(max_length=32)] = None,
+    address: Annotated[str | None, Query(max_length=42)] = None,
+) -> ChainAccountsOut:
+    """Operators and auditors: which participant holds which chain address."""
+    rows = await state.public_ledger.accounts(
+        user_id=user_id, address=address, limit=limit, offset=offset
+    )
+    return ChainAccountsOut(
+        items=[
+            ChainAccountOut(
+                user_id=r.user_id, address=r.address, custody=r.custody, created_at=r.created_at
+            )
+            for r in rows
+        ],
+        page=page(limit, offset, len(rows)),
+    )
+
+
+@router.get("/contracts")
+async def contracts(state: State) -> ContractsOut:
+    """The deployed contracts: address and ABI of each, to call them without wattx."""
+    published = state.chain_accounts.chain.deployment.published()
+    return ContractsOut(
+        chain_id=published["chain_id"],
+        block_number=published["block_number"],
+        fee_account=published["fee_account"],
+        contracts=[
+            ContractOut(name=name, address=address, abi=published["abis"][name])
+            for name, address in published["contracts"].items()
+        ],
+    )
 
 
 @router.get("/retirements")

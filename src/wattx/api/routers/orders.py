@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
@@ -21,9 +22,17 @@ from wattx.api.schemas.market import (
 )
 from wattx.domain import OrderStatus, Side
 from wattx.services.market import OrderRequest
-from wattx.services.views import order_row_view, trade_row_view
+from wattx.services.principal import Principal
+from wattx.services.views import order_row_view, trade_row_view, trade_seen_by
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], route_class=StrictJsonRoute)
+
+
+def _seen(trades: Iterable[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """Trades as the caller may see them: a counterparty's user id and order are hidden."""
+    sees_everything = principal.role.sees_everything
+    return [trade_seen_by(t, principal.user_id, sees_everything=sees_everything) for t in trades]
+
 
 IdempotencyKey = Annotated[
     str | None,
@@ -64,10 +73,11 @@ async def submit_order(
     )
     outcome = await state.market.submit(principal, request, idempotency_key=idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    answer = {**outcome.body, "trades": _seen(outcome.body["trades"], principal)}
     # Validated and serialised once here; returning the model would have FastAPI
     # validate it a second time on the busiest route.
     return Response(
-        SubmitOut.model_validate(outcome.body).model_dump_json(),
+        SubmitOut.model_validate(answer).model_dump_json(),
         status_code=outcome.status_code,
         media_type="application/json",
         headers=headers,
@@ -128,7 +138,7 @@ async def amend_order(
     outcome = await state.market.amend(
         principal, order_id, qty_wh=body.qty_wh, limit_price=body.limit_price
     )
-    return AmendOut.model_validate(outcome)
+    return AmendOut.model_validate({**outcome, "trades": _seen(outcome["trades"], principal)})
 
 
 @router.get("/trades")
@@ -145,6 +155,6 @@ async def list_trades(
         principal, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
     )
     return TradeList(
-        items=[TradeOut.model_validate(trade_row_view(r)) for r in rows],
+        items=[TradeOut.model_validate(t) for t in _seen(map(trade_row_view, rows), principal)],
         page=page(limit, offset, len(rows)),
     )

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from wattx.api.auth import State
+from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.settlement import SettlementOut, TradeProofOut
+from wattx.api.schemas.settlement import SettlementOut, TradeLeafOut, TradeProofOut
 from wattx.store.models_settlement import SettlementOutboxRow
 
 router = APIRouter(prefix="/api/v1", tags=["settlement"], route_class=StrictJsonRoute)
@@ -54,4 +54,28 @@ async def trade_proof(trade_id: Annotated[str, Path(max_length=32)], state: Stat
         root="0x" + proof.root.hex(),
         tx_hash=proof.tx_hash,
         verified_on_chain=proof.verified_on_chain,
+    )
+
+
+@router.get("/trades/{trade_id}/leaf")
+async def trade_leaf(
+    trade_id: Annotated[str, Path(max_length=32)], principal: CurrentPrincipal, state: State
+) -> TradeLeafOut:
+    """Everything the trade's Merkle leaf is made of, the parties' addresses included:
+    for the trade's parties, operators and auditors, once the epoch is settled."""
+    leaf = await state.settlement.trade_leaf(principal, trade_id)
+    return TradeLeafOut(
+        trade_id=trade_id,
+        epoch_id=leaf.epoch_id,
+        trade_id_hash="0x" + leaf.trade_id_hash.hex(),
+        buyer_address=leaf.buyer,
+        seller_address=leaf.seller,
+        qty_wh=leaf.qty_wh,
+        delivered_wh=leaf.delivered_wh,
+        price=leaf.price,
+        value=leaf.value,
+        buyer_fee=leaf.buyer_fee,
+        seller_fee=leaf.seller_fee,
+        wheeling_fee=leaf.wheeling_fee,
+        leaf="0x" + leaf.hash().hex(),
     )

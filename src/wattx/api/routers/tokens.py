@@ -39,7 +39,9 @@ async def run_mint(body: MintRunIn, state: State) -> MintsOut:
 async def my_mints(
     principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
 ) -> MintsOut:
-    rows = await state.minting.mints_of(principal.user_id, limit=limit, offset=offset)
+    """The caller's mints (operators and auditors: everyone's), newest first."""
+    owner = None if principal.role.sees_everything else principal.user_id
+    rows = await state.minting.mints_of(owner, limit=limit, offset=offset)
     return MintsOut(items=[mint_out(r) for r in rows], page=page(limit, offset, len(rows)))
 
 

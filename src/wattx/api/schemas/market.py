@@ -51,10 +51,14 @@ class TradeOut(BaseModel):
     seq: int
     epoch_id: int
     zone: str
-    buy_order_id: str
-    sell_order_id: str
-    buyer: str
-    seller: str
+    buy_order_id: str | None = Field(description="null when the buy order is not the caller's")
+    sell_order_id: str | None = Field(description="null when the sell order is not the caller's")
+    buyer: str | None = Field(
+        description="buyer's user id; null for the seller (operators, auditors: always)"
+    )
+    seller: str | None = Field(
+        description="seller's user id; null for the buyer (operators, auditors: always)"
+    )
     buyer_zone: str
     seller_zone: str
     qty_wh: int

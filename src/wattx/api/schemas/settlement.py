@@ -55,6 +55,64 @@ class MintsOut(BaseModel):
     page: Page
 
 
+class PublicMintOut(BaseModel):
+    """A mint as the public sees it: to an address, with no user or meter id."""
+
+    epoch_id: int
+    address: str
+    qty_wh: int
+    tx_hash: str
+    created_at: datetime
+
+
+class PublicMintsOut(BaseModel):
+    items: list[PublicMintOut]
+    page: Page
+
+
+class TradeLeafOut(BaseModel):
+    """Every field of the trade's Merkle leaf, in the leaf's ABI order (docs/settlement.md)."""
+
+    trade_id: str
+    epoch_id: int
+    trade_id_hash: str = Field(description="0x hex keccak256 of the trade id's utf-8 bytes")
+    buyer_address: str
+    seller_address: str
+    qty_wh: int
+    delivered_wh: int
+    price: int = Field(description="micro-units per kWh")
+    value: int = Field(description="micro-units")
+    buyer_fee: int
+    seller_fee: int
+    wheeling_fee: int
+    leaf: str = Field(description="0x hex of keccak256 of the encoding")
+
+
+class ChainAccountOut(BaseModel):
+    user_id: str
+    address: str
+    custody: str = Field(description="custodial or self")
+    created_at: datetime
+
+
+class ChainAccountsOut(BaseModel):
+    items: list[ChainAccountOut]
+    page: Page
+
+
+class ContractOut(BaseModel):
+    name: str
+    address: str
+    abi: list[dict[str, Any]]
+
+
+class ContractsOut(BaseModel):
+    chain_id: int
+    block_number: int = Field(description="the block the deployment started in")
+    fee_account: str
+    contracts: list[ContractOut]
+
+
 class MintRunIn(BaseModel):
     through_epoch: int | None = Field(
         default=None, ge=0, le=10**12, description="default: the last ended epoch"
