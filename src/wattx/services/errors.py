@@ -96,3 +96,17 @@ class InvalidAmountError(ValidationError):
 class InvalidEpochError(ValidationError):
     code = "invalid_epoch"
     title = "Epoch id outside the calendar"
+
+
+class StorageUnavailableError(DomainError):
+    """The database cannot be reached or written just now (down, disk full): nothing
+    was changed, and the same request may be sent again later."""
+
+    code = "storage_unavailable"
+    http_status = 503
+    title = "Storage unavailable"
+    retry_after_s = 5
+
+    def __init__(self, detail: str, **context: object) -> None:
+        super().__init__(detail, **context)
+        self.headers = {"Retry-After": str(self.retry_after_s)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wattx.store.models import EpochRow
+from wattx.store.models import EpochRow, TradeRow
 
 
 async def closed_epoch_ids(session: AsyncSession, since_epoch_id: int) -> set[int]:
@@ -16,3 +16,10 @@ async def closed_epoch_ids(session: AsyncSession, since_epoch_id: int) -> set[in
 async def list_closed_epochs(session: AsyncSession, *, limit: int, offset: int) -> list[EpochRow]:
     query = select(EpochRow).order_by(EpochRow.id.desc()).limit(limit).offset(offset)
     return list(await session.scalars(query))
+
+
+async def unclosed_epochs_with_trades(session: AsyncSession) -> set[int]:
+    """Epochs with trades and no closure row (their orders filled before the gate)."""
+    closed = select(EpochRow.id).where(EpochRow.id == TradeRow.epoch_id).exists()
+    query = select(TradeRow.epoch_id).where(~closed).distinct()
+    return set(await session.scalars(query))
