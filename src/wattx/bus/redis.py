@@ -73,7 +73,7 @@ class RedisBus:
         except REDIS_DOWN as exc:
             self.dropped += 1
             self._publish_down_until = time.monotonic() + _PUBLISH_PAUSE_S
-            _log.warning("event_dropped", event=event.type.value, error=type(exc).__name__)
+            _log.warning("event_dropped", event_type=event.type.value, error=type(exc).__name__)
 
     async def subscribe(self) -> AsyncIterator[Event]:
         delay = self._reconnect_min_s

@@ -866,7 +866,7 @@ class MarketService:
                 await self._bus.publish(event)
             except Exception as exc:
                 _log.warning(
-                    "event_publish_failed", event=event.type.value, error=type(exc).__name__
+                    "event_publish_failed", event_type=event.type.value, error=type(exc).__name__
                 )
 
 
