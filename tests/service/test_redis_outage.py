@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from wattx.api.app import create_app
 from wattx.api.ratelimit import RedisRateLimiter
@@ -39,8 +40,10 @@ class RedisServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no", "--dir", str(self._dir)],
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self._dir)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -52,9 +55,7 @@ class RedisServer:
                 try:
                     if await client.ping():
                         return
-                except OSError:
-                    pass
-                except Exception:  # redis-py's ConnectionError while it starts
+                except (OSError, RedisError):  # refused while it starts
                     pass
                 await asyncio.sleep(0.05)
         finally:
@@ -79,8 +80,11 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
         server.stop()
 
 
+SettingsFor = Callable[..., Settings]
+
+
 @pytest.fixture
-def settings_for(tmp_path: Path) -> Iterator[Any]:
+def settings_for(tmp_path: Path) -> SettingsFor:
     def make(redis_url: str, *, auth_limit: int = 10_000) -> Settings:
         return Settings(
             data_dir=tmp_path,
@@ -94,7 +98,7 @@ def settings_for(tmp_path: Path) -> Iterator[Any]:
             log_level="WARNING",
         )
 
-    yield make
+    return make
 
 
 async def _migrate(settings: Settings) -> None:
@@ -120,9 +124,9 @@ async def _ready(http: httpx.AsyncClient, *, within_s: float) -> httpx.Response:
 
 
 async def test_redis_outage_keeps_writes_answered_and_events_come_back(
-    redis_server: RedisServer, settings_for: Any
+    redis_server: RedisServer, settings_for: SettingsFor
 ) -> None:
-    settings: Settings = settings_for(redis_server.url)
+    settings = settings_for(redis_server.url)
     await _migrate(settings)
     app = create_app(settings, clock=ManualClock(), run_epoch_clock=False)
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=20) as http:
@@ -173,9 +177,9 @@ async def test_redis_outage_keeps_writes_answered_and_events_come_back(
 
 
 async def test_rate_limits_are_counted_in_the_process_while_redis_is_down(
-    redis_server: RedisServer, settings_for: Any
+    redis_server: RedisServer, settings_for: SettingsFor
 ) -> None:
-    settings: Settings = settings_for(redis_server.url, auth_limit=3)
+    settings = settings_for(redis_server.url, auth_limit=3)
     await _migrate(settings)
     app = create_app(settings, clock=ManualClock(), run_epoch_clock=False)
     async with app.router.lifespan_context(app):
