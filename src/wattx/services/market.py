@@ -614,7 +614,6 @@ class MarketService:
                 try:
                     async with self._lock:
                         outcomes, events = await self._submit_batch(batch)
-                    await self._publish(events)
                 except asyncio.CancelledError:
                     for pending in batch:
                         pending.future.cancel()
@@ -623,8 +622,10 @@ class MarketService:
                     for pending in batch:
                         _settle(pending.future, exc)
                     continue
+                # Committed: the callers are answered whatever becomes of the events.
                 for pending, outcome in zip(batch, outcomes, strict=True):
                     _settle(pending.future, outcome)
+                await self._publish(events)
         except asyncio.CancelledError:
             # Shutting down: nobody will take the rest, so their callers must not wait.
             for pending in self._queue:
