@@ -99,8 +99,9 @@ class InvalidEpochError(ValidationError):
 
 
 class StorageUnavailableError(DomainError):
-    """The database cannot be reached or written just now (down, disk full): nothing
-    was changed, and the same request may be sent again later."""
+    """The database cannot be reached or written just now (down, disk full). Send the
+    same request again later, with the same ``Idempotency-Key``: should the commit have
+    gone through before the connection was lost, that answers with what was stored."""
 
     code = "storage_unavailable"
     http_status = 503
