@@ -60,7 +60,13 @@ async def test_health_readiness_metrics_and_request_id(api: ApiClient) -> None:
     assert (await api.http.get("/healthz")).json() == {"status": "ok"}
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "database": True, "migrations_current": True}
+    assert ready.json() == {
+        "status": "ready",
+        "database": True,
+        "migrations_current": True,
+        "storage_writable": True,
+        "redis": None,
+    }
     tagged = await api.http.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert tagged.headers["x-request-id"] == "abc-123"
     assert len((await api.http.get("/healthz")).headers["x-request-id"]) == 32

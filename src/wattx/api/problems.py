@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wattx.domain.errors import DomainError
+from wattx.services.errors import StorageUnavailableError
+from wattx.store.db import is_storage_failure
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = structlog.get_logger("wattx.api")
@@ -117,6 +119,16 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be reached or written answers 503, never 500: the
+    request can be sent again (with its ``Idempotency-Key``) once storage is back."""
+    if not is_storage_failure(exc):
+        return await _unexpected_error(request, exc)
+    _log.warning("storage_unavailable", path=request.url.path, error=type(exc).__name__)
+    unavailable = StorageUnavailableError("the database cannot be reached or written just now")
+    return await _domain_error(request, unavailable)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
     return problem_response(
@@ -133,6 +145,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    for storage_error in (SQLAlchemyError, ConnectionError, TimeoutError):
+        app.add_exception_handler(storage_error, _storage_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -1,4 +1,10 @@
-"""Fixed-window rate limits per client and route group, in memory or in Redis."""
+"""Fixed-window rate limits per client and route group, in memory or in Redis.
+
+While Redis cannot be reached the limits stay in force: each process counts in
+its own memory (the same limits, no longer shared across replicas) and tries
+Redis again after a few seconds. A Redis outage therefore neither opens the
+service to unlimited guessing nor turns requests away.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
+import structlog
+
+from wattx.bus.redis import REDIS_DOWN, fail_fast_client
+
+_log = structlog.get_logger("wattx.ratelimit")
 
 
 class RateLimiter(Protocol):
@@ -47,13 +57,36 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """Counters shared by every API replica: INCR on a key per window, expiring with it."""
+    """Counters shared by every API replica: INCR on a key per window, expiring with it.
 
-    def __init__(self, url: str, *, prefix: str = "wattx:ratelimit") -> None:
-        self._redis: Redis[bytes] = Redis.from_url(url)
+    While Redis is unreachable, counts in this process instead (see the module).
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "wattx:ratelimit", retry_redis_s: float = 5.0
+    ) -> None:
+        self._redis = fail_fast_client(url)
         self._prefix = prefix
+        self._fallback = MemoryRateLimiter()
+        self._retry_redis_s = retry_redis_s
+        self._redis_down_until = 0.0
+
+    @property
+    def using_redis(self) -> bool:
+        """False while the limits are counted in this process because Redis failed."""
+        return time.monotonic() >= self._redis_down_until
 
     async def hit(self, key: str, limit: int, window_s: int) -> int | None:
+        if not self.using_redis:
+            return await self._fallback.hit(key, limit, window_s)
+        try:
+            return await self._redis_hit(key, limit, window_s)
+        except REDIS_DOWN as exc:
+            self._redis_down_until = time.monotonic() + self._retry_redis_s
+            _log.warning("rate_limit_counting_locally", error=type(exc).__name__)
+            return await self._fallback.hit(key, limit, window_s)
+
+    async def _redis_hit(self, key: str, limit: int, window_s: int) -> int | None:
         now = time.time()
         window = int(now // window_s)
         redis_key = f"{self._prefix}:{key}:{window}"
@@ -66,6 +99,7 @@ class RedisRateLimiter:
         return max(1, math.ceil((window + 1) * window_s - now))
 
     async def close(self) -> None:
+        await self._fallback.close()
         await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
 
@@ -105,31 +139,66 @@ class MemoryFailureStore:
 
 
 class RedisFailureStore:
-    """Failures shared by every API replica: one hash per account, expiring with it."""
+    """Failures shared by every API replica: one hash per account, expiring with it.
 
-    def __init__(self, url: str, *, prefix: str = "wattx:login-failures") -> None:
-        self._redis: Redis[bytes] = Redis.from_url(url)
+    While Redis is unreachable, failures are counted in this process instead
+    (like the rate limits, see the module), and Redis is tried again later.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "wattx:login-failures", retry_redis_s: float = 5.0
+    ) -> None:
+        self._redis = fail_fast_client(url)
         self._prefix = prefix
+        self._fallback = MemoryFailureStore()
+        self._retry_redis_s = retry_redis_s
+        self._redis_down_until = 0.0
+
+    def _using_redis(self) -> bool:
+        return time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self._redis_down_until = time.monotonic() + self._retry_redis_s
+        _log.warning("login_failures_counted_locally", error=type(exc).__name__)
 
     async def get(self, key: str, now: float) -> tuple[int, float] | None:
-        # Redis forgets the key itself (its expiry is reset by every failure).
-        found = await self._redis.hmget(f"{self._prefix}:{key}", ["count", "last"])
-        if found[0] is None or found[1] is None:
-            return None
-        return int(found[0]), float(found[1])
+        if self._using_redis():
+            try:
+                # Redis forgets the key itself (its expiry is reset by every failure).
+                found = await self._redis.hmget(f"{self._prefix}:{key}", ["count", "last"])
+            except REDIS_DOWN as exc:
+                self._redis_failed(exc)
+            else:
+                if found[0] is None or found[1] is None:
+                    return await self._fallback.get(key, now)
+                return int(found[0]), float(found[1])
+        return await self._fallback.get(key, now)
 
     async def add(self, key: str, at: float, ttl_s: int) -> None:
-        redis_key = f"{self._prefix}:{key}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(redis_key, "count", 1)
-            pipe.hset(redis_key, "last", repr(at))
-            pipe.expire(redis_key, ttl_s)
-            await pipe.execute()
+        if self._using_redis():
+            redis_key = f"{self._prefix}:{key}"
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hincrby(redis_key, "count", 1)
+                    pipe.hset(redis_key, "last", repr(at))
+                    pipe.expire(redis_key, ttl_s)
+                    await pipe.execute()
+            except REDIS_DOWN as exc:
+                self._redis_failed(exc)
+            else:
+                return
+        await self._fallback.add(key, at, ttl_s)
 
     async def clear(self, key: str) -> None:
-        await self._redis.delete(f"{self._prefix}:{key}")
+        await self._fallback.clear(key)
+        if self._using_redis():
+            try:
+                await self._redis.delete(f"{self._prefix}:{key}")
+            except REDIS_DOWN as exc:
+                self._redis_failed(exc)
 
     async def close(self) -> None:
+        await self._fallback.close()
         await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
 

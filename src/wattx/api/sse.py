@@ -17,9 +17,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+import structlog
+
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.services.views import trade_seen_by
+
+_log = structlog.get_logger("wattx.events")
+_RESUBSCRIBE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +78,25 @@ class EventHub:
         return self._last_id
 
     async def _pump(self) -> None:
-        stream = self._bus.subscribe()
-        first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0.05)
-        self._subscribed.set()
-        event = await first
+        """Read the bus for the hub's lifetime. The bus itself reconnects after an
+        outage; should its stream still fail, the hub subscribes again."""
         while True:
-            await self._append(event)
-            event = await anext(stream)
+            stream = self._bus.subscribe()
+            try:
+                first = asyncio.ensure_future(anext(stream))
+                await asyncio.sleep(0)
+                await asyncio.sleep(0.05)
+                self._subscribed.set()
+                event = await first
+                while True:
+                    await self._append(event)
+                    event = await anext(stream)
+            except Exception as exc:
+                _log.warning("event_hub_resubscribing", error=type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            await asyncio.sleep(_RESUBSCRIBE_S)
 
     async def _append(self, event: Event) -> None:
         async with self._changed:

@@ -6,6 +6,7 @@ import structlog
 
 from wattx.services.market import MarketService
 from wattx.services.periodic import PeriodicTask
+from wattx.store.db import is_storage_failure
 
 _log = structlog.get_logger("wattx.clock")
 
@@ -32,7 +33,10 @@ class EpochClockTask(PeriodicTask):
                     trades=len(summary.trades),
                     expired=summary.expired,
                 )
-        except Exception:
-            # A failed closure is retried on the next tick; the engine has
-            # been rebuilt from the database by the market service.
-            _log.exception("epoch_close_failed")
+        except Exception as exc:
+            # A failed closure stays due and is retried on the next tick; the
+            # market rebuilds its books from the database first.
+            if is_storage_failure(exc):
+                _log.warning("epoch_close_deferred", error=type(exc).__name__)
+            else:
+                _log.exception("epoch_close_failed")

@@ -96,3 +96,18 @@ class InvalidAmountError(ValidationError):
 class InvalidEpochError(ValidationError):
     code = "invalid_epoch"
     title = "Epoch id outside the calendar"
+
+
+class StorageUnavailableError(DomainError):
+    """The database cannot be reached or written just now (down, disk full). Send the
+    same request again later, with the same ``Idempotency-Key``: should the commit have
+    gone through before the connection was lost, that answers with what was stored."""
+
+    code = "storage_unavailable"
+    http_status = 503
+    title = "Storage unavailable"
+    retry_after_s = 5
+
+    def __init__(self, detail: str, **context: object) -> None:
+        super().__init__(detail, **context)
+        self.headers = {"Retry-After": str(self.retry_after_s)}

@@ -4,7 +4,11 @@ The engine is a single writer. One asyncio lock serialises everything that
 changes it (submissions, cancels, gate closures, zone changes); each of those
 runs the engine and commits the result in one write transaction while holding
 the lock. Should the commit fail after the engine has changed, the engine is
-rebuilt from the database, which is the record of truth.
+rebuilt from the database, which is the record of truth. Should that rebuild
+fail too (the database is unreachable), the engine is marked stale: nothing
+reads or changes it until a rebuild succeeds, which every use under the lock
+tries first, so the in-memory market never runs ahead of the database. Gate
+closures that fail are found again and retried by the next clock tick.
 
 Submissions are group-committed: callers queue them, one writer task takes
 everything queued so far as a batch, runs it through the engine in arrival
@@ -20,11 +24,12 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -65,6 +70,7 @@ from wattx.services.errors import (
     IdempotencyKeyReusedError,
     InvalidEpochError,
     NotAdmittedError,
+    StorageUnavailableError,
 )
 from wattx.services.ledger import escrow_asset, lock_escrow, release_escrow
 from wattx.services.market_events import books_touched, order_event, trade_event
@@ -81,6 +87,8 @@ from wattx.store import zones as zone_repo
 from wattx.store.balances import Asset, lock_balances
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
+
+_log = structlog.get_logger("wattx.market")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +195,12 @@ class MarketService:
         self._mechanisms: dict[str, Mechanism] = {}
         self._engine: MarketEngine | None = None
         self._closed: set[int] = set()
+        # Epochs that took an order and have not closed: an epoch whose orders
+        # all filled has nothing left in the books, but its trades still need
+        # the closure (the epoch row) to be settled.
+        self._unclosed: set[int] = set()
+        # True while the engine may hold changes the database rolled back.
+        self._stale = False
 
     # lifecycle ------------------------------------------------------------
 
@@ -194,6 +208,8 @@ class MarketService:
         """Load zones and rebuild the books from the open orders in the database."""
         async with self._lock:
             await self._rebuild_from_database()
+            async with self._db.read() as session:
+                self._unclosed = await epoch_repo.unclosed_epochs_with_trades(session)
 
     async def reload_zones(self) -> None:
         """Take zone and zone-rate changes into the engine, keeping every open order.
@@ -244,7 +260,7 @@ class MarketService:
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
         events: list[Event] = []
         async with self._lock:
-            engine = self._require_engine()
+            engine = await self._current_engine()
             now = self._clock.now()
             async with self._db.read() as session:
                 stored = await order_repo.order_by_id(session, order_id)
@@ -266,7 +282,7 @@ class MarketService:
                     )
             except BaseException:
                 if moved:
-                    await self._rebuild_from_database()
+                    await self._resync()
                 raise
             events.append(order_event(EventType.ORDER_CANCELLED, cancelled))
             events.extend(books_touched([cancelled], []))
@@ -293,7 +309,7 @@ class MarketService:
         """
         events: list[Event] = []
         async with self._lock:
-            engine = self._require_engine()
+            engine = await self._current_engine()
             now = self._clock.now()
             locks = self._db.locks_rows
             moved = False
@@ -353,8 +369,9 @@ class MarketService:
                     )
             except BaseException:
                 if moved:
-                    await self._rebuild_from_database()
+                    await self._resync()
                 raise
+            self._unclosed.add(result.order.epoch_id)
             self._count(result.order, result.trades)
             events.append(order_event(EventType.ORDER_CANCELLED, old))
             events.append(order_event(EventType.ORDER_CREATED, result.order))
@@ -497,12 +514,23 @@ class MarketService:
         return summary
 
     async def close_due_epochs(self) -> list[ClosureSummary]:
-        """Close every epoch with open orders whose gate time has passed (the clock's job)."""
+        """Close every epoch with orders whose gate time has passed (the clock's job).
+
+        That is every epoch with open orders in the books, and every epoch that
+        took an order and has not closed yet, even if nothing of it is left in
+        the books (all filled or cancelled): its trades settle only once it is
+        closed. A closure that fails stays due and is retried on the next call.
+        """
+        if self._stale:
+            # A failed closure may have moved the engine: the books must be
+            # the database's again before anything is found due.
+            async with self._lock:
+                await self._current_engine()
         now = self._clock.now()
         if self._engine is None:
             return []
         # Runs every clock tick: must not walk every resting order.
-        epochs = self._engine.epochs_with_open_orders()
+        epochs = self._engine.epochs_with_open_orders() | (self._unclosed - self._closed)
         due = sorted(e for e in epochs if self.schedule.epoch(e).gate_closure <= now)
         summaries = []
         for epoch_id in due:
@@ -514,7 +542,7 @@ class MarketService:
     async def _close_gate_locked(
         self, epoch_id: int, *, forced: bool
     ) -> tuple[ClosureSummary, list[Event]]:
-        engine = self._require_engine()
+        engine = await self._current_engine()
         started = time.perf_counter()
         now = self._clock.now()
         gate = self._epoch(epoch_id).gate_closure
@@ -548,9 +576,10 @@ class MarketService:
                     )
         except BaseException:
             if moved:
-                await self._rebuild_from_database()
+                await self._resync()
             raise
         self._closed.add(epoch_id)
+        self._unclosed.discard(epoch_id)
         self._metrics.epoch_clearing.observe(time.perf_counter() - started)
         for trade in closure.trades:
             self._metrics.trades.labels(trade.zone).inc()
@@ -587,7 +616,6 @@ class MarketService:
                 try:
                     async with self._lock:
                         outcomes, events = await self._submit_batch(batch)
-                    await self._publish(events)
                 except asyncio.CancelledError:
                     for pending in batch:
                         pending.future.cancel()
@@ -596,8 +624,10 @@ class MarketService:
                     for pending in batch:
                         _settle(pending.future, exc)
                     continue
+                # Committed: the callers are answered whatever becomes of the events.
                 for pending, outcome in zip(batch, outcomes, strict=True):
                     _settle(pending.future, outcome)
+                await self._publish(events)
         except asyncio.CancelledError:
             # Shutting down: nobody will take the rest, so their callers must not wait.
             for pending in self._queue:
@@ -615,7 +645,7 @@ class MarketService:
         batch: the transaction rolls back and the engine is rebuilt from the
         database, so nothing of the batch remains anywhere.
         """
-        engine = self._require_engine()
+        engine = await self._current_engine()
         now = self._clock.now()
         outcomes: list[Submission | DomainError] = []
         accepted: list[SubmitResult] = []
@@ -638,11 +668,12 @@ class MarketService:
         except BaseException:
             # The engine may be ahead of the rolled-back database (even the
             # submission that failed may have reached it): resync it.
-            await self._rebuild_from_database()
+            await self._resync()
             raise
         # The transaction is committed: only now may anyone hear of it.
         events: list[Event] = []
         for result in accepted:
+            self._unclosed.add(result.order.epoch_id)
             self._count(result.order, result.trades)
             events.append(order_event(EventType.ORDER_CREATED, result.order))
             events.extend(trade_event(trade) for trade in result.trades)
@@ -756,9 +787,31 @@ class MarketService:
         return zone
 
     def _require_engine(self) -> MarketEngine:
+        if self._stale:
+            raise StorageUnavailableError(
+                "the market is waiting for the database to rebuild its books"
+            )
         if self._engine is None:
             raise UnknownZoneError("the market has no zones yet")
         return self._engine
+
+    async def _current_engine(self) -> MarketEngine:
+        """The engine, rebuilt first if a failure left it stale (caller holds the lock)."""
+        if self._stale:
+            await self._rebuild_from_database()
+        return self._require_engine()
+
+    async def _resync(self) -> None:
+        """After a failed commit: make the engine the database's again, or mark it stale.
+
+        Never raises (the caller re-raises what failed); a stale engine is
+        rebuilt by the next use under the lock and by the next clock tick.
+        """
+        self._stale = True
+        try:
+            await self._rebuild_from_database()
+        except Exception as exc:
+            _log.warning("market_rebuild_failed", error=type(exc).__name__)
 
     def _epoch_info(self, epoch_id: int, now: datetime) -> EpochInfo:
         epoch = self._epoch(epoch_id)
@@ -793,6 +846,7 @@ class MarketService:
         self._closed = closed
         if not self._zones:
             self._engine = None
+            self._stale = False
             return
         config = MarketConfig(
             zones=self._zones,
@@ -805,10 +859,18 @@ class MarketService:
         engine = MarketEngine(config)
         engine.restore([replace(order) for order in open_orders], last_trade_seq=last_trade_seq)
         self._engine = engine
+        self._stale = False
 
-    async def _publish(self, events: Sequence[Event]) -> None:
+    async def _publish(self, events: Iterable[Event]) -> None:
+        """Tell the bus, after the commit: a bus failure loses the events (the bus
+        is at most once), never the committed change or its answer."""
         for event in events:
-            await self._bus.publish(event)
+            try:
+                await self._bus.publish(event)
+            except Exception as exc:
+                _log.warning(
+                    "event_publish_failed", event_type=event.type.value, error=type(exc).__name__
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,23 @@ statement: a read-then-write inside it can never be overtaken by another
 writer. Writers in this process also queue on an asyncio lock first, so they
 wait in order instead of polling SQLite's busy handler. On PostgreSQL writes
 lock the rows they read with ``SELECT ... FOR UPDATE`` (see the repositories).
+
+:func:`is_storage_failure` tells a failure of the database itself (unreachable,
+connection lost, disk full) from a rule or a bug; the database remembers when a
+write last failed that way, until a write commits again (readiness reports it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -59,13 +65,22 @@ class Database:
             self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
         else:
             engine = create_async_engine(
-                url, echo=echo, hide_parameters=True, pool_size=20, max_overflow=20
+                url,
+                echo=echo,
+                # Errors (and so logs) show the SQL, never the values bound to it.
+                hide_parameters=True,
+                pool_size=20,
+                max_overflow=20,
+                # An unreachable server fails a request in seconds, not a minute.
+                pool_timeout=_PG_CONNECT_TIMEOUT_S,
+                connect_args={"timeout": _PG_CONNECT_TIMEOUT_S},
             )
             self.write_engine = engine
             self.read_engine = engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        self._write_failed_at: float | None = None
 
     @property
     def locks_rows(self) -> bool:
@@ -75,12 +90,28 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed when the block ends without an exception."""
-        if self._sqlite_writer is not None:
-            async with self._sqlite_writer, self._write_sessions() as session, session.begin():
-                yield session
-        else:
-            async with self._write_sessions() as session, session.begin():
-                yield session
+        try:
+            if self._sqlite_writer is not None:
+                async with (
+                    self._sqlite_writer,
+                    self._write_sessions() as session,
+                    session.begin(),
+                ):
+                    yield session
+            else:
+                async with self._write_sessions() as session, session.begin():
+                    yield session
+        except BaseException as exc:
+            if is_storage_failure(exc):
+                self._write_failed_at = time.monotonic()
+            raise
+        self._write_failed_at = None
+
+    def write_failing(self, within_s: float) -> bool:
+        """Whether a write failed on storage within the last ``within_s`` seconds and no
+        write has committed since."""
+        failed = self._write_failed_at
+        return failed is not None and time.monotonic() - failed <= within_s
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -105,6 +136,36 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+_PG_CONNECT_TIMEOUT_S = 10
+
+# SQLSTATE classes of a server that cannot serve: connection exception,
+# insufficient resources (disk full, out of memory), operator intervention
+# (shutdown, cannot connect now), system error (I/O).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or written just now, as
+    opposed to a rule (a constraint) or a bug (bad SQL)."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return False
+    if isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | sa_exc.DisconnectionError,
+    ):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or exc.statement is None:
+            return True  # lost, or never had, a connection
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        return isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+    # The driver's own socket errors when the server is not there at all.
+    return isinstance(exc, ConnectionError | TimeoutError)
 
 
 def _sqlite_engine(

@@ -22,3 +22,10 @@ async def stored_trade_count(session: AsyncSession, epoch_id: int) -> int:
     """Trades stored for the epoch (those of continuous trading, before its gate closes)."""
     query = select(func.count()).select_from(TradeRow).where(TradeRow.epoch_id == epoch_id)
     return int(await session.scalar(query) or 0)
+
+
+async def unclosed_epochs_with_trades(session: AsyncSession) -> set[int]:
+    """Epochs with trades and no closure row (their orders filled before the gate)."""
+    closed = select(EpochRow.id).where(EpochRow.id == TradeRow.epoch_id).exists()
+    query = select(TradeRow.epoch_id).where(~closed).distinct()
+    return set(await session.scalars(query))

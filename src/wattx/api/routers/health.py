@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -12,6 +13,8 @@ from sqlalchemy import text
 
 from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
+from wattx.api.state import AppState
+from wattx.bus.redis import RedisBus
 from wattx.store.migrate import is_at_head
 
 router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
@@ -25,6 +28,8 @@ class Readiness(BaseModel):
     status: str
     database: bool
     migrations_current: bool
+    storage_writable: bool
+    redis: bool | None
 
 
 @router.get("/healthz")
@@ -33,24 +38,54 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
+# A check that takes longer than this counts as failed.
+_CHECK_TIMEOUT_S = 5.0
+# A write that failed on storage this recently, with none committed since,
+# makes the service not ready.
+_WRITE_FAILURE_WINDOW_S = 30.0
+
+
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(state: State) -> JSONResponse:
-    """The database answers and carries the newest migration."""
-    database = False
-    current = False
-    try:
-        async with state.db.read() as session:
-            await session.execute(text("SELECT 1"))
-        database = True
-        current = await is_at_head(state.db)
-    except Exception:  # any failure to reach the database means "not ready"
-        current = False
+    """Ready when the database answers and carries the newest migration, no write has
+    failed on storage lately (unreachable, disk full) without one committing since,
+    and Redis, when configured, answers and carries the event subscription."""
+    database, current = await _database_checks(state)
+    writable = database and not state.db.write_failing(_WRITE_FAILURE_WINDOW_S)
+    redis = await _redis_check(state)
+    ok = database and current and writable and redis is not False
     ready = Readiness(
-        status="ready" if database and current else "not_ready",
+        status="ready" if ok else "not_ready",
         database=database,
         migrations_current=current,
+        storage_writable=writable,
+        redis=redis,
     )
-    return JSONResponse(ready.model_dump(), status_code=200 if database and current else 503)
+    return JSONResponse(ready.model_dump(), status_code=200 if ok else 503)
+
+
+async def _database_checks(state: AppState) -> tuple[bool, bool]:
+    async def check() -> tuple[bool, bool]:
+        async with state.db.read() as session:
+            await session.execute(text("SELECT 1"))
+        return True, await is_at_head(state.db)
+
+    try:
+        return await asyncio.wait_for(check(), _CHECK_TIMEOUT_S)
+    except Exception:  # any failure to reach the database means "not ready"
+        return False, False
+
+
+async def _redis_check(state: AppState) -> bool | None:
+    """``None`` without Redis; else whether it answers and events flow from it."""
+    bus = state.bus
+    if not isinstance(bus, RedisBus):
+        return None
+    try:
+        answers = await asyncio.wait_for(bus.ping(), _CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return False
+    return answers and bus.listening
 
 
 @router.get("/metrics", response_class=Response)
