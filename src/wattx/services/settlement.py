@@ -39,6 +39,7 @@ from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError, NotFoundError
 from wattx.services.chain import ChainAccounts
 from wattx.services.custody import apply_self_custody_deposits
+from wattx.services.faults import AFTER_CHAIN_TX_SETTLE, fault_point
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
 from wattx.services.retirement import RetirementService
@@ -260,6 +261,7 @@ class SettlementService:
                 result = await self._accounts.run(chain.settle_epoch, batch)
             except EpochAlreadySettledError:
                 return await self._adopt_existing(row, batch)
+            fault_point(AFTER_CHAIN_TX_SETTLE)
             self._checkpoint("sent")
         except ChainError as exc:
             return await self._retry_later(epoch_id, exc)

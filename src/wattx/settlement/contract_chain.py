@@ -188,8 +188,16 @@ class ContractChain:
     def mint_credit(self, to: str, amount: int) -> TxResult:
         return self.transact("CreditToken", "mint", to, amount)
 
-    def mint_readings(self, readings: Sequence[MeterMint]) -> TxResult:
-        return self.transact("MeterOracle", "submit", [r.as_tuple() for r in readings])
+    def mint_readings(
+        self, readings: Sequence[MeterMint], *, batch_id: bytes | None = None
+    ) -> TxResult:
+        batch = [r.as_tuple() for r in readings]
+        if batch_id is None:
+            return self.transact("MeterOracle", "submit", batch)
+        return self.transact("MeterOracle", "submit_batch", batch_id, batch)
+
+    def is_batch_minted(self, batch_id: bytes) -> bool:
+        return bool(self.view("MeterOracle", "minted_batches", batch_id))
 
     def deposit(self, signer: Signer, asset: Asset, amount: int) -> TxResult:
         """Approve the Marketplace for ``amount`` and deposit it (two transactions)."""

@@ -18,6 +18,7 @@ from wattx.store.models_settlement import (
     ChainMintRow,
     ChainRegistrationRow,
     IndexerProgressRow,
+    MintIntentRow,
     MintWatermarkRow,
     RetirementRow,
     SettlementOutboxRow,
@@ -203,6 +204,29 @@ async def first_energy_epoch(session: AsyncSession, meter_id: str) -> int | None
     )
     value = await session.scalar(query)
     return int(value) if value is not None else None
+
+
+MINT_PENDING = "pending"
+MINT_CONFIRMED = "confirmed"
+MINT_FAILED = "failed"
+
+
+async def pending_mint_intents(session: AsyncSession) -> list[MintIntentRow]:
+    query = (
+        select(MintIntentRow)
+        .where(MintIntentRow.status == MINT_PENDING)
+        .order_by(MintIntentRow.created_at, MintIntentRow.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def mint_intent(
+    session: AsyncSession, intent_id: str, *, lock: bool = False
+) -> MintIntentRow | None:
+    query = select(MintIntentRow).where(MintIntentRow.id == intent_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).first()
 
 
 async def list_mints(
