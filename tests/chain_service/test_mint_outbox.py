@@ -20,7 +20,7 @@ from service.helpers import FLAT_ZONE
 from wattx.api.state import AppState
 from wattx.domain.epochs import EpochSchedule
 from wattx.metering.minting import MintPolicy
-from wattx.services.faults import FAULT_INJECT_ENV, KILLED_EXIT_CODE
+from wattx.services.faults import FAULT_INJECT_ENV, FAULT_POINTS, KILLED_EXIT_CODE
 from wattx.services.minting import MintCheckpoint, MintingService, PlannedMint
 from wattx.services.principal import Role
 from wattx.store import settlement as repo
@@ -248,3 +248,13 @@ async def test_mint_record_locks_balances_in_the_order_order_commits_do(
     assert sorted(r.owner_id for r in rows) == sorted([low.id, high.id])
     for owner in (low, high):
         await assert_books_agree(state, owner.id)
+
+
+def test_operations_doc_lists_every_fault_point() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    section = doc.split("## Testing: fault injection", 1)[1].split("\n## ", 1)[0]
+    assert "Off by default" in section
+    assert FAULT_INJECT_ENV in section
+    assert str(KILLED_EXIT_CODE) in section
+    for point in FAULT_POINTS:
+        assert f"`{point}`" in section

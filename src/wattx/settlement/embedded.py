@@ -7,7 +7,7 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import boa
@@ -21,6 +21,9 @@ from wattx.settlement.errors import revert_error
 from wattx.settlement.keys import new_signer
 from wattx.settlement.port import Signer
 from wattx.settlement.transport import TxOutcome, intrinsic_gas, revert_reason
+
+Confirm = Callable[[TxOutcome], None]
+"""Called with a transaction's outcome before it is final; raising undoes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +88,57 @@ class EmbeddedTransport:
         self._logs.extend(logs)
         return TxOutcome(tx_hash=tx_hash, block_number=block, gas_used=gas_used, logs=logs)
 
-    def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
-        self._next_block()
-        address, computation = self._env.deploy(sender=signer.address, bytecode=code)
-        outcome = self._outcome(computation, code, signer.address, creates=True)
-        return TxOutcome(
-            tx_hash=outcome.tx_hash,
-            block_number=outcome.block_number,
-            gas_used=outcome.gas_used,
-            logs=outcome.logs,
-            contract_address=to_checksum_address(str(address)),
+    def deploy(self, code: bytes, signer: Signer, *, confirm: Confirm | None = None) -> TxOutcome:
+        """Deploy ``code``; see :meth:`send` for ``confirm``."""
+
+        def run() -> TxOutcome:
+            address, computation = self._env.deploy(sender=signer.address, bytecode=code)
+            outcome = self._outcome(computation, code, signer.address, creates=True)
+            return TxOutcome(
+                tx_hash=outcome.tx_hash,
+                block_number=outcome.block_number,
+                gas_used=outcome.gas_used,
+                logs=outcome.logs,
+                contract_address=to_checksum_address(str(address)),
+            )
+
+        return self._mined(run, confirm)
+
+    def send(
+        self, to: str, data: bytes, signer: Signer, *, confirm: Confirm | None = None
+    ) -> TxOutcome:
+        """Execute a transaction in a new block. ``confirm`` runs on its outcome before
+        the transaction is final; if it raises, the transaction is undone (state, block,
+        time, logs) as if it had never run, and the error goes to the caller."""
+        return self._mined(
+            lambda: self._outcome(
+                self._env.execute_code(to_address=to, sender=signer.address, data=data),
+                data,
+                signer.address,
+                creates=False,
+            ),
+            confirm,
         )
 
-    def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
+    def _mined(self, run: Callable[[], TxOutcome], confirm: Confirm | None) -> TxOutcome:
+        patch = self._env.evm.patch
+        block, timestamp, log_count = patch.block_number, patch.timestamp, len(self._logs)
         self._next_block()
-        computation = self._env.execute_code(to_address=to, sender=signer.address, data=data)
-        return self._outcome(computation, data, signer.address, creates=False)
+        if confirm is None:
+            return run()
+        state = self._env.evm.vm.state
+        # Taken after _next_block so the transaction is priced as without it.
+        checkpoint = state.snapshot()
+        try:
+            outcome = run()
+            confirm(outcome)
+        except BaseException:
+            state.revert(checkpoint)
+            patch.block_number, patch.timestamp = block, timestamp
+            del self._logs[log_count:]
+            raise
+        state.commit(checkpoint)
+        return outcome
 
     def call(self, to: str, data: bytes) -> bytes:
         computation = self._env.execute_code(to_address=to, data=data, is_modifying=False)
