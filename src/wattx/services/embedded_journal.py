@@ -75,6 +75,9 @@ class JournaledTransport:
     def timestamp(self) -> int:
         return self._inner.timestamp()
 
+    def transaction_known(self, tx_hash: str) -> bool:
+        return self._inner.transaction_known(tx_hash)
+
     def advance_time(self, seconds: int) -> None:
         self._usable()
         self._append({"advance": seconds})

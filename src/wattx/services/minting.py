@@ -304,6 +304,47 @@ class MintingService:
         self_custody = await self._deposit(actual)
         return await self._record(intent, actual, minted, self_custody)
 
+    async def resend_lost(self, intent: MintIntentRow) -> str:
+        """Mint a recorded intent again on a chain that lost its transaction (a node
+        restarted from older state): same id, period and recorded amounts, deposited
+        again; the records keep their amounts and take the new transaction hash.
+        Returns that hash."""
+        async with self._running:
+            async with self._db.read() as session:
+                recorded = {
+                    m.meter_id: m.wh for m in await repo.mints_of_intent(session, intent.id)
+                }
+            plans = [
+                PlannedMint(
+                    p.meter_id, p.owner_id, p.address, recorded.get(p.meter_id, 0), p.watermark
+                )
+                for p in intent_plans(intent)
+            ]
+            batch_id = bytes.fromhex(intent.id[2:])
+            chain = self._accounts.chain
+            if await self._accounts.run(chain.is_batch_minted, batch_id):
+                minted = await self._adopt(intent, batch_id, from_block=0)
+            else:
+                for plan in plans:
+                    await self._ensure_meter(plan)
+                mints = [
+                    MeterMint(meter_key(p.meter_id), intent.period, p.address, p.wh) for p in plans
+                ]
+                result = await self._accounts.run(
+                    lambda: chain.mint_readings(mints, batch_id=batch_id)
+                )
+                minted = _Minted(result.tx_hash, result.block_number, _minted_wh(result.events))
+            await self._deposit(plans)
+            async with self._db.write() as session:
+                row = await repo.mint_intent(session, intent.id, lock=self._db.locks_rows)
+                assert row is not None
+                row.tx_hash = minted.tx_hash
+                row.block_number = minted.block_number
+                for mint in await repo.mints_of_intent(session, intent.id):
+                    mint.tx_hash = minted.tx_hash
+            _log.warning("mint_resent", intent_id=intent.id, tx_hash=minted.tx_hash)
+            return minted.tx_hash
+
     async def _ensure_meter(self, plan: PlannedMint) -> None:
         async with self._db.read() as session:
             meter = await session.get(MeterRow, plan.meter_id)
@@ -312,10 +353,13 @@ class MintingService:
         rated_wh = meter.rated_capacity_w * _SECONDS_PER_DAY // _SECONDS_PER_HOUR
         await self._accounts.ensure_meter(meter.id, plan.address, meter.zone_id, rated_wh)
 
-    async def _adopt(self, intent: MintIntentRow, batch_id: bytes) -> _Minted:
+    async def _adopt(
+        self, intent: MintIntentRow, batch_id: bytes, *, from_block: int | None = None
+    ) -> _Minted:
         """The oracle minted this intent before (its reply was lost): what its events say."""
         chain = self._accounts.chain
-        events = await self._accounts.run(chain.events_since, intent.start_block)
+        start = intent.start_block if from_block is None else from_block
+        events = await self._accounts.run(chain.events_since, start)
         batch = next(
             (
                 e

@@ -101,6 +101,13 @@ class RawTransactionTransport(Protocol):
     def send_raw(self, raw: bytes) -> TxOutcome: ...
 
 
+@runtime_checkable
+class ConcurrentReadsTransport(Protocol):
+    """A transport whose reads may run beside a pending transaction (a node's)."""
+
+    def forget_nonces(self) -> None: ...
+
+
 class ContractChain:
     """Calls the deployed wattx contracts through a transport (implements ``ChainPort``)."""
 
@@ -339,3 +346,18 @@ class ContractChain:
 
     def block_number(self) -> int:
         return self._transport.block_number()
+
+    @property
+    def reads_beside_writes(self) -> bool:
+        """Whether views may run while a transaction is under way (a node serves both;
+        the embedded EVM is one object that must not be used from two threads)."""
+        return isinstance(self._transport, ConcurrentReadsTransport)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        """Whether the chain holds the mined transaction ``tx_hash``."""
+        return self._transport.transaction_known(tx_hash)
+
+    def resync_nonces(self) -> None:
+        """Re-read every sender's nonce from the chain before its next transaction."""
+        if isinstance(self._transport, ConcurrentReadsTransport):
+            self._transport.forget_nonces()

@@ -32,6 +32,7 @@ class EmbeddedSnapshot:
     block_number: int
     timestamp: int
     log_count: int
+    mined_count: int
 
 
 class EmbeddedTransport:
@@ -40,6 +41,7 @@ class EmbeddedTransport:
     def __init__(self) -> None:
         self._env = boa.Env()
         self._logs: list[RawLog] = []
+        self._tx_hashes: list[str] = []  # transaction hashes, in order
         self._open_snapshots = 0
 
     @property
@@ -86,6 +88,7 @@ class EmbeddedTransport:
             for i, (_, address, topics, payload) in enumerate(comp.get_raw_log_entries())  # type: ignore[attr-defined]
         )
         self._logs.extend(logs)
+        self._tx_hashes.append(tx_hash)
         return TxOutcome(tx_hash=tx_hash, block_number=block, gas_used=gas_used, logs=logs)
 
     def deploy(self, code: bytes, signer: Signer, *, confirm: Confirm | None = None) -> TxOutcome:
@@ -122,7 +125,8 @@ class EmbeddedTransport:
 
     def _mined(self, run: Callable[[], TxOutcome], confirm: Confirm | None) -> TxOutcome:
         patch = self._env.evm.patch
-        block, timestamp, log_count = patch.block_number, patch.timestamp, len(self._logs)
+        block, timestamp = patch.block_number, patch.timestamp
+        log_count, mined_count = len(self._logs), len(self._tx_hashes)
         self._next_block()
         if confirm is None:
             return run()
@@ -136,6 +140,7 @@ class EmbeddedTransport:
             state.revert(checkpoint)
             patch.block_number, patch.timestamp = block, timestamp
             del self._logs[log_count:]
+            del self._tx_hashes[mined_count:]
             raise
         state.commit(checkpoint)
         return outcome
@@ -159,6 +164,9 @@ class EmbeddedTransport:
     def block_number(self) -> int:
         return int(self._env.evm.patch.block_number)
 
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self._tx_hashes
+
     def timestamp(self) -> int:
         return int(self._env.evm.patch.timestamp)
 
@@ -172,6 +180,7 @@ class EmbeddedTransport:
             block_number=self.block_number(),
             timestamp=self.timestamp(),
             log_count=len(self._logs),
+            mined_count=len(self._tx_hashes),
         )
 
     def revert(self, snapshot: EmbeddedSnapshot) -> None:
@@ -180,6 +189,7 @@ class EmbeddedTransport:
         self._env.evm.patch.block_number = snapshot.block_number
         self._env.evm.patch.timestamp = snapshot.timestamp
         del self._logs[snapshot.log_count :]
+        del self._tx_hashes[snapshot.mined_count :]
 
 
 class EmbeddedChain(ContractChain):
