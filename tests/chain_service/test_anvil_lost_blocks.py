@@ -25,6 +25,7 @@ from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
+from wattx.services.chain_history import registration_present
 from wattx.services.principal import Role
 from wattx.services.settlement import ChainWorkerTask
 from wattx.settlement.errors import TransactionTimeoutError
@@ -153,11 +154,16 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     market = await set_up_market(api)
     await record_export(state, market.meter_id, {epoch - 1: (0, 3_000)})
     await mint(api, market)
+    seller_address = await state.chain_accounts.address_of(market.seller.id)
+    assert seller_address is not None
     await deposit(api, market, market.buyer, 5_000_000)
     node.stop()  # writes the state file: everything so far
     node.start()
 
-    # Work the node will lose: a settlement, a second mint, and their deposits.
+    # Work the node will lose: an admission, a settlement, a second mint, and their
+    # deposits.
+    late = await api.signup(Role.CONSUMER)
+    late_address = await state.chain_accounts.ensure(late.id)
     trades = await trade_and_close(api, market, 1_000)
     settled_epoch = int(trades[0]["epoch_id"])
     (settled,) = await state.settlement.settle_due() or [
@@ -170,6 +176,7 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     assert second.wh == 700
     chain = state.chain_accounts.chain
     assert chain.transaction_known(second.tx_hash)
+    assert registration_present(chain, "participant", late_address) is True
 
     node.kill()
     node.start()  # from the state file: the settlement and the second mint are gone
@@ -194,6 +201,11 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     assert chain.transaction_known(resent.tx_hash)
     for user in (market.seller, market.buyer):
         await assert_books_agree(state, user.id)
+    # The lost admission was forgotten, so the next need admits the participant again.
+    assert registration_present(chain, "participant", seller_address) is True
+    assert registration_present(chain, "participant", late_address) is False
+    await state.chain_accounts.ensure(late.id)
+    assert registration_present(chain, "participant", late_address) is True
     # Nothing left to repair: a second round sends nothing.
     head = chain.block_number()
     await worker.run_round()

@@ -20,6 +20,7 @@ from service.helpers import FLAT_ZONE
 from wattx.api.state import AppState
 from wattx.domain.epochs import EpochSchedule
 from wattx.metering.minting import MintPolicy
+from wattx.services import faults
 from wattx.services.faults import FAULT_INJECT_ENV, FAULT_POINTS, KILLED_EXIT_CODE
 from wattx.services.minting import MintCheckpoint, MintingService, PlannedMint
 from wattx.services.principal import Role
@@ -258,3 +259,32 @@ def test_operations_doc_lists_every_fault_point() -> None:
     assert str(KILLED_EXIT_CODE) in section
     for point in FAULT_POINTS:
         assert f"`{point}`" in section
+
+
+class KilledError(BaseException):
+    """Stands in for the process ending at a fault point."""
+
+
+def kill_at_fault_points(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    def killed(code: int) -> None:
+        raise KilledError(code)
+
+    monkeypatch.setattr(faults.os, "_exit", killed)
+    monkeypatch.setenv(FAULT_INJECT_ENV, point)
+
+
+async def test_fault_point_after_the_mint_transaction(
+    api: ApiClient, state: AppState, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epoch = EpochSchedule().epoch_id_at(clock.now())
+    market = await set_up_market(api)
+    await record_export(state, market.meter_id, {epoch - 1: (0, 1_200)})
+    kill_at_fault_points(monkeypatch, faults.AFTER_CHAIN_TX_MINT)
+    with pytest.raises(KilledError):
+        await minting(state).mint_due()
+    assert (chain_minted_wh(state), await recorded_wh(state)) == (1_200, 0)
+
+    monkeypatch.delenv(FAULT_INJECT_ENV)
+    (row,) = await minting(state).mint_due()
+    assert row.wh == 1_200
+    await assert_books_match(api, state, market)

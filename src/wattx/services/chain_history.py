@@ -13,15 +13,16 @@ nothing else happens. Otherwise the node lost history, and:
 
 1. every sender's nonce is re-read from the node;
 2. each registration the service sent (participant, zone, meter, permit-only)
-   whose transaction the node does not hold is forgotten, so the next need
-   sends it again;
+   that the chain's state no longer shows is forgotten, so the next need
+   sends it again (the state decides, not the transaction: the Registry
+   refuses a second registration of what it holds);
 3. each confirmed mint intent whose transaction is unknown is minted again
    under the same id, period and recorded amounts, oldest first (the oracle
    mints an id once, so one already there is adopted) and its tokens
    deposited again; the records keep their amounts and take the new hash;
 4. each confirmed settlement whose transaction is unknown goes back to
-   ``pending``, and the outbox sends it again (or adopts it if the chain
-   settled the epoch under another transaction);
+   ``pending``, and the outbox sends it again (or adopts it, searching the
+   whole chain, if the chain settled the epoch under another transaction);
 5. the indexer forgets the events from the lowest lost block and reads the
    node's blocks from there.
 
@@ -36,8 +37,9 @@ from collections.abc import Sequence
 import structlog
 
 from wattx.domain.epochs import EpochClock
-from wattx.services.chain import ChainAccounts
+from wattx.services.chain import ChainAccounts, meter_key, zone_key
 from wattx.services.minting import MintingService
+from wattx.settlement.contract_chain import ContractChain
 from wattx.store import settlement as repo
 from wattx.store.db import Database
 
@@ -108,7 +110,12 @@ class ChainHistoryCheck:
     async def _forget_lost_registrations(self) -> int:
         async with self._db.read() as session:
             rows = await repo.sent_registrations(session)
-        lost = [(r.kind, r.key) for r in rows if not await self._known(r.tx_hash)]
+        chain = self._accounts.chain
+        lost = [
+            (r.kind, r.key)
+            for r in rows
+            if not await self._accounts.read(registration_present, chain, r.kind, r.key)
+        ]
         if lost:
             async with self._db.write() as session:
                 for kind, key in lost:
@@ -130,7 +137,6 @@ class ChainHistoryCheck:
         lost = [r for r in rows if r.tx_hash and not await self._known(r.tx_hash)]
         if not lost:
             return 0
-        head = await self._accounts.read(self._accounts.chain.block_number)
         now = self._clock.now()
         async with self._db.write() as session:
             for lost_row in lost:
@@ -141,10 +147,28 @@ class ChainHistoryCheck:
                 row.status = repo.OUTBOX_PENDING
                 row.tx_hash = None
                 row.gas_used = None
-                row.block_number = head
+                # Look for an adoptable settlement on the whole chain: one the node
+                # holds under another hash must be found, wherever it is.
+                row.block_number = 0
                 row.confirmed_at = None
                 row.next_attempt_at = now
                 await repo.mark_epoch_settlement(
                     session, lost_row.epoch_id, repo.SETTLEMENT_PENDING
                 )
         return len(lost)
+
+
+def registration_present(chain: ContractChain, kind: str, key: str) -> bool:
+    """Whether the chain's state holds the registration ``kind``/``key`` the service
+    recorded (see ``ChainAccounts._register_once``)."""
+    if kind == "participant":
+        _role, status = chain.view("Registry", "participants", key)
+        return int(status) != 0
+    if kind == "zone":
+        return bool(chain.view("Registry", "zones", zone_key(key)))
+    if kind == "meter":
+        _owner, _zone, _rated_wh, status = chain.view("Registry", "meter", meter_key(key))
+        return int(status) != 0
+    if kind == "permit_only":
+        return bool(chain.view("Marketplace", "permit_only", key))
+    raise ValueError(f"not a registration the service sends: {kind}")
