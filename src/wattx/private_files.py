@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -47,11 +47,11 @@ def touch_private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
 
 
-def open_private_append(path: Path) -> TextIO:
-    """``path`` opened for appending text, created with mode 0600 if missing."""
+def open_private_append(path: Path) -> BinaryIO:
+    """``path`` opened for appending bytes, unbuffered, created with mode 0600 if missing."""
     private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return os.fdopen(fd, "ab", buffering=0)
 
 
 def read_or_create_secret(path: Path, make: str) -> str:

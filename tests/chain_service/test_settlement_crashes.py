@@ -11,6 +11,7 @@ from service.client import ApiClient, User
 from service.conftest import ManualClock
 from wattx.api.state import AppState
 from wattx.domain.epochs import EpochSchedule
+from wattx.services import faults
 from wattx.services.settlement import Checkpoint, SettlementService
 from wattx.settlement.errors import ChainUnavailableError
 from wattx.store import settlement as repo
@@ -142,6 +143,35 @@ async def test_unreachable_chain_leaves_the_batch_pending_with_backoff(
     clock.advance(60)
     (row,) = await service.settle_due()
     assert (row.status, row.attempts) == ("confirmed", 3)
+    assert settlements_on_chain(state, epoch_id) == 1
+    for user in users:
+        await assert_books_agree(state, user.id)
+
+
+async def test_fault_point_after_the_settlement_transaction(
+    api: ApiClient, state: AppState, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epoch_id, users = await traded_epoch(api, clock)
+
+    class KilledError(BaseException):
+        pass
+
+    def killed(code: int) -> None:
+        raise KilledError(code)
+
+    monkeypatch.setattr(faults.os, "_exit", killed)
+    monkeypatch.setenv(faults.FAULT_INJECT_ENV, faults.AFTER_CHAIN_TX_SETTLE)
+    with pytest.raises(KilledError):
+        await fresh_service(state).settle_now(epoch_id)
+    assert settlements_on_chain(state, epoch_id) == 1
+    pending = await state.settlement.outbox(epoch_id)
+    assert pending is not None
+    assert pending.status == "pending"
+
+    monkeypatch.delenv(faults.FAULT_INJECT_ENV)
+    clock.advance(3_600)
+    (row,) = await fresh_service(state).settle_due()
+    assert row.status == "confirmed"
     assert settlements_on_chain(state, epoch_id) == 1
     for user in users:
         await assert_books_agree(state, user.id)

@@ -11,6 +11,7 @@ from wattx.settlement.errors import (
     ContractRevertError,
     InsufficientBalanceError,
     MeterReadingRejectedError,
+    MintBatchAlreadyMintedError,
 )
 from wattx.settlement.keys import new_signer
 from wattx.settlement.port import Asset, MeterMint, ParticipantRole, RecordStatus
@@ -69,6 +70,29 @@ def test_oracle_mints_batches_with_monotonic_periods_and_caps(chain: ContractCha
             [MeterMint(m_b, 6, bob.address, 10), MeterMint(m_b, 6, bob.address, 10)]
         )
     assert chain.view("MeterOracle", "generated_wh", bob.address) == 500
+
+
+def test_a_batch_id_mints_once_and_is_logged(chain: ContractChain) -> None:
+    alice = admitted_user(chain)
+    meter = _meter(chain, alice.address, 1_000)
+    batch = keccak(text="intent-1")
+    assert not chain.is_batch_minted(batch)
+    result = chain.mint_readings([MeterMint(meter, 3, alice.address, 700)], batch_id=batch)
+    (logged,) = [e for e in result.events if e.name == "BatchMinted"]
+    assert bytes(logged.args["batch_id"]) == batch
+    assert (logged.args["readings"], logged.args["total_wh"]) == (1, 700)
+    assert chain.is_batch_minted(batch)
+    # The same id again (a later period, so only the id is refused) mints nothing.
+    with pytest.raises(MintBatchAlreadyMintedError, match="batch already minted"):
+        chain.mint_readings([MeterMint(meter, 4, alice.address, 100)], batch_id=batch)
+    with pytest.raises(MeterReadingRejectedError, match="batch id is empty"):
+        chain.mint_readings([MeterMint(meter, 4, alice.address, 100)], batch_id=bytes(32))
+    # A refused batch leaves its id free.
+    other = keccak(text="intent-2")
+    with pytest.raises(MeterReadingRejectedError, match="period not increasing"):
+        chain.mint_readings([MeterMint(meter, 3, alice.address, 1)], batch_id=other)
+    assert not chain.is_batch_minted(other)
+    assert chain.wallet_balance(alice.address, Asset.ENERGY) == wh_to_energy_base_units(700)
 
 
 def test_only_authorised_submitters(chain: ContractChain) -> None:

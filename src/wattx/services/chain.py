@@ -12,7 +12,8 @@ chain Registry once. A self-custody participant (custody ``self``) registered
 their own address instead (:mod:`wattx.services.custody`): no key is stored,
 and before admission the Marketplace is told to let that address withdraw
 only with an operator's permit. Every chain call blocks, so it runs in a
-worker thread.
+worker thread; on a node, reads do not queue behind a transaction waiting for
+its receipt (:meth:`ChainAccounts.read`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from wattx.services.errors import UserNotFoundError
 from wattx.services.principal import Role
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deployment import Deployment
-from wattx.settlement.errors import SelfCustodyAccountError
+from wattx.settlement.errors import SelfCustodyAccountError, TransactionTimeoutError
 from wattx.settlement.keys import (
     OPERATOR_KEY_ENV,
     OPERATOR_KEY_FILE_ENV,
@@ -102,11 +103,26 @@ class ChainAccounts:
         # The embedded EVM is not thread-safe and the JSON-RPC adapter counts
         # nonces locally: one chain call at a time.
         self._calling = asyncio.Lock()
+        # Set when a transaction was not mined in time: the node may have lost
+        # blocks (see :mod:`wattx.services.chain_history`).
+        self.history_suspect = False
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking chain call in a worker thread, one at a time."""
         async with self._calling:
+            try:
+                return await asyncio.to_thread(call, *args)
+            except TransactionTimeoutError:
+                self.history_suspect = True
+                raise
+
+    async def read(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking chain read (views, balances, logs) in a worker thread. On a node
+        it does not wait for transactions under way (a receipt can take a minute); the
+        embedded EVM serves one call at a time, so there it queues like :meth:`run`."""
+        if self.chain.reads_beside_writes:
             return await asyncio.to_thread(call, *args)
+        return await self.run(call, *args)
 
     @property
     def clock(self) -> EpochClock:

@@ -214,9 +214,9 @@ class CustodyService:
         if current is None or current == address:
             return
         chain = self._chain
-        escrow = await self._accounts.run(chain.balances, current)
+        escrow = await self._accounts.read(chain.balances, current)
         wallet = [
-            await self._accounts.run(chain.wallet_balance, current, asset) for asset in ChainAsset
+            await self._accounts.read(chain.wallet_balance, current, asset) for asset in ChainAsset
         ]
         if any(
             (escrow.free_energy, escrow.locked_energy, escrow.free_credit, escrow.locked_credit)

@@ -9,6 +9,15 @@ unless one is configured), which gives the same addresses, and the journal is
 replayed in order: the same blocks, the same transaction hashes, the same
 state. The embedded transport executes as the sender's address, so replay
 needs no custodial keys.
+
+A transaction is final only once its line is on disk: if the append fails
+(a full disk), the journal is cut back to where it was, the transaction is
+undone in the EVM and the caller gets :class:`ChainUnavailableError` — the chain
+never holds what the journal does not. Should the cut fail too, the chain
+refuses every further transaction until a restart. A line torn by a crash
+(no newline) belongs to a transaction that never returned: replay stops
+before it and the file is cut to the last whole line before anything is
+appended, so later lines never follow a fragment.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import deploy_contracts
 from wattx.settlement.embedded import EmbeddedTransport
+from wattx.settlement.errors import ChainUnavailableError
 from wattx.settlement.keys import new_signer, signer_from_private_key
 from wattx.settlement.port import Signer
 from wattx.settlement.transport import TxOutcome
@@ -33,25 +43,26 @@ OPERATOR_KEY_FILE = "operator.key"
 
 
 class JournaledTransport:
-    """An :class:`EmbeddedTransport` whose successful sends are appended to a journal."""
+    """An :class:`EmbeddedTransport` whose transactions are final only once journaled."""
 
-    def __init__(self, inner: EmbeddedTransport, journal: IO[str]) -> None:
+    def __init__(self, inner: EmbeddedTransport, journal: IO[bytes]) -> None:
         self._inner = inner
         self._journal = journal
+        self._broken: str | None = None
 
     @property
     def chain_id(self) -> int:
         return self._inner.chain_id
 
     def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
-        outcome = self._inner.deploy(code, signer)
-        self._append({"deploy": code.hex(), "sender": signer.address})
-        return outcome
+        self._usable()
+        entry: dict[str, object] = {"deploy": code.hex(), "sender": signer.address}
+        return self._inner.deploy(code, signer, confirm=lambda _outcome: self._append(entry))
 
     def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
-        outcome = self._inner.send(to, data, signer)
-        self._append({"to": to, "data": data.hex(), "sender": signer.address})
-        return outcome
+        self._usable()
+        entry: dict[str, object] = {"to": to, "data": data.hex(), "sender": signer.address}
+        return self._inner.send(to, data, signer, confirm=lambda _outcome: self._append(entry))
 
     def call(self, to: str, data: bytes) -> bytes:
         return self._inner.call(to, data)
@@ -65,24 +76,52 @@ class JournaledTransport:
     def timestamp(self) -> int:
         return self._inner.timestamp()
 
+    def transaction_known(self, tx_hash: str) -> bool:
+        return self._inner.transaction_known(tx_hash)
+
     def advance_time(self, seconds: int) -> None:
-        self._inner.advance_time(seconds)
+        self._usable()
         self._append({"advance": seconds})
+        self._inner.advance_time(seconds)
+
+    def _usable(self) -> None:
+        if self._broken is not None:
+            raise ChainUnavailableError(
+                f"the chain journal is unusable until a restart: {self._broken}"
+            )
 
     def _append(self, entry: dict[str, object]) -> None:
-        self._journal.write(json.dumps(entry, separators=(",", ":")) + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+        fd = self._journal.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(line):
+                written += self._journal.write(line[written:]) or 0
+            self._journal.flush()
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            except OSError as cut:
+                self._broken = f"cannot cut a failed append: {cut}"
+            raise ChainUnavailableError(
+                f"the chain journal cannot be written, transaction undone: {exc}"
+            ) from exc
 
 
-def _replay(transport: EmbeddedTransport, path: Path) -> None:
+def _replay(transport: EmbeddedTransport, path: Path) -> int:
+    """Replay the journal's whole lines; returns the byte length they take."""
     if not path.exists():
-        return
-    with path.open(encoding="utf-8") as lines:
+        return 0
+    length = 0
+    with path.open("rb") as lines:
         for line in lines:
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 break  # a write cut short by a crash: that transaction never returned
             entry = json.loads(line)
+            length += len(line)
             if "advance" in entry:
                 transport.advance_time(int(entry["advance"]))
                 continue
@@ -91,6 +130,7 @@ def _replay(transport: EmbeddedTransport, path: Path) -> None:
                 transport.deploy(bytes.fromhex(entry["deploy"]), sender)
             else:
                 transport.send(str(entry["to"]), bytes.fromhex(entry["data"]), sender)
+    return length
 
 
 def open_durable_embedded_chain(data_dir: Path, operator: Signer | None) -> ContractChain:
@@ -104,6 +144,8 @@ def open_durable_embedded_chain(data_dir: Path, operator: Signer | None) -> Cont
     transport = EmbeddedTransport()
     deployment = deploy_contracts(transport, operator, operator.address)
     journal_path = data_dir / JOURNAL_FILE
-    _replay(transport, journal_path)
+    length = _replay(transport, journal_path)
+    if journal_path.exists() and journal_path.stat().st_size > length:
+        os.truncate(journal_path, length)  # drop a torn last line before appending
     journal = open_private_append(journal_path)
     return ContractChain(JournaledTransport(transport, journal), deployment, operator)

@@ -38,7 +38,9 @@ from wattx.domain import Trade
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError, NotFoundError
 from wattx.services.chain import ChainAccounts
+from wattx.services.chain_history import ChainHistoryCheck
 from wattx.services.custody import apply_self_custody_deposits
+from wattx.services.faults import AFTER_CHAIN_TX_SETTLE, fault_point
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal
@@ -171,6 +173,14 @@ class SettlementService:
     def chain_accounts(self) -> ChainAccounts:
         return self._accounts
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    @property
+    def clock(self) -> EpochClock:
+        return self._clock
+
     # -- the worker ----------------------------------------------------------
 
     async def settle_due(self) -> list[SettlementOutboxRow]:
@@ -276,6 +286,7 @@ class SettlementService:
                 result = await self._accounts.run(chain.settle_epoch, batch)
             except EpochAlreadySettledError:
                 return await self._adopt_existing(row, batch)
+            fault_point(AFTER_CHAIN_TX_SETTLE)
             self._checkpoint("sent")
         except ChainError as exc:
             return await self._retry_later(epoch_id, exc)
@@ -373,7 +384,7 @@ class SettlementService:
         batch = await self._batch_for(trade.epoch_id)
         leaf = batch.leaf_of(trade_id).hash()
         proof = batch.proof(trade_id)
-        verified = await self._accounts.run(
+        verified = await self._accounts.read(
             self._accounts.chain.verify_trade_proof, trade.epoch_id, leaf, proof
         )
         return TradeProof(
@@ -442,8 +453,10 @@ def _json_value(value: Any) -> Any:
 
 
 class ChainWorkerTask(PeriodicTask):
-    """Every ``tick_s`` seconds: mint what ended epochs earned, settle what is due, index
-    new chain events, then settle interrupted retirements (which needs the index)."""
+    """Every ``tick_s`` seconds: check the chain still holds what was recorded (and send
+    again what it lost, :mod:`wattx.services.chain_history`), mint what ended epochs
+    earned, settle what is due, index new chain events, then settle interrupted
+    retirements (which needs the index)."""
 
     name = "wattx-chain-worker"
 
@@ -459,9 +472,13 @@ class ChainWorkerTask(PeriodicTask):
         self._settlement = settlement
         self._minting = minting
         self._retirement = retirement
+        self._history = ChainHistoryCheck(
+            settlement.database, settlement.chain_accounts, minting, settlement.clock
+        )
 
     async def run_round(self) -> None:
         for step in (
+            self._history.run,
             self._minting.mint_due,
             self._settlement.settle_due,
             self._settlement.index_events,

@@ -99,9 +99,9 @@ class WalletService:
         if address is None:
             return None
         chain = self._accounts.chain
-        escrow = await self._accounts.run(chain.balances, address)
-        credit_held = await self._accounts.run(chain.wallet_balance, address, ChainAsset.CREDIT)
-        energy_held = await self._accounts.run(chain.wallet_balance, address, ChainAsset.ENERGY)
+        escrow = await self._accounts.read(chain.balances, address)
+        credit_held = await self._accounts.read(chain.wallet_balance, address, ChainAsset.CREDIT)
+        energy_held = await self._accounts.read(chain.wallet_balance, address, ChainAsset.ENERGY)
         per_wh = _ENERGY_BASE_UNITS_PER_WH
         return ChainView(
             address=address,

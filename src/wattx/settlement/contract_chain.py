@@ -101,6 +101,13 @@ class RawTransactionTransport(Protocol):
     def send_raw(self, raw: bytes) -> TxOutcome: ...
 
 
+@runtime_checkable
+class ConcurrentReadsTransport(Protocol):
+    """A transport whose reads may run beside a pending transaction (a node's)."""
+
+    def forget_nonces(self) -> None: ...
+
+
 class ContractChain:
     """Calls the deployed wattx contracts through a transport (implements ``ChainPort``)."""
 
@@ -188,8 +195,16 @@ class ContractChain:
     def mint_credit(self, to: str, amount: int) -> TxResult:
         return self.transact("CreditToken", "mint", to, amount)
 
-    def mint_readings(self, readings: Sequence[MeterMint]) -> TxResult:
-        return self.transact("MeterOracle", "submit", [r.as_tuple() for r in readings])
+    def mint_readings(
+        self, readings: Sequence[MeterMint], *, batch_id: bytes | None = None
+    ) -> TxResult:
+        batch = [r.as_tuple() for r in readings]
+        if batch_id is None:
+            return self.transact("MeterOracle", "submit", batch)
+        return self.transact("MeterOracle", "submit_batch", batch_id, batch)
+
+    def is_batch_minted(self, batch_id: bytes) -> bool:
+        return bool(self.view("MeterOracle", "minted_batches", batch_id))
 
     def deposit(self, signer: Signer, asset: Asset, amount: int) -> TxResult:
         """Approve the Marketplace for ``amount`` and deposit it (two transactions)."""
@@ -331,3 +346,18 @@ class ContractChain:
 
     def block_number(self) -> int:
         return self._transport.block_number()
+
+    @property
+    def reads_beside_writes(self) -> bool:
+        """Whether views may run while a transaction is under way (a node serves both;
+        the embedded EVM is one object that must not be used from two threads)."""
+        return isinstance(self._transport, ConcurrentReadsTransport)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        """Whether the chain holds the mined transaction ``tx_hash``."""
+        return self._transport.transaction_known(tx_hash)
+
+    def resync_nonces(self) -> None:
+        """Re-read every sender's nonce from the chain before its next transaction."""
+        if isinstance(self._transport, ConcurrentReadsTransport):
+            self._transport.forget_nonces()

@@ -7,7 +7,7 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import boa
@@ -22,6 +22,9 @@ from wattx.settlement.keys import new_signer
 from wattx.settlement.port import Signer
 from wattx.settlement.transport import TxOutcome, intrinsic_gas, revert_reason
 
+Confirm = Callable[[TxOutcome], None]
+"""Called with a transaction's outcome before it is final; raising undoes it."""
+
 
 @dataclass(frozen=True, slots=True)
 class EmbeddedSnapshot:
@@ -29,6 +32,7 @@ class EmbeddedSnapshot:
     block_number: int
     timestamp: int
     log_count: int
+    mined_count: int
 
 
 class EmbeddedTransport:
@@ -37,6 +41,7 @@ class EmbeddedTransport:
     def __init__(self) -> None:
         self._env = boa.Env()
         self._logs: list[RawLog] = []
+        self._tx_hashes: list[str] = []  # transaction hashes, in order
         self._open_snapshots = 0
 
     @property
@@ -83,24 +88,62 @@ class EmbeddedTransport:
             for i, (_, address, topics, payload) in enumerate(comp.get_raw_log_entries())  # type: ignore[attr-defined]
         )
         self._logs.extend(logs)
+        self._tx_hashes.append(tx_hash)
         return TxOutcome(tx_hash=tx_hash, block_number=block, gas_used=gas_used, logs=logs)
 
-    def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
-        self._next_block()
-        address, computation = self._env.deploy(sender=signer.address, bytecode=code)
-        outcome = self._outcome(computation, code, signer.address, creates=True)
-        return TxOutcome(
-            tx_hash=outcome.tx_hash,
-            block_number=outcome.block_number,
-            gas_used=outcome.gas_used,
-            logs=outcome.logs,
-            contract_address=to_checksum_address(str(address)),
+    def deploy(self, code: bytes, signer: Signer, *, confirm: Confirm | None = None) -> TxOutcome:
+        """Deploy ``code``; see :meth:`send` for ``confirm``."""
+
+        def run() -> TxOutcome:
+            address, computation = self._env.deploy(sender=signer.address, bytecode=code)
+            outcome = self._outcome(computation, code, signer.address, creates=True)
+            return TxOutcome(
+                tx_hash=outcome.tx_hash,
+                block_number=outcome.block_number,
+                gas_used=outcome.gas_used,
+                logs=outcome.logs,
+                contract_address=to_checksum_address(str(address)),
+            )
+
+        return self._mined(run, confirm)
+
+    def send(
+        self, to: str, data: bytes, signer: Signer, *, confirm: Confirm | None = None
+    ) -> TxOutcome:
+        """Execute a transaction in a new block. ``confirm`` runs on its outcome before
+        the transaction is final; if it raises, the transaction is undone (state, block,
+        time, logs) as if it had never run, and the error goes to the caller."""
+        return self._mined(
+            lambda: self._outcome(
+                self._env.execute_code(to_address=to, sender=signer.address, data=data),
+                data,
+                signer.address,
+                creates=False,
+            ),
+            confirm,
         )
 
-    def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
+    def _mined(self, run: Callable[[], TxOutcome], confirm: Confirm | None) -> TxOutcome:
+        patch = self._env.evm.patch
+        block, timestamp = patch.block_number, patch.timestamp
+        log_count, mined_count = len(self._logs), len(self._tx_hashes)
         self._next_block()
-        computation = self._env.execute_code(to_address=to, sender=signer.address, data=data)
-        return self._outcome(computation, data, signer.address, creates=False)
+        if confirm is None:
+            return run()
+        state = self._env.evm.vm.state
+        # Taken after _next_block so the transaction is priced as without it.
+        checkpoint = state.snapshot()
+        try:
+            outcome = run()
+            confirm(outcome)
+        except BaseException:
+            state.revert(checkpoint)
+            patch.block_number, patch.timestamp = block, timestamp
+            del self._logs[log_count:]
+            del self._tx_hashes[mined_count:]
+            raise
+        state.commit(checkpoint)
+        return outcome
 
     def call(self, to: str, data: bytes) -> bytes:
         computation = self._env.execute_code(to_address=to, data=data, is_modifying=False)
@@ -121,6 +164,9 @@ class EmbeddedTransport:
     def block_number(self) -> int:
         return int(self._env.evm.patch.block_number)
 
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self._tx_hashes
+
     def timestamp(self) -> int:
         return int(self._env.evm.patch.timestamp)
 
@@ -134,6 +180,7 @@ class EmbeddedTransport:
             block_number=self.block_number(),
             timestamp=self.timestamp(),
             log_count=len(self._logs),
+            mined_count=len(self._tx_hashes),
         )
 
     def revert(self, snapshot: EmbeddedSnapshot) -> None:
@@ -142,6 +189,7 @@ class EmbeddedTransport:
         self._env.evm.patch.block_number = snapshot.block_number
         self._env.evm.patch.timestamp = snapshot.timestamp
         del self._logs[snapshot.log_count :]
+        del self._tx_hashes[snapshot.mined_count :]
 
 
 class EmbeddedChain(ContractChain):

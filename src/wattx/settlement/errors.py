@@ -70,6 +70,11 @@ class MeterReadingRejectedError(ContractRevertError):
     title = "The oracle rejected a reading"
 
 
+class MintBatchAlreadyMintedError(ContractRevertError):
+    code = "mint_batch_already_minted"
+    title = "The oracle minted this batch before"
+
+
 class GovernanceRuleError(ContractRevertError):
     code = "governance_rule_violated"
     title = "The proposal or vote breaks a governance rule"
@@ -94,6 +99,8 @@ _REVERT_RULES: tuple[tuple[str, type[ContractRevertError]], ...] = (
     ("owner does not own the meter", MeterReadingRejectedError),
     ("period not increasing", MeterReadingRejectedError),
     ("reading above", MeterReadingRejectedError),
+    ("batch already minted", MintBatchAlreadyMintedError),
+    ("batch id is empty", MeterReadingRejectedError),
     ("already voted", GovernanceRuleError),
     ("voting has ended", GovernanceRuleError),
     ("voting still open", GovernanceRuleError),

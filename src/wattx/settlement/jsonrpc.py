@@ -3,7 +3,11 @@
 Nonces are kept per sender in the process (fetched once from the node's
 pending count, then counted locally), so several transactions can be sent
 without waiting for the node to see the previous ones; a rejected send drops
-the cached nonce so the next one re-reads it. Every call is estimated first,
+the cached nonce so the next one re-reads it, and so does a receipt timeout
+(a node that lost its last blocks on restart counts lower than the process:
+a transaction with a nonce beyond the node's never mines). Reads
+(``eth_call``, logs, receipts) share nothing with the write path, so they
+run beside a transaction waiting for its receipt. Every call is estimated first,
 which surfaces a revert with the contract's reason before anything is signed;
 a transaction that still fails when mined is replayed with ``eth_call`` to
 recover the reason.
@@ -24,6 +28,7 @@ from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
     TimeExhausted,
+    TransactionNotFound,
     Web3RPCError,
 )
 from web3.middleware import ExtraDataToPOAMiddleware
@@ -152,9 +157,21 @@ class JsonRpcTransport:
                 )
             )
         except TimeExhausted:
+            # The node may count this sender lower than the process does (it lost
+            # blocks): the next transaction re-reads the nonce from the node.
+            with self._lock:
+                self._nonces.pop(address, None)
             raise TransactionTimeoutError(
                 f"transaction {tx_hash.to_0x_hex()} not mined within {self._receipt_timeout} s"
             ) from None
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        """Whether the node has a receipt for ``tx_hash`` (a mined transaction)."""
+        try:
+            receipt = self._rpc(lambda: self._w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return False
+        return receipt is not None
 
     def _transact(self, tx: TxParams, signer: Signer, data: bytes) -> Any:
         gas = self._estimate(tx)

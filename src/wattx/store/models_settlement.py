@@ -79,6 +79,35 @@ class ChainMintRow(Base):
     wh: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The mint intent (``mint_intents.id``) the mint was sent and recorded under;
+    # NULL for mints recorded before intents existed.
+    intent_id: Mapped[str | None] = mapped_column(String(66), default=None)
+
+
+class MintIntentRow(Base):
+    """One oracle batch of the mint outbox: which meters, how many Wh, which period and
+    where each meter's watermark moves, written before the batch is sent; the oracle
+    mints its id (``MeterOracle.submit_batch``) at most once."""
+
+    __tablename__ = "mint_intents"
+    __table_args__ = (Index("ix_mint_intents_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)  # 0x + 32 bytes, random
+    period: Mapped[int] = mapped_column(BigInteger)  # the epoch minted through
+    status: Mapped[str] = mapped_column(String(12))  # pending, confirmed, failed
+    # 1 while pending, NULL otherwise: the unique index allows one pending intent.
+    pending_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # JSON list of [meter_id, owner_id, address, wh, last_mint_epoch, carried_wh]
+    payload: Mapped[str] = mapped_column(Text)
+    total_wh: Mapped[int] = mapped_column(BigInteger)
+    # Chain head when written: the batch's events are at or after it.
+    start_block: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MintWatermarkRow(Base):

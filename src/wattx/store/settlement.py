@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import EpochRow, MeterRow, TradeRow
@@ -18,6 +18,7 @@ from wattx.store.models_settlement import (
     ChainMintRow,
     ChainRegistrationRow,
     IndexerProgressRow,
+    MintIntentRow,
     MintWatermarkRow,
     RetirementRow,
     SettlementOutboxRow,
@@ -68,6 +69,23 @@ async def is_registered(session: AsyncSession, kind: str, key: str) -> bool:
 async def add_registration(session: AsyncSession, kind: str, key: str, tx_hash: str) -> None:
     if await session.get(ChainRegistrationRow, (kind, key)) is None:
         session.add(ChainRegistrationRow(kind=kind, key=key, tx_hash=tx_hash))
+
+
+REGISTRATION_KINDS_SENT = ("participant", "zone", "meter", "permit_only")
+"""Registrations the service sent itself (and can send again)."""
+
+
+async def sent_registrations(session: AsyncSession) -> list[ChainRegistrationRow]:
+    query = select(ChainRegistrationRow).where(
+        ChainRegistrationRow.kind.in_(REGISTRATION_KINDS_SENT)
+    )
+    return list(await session.scalars(query))
+
+
+async def forget_registration(session: AsyncSession, kind: str, key: str) -> None:
+    row = await session.get(ChainRegistrationRow, (kind, key))
+    if row is not None:
+        await session.delete(row)
 
 
 # -- settlement outbox --------------------------------------------------------
@@ -215,6 +233,68 @@ async def first_energy_epoch(session: AsyncSession, meter_id: str) -> int | None
     )
     value = await session.scalar(query)
     return int(value) if value is not None else None
+
+
+MINT_PENDING = "pending"
+MINT_CONFIRMED = "confirmed"
+MINT_FAILED = "failed"
+
+
+async def pending_mint_intents(session: AsyncSession) -> list[MintIntentRow]:
+    query = (
+        select(MintIntentRow)
+        .where(MintIntentRow.status == MINT_PENDING)
+        .order_by(MintIntentRow.created_at, MintIntentRow.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def mint_intent(
+    session: AsyncSession, intent_id: str, *, lock: bool = False
+) -> MintIntentRow | None:
+    query = select(MintIntentRow).where(MintIntentRow.id == intent_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).first()
+
+
+async def confirmed_mint_intents(session: AsyncSession, *, limit: int) -> list[MintIntentRow]:
+    """The newest confirmed intents first."""
+    query = (
+        select(MintIntentRow)
+        .where(MintIntentRow.status == MINT_CONFIRMED)
+        .order_by(MintIntentRow.block_number.desc(), MintIntentRow.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def mints_of_intent(session: AsyncSession, intent_id: str) -> list[ChainMintRow]:
+    query = select(ChainMintRow).where(ChainMintRow.intent_id == intent_id)
+    return list(await session.scalars(query.order_by(ChainMintRow.id)))
+
+
+async def confirmed_outbox(session: AsyncSession, *, limit: int) -> list[SettlementOutboxRow]:
+    """The newest confirmed settlements first."""
+    query = (
+        select(SettlementOutboxRow)
+        .where(SettlementOutboxRow.status == OUTBOX_CONFIRMED)
+        .order_by(SettlementOutboxRow.block_number.desc(), SettlementOutboxRow.epoch_id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def rewind_index(session: AsyncSession, name: str, from_block: int) -> None:
+    """Forget indexed events from ``from_block`` on and read them again from there."""
+    await session.execute(
+        delete(ChainEventRow)
+        .where(ChainEventRow.block_number >= from_block)
+        .execution_options(synchronize_session=False)
+    )
+    row = await session.get(IndexerProgressRow, name)
+    if row is not None:
+        row.next_block = min(row.next_block, from_block)
 
 
 async def list_mints(
