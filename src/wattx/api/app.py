@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from starlette.routing import Route
 
 from wattx.api.auth import authorize
@@ -224,7 +224,18 @@ async def _start_services(
         market=market,
         chain_accounts=chain_accounts,
         settlement=SettlementService(
-            db, chain_accounts, the_bus, clock, schedule, retry_s=settings.settlement_retry_s
+            db,
+            chain_accounts,
+            the_bus,
+            clock,
+            schedule,
+            retry_s=settings.settlement_retry_s,
+            max_refusals=settings.settlement_max_refusals,
+            failures=Counter(
+                "wattx_settlements_failed_total",
+                "Epoch settlements that failed for good (see GET /api/v1/alerts)",
+                registry=registry,
+            ),
         ),
         minting=MintingService(
             db,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page, page_of
 from wattx.api.schemas.settlement import MintOut, MintRunIn, MintsOut, RetirementIn, RetirementOut
 from wattx.store.models_settlement import ChainMintRow
 
@@ -38,8 +38,9 @@ async def run_mint(body: MintRunIn, state: State) -> MintsOut:
 async def my_mints(
     principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
 ) -> MintsOut:
-    rows = await state.minting.mints_of(principal.user_id, limit=limit, offset=offset)
-    return MintsOut(items=[mint_out(r) for r in rows], page=page(limit, offset, len(rows)))
+    rows = await state.minting.mints_of(principal.user_id, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return MintsOut(items=[mint_out(r) for r in rows], page=the_page)
 
 
 @router.post("/retire")

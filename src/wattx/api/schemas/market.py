@@ -53,8 +53,12 @@ class TradeOut(BaseModel):
     zone: str
     buy_order_id: str
     sell_order_id: str
-    buyer: str
-    seller: str
+    buyer: str | None = Field(
+        description="the buyer's user id; null when a seller looks at their own trade"
+    )
+    seller: str | None = Field(
+        description="the seller's user id; null when a buyer looks at their own trade"
+    )
     buyer_zone: str
     seller_zone: str
     qty_wh: int
