@@ -5,6 +5,7 @@ answer and what a 401 says."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from wattx.api.state import AppState
 from wattx.bus.events import Event, EventType
@@ -156,3 +157,16 @@ async def test_a_missing_token_says_how_to_get_one(api: ApiClient, clock: Manual
     detail = r.json()["detail"]
     assert "POST /api/v1/auth/login" in detail
     assert "Authorization: Bearer" in detail
+
+
+async def test_docs_load_only_local_assets_that_the_service_serves(api: ApiClient) -> None:
+    page = await api.http.get("/docs")
+    assert page.status_code == 200, page.text
+    urls = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+    urls += re.findall(r"""url: ?['"]([^'"]+)['"]""", page.text)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in urls), urls
+    for url in urls:
+        assert url.startswith("/"), f"{url} is not served by wattx"
+        loaded = await api.http.get(url)
+        assert loaded.status_code == 200, url
+        assert loaded.content, url

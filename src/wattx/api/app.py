@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.routing import Route
 
 from wattx.api.auth import authorize
+from wattx.api.docs import install_docs
 from wattx.api.logging import configure_logging
 from wattx.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wattx.api.permissions import check_complete
@@ -126,6 +127,9 @@ def create_app(
         "Energy in Wh, money in micro-units, prices in micro-units per kWh; "
         "errors are RFC 9457 problem details with a stable `code`.",
         lifespan=lifespan,
+        # /docs is installed below with Swagger UI from the installed package (no CDN).
+        docs_url=None,
+        redoc_url=None,
         # Metrics are Prometheus (/metrics); FastAPI's own OpenTelemetry hooks
         # would only cost a provider lookup per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -149,6 +153,7 @@ def create_app(
         ledger.router,
     ):
         app.include_router(router)
+    install_docs(app, app.openapi_url or "/openapi.json")
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, registry=registry)

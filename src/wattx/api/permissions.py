@@ -47,7 +47,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     # accounts
     ("POST", f"{V1}/auth/signup"): PUBLIC,
     ("POST", f"{V1}/auth/login"): PUBLIC,

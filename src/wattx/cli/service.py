@@ -55,7 +55,11 @@ def up(
     seeded = asyncio.run(_prepare(settings))
     if seeded:
         typer.echo(f"seeded default zone '{settings.seed_zone_id}'")
-    asyncio.run(_serve(create_app(settings), sock, f"http://{settings.host}:{settings.port}"))
+    try:
+        asyncio.run(_serve(create_app(settings), sock, f"http://{settings.host}:{settings.port}"))
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has shut down cleanly, then passes the signal on.
+        raise typer.Exit(130) from None
 
 
 async def _serve(app: FastAPI, sock: socket.socket, url: str) -> None:
