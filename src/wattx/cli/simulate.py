@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from wattx.domain import EpochSchedule
-from wattx.sim.community import CommunityMix, draw_community
-from wattx.sim.scenario import Scenario, build_scenario
 from wattx.sim.strategies import StrategyName
-from wattx.sim.timegrid import TimeGrid
 
 if TYPE_CHECKING:
+    # The community model loads pandas and pvlib: only the commands that run it do.
     from wattx.api.state import AppState
+    from wattx.sim.community import CommunityMix
     from wattx.sim.runner.faults import FaultPlan
     from wattx.sim.runner.meters import ReadingTransport
     from wattx.sim.runner.run import MechanismRun
+    from wattx.sim.scenario import Scenario
 
 DEMO_RUN_TAG = "demo"
 DEMO_QUOTE_LEAD_S = 540
@@ -61,6 +61,10 @@ def build(
     shared_assets: bool = True,
 ) -> Scenario:
     """The scenario of ``days`` days from ``start``, or of its first ``epochs`` epochs."""
+    from wattx.sim.community import draw_community
+    from wattx.sim.scenario import build_scenario
+    from wattx.sim.timegrid import TimeGrid
+
     community = draw_community(_mix(households, shared_assets), seed=seed)
     grid = TimeGrid.for_days(start, days, EpochSchedule(epoch_minutes * 60))
     if epochs is not None:
@@ -69,6 +73,8 @@ def build(
 
 
 def _mix(households: int, shared_assets: bool) -> CommunityMix:
+    from wattx.sim.community import CommunityMix
+
     return CommunityMix(
         households=households, school=shared_assets, community_battery=shared_assets
     )
@@ -262,6 +268,7 @@ def _simulate_remote(
     """One real-time run on the service at ``url``, and its grid-only baseline."""
     from rich.progress import Progress
 
+    from wattx.sim.community import draw_community
     from wattx.sim.runner.market_round import OrderAnswers
     from wattx.sim.runner.remote import run_remote
     from wattx.sim.runner.run import MechanismRun
