@@ -11,10 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from wattx.cli.main import app
 from wattx.metering.signing import public_key_of
 
 from .live import free_port
@@ -33,13 +36,29 @@ def env(tmp_path: Path) -> dict[str, str]:
     return base
 
 
-def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _cli(*args), env=env, input=stdin, capture_output=True, text=True, timeout=300
-    )
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
+def run(env: dict[str, str], *args: str, stdin: str = "") -> Done:
+    """A command that does not serve, run in this process (as ``wattx`` would run it: an
+    exception it does not turn into a message escapes as something else than an exit)."""
+    result = CliRunner().invoke(app, list(args), input=stdin, env=env, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Done(result.exit_code, result.stdout, result.stderr)
+
+
+def run_process(env: dict[str, str], *args: str) -> Done:
+    """A command as its own process: ``wattx up`` and ``wattx demo``."""
+    done = subprocess.run(_cli(*args), env=env, capture_output=True, text=True, timeout=600)
+    return Done(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_line_error(done: Done, *words: str) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -92,12 +111,12 @@ def test_create_operator_help_does_not_require_the_password(env: dict[str, str])
 def test_up_and_demo_on_a_busy_port_and_a_bad_speed_say_one_line(
     env: dict[str, str], busy_port: int
 ) -> None:
-    up = run({**env, "WATTX_PORT": str(busy_port)}, "up")
+    up = run_process({**env, "WATTX_PORT": str(busy_port)}, "up")
     assert_one_line_error(up, "already in use", str(busy_port))
     assert "listening" not in up.stdout
-    demo = run({**env, "WATTX_PORT": str(busy_port)}, "demo")
+    demo = run_process({**env, "WATTX_PORT": str(busy_port)}, "demo")
     assert_one_line_error(demo, "already in use", str(busy_port))
-    speed = run(env, "demo", "--speed", "-5")
+    speed = run_process(env, "demo", "--speed", "-5")
     assert_one_line_error(speed, "--speed")
 
 
