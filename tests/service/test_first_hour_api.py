@@ -170,3 +170,28 @@ async def test_docs_load_only_local_assets_that_the_service_serves(api: ApiClien
         loaded = await api.http.get(url)
         assert loaded.status_code == 200, url
         assert loaded.content, url
+
+
+async def test_the_demo_says_each_hour_what_traded_and_at_what_prices(
+    api: ApiClient, state: AppState
+) -> None:
+    from wattx.cli.simulate import _DemoSummary
+
+    await _zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    buyer = await api.signup(Role.CONSUMER)
+    await api.fund(seller, energy_wh=1_000)
+    await api.fund(buyer, credit=10_000_000)
+    await api.order(seller, side="sell", qty_wh=500, limit_price=100_000, zone="main")
+    buy = await api.order(buyer, side="buy", qty_wh=500, limit_price=200_000, zone="main")
+    epoch_id = buy.json()["order"]["epoch_id"]
+    schedule = state.market.schedule
+    summary = _DemoSummary(schedule, epoch_id, "main")
+    per_hour = 3_600 // schedule.length_s
+    assert summary.due(per_hour)
+    assert not summary.due(1)
+    line = await summary.line(per_hour, state)
+    assert "1 trades, 500 Wh, 0.100000-0.100000 per kWh" in line
+    assert "epoch settlements: none yet" in line
+    quiet_hour = await _DemoSummary(schedule, epoch_id + per_hour, "main").line(per_hour, state)
+    assert "0 trades, 0 Wh, no prices" in quiet_hour

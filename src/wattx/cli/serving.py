@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -34,8 +36,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_for(app: FastAPI) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+def server_for(app: FastAPI, *, handle_signals: bool = True) -> uvicorn.Server:
+    """A uvicorn server for ``app``; without ``handle_signals`` Ctrl-C is left to the
+    caller (asyncio cancels its main task), which then stops the server itself."""
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    return uvicorn.Server(config) if handle_signals else _SignalBlindServer(config)
+
+
+class _SignalBlindServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def quiet() -> None:
+    """Stopping on Ctrl-C: what is cut short on the way out is not an error to report."""
+    for name in ("uvicorn", "uvicorn.error", "wattx"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 async def start(

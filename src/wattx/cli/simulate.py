@@ -355,7 +355,7 @@ async def _demo(
     import httpx
 
     from wattx.api.app import create_app
-    from wattx.cli.serving import server_for, start
+    from wattx.cli.serving import quiet, server_for, start
     from wattx.services.zones import ZoneService
     from wattx.sim.runner.client import ServiceClient
     from wattx.sim.runner.clock import AcceleratedClock
@@ -389,73 +389,77 @@ async def _demo(
         finally:
             await db.dispose()
         app = create_app(settings, clock=clock, run_epoch_clock=True)
-        server = server_for(app)
+        # Ctrl-C cancels this coroutine (asyncio's handling), which then stops the server.
+        server = server_for(app, handle_signals=False)
         url = f"http://{host}:{port}"
         serving = await start(
             server,
             sock,
             lambda: typer.echo(f"wattx demo at {url} (API docs: {url}/docs), {speed:g}x real time"),
         )
-        state: AppState = app.state.wattx
-        await state.accounts.create_operator(
-            email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, display_name="Operator"
-        )
-        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-            client = ServiceClient(http)
-            operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
-            typer.echo(f"operator login: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}")
-            for spec in scenario.community.members[:3]:
-                login = member_email(spec.id, DEMO_RUN_TAG)
-                typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
-            typer.echo(
-                f"the community trades in zone '{zone}' from {first_day} (UTC); watch it at "
-                f"{url}/api/v1/markets/{zone}/book and {url}/api/v1/trades?zone={zone} "
-                "(zone 'main' stays empty)"
+        trading: asyncio.Task[MechanismRun] | None = None
+        try:
+            state: AppState = app.state.wattx
+            await state.accounts.create_operator(
+                email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, display_name="Operator"
             )
-            summary = _DemoSummary(schedule, scenario.grid.first_epoch_id, zone)
-            summaries: set[asyncio.Task[None]] = set()
-
-            async def report(done: int) -> None:
-                typer.echo(await summary.line(done, state))
-
-            def progress(done: int) -> None:
-                if summary.due(done):
-                    task = asyncio.get_running_loop().create_task(report(done))
-                    summaries.add(task)
-                    task.add_done_callback(summaries.discard)
-
-            trading = asyncio.create_task(
-                run_against(
-                    client,
-                    operator,
-                    scenario,
-                    "continuous",
-                    strategy,
-                    clock,
-                    schedule,
-                    progress=progress,
-                    run_tag=DEMO_RUN_TAG,
-                    faults=FaultPlan(),
-                    quote_lead_s=DEMO_QUOTE_LEAD_S,
-                    # The demo's chain worker mints on its own clock: grants cover sellers.
-                    energy=EnergySource.GRANTS,
+            async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+                client = ServiceClient(http)
+                operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
+                typer.echo(f"operator login: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}")
+                for spec in scenario.community.members[:3]:
+                    login = member_email(spec.id, DEMO_RUN_TAG)
+                    typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
+                typer.echo(
+                    f"the community trades in zone '{zone}' from {first_day} (UTC); watch it "
+                    f"at {url}/api/v1/markets/{zone}/book and {url}/api/v1/trades?zone={zone} "
+                    "(zone 'main' stays empty)"
                 )
-            )
-            try:
-                await asyncio.wait({trading, serving}, return_when=asyncio.FIRST_COMPLETED)
-                if trading.done():
-                    run = trading.result()
-                    traded = sum(r.local_sold_wh for r in run.results.records)
-                    answers = dict(run.answers.orders)
-                    typer.echo(f"demo finished: {traded} Wh traded locally, orders {answers}")
-                    typer.echo("serving until Ctrl-C")
-                    await serving
-            finally:
-                # Ctrl-C stops the server first (it handles the signal): stop trading quietly.
+                summary = _DemoSummary(schedule, scenario.grid.first_epoch_id, zone)
+                summaries: set[asyncio.Task[None]] = set()
+
+                async def report(done: int) -> None:
+                    typer.echo(await summary.line(done, state))
+
+                def progress(done: int) -> None:
+                    if summary.due(done):
+                        task = asyncio.get_running_loop().create_task(report(done))
+                        summaries.add(task)
+                        task.add_done_callback(summaries.discard)
+
+                trading = asyncio.create_task(
+                    run_against(
+                        client,
+                        operator,
+                        scenario,
+                        "continuous",
+                        strategy,
+                        clock,
+                        schedule,
+                        progress=progress,
+                        run_tag=DEMO_RUN_TAG,
+                        faults=FaultPlan(),
+                        quote_lead_s=DEMO_QUOTE_LEAD_S,
+                        # The demo's chain worker mints on its own clock: grants cover sellers.
+                        energy=EnergySource.GRANTS,
+                    )
+                )
+                run = await trading
+                traded = sum(r.local_sold_wh for r in run.results.records)
+                answers = dict(run.answers.orders)
+                typer.echo(f"demo finished: {traded} Wh traded locally, orders {answers}")
+                typer.echo("serving until Ctrl-C")
+                await serving
+        except asyncio.CancelledError:
+            quiet()
+            raise
+        finally:
+            if trading is not None:
                 trading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await trading
-                server.should_exit = True
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await serving
 
 
