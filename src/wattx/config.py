@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     )
     settlement_tick_s: float = 5.0
     settlement_retry_s: int = Field(default=10, description="first retry delay; doubles, max 1 h")
+    settlement_max_refusals: int = Field(
+        default=5,
+        ge=1,
+        description="times the chain may refuse an epoch's batch before it fails for good",
+    )
     mint_threshold_wh: int = 100
     reading_batch_limit: int = Field(default=1_000, description="readings per batch at most")
     reading_retention_s: int = Field(

@@ -166,7 +166,9 @@ async def test_call_auction_clears_at_forced_gate_closure(
     assert result["expired"] == 1  # the seller's unsold remainder
     assert (await api.wallet(seller))["energy"]["locked"] == 0
     assert (await api.wallet(buyer))["credit"]["locked"] == 0
-    late = await api.order(buyer, side="buy", qty_wh=10, limit_price=200_000, zone="campus")
+    late = await api.order(
+        buyer, side="buy", qty_wh=10, limit_price=200_000, zone="campus", epoch_id=epoch_id
+    )
     assert_problem(late, 409, "gate_closed")
     epochs = (await api.http.get("/api/v1/epochs", headers=op.headers)).json()
     assert epochs["closed"][0]["id"] == epoch_id

@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from starlette.routing import Route
 
 from wattx.api.auth import authorize
+from wattx.api.docs import install_docs
 from wattx.api.input import StrictJsonRoute, UrlTextMiddleware
 from wattx.api.logging import configure_logging
 from wattx.api.middleware import (
@@ -141,6 +142,9 @@ def create_app(
         "Energy in Wh, money in micro-units, prices in micro-units per kWh; "
         "errors are RFC 9457 problem details with a stable `code`.",
         lifespan=lifespan,
+        # /docs is installed below with Swagger UI from the installed package (no CDN).
+        docs_url=None,
+        redoc_url=None,
         # Metrics are Prometheus (/metrics); FastAPI's own OpenTelemetry hooks
         # would only cost a provider lookup per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -164,6 +168,7 @@ def create_app(
         ledger.router,
     ):
         app.include_router(router)
+    install_docs(app, app.openapi_url or "/openapi.json")
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(UrlTextMiddleware)
@@ -268,7 +273,18 @@ async def _start_services(
         market=market,
         chain_accounts=chain_accounts,
         settlement=SettlementService(
-            db, chain_accounts, the_bus, clock, schedule, retry_s=settings.settlement_retry_s
+            db,
+            chain_accounts,
+            the_bus,
+            clock,
+            schedule,
+            retry_s=settings.settlement_retry_s,
+            max_refusals=settings.settlement_max_refusals,
+            failures=Counter(
+                "wattx_settlements_failed_total",
+                "Epoch settlements that failed for good (see GET /api/v1/alerts)",
+                registry=registry,
+            ),
         ),
         minting=MintingService(
             db,

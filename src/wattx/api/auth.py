@@ -13,6 +13,11 @@ from wattx.services.errors import AuthenticationError, ForbiddenError
 from wattx.services.principal import Principal
 
 _EXEMPT_FROM_LIMITS = frozenset({"/healthz", "/readyz", "/metrics"})
+HOW_TO_AUTHENTICATE = (
+    "a bearer access token is required: send 'Authorization: Bearer <access_token>' with "
+    "the access_token of POST /api/v1/auth/login {email, password} "
+    "(an operator can also run 'wattx admin token --email ...')"
+)
 
 
 async def authorize(request: Request) -> None:
@@ -30,7 +35,7 @@ async def authorize(request: Request) -> None:
     token = _bearer_token(request)
     if not rule.public:
         if not token:
-            raise AuthenticationError("a bearer access token is required")
+            raise AuthenticationError(HOW_TO_AUTHENTICATE)
         principal = await state.accounts.authenticate(token)
         if not rule.allows(principal.role):
             raise ForbiddenError("your role may not use this route", role=principal.role.value)
@@ -42,7 +47,7 @@ async def authorize(request: Request) -> None:
 async def current_principal(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
-        raise AuthenticationError("a bearer access token is required")
+        raise AuthenticationError(HOW_TO_AUTHENTICATE)
     return principal
 
 

@@ -131,14 +131,15 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-# FastAPI's interactive OpenAPI pages load Swagger UI and ReDoc from a CDN and
-# start them with an inline script; only they get this looser policy.
+# The interactive API docs (Swagger UI, served from this process) start with an
+# inline script and set inline styles; only they get this looser policy, which
+# still loads nothing from elsewhere.
 _DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
-_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
 
 
 class SecurityHeadersMiddleware:

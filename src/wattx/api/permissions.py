@@ -47,7 +47,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     # accounts
     ("POST", f"{V1}/auth/signup"): PUBLIC,
     ("POST", f"{V1}/auth/login"): PUBLIC,
@@ -123,6 +122,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V1}/orders/{{order_id}}"): TRADERS,
     ("PATCH", f"{V1}/orders/{{order_id}}"): TRADERS,
     ("GET", f"{V1}/trades"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/trades/{{trade_id}}"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/epochs"): OVERSIGHT,
     ("POST", f"{V1}/epochs/{{epoch_id}}/close"): OPERATOR,
     # streams

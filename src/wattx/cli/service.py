@@ -1,15 +1,24 @@
 """Service commands: ``wattx up``, ``wattx db upgrade``, ``wattx admin create-operator``,
-``wattx config show``."""
+``wattx admin token``, ``wattx config show``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import socket
+import sys
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from wattx.cli.errors import fail
 from wattx.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
     admin_app.command("create-operator")(create_operator)
+    admin_app.command("token")(token)
     app.add_typer(admin_app, name="admin")
     config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
     config_app.command("show")(config_show)
@@ -31,10 +41,8 @@ def up(
     port: Annotated[int | None, typer.Option(help="port (WATTX_PORT)")] = None,
 ) -> None:
     """Migrate, seed a default zone if there is none, and serve the API and the epoch clock."""
-    import uvicorn
-
     from wattx.api.app import create_app
-    from wattx.api.server import server_config
+    from wattx.cli.serving import bind
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -42,11 +50,26 @@ def up(
     if port is not None:
         overrides["port"] = port
     settings = Settings().model_copy(update=overrides)
+    # Bound before anything else: a busy port is one line, and nothing is migrated for nothing.
+    sock = bind(settings.host, settings.port)
     seeded = asyncio.run(_prepare(settings))
     if seeded:
         typer.echo(f"seeded default zone '{settings.seed_zone_id}'")
-    typer.echo(f"wattx listening on http://{settings.host}:{settings.port}", err=False)
-    uvicorn.Server(server_config(create_app(settings), settings)).run()
+    try:
+        asyncio.run(
+            _serve(create_app(settings), settings, sock, f"http://{settings.host}:{settings.port}")
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has shut down cleanly, then passes the signal on.
+        raise typer.Exit(130) from None
+
+
+async def _serve(app: FastAPI, settings: Settings, sock: socket.socket, url: str) -> None:
+    from wattx.cli.serving import server_for, start
+
+    server = server_for(app, settings)
+    serving = await start(server, sock, lambda: typer.echo(f"wattx listening on {url}"))
+    await serving
 
 
 def db_upgrade() -> None:
@@ -56,18 +79,72 @@ def db_upgrade() -> None:
     typer.echo("database at the newest migration")
 
 
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="WATTX_OPERATOR_PASSWORD",
+        show_default=False,
+        help="at least 8 characters; when not given, asked on a terminal (twice for a "
+        "new account), else read from the first line of standard input",
+    ),
+]
+
+
 def create_operator(
     email: Annotated[str, typer.Option(help="login email")],
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, help="at least 8 characters")
-    ],
+    password: PasswordOption = None,
     name: Annotated[str, typer.Option(help="display name")] = "Operator",
 ) -> None:
     """Create an admitted operator account (the first one bootstraps a community)."""
-    if len(password) < 8:
-        raise typer.BadParameter("password must have at least 8 characters")
-    user_id = asyncio.run(_create_operator(Settings(), email, password, name))
+    from wattx.domain.credentials import email_problem, password_problem
+
+    problem = email_problem(email)
+    if problem is not None:
+        fail(problem)
+    secret = password if password is not None else _ask_password(confirm=True)
+    problem = password_problem(secret)
+    if problem is not None:
+        fail(problem)
+    user_id = _run(_create_operator(Settings(), email, secret, name))
     typer.echo(f"operator {email} created with id {user_id}")
+
+
+def token(
+    email: Annotated[str, typer.Option(help="login email")],
+    password: PasswordOption = None,
+) -> None:
+    """Log in and print an access token (only the token, for ``TOKEN=$(...)``).
+
+    It is valid for WATTX_ACCESS_TOKEN_TTL_S seconds (900 by default); send it
+    as ``Authorization: Bearer $TOKEN``. The same as ``POST /api/v1/auth/login``.
+    """
+    secret = password if password is not None else _ask_password(confirm=False)
+    pair = _run(_login(Settings(), email, secret))
+    typer.echo(pair)
+
+
+def _ask_password(*, confirm: bool) -> str:
+    """The password typed twice on a terminal, or the first line of standard input."""
+    if sys.stdin.isatty():
+        typed: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+        return typed
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        fail(
+            "no password: pass --password, set WATTX_OPERATOR_PASSWORD, "
+            "or run on a terminal to be asked"
+        )
+    return line
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; a rule it breaks is one line and exit 1."""
+    from wattx.domain.errors import DomainError
+
+    try:
+        return asyncio.run(work)
+    except DomainError as refused:
+        fail(refused.detail)
 
 
 def config_show() -> None:
@@ -117,6 +194,27 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
         )
         user = await accounts.create_operator(email=email, password=password, display_name=name)
         return user.id
+    finally:
+        await db.dispose()
+
+
+async def _login(settings: Settings, email: str, password: str) -> str:
+    from wattx.domain.epochs import SystemClock
+    from wattx.services.accounts import AccountService
+    from wattx.services.tokens import AccessTokenCodec
+    from wattx.store import Database
+
+    db = Database(settings.effective_database_url)
+    try:
+        accounts = AccountService(
+            db,
+            AccessTokenCodec(settings.jwt_key(), settings.access_token_ttl_s),
+            SystemClock(),
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            nonce_ttl_s=settings.wallet_nonce_ttl_s,
+        )
+        pair = await accounts.login_password(email=email, password=password)
+        return pair.access_token
     finally:
         await db.dispose()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -11,15 +13,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from wattx.domain import EpochSchedule
-from wattx.sim.community import CommunityMix, draw_community
-from wattx.sim.scenario import Scenario, build_scenario
 from wattx.sim.strategies import StrategyName
-from wattx.sim.timegrid import TimeGrid
 
 if TYPE_CHECKING:
+    # The community model loads pandas and pvlib: only the commands that run it do.
+    from wattx.api.state import AppState
+    from wattx.sim.community import CommunityMix
     from wattx.sim.runner.faults import FaultPlan
     from wattx.sim.runner.meters import ReadingTransport
     from wattx.sim.runner.run import MechanismRun
+    from wattx.sim.scenario import Scenario
 
 DEMO_RUN_TAG = "demo"
 DEMO_QUOTE_LEAD_S = 540
@@ -55,17 +58,43 @@ def build(
     seed: int,
     epoch_minutes: int,
     epochs: int | None = None,
+    shared_assets: bool = True,
 ) -> Scenario:
     """The scenario of ``days`` days from ``start``, or of its first ``epochs`` epochs."""
-    community = draw_community(CommunityMix(households=households), seed=seed)
+    from wattx.sim.community import draw_community
+    from wattx.sim.scenario import build_scenario
+    from wattx.sim.timegrid import TimeGrid
+
+    community = draw_community(_mix(households, shared_assets), seed=seed)
     grid = TimeGrid.for_days(start, days, EpochSchedule(epoch_minutes * 60))
     if epochs is not None:
         grid = TimeGrid(grid.start, min(epochs, grid.steps), grid.step_s)
     return build_scenario(community, grid)
 
 
+def _mix(households: int, shared_assets: bool) -> CommunityMix:
+    from wattx.sim.community import CommunityMix
+
+    return CommunityMix(
+        households=households, school=shared_assets, community_battery=shared_assets
+    )
+
+
+def describe_community(households: int, shared_assets: bool) -> str:
+    """The line that says who is simulated, shared assets included."""
+    shared = " plus a school and a community battery" if shared_assets else ""
+    return f"community: {households} households{shared}"
+
+
 def simulate(
     households: Annotated[int, typer.Option(min=1, help="number of households")] = 100,
+    shared_assets: Annotated[
+        bool,
+        typer.Option(
+            help="add the community's shared assets to the households: a school "
+            "and a community battery"
+        ),
+    ] = True,
     days: Annotated[int, typer.Option(min=1, help="simulated days")] = 7,
     start: Annotated[
         datetime | None,
@@ -127,6 +156,7 @@ def simulate(
     from wattx.sim.runner.run import ALL_MECHANISMS, run_in_process
     from wattx.units import format_money
 
+    typer.echo(describe_community(households, shared_assets))
     faults = FaultPlan.each(fault_ppm) if meters else None
     reading_transport = ReadingTransport(transport.value)
     runs: dict[str, MechanismRun]
@@ -149,6 +179,7 @@ def simulate(
             strategy,
             faults,
             reading_transport,
+            shared_assets,
         )
         chosen = [mechanism.value]
     else:
@@ -159,6 +190,7 @@ def simulate(
             seed,
             epoch_minutes or DEFAULT_EPOCH_MINUTES,
             epochs,
+            shared_assets,
         )
         chosen = list(ALL_MECHANISMS) if compare else [mechanism.value]
         steps = scenario.grid.steps
@@ -231,21 +263,33 @@ def _simulate_remote(
     strategy: StrategyName,
     faults: FaultPlan | None,
     transport: ReadingTransport,
+    shared_assets: bool,
 ) -> dict[str, MechanismRun]:
     """One real-time run on the service at ``url``, and its grid-only baseline."""
     from rich.progress import Progress
 
+    from wattx.sim.community import draw_community
     from wattx.sim.runner.market_round import OrderAnswers
     from wattx.sim.runner.remote import run_remote
     from wattx.sim.runner.run import MechanismRun
     from wattx.sim.simulation import run_grid_only
 
-    community = draw_community(CommunityMix(households=households), seed=seed)
+    community = draw_community(_mix(households, shared_assets), seed=seed)
     with Progress() as progress:
         task = progress.add_task(f"{mechanism} at {url}", total=epochs)
 
         def advance(done: int) -> None:
-            progress.update(task, completed=done)
+            progress.update(task, completed=done, description=f"{mechanism} at {url}")
+
+        def waiting(until: datetime) -> None:
+            progress.update(
+                task,
+                description=f"{mechanism} at {url}: waiting for {until:%H:%M:%S} UTC "
+                "(the next quoting or gate time)",
+            )
+
+        def announce(message: str) -> None:
+            progress.console.print(message)
 
         remote = asyncio.run(
             run_remote(
@@ -260,6 +304,8 @@ def _simulate_remote(
                 faults=faults,
                 transport=transport,
                 progress=advance,
+                on_wait=waiting,
+                announce=announce,
             )
         )
     baseline = MechanismRun(run_grid_only(remote.scenario), OrderAnswers(), 0)
@@ -269,14 +315,29 @@ def _simulate_remote(
 def demo(
     households: Annotated[int, typer.Option(min=1, help="number of households")] = 8,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 60.0,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(envvar="WATTX_HOST", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="WATTX_PORT", help="port")] = 8000,
     days: Annotated[int, typer.Option(min=1)] = 1,
     seed: Annotated[int, typer.Option()] = 1,
     strategy: Annotated[StrategyName, typer.Option()] = StrategyName.ZERO_INTELLIGENCE,
 ) -> None:
-    """Serve the API with a small community trading in it, SPEED times faster than real time."""
-    asyncio.run(_demo(households, speed, host, port, days, seed, strategy))
+    """Serve the API with a small community trading in it, SPEED times faster than real time.
+
+    The simulated day starts today (UTC) on a scratch database. The community
+    trades in its own zone, sim-demo (the seeded zone main stays empty); a
+    line per simulated hour says what happened. Ctrl-C stops it.
+    """
+    from wattx.cli.errors import fail
+    from wattx.cli.serving import bind
+
+    if not speed > 0:
+        fail(f"--speed must be above 0 (simulated seconds per wall second), not {speed:g}")
+    sock = bind(host, port)
+    try:
+        asyncio.run(_demo(households, speed, host, port, days, seed, strategy, sock))
+    except KeyboardInterrupt:
+        typer.echo("wattx demo stopped", err=True)
+        raise typer.Exit(130) from None
 
 
 async def _demo(
@@ -287,15 +348,14 @@ async def _demo(
     days: int,
     seed: int,
     strategy: StrategyName,
+    sock: socket.socket,
 ) -> None:
     import tempfile
 
     import httpx
-    import uvicorn
 
     from wattx.api.app import create_app
-    from wattx.api.server import server_config
-    from wattx.api.state import AppState
+    from wattx.cli.serving import quiet, server_for, start
     from wattx.services.zones import ZoneService
     from wattx.sim.runner.client import ServiceClient
     from wattx.sim.runner.clock import AcceleratedClock
@@ -305,15 +365,16 @@ async def _demo(
     from wattx.sim.runner.scratch import OPERATOR_EMAIL, OPERATOR_PASSWORD, scratch_settings
     from wattx.store import Database, upgrade_to_head
 
-    # The simulated days end before today: the service checks a token's issue
-    # time against the wall clock, so the accelerated clock must stay behind it.
-    first_day = datetime.now(UTC).date() - timedelta(days=days + 1)
+    # Tokens are checked against the service's own (accelerated) clock, so the
+    # simulated day can be today.
+    first_day = datetime.now(UTC).date()
     scenario = build(households, days, first_day, seed, 15)
     schedule = scenario.grid.schedule()
     check_schedule(schedule, DEMO_QUOTE_LEAD_S)
     first_gate = schedule.epoch(scenario.grid.first_epoch_id).gate_closure
     # The clock starts early enough for the set-up to finish before the first quotes.
     clock = AcceleratedClock(first_gate - timedelta(seconds=2 * DEMO_QUOTE_LEAD_S), speed)
+    zone = f"sim-{DEMO_RUN_TAG}"
     with tempfile.TemporaryDirectory(prefix="wattx-demo-") as tmp:
         settings = scratch_settings(Path(tmp), schedule).model_copy(
             update={"host": host, "port": port}
@@ -328,45 +389,129 @@ async def _demo(
         finally:
             await db.dispose()
         app = create_app(settings, clock=clock, run_epoch_clock=True)
-        server = uvicorn.Server(server_config(app, settings, lifespan="on"))
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.05)
-        state: AppState = app.state.wattx
-        await state.accounts.create_operator(
-            email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, display_name="Operator"
-        )
+        # Ctrl-C cancels this coroutine (asyncio's handling), which then stops the server.
+        server = server_for(app, settings, handle_signals=False)
         url = f"http://{host}:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-            client = ServiceClient(http)
-            operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
-            typer.echo(f"wattx demo at {url} (API docs: {url}/docs), {speed:g}x real time")
-            typer.echo(f"operator login: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}")
-            for spec in scenario.community.members[:3]:
-                login = member_email(spec.id, DEMO_RUN_TAG)
-                typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
-            try:
-                run = await run_against(
-                    client,
-                    operator,
-                    scenario,
-                    "continuous",
-                    strategy,
-                    clock,
-                    schedule,
-                    run_tag=DEMO_RUN_TAG,
-                    faults=FaultPlan(),
-                    quote_lead_s=DEMO_QUOTE_LEAD_S,
-                    # The demo's chain worker mints on its own clock: grants cover sellers.
-                    energy=EnergySource.GRANTS,
+        serving = await start(
+            server,
+            sock,
+            lambda: typer.echo(f"wattx demo at {url} (API docs: {url}/docs), {speed:g}x real time"),
+        )
+        trading: asyncio.Task[MechanismRun] | None = None
+        try:
+            state: AppState = app.state.wattx
+            await state.accounts.create_operator(
+                email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, display_name="Operator"
+            )
+            async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+                client = ServiceClient(http)
+                operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
+                typer.echo(f"operator login: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}")
+                for spec in scenario.community.members[:3]:
+                    login = member_email(spec.id, DEMO_RUN_TAG)
+                    typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
+                typer.echo(
+                    f"the community trades in zone '{zone}' from {first_day} (UTC); watch it "
+                    f"at {url}/api/v1/markets/{zone}/book and {url}/api/v1/trades?zone={zone} "
+                    "(zone 'main' stays empty)"
                 )
+                summary = _DemoSummary(schedule, scenario.grid.first_epoch_id, zone)
+                summaries: set[asyncio.Task[None]] = set()
+
+                async def report(done: int) -> None:
+                    typer.echo(await summary.line(done, state))
+
+                def progress(done: int) -> None:
+                    if summary.due(done):
+                        task = asyncio.get_running_loop().create_task(report(done))
+                        summaries.add(task)
+                        task.add_done_callback(summaries.discard)
+
+                trading = asyncio.create_task(
+                    run_against(
+                        client,
+                        operator,
+                        scenario,
+                        "continuous",
+                        strategy,
+                        clock,
+                        schedule,
+                        progress=progress,
+                        run_tag=DEMO_RUN_TAG,
+                        faults=FaultPlan(),
+                        quote_lead_s=DEMO_QUOTE_LEAD_S,
+                        # The demo's chain worker mints on its own clock: grants cover sellers.
+                        energy=EnergySource.GRANTS,
+                    )
+                )
+                run = await trading
                 traded = sum(r.local_sold_wh for r in run.results.records)
                 answers = dict(run.answers.orders)
                 typer.echo(f"demo finished: {traded} Wh traded locally, orders {answers}")
                 typer.echo("serving until Ctrl-C")
                 await serving
-            finally:
-                server.should_exit = True
+        except asyncio.CancelledError:
+            quiet()
+            raise
+        finally:
+            if trading is not None:
+                trading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await trading
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await serving
+
+
+class _DemoSummary:
+    """One line per simulated hour: trades, volume and prices of the hour, and settlement."""
+
+    def __init__(self, schedule: EpochSchedule, first_epoch_id: int, zone: str) -> None:
+        self._schedule = schedule
+        self._first = first_epoch_id
+        self._zone = zone
+        self._per_hour = max(1, 3_600 // schedule.length_s)
+
+    def due(self, done: int) -> bool:
+        return done % self._per_hour == 0
+
+    async def line(self, done: int, state: AppState) -> str:
+        from sqlalchemy import func, select
+
+        from wattx.store.models import TradeRow
+        from wattx.store.models_settlement import SettlementOutboxRow
+        from wattx.units import format_money
+
+        last = self._first + done - 1
+        first = last - self._per_hour + 1
+        async with state.db.read() as session:
+            count, volume, low, high = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(TradeRow.qty_wh), 0),
+                        func.min(TradeRow.price),
+                        func.max(TradeRow.price),
+                    ).where(
+                        TradeRow.zone == self._zone,
+                        TradeRow.epoch_id >= first,
+                        TradeRow.epoch_id <= last,
+                    )
+                )
+            ).one()
+            statuses = dict(
+                (
+                    await session.execute(
+                        select(SettlementOutboxRow.status, func.count()).group_by(
+                            SettlementOutboxRow.status
+                        )
+                    )
+                ).all()
+            )
+        hour = self._schedule.epoch(first).start.strftime("%Y-%m-%d %H:%M")
+        prices = f"{format_money(low)}-{format_money(high)} per kWh" if count else "no prices"
+        settled = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+        return (
+            f"{hour} UTC +1 h: {count} trades, {volume} Wh, {prices}; "
+            f"epoch settlements: {settled or 'none yet'}"
+        )

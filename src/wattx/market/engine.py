@@ -128,6 +128,10 @@ class MarketEngine:
         self._check_new(order, now, replacing=None)
         return self._accept(order, now)
 
+    def check(self, order: Order, now: datetime) -> None:
+        """Raise what :meth:`submit` would refuse ``order`` for, without changing anything."""
+        self._check_new(order, now, replacing=None)
+
     def cancel(self, order_id: str, owner: str | None = None) -> Order:
         """Cancel an open order's remaining quantity (checking ``owner`` when given)."""
         order = self._open_order(order_id, owner)

@@ -68,6 +68,11 @@ class OrderNotFoundError(NotFoundError):
     title = "Order not found"
 
 
+class TradeNotFoundError(NotFoundError):
+    code = "trade_not_found"
+    title = "Trade not found"
+
+
 class NotOrderOwnerError(PermissionDeniedError):
     code = "not_order_owner"
     title = "Order belongs to another owner"

@@ -13,10 +13,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wattx.domain.credentials import email_problem, password_problem
 from wattx.domain.epochs import EpochClock
 from wattx.services.errors import (
     EmailTakenError,
     ForbiddenError,
+    InvalidCredentialFormatError,
     InvalidCredentialsError,
     InvalidTokenError,
     RefreshTokenReusedError,
@@ -273,6 +275,9 @@ class AccountService:
     async def _create_user(
         self, email: str, password: str, display_name: str, role: Role, status: UserStatus
     ) -> UserRow:
+        problem = email_problem(email) or password_problem(password)
+        if problem is not None:
+            raise InvalidCredentialFormatError(problem)
         password_hash = _hasher.hash(password)
         async with self._db.write() as session:
             if await repo.user_by_email(session, email.lower()) is not None:

@@ -48,6 +48,11 @@ class EmailTakenError(ConflictError):
     title = "Email already registered"
 
 
+class InvalidCredentialFormatError(ValidationError):
+    code = "validation_error"
+    title = "Invalid email or password"
+
+
 class UserNotFoundError(NotFoundError):
     code = "user_not_found"
     title = "User not found"

@@ -64,6 +64,7 @@ from wattx.market.errors import (
     OrderNotFoundError,
     OrderNotOpenError,
     PriceOutOfBoundsError,
+    TradeNotFoundError,
     UnknownZoneError,
 )
 from wattx.services.errors import (
@@ -77,7 +78,13 @@ from wattx.services.market_events import books_touched, order_event, trade_event
 from wattx.services.market_metrics import MarketMetrics
 from wattx.services.market_persistence import record_engine_changes
 from wattx.services.principal import Principal
-from wattx.services.views import order_row_view, order_view, trade_view
+from wattx.services.views import (
+    order_row_view,
+    order_view,
+    trade_row_view,
+    trade_seen_by,
+    trade_view,
+)
 from wattx.services.zones import rate_override_from_row, spec_from_row
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
@@ -432,14 +439,34 @@ class MarketService:
                 session, party=party, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
             )
 
+    async def get_trade(self, principal: Principal, trade_id: str) -> dict[str, Any]:
+        """One trade: to its buyer or seller (without the other party's ids), or to oversight.
+
+        Anyone else's trade is reported as absent, like someone else's order.
+        """
+        async with self._db.read() as session:
+            row = await trade_repo.trade_by_id(session, trade_id)
+        if row is None:
+            raise TradeNotFoundError("no such trade", trade_id=trade_id)
+        view = trade_row_view(row)
+        sees_everything = principal.role.sees_everything
+        if not sees_everything and principal.user_id not in (row.buyer, row.seller):
+            raise TradeNotFoundError("no such trade", trade_id=trade_id)
+        return trade_seen_by(view, principal.user_id, sees_everything=sees_everything)
+
     # books and epochs ---------------------------------------------------------
+
+    def first_open_epoch(self, now: datetime) -> int:
+        """The first epoch whose gate is open: not passed, and not closed early by an operator."""
+        epoch_id = self.schedule.first_open_epoch(now)
+        while epoch_id in self._closed:
+            epoch_id += 1
+        return epoch_id
 
     def depth(self, zone: str, epoch_id: int | None, levels: int) -> BookDepth:
         self._require_zone(zone)
         engine = self._require_engine()
-        target = (
-            epoch_id if epoch_id is not None else self.schedule.first_open_epoch(self._clock.now())
-        )
+        target = epoch_id if epoch_id is not None else self.first_open_epoch(self._clock.now())
         self._epoch(target)
         return engine.depth(zone, target, levels)
 
@@ -453,9 +480,7 @@ class MarketService:
         """
         zone = self._require_zone(zone_id)
         engine = self._require_engine()
-        target = (
-            epoch_id if epoch_id is not None else self.schedule.first_open_epoch(self._clock.now())
-        )
+        target = epoch_id if epoch_id is not None else self.first_open_epoch(self._clock.now())
         hour = self._epoch(target).start.hour
         band = zone.tariff.band_at(hour)
         async with self._db.read() as session:
@@ -551,8 +576,6 @@ class MarketService:
         moved = False
         try:
             async with self._db.write() as session:
-                # Continuous trades were stored before the gate; the closure adds its own.
-                earlier_trades = await epoch_repo.stored_trade_count(session, epoch_id)
                 closure = engine.close_gate(epoch_id, engine_now)
                 moved = True
                 await record_engine_changes(
@@ -563,12 +586,14 @@ class MarketService:
                     at=now,
                     lock=self._db.locks_rows,
                 )
+                # Continuous trades happened before the gate: count the epoch's, not the closure's.
+                epoch_trades = await trade_repo.count_epoch_trades(session, epoch_id)
                 if await session.get(EpochRow, epoch_id) is None:
                     session.add(
                         EpochRow(
                             id=epoch_id,
                             closed_at=now,
-                            trade_count=earlier_trades + len(closure.trades),
+                            trade_count=epoch_trades,
                             expired_count=len(closure.expired),
                             clearing_prices=json.dumps(closure.clearing_prices),
                             forced=forced and now < gate,
@@ -592,7 +617,7 @@ class MarketService:
                 EventType.EPOCH_CLEARED,
                 {
                     "epoch_id": epoch_id,
-                    "trades": len(closure.trades),
+                    "trades": epoch_trades,
                     "expired": len(closure.expired),
                     "clearing_prices": closure.clearing_prices,
                 },
@@ -702,6 +727,9 @@ class MarketService:
                 client_order_id=request.client_order_id,
             )
         order = self._new_order(principal.user_id, request, now)
+        # The market's rules (gate, price bounds) are judged before the balance,
+        # so a caller learns of a price out of bounds whatever their balance.
+        engine.check(order, now)
         asset = escrow_asset(order.side)
         escrow = escrow_required(order.side, order.qty_wh, order.limit_price, self.fee_bps)
         locks = self._db.locks_rows
@@ -740,11 +768,7 @@ class MarketService:
         zone = self._require_zone(request.zone)
         if request.qty_wh <= 0:
             raise InvalidQuantityError("quantity must be a positive number of Wh")
-        epoch_id = (
-            request.epoch_id
-            if request.epoch_id is not None
-            else self.schedule.first_open_epoch(now)
-        )
+        epoch_id = request.epoch_id if request.epoch_id is not None else self.first_open_epoch(now)
         gate = self._epoch(epoch_id).gate_closure
         if epoch_id in self._closed or now >= gate:
             raise GateClosedError("the gate of this epoch has closed", epoch_id=epoch_id)

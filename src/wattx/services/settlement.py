@@ -16,9 +16,16 @@ The epoch's trades and its ``epochs`` row carry the outcome too
 outbox row's change, so they never disagree with it.
 
 A crash between any two steps leaves the row pending (or absent, and then it
-is derived again), and the next run finishes it. A chain error leaves it
-pending with an exponential backoff. A batch the chain can never accept (its
-root differs from the one on chain) is marked ``failed``.
+is derived again), and the next run finishes it. A chain that cannot be
+reached leaves it pending with an exponential backoff, however long that
+takes. A batch the chain refuses (a contract revert, e.g. a seller whose
+energy is not on chain) is retried with the same backoff up to
+``max_refusals`` times and then fails for good; so does a batch whose root
+differs from the one on chain. A batch that fails for good is marked
+``failed`` with its reason, raises a ``settlement_failed`` alert (in
+``GET /alerts``) and counts in ``wattx_settlements_failed_total``. An
+operator asking to settle an epoch now hears of a refusal at once
+(``409 settlement_refused``).
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain import Trade
 from wattx.domain.epochs import EpochClock, EpochSchedule
-from wattx.domain.errors import ConflictError, NotFoundError
+from wattx.domain.errors import ConflictError
+from wattx.market.errors import TradeNotFoundError
 from wattx.services.chain import ChainAccounts
 from wattx.services.chain_history import ChainHistoryCheck
 from wattx.services.custody import apply_self_custody_deposits
@@ -46,17 +55,29 @@ from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal
 from wattx.services.retirement import RetirementService
 from wattx.settlement.batch import EpochBatch, build_epoch_batch
-from wattx.settlement.errors import ChainError, EpochAlreadySettledError
+from wattx.settlement.errors import (
+    ChainError,
+    ContractRevertError,
+    EpochAlreadySettledError,
+    InsufficientBalanceError,
+)
 from wattx.settlement.leaves import TradeLeaf
 from wattx.settlement.port import ChainEvent
 from wattx.store import settlement as repo
 from wattx.store.db import Database
 from wattx.store.models import TradeRow
+from wattx.store.models_metering import MeterAlertRow
 from wattx.store.models_settlement import SettlementOutboxRow
 
 _log = structlog.get_logger("wattx.settlement")
 
 INDEXER = "contracts"
+SETTLEMENT_FAILED_ALERT = "settlement_failed"
+GRANTED_ENERGY_HINT = (
+    "an account's balance on chain does not cover its side of the batch; energy "
+    "granted with POST /admin/users/{id}/energy-grants exists off chain only, so an "
+    "epoch in which it was sold cannot settle: sell energy minted from metered export"
+)
 _MAX_BACKOFF_S = 3_600
 
 Checkpoint = Callable[[str], None]
@@ -79,14 +100,14 @@ class NothingToSettleError(ConflictError):
     title = "The epoch has no trades to settle"
 
 
-class TradeNotFoundError(NotFoundError):
-    code = "trade_not_found"
-    title = "Trade not found"
-
-
 class TradeNotSettledError(ConflictError):
     code = "trade_not_settled"
     title = "The trade's epoch is not settled on chain yet"
+
+
+class SettlementRefusedError(ConflictError):
+    code = "settlement_refused"
+    title = "The chain refused the epoch's settlement batch"
 
 
 class SettlementRootMismatchError(ConflictError):
@@ -156,6 +177,8 @@ class SettlementService:
         schedule: EpochSchedule,
         *,
         retry_s: int = 10,
+        max_refusals: int = 5,
+        failures: Counter | None = None,
         checkpoint: Checkpoint = _no_checkpoint,
     ) -> None:
         self._db = db
@@ -164,6 +187,8 @@ class SettlementService:
         self._clock = clock
         self._schedule = schedule
         self._retry_s = retry_s
+        self._max_refusals = max_refusals
+        self._failures = failures
         self._checkpoint = checkpoint
         # One settlement run at a time in this process; across processes the
         # outbox row and the chain's once-only rule keep it safe.
@@ -199,7 +224,12 @@ class SettlementService:
 
     async def settle_now(self, epoch_id: int) -> SettlementOutboxRow:
         """Settle one closed epoch whose delivery has ended now, without waiting for the
-        worker's next tick or a backoff."""
+        worker's next tick or a backoff.
+
+        A refusal by the chain is recorded on the outbox row like the worker's
+        (an attempt, or ``failed`` once refusals run out) and raised as
+        :class:`SettlementRefusedError`, which says why.
+        """
         async with self._running:
             async with self._db.read() as session:
                 if not await repo.is_epoch_closed(session, epoch_id):
@@ -215,7 +245,23 @@ class SettlementService:
                 row = await repo.outbox_entry(session, epoch_id)
             if row is None:
                 await self._write_outbox(epoch_id)
-            return await self._send(epoch_id)
+            refusals: list[ContractRevertError] = []
+            row = await self._send(epoch_id, refusals=refusals)
+        if refusals:
+            refused = refusals[0]
+            raise SettlementRefusedError(
+                f"the chain refused epoch {epoch_id}'s batch ({refused.code}): "
+                + _explain(refused),
+                epoch_id=epoch_id,
+                chain_code=refused.code,
+                status=row.status,
+                attempts=row.attempts,
+                max_refusals=self._max_refusals,
+                next_attempt_at=row.next_attempt_at.isoformat()
+                if row.status == repo.OUTBOX_PENDING and row.next_attempt_at is not None
+                else None,
+            )
+        return row
 
     async def outbox(self, epoch_id: int) -> SettlementOutboxRow | None:
         async with self._db.read() as session:
@@ -268,7 +314,9 @@ class SettlementService:
             await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_PENDING)
         self._checkpoint("written")
 
-    async def _send(self, epoch_id: int) -> SettlementOutboxRow:
+    async def _send(
+        self, epoch_id: int, *, refusals: list[ContractRevertError] | None = None
+    ) -> SettlementOutboxRow:
         row = await self.outbox(epoch_id)
         assert row is not None, "the outbox row is written before it is sent"
         if row.status != repo.OUTBOX_PENDING:
@@ -288,6 +336,15 @@ class SettlementService:
                 return await self._adopt_existing(row, batch)
             fault_point(AFTER_CHAIN_TX_SETTLE)
             self._checkpoint("sent")
+        except ContractRevertError as exc:
+            if refusals is not None:
+                refusals.append(exc)
+            if row.attempts + 1 >= self._max_refusals:
+                return await self._fail(
+                    epoch_id,
+                    f"{exc.code}: {exc} (refused {row.attempts + 1} times): {_explain(exc)}",
+                )
+            return await self._retry_later(epoch_id, exc)
         except ChainError as exc:
             return await self._retry_later(epoch_id, exc)
         return await self._confirm(
@@ -367,6 +424,17 @@ class SettlementService:
             row.attempts += 1
             row.last_error = reason
             await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_FAILED)
+            # Same transaction: a failed settlement always has its alert.
+            session.add(
+                MeterAlertRow(
+                    kind=SETTLEMENT_FAILED_ALERT,
+                    epoch_id=epoch_id,
+                    detail=reason,
+                    raised_at=self._clock.now(),
+                )
+            )
+        if self._failures is not None:
+            self._failures.inc()
         _log.error("settlement_failed", epoch_id=epoch_id, reason=reason)
         return row
 
@@ -431,6 +499,13 @@ class SettlementService:
             # the relay) are credited here, in the same transaction, once per event.
             await apply_self_custody_deposits(session, chain, events, lock=self._db.locks_rows)
         return len(events)
+
+
+def _explain(refused: ContractRevertError) -> str:
+    """What a refusal means for the people running the market."""
+    if isinstance(refused, InsufficientBalanceError):
+        return GRANTED_ENERGY_HINT
+    return refused.reason or "the contract gave no reason"
 
 
 def _event_row(event: ChainEvent) -> dict[str, Any]:

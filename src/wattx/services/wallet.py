@@ -133,7 +133,8 @@ class WalletService:
         await self._require_user(account_id, qty_wh)
         async with self._db.write() as session:
             await credit(session, account_id, Asset.ENERGY, qty_wh, lock=self._db.locks_rows)
-        return await self.wallet(account_id)
+        # Shown like GET /wallet: the chain's side shows the grant is not on chain.
+        return await self.wallet(account_id, with_chain=True)
 
     async def withdraw(self, account_id: str, asset: Asset, amount: int) -> Withdrawal:
         """Pay ``amount`` (micro-units, or Wh of energy) of the free balance out of the

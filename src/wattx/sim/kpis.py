@@ -8,8 +8,17 @@ Ratios are integers in parts per million (1,000,000 = 100 %):
   ``1 - min(imports, consumption) / consumption``.
 * self-consumption: the share of production not sent out, with exports
   defined the same way: ``1 - min(exports, production) / production``.
-* savings: the grid-only baseline's net cost minus this run's net cost (positive
-  means the member is better off), for the same scenario.
+* stored energy value: what the batteries gained over the run
+  (``battery_change_wh``, negative when they ended emptier) is worth at the
+  feed-in tariff of the last epoch (what it would fetch from the grid), so a
+  battery that ends the run full is not shown as worse off for the energy it
+  bought and still holds.
+* savings: the grid-only baseline's net cost minus this run's, each net of its
+  stored energy value (positive means the member is better off), for the same
+  scenario.
+
+Money is in micro-units of credit (1,000,000 = 1 credit), energy in Wh; the
+report's ``kpis.json`` says so in its ``units`` object.
 
 A ratio whose denominator is zero is reported as ``None``.
 """
@@ -23,6 +32,11 @@ from wattx.sim.balance import EnergyBalance, check_energy_balance
 from wattx.sim.results import MemberEpochRecord, RunResults
 
 PPM = 1_000_000
+UNITS = {
+    "energy": "Wh (fields ending in _wh)",
+    "money": "micro-units of credit, 1,000,000 = 1 credit (costs, payments, values, savings)",
+    "ratios": "ppm, 1,000,000 = 100 % (fields ending in _ppm)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,7 @@ class MemberKpis:
     self_sufficiency_ppm: int | None
     self_consumption_ppm: int | None
     net_cost: int
+    stored_energy_value: int
     baseline_net_cost: int | None
     savings: int | None
 
@@ -69,6 +84,7 @@ class CommunityKpis:
     self_consumption_ppm: int | None
     local_share_of_imports_ppm: int | None
     net_cost: int
+    stored_energy_value: int
     baseline_net_cost: int | None
     savings: int | None
     members_worse_off: int | None
@@ -84,6 +100,7 @@ class KpiReport:
     def as_json(self) -> dict[str, Any]:
         """Plain JSON-ready data (integers and strings only)."""
         return {
+            "units": UNITS,
             "mechanism": self.mechanism,
             "community": _jsonable(self.community),
             "members": [_jsonable(m) for m in self.members],
@@ -101,30 +118,45 @@ def share_not_exchanged(exchanged_wh: int, total_wh: int) -> int | None:
 def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> KpiReport:
     """KPIs of ``results``; savings need the grid-only ``baseline`` of the same scenario."""
     balance = check_energy_balance(results)
+    feed_in = results.bounds[-1].feed_in if results.bounds else 0
     baseline_costs: dict[str, int] = {}
     if baseline is not None:
         check_energy_balance(baseline)
         for record in baseline.records:
             baseline_costs[record.member_id] = (
-                baseline_costs.get(record.member_id, 0) + record.net_cost
+                baseline_costs.get(record.member_id, 0)
+                + record.net_cost
+                - stored_value(record.battery_change_wh, feed_in)
             )
     by_member: dict[str, list[MemberEpochRecord]] = {m: [] for m in results.member_kinds}
     for record in results.records:
         by_member[record.member_id].append(record)
     members = tuple(
-        _member_kpis(member_id, results.member_kinds[member_id].value, records, baseline_costs)
+        _member_kpis(
+            member_id, results.member_kinds[member_id].value, records, baseline_costs, feed_in
+        )
         for member_id, records in by_member.items()
     )
     return KpiReport(
-        results.mechanism, _community_kpis(results, members, baseline), members, balance
+        results.mechanism, _community_kpis(results, members, baseline, feed_in), members, balance
     )
 
 
+def stored_value(battery_change_wh: int, feed_in: int) -> int:
+    """Energy the batteries gained (or lost, negative) valued at ``feed_in`` per kWh."""
+    return battery_change_wh * feed_in // 1000
+
+
 def _member_kpis(
-    member_id: str, kind: str, records: list[MemberEpochRecord], baseline_costs: dict[str, int]
+    member_id: str,
+    kind: str,
+    records: list[MemberEpochRecord],
+    baseline_costs: dict[str, int],
+    feed_in: int,
 ) -> MemberKpis:
     totals = EnergyTotals.of(records)
     baseline_cost = baseline_costs.get(member_id)
+    stored = stored_value(totals.battery_change_wh, feed_in)
     return MemberKpis(
         member_id=member_id,
         kind=kind,
@@ -136,17 +168,24 @@ def _member_kpis(
             totals.local_sold_wh + totals.grid_export_wh, totals.production_wh
         ),
         net_cost=totals.net_cost,
+        stored_energy_value=stored,
         baseline_net_cost=baseline_cost,
-        savings=None if baseline_cost is None else baseline_cost - totals.net_cost,
+        savings=None if baseline_cost is None else baseline_cost - (totals.net_cost - stored),
     )
 
 
 def _community_kpis(
-    results: RunResults, members: tuple[MemberKpis, ...], baseline: RunResults | None
+    results: RunResults, members: tuple[MemberKpis, ...], baseline: RunResults | None, feed_in: int
 ) -> CommunityKpis:
     totals = EnergyTotals.of(results.records)
     imports = totals.local_bought_wh + totals.grid_import_wh
-    baseline_cost = None if baseline is None else EnergyTotals.of(baseline.records).net_cost
+    stored = stored_value(totals.battery_change_wh, feed_in)
+    baseline_cost = None
+    if baseline is not None:
+        baseline_totals = EnergyTotals.of(baseline.records)
+        baseline_cost = baseline_totals.net_cost - stored_value(
+            baseline_totals.battery_change_wh, feed_in
+        )
     return CommunityKpis(
         totals=totals,
         self_sufficiency_ppm=share_not_exchanged(totals.grid_import_wh, totals.consumption_wh),
@@ -155,8 +194,9 @@ def _community_kpis(
             totals.local_bought_wh * PPM // imports if imports > 0 else None
         ),
         net_cost=totals.net_cost,
+        stored_energy_value=stored,
         baseline_net_cost=baseline_cost,
-        savings=None if baseline_cost is None else baseline_cost - totals.net_cost,
+        savings=None if baseline_cost is None else baseline_cost - (totals.net_cost - stored),
         members_worse_off=(
             None
             if baseline is None

@@ -60,7 +60,8 @@ def plot_traded_volume(results: RunResults, path: Path) -> Path:
     axes.plot(hours, local / 1000.0, label="traded locally")
     axes.plot(hours, imported / 1000.0, label="grid import", alpha=0.7)
     axes.plot(hours, exported / 1000.0, label="grid export", alpha=0.7)
-    axes.set(xlabel="hours since start", ylabel="kWh per epoch")
+    axes.set(ylabel="kWh per epoch")
+    _run_time_axis(axes, results)
     axes.set_title(f"Energy per epoch ({results.mechanism})")
     return _save(figure, axes, path)
 
@@ -82,7 +83,8 @@ def plot_prices(results: RunResults, path: Path) -> Path:
             color="black",
             label="local clearing price",
         )
-    axes.set(xlabel="hours since start", ylabel="price per kWh")
+    axes.set(ylabel="price (credit per kWh)")
+    _run_time_axis(axes, results)
     axes.set_title("Local prices within the tariff bounds")
     return _save(figure, axes, path)
 
@@ -97,14 +99,24 @@ def plot_savings(report: KpiReport, path: Path) -> Path:
     axes.axhline(0.0, color="black", linewidth=0.8)
     if len(members) <= 30:
         axes.set_xticks(range(len(members)), [m.member_id for m in members], rotation=90)
-    axes.set(xlabel="member", ylabel="saved vs grid-only")
+    axes.set(xlabel="member", ylabel="saved vs grid-only (credit)")
     axes.set_title(f"Savings per member ({report.mechanism})")
     return _save(figure, axes, path, legend=False)
 
 
+def _run_time_axis(axes: Axes, results: RunResults) -> None:
+    """The same time axis on every per-epoch figure: hours from the run's start, whole run."""
+    grid = results.grid
+    axes.set(
+        xlabel=f"hours since {grid.start:%Y-%m-%d %H:%M} UTC",
+        xlim=(0.0, grid.steps * grid.step_s / 3600.0),
+    )
+
+
 def _save(figure: Figure, axes: Axes, path: Path, legend: bool = True) -> Path:
     if legend and axes.get_legend_handles_labels()[0]:
-        axes.legend(loc="upper right")
+        # Outside the plotting area: a legend never hides a curve (the evening tariff step).
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=_DPI)

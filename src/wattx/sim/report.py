@@ -46,8 +46,12 @@ def render_html(report: KpiReport, results: RunResults) -> str:
         ("Grid export", format_kwh(totals.grid_export_wh)),
         ("Self-sufficiency", _percent(community.self_sufficiency_ppm)),
         ("Self-consumption", _percent(community.self_consumption_ppm)),
-        ("Net cost", format_money(community.net_cost)),
-        ("Saved vs grid-only", _money_or_dash(community.savings)),
+        ("Net cost (credit)", format_money(community.net_cost)),
+        (
+            "Stored energy at the end, valued at feed-in (credit)",
+            format_money(community.stored_energy_value),
+        ),
+        ("Saved vs grid-only, stored energy valued (credit)", _money_or_dash(community.savings)),
         ("Members worse off", _text_or_dash(community.members_worse_off)),
     ]
     figures = "\n".join(
@@ -64,6 +68,8 @@ td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Community simulation — {html.escape(report.mechanism)}</h1>
+<p>Energy in kWh; money in credit (the CreditToken unit, 6 decimals); percentages of
+consumption or production. Times are UTC. {html.escape(_members_line(results))}</p>
 <h2>Community</h2>
 {_table(("figure", "value"), rows)}
 <h2>Energy balance</h2>
@@ -87,8 +93,9 @@ _MEMBER_HEADINGS = (
     "grid export",
     "self-sufficiency",
     "self-consumption",
-    "net cost",
-    "saved",
+    "net cost (credit)",
+    "stored energy value (credit)",
+    "saved (credit)",
 )
 
 
@@ -106,8 +113,24 @@ def _member_row(member: MemberKpis) -> tuple[str, ...]:
         _percent(member.self_sufficiency_ppm),
         _percent(member.self_consumption_ppm),
         format_money(member.net_cost),
+        format_money(member.stored_energy_value),
         _money_or_dash(member.savings),
     )
+
+
+def _members_line(results: RunResults) -> str:
+    """Who is simulated: the households and the shared assets, said outright."""
+    kinds: dict[str, int] = {}
+    for kind in results.member_kinds.values():
+        kinds[kind.value] = kinds.get(kind.value, 0) + 1
+    shared = {k: kinds.pop(k) for k in ("school", "community_battery") if k in kinds}
+    households = sum(kinds.values())
+    line = f"Members: {households} households"
+    if shared:
+        line += " plus " + " and ".join(
+            f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(shared.items())
+        )
+    return line + "."
 
 
 def _table(headings: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:

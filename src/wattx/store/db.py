@@ -146,11 +146,19 @@ _PG_CONNECT_TIMEOUT_S = 10
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
 
 
+_SQLITE_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
 def is_storage_failure(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached or written just now, as
     opposed to a rule (a constraint) or a bug (bad SQL)."""
     if isinstance(exc, sa_exc.IntegrityError):
         return False
+    sqlite_code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        # SQLite says exactly what failed: only these are the storage's trouble
+        # (busy, locked, no memory, read-only, I/O, full, cannot open); bad SQL is a bug.
+        return sqlite_code & 0xFF in _SQLITE_UNAVAILABLE_CODES
     if isinstance(
         exc,
         sa_exc.OperationalError

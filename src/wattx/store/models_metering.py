@@ -59,7 +59,9 @@ class MeterLastReadingRow(Base):
 
 
 class MeterAlertRow(Base):
-    """A grid-quality alert raised by a reading (voltage or frequency out of band)."""
+    """An alert for the operator: a grid-quality alert raised by a reading (voltage or
+    frequency out of band), or a service alert (a settlement that failed for good), whose
+    reading fields are NULL and which names its ``epoch_id`` and says why in ``detail``."""
 
     __tablename__ = "meter_alerts"
     __table_args__ = (Index("ix_meter_alerts_meter_raised", "meter_id", "raised_at"),)
@@ -67,14 +69,16 @@ class MeterAlertRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    meter_id: Mapped[str] = mapped_column(String(32))
-    seq: Mapped[int] = mapped_column(BigInteger)
-    reading_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    meter_id: Mapped[str | None] = mapped_column(String(32))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    reading_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
     kind: Mapped[str] = mapped_column(String(40))
-    value: Mapped[int] = mapped_column(BigInteger)
-    low: Mapped[int] = mapped_column(BigInteger)
-    high: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[int | None] = mapped_column(BigInteger)
+    low: Mapped[int | None] = mapped_column(BigInteger)
+    high: Mapped[int | None] = mapped_column(BigInteger)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    epoch_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class MeterEpochEnergyRow(Base):

@@ -61,3 +61,13 @@ async def list_trades(
 async def recent_trades(session: AsyncSession, *, zone: str, limit: int) -> list[TradeRow]:
     query = select(TradeRow).where(TradeRow.zone == zone).order_by(TradeRow.seq.desc())
     return list(await session.scalars(query.limit(limit)))
+
+
+async def count_epoch_trades(session: AsyncSession, epoch_id: int) -> int:
+    """Every trade of the epoch: continuous ones before its gate and the auction's at it."""
+    query = select(func.count()).select_from(TradeRow).where(TradeRow.epoch_id == epoch_id)
+    return int((await session.scalar(query)) or 0)
+
+
+async def trade_by_id(session: AsyncSession, trade_id: str) -> TradeRow | None:
+    return await session.get(TradeRow, trade_id)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.routers.proofs import settlement_out
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.settlement import (
     ChainAccountOut,
     ChainAccountsOut,
@@ -60,16 +60,16 @@ async def overview(state: State) -> LedgerOverviewOut:
 @router.get("/transactions")
 async def transactions(state: State, limit: Limit = 50, offset: Offset = 0) -> ChainEventsOut:
     """Contract events, newest first, as the indexer read them."""
-    items = await state.public_ledger.transactions(limit=limit, offset=offset)
-    return ChainEventsOut(
-        items=[_event_out(e) for e in items], page=page(limit, offset, len(items))
-    )
+    items = await state.public_ledger.transactions(limit=limit + 1, offset=offset)
+    items, the_page = page_of(items, limit, offset)
+    return ChainEventsOut(items=[_event_out(e) for e in items], page=the_page)
 
 
 @router.get("/mints")
 async def mints(state: State, limit: Limit = 50, offset: Offset = 0) -> PublicMintsOut:
     """Mints to addresses, newest first; who owns an address is not public."""
-    items = await state.public_ledger.mints(limit=limit, offset=offset)
+    items = await state.public_ledger.mints(limit=limit + 1, offset=offset)
+    items, the_page = page_of(items, limit, offset)
     return PublicMintsOut(
         items=[
             PublicMintOut(
@@ -81,7 +81,7 @@ async def mints(state: State, limit: Limit = 50, offset: Offset = 0) -> PublicMi
             )
             for m in items
         ],
-        page=page(limit, offset, len(items)),
+        page=the_page,
     )
 
 
@@ -95,8 +95,9 @@ async def accounts(
 ) -> ChainAccountsOut:
     """Operators and auditors: which participant holds which chain address."""
     rows = await state.public_ledger.accounts(
-        user_id=user_id, address=address, limit=limit, offset=offset
+        user_id=user_id, address=address, limit=limit + 1, offset=offset
     )
+    rows, the_page = page_of(rows, limit, offset)
     return ChainAccountsOut(
         items=[
             ChainAccountOut(
@@ -104,7 +105,7 @@ async def accounts(
             )
             for r in rows
         ],
-        page=page(limit, offset, len(rows)),
+        page=the_page,
     )
 
 
@@ -125,24 +126,23 @@ async def contracts(state: State) -> ContractsOut:
 
 @router.get("/retirements")
 async def retirements(state: State, limit: Limit = 50, offset: Offset = 0) -> ChainEventsOut:
-    items = await state.public_ledger.retirements(limit=limit, offset=offset)
-    return ChainEventsOut(
-        items=[_event_out(e) for e in items], page=page(limit, offset, len(items))
-    )
+    items = await state.public_ledger.retirements(limit=limit + 1, offset=offset)
+    items, the_page = page_of(items, limit, offset)
+    return ChainEventsOut(items=[_event_out(e) for e in items], page=the_page)
 
 
 @router.get("/epochs")
 async def epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> SettlementsOut:
     """Settlement batches, newest first: root, transaction, volume, value, fees, status."""
-    items = await state.public_ledger.epochs(limit=limit, offset=offset)
-    return SettlementsOut(
-        items=[settlement_out(r) for r in items], page=page(limit, offset, len(items))
-    )
+    items = await state.public_ledger.epochs(limit=limit + 1, offset=offset)
+    items, the_page = page_of(items, limit, offset)
+    return SettlementsOut(items=[settlement_out(r) for r in items], page=the_page)
 
 
 @router.get("/price-history")
 async def price_history(state: State, limit: Limit = 50, offset: Offset = 0) -> PriceHistoryOut:
-    items = await state.public_ledger.price_history(limit=limit, offset=offset)
+    items = await state.public_ledger.price_history(limit=limit + 1, offset=offset)
+    items, the_page = page_of(items, limit, offset)
     return PriceHistoryOut(
         items=[
             PricePointOut(
@@ -156,5 +156,5 @@ async def price_history(state: State, limit: Limit = 50, offset: Offset = 0) -> 
             )
             for p in items
         ],
-        page=page(limit, offset, len(items)),
+        page=the_page,
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.market import (
     ClosedEpochOut,
     ClosureOut,
@@ -101,8 +101,9 @@ async def list_epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> Ep
     market = state.market
     overview = market.overview()
     now_epoch = market.schedule.epoch_id_at(state.clock.now())
-    first_open = market.schedule.first_open_epoch(state.clock.now())
-    closed = await market.closed_epochs(limit=limit, offset=offset)
+    first_open = market.first_open_epoch(state.clock.now())
+    closed = await market.closed_epochs(limit=limit + 1, offset=offset)
+    closed, the_page = page_of(closed, limit, offset)
     return EpochsOut(
         current=epoch_out(market.epoch_info(now_epoch)),
         upcoming=[epoch_out(e) for e in overview[0].upcoming]
@@ -119,7 +120,7 @@ async def list_epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> Ep
             )
             for row in closed
         ],
-        page=page(limit, offset, len(closed)),
+        page=the_page,
     )
 
 

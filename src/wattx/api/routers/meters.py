@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.meters import MeterIn, MeterList, MeterOut
 from wattx.services.meters import MeterStatus
 
@@ -30,10 +30,9 @@ async def register_meter(body: MeterIn, principal: CurrentPrincipal, state: Stat
 async def list_meters(
     principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
 ) -> MeterList:
-    rows = await state.meters.list_meters(principal, limit=limit, offset=offset)
-    return MeterList(
-        items=[MeterOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
-    )
+    rows = await state.meters.list_meters(principal, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return MeterList(items=[MeterOut.model_validate(r) for r in rows], page=the_page)
 
 
 @router.get("/{meter_id}")

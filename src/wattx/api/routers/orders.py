@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.market import (
     AmendOut,
     OrderAmend,
@@ -106,12 +106,13 @@ async def list_orders(
         epoch_id=epoch_id,
         status=status.value if status else None,
         side=side.value if side else None,
-        limit=limit,
+        limit=limit + 1,
         offset=offset,
     )
+    rows, the_page = page_of(rows, limit, offset)
     return OrderList(
         items=[OrderOut.model_validate(order_row_view(r)) for r in rows],
-        page=page(limit, offset, len(rows)),
+        page=the_page,
     )
 
 
@@ -152,9 +153,17 @@ async def list_trades(
 ) -> TradeList:
     """Your trades, newest first (operators and auditors: all trades)."""
     rows = await state.market.list_trades(
-        principal, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
+        principal, zone=zone, epoch_id=epoch_id, limit=limit + 1, offset=offset
     )
+    rows, the_page = page_of(rows, limit, offset)
     return TradeList(
         items=[TradeOut.model_validate(t) for t in _seen(map(trade_row_view, rows), principal)],
-        page=page(limit, offset, len(rows)),
+        page=the_page,
     )
+
+
+@router.get("/trades/{trade_id}")
+async def get_trade(trade_id: str, principal: CurrentPrincipal, state: State) -> TradeOut:
+    """One trade. Its buyer and seller see it without the other party's id (``null``);
+    operators and auditors see both. Anyone else's trade is ``404 trade_not_found``."""
+    return TradeOut.model_validate(await state.market.get_trade(principal, trade_id))

@@ -7,6 +7,7 @@ apply per client address as for every public route.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,7 +17,7 @@ from pydantic import AwareDatetime
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.problems import problem_type
-from wattx.api.schemas.common import Limit, Offset, Problem, page
+from wattx.api.schemas.common import Limit, Offset, Problem, page_of
 from wattx.api.schemas.readings import (
     AlertList,
     AlertOut,
@@ -33,6 +34,7 @@ from wattx.api.schemas.readings import (
 from wattx.domain.errors import DomainError
 from wattx.metering import AlertKind
 from wattx.services.metering import IngestResult, ReviewDecision
+from wattx.services.settlement import SETTLEMENT_FAILED_ALERT
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], route_class=StrictJsonRoute)
 
@@ -124,10 +126,9 @@ async def list_readings(
     offset: Offset = 0,
 ) -> ReadingList:
     """The meter's stored readings, newest first (its owner, operators and auditors)."""
-    rows = await state.metering.readings(principal, meter_id, limit=limit, offset=offset)
-    return ReadingList(
-        items=[ReadingOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
-    )
+    rows = await state.metering.readings(principal, meter_id, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return ReadingList(items=[ReadingOut.model_validate(r) for r in rows], page=the_page)
 
 
 @router.get("/readings/quarantine")
@@ -138,10 +139,17 @@ async def list_quarantine(
     offset: Offset = 0,
 ) -> ReadingList:
     """Quarantined readings for review, most recently received first."""
-    rows = await state.metering.quarantine(meter_id=meter_id, limit=limit, offset=offset)
-    return ReadingList(
-        items=[ReadingOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
-    )
+    rows = await state.metering.quarantine(meter_id=meter_id, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return ReadingList(items=[ReadingOut.model_validate(r) for r in rows], page=the_page)
+
+
+class AlertKindFilter(StrEnum):
+    """Every kind of alert the list holds: the readings' and the settlement's."""
+
+    VOLTAGE_OUT_OF_BAND = AlertKind.VOLTAGE_OUT_OF_BAND.value
+    FREQUENCY_OUT_OF_BAND = AlertKind.FREQUENCY_OUT_OF_BAND.value
+    SETTLEMENT_FAILED = SETTLEMENT_FAILED_ALERT
 
 
 MeterIdPath = Annotated[str, Path(min_length=1, max_length=64)]
@@ -172,7 +180,7 @@ async def reject_reading(
 async def list_alerts(
     state: State,
     meter_id: Annotated[str | None, Query(max_length=64)] = None,
-    kind: AlertKind | None = None,
+    kind: AlertKindFilter | None = None,
     since: Annotated[
         AwareDatetime | None, Query(description="raised at or after (with a UTC offset)")
     ] = None,
@@ -184,12 +192,11 @@ async def list_alerts(
         meter_id=meter_id,
         kind=None if kind is None else kind.value,
         since=since,
-        limit=limit,
+        limit=limit + 1,
         offset=offset,
     )
-    return AlertList(
-        items=[AlertOut.model_validate(r) for r in rows], page=page(limit, offset, len(rows))
-    )
+    rows, the_page = page_of(rows, limit, offset)
+    return AlertList(items=[AlertOut.model_validate(r) for r in rows], page=the_page)
 
 
 @router.get("/meters/{meter_id}/energy")
@@ -204,12 +211,18 @@ async def list_epoch_energy(
 ) -> EpochEnergyList:
     """The meter's energy per delivery epoch, newest epoch first."""
     rows = await state.metering.epoch_energy(
-        principal, meter_id, from_epoch=from_epoch, to_epoch=to_epoch, limit=limit, offset=offset
+        principal,
+        meter_id,
+        from_epoch=from_epoch,
+        to_epoch=to_epoch,
+        limit=limit + 1,
+        offset=offset,
     )
+    rows, the_page = page_of(rows, limit, offset)
     return EpochEnergyList(
         meter_id=meter_id,
         items=[EpochEnergyOut.model_validate(r) for r in rows],
-        page=page(limit, offset, len(rows)),
+        page=the_page,
     )
 
 

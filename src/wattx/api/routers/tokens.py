@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page, page_of
 from wattx.api.schemas.settlement import MintOut, MintRunIn, MintsOut, RetirementIn, RetirementOut
 from wattx.store.models_settlement import ChainMintRow
 
@@ -41,8 +41,9 @@ async def my_mints(
 ) -> MintsOut:
     """The caller's mints (operators and auditors: everyone's), newest first."""
     owner = None if principal.role.sees_everything else principal.user_id
-    rows = await state.minting.mints_of(owner, limit=limit, offset=offset)
-    return MintsOut(items=[mint_out(r) for r in rows], page=page(limit, offset, len(rows)))
+    rows = await state.minting.mints_of(owner, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return MintsOut(items=[mint_out(r) for r in rows], page=the_page)
 
 
 @router.post("/retire")

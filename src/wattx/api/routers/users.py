@@ -8,7 +8,7 @@ from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.routers.wallet import wallet_out
 from wattx.api.schemas.accounts import Admission, UserList, UserOut, UserPatch
-from wattx.api.schemas.common import Limit, Offset, page
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.wallet import CreditDeposit, EnergyGrant, WalletOut
 from wattx.services.principal import UserStatus
 
@@ -30,10 +30,9 @@ async def patch_me(body: UserPatch, principal: CurrentPrincipal, state: State) -
 async def list_users(
     state: State, limit: Limit = 50, offset: Offset = 0, status: UserStatus | None = None
 ) -> UserList:
-    users = await state.accounts.list_users(status=status, limit=limit, offset=offset)
-    return UserList(
-        items=[UserOut.model_validate(u) for u in users], page=page(limit, offset, len(users))
-    )
+    users = await state.accounts.list_users(status=status, limit=limit + 1, offset=offset)
+    users, the_page = page_of(users, limit, offset)
+    return UserList(items=[UserOut.model_validate(u) for u in users], page=the_page)
 
 
 @router.patch("/admin/users/{user_id}")

@@ -7,12 +7,21 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from wattx.api.schemas.common import Page, StrictModel
+from wattx.domain.credentials import (
+    EMAIL_MAX_LENGTH,
+    EMAIL_MIN_LENGTH,
+    EMAIL_PATTERN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+)
 from wattx.services.principal import Role, UserStatus
 
 
 class SignUp(StrictModel):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    password: str = Field(min_length=8, max_length=256)
+    email: str = Field(
+        min_length=EMAIL_MIN_LENGTH, max_length=EMAIL_MAX_LENGTH, pattern=EMAIL_PATTERN
+    )
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
     display_name: str = Field(min_length=1, max_length=100)
     role: Role = Field(description="prosumer, consumer or node_operator")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 
 class Problem(BaseModel):
@@ -38,6 +41,16 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
 
 
 def page(limit: int, offset: int, returned: int) -> Page:
+    """The page of ``returned`` rows fetched with ``limit + 1`` (see :func:`page_of`)."""
     return Page(
-        limit=limit, offset=offset, next_offset=offset + limit if returned == limit else None
+        limit=limit, offset=offset, next_offset=offset + limit if returned > limit else None
     )
+
+
+def page_of(rows: Sequence[T], limit: int, offset: int) -> tuple[list[T], Page]:
+    """The first ``limit`` of ``rows`` and their page.
+
+    The rows were fetched with ``limit + 1``: the extra one, if there, says
+    another page follows; without it, ``next_offset`` is null.
+    """
+    return list(rows[:limit]), page(limit, offset, len(rows))

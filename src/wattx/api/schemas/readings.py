@@ -85,19 +85,21 @@ class ReadingList(BaseModel):
 
 
 class AlertOut(BaseModel):
-    """A grid-quality alert a stored reading raised."""
+    """A grid-quality alert a stored reading raised, or a settlement that failed for good."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    meter_id: str
-    seq: int = Field(description="the reading that raised it")
-    reading_ts: datetime
-    kind: str = Field(description="voltage_out_of_band or frequency_out_of_band")
-    value: int = Field(description="mV or mHz, as in the reading")
-    low: int
-    high: int
+    meter_id: str | None = Field(description="null for a settlement alert")
+    seq: int | None = Field(description="the reading that raised it")
+    reading_ts: datetime | None
+    kind: str = Field(description="voltage_out_of_band, frequency_out_of_band or settlement_failed")
+    value: int | None = Field(description="mV or mHz, as in the reading")
+    low: int | None
+    high: int | None
     raised_at: datetime
+    epoch_id: int | None = Field(default=None, description="the epoch a settlement alert is about")
+    detail: str | None = Field(default=None, description="why (settlement alerts)")
 
 
 class AlertList(BaseModel):

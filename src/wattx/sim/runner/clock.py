@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -74,11 +75,17 @@ class WallClock:
     early only turns an order into a refusal the report counts.
     """
 
+    def __init__(self, on_wait: Callable[[datetime], None] | None = None) -> None:
+        self._on_wait = on_wait
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     async def advance_to(self, at: datetime) -> None:
+        """Sleep until ``at``; a wait of a second or more is announced to ``on_wait``."""
         ahead = (at - self.now()).total_seconds()
+        if ahead >= 1 and self._on_wait is not None:
+            self._on_wait(at)
         while ahead > 0:
             await asyncio.sleep(ahead)
             ahead = (at - self.now()).total_seconds()

@@ -12,6 +12,7 @@ from typing import Any
 
 from wattx.domain import Side
 from wattx.sim.agents import OrderIntent
+from wattx.sim.bounds import PriceBounds
 from wattx.sim.results import EpochMarketRecord, LocalFills
 from wattx.sim.runner.client import API, ServiceClient, Session
 from wattx.sim.runner.provision import (
@@ -171,11 +172,22 @@ class MarketRound:
                 "qty_wh": qty_wh,
                 "zone": self._zone_id,
                 "epoch_id": epoch_id,
-                "limit_price": intent.limit_price,
+                "limit_price": self._within_bounds(intent.limit_price, epoch_id),
                 "client_order_id": f"{epoch_id}-{intent.member_id}",
             },
         )
         self.answers.orders[ACCEPTED if answer.ok else str(answer.code)] += 1
+
+    def _within_bounds(self, price: int, epoch_id: int) -> int:
+        """The price clamped to the service epoch's tariff bounds.
+
+        The agents quote within the bounds of the simulated step; when the run
+        trades ``epoch_offset`` epochs later than planned, the service epoch
+        may fall in another time-of-use band, whose bounds the service checks.
+        """
+        scenario = self._simulation.scenario
+        start = scenario.grid.schedule().epoch(epoch_id).start
+        return PriceBounds.at(scenario.tariff, start).clamp(price)
 
     def _fills(self, trades: list[dict[str, Any]]) -> dict[str, LocalFills]:
         bought: Counter[str] = Counter()

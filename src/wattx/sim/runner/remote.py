@@ -13,6 +13,7 @@ admits them and funds them, as in the in-process run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,10 +94,15 @@ async def run_remote(
     faults: FaultPlan | None = None,
     transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
     progress: ProgressHook | None = None,
+    on_wait: Callable[[datetime], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> RemoteRun:
     """Simulate ``community`` on the service at ``url`` in real time.
 
     The run lasts ``epochs`` of the service's epochs, or ``days`` days of them.
+    ``announce`` hears once which epochs the run trades and when its first
+    quotes go in; ``on_wait`` hears each time the run waits for a quoting or
+    gate time (with that time).
     """
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) as http:
         client = ServiceClient(http)
@@ -107,7 +113,7 @@ async def run_remote(
             epochs = days * SECONDS_PER_DAY // schedule.length_s
         if epochs <= 0:
             raise SimulationConfigError("a run needs at least one epoch", epochs=epochs)
-        clock = WallClock()
+        clock = WallClock(on_wait)
         setup = timedelta(seconds=SETUP_S + SETUP_S_PER_MEMBER * len(community.members))
         first = first_reachable_epoch(schedule, clock, quote_lead_s)
         first += math.ceil(setup.total_seconds() / schedule.length_s)
@@ -118,6 +124,15 @@ async def run_remote(
                 "the service's epoch length must divide a day", length_s=schedule.length_s
             ) from exc
         scenario = build_scenario(community, grid)
+        if announce is not None:
+            gate = schedule.epoch(first).gate_closure
+            quotes = gate - timedelta(seconds=quote_lead_s)
+            announce(
+                f"trading epochs {first} to {first + epochs - 1} of the service "
+                f"({schedule.length_s // 60} min each): the first quotes go in at "
+                f"{quotes:%H:%M:%S} UTC, {quote_lead_s} s before that epoch's gate closes "
+                f"at {gate:%H:%M:%S} UTC; until then the run waits"
+            )
         run = await run_against(
             client,
             operator,
