@@ -1,0 +1,77 @@
+// The dashboard's own script: countdowns, ages, the live-stream status and charts.
+// No inline script anywhere: this file and the npm assets are all the page runs.
+(function () {
+  "use strict";
+
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+
+  function duration(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return (h ? h + " h " : "") + pad(m) + " min " + pad(s % 60) + " s";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var left = (Date.parse(el.getAttribute("data-countdown")) - now) / 1000;
+      el.textContent = left > 0 ? duration(left) : "closed";
+    });
+    document.querySelectorAll("[data-age]").forEach(function (el) {
+      var age = (now - Date.parse(el.getAttribute("data-age"))) / 1000;
+      el.textContent = duration(age) + " ago";
+    });
+  }
+
+  function setLive(state, text) {
+    var el = document.getElementById("live-status");
+    if (!el) { return; }
+    el.setAttribute("data-state", state);
+    el.textContent = text;
+  }
+
+  var lostAt = null;
+  document.addEventListener("htmx:sseOpen", function () {
+    lostAt = null;
+    setLive("live", "Live updates: connected");
+  });
+  document.addEventListener("htmx:sseError", function () {
+    if (lostAt === null) { lostAt = Date.now(); }
+    setLive("stale", "Live updates lost: figures may be stale, reconnecting…");
+  });
+
+  function drawCharts() {
+    if (typeof window.uPlot !== "function") { return; }
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      if (el.getAttribute("data-drawn")) { return; }
+      var data = JSON.parse(el.getAttribute("data-chart"));
+      var toUnits = function (v) { return v === null ? null : v / 1e6; };
+      var opts = {
+        width: Math.min(el.clientWidth || 640, 900),
+        height: 260,
+        series: [
+          {},
+          { label: "average", stroke: "#0b5cad", value: function (u, v) { return v === null ? "–" : v.toFixed(6); } },
+          { label: "low", stroke: "#1b6e2a" },
+          { label: "high", stroke: "#a4161a" }
+        ],
+        axes: [{}, { label: "per kWh" }]
+      };
+      var rows = [
+        data.x,
+        data.series.average.map(toUnits),
+        data.series.low.map(toUnits),
+        data.series.high.map(toUnits)
+      ];
+      new window.uPlot(opts, rows, el);
+      el.setAttribute("data-drawn", "1");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    setInterval(tick, 1000);
+    drawCharts();
+  });
+  document.addEventListener("htmx:afterSwap", function () { tick(); drawCharts(); });
+})();
