@@ -47,7 +47,6 @@ async def accessibility_violations(page: Page) -> list[dict[str, Any]]:
 
 async def checked(page: Page, shots: Path, name: str) -> None:
     """Screenshot the page as an artifact, then assert axe finds nothing serious."""
-    shots.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     violations = await accessibility_violations(page)
     assert violations == [], (name, violations)

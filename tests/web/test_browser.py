@@ -84,7 +84,8 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     market = await set_up_market(api)
     op_email = (await state.accounts.get_user(market.operator.id)).email
     seller_email = (await state.accounts.get_user(market.seller.id)).email
-    assert op_email and seller_email
+    assert op_email
+    assert seller_email
     now_epoch = state.market.schedule.epoch_id_at(state.clock.now())
     await record_export(
         state, market.meter_id, {now_epoch - 2: (0, 2_000), now_epoch - 1: (0, 1_000)}
@@ -199,10 +200,7 @@ async def test_operator_releases_a_quarantined_reading(
     await checked(page, shots, "operator-quarantine")
     await row.get_by_role("button", name="Release").click()
     await expect(page.locator(f"tr[data-reading='{meter.id}-2']")).to_have_count(0)
-    (reading,) = [
-        r for r in await state.metering.quarantine(meter_id=meter.id, limit=10, offset=0)
-    ] or [None]
-    assert reading is None
+    assert await state.metering.quarantine(meter_id=meter.id, limit=10, offset=0) == []
     stored = await api.http.get(f"/api/v1/meters/{meter.id}/readings", headers=op.headers)
     by_seq = {r["seq"]: r for r in stored.json()["items"]}
     assert (by_seq[2]["status"], by_seq[2]["reviewed_by"]) == ("accepted", op.id)
@@ -225,7 +223,8 @@ async def test_participant_is_refused_an_operator_page_and_bad_input_changes_not
     ctx = await context(browser, base_url)
     page = await sign_in(ctx, market.buyer.email)
     response = await page.goto("/operator/quarantine")
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     await expect(page.locator("h1")).to_have_text("Not allowed")
     await checked(page, shots, "refused")
 
