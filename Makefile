@@ -7,7 +7,7 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: up test setup lint typecheck pytest bench clean
+.PHONY: up test setup chromium lint typecheck pytest bench clean
 
 ## Start the whole system on embedded defaults (SQLite, in-process bus, embedded EVM).
 up: setup
@@ -16,7 +16,7 @@ up: setup
 ## Install everything, then lint, type-check and run the whole test suite.
 test: setup lint typecheck pytest
 
-setup: .venv/.synced node_modules/.installed
+setup: .venv/.synced node_modules/.installed chromium
 
 .tools/bin/uv:
 	python3 -m pip install --quiet --target .tools/lib uv==0.13.9
@@ -32,6 +32,13 @@ setup: .venv/.synced node_modules/.installed
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it through
+# executable_path; Playwright's own browser download is never used). Installed when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y chromium \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 lint: setup
 	.venv/bin/ruff check src tests bench

@@ -32,8 +32,11 @@
 
   var lostAt = null;
   document.addEventListener("htmx:sseOpen", function () {
+    var wasLost = lostAt !== null;
     lostAt = null;
     setLive("live", "Live updates: connected");
+    // Back from a lost stream: fetch every live part again for what was missed.
+    if (wasLost) { document.body.dispatchEvent(new Event("wattx:resync")); }
   });
   document.addEventListener("htmx:sseError", function () {
     if (lostAt === null) { lostAt = Date.now(); }
