@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from service.client import ApiClient
 from service.conftest import ManualClock
 from wattx.api.auth import REFRESH_COOKIE, SESSION_COOKIE
+from wattx.web.assets import VENDOR, node_modules
 
 from .helpers import HTML, browser_login, csrf, field_error, two_traders
 
@@ -156,3 +157,24 @@ async def test_expired_access_cookie_is_renewed_once_for_parallel_requests(
         renewed = [c for c in first.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)]
         assert renewed
         assert (await browser.get("/me")).status_code == 200
+
+
+async def test_assets_come_from_node_modules_and_nothing_else_is_served(app: FastAPI) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://wattx.test"
+    ) as client:
+        for name, package_file in VENDOR.items():
+            served = await client.get(f"/vendor/{name}")
+            assert served.status_code == 200, name
+            assert served.content == (node_modules() / package_file).read_bytes()
+        for outside in ("package.json", "anvil", "..%2Fpackage.json", "axe.min.js"):
+            assert (await client.get(f"/vendor/{outside}")).status_code == 404, outside
+
+
+async def test_the_api_ignores_the_session_cookies(api: ApiClient, app: FastAPI) -> None:
+    _, buyer = await two_traders(api)
+    async with browser_login(app, buyer.email) as browser:
+        assert (await browser.get("/me")).status_code == 200
+        refused = await browser.get("/api/v1/wallet")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "unauthenticated"
