@@ -178,3 +178,38 @@ async def test_the_api_ignores_the_session_cookies(api: ApiClient, app: FastAPI)
         refused = await browser.get("/api/v1/wallet")
         assert refused.status_code == 401
         assert refused.json()["code"] == "unauthenticated"
+
+
+async def test_amend_from_the_orders_page_and_a_refused_amend_changes_nothing(
+    api: ApiClient, app: FastAPI
+) -> None:
+    _, buyer = await two_traders(api)
+    async with browser_login(app, buyer.email) as browser:
+        placed = await browser.post(
+            "/me/orders",
+            data={
+                "side": "buy",
+                "zone": "main",
+                "qty": "1",
+                "limit_price": "0.12",
+                "csrf_token": csrf(browser),
+            },
+        )
+        assert placed.status_code == 200
+        (order,) = (await api.http.get("/api/v1/orders", headers=buyer.headers)).json()["items"]
+        amended = await browser.post(
+            f"/me/orders/{order['id']}/amend",
+            data={"qty": "0.5", "limit_price": "", "csrf_token": csrf(browser)},
+        )
+        assert amended.status_code == 303
+        listed = (await api.http.get("/api/v1/orders", headers=buyer.headers)).json()["items"]
+        live = [o for o in listed if o["status"] == "open"]
+        assert [(o["qty_wh"], o["limit_price"]) for o in live] == [(500, 120_000)]
+        refused = await browser.post(
+            f"/me/orders/{live[0]['id']}/amend",
+            data={"qty": "", "limit_price": "0.9", "csrf_token": csrf(browser)},
+        )
+        assert refused.status_code == 422, refused.text
+        assert f'id="amend-error-{live[0]["id"]}"' in refused.text
+        after = (await api.http.get("/api/v1/orders", headers=buyer.headers)).json()["items"]
+        assert after == listed

@@ -15,4 +15,4 @@ def test_templates_have_no_inline_script_or_style() -> None:
     for template in templates:
         text = template.read_text()
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), template.name
-        assert not re.search(r"<style\b|\sstyle=|\son[a-z]+=", text), template.name
+        assert not re.search(r"<style\b|\sstyle=|\son[a-z]+=|\shx-on", text), template.name

@@ -139,6 +139,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/me/orders"): TRADERS,
     ("GET", "/me/orders/live"): TRADERS,
     ("POST", "/me/orders/{order_id}/cancel"): TRADERS,
+    ("POST", "/me/orders/{order_id}/amend"): TRADERS,
     ("GET", "/me/meters"): TRADERS,
     ("GET", "/operator"): OVERSIGHT,
     ("POST", "/operator/users/{user_id}/admission"): OPERATOR,

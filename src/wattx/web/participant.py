@@ -151,8 +151,46 @@ async def cancel_order(
     return RedirectResponse("/me/orders", status_code=303)
 
 
+@router.post("/orders/{order_id}/amend", response_class=HTMLResponse)
+async def amend_order(
+    order_id: str, request: Request, principal: CurrentPrincipal, state: State
+) -> Response:
+    """Replace an open order's quantity and/or limit price (cancel + new order)."""
+    form = await request.form()
+    qty_text = str(form.get("qty", "")).strip()
+    price_text = str(form.get("limit_price", "")).strip()
+    try:
+        qty_wh = scaled("qty", qty_text, 3, "kWh") if qty_text else None
+        limit_price = scaled("limit_price", price_text, 6, "per kWh") if price_text else None
+        if qty_wh is None and limit_price is None:
+            raise FieldError("qty", "Give a new quantity or a new limit price.")
+    except FieldError as exc:
+        return await _orders_page(request, state, principal, {order_id: exc.message}, 422)
+    try:
+        await state.market.amend(principal, order_id, qty_wh=qty_wh, limit_price=limit_price)
+    except DomainError as exc:
+        if exc.http_status == 404:
+            raise
+        return await _orders_page(
+            request, state, principal, {order_id: exc.detail}, exc.http_status
+        )
+    return RedirectResponse("/me/orders", status_code=303)
+
+
+async def _orders_page(
+    request: Request,
+    state: State,
+    principal: Principal,
+    errors: dict[str, str],
+    status_code: int,
+) -> HTMLResponse:
+    context = {**await _orders_context(state, principal), "errors": errors}
+    return page(request, "orders.html", context, status_code=status_code)
+
+
 async def _orders_context(state: State, principal: Principal) -> dict[str, Any]:
     return {
+        "errors": {},
         "orders": await state.market.list_orders(
             principal,
             owner=None,
