@@ -180,6 +180,14 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await expect(public.locator("#verdict")).to_contain_text("Verified")
     await expect(public.locator("#root")).to_contain_text("0x")
     await checked(public, shots, "proof")
+
+    # The charts are drawn (uPlot, from npm) beside their tables.
+    await public.goto("/market/main")
+    await expect(public.locator("#price-chart canvas")).to_have_count(1)
+    await checked(public, shots, "market-with-history")
+    await seller_ticket.goto("/me")
+    await expect(seller_ticket.locator("#energy-chart canvas")).to_have_count(1)
+    await checked(seller_ticket, shots, "prosumer-overview")
     for ctx in (buyer_ctx, op_ctx, seller_ctx, public_ctx):
         await ctx.close()
 

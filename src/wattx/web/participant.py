@@ -18,7 +18,7 @@ from wattx.domain.errors import DomainError
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
-from wattx.web.render import page
+from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
 
 router = APIRouter(prefix="/me", include_in_schema=False, dependencies=[Depends(require_csrf)])
@@ -55,6 +55,15 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
         if trade.seller == principal.user_id:
             sold += trade.qty_wh
     epochs = sorted(per_epoch)
+    chart = chart_data(
+        [state.market.epoch_info(e).start for e in epochs],
+        unit="kWh",
+        divisor=1_000,
+        series={
+            "produced": [per_epoch[e][0] for e in epochs],
+            "consumed": [per_epoch[e][1] for e in epochs],
+        },
+    )
     return page(
         request,
         "me.html",
@@ -65,6 +74,7 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
             "consumed": consumed,
             "bought": bought,
             "sold": sold,
+            "chart": chart,
             "energy_rows": [
                 (state.market.epoch_info(e), per_epoch[e][0], per_epoch[e][1]) for e in epochs
             ],

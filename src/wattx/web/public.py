@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from wattx.api.auth import State
 from wattx.domain.errors import DomainError
 from wattx.services.principal import SELF_SERVICE_ROLES, Role
-from wattx.web.render import page, principal_of
+from wattx.web.render import chart_data, page, principal_of
 from wattx.web.session import cleared_session_cookies, is_tls, require_csrf, session_cookies
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_csrf)])
@@ -65,14 +65,16 @@ async def market(zone_id: str, request: Request, state: State) -> HTMLResponse:
         p for p in await state.public_ledger.price_history(limit=200, offset=0) if p.zone == zone_id
     ]
     history.sort(key=lambda p: p.epoch_id)
-    chart = {
-        "x": [state.market.epoch_info(p.epoch_id).start.timestamp() for p in history],
-        "series": {
+    chart = chart_data(
+        [state.market.epoch_info(p.epoch_id).start for p in history],
+        unit="per kWh",
+        divisor=1_000_000,
+        series={
             "average": [p.average_price for p in history],
             "low": [p.low_price for p in history],
             "high": [p.high_price for p in history],
         },
-    }
+    )
     return page(
         request,
         "market.html",
@@ -81,7 +83,7 @@ async def market(zone_id: str, request: Request, state: State) -> HTMLResponse:
             "info": info,
             "next": info.upcoming[0],
             "history": history,
-            "chart": json.dumps(chart),
+            "chart": chart,
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,24 @@ def short(text: str | None, keep: int = 10) -> str:
 
 
 templates.env.filters.update(money=money, kwh=kwh, ppm=ppm, when=when, iso=iso, short=short)
+
+
+def chart_data(
+    times: list[datetime], *, unit: str, divisor: int, series: dict[str, list[int]]
+) -> str:
+    """A chart's figures for ``static/app.js`` (uPlot), as JSON in a ``data-chart`` attribute.
+
+    The integers go as they are; the script divides by ``divisor`` only to draw.
+    Every chart also has a table of the same figures on the page.
+    """
+    return json.dumps(
+        {
+            "x": [int(t.timestamp()) for t in times],
+            "unit": unit,
+            "divisor": divisor,
+            "series": [{"label": label, "values": values} for label, values in series.items()],
+        }
+    )
 
 
 def principal_of(request: Request) -> Principal | None:

@@ -43,29 +43,27 @@
     setLive("stale", "Live updates lost: figures may be stale, reconnecting…");
   });
 
+  var COLOURS = ["#0b5cad", "#1b6e2a", "#a4161a", "#7a4fb0"];
+
+  // data-chart: {x: [unix seconds], unit, divisor, series: [{label, values: [integers]}]}.
+  // The integers are divided only to draw; the page's table has the exact figures.
   function drawCharts() {
     if (typeof window.uPlot !== "function") { return; }
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.getAttribute("data-drawn")) { return; }
       var data = JSON.parse(el.getAttribute("data-chart"));
-      var toUnits = function (v) { return v === null ? null : v / 1e6; };
+      var series = [{}];
+      var rows = [data.x];
+      data.series.forEach(function (s, i) {
+        series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length] });
+        rows.push(s.values.map(function (v) { return v === null ? null : v / data.divisor; }));
+      });
       var opts = {
         width: Math.min(el.clientWidth || 640, 900),
         height: 260,
-        series: [
-          {},
-          { label: "average", stroke: "#0b5cad", value: function (u, v) { return v === null ? "–" : v.toFixed(6); } },
-          { label: "low", stroke: "#1b6e2a" },
-          { label: "high", stroke: "#a4161a" }
-        ],
-        axes: [{}, { label: "per kWh" }]
+        series: series,
+        axes: [{}, { label: data.unit }]
       };
-      var rows = [
-        data.x,
-        data.series.average.map(toUnits),
-        data.series.low.map(toUnits),
-        data.series.high.map(toUnits)
-      ];
       new window.uPlot(opts, rows, el);
       el.setAttribute("data-drawn", "1");
     });
