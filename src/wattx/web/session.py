@@ -87,6 +87,15 @@ async def require_csrf(request: Request) -> None:
         raise CsrfError("reload the page and send the form again")
 
 
+_NOT_PAGES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+
+
+def _is_page(path: str) -> bool:
+    return not path.startswith(("/api/", "/static/", "/vendor/", "/docs/")) and (
+        path not in _NOT_PAGES
+    )
+
+
 class BrowserCookieMiddleware:
     """On pages: give a browser without one its CSRF cookie, and set a renewed session.
 
@@ -100,7 +109,7 @@ class BrowserCookieMiddleware:
         self.max_age = max_age
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(("/api/", "/static/")):
+        if scope["type"] != "http" or not _is_page(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
