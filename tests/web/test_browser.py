@@ -120,7 +120,10 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await expect(buyer.locator("#credit-free")).to_have_text("5.00")
     await checked(buyer, shots, "participant-overview")
 
-    # The seller offers 2 kWh; both keep their orders page open while trading.
+    # The operator watches the epochs; the seller offers 2 kWh; both parties keep
+    # their orders page open while trading.
+    await op.goto("/operator/epochs")
+    await expect(op.locator("#live-status")).to_have_attribute("data-state", "live")
     seller_ctx = await context(browser, base_url)
     seller_ticket = await sign_in(seller_ctx, seller_email)
     seller_orders = await seller_ctx.new_page()
@@ -159,8 +162,10 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await checked(buyer_orders, shots, "orders-and-trades")
     await checked(public, shots, "market")
 
-    # The operator closes the gate and settles the epoch from the console.
-    await op.goto("/operator/epochs")
+    # The operator's console showed the epoch open for trading, pushed; the operator
+    # closes its gate and settles it.
+    await expect(op.locator("#open-epochs tr[data-epoch]")).to_have_count(1, timeout=LIVE_S)
+    await op.reload()
     await op.locator("#open-epochs").get_by_role("button", name="Close gate now").click()
     closed = op.locator("#closed-epochs tr[data-epoch]").first
     await closed.get_by_role("button", name="Settle now").click()

@@ -153,6 +153,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/alerts"): OVERSIGHT,
     ("GET", "/operator/zones"): OVERSIGHT,
     ("GET", "/operator/epochs"): OVERSIGHT,
+    ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
 }

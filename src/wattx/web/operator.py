@@ -4,7 +4,7 @@ admission, participants, meters, quarantine review, alerts, zones, epochs."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -137,22 +137,29 @@ async def zones(request: Request, state: State) -> HTMLResponse:
     return page(request, "operator_zones.html", {"zones": listed, "overrides": overrides})
 
 
-@router.get("/epochs", response_class=HTMLResponse)
-async def epochs(request: Request, state: State) -> HTMLResponse:
-    """Closed epochs with their settlement batch, and the open ones."""
+async def _epochs_context(state: State) -> dict[str, Any]:
     market = state.market
     closed = await market.closed_epochs(limit=50, offset=0)
     batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
     open_epochs = sorted({o.epoch_id for o in market.open_orders()})
-    return page(
-        request,
-        "operator_epochs.html",
-        {
-            "closed": [(row, batches.get(row.id)) for row in closed],
-            "open_epochs": [market.epoch_info(e) for e in open_epochs],
-            "current": market.epoch_info(market.schedule.epoch_id_at(state.clock.now())),
-        },
-    )
+    now = state.clock.now()
+    return {
+        "closed": [(row, batches.get(row.id)) for row in closed],
+        "open_epochs": [market.epoch_info(e) for e in open_epochs],
+        "current": market.epoch_info(market.schedule.epoch_id_at(now)),
+        "as_of": now,
+    }
+
+
+@router.get("/epochs", response_class=HTMLResponse)
+async def epochs(request: Request, state: State) -> HTMLResponse:
+    """Closed epochs with their settlement batch, and the open ones (live)."""
+    return page(request, "operator_epochs.html", await _epochs_context(state))
+
+
+@router.get("/epochs/live", response_class=HTMLResponse)
+async def epochs_live(request: Request, state: State) -> HTMLResponse:
+    return page(request, "_epochs_live.html", await _epochs_context(state))
 
 
 @router.post("/epochs/{epoch_id}/close")
