@@ -7,14 +7,14 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: up test setup lint typecheck pytest bench clean
+.PHONY: up test setup chromium lint typecheck pytest bench clean
 
 ## Start the whole system on embedded defaults (SQLite, in-process bus, embedded EVM).
 up: setup
 	.venv/bin/wattx up
 
 ## Install everything, then lint, type-check and run the whole test suite.
-test: setup lint typecheck pytest
+test: setup chromium lint typecheck pytest
 
 setup: .venv/.synced node_modules/.installed
 
@@ -35,6 +35,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it through
+# executable_path; Playwright's own browser download is never used). Installed when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+		|| ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 lint: setup
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
@@ -42,7 +49,7 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
-pytest: setup
+pytest: setup chromium
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -9,6 +9,7 @@ from wattx.market import (
     ReferencePriceInputs,
     ReferencePriceWeights,
     escrow_required,
+    reference_factors,
     reference_price,
 )
 from wattx.market.reference_price import (
@@ -104,3 +105,28 @@ def test_escrow_for_a_sell_is_the_energy_and_for_a_buy_the_worst_cost() -> None:
     # 1_001 Wh at 150_000 per kWh: 150_150 micro-units, plus 25 bps rounded up (376).
     assert escrow_required(Side.BUY, 1_001, 150_000, 25) == 150_150 + 376
     assert escrow_required(Side.BUY, 1, 1, 0) == 1  # a fraction of a micro-unit rounds up
+
+
+@given(
+    base=st.integers(min_value=0, max_value=10**7),
+    demand=st.integers(min_value=0, max_value=10**9),
+    supply=st.integers(min_value=0, max_value=10**9),
+    hour=st.integers(min_value=0, max_value=23),
+)
+def test_the_factor_breakdown_is_what_the_price_is_made_of(
+    base: int, demand: int, supply: int, hour: int
+) -> None:
+    """The dashboard shows base × each factor; applied in order they give the price."""
+    inputs = ReferencePriceInputs(base_price=base, demand_wh=demand, supply_wh=supply, hour=hour)
+    factors = reference_factors(inputs)
+    assert [name for name, _ in factors] == [
+        "supply_demand",
+        "state_of_charge",
+        "distance",
+        "time_of_use",
+        "reliability",
+    ]
+    price = base
+    for _, factor in factors:
+        price = price * factor // 1_000_000
+    assert price == reference_price(inputs)

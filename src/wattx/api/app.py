@@ -77,6 +77,7 @@ from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.store.db import Database
+from wattx.web import install_web
 
 API_VERSION = "1.0.0"
 
@@ -170,6 +171,7 @@ def create_app(
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
     install_problem_handlers(app)
+    install_web(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(UrlTextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.hsts_max_age_s)

@@ -1,7 +1,16 @@
-"""Dependencies: who is calling, may they, and are they within their rate limit."""
+"""Dependencies: who is calling, may they, and are they within their rate limit.
+
+API routes (``/api/...``) take a bearer access token. Dashboard pages (every
+other route) also take the browser session: the access token in the HttpOnly
+cookie :data:`SESSION_COOKIE`, renewed from the refresh token in
+:data:`REFRESH_COOKIE` when it has expired (the new pair is left on
+``request.state.renewed_session`` for the dashboard to set as cookies).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,8 +18,10 @@ from fastapi import Depends, Request
 from wattx.api.errors import RateLimitedError
 from wattx.api.permissions import rule_for
 from wattx.api.state import AppState, app_state, state_of
-from wattx.services.errors import AuthenticationError, ForbiddenError
+from wattx.services.accounts import TokenPair
+from wattx.services.errors import AuthenticationError, ForbiddenError, InvalidTokenError
 from wattx.services.principal import Principal
+from wattx.services.tokens import hash_refresh_token
 
 _EXEMPT_FROM_LIMITS = frozenset({"/healthz", "/readyz", "/metrics"})
 HOW_TO_AUTHENTICATE = (
@@ -18,6 +29,13 @@ HOW_TO_AUTHENTICATE = (
     "the access_token of POST /api/v1/auth/login {email, password} "
     "(an operator can also run 'wattx admin token --email ...')"
 )
+
+SESSION_COOKIE = "wattx_session"
+REFRESH_COOKIE = "wattx_refresh"
+# A refresh token presented again within this many seconds of its rotation (a
+# browser sends parallel requests with the same expired cookie) gets the pair
+# that rotation issued, instead of revoking the session as a reuse.
+_RENEWAL_GRACE_S = 30.0
 
 
 async def authorize(request: Request) -> None:
@@ -33,15 +51,66 @@ async def authorize(request: Request) -> None:
         await _limit(state, group, client)
     principal: Principal | None = None
     token = _bearer_token(request)
+    request.state.auth_via = "bearer" if token else None
+    page = not template.startswith("/api/")
+    if page and not token and request.cookies.get(SESSION_COOKIE):
+        principal = await _browser_principal(request, state, required=not rule.public)
+        request.state.auth_via = "cookie" if principal else None
     if not rule.public:
-        if not token:
-            raise AuthenticationError(HOW_TO_AUTHENTICATE)
-        principal = await state.accounts.authenticate(token)
+        if principal is None:
+            if not token:
+                raise AuthenticationError(HOW_TO_AUTHENTICATE)
+            principal = await state.accounts.authenticate(token)
         if not rule.allows(principal.role):
             raise ForbiddenError("your role may not use this route", role=principal.role.value)
     if group != "auth" and template not in _EXEMPT_FROM_LIMITS:
         await _limit(state, group, principal.user_id if principal else client)
     request.state.principal = principal
+
+
+async def _browser_principal(
+    request: Request, state: AppState, *, required: bool
+) -> Principal | None:
+    """The session behind the browser's cookies, renewing an expired access token.
+
+    On a public page a dead session is no error: the page is shown anonymously.
+    """
+    try:
+        return await state.accounts.authenticate(request.cookies[SESSION_COOKIE])
+    except InvalidTokenError:
+        refresh = request.cookies.get(REFRESH_COOKIE)
+        if not refresh:
+            if required:
+                raise
+            return None
+    try:
+        pair = await _renew(request, state, refresh)
+        principal = await state.accounts.authenticate(pair.access_token)
+    except AuthenticationError:
+        if required:
+            raise
+        return None
+    request.state.renewed_session = pair
+    return principal
+
+
+async def _renew(request: Request, state: AppState, refresh_token: str) -> TokenPair:
+    app_state = request.app.state
+    if not hasattr(app_state, "renewals"):
+        app_state.renewals = {}
+        app_state.renewal_lock = asyncio.Lock()
+    renewals: dict[str, tuple[float, TokenPair]] = app_state.renewals
+    key = hash_refresh_token(refresh_token)
+    async with app_state.renewal_lock:
+        now = time.monotonic()
+        recent = renewals.get(key)
+        if recent is not None and recent[0] > now:
+            return recent[1]
+        pair = await state.accounts.refresh(refresh_token)
+        for stale in [k for k, (until, _) in renewals.items() if until <= now]:
+            del renewals[stale]
+        renewals[key] = (now + _RENEWAL_GRACE_S, pair)
+        return pair
 
 
 async def current_principal(request: Request) -> Principal:

@@ -86,7 +86,17 @@ class StrictJsonRequest(Request):
         return self._json
 
     async def refuse_control_characters(self) -> None:
-        """Raise a validation error if a string of the JSON body holds a control character."""
+        """Raise a validation error if a string of the JSON body, or a field of a
+        submitted form, holds a control character."""
+        content_type = self.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await self.form()
+            for key, value in form.multi_items():
+                if _CONTROL_IN_JSON.search(key) or (
+                    isinstance(value, str) and _CONTROL_IN_JSON.search(value)
+                ):
+                    raise RequestValidationError([_control_character_error(("body", key))])
+            return
         body = await self.body()
         # JSON strings hold C0 controls only as escapes; DEL may also appear as it is.
         if b"\\" not in body and b"\x7f" not in body:
@@ -101,7 +111,7 @@ class StrictJsonRequest(Request):
 
 
 class StrictJsonRoute(APIRoute):
-    """Every API route: its JSON body goes through :class:`StrictJsonRequest`."""
+    """Every route: its JSON body (or form) goes through :class:`StrictJsonRequest`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

@@ -7,6 +7,7 @@ context under ``context`` and validation failures list ``errors``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -138,6 +139,18 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         detail="the server failed to handle this request",
         instance=request.url.path,
     )
+
+
+ProblemHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+PROBLEM_HANDLERS: dict[type[Exception], ProblemHandler] = {
+    DomainError: _domain_error,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    IntegrityError: _integrity_error,
+    Exception: _unexpected_error,
+}
+"""The handler for each kind of error, for layers that answer some requests otherwise."""
 
 
 def install_problem_handlers(app: FastAPI) -> None:

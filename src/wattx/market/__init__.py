@@ -29,6 +29,7 @@ from wattx.market.rates import ZoneRate, ZoneRateTable
 from wattx.market.reference_price import (
     ReferencePriceInputs,
     ReferencePriceWeights,
+    reference_factors,
     reference_price,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "clear_call_auction",
     "clear_call_auction_arrays",
     "escrow_required",
+    "reference_factors",
     "reference_price",
 ]

@@ -120,18 +120,25 @@ def reliability_factor(reliability_ppm: int, w: ReferencePriceWeights) -> int:
     return _clamp(PPM - w.reliability * shortfall // PPM, w.reliability_min, PPM)
 
 
+def reference_factors(
+    inputs: ReferencePriceInputs, weights: ReferencePriceWeights | None = None
+) -> list[tuple[str, int]]:
+    """Each factor by name, in parts per million, in the order they are applied."""
+    w = weights or ReferencePriceWeights()
+    return [
+        ("supply_demand", supply_demand_factor(inputs.demand_wh, inputs.supply_wh, w)),
+        ("state_of_charge", state_of_charge_factor(inputs.storage_soc_ppm, w)),
+        ("distance", distance_factor(inputs.distance_km, w)),
+        ("time_of_use", time_of_use_factor(inputs.hour, inputs.tariff, w)),
+        ("reliability", reliability_factor(inputs.reliability_ppm, w)),
+    ]
+
+
 def reference_price(
     inputs: ReferencePriceInputs, weights: ReferencePriceWeights | None = None
 ) -> int:
     """The advisory price in micro-units per kWh, rounded down."""
-    w = weights or ReferencePriceWeights()
     price = inputs.base_price
-    for factor in (
-        supply_demand_factor(inputs.demand_wh, inputs.supply_wh, w),
-        state_of_charge_factor(inputs.storage_soc_ppm, w),
-        distance_factor(inputs.distance_km, w),
-        time_of_use_factor(inputs.hour, inputs.tariff, w),
-        reliability_factor(inputs.reliability_ppm, w),
-    ):
+    for _, factor in reference_factors(inputs, weights):
         price = price * factor // PPM
     return price

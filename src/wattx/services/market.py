@@ -55,6 +55,7 @@ from wattx.market import (
     SubmitResult,
     ZoneRateTable,
     escrow_required,
+    reference_factors,
     reference_price,
 )
 from wattx.market.errors import (
@@ -156,6 +157,23 @@ class ReferenceQuote:
     price: int
     feed_in: int
     retail: int
+    base: int = 0
+    factors: tuple[tuple[str, int], ...] = ()
+    """Each factor's name and value in parts per million, in the order applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTrade:
+    """A trade as anyone may see it: no party, no order."""
+
+    id: str
+    epoch_id: int
+    zone: str
+    qty_wh: int
+    price: int
+    value: int
+    executed_at: datetime
+    settlement_status: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +472,25 @@ class MarketService:
             raise TradeNotFoundError("no such trade", trade_id=trade_id)
         return trade_seen_by(view, principal.user_id, sees_everything=sees_everything)
 
+    async def public_trades(self, zone: str, *, limit: int) -> list[PublicTrade]:
+        """The zone's latest trades, newest first, without who made them."""
+        self._require_zone(zone)
+        async with self._db.read() as session:
+            rows = await trade_repo.recent_trades(session, zone=zone, limit=limit)
+        return [
+            PublicTrade(
+                r.id,
+                r.epoch_id,
+                r.zone,
+                r.qty_wh,
+                r.price,
+                r.value,
+                r.executed_at,
+                r.settlement_status,
+            )
+            for r in rows
+        ]
+
     # books and epochs ---------------------------------------------------------
 
     def first_open_epoch(self, now: datetime) -> int:
@@ -489,17 +526,14 @@ class MarketService:
         orders = engine.open_orders(zone=zone_id, epoch_id=target)
         demand = sum(o.remaining_wh for o in orders if o.side is Side.BUY)
         supply = sum(o.remaining_wh for o in orders if o.side is Side.SELL)
-        price = reference_price(
-            ReferencePriceInputs(
-                base_price=base,
-                demand_wh=demand,
-                supply_wh=supply,
-                hour=hour,
-                tariff=zone.tariff,
-            ),
-            self.reference_weights,
+        inputs = ReferencePriceInputs(
+            base_price=base, demand_wh=demand, supply_wh=supply, hour=hour, tariff=zone.tariff
         )
-        return ReferenceQuote(zone_id, target, price, band.feed_in, band.retail)
+        price = reference_price(inputs, self.reference_weights)
+        factors = tuple(reference_factors(inputs, self.reference_weights))
+        return ReferenceQuote(
+            zone_id, target, price, band.feed_in, band.retail, base=base, factors=factors
+        )
 
     def open_orders(self) -> list[Order]:
         return self._require_engine().open_orders()

@@ -1,0 +1,47 @@
+"""Reading form fields exactly: decimal text to integer Wh and micro-units, no floats."""
+
+from __future__ import annotations
+
+import re
+
+_DECIMAL = re.compile(r"^\s*(\d{1,12})(?:[.,](\d*))?\s*$")
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def scaled(field: str, text: str, places: int, unit: str) -> int:
+    """``"1.5"`` with 3 places → 1500. More decimals than ``places`` is an error, not rounding."""
+    match = _DECIMAL.match(text)
+    if match is None:
+        raise FieldError(field, f"Enter a positive number of {unit}.")
+    whole, frac = match.group(1), match.group(2) or ""
+    if len(frac) > places:
+        raise FieldError(field, f"At most {places} decimals for {unit}.")
+    value: int = int(whole) * 10**places + int(frac.ljust(places, "0") or "0")
+    if value <= 0:
+        raise FieldError(field, f"Enter more than zero {unit}.")
+    return value
+
+
+def whole_number(field: str, text: str, *, low: int, high: int, what: str) -> int:
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise FieldError(field, f"Enter {what} from {low} to {high}.")
+    return int(text)
+
+
+# Which field a refused order's problem concerns, by its stable code.
+ORDER_ERROR_FIELDS = {
+    "price_out_of_bounds": "limit_price",
+    "insufficient_balance": "qty",
+    "invalid_quantity": "qty",
+    "gate_closed": "epoch_id",
+    "invalid_epoch": "epoch_id",
+    "unknown_zone": "zone",
+    "zone_not_found": "zone",
+    "order_kind_not_supported": "kind",
+}

@@ -1,0 +1,179 @@
+"""The operator's console (auditors read the same pages, without the buttons):
+admission, participants, meters, quarantine review, alerts, zones, epochs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
+from wattx.domain.errors import DomainError
+from wattx.services.metering import ReviewDecision
+from wattx.services.meters import MeterStatus
+from wattx.services.principal import Role, UserStatus
+from wattx.web.forms import FieldError, scaled
+from wattx.web.render import page
+from wattx.web.session import require_csrf
+
+router = APIRouter(
+    prefix="/operator",
+    include_in_schema=False,
+    dependencies=[Depends(require_csrf)],
+    route_class=StrictJsonRoute,
+)
+
+EpochPath = Annotated[int, Path(ge=0, le=10**12)]
+SeqPath = Annotated[int, Path(ge=0, le=2**63 - 1)]
+
+
+async def _participants(
+    request: Request, state: State, *, errors: dict[str, str], status_code: int = 200
+) -> HTMLResponse:
+    pending = await state.accounts.list_users(status=UserStatus.PENDING, limit=100, offset=0)
+    everyone = await state.accounts.list_users(status=None, limit=200, offset=0)
+    return page(
+        request,
+        "operator_users.html",
+        {"pending": pending, "users": everyone, "errors": errors},
+        status_code=status_code,
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+async def participants(request: Request, state: State) -> HTMLResponse:
+    """The admission queue, then every participant."""
+    return await _participants(request, state, errors={})
+
+
+@router.post("/users/{user_id}/admission")
+async def admission(user_id: str, request: Request, state: State) -> Response:
+    form = await request.form()
+    decision = str(form.get("status", ""))
+    if decision not in (UserStatus.ADMITTED.value, UserStatus.SUSPENDED.value):
+        return await _participants(
+            request, state, errors={user_id: "Choose admit or suspend."}, status_code=422
+        )
+    role_text = str(form.get("role", ""))
+    role = Role(role_text) if role_text in {r.value for r in Role} else None
+    await state.accounts.set_admission(user_id, status=UserStatus(decision), role=role)
+    return RedirectResponse("/operator", status_code=303)
+
+
+@router.post("/users/{user_id}/deposit")
+async def deposit(user_id: str, request: Request, state: State) -> Response:
+    """Credit money the operator received for this participant (minted on chain)."""
+    form = await request.form()
+    try:
+        amount = scaled("amount", str(form.get("amount", "")), 6, "currency units")
+    except FieldError as exc:
+        return await _participants(request, state, errors={user_id: exc.message}, status_code=422)
+    try:
+        await state.wallet.deposit_credit(user_id, amount)
+    except DomainError as exc:
+        return await _participants(
+            request, state, errors={user_id: exc.detail}, status_code=exc.http_status
+        )
+    return RedirectResponse("/operator", status_code=303)
+
+
+@router.get("/meters", response_class=HTMLResponse)
+async def meters(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    rows = await state.meters.list_meters(principal, limit=200, offset=0)
+    return page(request, "operator_meters.html", {"meters": rows})
+
+
+@router.post("/meters/{meter_id}/activate")
+async def activate_meter(meter_id: str, state: State) -> Response:
+    await state.meters.set_status(meter_id, MeterStatus.ACTIVE)
+    return RedirectResponse("/operator/meters", status_code=303)
+
+
+@router.post("/meters/{meter_id}/deactivate")
+async def deactivate_meter(meter_id: str, state: State) -> Response:
+    await state.meters.set_status(meter_id, MeterStatus.INACTIVE)
+    return RedirectResponse("/operator/meters", status_code=303)
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+async def quarantine(request: Request, state: State) -> HTMLResponse:
+    rows = await state.metering.quarantine(meter_id=None, limit=100, offset=0)
+    return page(request, "operator_quarantine.html", {"readings": rows})
+
+
+@router.post("/quarantine/{meter_id}/{seq}/release")
+async def release(
+    meter_id: str, seq: SeqPath, principal: CurrentPrincipal, state: State
+) -> Response:
+    await state.metering.review(principal, meter_id, seq, ReviewDecision.RELEASE)
+    return RedirectResponse("/operator/quarantine", status_code=303)
+
+
+@router.post("/quarantine/{meter_id}/{seq}/reject")
+async def reject(
+    meter_id: str, seq: SeqPath, principal: CurrentPrincipal, state: State
+) -> Response:
+    await state.metering.review(principal, meter_id, seq, ReviewDecision.REJECT)
+    return RedirectResponse("/operator/quarantine", status_code=303)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts(request: Request, state: State) -> HTMLResponse:
+    rows = await state.metering.alerts(meter_id=None, kind=None, since=None, limit=100, offset=0)
+    return page(request, "operator_alerts.html", {"alerts": rows})
+
+
+@router.get("/zones", response_class=HTMLResponse)
+async def zones(request: Request, state: State) -> HTMLResponse:
+    rows = await state.zones.list_zones()
+    listed = [
+        {
+            "row": row,
+            "bands": json.loads(row.tariff_bands),
+            "neighbours": json.loads(row.neighbours),
+        }
+        for row in rows
+    ]
+    overrides = await state.zones.rate_overrides()
+    return page(request, "operator_zones.html", {"zones": listed, "overrides": overrides})
+
+
+async def _epochs_context(state: State) -> dict[str, Any]:
+    market = state.market
+    closed = await market.closed_epochs(limit=50, offset=0)
+    batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
+    open_epochs = sorted({o.epoch_id for o in market.open_orders()})
+    now = state.clock.now()
+    return {
+        "closed": [(row, batches.get(row.id)) for row in closed],
+        "open_epochs": [market.epoch_info(e) for e in open_epochs],
+        "current": market.epoch_info(market.schedule.epoch_id_at(now)),
+        "as_of": now,
+    }
+
+
+@router.get("/epochs", response_class=HTMLResponse)
+async def epochs(request: Request, state: State) -> HTMLResponse:
+    """Closed epochs with their settlement batch, and the open ones (live)."""
+    return page(request, "operator_epochs.html", await _epochs_context(state))
+
+
+@router.get("/epochs/live", response_class=HTMLResponse)
+async def epochs_live(request: Request, state: State) -> HTMLResponse:
+    return page(request, "_epochs_live.html", await _epochs_context(state))
+
+
+@router.post("/epochs/{epoch_id}/close")
+async def close_epoch(epoch_id: EpochPath, state: State) -> Response:
+    await state.market.close_gate(epoch_id, forced=True)
+    return RedirectResponse("/operator/epochs", status_code=303)
+
+
+@router.post("/epochs/{epoch_id}/settle")
+async def settle_epoch(epoch_id: EpochPath, state: State) -> Response:
+    """Settle a closed epoch now, or retry a pending settlement."""
+    await state.settlement.settle_now(epoch_id)
+    return RedirectResponse("/operator/epochs", status_code=303)

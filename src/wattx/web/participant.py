@@ -1,0 +1,255 @@
+"""A participant's pages: overview, trade ticket, orders and trades, meters.
+
+Every query here is made as the signed-in principal, so the services return
+only the caller's own orders, trades, meters and wallet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
+from wattx.domain import OrderKind, Side
+from wattx.domain.errors import DomainError
+from wattx.services.market import OrderRequest
+from wattx.services.principal import Principal
+from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
+from wattx.web.render import chart_data, page
+from wattx.web.session import require_csrf
+
+router = APIRouter(
+    prefix="/me",
+    include_in_schema=False,
+    dependencies=[Depends(require_csrf)],
+    route_class=StrictJsonRoute,
+)
+
+
+@router.get("", response_class=HTMLResponse)
+async def overview(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """Wallet, and today's production, consumption and traded energy."""
+    now = state.clock.now()
+    schedule = state.market.schedule
+    first = schedule.epoch_id_at(datetime.combine(now.date(), time(0), tzinfo=now.tzinfo))
+    last = schedule.epoch_id_at(now)
+    produced = consumed = 0
+    per_epoch: dict[int, list[int]] = {}
+    meters = await state.meters.list_meters(principal, limit=100, offset=0)
+    for meter in meters:
+        rows = await state.metering.epoch_energy(
+            principal, meter.id, from_epoch=first, to_epoch=last, limit=200, offset=0
+        )
+        for row in rows:
+            produced += row.verified_export_wh
+            consumed += row.import_wh
+            slot = per_epoch.setdefault(row.epoch_id, [0, 0])
+            slot[0] += row.verified_export_wh
+            slot[1] += row.import_wh
+    bought = sold = 0
+    for trade in await state.market.list_trades(
+        principal, zone=None, epoch_id=None, limit=500, offset=0
+    ):
+        if trade.epoch_id < first:
+            continue
+        if trade.buyer == principal.user_id:
+            bought += trade.qty_wh
+        if trade.seller == principal.user_id:
+            sold += trade.qty_wh
+    epochs = sorted(per_epoch)
+    chart = chart_data(
+        [state.market.epoch_info(e).start for e in epochs],
+        unit="kWh",
+        divisor=1_000,
+        series={
+            "produced": [per_epoch[e][0] for e in epochs],
+            "consumed": [per_epoch[e][1] for e in epochs],
+        },
+    )
+    return page(
+        request,
+        "me.html",
+        {
+            "user": await state.accounts.get_user(principal.user_id),
+            "wallet": await state.wallet.wallet(principal.user_id),
+            "produced": produced,
+            "consumed": consumed,
+            "bought": bought,
+            "sold": sold,
+            "chart": chart,
+            "energy_rows": [
+                (state.market.epoch_info(e), per_epoch[e][0], per_epoch[e][1]) for e in epochs
+            ],
+        },
+    )
+
+
+async def _ticket_context(state: State, principal: Principal) -> dict[str, Any]:
+    zones = []
+    for market in state.market.overview():
+        quote = await state.market.reference_price(market.zone, None)
+        zones.append({"market": market, "quote": quote})
+    return {
+        "zones": zones,
+        "upcoming": state.market.overview()[0].upcoming if zones else [],
+        "wallet": await state.wallet.wallet(principal.user_id),
+        "admitted": principal.is_admitted,
+    }
+
+
+@router.get("/ticket", response_class=HTMLResponse)
+async def ticket(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    context = await _ticket_context(state, principal)
+    return page(request, "ticket.html", {**context, "errors": {}, "values": {}, "placed": None})
+
+
+@router.post("/orders", response_class=HTMLResponse)
+async def place_order(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Place a limit order from the ticket; a refusal is shown next to the field."""
+    form = await request.form()
+    values = {
+        k: str(form.get(k, "")).strip() for k in ("side", "zone", "epoch_id", "qty", "limit_price")
+    }
+    errors: dict[str, str] = {}
+    placed = None
+    status_code = 200
+    try:
+        if values["side"] not in (Side.BUY.value, Side.SELL.value):
+            raise FieldError("side", "Choose buy or sell.")
+        zones = {m.zone for m in state.market.overview()}
+        if values["zone"] not in zones:
+            raise FieldError("zone", "Choose a zone.")
+        epoch_id = None
+        if values["epoch_id"]:
+            if not values["epoch_id"].isdigit():
+                raise FieldError("epoch_id", "Choose a delivery epoch.")
+            epoch_id = int(values["epoch_id"])
+        qty_wh = scaled("qty", values["qty"], 3, "kWh")
+        limit_price = scaled("limit_price", values["limit_price"], 6, "per kWh")
+    except FieldError as exc:
+        errors[exc.field] = exc.message
+        status_code = 422
+    else:
+        order = OrderRequest(
+            side=Side(values["side"]),
+            qty_wh=qty_wh,
+            zone=values["zone"],
+            epoch_id=epoch_id,
+            limit_price=limit_price,
+            kind=OrderKind.LIMIT,
+        )
+        try:
+            outcome = await state.market.submit(principal, order, idempotency_key=None)
+        except DomainError as exc:
+            errors[ORDER_ERROR_FIELDS.get(exc.code, "form")] = exc.detail
+            status_code = exc.http_status
+        else:
+            placed = outcome.body
+    context = await _ticket_context(state, principal)
+    template = "_ticket.html" if "hx-request" in request.headers else "ticket.html"
+    return page(
+        request,
+        template,
+        {**context, "errors": errors, "values": values if errors else {}, "placed": placed},
+        status_code=status_code,
+    )
+
+
+@router.post("/orders/{order_id}/cancel")
+async def cancel_order(
+    order_id: str, request: Request, principal: CurrentPrincipal, state: State
+) -> Response:
+    await state.market.cancel(principal, order_id)
+    return RedirectResponse("/me/orders", status_code=303)
+
+
+@router.post("/orders/{order_id}/amend", response_class=HTMLResponse)
+async def amend_order(
+    order_id: str, request: Request, principal: CurrentPrincipal, state: State
+) -> Response:
+    """Replace an open order's quantity and/or limit price (cancel + new order)."""
+    form = await request.form()
+    qty_text = str(form.get("qty", "")).strip()
+    price_text = str(form.get("limit_price", "")).strip()
+    try:
+        qty_wh = scaled("qty", qty_text, 3, "kWh") if qty_text else None
+        limit_price = scaled("limit_price", price_text, 6, "per kWh") if price_text else None
+        if qty_wh is None and limit_price is None:
+            raise FieldError("qty", "Give a new quantity or a new limit price.")
+    except FieldError as exc:
+        return await _orders_page(request, state, principal, {order_id: exc.message}, 422)
+    try:
+        await state.market.amend(principal, order_id, qty_wh=qty_wh, limit_price=limit_price)
+    except DomainError as exc:
+        if exc.http_status == 404:
+            raise
+        return await _orders_page(
+            request, state, principal, {order_id: exc.detail}, exc.http_status
+        )
+    return RedirectResponse("/me/orders", status_code=303)
+
+
+async def _orders_page(
+    request: Request,
+    state: State,
+    principal: Principal,
+    errors: dict[str, str],
+    status_code: int,
+) -> HTMLResponse:
+    context = {**await _orders_context(state, principal), "errors": errors}
+    return page(request, "orders.html", context, status_code=status_code)
+
+
+async def _orders_context(state: State, principal: Principal) -> dict[str, Any]:
+    return {
+        "errors": {},
+        "orders": await state.market.list_orders(
+            principal,
+            owner=None,
+            zone=None,
+            epoch_id=None,
+            status=None,
+            side=None,
+            limit=50,
+            offset=0,
+        ),
+        "trades": await state.market.list_trades(
+            principal, zone=None, epoch_id=None, limit=50, offset=0
+        ),
+        "me": principal.user_id,
+        "as_of": state.clock.now(),
+    }
+
+
+@router.get("/orders", response_class=HTMLResponse)
+async def orders(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    return page(request, "orders.html", await _orders_context(state, principal))
+
+
+@router.get("/orders/live", response_class=HTMLResponse)
+async def orders_live(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    return page(request, "_orders_live.html", await _orders_context(state, principal))
+
+
+@router.get("/meters", response_class=HTMLResponse)
+async def meters(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """Each meter: status, last reading, quarantined readings and grid alerts."""
+    rows = []
+    for meter in await state.meters.list_meters(principal, limit=100, offset=0):
+        readings = await state.metering.readings(principal, meter.id, limit=20, offset=0)
+        alerts = await state.metering.alerts(
+            meter_id=meter.id, kind=None, since=None, limit=10, offset=0
+        )
+        rows.append(
+            {
+                "meter": meter,
+                "last": readings[0] if readings else None,
+                "quarantined": [r for r in readings if r.status == "quarantined"],
+                "alerts": alerts,
+            }
+        )
+    return page(request, "my_meters.html", {"rows": rows})
