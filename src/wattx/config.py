@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     settlement_tick_s: float = 5.0
     settlement_retry_s: int = Field(default=10, description="first retry delay; doubles, max 1 h")
     mint_threshold_wh: int = 100
+    node_heartbeat_interval_s: int = Field(
+        default=30, ge=1, description="heartbeat interval given to nodes enrolled from now on"
+    )
+    node_link_recheck_s: float = Field(
+        default=30.0, description="how often a live link re-checks revocation and its key"
+    )
+    node_command_poll_s: float = Field(
+        default=5.0, description="how often a link looks for due commands between bus nudges"
+    )
+    node_command_retry_s: float = Field(
+        default=5.0, description="first resend delay of an unacknowledged command; doubles"
+    )
+    node_auth_timeout_s: float = 10.0
+    node_max_frame_bytes: int = 256 * 1024
+    node_health_tick_s: float = 10.0
 
     @classmethod
     def settings_customise_sources(
