@@ -19,9 +19,9 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan included) on a free port; yields the base URL."""
-    port = free_port()
+async def serving(app: FastAPI, *, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on ``port`` or a free one; yields the base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -1,0 +1,285 @@
+"""The link end to end: a real service on a port, the real daemon dialling it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from service.client import User
+from wattx.nodes import challenge
+from wattx.nodes.daemon.config import KEY_NAME, read_key
+from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
+from wattx.nodes.frames import CloseCode, encode
+
+from .conftest import Enrolled, Service, enrol
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def daemon_running(
+    node: Enrolled, service: Service, **changes: Any
+) -> AsyncIterator[NodeDaemon]:
+    daemon = NodeDaemon(replace(node.config, server=service.url, **changes), backoff_initial_s=0.1)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.linked.wait(), timeout=15)
+        yield daemon
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
+            await task
+
+
+async def command(service: Service, user: User, node_id: str, **body: Any) -> dict[str, Any]:
+    response = await service.api.http.post(
+        f"/api/v1/nodes/{node_id}/commands", json=body, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def command_state(
+    service: Service, user: User, node_id: str, command_id: str
+) -> dict[str, Any]:
+    response = await service.api.http.get(
+        f"/api/v1/nodes/{node_id}/commands/{command_id}", headers=user.headers
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def stats(service: Service, user: User, node_id: str) -> dict[str, Any]:
+    response = await service.api.http.get(f"/api/v1/nodes/{node_id}/stats", headers=user.headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def audit_actions(service: Service) -> list[dict[str, Any]]:
+    op = await service.api.operator()
+    response = await service.api.http.get("/api/v1/audit", headers=op.headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_enrol_link_heartbeat_command_round_trip(service: Service, tmp_path: Path) -> None:
+    node = await enrol(service.api, tmp_path)
+    async with daemon_running(node, service):
+
+        async def heartbeat_seen() -> bool:
+            body = await stats(service, node.owner, node.node_id)
+            return body["last_heartbeat_at"] is not None
+
+        await eventually(heartbeat_seen)
+        body = await stats(service, node.owner, node.node_id)
+        assert (body["health"], body["linked"], body["buffer_depth"]) == ("healthy", True, 0)
+        detail = await service.api.http.get(
+            f"/api/v1/nodes/{node.node_id}", headers=node.owner.headers
+        )
+        assert detail.json()["software_version"].startswith("wattx-node/")
+
+        issued = await command(
+            service, node.owner, node.node_id, type="diagnostics", payload={"name": "ping"}
+        )
+        assert issued["state"] == "queued"
+
+        async def applied() -> bool:
+            row = await command_state(service, node.owner, node.node_id, issued["id"])
+            return bool(row["state"] == "applied")
+
+        await eventually(applied)
+        row = await command_state(service, node.owner, node.node_id, issued["id"])
+        assert row["result"]["pong"] is True
+        assert row["durable_at"] is not None
+        assert row["retries"] == 1
+        assert (await stats(service, node.owner, node.node_id))["commands_applied"] == 1
+    actions = [e["action"] for e in await audit_actions(service)]
+    assert {"node.registration_token.created", "node.enrolled", "node.command.issued"} <= set(
+        actions
+    )
+
+
+async def test_health_turns_unhealthy_after_three_missed_heartbeats_and_offline_after_five(
+    service: Service, tmp_path: Path, clock: Any
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    async with daemon_running(node, service):
+        await eventually(
+            lambda: _has_heartbeat(service, node)  # type: ignore[arg-type]
+        )
+    health = []
+    for seconds in (60, 30, 60):
+        clock.advance(seconds)
+        await service.state.nodes.evaluate_health()
+        health.append((await stats(service, node.owner, node.node_id))["health"])
+    assert health == ["healthy", "unhealthy", "offline"]
+
+
+async def _has_heartbeat(service: Service, node: Enrolled) -> bool:
+    return (await stats(service, node.owner, node.node_id))["last_heartbeat_at"] is not None
+
+
+@sqlite_only
+async def test_a_wrong_signature_is_refused_with_a_close_code_and_an_audit_row(
+    service: Service, tmp_path: Path
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+    async with websockets.connect(link_url) as ws:
+        hello = json.loads(await ws.recv())
+        assert (hello["v"], hello["type"]) == (1, "challenge")
+        stranger = bytes(32)
+        signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), stranger)
+        await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == CloseCode.AUTHENTICATION_FAILED
+    refused = [e for e in await audit_actions(service) if e["action"] == "node.link.refused"]
+    assert refused[0]["target"] == f"node:{node.node_id}"
+    assert refused[0]["after"] == {"refused": "bad signature"}
+    assert not (await stats(service, node.owner, node.node_id))["linked"]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", CloseCode.MALFORMED_FRAME),
+        ('{"v": 2, "type": "heartbeat"}', CloseCode.UNSUPPORTED_VERSION),
+        ('{"v": 1, "type": "heartbeat", "uptime_s": -1}', CloseCode.MALFORMED_FRAME),
+        (
+            '{"v": 1, "type": "heartbeat", "uptime_s": 1, "version": "x", "buffer_depth": 0, '
+            '"devices": {}, "extra": 1}',
+            CloseCode.MALFORMED_FRAME,
+        ),
+        ('{"v": 1, "type": "heartbeat", "pad": "' + "x" * 70_000 + '"}', CloseCode.FRAME_TOO_LARGE),
+    ],
+)
+async def test_a_bad_frame_closes_the_link_with_its_code_and_changes_nothing_but_a_counter(
+    service: Service, tmp_path: Path, frame: str, code: int
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    ws = await _authenticated(service, node)
+    await ws.send(frame)
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == code
+    body = await stats(service, node.owner, node.node_id)
+    assert body["frames_rejected"] == 1
+    assert body["last_heartbeat_at"] is None
+
+
+async def _authenticated(service: Service, node: Enrolled) -> Any:
+    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+    ws = await websockets.connect(link_url, max_size=None)
+    hello = json.loads(await ws.recv())
+    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
+    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+    welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome", welcome
+    return ws
+
+
+@sqlite_only
+async def test_revocation_closes_the_live_link_and_stops_the_daemon(
+    service: Service, tmp_path: Path
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    daemon = NodeDaemon(replace(node.config, server=service.url), backoff_initial_s=0.1)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.linked.wait(), timeout=15)
+    op = await service.api.operator()
+    revoked = await service.api.http.delete(f"/api/v1/nodes/{node.node_id}", headers=op.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "revoked"
+    with pytest.raises(NodeStoppedError, match="revoked"):
+        await asyncio.wait_for(task, timeout=15)
+    # A revoked node's later link attempt is refused (403-like close) and audited.
+    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+    async with websockets.connect(link_url) as ws:
+        hello = json.loads(await ws.recv())
+        signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
+        await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.NODE_REVOKED
+    actions = [(e["action"], e["after"]) for e in await audit_actions(service)]
+    assert ("node.link.refused", {"refused": "node revoked"}) in actions
+    assert any(a == "node.revoked" for a, _ in actions)
+    refused = await service.api.http.post(
+        f"/api/v1/nodes/{node.node_id}/commands",
+        json={"type": "diagnostics", "payload": {"name": "ping"}},
+        headers=op.headers,
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "node_revoked"
+
+
+@sqlite_only
+async def test_key_rotation_binds_a_new_key_and_retires_the_old(
+    service: Service, tmp_path: Path
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    async with daemon_running(node, service) as daemon:
+        rotation = await service.api.http.post(
+            f"/api/v1/nodes/{node.node_id}/key-rotation", headers=node.owner.headers
+        )
+        assert rotation.status_code == 202, rotation.text
+        command_id = rotation.json()["id"]
+
+        async def applied() -> bool:
+            row = await command_state(service, node.owner, node.node_id, command_id)
+            return bool(row["state"] == "applied")
+
+        await eventually(applied)
+        new_seed = read_key(tmp_path / KEY_NAME)
+        assert new_seed != node.seed
+        row = await command_state(service, node.owner, node.node_id, command_id)
+        assert row["result"]["public_key"] == challenge.public_key_hex(new_seed)
+        links_before = daemon.links_opened
+    # The old key no longer opens a link; the new one does.
+    old = await _try_link(service, node.node_id, node.seed)
+    assert old == CloseCode.AUTHENTICATION_FAILED
+    assert await _try_link(service, node.node_id, new_seed) is None
+    assert links_before == 1
+    rotated = [e for e in await audit_actions(service) if e["action"] == "node.key.rotated"]
+    assert rotated[0]["before"] == {"public_key": challenge.public_key_hex(node.seed)}
+
+
+async def _try_link(service: Service, node_id: str, seed: bytes) -> int | None:
+    """None if the link opens with this key, else the close code."""
+    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+    async with websockets.connect(link_url) as ws:
+        hello = json.loads(await ws.recv())
+        signature = challenge.sign(challenge.link_message(node_id, hello["nonce"]), seed)
+        await ws.send(encode("auth", node_id=node_id, signature=signature))
+        try:
+            answer = json.loads(await ws.recv())
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else -1
+        assert answer["type"] == "welcome"
+        return None
