@@ -26,8 +26,8 @@ from .conftest import Enrolled, Service, enrol
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], *, within_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -185,13 +185,17 @@ async def test_a_bad_frame_closes_the_link_with_its_code_and_changes_nothing_but
     ws = await _authenticated(service, node)
     await ws.send(frame)
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await ws.recv()
+        await _drain(ws)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == code
     body = await stats(service, node.owner, node.node_id)
     assert body["frames_rejected"] == 1
     assert body["last_heartbeat_at"] is None
+
+
+async def _drain(ws: Any) -> None:
+    while True:
+        await ws.recv()
 
 
 async def _authenticated(service: Service, node: Enrolled) -> Any:
@@ -227,7 +231,8 @@ async def test_revocation_closes_the_live_link_and_stops_the_daemon(
         await ws.send(encode("auth", node_id=node.node_id, signature=signature))
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.NODE_REVOKED
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == CloseCode.NODE_REVOKED
     actions = [(e["action"], e["after"]) for e in await audit_actions(service)]
     assert ("node.link.refused", {"refused": "node revoked"}) in actions
     assert any(a == "node.revoked" for a, _ in actions)
@@ -236,7 +241,8 @@ async def test_revocation_closes_the_live_link_and_stops_the_daemon(
         json={"type": "diagnostics", "payload": {"name": "ping"}},
         headers=op.headers,
     )
-    assert refused.status_code == 403 and refused.json()["code"] == "node_revoked"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "node_revoked"
 
 
 @sqlite_only
