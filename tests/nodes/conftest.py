@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient, User
-from service.conftest import ManualClock, database_url, pg_url
+from service.conftest import ManualClock, api, app, database_url, pg_url, state
 from service.live import serving
 from wattx.api.app import create_app
 from wattx.api.state import AppState
@@ -25,7 +25,7 @@ from wattx.nodes import challenge
 from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
 from wattx.services.principal import Role
 
-__all__ = ["ManualClock", "database_url", "pg_url"]
+__all__ = ["ManualClock", "api", "app", "database_url", "pg_url", "state"]
 
 MQTT_URL = "mqtt://127.0.0.1:1883"
 

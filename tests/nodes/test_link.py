@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,73 +12,21 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from service.client import User
 from wattx.nodes import challenge
 from wattx.nodes.daemon.config import KEY_NAME, read_key
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
 from wattx.nodes.frames import CloseCode, encode
 
 from .conftest import Enrolled, Service, enrol
-
-sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def daemon_running(
-    node: Enrolled, service: Service, **changes: Any
-) -> AsyncIterator[NodeDaemon]:
-    daemon = NodeDaemon(replace(node.config, server=service.url, **changes), backoff_initial_s=0.1)
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.linked.wait(), timeout=15)
-        yield daemon
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
-            await task
-
-
-async def command(service: Service, user: User, node_id: str, **body: Any) -> dict[str, Any]:
-    response = await service.api.http.post(
-        f"/api/v1/nodes/{node_id}/commands", json=body, headers=user.headers
-    )
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def command_state(
-    service: Service, user: User, node_id: str, command_id: str
-) -> dict[str, Any]:
-    response = await service.api.http.get(
-        f"/api/v1/nodes/{node_id}/commands/{command_id}", headers=user.headers
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def stats(service: Service, user: User, node_id: str) -> dict[str, Any]:
-    response = await service.api.http.get(f"/api/v1/nodes/{node_id}/stats", headers=user.headers)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def audit_actions(service: Service) -> list[dict[str, Any]]:
-    op = await service.api.operator()
-    response = await service.api.http.get("/api/v1/audit", headers=op.headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+from .helpers import (
+    audit_actions,
+    command,
+    command_state,
+    daemon_running,
+    eventually,
+    sqlite_only,
+    stats,
+)
 
 
 async def test_enrol_link_heartbeat_command_round_trip(service: Service, tmp_path: Path) -> None:
