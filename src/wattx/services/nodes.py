@@ -502,6 +502,15 @@ class NodeService:
             assert row is not None
             row.link_id = link_id
             row.linked_at = now
+            # What was sent over an earlier link and never persisted goes out again now.
+            await session.execute(
+                update(NodeCommandRow)
+                .where(
+                    NodeCommandRow.node_id == node_id,
+                    NodeCommandRow.state == CommandState.SENT.value,
+                )
+                .values(next_attempt_at=now)
+            )
         await self._control(node_id, {"kind": "linked", "link_id": link_id})
         return LinkGrant(node_id, key.public_key, link_id, node.heartbeat_interval_s)
 
