@@ -118,9 +118,7 @@ def _fail(message: str, *, code: int = 1) -> NoReturn:
 def main() -> None:
     """Only the node commands (``python -m wattx.cli.node run``): a gateway starts the
     daemon without loading the service's and the simulator's modules."""
-    app = typer.Typer(
-        name="wattx-node", no_args_is_help=True, pretty_exceptions_show_locals=False
-    )
+    app = typer.Typer(name="wattx-node", no_args_is_help=True, pretty_exceptions_show_locals=False)
     app.command("enrol")(enrol)
     app.command("run")(run)
     app()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,6 +123,7 @@ class LinkGrant:
     public_key: str
     link_id: str
     heartbeat_interval_s: int
+    owner_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,7 +513,7 @@ class NodeService:
                 .values(next_attempt_at=now)
             )
         await self._control(node_id, {"kind": "linked", "link_id": link_id})
-        return LinkGrant(node_id, key.public_key, link_id, node.heartbeat_interval_s)
+        return LinkGrant(node_id, key.public_key, link_id, node.heartbeat_interval_s, node.owner_id)
 
     async def link_closed(self, grant: LinkGrant) -> None:
         async with self._db.write() as session:
@@ -710,12 +711,12 @@ class NodeService:
                 before={"public_key": grant.public_key},
                 after={"public_key": new_public_key},
             )
-        return LinkGrant(grant.node_id, new_public_key, grant.link_id, grant.heartbeat_interval_s)
+        return replace(grant, public_key=new_public_key)
 
     async def publish_node_event(self, grant: LinkGrant, name: str, data: dict[str, Any]) -> None:
         payload = {"node_id": grant.node_id, "name": name, "data": data}
         await self._bus.publish_to(events_channel(grant.node_id), json.dumps(payload))
-        await self._bus.publish(Event(EventType.NODE_EVENT, payload))
+        await self._bus.publish(Event(EventType.NODE_EVENT, payload, frozenset({grant.owner_id})))
 
     # ------------------------------------------------------------------ health
 
