@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 import websockets
+from sqlalchemy import update
 from websockets.exceptions import ConnectionClosed
 
+from wattx.bus.events import Event, EventType
 from wattx.nodes import challenge
 from wattx.nodes.daemon.config import KEY_NAME, read_key
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
 from wattx.nodes.frames import CloseCode, encode
+from wattx.store.models_nodes import NodeRow
 
 from .conftest import Enrolled, Service, enrol
 from .helpers import (
@@ -234,3 +237,62 @@ async def _try_link(service: Service, node_id: str, seed: bytes) -> int | None:
             return exc.rcvd.code if exc.rcvd else -1
         assert answer["type"] == "welcome"
         return None
+
+
+@sqlite_only
+async def test_a_revocation_whose_bus_message_was_lost_still_closes_the_link(
+    service: Service, tmp_path: Path
+) -> None:
+    """Each link re-checks its node every WATTX_NODE_LINK_RECHECK_S (1 s here)."""
+    node = await enrol(service.api, tmp_path)
+    daemon = NodeDaemon(replace(node.config, server=service.url), backoff_initial_s=0.1)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.linked.wait(), timeout=15)
+    async with service.state.db.write() as session:
+        await session.execute(
+            update(NodeRow).where(NodeRow.id == node.node_id).values(status="revoked")
+        )
+    with pytest.raises(NodeStoppedError, match="revoked"):
+        await asyncio.wait_for(task, timeout=15)
+
+
+@sqlite_only
+async def test_heartbeats_are_events_for_the_owner(service: Service, tmp_path: Path) -> None:
+    node = await enrol(service.api, tmp_path)
+    seen: list[Event] = []
+
+    async def watch() -> None:
+        async for event in service.state.bus.subscribe():
+            if event.type is EventType.NODE_HEARTBEAT:
+                seen.append(event)
+                return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    async with daemon_running(node, service):
+        await asyncio.wait_for(watcher, timeout=15)
+    assert seen[0].data["node_id"] == node.node_id
+    assert seen[0].audience == frozenset({node.owner.id})
+
+
+@sqlite_only
+async def test_an_ack_for_another_nodes_command_is_refused_and_counted(
+    service: Service, tmp_path: Path
+) -> None:
+    victim = await enrol(service.api, tmp_path / "victim")
+    intruder = await enrol(service.api, tmp_path / "intruder")
+    issued = await command(
+        service, victim.owner, victim.node_id, type="diagnostics", payload={"name": "ping"}
+    )
+    ws = await _authenticated(service, intruder)
+    await ws.send(encode("ack", id=issued["id"], state="applied", detail=None, result=None))
+    await ws.send(encode("heartbeat", uptime_s=1, version="x", buffer_depth=0, devices={}))
+
+    async def heartbeat_seen() -> bool:
+        return (await stats(service, intruder.owner, intruder.node_id))["uptime_s"] == 1
+
+    await eventually(heartbeat_seen)
+    await ws.close()
+    assert (await stats(service, intruder.owner, intruder.node_id))["frames_rejected"] == 1
+    row = await command_state(service, victim.owner, victim.node_id, issued["id"])
+    assert row["state"] == "queued"
