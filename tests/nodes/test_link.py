@@ -18,6 +18,7 @@ from wattx.nodes import challenge
 from wattx.nodes.daemon.config import KEY_NAME, read_key
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
 from wattx.nodes.frames import CloseCode, encode
+from wattx.services.principal import Role
 from wattx.store.models_nodes import NodeRow
 
 from .conftest import Enrolled, Service, enrol
@@ -296,3 +297,52 @@ async def test_an_ack_for_another_nodes_command_is_refused_and_counted(
     assert (await stats(service, intruder.owner, intruder.node_id))["frames_rejected"] == 1
     row = await command_state(service, victim.owner, victim.node_id, issued["id"])
     assert row["state"] == "queued"
+
+
+@sqlite_only
+async def test_a_job_sends_one_command_to_many_nodes_and_is_tracked_whole_and_per_node(
+    service: Service, tmp_path: Path
+) -> None:
+    first = await enrol(service.api, tmp_path / "a")
+    second = await enrol(service.api, tmp_path / "b", owner=first.owner)
+    op = await service.api.operator()
+    refused = await service.api.http.post(
+        "/api/v1/nodes/jobs",
+        json={
+            "node_ids": [first.node_id, "unknown"],
+            "type": "diagnostics",
+            "payload": {"name": "ping"},
+        },
+        headers=op.headers,
+    )
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "node_not_found"
+    assert (await stats(service, first.owner, first.node_id))["queue_depth"] == 0
+    async with daemon_running(first, service), daemon_running(second, service):
+        created = await service.api.http.post(
+            "/api/v1/nodes/jobs",
+            json={
+                "node_ids": [first.node_id, second.node_id],
+                "type": "diagnostics",
+                "payload": {"name": "ping"},
+            },
+            headers=first.owner.headers,
+        )
+        assert created.status_code == 201, created.text
+        job_id = created.json()["job_id"]
+        assert created.json()["by_state"] == {"queued": 2}
+
+        async def all_applied() -> bool:
+            job = await service.api.http.get(
+                f"/api/v1/nodes/jobs/{job_id}", headers=first.owner.headers
+            )
+            return bool(job.json()["by_state"] == {"applied": 2})
+
+        await eventually(all_applied)
+    job = (await service.api.http.get(f"/api/v1/nodes/jobs/{job_id}", headers=op.headers)).json()
+    assert sorted(c["node_id"] for c in job["commands"]) == sorted([first.node_id, second.node_id])
+    assert {c["job_id"] for c in job["commands"]} == {job_id}
+    stranger = await service.api.signup(Role.NODE_OPERATOR)
+    hidden = await service.api.http.get(f"/api/v1/nodes/jobs/{job_id}", headers=stranger.headers)
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "job_not_found"

@@ -126,6 +126,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/nodes/registration-tokens"): OPERATOR,
     ("POST", f"{V1}/nodes/enrol"): PUBLIC,
     ("GET", f"{V1}/nodes"): roles(_O, _N, _A),
+    ("POST", f"{V1}/nodes/jobs"): roles(_O, _N),
+    ("GET", f"{V1}/nodes/jobs/{{job_id}}"): roles(_O, _N, _A),
     ("GET", f"{V1}/nodes/{{node_id}}"): roles(_O, _N, _A),
     ("GET", f"{V1}/nodes/{{node_id}}/stats"): roles(_O, _N, _A),
     ("DELETE", f"{V1}/nodes/{{node_id}}"): roles(_O, _N),

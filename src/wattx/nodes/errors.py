@@ -60,6 +60,11 @@ class CommandNotFoundError(NotFoundError):
     title = "Command not found"
 
 
+class JobNotFoundError(NotFoundError):
+    code = "job_not_found"
+    title = "Job not found"
+
+
 class InvalidCommandError(ValidationError):
     code = "invalid_command"
     title = "Command type or payload not allowed"

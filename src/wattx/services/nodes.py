@@ -38,6 +38,7 @@ from wattx.nodes.commands import (
 from wattx.nodes.errors import (
     CommandNotFoundError,
     InvalidCommandError,
+    JobNotFoundError,
     MeterAttachedElsewhereError,
     MeterNotBehindNodeError,
     NodeAuthenticationError,
@@ -74,6 +75,8 @@ from wattx.store.models_nodes import (
 )
 
 _log = logging.getLogger(__name__)
+
+MAX_JOB_NODES = 1000
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -387,43 +390,117 @@ class NodeService:
         source: str,
     ) -> NodeCommandRow:
         """Queue a durable command for a node; it is delivered when the node is linked."""
+        rows = await self._issue(
+            principal, [node_id], type_, payload, not_before, ttl_s, source, job_id=None
+        )
+        return rows[0]
+
+    async def issue_job(
+        self,
+        principal: Principal,
+        node_ids: Sequence[str],
+        *,
+        type_: str,
+        payload: dict[str, Any],
+        not_before: datetime | None,
+        ttl_s: int,
+        source: str,
+    ) -> tuple[str, list[NodeCommandRow]]:
+        """One command to many nodes, tracked as a whole (the job) and per node. All or
+        nothing: an unknown or revoked node refuses the whole job."""
+        if not 1 <= len(set(node_ids)) == len(node_ids) <= MAX_JOB_NODES:
+            raise InvalidCommandError(
+                f"a job names 1 to {MAX_JOB_NODES} distinct nodes", nodes=len(node_ids)
+            )
+        job_id = new_id()
+        rows = await self._issue(
+            principal, node_ids, type_, payload, not_before, ttl_s, source, job_id=job_id
+        )
+        return job_id, rows
+
+    async def job(self, principal: Principal, job_id: str) -> list[NodeCommandRow]:
+        async with self._db.read() as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        select(NodeCommandRow)
+                        .where(NodeCommandRow.job_id == job_id)
+                        .order_by(NodeCommandRow.node_id)
+                    )
+                ).all()
+            )
+            owners = {
+                n.id: n.owner_id
+                for n in (
+                    await session.scalars(
+                        select(NodeRow).where(NodeRow.id.in_([r.node_id for r in rows]))
+                    )
+                ).all()
+            }
+        visible = principal.role.sees_everything or all(
+            owners.get(r.node_id) == principal.user_id for r in rows
+        )
+        if not rows or not visible:
+            raise JobNotFoundError("no such job", job_id=job_id)
+        return rows
+
+    async def _issue(
+        self,
+        principal: Principal,
+        node_ids: Sequence[str],
+        type_: str,
+        payload: dict[str, Any],
+        not_before: datetime | None,
+        ttl_s: int,
+        source: str,
+        *,
+        job_id: str | None,
+    ) -> list[NodeCommandRow]:
         check_command(type_, payload)
         if not 1 <= ttl_s <= MAX_TTL_S:
             raise InvalidCommandError(f"ttl_s must be between 1 and {MAX_TTL_S}", ttl_s=ttl_s)
         now = self._clock.now()
         start = max(now, not_before) if not_before is not None else now
+        rows: list[NodeCommandRow] = []
         async with self._db.write() as session:
-            node = await self._visible(session, principal, node_id)
-            if node.status == REVOKED:
-                raise NodeRevokedError("commands cannot be sent to a revoked node", node_id=node_id)
-            row = NodeCommandRow(
-                id=new_id(),
-                node_id=node_id,
-                type=type_,
-                payload=json.dumps(payload, sort_keys=True),
-                state=CommandState.QUEUED.value,
-                created_by=principal.user_id,
-                created_at=now,
-                not_before=start,
-                expires_at=start + timedelta(seconds=ttl_s),
-                retries=0,
-                next_attempt_at=start,
-                sent_at=None,
-                durable_at=None,
-                finished_at=None,
-                detail=None,
-                result=None,
-            )
-            session.add(row)
-            await self._audit(
-                session,
-                Caller.of(principal, source),
-                "node.command.issued",
-                f"node:{node_id}",
-                after={"command_id": row.id, "type": type_, "payload": payload},
-            )
-        await self._control(node_id, {"kind": "command", "id": row.id})
-        return row
+            for node_id in node_ids:
+                node = await self._visible(session, principal, node_id)
+                if node.status == REVOKED:
+                    raise NodeRevokedError(
+                        "commands cannot be sent to a revoked node", node_id=node_id
+                    )
+                row = NodeCommandRow(
+                    id=new_id(),
+                    node_id=node_id,
+                    job_id=job_id,
+                    type=type_,
+                    payload=json.dumps(payload, sort_keys=True),
+                    state=CommandState.QUEUED.value,
+                    created_by=principal.user_id,
+                    created_at=now,
+                    not_before=start,
+                    expires_at=start + timedelta(seconds=ttl_s),
+                    retries=0,
+                    next_attempt_at=start,
+                    sent_at=None,
+                    durable_at=None,
+                    finished_at=None,
+                    detail=None,
+                    result=None,
+                )
+                session.add(row)
+                rows.append(row)
+            after: dict[str, Any] = {"type": type_, "payload": payload}
+            if job_id is None:
+                after["command_id"] = rows[0].id
+                target, action = f"node:{node_ids[0]}", "node.command.issued"
+            else:
+                after["nodes"] = len(rows)
+                target, action = f"job:{job_id}", "node.job.issued"
+            await self._audit(session, Caller.of(principal, source), action, target, after=after)
+        for row in rows:
+            await self._control(row.node_id, {"kind": "command", "id": row.id})
+        return rows
 
     async def request_key_rotation(
         self, principal: Principal, node_id: str, *, source: str

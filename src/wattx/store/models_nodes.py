@@ -70,6 +70,7 @@ class NodeCommandRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)  # JSON object
     state: Mapped[str] = mapped_column(String(16))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, WebSocket, status
@@ -15,6 +16,8 @@ from wattx.api.schemas.nodes import (
     CommandOut,
     EnrolIn,
     EnrolOut,
+    JobIn,
+    JobOut,
     NodeList,
     NodeOut,
     NodeStatsOut,
@@ -23,11 +26,13 @@ from wattx.api.schemas.nodes import (
 )
 from wattx.api.state import AppState
 from wattx.ingest.node_link import LinkClosedError
+from wattx.store.models_nodes import NodeCommandRow
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 NodeId = Annotated[str, Path(min_length=1, max_length=64)]
 CommandId = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
 MeterId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -58,6 +63,40 @@ async def enrol(body: EnrolIn, request: Request, state: State) -> EnrolOut:
         body.registration_token, body.public_key, source=_source(request)
     )
     return EnrolOut(node_id=node.id, name=node.name, heartbeat_interval_s=node.heartbeat_interval_s)
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED)
+async def issue_job(
+    body: JobIn, request: Request, principal: CurrentPrincipal, state: State
+) -> JobOut:
+    """One command to many nodes: a durable command per node, tracked together. All or
+    nothing: an unknown (404) or revoked (403) node refuses the whole job."""
+    job_id, rows = await state.nodes.issue_job(
+        principal,
+        body.node_ids,
+        type_=body.type,
+        payload=body.payload,
+        not_before=body.not_before,
+        ttl_s=body.ttl_s,
+        source=_source(request),
+    )
+    return _job_out(job_id, rows)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: JobId, principal: CurrentPrincipal, state: State) -> JobOut:
+    """The job as a whole (commands per state) and per node."""
+    return _job_out(job_id, await state.nodes.job(principal, job_id))
+
+
+def _job_out(job_id: str, rows: list[NodeCommandRow]) -> JobOut:
+    return JobOut(
+        job_id=job_id,
+        type=rows[0].type,
+        total=len(rows),
+        by_state=dict(Counter(r.state for r in rows)),
+        commands=[CommandOut.of(r) for r in rows],
+    )
 
 
 @router.get("")

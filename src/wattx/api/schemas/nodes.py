@@ -127,9 +127,14 @@ class CommandIn(StrictModel):
     ttl_s: StrictInt = Field(default=commands.DEFAULT_TTL_S, ge=1, le=commands.MAX_TTL_S)
 
 
+class JobIn(CommandIn):
+    node_ids: list[str] = Field(min_length=1, max_length=1000, description="distinct node ids")
+
+
 class CommandOut(BaseModel):
     id: str
     node_id: str
+    job_id: str | None
     type: str
     payload: dict[str, Any]
     state: str = Field(description="queued, sent, node_durable, applied, rejected or expired")
@@ -149,6 +154,7 @@ class CommandOut(BaseModel):
         return cls(
             id=r.id,
             node_id=r.node_id,
+            job_id=r.job_id,
             type=r.type,
             payload=json.loads(r.payload),
             state=r.state,
@@ -163,6 +169,14 @@ class CommandOut(BaseModel):
             detail=r.detail,
             result=None if r.result is None else json.loads(r.result),
         )
+
+
+class JobOut(BaseModel):
+    job_id: str
+    type: str
+    total: int
+    by_state: dict[str, int] = Field(description="how many of the job's commands are in each state")
+    commands: list[CommandOut]
 
 
 class CommandList(BaseModel):

@@ -68,6 +68,7 @@ def upgrade() -> None:
         "node_commands",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("node_id", sa.String(32), nullable=False),
+        sa.Column("job_id", sa.String(32), nullable=True),
         sa.Column("type", sa.String(40), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -84,6 +85,7 @@ def upgrade() -> None:
         sa.Column("result", sa.Text(), nullable=True),
     )
     op.create_index("ix_node_commands_node_state", "node_commands", ["node_id", "state"])
+    op.create_index("ix_node_commands_job_id", "node_commands", ["job_id"])
     op.create_table(
         "node_meters",
         sa.Column("meter_id", sa.String(32), primary_key=True),
