@@ -177,3 +177,13 @@ def test_the_audit_chain_detects_an_edit_a_removal_and_a_cut_tail() -> None:
     assert (check.ok, check.first_bad_seq) == (False, 3)
     check = verify_chain(chain[:4], head_seq=head[0], head_hash=head[1])
     assert (check.ok, check.first_bad_seq, check.reason) == (False, 5, "newest entries missing")
+
+
+def test_payload_values_of_the_wrong_type_are_invalid_not_a_crash() -> None:
+    for type_, payload in [
+        ("diagnostics", {"name": ["ping"]}),
+        ("device.command", {"zone": "main", "device_id": "bat-1", "type": {"a": 1}}),
+        ("device.command", {"zone": 1, "device_id": "bat-1", "type": "lock"}),
+    ]:
+        with pytest.raises(InvalidCommandError):
+            check_command(type_, payload)

@@ -23,6 +23,8 @@ from wattx.nodes.errors import CommandStateError, InvalidCommandError
 
 MAX_PAYLOAD_KEYS = 64
 MAX_TTL_S = 7 * 86_400
+MAX_DELAY_S = 30 * 86_400
+"""How far ahead ``not_before`` may lie."""
 DEFAULT_TTL_S = 3600
 RETRY_BASE_S = 5
 RETRY_CAP_S = 300
@@ -115,7 +117,7 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
         for key in ("zone", "device_id"):
             if not isinstance(payload[key], str) or not _NAME.fullmatch(payload[key]):
                 raise InvalidCommandError(f"{key} must match {_NAME.pattern}")
-        if payload["type"] not in DEVICE_COMMAND_TYPES:
+        if not isinstance(payload["type"], str) or payload["type"] not in DEVICE_COMMAND_TYPES:
             raise InvalidCommandError(
                 "unknown device command type", allowed=sorted(DEVICE_COMMAND_TYPES)
             )
@@ -123,7 +125,7 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
             raise InvalidCommandError("a device command's payload is an object")
     elif kind is CommandType.DIAGNOSTICS:
         _require_keys(payload, {"name"}, set())
-        if payload["name"] not in DIAGNOSTICS:
+        if not isinstance(payload["name"], str) or payload["name"] not in DIAGNOSTICS:
             raise InvalidCommandError("unknown diagnostic", allowed=sorted(DIAGNOSTICS))
     else:
         _require_keys(payload, set(), set())

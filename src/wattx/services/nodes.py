@@ -28,6 +28,7 @@ from wattx.domain.errors import DomainError
 from wattx.nodes import challenge, registration
 from wattx.nodes.commands import (
     DEFAULT_TTL_S,
+    MAX_DELAY_S,
     MAX_TTL_S,
     CommandState,
     CommandType,
@@ -460,6 +461,10 @@ class NodeService:
         if not 1 <= ttl_s <= MAX_TTL_S:
             raise InvalidCommandError(f"ttl_s must be between 1 and {MAX_TTL_S}", ttl_s=ttl_s)
         now = self._clock.now()
+        if not_before is not None and not_before > now + timedelta(seconds=MAX_DELAY_S):
+            raise InvalidCommandError(
+                f"not_before lies more than {MAX_DELAY_S // 86_400} days ahead"
+            )
         start = max(now, not_before) if not_before is not None else now
         rows: list[NodeCommandRow] = []
         async with self._db.write() as session:
