@@ -173,3 +173,27 @@ async def test_the_audit_chain_verifies_and_detects_an_edited_row(
         "first_bad_seq": 2,
         "reason": "entry edited",
     }
+
+
+async def test_a_command_for_a_node_that_never_links_expires(
+    api: ApiClient, state: AppState, clock: ManualClock
+) -> None:
+    owner = await api.signup(Role.NODE_OPERATOR)
+    token = await registration_token(api, owner)
+    node_id = (await api.http.post("/api/v1/nodes/enrol", json=_enrol_body(token))).json()[
+        "node_id"
+    ]
+    issued = await api.http.post(
+        f"/api/v1/nodes/{node_id}/commands",
+        json={"type": "diagnostics", "payload": {"name": "ping"}, "ttl_s": 60},
+        headers=owner.headers,
+    )
+    command_id = issued.json()["id"]
+    await state.nodes.evaluate_health()
+    path = f"/api/v1/nodes/{node_id}/commands/{command_id}"
+    assert (await api.http.get(path, headers=owner.headers)).json()["state"] == "queued"
+    clock.advance(60)
+    await state.nodes.evaluate_health()
+    assert (await api.http.get(path, headers=owner.headers)).json()["state"] == "expired"
+    stats = await api.http.get(f"/api/v1/nodes/{node_id}/stats", headers=owner.headers)
+    assert stats.json()["queue_depth"] == 0

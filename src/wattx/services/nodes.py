@@ -804,11 +804,21 @@ class NodeService:
 
     async def evaluate_health(self) -> dict[NodeHealth, int]:
         """Update each node's health from its heartbeats; publish every change
-        (``node.status``), log an alert when a node goes offline. Counts per health."""
+        (``node.status``), log an alert when a node goes offline; expire overdue
+        commands. Counts per health."""
         now = self._clock.now()
         changed: list[tuple[NodeRow, NodeHealth]] = []
         counts = dict.fromkeys(NodeHealth, 0)
         async with self._db.write() as session:
+            # Commands that never became durable on their node in time expire, linked or not.
+            await session.execute(
+                update(NodeCommandRow)
+                .where(
+                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
+                    NodeCommandRow.expires_at <= now,
+                )
+                .values(state=CommandState.EXPIRED.value, finished_at=now)
+            )
             for row in (await session.scalars(select(NodeRow))).all():
                 health = self._health(row, now)
                 counts[health] += 1
