@@ -129,6 +129,21 @@ class Settings(BaseSettings):
     alert_voltage_max_mv: int = 253_000
     alert_frequency_min_millihz: int = 49_500
     alert_frequency_max_millihz: int = 50_500
+    node_heartbeat_interval_s: int = Field(
+        default=30, ge=1, description="heartbeat interval given to nodes enrolled from now on"
+    )
+    node_link_recheck_s: float = Field(
+        default=30.0, description="how often a live link re-checks revocation and its key"
+    )
+    node_command_poll_s: float = Field(
+        default=5.0, description="how often a link looks for due commands between bus nudges"
+    )
+    node_command_retry_s: float = Field(
+        default=5.0, description="first resend delay of an unacknowledged command; doubles"
+    )
+    node_auth_timeout_s: float = 10.0
+    node_max_frame_bytes: int = 256 * 1024
+    node_health_tick_s: float = 10.0
 
     @classmethod
     def settings_customise_sources(

@@ -22,10 +22,12 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI, settings: Settings | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan included) on a free port, as ``wattx up`` would with
-    ``settings`` (the defaults when ``None``); yields the base URL."""
-    port = free_port()
+async def serving(
+    app: FastAPI, settings: Settings | None = None, *, port: int | None = None
+) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on ``port`` or a free one, as ``wattx up``
+    would with ``settings`` (the defaults when ``None``); yields the base URL."""
+    port = port or free_port()
     chosen = (settings or Settings()).model_copy(update={"host": "127.0.0.1", "port": port})
     server = uvicorn.Server(server_config(app, chosen, lifespan="on"))
     task = asyncio.create_task(server.serve())

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from wattx.api.auth import authorize
 from wattx.api.docs import install_docs
@@ -34,12 +34,14 @@ from wattx.api.ratelimit import (
     RedisRateLimiter,
 )
 from wattx.api.routers import (
+    audit,
     auth,
     events,
     health,
     ledger,
     markets,
     meters,
+    nodes,
     orders,
     proofs,
     tokens,
@@ -58,9 +60,11 @@ from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock, SystemClock
 from wattx.ingest.mqtt import MqttReadingIngest
+from wattx.ingest.node_link import LinkTimings, NodeLinkHub
 from wattx.metering.minting import MintPolicy
 from wattx.metering.policy import ValidationPolicy
 from wattx.services.accounts import AccountService
+from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.ledger_public import PublicLedgerService
@@ -69,6 +73,7 @@ from wattx.services.market_metrics import MarketMetrics
 from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
 from wattx.services.minting import MintingService
+from wattx.services.nodes import NodeHealthTask, NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
 from wattx.services.tokens import AccessTokenCodec
@@ -122,9 +127,14 @@ def create_app(
         app.state.mqtt_ingest = mqtt_ingest
         if mqtt_ingest is not None:
             mqtt_ingest.start()
+        state.node_links.start()
+        node_health = NodeHealthTask(state.nodes, registry, tick_s=settings.node_health_tick_s)
+        node_health.start()
         try:
             yield
         finally:
+            await node_health.stop()
+            await state.node_links.stop()
             if mqtt_ingest is not None:
                 await mqtt_ingest.stop()
             await chain_worker.stop()
@@ -167,9 +177,14 @@ def create_app(
         tokens.router,
         proofs.router,
         ledger.router,
+        nodes.router,
+        audit.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
+    # The node link authenticates by its own signed challenge, not by the bearer
+    # token dependency every HTTP route carries, so it is a plain Starlette route.
+    app.router.routes.append(WebSocketRoute("/api/v1/nodes/link", nodes.node_link))
     install_problem_handlers(app)
     install_web(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -259,6 +274,25 @@ async def _start_services(
     chain_accounts = ChainAccounts(db, the_chain, keyring_from_settings(settings), clock)
     hub = EventHub(the_bus, ring_size=settings.sse_ring_size)
     await hub.start()
+    metering = MeteringService(db, the_bus, clock, schedule=schedule)
+    node_service = NodeService(
+        db,
+        the_bus,
+        clock,
+        metering,
+        heartbeat_interval_s=settings.node_heartbeat_interval_s,
+        command_retry_base_s=settings.node_command_retry_s,
+    )
+    links = NodeLinkHub(
+        node_service,
+        the_bus,
+        LinkTimings(
+            auth_timeout_s=settings.node_auth_timeout_s,
+            recheck_s=settings.node_link_recheck_s,
+            command_poll_s=settings.node_command_poll_s,
+            max_frame_bytes=settings.node_max_frame_bytes,
+        ),
+    )
     return AppState(
         settings=settings,
         clock=clock,
@@ -299,6 +333,9 @@ async def _start_services(
         retirement=RetirementService(db, chain_accounts, clock),
         public_ledger=PublicLedgerService(db),
         events=hub,
+        nodes=node_service,
+        node_links=links,
+        audit=AuditService(db, clock),
     )
 
 

@@ -162,6 +162,25 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
+    # edge nodes: operators enrol and see all; a node operator sees and commands its own
+    # (another's node answers 404); enrolment is authenticated by the registration token
+    ("POST", f"{V1}/nodes/registration-tokens"): OPERATOR,
+    ("POST", f"{V1}/nodes/enrol"): PUBLIC,
+    ("GET", f"{V1}/nodes"): roles(_O, _N, _A),
+    ("POST", f"{V1}/nodes/jobs"): roles(_O, _N),
+    ("GET", f"{V1}/nodes/jobs/{{job_id}}"): roles(_O, _N, _A),
+    ("GET", f"{V1}/nodes/{{node_id}}"): roles(_O, _N, _A),
+    ("GET", f"{V1}/nodes/{{node_id}}/stats"): roles(_O, _N, _A),
+    ("DELETE", f"{V1}/nodes/{{node_id}}"): roles(_O, _N),
+    ("POST", f"{V1}/nodes/{{node_id}}/key-rotation"): roles(_O, _N),
+    ("PUT", f"{V1}/nodes/{{node_id}}/meters/{{meter_id}}"): OPERATOR,
+    ("DELETE", f"{V1}/nodes/{{node_id}}/meters/{{meter_id}}"): OPERATOR,
+    ("POST", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N),
+    ("GET", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N, _A),
+    ("GET", f"{V1}/nodes/{{node_id}}/commands/{{command_id}}"): roles(_O, _N, _A),
+    # the audit log
+    ("GET", f"{V1}/audit"): OVERSIGHT,
+    ("GET", f"{V1}/audit/verify"): OVERSIGHT,
 }
 
 

@@ -12,13 +12,16 @@ from wattx.api.sse import EventHub
 from wattx.bus.port import EventBus
 from wattx.config import Settings
 from wattx.domain.epochs import EpochClock
+from wattx.ingest.node_link import NodeLinkHub
 from wattx.services.accounts import AccountService
+from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
 from wattx.services.minting import MintingService
+from wattx.services.nodes import NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import SettlementService
 from wattx.services.wallet import WalletService
@@ -47,6 +50,9 @@ class AppState:
     retirement: RetirementService
     public_ledger: PublicLedgerService
     events: EventHub
+    nodes: NodeService
+    node_links: NodeLinkHub
+    audit: AuditService
 
 
 def state_of(request: Request) -> AppState:

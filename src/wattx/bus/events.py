@@ -24,6 +24,8 @@ class EventType(StrEnum):
     DEVICE_STATE = "device.state"
     DEVICE_ALERT = "device.alert"
     NODE_HEARTBEAT = "node.heartbeat"
+    NODE_STATUS = "node.status"
+    NODE_EVENT = "node.event"
     PROPOSAL_UPDATED = "proposal.updated"
 
 

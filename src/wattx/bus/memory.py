@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 from collections.abc import AsyncIterator
 
 from wattx.bus.events import Event
@@ -16,6 +17,7 @@ class InProcessBus:
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[Event]] = set()
+        self._channel_queues: dict[asyncio.Queue[tuple[str, str]], str] = {}
 
     async def publish(self, event: Event) -> None:
         for queue in list(self._queues):
@@ -32,5 +34,22 @@ class InProcessBus:
         finally:
             self._queues.discard(queue)
 
+    async def publish_to(self, channel: str, message: str) -> None:
+        for queue, pattern in list(self._channel_queues.items()):
+            if fnmatch.fnmatchcase(channel, pattern):
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait((channel, message))
+
+    async def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
+        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        self._channel_queues[queue] = pattern
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._channel_queues.pop(queue, None)
+
     async def close(self) -> None:
         self._queues.clear()
+        self._channel_queues.clear()

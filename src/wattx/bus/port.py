@@ -1,4 +1,4 @@
-"""The bus port: publish events, subscribe to the stream of all of them."""
+"""The bus port: typed events to every subscriber, and named channels for raw messages."""
 
 from __future__ import annotations
 
@@ -14,5 +14,11 @@ class EventBus(Protocol):
 
     def subscribe(self) -> AsyncIterator[Event]:
         """Events published from now on, in publication order per publisher."""
+
+    async def publish_to(self, channel: str, message: str) -> None:
+        """Send ``message`` on a named channel (e.g. ``wattx:nodes:{id}:commands``)."""
+
+    def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
+        """(channel, message) of channels matching a glob ``pattern``, from now on."""
 
     async def close(self) -> None: ...

@@ -1,10 +1,10 @@
-"""Redis pub/sub bus: every process publishing and subscribing on one channel.
+"""Redis pub/sub bus: every process publishing and subscribing on shared channels.
 
 Redis pub/sub is at most once and so is this bus. While Redis is unreachable,
-:meth:`RedisBus.publish` drops the event (logged and counted) instead of
-failing the caller, whose change is already committed; a subscription that
-loses its connection subscribes again with exponential backoff and goes on
-with the events published from then on.
+publishing drops the message (logged and counted) instead of failing the
+caller, whose change is already committed; a subscription that loses its
+connection subscribes again with exponential backoff and goes on with the
+messages published from then on.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class RedisBus:
         url: str,
         *,
         channel: str = GLOBAL_CHANNEL,
+        prefix: str = "",
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 5.0,
     ) -> None:
@@ -63,6 +64,8 @@ class RedisBus:
             url, socket_connect_timeout=2, socket_keepalive=True
         )
         self._channel = channel
+        # Named channels are namespaced by ``prefix`` (tests sharing one server).
+        self._prefix = prefix
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._listening = 0
@@ -122,6 +125,38 @@ class RedisBus:
         if answered:
             self._publish_down_until = 0.0
         return answered
+
+    async def publish_to(self, channel: str, message: str) -> None:
+        if time.monotonic() < self._publish_down_until:
+            self.dropped += 1
+            return
+        try:
+            await self._redis.publish(self._prefix + channel, message)
+        except REDIS_DOWN as exc:
+            self.dropped += 1
+            self._publish_down_until = time.monotonic() + _PUBLISH_PAUSE_S
+            _log.warning("message_dropped", channel=channel, error=type(exc).__name__)
+
+    async def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
+        delay = self._reconnect_min_s
+        while True:
+            pubsub = self._listener.pubsub()
+            try:
+                await pubsub.psubscribe(self._prefix + pattern)
+                delay = self._reconnect_min_s
+                async for message in pubsub.listen():
+                    if message.get("type") == "pmessage":
+                        channel = message["channel"].decode()[len(self._prefix) :]
+                        yield channel, message["data"].decode()
+            except REDIS_DOWN as exc:
+                _log.warning("channel_subscription_lost", error=type(exc).__name__, retry_s=delay)
+            finally:
+                with contextlib.suppress(*REDIS_DOWN):
+                    await pubsub.punsubscribe(self._prefix + pattern)
+                with contextlib.suppress(*REDIS_DOWN):
+                    await pubsub.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._reconnect_max_s)
 
     async def close(self) -> None:
         await self._redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5

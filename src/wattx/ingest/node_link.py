@@ -1,0 +1,299 @@
+"""The node link: one authenticated WebSocket per edge node, held by this process.
+
+The service speaks first: a ``challenge`` with a fresh nonce. The node's first
+frame must be ``auth`` (its id and its signature of the nonce); then heartbeats,
+acks, events, relayed reading batches and key rotations go up, and commands come
+down. :class:`NodeLinkHub` holds the links of this process and one bus
+subscription to ``wattx:nodes:*:commands``, so a command issued on any API
+process (or a revocation) reaches the process where the node is linked. Each
+link also re-checks its node in the database every ``recheck_s`` seconds, so a
+revoked node's link closes within that time even if a bus message was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from wattx.bus.port import EventBus
+from wattx.domain.errors import DomainError
+from wattx.nodes.challenge import new_nonce
+from wattx.nodes.errors import NodeAuthenticationError, NodeKeyTakenError, NodeRevokedError
+from wattx.nodes.frames import (
+    COMMANDS_PATTERN,
+    MAX_FRAME_BYTES,
+    AckFrame,
+    AuthFrame,
+    CloseCode,
+    EventFrame,
+    FrameError,
+    HeartbeatFrame,
+    ReadingsFrame,
+    RotateKeyFrame,
+    encode,
+    parse_node_frame,
+)
+from wattx.services.nodes import LinkGrant, NodeService, RelayOutcome
+
+_log = logging.getLogger(__name__)
+
+
+class LinkClosedError(Exception):
+    """The peer went away."""
+
+
+class LinkSocket(Protocol):
+    """What a link needs of a WebSocket (the API wraps Starlette's)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def receive_text(self) -> str:
+        """The next text message; :class:`LinkClosedError` when the peer is gone."""
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTimings:
+    auth_timeout_s: float = 10.0
+    recheck_s: float = 30.0
+    command_poll_s: float = 5.0
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+
+_CLOSE_FOR = {
+    "revoked": (CloseCode.NODE_REVOKED, "node revoked"),
+    "key_retired": (CloseCode.KEY_ROTATED, "key retired; link again with the new key"),
+    "superseded": (CloseCode.SUPERSEDED, "a newer link of this node took over"),
+}
+
+
+class NodeLinkHub:
+    def __init__(self, nodes: NodeService, bus: EventBus, timings: LinkTimings) -> None:
+        self._nodes = nodes
+        self._bus = bus
+        self._timings = timings
+        self._links: dict[str, _Link] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="node-link-hub")
+
+    async def stop(self) -> None:
+        for link in list(self._links.values()):
+            await link.close(CloseCode.GOING_AWAY, "service stopping")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def linked(self) -> int:
+        return len(self._links)
+
+    async def serve(self, socket: LinkSocket, *, source: str) -> None:
+        """Run one link until it ends."""
+        link = _Link(self._nodes, socket, self._timings, source)
+        grant = await link.handshake()
+        if grant is None:
+            return
+        older = self._links.get(grant.node_id)
+        if older is not None:
+            await older.close(CloseCode.SUPERSEDED, "a newer link of this node took over")
+        self._links[grant.node_id] = link
+        try:
+            await link.run()
+        finally:
+            if self._links.get(grant.node_id) is link:
+                del self._links[grant.node_id]
+            await self._nodes.link_closed(link.grant or grant)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for channel, message in self._bus.subscribe_to(COMMANDS_PATTERN):
+                    node_id = channel.split(":")[2]
+                    link = self._links.get(node_id)
+                    if link is not None:
+                        await link.notify(json.loads(message))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("node link hub lost the bus; resubscribing")
+                await asyncio.sleep(1.0)
+
+
+class _Link:
+    def __init__(
+        self, nodes: NodeService, socket: LinkSocket, timings: LinkTimings, source: str
+    ) -> None:
+        self._nodes = nodes
+        self._socket = socket
+        self._timings = timings
+        self._source = source
+        self._nonce = new_nonce()
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self.grant: LinkGrant | None = None
+
+    async def handshake(self) -> LinkGrant | None:
+        await self._send(encode("challenge", nonce=self._nonce))
+        try:
+            raw = await asyncio.wait_for(
+                self._socket.receive_text(), timeout=self._timings.auth_timeout_s
+            )
+            frame = parse_node_frame(raw, max_bytes=self._timings.max_frame_bytes)
+            if not isinstance(frame, AuthFrame):
+                raise FrameError(CloseCode.MALFORMED_FRAME, "the first frame must be auth")
+            self.grant = await self._nodes.authenticate_link(
+                frame.node_id, self._nonce, frame.signature, source=self._source
+            )
+        except TimeoutError:
+            await self.close(CloseCode.AUTH_TIMEOUT, "no auth frame in time")
+            return None
+        except LinkClosedError:
+            return None
+        except FrameError as exc:
+            await self.close(exc.close_code, exc.reason)
+            return None
+        except NodeRevokedError:
+            await self.close(CloseCode.NODE_REVOKED, "node revoked")
+            return None
+        except NodeAuthenticationError:
+            await self.close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
+            return None
+        await self._send(
+            encode(
+                "welcome",
+                node_id=self.grant.node_id,
+                link_id=self.grant.link_id,
+                heartbeat_interval_s=self.grant.heartbeat_interval_s,
+            )
+        )
+        return self.grant
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._receive_loop()),
+            asyncio.create_task(self._pump_loop()),
+            asyncio.create_task(self._watch_loop()),
+            asyncio.create_task(self._closed.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    if not isinstance(exc, LinkClosedError):
+                        _log.error("node link failed", exc_info=exc)
+                        await self.close(CloseCode.GOING_AWAY, "internal error")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind == "command":
+            self._wake.set()
+        elif kind == "revoked":
+            await self.close(*_CLOSE_FOR["revoked"])
+        elif kind == "linked" and self.grant and message.get("link_id") != self.grant.link_id:
+            await self.close(*_CLOSE_FOR["superseded"])
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            await self._socket.close(code, reason)
+
+    async def _send(self, text: str) -> None:
+        async with self._send_lock:
+            await self._socket.send_text(text)
+
+    async def _receive_loop(self) -> None:
+        assert self.grant is not None
+        while True:
+            raw = await self._socket.receive_text()
+            try:
+                frame = parse_node_frame(raw, max_bytes=self._timings.max_frame_bytes)
+                if isinstance(frame, AuthFrame):
+                    raise FrameError(CloseCode.MALFORMED_FRAME, "already authenticated")
+            except FrameError as exc:
+                await self._nodes.count_bad_frame(self.grant.node_id)
+                await self.close(exc.close_code, exc.reason)
+                return
+            await self._handle(frame)
+
+    async def _handle(
+        self, frame: HeartbeatFrame | AckFrame | ReadingsFrame | EventFrame | RotateKeyFrame
+    ) -> None:
+        grant = self.grant
+        assert grant is not None
+        if isinstance(frame, HeartbeatFrame):
+            await self._nodes.record_heartbeat(grant, frame)
+        elif isinstance(frame, AckFrame):
+            await self._nodes.acknowledge(grant, frame)
+        elif isinstance(frame, ReadingsFrame):
+            outcomes = await self._nodes.relay_readings(grant, frame.batches)
+            await self._send(encode("readings_result", id=frame.id, outcomes=_outcomes(outcomes)))
+        elif isinstance(frame, EventFrame):
+            await self._nodes.publish_node_event(grant, frame.name, frame.data)
+        else:
+            try:
+                self.grant = await self._nodes.rotate_key(
+                    grant, self._nonce, frame.public_key, frame.signature, source=self._source
+                )
+            except (NodeAuthenticationError, NodeKeyTakenError) as exc:
+                await self._send(encode("error", code=exc.code, detail=exc.detail))
+            else:
+                await self._send(encode("key_rotated", public_key=frame.public_key))
+
+    async def _pump_loop(self) -> None:
+        assert self.grant is not None
+        while True:
+            self._wake.clear()
+            for command in await self._nodes.take_due_commands(self.grant.node_id):
+                await self._send(encode("command", command=command))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._timings.command_poll_s)
+
+    async def _watch_loop(self) -> None:
+        assert self.grant is not None
+        while True:
+            await asyncio.sleep(self._timings.recheck_s)
+            reason = await self._nodes.link_still_valid(self.grant)
+            if reason is not None:
+                await self.close(*_CLOSE_FOR[reason])
+                return
+
+
+def _outcomes(outcomes: list[RelayOutcome]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for o in outcomes:
+        if o.error is not None:
+            out.append(_problem(o.index, o.error))
+        else:
+            assert o.result is not None
+            out.append(
+                {
+                    "index": o.index,
+                    "status": 200,
+                    "meter_id": o.result.meter_id,
+                    "accepted": o.result.accepted,
+                    "duplicates": o.result.duplicates,
+                    "quarantined": o.result.quarantined,
+                    "last_seq": o.result.last_seq,
+                }
+            )
+    return out
+
+
+def _problem(index: int, error: DomainError) -> dict[str, Any]:
+    return {"index": index, "status": error.http_status, "code": error.code, "detail": error.detail}

@@ -1,0 +1,365 @@
+"""The daemon's main loop: hold the link, heartbeat, relay the buffer, run commands.
+
+The link is re-dialled with jittered exponential backoff. A command is
+persisted before it is acknowledged (``node_durable``), run from the store
+(also after a restart), and its outcome is reported when the link is up; a
+command id seen before is answered from the store, never run again. A link
+closed with :data:`CloseCode.NODE_REVOKED` stops the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from wattx.nodes import challenge
+from wattx.nodes.commands import CommandType
+from wattx.nodes.daemon.bridge import DeviceBridge
+from wattx.nodes.daemon.config import (
+    KEY_NAME,
+    NEXT_KEY_NAME,
+    NodeConfig,
+    new_seed,
+    read_key,
+    write_key,
+)
+from wattx.nodes.daemon.store import NodeStore, StoredCommand
+from wattx.nodes.frames import CloseCode, FrameError, decode_service_frame, encode
+
+_log = logging.getLogger(__name__)
+
+SOFTWARE_VERSION = "wattx-node/0.1.0"
+BATCHES_PER_FRAME = 20
+RESULT_TIMEOUT_S = 60.0
+
+
+class NodeStoppedError(Exception):
+    """The daemon must not go on (revoked); the message says why."""
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.store = NodeStore(
+            config.dir / "node.sqlite3",
+            max_batches=config.buffer_max_batches,
+            dedup_days=config.dedup_days,
+        )
+        self._key_path = config.dir / KEY_NAME
+        self._next_key_path = config.dir / NEXT_KEY_NAME
+        self._seed = read_key(self._key_path)
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._started = time.monotonic()
+        self._ws: ClientConnection | None = None
+        self._nonce: str | None = None
+        self._send_lock = asyncio.Lock()
+        self._results: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
+        self._rotation: asyncio.Future[dict[str, Any]] | None = None
+        self._buffered = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self.linked = asyncio.Event()
+        self.links_opened = 0
+        self.bridge: DeviceBridge | None = None
+        if config.mqtt_url:
+            self.bridge = DeviceBridge(
+                config.mqtt_url,
+                config.mqtt_prefix,
+                on_batch=self.buffer_batch,
+                on_event=self._device_event,
+            )
+
+    # ------------------------------------------------------------------ public
+
+    def buffer_batch(self, meter_id: str, batch: dict[str, Any]) -> int:
+        """Put a meter's signed batch on disk; it is relayed when the link is up."""
+        seq = self.store.buffer(meter_id, batch)
+        self._buffered.set()
+        return seq
+
+    async def run(self) -> None:
+        """Run until cancelled or until the node is revoked (:class:`NodeStoppedError`)."""
+        background: list[asyncio.Task[None]] = []
+        if self.bridge is not None:
+            background.append(asyncio.create_task(self.bridge.run()))
+        for stored in self.store.unfinished_commands():
+            self._spawn(stored.body)
+        backoff = self._backoff_initial_s
+        try:
+            while True:
+                try:
+                    await self._session()
+                    backoff = self._backoff_initial_s
+                except ConnectionClosed as exc:
+                    code = exc.rcvd.code if exc.rcvd is not None else None
+                    if code == CloseCode.NODE_REVOKED:
+                        raise NodeStoppedError(
+                            f"node {self.config.node_id} was revoked by the operator; "
+                            "it will not reconnect (enrol again with a new registration token)"
+                        ) from exc
+                    if code == CloseCode.AUTHENTICATION_FAILED and self._promote_next_key():
+                        continue
+                    if self.links_opened and code is not None:
+                        backoff = self._backoff_initial_s
+                    _log.warning("link closed (code %s); reconnecting", code)
+                except (OSError, InvalidHandshake, InvalidURI, TimeoutError, FrameError) as exc:
+                    _log.warning("link unavailable (%s)", exc)
+                finally:
+                    self.linked.clear()
+                    self._ws = None
+                    self._fail_pending()
+                # Jittered exponential backoff: a fleet does not reconnect in step.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, self._backoff_max_s)
+        finally:
+            for task in [*background, *self._running.values()]:
+                task.cancel()
+            await asyncio.gather(*background, *self._running.values(), return_exceptions=True)
+            self.store.close()
+
+    # ------------------------------------------------------------------ the link
+
+    async def _session(self) -> None:
+        async with websockets.connect(
+            self.config.link_url, max_size=1024 * 1024, open_timeout=10
+        ) as ws:
+            hello = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
+            if hello["type"] != "challenge" or not isinstance(hello.get("nonce"), str):
+                raise FrameError(CloseCode.MALFORMED_FRAME, "expected a challenge")
+            nonce = hello["nonce"]
+            signature = challenge.sign(
+                challenge.link_message(self.config.node_id, nonce), self._seed
+            )
+            await ws.send(encode("auth", node_id=self.config.node_id, signature=signature))
+            welcome = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
+            if welcome["type"] != "welcome":
+                raise FrameError(CloseCode.MALFORMED_FRAME, "expected welcome")
+            self._ws = ws
+            self._nonce = nonce
+            self.links_opened += 1
+            self.linked.set()
+            _log.info("linked to %s as node %s", self.config.server, self.config.node_id)
+            self.store.forget_old_commands()
+            for stored in self.store.unreported_commands():
+                await self._report(stored.id)
+            tasks = [
+                asyncio.create_task(self._receive(ws)),
+                asyncio.create_task(self._heartbeats()),
+                asyncio.create_task(self._relay()),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send(self, text: str) -> None:
+        ws = self._ws
+        if ws is None:
+            raise ConnectionError("not linked")
+        async with self._send_lock:
+            await ws.send(text)
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            frame = decode_service_frame(raw)
+            kind = frame["type"]
+            if kind == "command" and isinstance(frame.get("command"), dict):
+                await self._on_command(frame["command"])
+            elif kind == "readings_result":
+                future = self._results.get(str(frame.get("id")))
+                if future is not None and not future.done():
+                    future.set_result(list(frame.get("outcomes", [])))
+            elif kind in ("key_rotated", "error") and self._rotation is not None:
+                if not self._rotation.done():
+                    self._rotation.set_result(frame)
+            else:
+                _log.info("ignoring a %s frame", kind)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self._send(
+                encode(
+                    "heartbeat",
+                    uptime_s=int(time.monotonic() - self._started),
+                    version=SOFTWARE_VERSION,
+                    buffer_depth=self.store.depth(),
+                    devices=self.bridge.devices if self.bridge else {},
+                )
+            )
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _relay(self) -> None:
+        """Send the buffer oldest first, one frame at a time; drop what the service judged."""
+        while True:
+            self._buffered.clear()
+            batches = self.store.oldest(BATCHES_PER_FRAME)
+            if not batches:
+                await self._buffered.wait()
+                continue
+            frame_id = f"r{batches[0].seq}-{batches[-1].seq}"
+            future: asyncio.Future[list[dict[str, Any]]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._results[frame_id] = future
+            try:
+                await self._send(
+                    encode("readings", id=frame_id, batches=[b.batch for b in batches])
+                )
+                outcomes = await asyncio.wait_for(future, timeout=RESULT_TIMEOUT_S)
+            finally:
+                self._results.pop(frame_id, None)
+            refused = sum(1 for o in outcomes if o.get("status") != 200)
+            if refused:
+                _log.warning("service refused %d relayed batch(es)", refused)
+                self.store.bump("batches_refused", refused)
+            self.store.drop([b.seq for b in batches])
+
+    def _fail_pending(self) -> None:
+        for future in self._results.values():
+            if not future.done():
+                future.cancel()
+        if self._rotation is not None and not self._rotation.done():
+            self._rotation.cancel()
+
+    async def _device_event(self, name: str, data: dict[str, Any]) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(ConnectionError, ConnectionClosed):
+                await self._send(encode("event", name=name, data=data))
+
+    # ------------------------------------------------------------------ commands
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        command_id = str(command.get("id"))
+        known = self.store.command(command_id)
+        if known is None and self.store.accept_command(command):
+            await self._send(encode("ack", id=command_id, state="node_durable"))
+            self._spawn(command)
+            return
+        # A resend (a lost ack, a reconnect): answer from the store, never run it again.
+        await self._send(encode("ack", id=command_id, state="node_durable"))
+        if known is not None and known.state != "node_durable":
+            await self._report(command_id)
+
+    def _spawn(self, command: dict[str, Any]) -> None:
+        command_id = str(command["id"])
+        if command_id not in self._running:
+            task = asyncio.create_task(self._execute(command))
+            self._running[command_id] = task
+            task.add_done_callback(lambda _: self._running.pop(command_id, None))
+
+    async def _execute(self, command: dict[str, Any]) -> None:
+        command_id = str(command["id"])
+        self.store.start_run(command_id)
+        try:
+            state, detail, result = await self._perform(command)
+        except Exception as exc:  # a failing command is reported, the daemon goes on
+            _log.exception("command %s failed", command_id)
+            state, detail, result = "rejected", f"failed: {type(exc).__name__}", None
+        self.store.finish_command(command_id, state, detail, result)
+        await self._report(command_id)
+
+    async def _report(self, command_id: str) -> None:
+        stored: StoredCommand | None = self.store.command(command_id)
+        if stored is None or stored.state == "node_durable" or self._ws is None:
+            return
+        try:
+            await self._send(
+                encode(
+                    "ack",
+                    id=command_id,
+                    state=stored.state,
+                    detail=stored.detail,
+                    result=stored.result,
+                )
+            )
+        except (ConnectionError, ConnectionClosed):
+            return
+        self.store.mark_reported(command_id)
+
+    async def _perform(
+        self, command: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        expires_at = datetime.fromisoformat(command["expires_at"])
+        if datetime.now(UTC) >= expires_at:
+            return "rejected", "expired before it ran", None
+        kind = command.get("type")
+        payload: dict[str, Any] = command.get("payload") or {}
+        if kind == CommandType.DIAGNOSTICS:
+            return "applied", None, self._diagnostic(str(payload.get("name")))
+        if kind == CommandType.DEVICE:
+            if self.bridge is None:
+                return "rejected", "no device bridge configured on this node", None
+            envelope = {
+                "id": command["id"],
+                "type": payload["type"],
+                "payload": payload.get("payload", {}),
+                "issued_at": command["issued_at"],
+                "expires_at": command["expires_at"],
+            }
+            ack = await self.bridge.command(
+                payload["zone"], payload["device_id"], envelope, expires_at=expires_at
+            )
+            if ack is None:
+                return "rejected", "the device did not acknowledge before expiry", None
+            status = "applied" if ack.get("status") == "applied" else "rejected"
+            detail = ack.get("detail")
+            return status, detail if isinstance(detail, str) else None, {"device_ack": ack}
+        if kind == CommandType.ROTATE_KEY:
+            return await self._rotate_key()
+        return "rejected", f"unknown command type {kind!r}", None
+
+    def _diagnostic(self, name: str) -> dict[str, Any]:
+        if name == "ping":
+            return {"pong": True, "uptime_s": int(time.monotonic() - self._started)}
+        if name == "buffer":
+            return {"depth": self.store.depth(), "lost": self.store.counter("batches_lost")}
+        return {"devices": self.bridge.devices if self.bridge else {}}
+
+    async def _rotate_key(self) -> tuple[str, str | None, dict[str, Any] | None]:
+        await self.linked.wait()
+        new = new_seed()
+        public_key = challenge.public_key_hex(new)
+        # On disk before it is announced: a crash after the service took it is recovered
+        # by promoting this file when the old key is refused (see run()).
+        write_key(self._next_key_path, new)
+        assert self._nonce is not None
+        signature = challenge.sign(
+            challenge.rotation_message(self.config.node_id, self._nonce, public_key), new
+        )
+        self._rotation = asyncio.get_running_loop().create_future()
+        await self._send(encode("rotate_key", public_key=public_key, signature=signature))
+        answer = await asyncio.wait_for(self._rotation, timeout=RESULT_TIMEOUT_S)
+        if answer.get("type") != "key_rotated":
+            self._next_key_path.unlink(missing_ok=True)
+            return "rejected", str(answer.get("code")), None
+        os.replace(self._next_key_path, self._key_path)
+        self._seed = new
+        return "applied", None, {"public_key": public_key}
+
+    def _promote_next_key(self) -> bool:
+        if not self._next_key_path.exists():
+            return False
+        os.replace(self._next_key_path, self._key_path)
+        self._seed = read_key(self._key_path)
+        _log.warning("the service refused the old key; using the rotated one")
+        return True

@@ -1,0 +1,216 @@
+"""The node's own database (SQLite, WAL, every commit synced): the reading buffer
+and the commands it has accepted.
+
+The buffer is an ordered outbox of signed reading batches: appended when a
+meter's batch arrives (the meter is acknowledged only after the commit),
+removed when the service has judged it, oldest first. At its bound the oldest
+batch is evicted and counted as lost; new data is never refused. Commands are
+kept by id for ``dedup_days`` so a resent command is recognised and never run
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    meter_id TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    finished_at TEXT,
+    detail TEXT,
+    result TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedBatch:
+    seq: int
+    meter_id: str
+    batch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCommand:
+    id: str
+    body: dict[str, Any]
+    state: str
+    detail: str | None
+    result: dict[str, Any] | None
+    runs: int
+    reported: bool
+
+
+class NodeStore:
+    def __init__(self, path: Path, *, max_batches: int, dedup_days: int = 7) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: each commit is on disk before the meter or the service is acknowledged.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._max = max_batches
+        self._dedup = timedelta(days=dedup_days)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- buffer
+
+    def buffer(self, meter_id: str, batch: dict[str, Any]) -> int:
+        """Append a batch; evict the oldest (counted as lost) beyond the bound."""
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT INTO outbox (meter_id, batch, received_at) VALUES (?, ?, ?)",
+                (meter_id, json.dumps(batch, separators=(",", ":")), _now()),
+            )
+            depth = self._depth()
+            if depth > self._max:
+                excess = depth - self._max
+                self._db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                    (excess,),
+                )
+                self._bump("batches_lost", excess)
+            seq = cur.lastrowid
+            assert seq is not None
+            return seq
+
+    def oldest(self, limit: int) -> list[BufferedBatch]:
+        rows = self._db.execute(
+            "SELECT seq, meter_id, batch FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        return [BufferedBatch(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def drop(self, seqs: list[int]) -> None:
+        with self._tx():
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def depth(self) -> int:
+        return self._depth()
+
+    def counter(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def bump(self, name: str, by: int = 1) -> None:
+        with self._tx():
+            self._bump(name, by)
+
+    # -- commands
+
+    def command(self, command_id: str) -> StoredCommand | None:
+        row = self._db.execute(
+            "SELECT id, body, state, detail, result, runs, reported FROM commands WHERE id = ?",
+            (command_id,),
+        ).fetchone()
+        return None if row is None else _stored(row)
+
+    def accept_command(self, body: dict[str, Any]) -> bool:
+        """Persist a new command (state ``node_durable``); False if its id is known."""
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO commands (id, body, state, received_at) VALUES (?, ?, ?, ?)",
+                (body["id"], json.dumps(body), "node_durable", _now()),
+            )
+            return cur.rowcount == 1
+
+    def start_run(self, command_id: str) -> None:
+        with self._tx():
+            self._db.execute("UPDATE commands SET runs = runs + 1 WHERE id = ?", (command_id,))
+
+    def finish_command(
+        self, command_id: str, state: str, detail: str | None, result: dict[str, Any] | None
+    ) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE commands SET state = ?, detail = ?, result = ?, finished_at = ?, "
+                "reported = 0 WHERE id = ?",
+                (state, detail, None if result is None else json.dumps(result), _now(), command_id),
+            )
+
+    def mark_reported(self, command_id: str) -> None:
+        with self._tx():
+            self._db.execute("UPDATE commands SET reported = 1 WHERE id = ?", (command_id,))
+
+    def unfinished_commands(self) -> list[StoredCommand]:
+        rows = self._db.execute(
+            "SELECT id, body, state, detail, result, runs, reported FROM commands "
+            "WHERE state = 'node_durable' ORDER BY received_at, id"
+        ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def unreported_commands(self) -> list[StoredCommand]:
+        rows = self._db.execute(
+            "SELECT id, body, state, detail, result, runs, reported FROM commands "
+            "WHERE state != 'node_durable' AND reported = 0 ORDER BY finished_at, id"
+        ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def forget_old_commands(self) -> int:
+        """Drop finished commands older than the dedup window."""
+        cutoff = (datetime.now(UTC) - self._dedup).isoformat()
+        with self._tx():
+            cur = self._db.execute(
+                "DELETE FROM commands WHERE state != 'node_durable' AND received_at < ?", (cutoff,)
+            )
+            return cur.rowcount
+
+    # -- helpers
+
+    def _depth(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def _bump(self, name: str, by: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _stored(row: tuple[Any, ...]) -> StoredCommand:
+    return StoredCommand(
+        id=row[0],
+        body=json.loads(row[1]),
+        state=row[2],
+        detail=row[3],
+        result=None if row[4] is None else json.loads(row[4]),
+        runs=int(row[5]),
+        reported=bool(row[6]),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,939 @@
+"""Edge nodes in the live service: enrolment, the registry, durable commands, the link's
+use cases (authentication, heartbeats, acks, relayed readings) and health.
+
+Every change an operator or a node makes is written to the audit chain in the
+same transaction; refused attempts (a spent token, a wrong signature, a revoked
+node) are audited on their own and change nothing else. Channels on the bus
+(``wattx:nodes:{id}:commands``) carry nudges and link control between API
+processes; the rows are the truth, so a lost message only delays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.bus.events import Event, EventType
+from wattx.bus.port import EventBus
+from wattx.domain.epochs import EpochClock
+from wattx.domain.errors import DomainError
+from wattx.nodes import challenge, registration
+from wattx.nodes.commands import (
+    DEFAULT_TTL_S,
+    MAX_DELAY_S,
+    MAX_TTL_S,
+    CommandState,
+    CommandType,
+    can_move,
+    check_command,
+    retry_delay_s,
+)
+from wattx.nodes.errors import (
+    CommandNotFoundError,
+    InvalidCommandError,
+    JobNotFoundError,
+    MeterAttachedElsewhereError,
+    MeterNotBehindNodeError,
+    NodeAuthenticationError,
+    NodeKeyTakenError,
+    NodeNotFoundError,
+    NodeOwnerInvalidError,
+    NodeRevokedError,
+    RegistrationTokenInvalidError,
+)
+from wattx.nodes.frames import (
+    AckFrame,
+    HeartbeatFrame,
+    commands_channel,
+    events_channel,
+    heartbeat_channel,
+)
+from wattx.nodes.health import NodeHealth, node_health
+from wattx.services.accounts import new_id
+from wattx.services.errors import MeterNotFoundError
+from wattx.services.metering import IngestResult, MeteringService
+from wattx.services.meters import parse_ed25519_public_key
+from wattx.services.periodic import PeriodicTask
+from wattx.services.principal import Principal, Role, UserStatus
+from wattx.store import accounts as account_repo
+from wattx.store import audit
+from wattx.store import meters as meter_repo
+from wattx.store.db import Database
+from wattx.store.models_nodes import (
+    NodeCommandRow,
+    NodeKeyRow,
+    NodeMeterRow,
+    NodeRegistrationTokenRow,
+    NodeRow,
+)
+
+_log = logging.getLogger(__name__)
+
+MAX_JOB_NODES = 1000
+
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks, and from where (the audit's *who* and *from where*)."""
+
+    actor: str
+    source: str
+
+    @classmethod
+    def of(cls, principal: Principal, source: str) -> Caller:
+        return cls(f"user:{principal.user_id}", source)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    row: NodeRow
+    health: NodeHealth
+    meter_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    node_id: str
+    health: NodeHealth
+    linked: bool
+    uptime_s: int | None
+    last_heartbeat_at: datetime | None
+    buffer_depth: int | None
+    queue_depth: int
+    readings_relayed: int
+    batches_rejected: int
+    foreign_batches: int
+    frames_rejected: int
+    commands_applied: int
+    commands_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkGrant:
+    """A link the service accepted: the node, the key it proved, the link's id."""
+
+    node_id: str
+    public_key: str
+    link_id: str
+    heartbeat_interval_s: int
+    owner_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOutcome:
+    index: int
+    result: IngestResult | None
+    error: DomainError | None
+
+
+class NodeService:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        clock: EpochClock,
+        metering: MeteringService,
+        *,
+        heartbeat_interval_s: int = 30,
+        command_retry_base_s: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+        self._metering = metering
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._retry_base_s = command_retry_base_s
+
+    # ------------------------------------------------------------------ enrolment
+
+    async def create_registration_token(
+        self, principal: Principal, *, owner_id: str, name: str, ttl_s: int, source: str
+    ) -> tuple[str, NodeRegistrationTokenRow]:
+        """A one-time token for a node of ``owner_id`` (an admitted node operator).
+
+        The token is returned once; only its hash is kept."""
+        registration.check_lifetime(ttl_s)
+        token = registration.new_registration_token()
+        now = self._clock.now()
+        async with self._db.write() as session:
+            owner = await account_repo.user_by_id(session, owner_id)
+            if (
+                owner is None
+                or owner.role != Role.NODE_OPERATOR.value
+                or owner.status != UserStatus.ADMITTED.value
+            ):
+                raise NodeOwnerInvalidError(
+                    "the owner must be an admitted node operator", owner_id=owner_id
+                )
+            row = NodeRegistrationTokenRow(
+                token_hash=registration.token_hash(token),
+                owner_id=owner_id,
+                node_name=name,
+                created_by=principal.user_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl_s),
+                used_at=None,
+                node_id=None,
+            )
+            session.add(row)
+            await self._audit(
+                session,
+                Caller.of(principal, source),
+                "node.registration_token.created",
+                f"token:{row.token_hash[:16]}",
+                after={"owner_id": owner_id, "name": name, "expires_at": row.expires_at},
+            )
+        return token, row
+
+    async def enrol(self, token: str, public_key: str, *, source: str) -> NodeRow:
+        """Spend a registration token: a new node bound to ``public_key``."""
+        key = parse_ed25519_public_key(public_key).hex()
+        caller = Caller("anonymous", source)
+        if not registration.is_well_formed(token):
+            await self._refused(caller, "node.enrol.refused", "token:malformed", "malformed token")
+            raise RegistrationTokenInvalidError("no such registration token")
+        digest = registration.token_hash(token)
+        try:
+            async with self._db.write() as session:
+                row = await session.get(
+                    NodeRegistrationTokenRow, digest, with_for_update=self._db.locks_rows
+                )
+                if row is None:
+                    raise RegistrationTokenInvalidError("no such registration token")
+                now = self._clock.now()
+                registration.check_redeemable(
+                    expires_at=row.expires_at, used_at=row.used_at, now=now
+                )
+                if await session.get(NodeKeyRow, key) is not None:
+                    raise NodeKeyTakenError("this public key already belongs to a node")
+                node = NodeRow(
+                    id=new_id(),
+                    name=row.node_name,
+                    owner_id=row.owner_id,
+                    status=ACTIVE,
+                    health=NodeHealth.PENDING.value,
+                    created_at=now,
+                    revoked_at=None,
+                    heartbeat_interval_s=self.heartbeat_interval_s,
+                    last_heartbeat_at=None,
+                    linked_at=None,
+                    link_id=None,
+                    uptime_s=None,
+                    software_version=None,
+                    buffer_depth=None,
+                    device_summary="{}",
+                    readings_relayed=0,
+                    batches_rejected=0,
+                    foreign_batches=0,
+                    frames_rejected=0,
+                    commands_applied=0,
+                    commands_failed=0,
+                )
+                session.add(node)
+                session.add(NodeKeyRow(public_key=key, node_id=node.id, created_at=now))
+                row.used_at = now
+                row.node_id = node.id
+                await self._audit(
+                    session,
+                    Caller(f"node:{node.id}", source),
+                    "node.enrolled",
+                    f"node:{node.id}",
+                    after={"owner_id": node.owner_id, "name": node.name, "public_key": key},
+                )
+                return node
+        except DomainError as exc:
+            await self._refused(caller, "node.enrol.refused", f"token:{digest[:16]}", exc.code)
+            raise
+
+    # ------------------------------------------------------------------ registry
+
+    async def list_nodes(self, principal: Principal, *, limit: int, offset: int) -> list[NodeView]:
+        query = select(NodeRow).order_by(NodeRow.created_at, NodeRow.id).limit(limit).offset(offset)
+        if not principal.role.sees_everything:
+            query = query.where(NodeRow.owner_id == principal.user_id)
+        async with self._db.read() as session:
+            rows = list((await session.scalars(query)).all())
+            meters = await self._meters_of(session, [r.id for r in rows])
+        now = self._clock.now()
+        return [NodeView(r, self._health(r, now), meters.get(r.id, ())) for r in rows]
+
+    async def get_node(self, principal: Principal, node_id: str) -> NodeView:
+        async with self._db.read() as session:
+            row = await self._visible(session, principal, node_id)
+            meters = await self._meters_of(session, [row.id])
+        return NodeView(row, self._health(row, self._clock.now()), meters.get(row.id, ()))
+
+    async def stats(self, principal: Principal, node_id: str) -> NodeStats:
+        async with self._db.read() as session:
+            row = await self._visible(session, principal, node_id)
+            queue_depth = await session.scalar(
+                select(func.count())
+                .select_from(NodeCommandRow)
+                .where(
+                    NodeCommandRow.node_id == node_id,
+                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
+                )
+            )
+        return NodeStats(
+            node_id=row.id,
+            health=self._health(row, self._clock.now()),
+            linked=row.link_id is not None,
+            uptime_s=row.uptime_s,
+            last_heartbeat_at=row.last_heartbeat_at,
+            buffer_depth=row.buffer_depth,
+            queue_depth=int(queue_depth or 0),
+            readings_relayed=row.readings_relayed,
+            batches_rejected=row.batches_rejected,
+            foreign_batches=row.foreign_batches,
+            frames_rejected=row.frames_rejected,
+            commands_applied=row.commands_applied,
+            commands_failed=row.commands_failed,
+        )
+
+    async def revoke(self, principal: Principal, node_id: str, *, source: str) -> NodeView:
+        """Revoke a node: its keys stop working and its live link is closed."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await self._visible(session, principal, node_id, lock=True)
+            before = {"status": row.status}
+            if row.status != REVOKED:
+                row.status = REVOKED
+                row.revoked_at = now
+                row.health = NodeHealth.REVOKED.value
+                await session.execute(
+                    update(NodeKeyRow)
+                    .where(NodeKeyRow.node_id == node_id, NodeKeyRow.retired_at.is_(None))
+                    .values(retired_at=now)
+                )
+                await self._audit(
+                    session,
+                    Caller.of(principal, source),
+                    "node.revoked",
+                    f"node:{node_id}",
+                    before=before,
+                    after={"status": REVOKED},
+                )
+            meters = await self._meters_of(session, [node_id])
+        await self._control(node_id, {"kind": "revoked"})
+        await self._publish_status(row, NodeHealth.REVOKED)
+        return NodeView(row, NodeHealth.REVOKED, meters.get(node_id, ()))
+
+    async def attach_meter(
+        self, principal: Principal, node_id: str, meter_id: str, *, source: str
+    ) -> NodeView:
+        """Put a meter behind a node: the node may relay that meter's signed batches."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await self._visible(session, principal, node_id)
+            if await meter_repo.meter_by_id(session, meter_id) is None:
+                raise MeterNotFoundError("no such meter", meter_id=meter_id)
+            existing = await session.get(NodeMeterRow, meter_id)
+            if existing is not None and existing.node_id != node_id:
+                raise MeterAttachedElsewhereError(
+                    "the meter sits behind another node", meter_id=meter_id
+                )
+            if existing is None:
+                session.add(NodeMeterRow(meter_id=meter_id, node_id=node_id, attached_at=now))
+                await self._audit(
+                    session,
+                    Caller.of(principal, source),
+                    "node.meter.attached",
+                    f"node:{node_id}",
+                    after={"meter_id": meter_id},
+                )
+            await session.flush()
+            meters = await self._meters_of(session, [node_id])
+        return NodeView(row, self._health(row, now), meters.get(node_id, ()))
+
+    async def detach_meter(
+        self, principal: Principal, node_id: str, meter_id: str, *, source: str
+    ) -> NodeView:
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await self._visible(session, principal, node_id)
+            existing = await session.get(NodeMeterRow, meter_id)
+            if existing is None or existing.node_id != node_id:
+                raise MeterNotFoundError("the meter is not behind this node", meter_id=meter_id)
+            await session.delete(existing)
+            await self._audit(
+                session,
+                Caller.of(principal, source),
+                "node.meter.detached",
+                f"node:{node_id}",
+                before={"meter_id": meter_id},
+            )
+            await session.flush()
+            meters = await self._meters_of(session, [node_id])
+        return NodeView(row, self._health(row, now), meters.get(node_id, ()))
+
+    # ------------------------------------------------------------------ commands
+
+    async def issue_command(
+        self,
+        principal: Principal,
+        node_id: str,
+        *,
+        type_: str,
+        payload: dict[str, Any],
+        not_before: datetime | None,
+        ttl_s: int,
+        source: str,
+    ) -> NodeCommandRow:
+        """Queue a durable command for a node; it is delivered when the node is linked."""
+        rows = await self._issue(
+            principal, [node_id], type_, payload, not_before, ttl_s, source, job_id=None
+        )
+        return rows[0]
+
+    async def issue_job(
+        self,
+        principal: Principal,
+        node_ids: Sequence[str],
+        *,
+        type_: str,
+        payload: dict[str, Any],
+        not_before: datetime | None,
+        ttl_s: int,
+        source: str,
+    ) -> tuple[str, list[NodeCommandRow]]:
+        """One command to many nodes, tracked as a whole (the job) and per node. All or
+        nothing: an unknown or revoked node refuses the whole job."""
+        if not 1 <= len(set(node_ids)) == len(node_ids) <= MAX_JOB_NODES:
+            raise InvalidCommandError(
+                f"a job names 1 to {MAX_JOB_NODES} distinct nodes", nodes=len(node_ids)
+            )
+        job_id = new_id()
+        rows = await self._issue(
+            principal, node_ids, type_, payload, not_before, ttl_s, source, job_id=job_id
+        )
+        return job_id, rows
+
+    async def job(self, principal: Principal, job_id: str) -> list[NodeCommandRow]:
+        async with self._db.read() as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        select(NodeCommandRow)
+                        .where(NodeCommandRow.job_id == job_id)
+                        .order_by(NodeCommandRow.node_id)
+                    )
+                ).all()
+            )
+            owners = {
+                n.id: n.owner_id
+                for n in (
+                    await session.scalars(
+                        select(NodeRow).where(NodeRow.id.in_([r.node_id for r in rows]))
+                    )
+                ).all()
+            }
+        visible = principal.role.sees_everything or all(
+            owners.get(r.node_id) == principal.user_id for r in rows
+        )
+        if not rows or not visible:
+            raise JobNotFoundError("no such job", job_id=job_id)
+        return rows
+
+    async def _issue(
+        self,
+        principal: Principal,
+        node_ids: Sequence[str],
+        type_: str,
+        payload: dict[str, Any],
+        not_before: datetime | None,
+        ttl_s: int,
+        source: str,
+        *,
+        job_id: str | None,
+    ) -> list[NodeCommandRow]:
+        check_command(type_, payload)
+        if not 1 <= ttl_s <= MAX_TTL_S:
+            raise InvalidCommandError(f"ttl_s must be between 1 and {MAX_TTL_S}", ttl_s=ttl_s)
+        now = self._clock.now()
+        if not_before is not None and not_before > now + timedelta(seconds=MAX_DELAY_S):
+            raise InvalidCommandError(
+                f"not_before lies more than {MAX_DELAY_S // 86_400} days ahead"
+            )
+        start = max(now, not_before) if not_before is not None else now
+        rows: list[NodeCommandRow] = []
+        async with self._db.write() as session:
+            for node_id in node_ids:
+                node = await self._visible(session, principal, node_id)
+                if node.status == REVOKED:
+                    raise NodeRevokedError(
+                        "commands cannot be sent to a revoked node", node_id=node_id
+                    )
+                row = NodeCommandRow(
+                    id=new_id(),
+                    node_id=node_id,
+                    job_id=job_id,
+                    type=type_,
+                    payload=json.dumps(payload, sort_keys=True),
+                    state=CommandState.QUEUED.value,
+                    created_by=principal.user_id,
+                    created_at=now,
+                    not_before=start,
+                    expires_at=start + timedelta(seconds=ttl_s),
+                    retries=0,
+                    next_attempt_at=start,
+                    sent_at=None,
+                    durable_at=None,
+                    finished_at=None,
+                    detail=None,
+                    result=None,
+                )
+                session.add(row)
+                rows.append(row)
+            after: dict[str, Any] = {"type": type_, "payload": payload}
+            if job_id is None:
+                after["command_id"] = rows[0].id
+                target, action = f"node:{node_ids[0]}", "node.command.issued"
+            else:
+                after["nodes"] = len(rows)
+                target, action = f"job:{job_id}", "node.job.issued"
+            await self._audit(session, Caller.of(principal, source), action, target, after=after)
+        for row in rows:
+            await self._control(row.node_id, {"kind": "command", "id": row.id})
+        return rows
+
+    async def request_key_rotation(
+        self, principal: Principal, node_id: str, *, source: str
+    ) -> NodeCommandRow:
+        """Ask the node to rotate its key (a ``rotate_key`` command; it proves the new key)."""
+        return await self.issue_command(
+            principal,
+            node_id,
+            type_=CommandType.ROTATE_KEY.value,
+            payload={},
+            not_before=None,
+            ttl_s=DEFAULT_TTL_S,
+            source=source,
+        )
+
+    async def list_commands(
+        self, principal: Principal, node_id: str, *, limit: int, offset: int
+    ) -> list[NodeCommandRow]:
+        async with self._db.read() as session:
+            await self._visible(session, principal, node_id)
+            query = (
+                select(NodeCommandRow)
+                .where(NodeCommandRow.node_id == node_id)
+                .order_by(NodeCommandRow.created_at.desc(), NodeCommandRow.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return list((await session.scalars(query)).all())
+
+    async def get_command(
+        self, principal: Principal, node_id: str, command_id: str
+    ) -> NodeCommandRow:
+        async with self._db.read() as session:
+            await self._visible(session, principal, node_id)
+            row = await session.get(NodeCommandRow, command_id)
+        if row is None or row.node_id != node_id:
+            raise CommandNotFoundError("no such command", command_id=command_id)
+        return row
+
+    # ------------------------------------------------------------------ the link
+
+    async def authenticate_link(
+        self, node_id: str, nonce: str, signature: str, *, source: str
+    ) -> LinkGrant:
+        """Check a node's answer to the link's challenge; the new link supersedes any older."""
+        caller = Caller(f"node:{node_id}", source)
+        async with self._db.read() as session:
+            node = await session.get(NodeRow, node_id)
+            keys = (
+                []
+                if node is None
+                else list(
+                    (
+                        await session.scalars(
+                            select(NodeKeyRow).where(
+                                NodeKeyRow.node_id == node_id, NodeKeyRow.retired_at.is_(None)
+                            )
+                        )
+                    ).all()
+                )
+            )
+        if node is None:
+            await self._refused(caller, "node.link.refused", f"node:{node_id}", "unknown node")
+            raise NodeAuthenticationError("unknown node or wrong signature")
+        if node.status == REVOKED:
+            await self._refused(caller, "node.link.refused", f"node:{node_id}", "node revoked")
+            raise NodeRevokedError("this node was revoked", node_id=node_id)
+        message = challenge.link_message(node_id, nonce)
+        key = next((k for k in keys if challenge.verifies(message, signature, k.public_key)), None)
+        if key is None:
+            await self._refused(caller, "node.link.refused", f"node:{node_id}", "bad signature")
+            raise NodeAuthenticationError("unknown node or wrong signature")
+        link_id = new_id()
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await session.get(NodeRow, node_id, with_for_update=self._db.locks_rows)
+            assert row is not None
+            row.link_id = link_id
+            row.linked_at = now
+            # What was sent over an earlier link and never persisted goes out again now.
+            await session.execute(
+                update(NodeCommandRow)
+                .where(
+                    NodeCommandRow.node_id == node_id,
+                    NodeCommandRow.state == CommandState.SENT.value,
+                )
+                .values(next_attempt_at=now)
+            )
+        await self._control(node_id, {"kind": "linked", "link_id": link_id})
+        return LinkGrant(node_id, key.public_key, link_id, node.heartbeat_interval_s, node.owner_id)
+
+    async def link_closed(self, grant: LinkGrant) -> None:
+        async with self._db.write() as session:
+            row = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
+            if row is not None and row.link_id == grant.link_id:
+                row.link_id = None
+
+    async def link_still_valid(self, grant: LinkGrant) -> str | None:
+        """Why a live link must close (``revoked``, ``key_retired``, ``superseded``), or None."""
+        async with self._db.read() as session:
+            node = await session.get(NodeRow, grant.node_id)
+            key = await session.get(NodeKeyRow, grant.public_key)
+        if node is None or node.status == REVOKED:
+            return "revoked"
+        if key is None or key.retired_at is not None:
+            return "key_retired"
+        if node.link_id is not None and node.link_id != grant.link_id:
+            return "superseded"
+        return None
+
+    async def record_heartbeat(self, grant: LinkGrant, frame: HeartbeatFrame) -> None:
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
+            assert row is not None
+            previous = NodeHealth(row.health)
+            row.last_heartbeat_at = now
+            row.uptime_s = frame.uptime_s
+            row.software_version = frame.version
+            row.buffer_depth = frame.buffer_depth
+            row.device_summary = json.dumps(frame.devices, sort_keys=True)
+            row.health = NodeHealth.HEALTHY.value
+        data = {
+            "node_id": grant.node_id,
+            "uptime_s": frame.uptime_s,
+            "version": frame.version,
+            "buffer_depth": frame.buffer_depth,
+            "devices": frame.devices,
+            "at": now.isoformat(),
+        }
+        await self._bus.publish(Event(EventType.NODE_HEARTBEAT, data, frozenset({row.owner_id})))
+        await self._bus.publish_to(heartbeat_channel(grant.node_id), json.dumps(data))
+        if previous is not NodeHealth.HEALTHY:
+            await self._publish_status(row, NodeHealth.HEALTHY)
+
+    async def take_due_commands(self, node_id: str) -> list[dict[str, Any]]:
+        """Commands to send now: each marked ``sent`` with its next retry time; overdue
+        ones expire instead. Returns their wire form."""
+        now = self._clock.now()
+        out: list[dict[str, Any]] = []
+        async with self._db.write() as session:
+            query = (
+                select(NodeCommandRow)
+                .where(
+                    NodeCommandRow.node_id == node_id,
+                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
+                    NodeCommandRow.next_attempt_at <= now,
+                )
+                .order_by(NodeCommandRow.created_at, NodeCommandRow.id)
+                .limit(100)
+            )
+            if self._db.locks_rows:
+                query = query.with_for_update(skip_locked=True)
+            for row in (await session.scalars(query)).all():
+                if now >= row.expires_at:
+                    row.state = CommandState.EXPIRED.value
+                    row.finished_at = now
+                    continue
+                row.state = CommandState.SENT.value
+                row.retries += 1
+                row.sent_at = now
+                row.next_attempt_at = now + timedelta(
+                    seconds=retry_delay_s(row.retries, base_s=self._retry_base_s)
+                )
+                out.append(command_wire(row))
+        return out
+
+    async def acknowledge(self, grant: LinkGrant, frame: AckFrame) -> bool:
+        """Apply a node's ack; False (and counted) if it names no command of this node."""
+        now = self._clock.now()
+        target = CommandState(frame.state)
+        finished = False
+        async with self._db.write() as session:
+            row = await session.get(NodeCommandRow, frame.id, with_for_update=self._db.locks_rows)
+            node = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
+            assert node is not None
+            if row is None or row.node_id != grant.node_id:
+                node.frames_rejected += 1
+                return False
+            current = CommandState(row.state)
+            if not can_move(current, target):
+                # A repeated ack (after a reconnect) changes nothing.
+                return True
+            row.state = target.value
+            if target is CommandState.NODE_DURABLE:
+                row.durable_at = now
+            else:
+                row.durable_at = row.durable_at or now
+                row.finished_at = now
+                row.detail = frame.detail
+                row.result = None if frame.result is None else json.dumps(frame.result)
+                if target is CommandState.APPLIED:
+                    node.commands_applied += 1
+                else:
+                    node.commands_failed += 1
+                finished = True
+        if finished:
+            await self._bus.publish_to(
+                events_channel(grant.node_id),
+                json.dumps({"kind": "command", "id": frame.id, "state": target.value}),
+            )
+        return True
+
+    async def relay_readings(
+        self, grant: LinkGrant, batches: Sequence[dict[str, Any]]
+    ) -> list[RelayOutcome]:
+        """Relayed batches, validated exactly as ``POST /readings/batch`` validates them;
+        a batch of a meter not behind this node is refused and counted."""
+        async with self._db.read() as session:
+            behind = set(
+                (
+                    await session.scalars(
+                        select(NodeMeterRow.meter_id).where(NodeMeterRow.node_id == grant.node_id)
+                    )
+                ).all()
+            )
+        outcomes: dict[int, RelayOutcome] = {}
+        relayed: list[tuple[int, dict[str, Any]]] = []
+        for index, batch in enumerate(batches):
+            meter_id = batch.get("meter_id")
+            if not isinstance(meter_id, str) or meter_id not in behind:
+                outcomes[index] = RelayOutcome(
+                    index,
+                    None,
+                    MeterNotBehindNodeError(
+                        "the batch's meter is not attached to this node", meter_id=meter_id
+                    ),
+                )
+            else:
+                relayed.append((index, batch))
+        if relayed:
+            answers = await self._metering.ingest_many([b for _, b in relayed], via="node")
+            for (index, _), answer in zip(relayed, answers, strict=True):
+                if isinstance(answer, DomainError):
+                    outcomes[index] = RelayOutcome(index, None, answer)
+                else:
+                    outcomes[index] = RelayOutcome(index, answer, None)
+        ordered = [outcomes[i] for i in range(len(batches))]
+        foreign = sum(1 for o in ordered if isinstance(o.error, MeterNotBehindNodeError))
+        rejected = sum(1 for o in ordered if o.error is not None)
+        accepted = sum(o.result.accepted + o.result.quarantined for o in ordered if o.result)
+        async with self._db.write() as session:
+            node = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
+            assert node is not None
+            node.readings_relayed += accepted
+            node.batches_rejected += rejected
+            node.foreign_batches += foreign
+        return ordered
+
+    async def count_bad_frame(self, node_id: str) -> None:
+        async with self._db.write() as session:
+            node = await session.get(NodeRow, node_id, with_for_update=self._db.locks_rows)
+            if node is not None:
+                node.frames_rejected += 1
+
+    async def rotate_key(
+        self, grant: LinkGrant, nonce: str, new_public_key: str, signature: str, *, source: str
+    ) -> LinkGrant:
+        """Bind a new key proven over this link's nonce; the key the link used is retired."""
+        message = challenge.rotation_message(grant.node_id, nonce, new_public_key)
+        caller = Caller(f"node:{grant.node_id}", source)
+        if not challenge.verifies(message, signature, new_public_key):
+            await self._refused(
+                caller, "node.key.rotation_refused", f"node:{grant.node_id}", "bad signature"
+            )
+            raise NodeAuthenticationError("the new key's signature does not verify")
+        parse_ed25519_public_key(new_public_key)
+        now = self._clock.now()
+        async with self._db.write() as session:
+            if await session.get(NodeKeyRow, new_public_key) is not None:
+                raise NodeKeyTakenError("this public key is already bound")
+            old = await session.get(
+                NodeKeyRow, grant.public_key, with_for_update=self._db.locks_rows
+            )
+            if old is not None and old.retired_at is None:
+                old.retired_at = now
+            session.add(
+                NodeKeyRow(public_key=new_public_key, node_id=grant.node_id, created_at=now)
+            )
+            await self._audit(
+                session,
+                caller,
+                "node.key.rotated",
+                f"node:{grant.node_id}",
+                before={"public_key": grant.public_key},
+                after={"public_key": new_public_key},
+            )
+        return replace(grant, public_key=new_public_key)
+
+    async def publish_node_event(self, grant: LinkGrant, name: str, data: dict[str, Any]) -> None:
+        payload = {"node_id": grant.node_id, "name": name, "data": data}
+        await self._bus.publish_to(events_channel(grant.node_id), json.dumps(payload))
+        await self._bus.publish(Event(EventType.NODE_EVENT, payload, frozenset({grant.owner_id})))
+
+    # ------------------------------------------------------------------ health
+
+    async def evaluate_health(self) -> dict[NodeHealth, int]:
+        """Update each node's health from its heartbeats; publish every change
+        (``node.status``), log an alert when a node goes offline; expire overdue
+        commands. Counts per health."""
+        now = self._clock.now()
+        changed: list[tuple[NodeRow, NodeHealth]] = []
+        counts = dict.fromkeys(NodeHealth, 0)
+        async with self._db.write() as session:
+            # Commands that never became durable on their node in time expire, linked or not.
+            await session.execute(
+                update(NodeCommandRow)
+                .where(
+                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
+                    NodeCommandRow.expires_at <= now,
+                )
+                .values(state=CommandState.EXPIRED.value, finished_at=now)
+            )
+            for row in (await session.scalars(select(NodeRow))).all():
+                health = self._health(row, now)
+                counts[health] += 1
+                if health.value != row.health:
+                    row.health = health.value
+                    changed.append((row, health))
+        for row, health in changed:
+            if health is NodeHealth.OFFLINE:
+                _log.warning("node offline: %s (%s)", row.id, row.name)
+            await self._publish_status(row, health)
+        return counts
+
+    # ------------------------------------------------------------------ helpers
+
+    def _health(self, row: NodeRow, now: datetime) -> NodeHealth:
+        return node_health(
+            revoked=row.status == REVOKED,
+            last_heartbeat_at=row.last_heartbeat_at,
+            now=now,
+            interval_s=row.heartbeat_interval_s,
+        )
+
+    async def _visible(
+        self, session: AsyncSession, principal: Principal, node_id: str, *, lock: bool = False
+    ) -> NodeRow:
+        row = await session.get(NodeRow, node_id, with_for_update=lock and self._db.locks_rows)
+        # Someone else's node is reported as absent, not as forbidden.
+        if row is None or not (principal.role.sees_everything or row.owner_id == principal.user_id):
+            raise NodeNotFoundError("no such node", node_id=node_id)
+        return row
+
+    async def _meters_of(
+        self, session: AsyncSession, node_ids: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        if not node_ids:
+            return {}
+        rows = (
+            await session.scalars(
+                select(NodeMeterRow)
+                .where(NodeMeterRow.node_id.in_(list(node_ids)))
+                .order_by(NodeMeterRow.meter_id)
+            )
+        ).all()
+        found: dict[str, list[str]] = {}
+        for r in rows:
+            found.setdefault(r.node_id, []).append(r.meter_id)
+        return {k: tuple(v) for k, v in found.items()}
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        action: str,
+        target: str,
+        *,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        await audit.append(
+            session,
+            lock=self._db.locks_rows,
+            at=self._clock.now(),
+            actor=caller.actor,
+            action=action,
+            target=target,
+            source=caller.source,
+            before=before,
+            after=after,
+        )
+
+    async def _refused(self, caller: Caller, action: str, target: str, reason: str) -> None:
+        async with self._db.write() as session:
+            await self._audit(session, caller, action, target, after={"refused": reason})
+
+    async def _control(self, node_id: str, message: dict[str, Any]) -> None:
+        await self._bus.publish_to(commands_channel(node_id), json.dumps(message))
+
+    async def _publish_status(self, row: NodeRow, health: NodeHealth) -> None:
+        await self._bus.publish(
+            Event(
+                EventType.NODE_STATUS,
+                {"node_id": row.id, "name": row.name, "health": health.value},
+                frozenset({row.owner_id}),
+            )
+        )
+
+
+def command_wire(row: NodeCommandRow) -> dict[str, Any]:
+    """A command as the node receives it."""
+    return {
+        "id": row.id,
+        "type": row.type,
+        "payload": json.loads(row.payload),
+        "issued_at": row.created_at.isoformat(),
+        "not_before": row.not_before.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+    }
+
+
+class NodeHealthTask(PeriodicTask):
+    """Every ``tick_s`` seconds: node health from heartbeats, ``node.status`` events on
+    changes, and the ``wattx_nodes{health=...}`` gauge."""
+
+    name = "wattx-node-health"
+
+    def __init__(self, nodes: NodeService, registry: CollectorRegistry, *, tick_s: float) -> None:
+        super().__init__(tick_s=tick_s)
+        self._nodes = nodes
+        self._gauge = Gauge("wattx_nodes", "Edge nodes by health", ["health"], registry=registry)
+
+    async def run_round(self) -> None:
+        try:
+            counts = await self._nodes.evaluate_health()
+        except Exception:
+            _log.exception("node health round failed")
+            return
+        for health, count in counts.items():
+            self._gauge.labels(health=health.value).set(count)

@@ -1,0 +1,77 @@
+"""Helpers shared by the edge-node tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from service.client import User
+from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
+
+from .conftest import Enrolled, Service
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def daemon_running(
+    node: Enrolled, service: Service, **changes: Any
+) -> AsyncIterator[NodeDaemon]:
+    daemon = NodeDaemon(replace(node.config, server=service.url, **changes), backoff_initial_s=0.1)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.linked.wait(), timeout=15)
+        yield daemon
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
+            await task
+
+
+async def command(service: Service, user: User, node_id: str, **body: Any) -> dict[str, Any]:
+    response = await service.api.http.post(
+        f"/api/v1/nodes/{node_id}/commands", json=body, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def command_state(
+    service: Service, user: User, node_id: str, command_id: str
+) -> dict[str, Any]:
+    response = await service.api.http.get(
+        f"/api/v1/nodes/{node_id}/commands/{command_id}", headers=user.headers
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def stats(service: Service, user: User, node_id: str) -> dict[str, Any]:
+    response = await service.api.http.get(f"/api/v1/nodes/{node_id}/stats", headers=user.headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def audit_actions(service: Service) -> list[dict[str, Any]]:
+    op = await service.api.operator()
+    response = await service.api.http.get("/api/v1/audit", headers=op.headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
