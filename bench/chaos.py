@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import glob
 import json
@@ -75,6 +76,7 @@ from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deployment import Deployment
 from wattx.settlement.keys import new_signer
 from wattx.sim.runner.client import API, PAGE_SIZE, Answer, ServiceClient, Session
+from wattx.sim.runner.errors import ServiceRequestError
 from wattx.sim.runner.meters import meter_seed
 from wattx.sim.runner.provision import gather_limited
 
@@ -155,6 +157,7 @@ class Report:
     epochs_settled: int = 0
     answers: dict[str, int] = field(default_factory=dict)
     checks: int = 0
+    abandoned: str | None = None
 
     def violation_counts(self) -> dict[str, int]:
         counts = Counter(v.invariant for v in self.violations)
@@ -163,7 +166,11 @@ class Report:
     @property
     def ok(self) -> bool:
         injected = [f for f in self.faults if f.skipped is None]
-        return not self.violations and all(f.survived for f in injected)
+        return not self.violations and not self.abandoned and all(f.survived for f in injected)
+
+
+class AbandonedError(RuntimeError):
+    """The run cannot go on: the service does not start again."""
 
 
 # -- processes ---------------------------------------------------------------
@@ -174,6 +181,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_STARTED: list[Child] = []
+"""Every process the suite started: killed at exit should anything be left running."""
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for child in _STARTED:
+        child.kill()
 
 
 class Child:
@@ -199,6 +216,7 @@ class Child:
                 env=env,
                 start_new_session=True,
             )
+        _STARTED.append(self)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -777,10 +795,48 @@ class Chaos:
             answer = await self.place_order(probe)
             if answer is not None and answer.ok:
                 record.recovery_s = round(time.monotonic() - fault_end, 2)
-                return True
+                if await self.live_events(probe):
+                    return True
+                record.note = "live events (SSE) did not come back"
+                return False
             await asyncio.sleep(0.5)
         record.note = record.note or "no order acknowledged within the recovery timeout"
         return False
+
+    async def live_events(self, probe: Participant) -> bool:
+        """An operator's event stream shows a new order's event within 15 s."""
+        client = self._client()
+        assert self.operator is not None
+        # A cheap call first, so that an expired access token is refreshed.
+        await client.call("GET", f"{API}/users/me", self.operator)
+        headers = {"Authorization": f"Bearer {self.operator.access_token}"}
+        placed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def seen(response: httpx.Response) -> bool:
+            order_id = None
+            async for line in response.aiter_lines():
+                if order_id is None and placed.done():
+                    order_id = placed.result()
+                if line.startswith("data:") and order_id is not None and order_id in line:
+                    return True
+            return False
+
+        try:
+            async with client.http.stream(
+                "GET", f"{API}/events", headers=headers, timeout=httpx.Timeout(20, read=20)
+            ) as response:
+                if response.status_code != 200:
+                    return False
+                watching = asyncio.create_task(seen(response))
+                await asyncio.sleep(0.5)
+                answer = await self.place_order(probe)
+                if answer is None or not answer.ok:
+                    watching.cancel()
+                    return False
+                placed.set_result(answer.body["order"]["id"])
+                return await asyncio.wait_for(watching, 15)
+        except (httpx.HTTPError, TimeoutError):
+            return False
 
     async def fault_cycle(self, index: int, kind: str) -> None:
         offset = round(self.rng.uniform(0, self.cfg.epoch_s), 2)
@@ -804,7 +860,8 @@ class Chaos:
         if not record.survived:
             self.log(f"fault {index}: not survived ({record.note}); restarting the service")
             self._service().kill()
-            await self.restart(FaultRecord(index, kind, offset))
+            if not await self.restart(FaultRecord(index, kind, offset)):
+                raise AbandonedError(f"after fault {index} ({kind}) the service does not start")
         await asyncio.sleep(self.cfg.epoch_s)
         await self.check(f"fault {index} ({kind})", final=False)
 
@@ -1054,12 +1111,25 @@ class Chaos:
                     await self.fault_cycle(index, kind)
                 await asyncio.sleep(self.cfg.epoch_s)
                 await self.check("the end", final=True)
+            except (AbandonedError, ServiceRequestError, httpx.HTTPError) as exc:
+                # The run cannot go on (the service no longer starts or answers the
+                # checks): what was found so far is reported, and the run fails.
+                self.report.abandoned = f"{type(exc).__name__}: {exc}"
+                self.log(f"run abandoned: {self.report.abandoned}")
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         self.report.answers = dict(sorted(self.answers.items()))
         return self.report
+
+
+def hook_supported() -> bool:
+    """Whether this service has the ``fault_inject`` setting (``wattx config show``)."""
+    with tempfile.TemporaryDirectory(prefix="wattx-chaos-config-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
+        env["WATTX_DATA_DIR"] = tmp
+        return HOOK_SETTING in Service(Path(tmp), {**env, "WATTX_PORT": "0"}).settings()
 
 
 async def run_chaos(cfg: ChaosConfig) -> Report:
@@ -1119,6 +1189,8 @@ def table(reports: list[Report]) -> str:
                 lines.append(f"fault {f.index} ({f.kind}): {f.note}")
         for v in report.violations:
             lines.append(f"violation {v.invariant} after {v.after}: {v.detail}")
+        if report.abandoned:
+            lines.append(f"RUN ABANDONED: {report.abandoned}")
         lines.append("")
     return "\n".join(lines)
 
