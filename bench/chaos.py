@@ -836,7 +836,16 @@ class Chaos:
         except (httpx.HTTPError, TimeoutError):
             return False
 
+    async def revive(self) -> None:
+        """Start again a server that died outside a planned fault, and note it."""
+        for server in (self.redis, self.postgres, self.anvil):
+            if server is not None and not server.child.alive():
+                self.report.notes.append(f"{server.child.name} died outside a fault; restarted")
+                self.log(self.report.notes[-1])
+                await asyncio.to_thread(server.start)
+
     async def fault_cycle(self, index: int, kind: str) -> None:
+        await self.revive()
         offset = round(self.rng.uniform(0, self.cfg.epoch_s), 2)
         record = FaultRecord(index, kind, offset)
         self.report.faults.append(record)
@@ -893,6 +902,7 @@ class Chaos:
 
     async def check(self, after: str, *, final: bool) -> None:
         """Pause the traffic, let settlement catch up, then check every invariant."""
+        await self.revive()
         last_epoch = self.schedule.first_open_epoch(datetime.now(UTC))
         await self.pause_traffic()
         self.report.checks += 1
