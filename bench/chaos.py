@@ -90,6 +90,8 @@ OPERATOR_EMAIL = "operator@chaos.wattx.test"
 HOOK_SETTING = "fault_inject"
 """The service setting (``WATTX_FAULT_INJECT``) that makes it die between a chain
 transaction and its database record; the ``chain_window`` kind needs it."""
+TORN_FRAGMENT = '{"to":"0x5fbdb2315678afecb367f032d93f642f64180aa3","data":"a9059cbb00'
+"""What a crash in the middle of a journal write leaves: the start of a line."""
 ENERGY_UNIT = 10**6
 """Energy-token base units per Wh."""
 
@@ -747,15 +749,31 @@ class Chaos:
         return await self.restart(record)
 
     async def fault_journal_tear(self, record: FaultRecord) -> bool:
+        """A crash in the middle of a journal write, then two restarts.
+
+        Should the service not start again, the fragment is taken out of the
+        journal by hand (as an operator would) so that the run can go on; the
+        fault counts as not survived.
+        """
         service = self._service()
         service.kill()
-        with (service.data_dir / "chain-journal.jsonl").open("a") as journal:
-            journal.write('{"to":"0x5fbdb2315678afecb367f032d93f642f64180aa3","data":"a9059c')
-        if not await self.restart(record):
-            return False
-        await asyncio.sleep(self.cfg.epoch_s)
+        journal = service.data_dir / "chain-journal.jsonl"
+        with journal.open("a") as out:
+            out.write(TORN_FRAGMENT)
+        survived = await self.restart(record)
+        if survived:
+            await asyncio.sleep(self.cfg.epoch_s)
+            service.kill()
+            survived = await self.restart(record)
+        if survived:
+            return True
         service.kill()
-        return await self.restart(record)
+        text = journal.read_text()
+        if TORN_FRAGMENT in text:
+            journal.write_text(text.replace(TORN_FRAGMENT, "", 1))
+            record.note = f"{record.note}; the torn fragment was taken out of the journal by hand"
+            await self.restart(FaultRecord(record.index, record.kind, record.epoch_offset_s))
+        return False
 
     async def _outage(
         self, stop: Callable[[], None], start: Callable[[], None], span: float
