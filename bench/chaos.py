@@ -1273,6 +1273,9 @@ def main() -> None:
         except (RuntimeError, ValueError) as exc:
             print(f"chaos: {exc}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("chaos: interrupted; every process it started was stopped", file=sys.stderr)
+            sys.exit(130)
     if args.json:
         print(json.dumps([asdict(r) for r in reports], indent=2, default=str))
     else:
