@@ -161,6 +161,7 @@ class Report:
     answers: dict[str, int] = field(default_factory=dict)
     checks: int = 0
     abandoned: str | None = None
+    failed_checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def violation_counts(self) -> dict[str, int]:
@@ -170,7 +171,12 @@ class Report:
     @property
     def ok(self) -> bool:
         injected = [f for f in self.faults if f.skipped is None]
-        return not self.violations and not self.abandoned and all(f.survived for f in injected)
+        return (
+            not self.violations
+            and not self.abandoned
+            and not self.failed_checks
+            and all(f.survived for f in injected)
+        )
 
 
 class AbandonedError(RuntimeError):
@@ -823,9 +829,6 @@ class Chaos:
         """An operator's event stream shows a new order's event within 15 s."""
         client = self._client()
         assert self.operator is not None
-        # A cheap call first, so that an expired access token is refreshed.
-        await client.call("GET", f"{API}/users/me", self.operator)
-        headers = {"Authorization": f"Bearer {self.operator.access_token}"}
         placed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         async def seen(response: httpx.Response) -> bool:
@@ -838,6 +841,9 @@ class Chaos:
             return False
 
         try:
+            # A cheap call first, so that an expired access token is refreshed.
+            await client.call("GET", f"{API}/users/me", self.operator)
+            headers = {"Authorization": f"Bearer {self.operator.access_token}"}
             async with client.http.stream(
                 "GET", f"{API}/events", headers=headers, timeout=httpx.Timeout(20, read=20)
             ) as response:
@@ -919,11 +925,30 @@ class Chaos:
             await asyncio.sleep(1.0)
 
     async def check(self, after: str, *, final: bool) -> None:
-        """Pause the traffic, let settlement catch up, then check every invariant."""
+        """Pause the traffic, let settlement catch up, then check every invariant.
+
+        A check the service does not let finish (a request refused or not answered
+        within a minute) is reported as such, and the run goes on.
+        """
         await self.revive()
         last_epoch = self.schedule.first_open_epoch(datetime.now(UTC))
         await self.pause_traffic()
         self.report.checks += 1
+        try:
+            await self._check(after, last_epoch, final=final)
+        except (httpx.HTTPError, ServiceRequestError) as exc:
+            where = ""
+            with contextlib.suppress(RuntimeError):
+                request = exc.request if isinstance(exc, httpx.HTTPError) else None
+                where = f" on {request.method} {request.url.path}" if request else ""
+            self.report.failed_checks.append(
+                f"check after {after}: {type(exc).__name__}{where} {exc}".strip()
+            )
+            self.log(f"  CHECK FAILED: {self.report.failed_checks[-1]}")
+        finally:
+            self.traffic.set()
+
+    async def _check(self, after: str, last_epoch: int, *, final: bool) -> None:
         # Every order placed so far is for an epoch that has ended before the checks.
         while True:
             if self._current_epoch() > last_epoch:
@@ -954,7 +979,6 @@ class Chaos:
         self.report.orders_acknowledged = len(self.acked)
         self.report.trades = len(trades)
         self.report.epochs_settled = len(chain.settled_events)
-        self.traffic.set()
 
     def _check_orders(
         self,
@@ -1223,6 +1247,7 @@ def table(reports: list[Report]) -> str:
                 lines.append(f"fault {f.index} ({f.kind}): {f.note}")
         for v in report.violations:
             lines.append(f"violation {v.invariant} after {v.after}: {v.detail}")
+        lines += [f"CHECK FAILED: {failed}" for failed in report.failed_checks]
         if report.abandoned:
             lines.append(f"RUN ABANDONED: {report.abandoned}")
         lines += [f"note: {note}" for note in report.notes]
