@@ -123,6 +123,7 @@ class ChaosConfig:
     outage_s: tuple[float, float] = (10.0, 15.0)
     chain_outage_s: tuple[float, float] = (3.0, 8.0)
     recover_timeout_s: float = 90.0
+    restart_timeout_s: float = 240.0
     settle_timeout_s: float = 40.0
     final_settle_timeout_s: float = 120.0
     hook_value: str = "after_chain_tx"
@@ -727,7 +728,7 @@ class Chaos:
     async def restart(self, record: FaultRecord, extra_env: dict[str, str] | None = None) -> bool:
         service = self._service()
         service.start(extra_env)
-        took = await service.wait_ready(self.cfg.recover_timeout_s)
+        took = await service.wait_ready(self.cfg.restart_timeout_s)
         if took is None:
             record.note = "the service did not become ready after a restart"
             return False
@@ -1151,7 +1152,7 @@ class Chaos:
         plan = self.plan()
         service = self._service()
         service.start()
-        if await service.wait_ready(240) is None:
+        if await service.wait_ready(self.cfg.restart_timeout_s) is None:
             raise RuntimeError(f"wattx up did not become ready; see {service.child.log}")
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as http:
             self.http = http
