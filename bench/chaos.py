@@ -827,38 +827,56 @@ class Chaos:
         return False
 
     async def live_events(self, probe: Participant) -> bool:
-        """An operator's event stream shows a new order's event within 15 s."""
+        """An operator's event stream shows a new order's event, in one of three tries."""
+        for _ in range(3):
+            if await self._event_seen(probe):
+                return True
+        return False
+
+    async def _event_seen(self, probe: Participant) -> bool:
+        """One try: open the operator's stream, place an order, see its event within 15 s."""
         client = self._client()
         assert self.operator is not None
-        placed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        lines: list[str] = []
+        arrived = asyncio.Event()
 
-        async def seen(response: httpx.Response) -> bool:
-            order_id = None
+        async def read(response: httpx.Response) -> None:
             async for line in response.aiter_lines():
-                if order_id is None and placed.done():
-                    order_id = placed.result()
-                if line.startswith("data:") and order_id is not None and order_id in line:
-                    return True
-            return False
+                if line.startswith("data:"):
+                    lines.append(line)
+                    arrived.set()
 
         try:
             # A cheap call first, so that an expired access token is refreshed.
             await client.call("GET", f"{API}/users/me", self.operator)
             headers = {"Authorization": f"Bearer {self.operator.access_token}"}
             async with client.http.stream(
-                "GET", f"{API}/events", headers=headers, timeout=httpx.Timeout(20, read=20)
+                "GET", f"{API}/events", headers=headers, timeout=httpx.Timeout(20, read=None)
             ) as response:
                 if response.status_code != 200:
                     return False
-                watching = asyncio.create_task(seen(response))
-                await asyncio.sleep(0.5)
-                answer = await self.place_order(probe)
-                if answer is None or not answer.ok:
-                    watching.cancel()
-                    return False
-                placed.set_result(answer.body["order"]["id"])
-                return await asyncio.wait_for(watching, 15)
-        except (httpx.HTTPError, TimeoutError):
+                reader = asyncio.create_task(read(response))
+                try:
+                    await asyncio.sleep(0.5)
+                    answer = await self.place_order(probe)
+                    if answer is None or not answer.ok:
+                        return False
+                    # The event may come before the answer: lines are kept from the start.
+                    order_id = answer.body["order"]["id"]
+                    deadline = time.monotonic() + 15
+                    while True:
+                        arrived.clear()
+                        if any(order_id in line for line in lines):
+                            return True
+                        left = deadline - time.monotonic()
+                        if left <= 0 or reader.done():
+                            return False
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(arrived.wait(), left)
+                finally:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
+        except httpx.HTTPError:
             return False
 
     async def revive(self) -> None:
