@@ -464,7 +464,10 @@ class ChainState:
     """What the chain holds, as the driver read it."""
 
     roots: dict[int, bytes]
+    settled: set[int]
+    """Epochs the Marketplace says are settled (``epoch_settled``)."""
     settled_events: Counter[int]
+    """``EpochSettled`` events per epoch (a node that lost blocks lost their events)."""
     balances: dict[str, tuple[int, int]]
     """address → (energy free+locked in base units, credit free+locked)."""
     fee_account: str
@@ -501,7 +504,9 @@ class ChainReader:
         for event in chain.events_since(0):
             if event.name == "EpochSettled":
                 settled[int(event.args["epoch_id"])] += 1
-        roots = {e: chain.epoch_root(e) for e in sorted(set(epochs) | set(settled))}
+        known = sorted(set(epochs) | set(settled))
+        roots = {e: chain.epoch_root(e) for e in known}
+        done = {e for e in known if chain.is_settled(e)}
         balances = {}
         for address in addresses:
             b = chain.balances(address)
@@ -509,7 +514,7 @@ class ChainReader:
                 b.free_energy + b.locked_energy,
                 b.free_credit + b.locked_credit,
             )
-        return ChainState(roots, settled, balances, chain.deployment.fee_account)
+        return ChainState(roots, done, settled, balances, chain.deployment.fee_account)
 
 
 # -- the driver --------------------------------------------------------------
@@ -990,14 +995,14 @@ class Chaos:
         self.report.violations += violations
         self.log(
             f"check after {after}: {len(self.acked)} orders acknowledged, {len(trades)} trades, "
-            f"{len(chain.settled_events)} epochs settled on chain, {len(unsettled)} unsettled, "
+            f"{len(chain.settled)} epochs settled on chain, {len(unsettled)} unsettled, "
             f"{len(violations)} violations"
         )
         for v in violations:
             self.log(f"  VIOLATION {v.invariant}: {v.detail}")
         self.report.orders_acknowledged = len(self.acked)
         self.report.trades = len(trades)
-        self.report.epochs_settled = len(chain.settled_events)
+        self.report.epochs_settled = len(chain.settled)
 
     def _check_orders(
         self,
@@ -1054,10 +1059,11 @@ class Chaos:
         pending_energy: Counter[str] = Counter()
         pending_credit: Counter[str] = Counter()
         for epoch_id, epoch_trades in sorted(by_epoch.items()):
-            settled = chain.settled_events[epoch_id]
-            if settled > 1:
+            events = chain.settled_events[epoch_id]
+            settled = epoch_id in chain.settled
+            if events > 1:
                 found.append(
-                    Violation("settlement", after, f"epoch {epoch_id} settled {settled} times")
+                    Violation("settlement", after, f"epoch {epoch_id} settled {events} times")
                 )
             try:
                 batch = build_epoch_batch(epoch_id, epoch_trades, book, chain.fee_account)
