@@ -194,6 +194,8 @@ def free_port() -> int:
         return port
 
 
+_REPORTS: list[Report] = []
+"""Every run's report, so that an interrupted run can still show what it found."""
 _STARTED: list[Child] = []
 """Every process the suite started: killed at exit should anything be left running."""
 
@@ -530,6 +532,7 @@ class Chaos:
         self.order_rng = random.Random(f"orders|{cfg.seed}")
         self.schedule = EpochSchedule(cfg.epoch_s, cfg.gate_lead_s)
         self.report = Report(cfg.backend, cfg.seed)
+        _REPORTS.append(self.report)
         self.answers: Counter[str] = Counter()
         self.acked: list[AckedOrder] = []
         self.participants: list[Participant] = []
@@ -1325,6 +1328,10 @@ def main() -> None:
             sys.exit(2)
         except KeyboardInterrupt:
             print("chaos: interrupted; every process it started was stopped", file=sys.stderr)
+            if _REPORTS:
+                # What the interrupted run found so far.
+                _REPORTS[-1].abandoned = "interrupted"
+                print(table(_REPORTS[-1:]), file=sys.stderr)
             sys.exit(130)
     if args.json:
         print(json.dumps([asdict(r) for r in reports], indent=2, default=str))
