@@ -29,8 +29,8 @@ restart would see).
 
 Fault kinds: ``kill9`` (``kill -9`` of ``wattx up``, restarted), ``chain_window``
 (the service kills itself between a chain transaction and its database record:
-needs the service's ``fault_inject`` setting, skipped when ``wattx config show``
-does not list it), ``journal_tear`` (embedded chain: ``kill -9``, a torn last
+needs the fault points of ``WATTX_FAULT_INJECT``, ``wattx.services.faults``; skipped
+when the service has none), ``journal_tear`` (embedded chain: ``kill -9``, a torn last
 line appended to the chain journal, two restarts), ``redis_outage``,
 ``postgres_outage`` and ``chain_outage`` (the server is killed and started
 again after an outage).
@@ -46,6 +46,7 @@ import asyncio
 import atexit
 import contextlib
 import glob
+import importlib
 import json
 import os
 import pwd
@@ -68,7 +69,6 @@ from typing import Any
 
 import httpx
 
-from wattx.config import Settings
 from wattx.domain import EpochSchedule, Trade
 from wattx.metering.parsing import reading_batch_to_json
 from wattx.metering.signing import MeterSigner
@@ -87,9 +87,11 @@ ANVIL_OPERATOR_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7b
 """The first development account of anvil's default mnemonic: funded on every fresh node."""
 PASSWORD = "chaos-password-1"
 OPERATOR_EMAIL = "operator@chaos.wattx.test"
-HOOK_SETTING = "fault_inject"
-"""The service setting (``WATTX_FAULT_INJECT``) that makes it die between a chain
-transaction and its database record; the ``chain_window`` kind needs it."""
+HOOK_ENV = "WATTX_FAULT_INJECT"
+"""The environment variable (``wattx.services.faults``, docs/operations.md) that makes
+the service die between a chain transaction and its database record; the
+``chain_window`` kind needs it."""
+HOOK_DEFAULT = "after_chain_tx:mint,after_chain_tx:settle"
 TORN_FRAGMENT = '{"to":"0x5fbdb2315678afecb367f032d93f642f64180aa3","data":"a9059cbb00'
 """What a crash in the middle of a journal write leaves: the start of a line."""
 ENERGY_UNIT = 10**6
@@ -126,7 +128,7 @@ class ChaosConfig:
     restart_timeout_s: float = 240.0
     settle_timeout_s: float = 40.0
     final_settle_timeout_s: float = 120.0
-    hook_value: str = "after_chain_tx"
+    hook_value: str = HOOK_DEFAULT
     workdir: Path | None = None
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
 
@@ -751,7 +753,7 @@ class Chaos:
     async def fault_chain_window(self, record: FaultRecord) -> bool:
         service = self._service()
         service.kill()
-        if not await self.restart(record, {f"WATTX_{HOOK_SETTING.upper()}": self.cfg.hook_value}):
+        if not await self.restart(record, {HOOK_ENV: self.cfg.hook_value}):
             return False
         deadline = time.monotonic() + 6 * self.cfg.epoch_s
         while service.child.alive():
@@ -902,7 +904,7 @@ class Chaos:
         self.report.faults.append(record)
         if kind == "chain_window" and not self.hook_supported:
             record.skipped = (
-                f"the service has no `{HOOK_SETTING}` setting (wattx config show): "
+                f"the service has no fault points for `{HOOK_ENV}`: "
                 "the kill between a chain transaction and its record is not injected"
             )
             self.log(f"fault {index} {kind}: skipped: {record.skipped}")
@@ -1163,7 +1165,7 @@ class Chaos:
             # Asked for by name, it is kept and each run of it reports why it was skipped.
             kinds.remove("chain_window")
             self.report.notes.append(
-                f"chain_window left out: this service has no `{HOOK_SETTING}` setting "
+                f"chain_window left out: this service has no fault points for `{HOOK_ENV}` "
                 "(wattx config show), so the kill between a chain transaction and its "
                 "record cannot be injected"
             )
@@ -1187,7 +1189,7 @@ class Chaos:
             await self.provision()
             self.log(
                 f"{len(self.participants)} participants; faults planned: {', '.join(plan)}"
-                + ("" if self.hook_supported else f" (no `{HOOK_SETTING}` setting)")
+                + ("" if self.hook_supported else f" (no fault points for {HOOK_ENV})")
             )
             tasks = [asyncio.create_task(self.trader()) for _ in range(self.cfg.traders)]
             tasks.append(asyncio.create_task(self.meters()))
@@ -1213,9 +1215,12 @@ class Chaos:
 
 
 def hook_supported() -> bool:
-    """Whether this service has the ``fault_inject`` setting (``wattx config show`` lists
-    every setting)."""
-    return HOOK_SETTING in Settings.model_fields
+    """Whether this service has the fault points that ``WATTX_FAULT_INJECT`` names."""
+    try:
+        faults = importlib.import_module("wattx.services.faults")
+    except ImportError:
+        return False
+    return bool(getattr(faults, "FAULT_POINTS", None))
 
 
 async def run_chaos(cfg: ChaosConfig) -> Report:
@@ -1298,7 +1303,7 @@ def main() -> None:
         "--faults", help="comma-separated fault kinds (default: all of the backend)"
     )
     parser.add_argument("--epoch-s", type=int, default=10)
-    parser.add_argument("--hook-value", default="after_chain_tx", help="WATTX_FAULT_INJECT value")
+    parser.add_argument("--hook-value", default=HOOK_DEFAULT, help="WATTX_FAULT_INJECT value")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()

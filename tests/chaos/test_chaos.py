@@ -73,7 +73,7 @@ def test_postgres_anvil_under_kills_and_database_and_chain_outages(tmp_path: Pat
 def test_kill_between_chain_transaction_and_its_record(tmp_path: Path) -> None:
     if not chaos.hook_supported():
         pytest.skip(
-            f"this service has no `{chaos.HOOK_SETTING}` setting (wattx config show): "
+            f"this service has no fault points for `{chaos.HOOK_ENV}`: "
             "the kill between a chain transaction and its record cannot be injected"
         )
     _run(tmp_path, "sqlite", ("chain_window", "chain_window"), seed=18)
