@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -168,6 +169,10 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await op.reload()
     await op.locator("#open-epochs").get_by_role("button", name="Close gate now").click()
     closed = op.locator("#closed-epochs tr[data-epoch]").first
+    epoch_id = int(await closed.get_attribute("data-epoch") or "")
+    # Settlement covers epochs whose delivery has ended: let that time come.
+    assert isinstance(state.clock, ManualClock)
+    state.clock.current = state.market.schedule.epoch(epoch_id).end + timedelta(seconds=1)
     await closed.get_by_role("button", name="Settle now").click()
     await expect(op.locator("#closed-epochs tr[data-epoch]").first).to_contain_text("confirmed")
     await checked(op, shots, "operator-epochs")

@@ -213,3 +213,26 @@ async def test_amend_from_the_orders_page_and_a_refused_amend_changes_nothing(
         assert f'id="amend-error-{live[0]["id"]}"' in refused.text
         after = (await api.http.get("/api/v1/orders", headers=buyer.headers)).json()["items"]
         assert after == listed
+
+
+async def test_control_characters_in_a_form_are_refused_and_change_nothing(
+    api: ApiClient, app: FastAPI
+) -> None:
+    _, buyer = await two_traders(api)
+    async with browser_login(app, buyer.email) as browser:
+        for zone in ("ma\x00in", "main\x1b"):
+            response = await browser.post(
+                "/me/orders",
+                data={
+                    "side": "buy",
+                    "zone": zone,
+                    "qty": "1",
+                    "limit_price": "0.12",
+                    "csrf_token": csrf(browser),
+                },
+            )
+            assert response.status_code == 422, response.text
+            # Refused as input, before any rule of the market looks at the zone.
+            assert 'data-code="validation_error"' in response.text, response.text
+    orders = await api.http.get("/api/v1/orders", headers=buyer.headers)
+    assert orders.json()["items"] == []
