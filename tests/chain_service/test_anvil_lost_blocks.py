@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -166,6 +167,8 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     late_address = await state.chain_accounts.ensure(late.id)
     trades = await trade_and_close(api, market, 1_000)
     settled_epoch = int(trades[0]["epoch_id"])
+    # Settlement covers epochs whose delivery has ended.
+    clock.current = state.market.schedule.epoch(settled_epoch).end + timedelta(seconds=1)
     (settled,) = await state.settlement.settle_due() or [
         await state.settlement.settle_now(settled_epoch)
     ]

@@ -10,7 +10,7 @@ from service.client import ApiClient
 from service.conftest import ManualClock
 from wattx.api.state import AppState
 
-from .flow import Market, deposit, set_up_market, trade_and_close
+from .flow import Market, deposit, end_delivery, set_up_market, trade_and_close
 
 
 def failed_settlements(metrics: str) -> float:
@@ -25,7 +25,9 @@ async def granted_trade(api: ApiClient) -> tuple[Market, int]:
     await api.fund(market.seller, energy_wh=2_000)
     await deposit(api, market, market.buyer, 5_000_000)
     trades = await trade_and_close(api, market, 2_000)
-    return market, int(trades[0]["epoch_id"])
+    epoch_id = int(trades[0]["epoch_id"])
+    # Settlement covers epochs whose delivery has ended.
+    return await end_delivery(api, market, epoch_id), epoch_id
 
 
 async def test_a_refused_batch_says_why_at_once_then_fails_for_good_with_alert_and_metric(
