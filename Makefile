@@ -7,7 +7,7 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: up test setup chromium lint typecheck pytest bench clean
+.PHONY: up test setup chromium lint typecheck pytest chaos bench clean
 
 ## Start the whole system on embedded defaults (SQLite, in-process bus, embedded EVM).
 up: setup
@@ -51,6 +51,10 @@ typecheck: setup
 
 pytest: setup chromium
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+## The chaos suite's short run: faults injected into real processes, invariants checked.
+chaos: setup
+	.venv/bin/pytest -m chaos tests/chaos
 
 bench: setup
 	$(PY) bench/market.py

@@ -32,6 +32,9 @@ def _load() -> ModuleType:
 
 chaos = _load()
 
+# Not part of `make test` yet: `make chaos` runs it (docs/operations.md, "Chaos suite").
+pytestmark = pytest.mark.chaos
+
 
 def _run(tmp_path: Path, backend: str, kinds: tuple[str, ...], seed: int) -> None:
     config = chaos.ChaosConfig(
