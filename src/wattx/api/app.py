@@ -274,7 +274,6 @@ async def _start_services(
     chain_accounts = ChainAccounts(db, the_chain, keyring_from_settings(settings), clock)
     hub = EventHub(the_bus, ring_size=settings.sse_ring_size)
     await hub.start()
-    metering = MeteringService(db, the_bus, clock, schedule=schedule)
     node_service = NodeService(
         db,
         the_bus,
