@@ -352,9 +352,7 @@ class NodeService:
                     f"node:{node_id}",
                     after={"meter_id": meter_id},
                 )
-            await session.flush()
-            meters = await self._meters_of(session, [node_id])
-        return NodeView(row, self._health(row, now), meters.get(node_id, ()))
+            return await self._view_after_change(session, row, now)
 
     async def detach_meter(
         self, principal: Principal, node_id: str, meter_id: str, *, source: str
@@ -373,9 +371,7 @@ class NodeService:
                 f"node:{node_id}",
                 before={"meter_id": meter_id},
             )
-            await session.flush()
-            meters = await self._meters_of(session, [node_id])
-        return NodeView(row, self._health(row, now), meters.get(node_id, ()))
+            return await self._view_after_change(session, row, now)
 
     # ------------------------------------------------------------------ commands
 
@@ -849,6 +845,14 @@ class NodeService:
         if row is None or not (principal.role.sees_everything or row.owner_id == principal.user_id):
             raise NodeNotFoundError("no such node", node_id=node_id)
         return row
+
+    async def _view_after_change(
+        self, session: AsyncSession, row: NodeRow, now: datetime
+    ) -> NodeView:
+        """The node as it stands once this transaction's changes are flushed."""
+        await session.flush()
+        meters = await self._meters_of(session, [row.id])
+        return NodeView(row, self._health(row, now), meters.get(row.id, ()))
 
     async def _meters_of(
         self, session: AsyncSession, node_ids: Sequence[str]
