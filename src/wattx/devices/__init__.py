@@ -1,0 +1,1 @@
+"""Devices: scheduling of batteries and the standard protocols that drive them."""

@@ -1,0 +1,1 @@
+"""Device protocol adapter tests."""
