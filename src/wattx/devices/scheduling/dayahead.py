@@ -7,17 +7,18 @@ battery has a capacity, a reserve the owner sets, a rated power and charge and
 discharge efficiencies (parts per million). The program (solved by HiGHS through
 ``scipy.optimize.linprog(method="highs")``)::
 
-    minimise   sum_t (import_price[t] * imp[t] - export_price[t] * exp[t]) / 1000
+    minimise   sum_t import_price[t] * imp[t] - export_price[t] * exp[t]
                + EPS * (c[t] + d[t])
     such that  imp[t] - exp[t] = load[t] - pv[t] + c[t] - d[t]
                s[t] = s[t-1] + eta_c * c[t] - d[t] / eta_d        (s[-1] = initial SoC)
-               reserve + m <= s[t] <= capacity - m,  s[T-1] >= final_min + m
+               reserve <= s[t] <= capacity,  s[T-1] >= final_min + m
                0 <= c[t], d[t] <= rated_power * slot / 3600 - p
                imp[t], exp[t] >= 0
 
 ``c`` is the energy the battery takes from the site (AC side), ``d`` what it
-gives back, ``s`` its stored energy at the end of the slot. ``EPS`` (a
-thousandth of a micro-unit per Wh) breaks ties against pointless cycling. An
+gives back, ``s`` its stored energy at the end of the slot. The objective is in
+thousandths of a micro-unit; ``EPS`` (0.01 of those per Wh, a hundredth of the
+smallest price step) breaks ties against pointless cycling. An
 export price above the import price of the same slot is refused (it would pay
 to import and export at once, without bound).
 
@@ -28,11 +29,19 @@ continuous schedule is turned into integers slot by slot: the integer SoC is
 steered to the LP's SoC rounded to the nearest Wh, by the charge of a charging
 slot (rounded up) or the discharge of a discharging slot (rounded down), then
 clamped to the rated power, the capacity and the reserve of the *true* limits.
-So the integer schedule is feasible whatever the rounding did. When an
-efficiency is below 1 the LP keeps margins ``m = 1`` Wh of SoC and ``p = 2`` Wh of
-power per slot so that the steering has room and the final SoC requirement
-still holds after rounding; at an efficiency of exactly 1 the LP's vertex
-solution is already whole and the margins are 0.
+So the integer schedule is feasible whatever the rounding did, and as the
+target is the LP's absolute SoC, a Wh missed in one slot is made up in the
+next. When an efficiency is below 1 the LP keeps a margin of ``p = 1`` Wh of
+power per slot (so a run of full-power slots keeps pace with the LP despite
+``stored_wh`` rounding down) and, when a final SoC above the reserve is asked
+for, ``m = 2`` Wh above it, so the requirement still holds after rounding. At
+efficiencies of exactly 1 the LP's vertex solution is already whole and the
+margins are 0. Should the final SoC still fall short after rounding, the LP
+is solved again with margins of 8 and 32 Wh, then without margins; should
+none of them round to a schedule that keeps the final SoC (a battery of a few
+Wh, where whole-Wh losses dominate), the schedule is to stay idle, which keeps
+any final SoC at or below the initial one. A final SoC the LP cannot reach at
+all is refused.
 """
 
 from __future__ import annotations
@@ -47,8 +56,9 @@ from scipy.sparse import csc_array
 from wattx.units import PPM_PER_UNIT, WH_PER_KWH
 
 SECONDS_PER_HOUR = 3_600
-EPS_PER_WH = 1e-3
-"""Tie-break cost on battery throughput, micro-units per Wh (keeps the LP from cycling)."""
+EPS_PER_WH = 1e-2
+"""Tie-break cost on battery throughput, thousandths of a micro-unit per Wh (keeps the LP
+from cycling; a hundredth of the smallest price step, 1 micro-unit per kWh)."""
 
 
 class ScheduleInputError(ValueError):
@@ -62,8 +72,12 @@ class ScheduleSolveError(RuntimeError):
 _STATUS_INFEASIBLE = 2  # scipy.optimize.linprog: "Problem appears to be infeasible"
 
 
-class _Infeasible(Exception):
-    pass
+FINAL_MARGINS_WH = (2, 8, 32)
+"""Margins above a final SoC requirement tried in turn (see the module doc)."""
+
+
+class _InfeasibleError(Exception):
+    """The LP has no feasible point."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,17 +188,15 @@ def _solve_lp(
     eta_d = battery.discharge_efficiency_ppm / PPM_PER_UNIT
     rated = slot_energy_wh(battery.rated_power_w, forecast.slot_s)
     power_cap = float(max(0, rated - power_margin))
-    lo_soc = float(battery.reserve_wh + soc_margin)
-    hi_soc = float(battery.capacity_wh - soc_margin)
+    lo_soc = float(battery.reserve_wh)
+    hi_soc = float(battery.capacity_wh)
     inf = np.inf
-    pi = np.asarray(forecast.import_price, dtype=np.float64) / WH_PER_KWH
-    pe = np.asarray(forecast.export_price, dtype=np.float64) / WH_PER_KWH
+    pi = np.asarray(forecast.import_price, dtype=np.float64)
+    pe = np.asarray(forecast.export_price, dtype=np.float64)
     # Columns: c[0..n), d[0..n), imp[0..n), exp[0..n), s[0..n). Rows: balance[0..n), soc[0..n).
     cost = np.concatenate([np.full(n, EPS_PER_WH), np.full(n, EPS_PER_WH), pi, -pe, np.zeros(n)])
     col_lower = np.zeros(5 * n)
-    col_upper = np.concatenate(
-        [np.full(2 * n, power_cap), np.full(2 * n, inf), np.full(n, hi_soc)]
-    )
+    col_upper = np.concatenate([np.full(2 * n, power_cap), np.full(2 * n, inf), np.full(n, hi_soc)])
     col_lower[4 * n :] = lo_soc
     col_lower[5 * n - 1] = max(lo_soc, float(final_min + soc_margin))
     t = np.arange(n)
@@ -229,19 +241,21 @@ def _solve_lp(
         ),
         shape=(2 * n, 5 * n),
     )
-    res = linprog(
+    # linprog's HiGHS methods take a sparse constraint matrix (scipy's documentation);
+    # the stubs only list dense arrays.
+    res = linprog(  # type: ignore[call-overload]
         cost,
         A_eq=a_eq,
         b_eq=rhs,
-        bounds=np.stack([col_lower, col_upper], axis=1),
+        bounds=list(zip(col_lower.tolist(), col_upper.tolist(), strict=True)),
         method="highs",
     )
     if res.status == _STATUS_INFEASIBLE:
-        raise _Infeasible
+        raise _InfeasibleError
     if res.status != 0:
         raise ScheduleSolveError(f"HiGHS: {res.message}")
     x: np.ndarray = np.asarray(res.x)
-    grid = float(pi @ x[2 * n : 3 * n] - pe @ x[3 * n : 4 * n])
+    grid = float(pi @ x[2 * n : 3 * n] - pe @ x[3 * n : 4 * n]) / WH_PER_KWH
     return x, grid
 
 
@@ -290,23 +304,31 @@ def schedule_day_ahead(
     _validate(forecast, battery, initial_soc_wh, final_soc_min_wh)
     exact = battery.charge_efficiency_ppm == battery.discharge_efficiency_ppm == PPM_PER_UNIT
     final_min = battery.reserve_wh if final_soc_min_wh is None else final_soc_min_wh
-    usable = battery.capacity_wh - battery.reserve_wh
-    soc_margin = 0 if exact else min(1, (usable - 1) // 2)
-    power_margin = 0 if exact else 2
-    if final_min + soc_margin > battery.capacity_wh - soc_margin:
-        soc_margin = 0
-    try:
-        x, lp_grid = _solve_lp(
-            forecast, battery, initial_soc_wh, final_min, soc_margin, power_margin
-        )
-    except _Infeasible:
-        # The margins can make a tight case infeasible (a full battery that cannot move
-        # 1 Wh in the first slot); without them only an unreachable final SoC can.
+    attempts = (
+        [(0, 0)]
+        if exact
+        else [(0 if final_min == battery.reserve_wh else m, 1) for m in FINAL_MARGINS_WH]
+    )
+    attempts.append((0, 0))
+    solved = False
+    for soc_margin, power_margin in attempts:
         try:
-            x, lp_grid = _solve_lp(forecast, battery, initial_soc_wh, final_min, 0, 0)
-        except _Infeasible:
-            raise ScheduleInputError(
-                "the final SoC minimum cannot be reached within the rated power"
-            ) from None
-    slots = _round(x, forecast, battery, initial_soc_wh)
-    return Schedule(slots, grid_cost_milli(slots, forecast) // WH_PER_KWH, lp_grid)
+            x, lp_grid = _solve_lp(
+                forecast, battery, initial_soc_wh, final_min, soc_margin, power_margin
+            )
+        except _InfeasibleError:
+            continue
+        solved = True
+        slots = _round(x, forecast, battery, initial_soc_wh)
+        if slots[-1].soc_wh >= final_min:
+            return Schedule(slots, grid_cost_milli(slots, forecast) // WH_PER_KWH, lp_grid)
+    if not solved:
+        raise ScheduleInputError("the final SoC minimum cannot be reached within the rated power")
+    # Whole-Wh rounding could not keep the final SoC (a battery a few Wh large): idle.
+    idle = tuple(
+        Slot(0, 0, max(net, 0), max(-net, 0), initial_soc_wh)
+        for net in (load - pv for load, pv in zip(forecast.load_wh, forecast.pv_wh, strict=True))
+    )
+    if initial_soc_wh < final_min:
+        raise ScheduleInputError("the final SoC minimum cannot be reached in whole Wh")
+    return Schedule(idle, grid_cost_milli(idle, forecast) // WH_PER_KWH, lp_grid)

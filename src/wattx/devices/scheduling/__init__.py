@@ -1,0 +1,1 @@
+"""Battery scheduling: the pairing scheduler and the day-ahead linear program."""
