@@ -46,6 +46,8 @@ class DeviceError(Exception):
     """A setpoint or request the device or its adapter refuses, with a stable code."""
 
     def __init__(self, code: str, detail: str) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown device error code {code!r}")
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
@@ -56,6 +58,16 @@ SETPOINT_EXPIRED = "setpoint_expired"
 DEVICE_UNAVAILABLE = "device_unavailable"
 DEVICE_REJECTED = "device_rejected"
 DEVICE_PROTOCOL_ERROR = "device_protocol_error"
+ERROR_CODES = frozenset(
+    {
+        SETPOINT_OUT_OF_RANGE,
+        SETPOINT_EXPIRED,
+        DEVICE_UNAVAILABLE,
+        DEVICE_REJECTED,
+        DEVICE_PROTOCOL_ERROR,
+    }
+)
+"""Every code a :class:`DeviceError` carries (docs/devices.md lists them)."""
 
 
 @runtime_checkable
