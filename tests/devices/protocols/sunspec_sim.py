@@ -48,6 +48,8 @@ class SimBattery:
     _last: float = field(default_factory=time.monotonic)
     _revert_at: float | None = None
     power_w: float = 0.0
+    writes: list[tuple[int, list[int]]] = field(default_factory=list)
+    """Every write request, in the order the server received them."""
 
     def __post_init__(self) -> None:
         r = [0] * SIZE
@@ -133,6 +135,8 @@ class SimBattery:
             current_registers[:] = self.registers
             self.registers = current_registers
         self.advance()
+        if set_values is not None:
+            self.writes.append((address, [int(v) for v in set_values]))
         if set_values is not None and address <= STORAGE + 13 < address + count:
             revert_s = int(set_values[STORAGE + 13 - address])
             self._revert_at = time.monotonic() * self.speedup + revert_s if revert_s else None

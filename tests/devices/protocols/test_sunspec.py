@@ -155,3 +155,18 @@ async def test_an_unreachable_device_is_unavailable() -> None:
         await adapter.connect()
     assert err.value.code == "device_unavailable"
     adapter.close()
+
+
+async def test_concurrent_setpoints_do_not_interleave(
+    battery: tuple[SimBattery, SunSpecBattery],
+) -> None:
+    sim, adapter = battery
+    sim.writes.clear()
+    await asyncio.gather(
+        *(adapter.apply(Setpoint(p, soon())) for p in (3_000, -1_000, 2_000, -4_000))
+    )
+    # Each setpoint's three writes (revert timeout, rates, mode) arrive together.
+    assert [a for a, _ in sim.writes] == [STORAGE + 13, STORAGE + 10, STORAGE + 3] * 4
+    for k in range(4):
+        (_, rates), (_, [mode]) = sim.writes[3 * k + 1 : 3 * k + 3]
+        assert mode == (0b10 if rates[0] else 0b01)

@@ -31,6 +31,7 @@ Scale factors are read from the device on every use.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,9 @@ class SunSpecBattery:
         self.models: dict[int, tuple[int, int]] = {}
         """SunSpec model id → (address of its first point, length)."""
         self._info: DeviceInfo | None = None
+        # One exchange at a time: a setpoint is three writes that must not interleave
+        # with another setpoint's.
+        self._lock = asyncio.Lock()
 
     @property
     def info(self) -> DeviceInfo:
@@ -163,6 +167,10 @@ class SunSpecBattery:
         self._client.close()
 
     async def read(self) -> Telemetry:
+        async with self._lock:
+            return await self._read()
+
+    async def _read(self) -> Telemetry:
         info = self.info
         inverter = next(m for m in INVERTER_MODELS if m in self.models)
         inv = await self._read_model(inverter, 0, INV_ST + 1)
@@ -181,13 +189,18 @@ class SunSpecBattery:
         check_setpoint(
             setpoint, now=now, max_give_w=info.max_discharge_w, max_take_w=info.max_charge_w
         )
-        if setpoint.power_w == 0:
-            await self.stop()
-            return
+        async with self._lock:
+            if setpoint.power_w == 0:
+                await self._stop()
+            else:
+                await self._apply(setpoint, now)
+
+    async def _apply(self, setpoint: Setpoint, now: datetime) -> None:
         storage = await self._read_model(124, 0, ST_RTE_SF + 1)
         w_cha_max = scaled(storage[ST_WCHAMAX], int16(storage[ST_WCHAMAX_SF]))
         rte_sf = int16(storage[ST_RTE_SF])
-        # Percent of WChaMax in register units, towards zero.
+        # Percent of WChaMax in register units, towards zero (the 1e-9 absorbs the float
+        # noise of the division, so 50 % at SF -2 is 5000, not 4999).
         pct = abs(setpoint.power_w) * 100 / w_cha_max
         rate = min(math.floor(pct / 10.0**rte_sf + 1e-9), 0x7FFF)
         revert = min(MAX_REVERT_S, math.ceil((setpoint.expires_at - now).total_seconds()))
@@ -197,6 +210,10 @@ class SunSpecBattery:
         await self._write(124, ST_MOD, [MOD_CHARGE if charge else MOD_DISCHARGE])
 
     async def stop(self) -> None:
+        async with self._lock:
+            await self._stop()
+
+    async def _stop(self) -> None:
         await self._write(124, ST_MOD, [0])
         await self._write(124, ST_OUTWRTE, [0, 0])
 
