@@ -77,8 +77,8 @@ class SimStation(ChargePoint):  # type: ignore[misc]
             }
         ]
 
-    async def boot(self) -> None:
-        await self.call(
+    async def boot(self) -> call_result.BootNotification:
+        booted = await self.call(
             call.BootNotification(
                 charging_station={"vendor_name": "Wattx Labs", "model": "SimCharger"},
                 reason="PowerUp",
@@ -89,6 +89,7 @@ class SimStation(ChargePoint):  # type: ignore[misc]
                 timestamp=now_iso(), connector_status="Available", evse_id=1, connector_id=1
             )
         )
+        return booted
 
     async def start_transaction(self, tx_id: str) -> None:
         self.tx_id = tx_id
@@ -148,7 +149,8 @@ async def rig() -> AsyncIterator[Rig]:
         ) as ws:
             station = SimStation("CS-1", ws)
             task = asyncio.create_task(station.start())
-            await station.boot()
+            booted = await station.boot()
+            assert (booted.status, booted.interval) == ("Accepted", 60)
             found = await csms.wait_for_station("CS-1")
             assert (found.vendor, found.model) == ("Wattx Labs", "SimCharger")
             charger = csms.charger("CS-1", 1, max_power_w=EV_MAX_W, ev_capacity_wh=60_000)
@@ -180,6 +182,8 @@ async def test_tx_profile_limits_an_open_transaction(rig: Rig) -> None:
     await rig.charger.apply(Setpoint(-7_000, expires))
     [(evse_id, profile)] = rig.station.profiles
     assert evse_id == 1
+    assert profile["id"] == 101
+    assert profile["stack_level"] == 0
     assert profile["charging_profile_purpose"] == "TxProfile"
     assert profile["transaction_id"] == "tx-1"
     assert profile["charging_profile_kind"] == "Absolute"
@@ -206,6 +210,7 @@ async def test_without_a_transaction_the_station_max_profile_caps_the_station(ri
     await rig.charger.apply(Setpoint(-3_000, soon()))
     [(evse_id, profile)] = rig.station.profiles
     assert evse_id == 0
+    assert profile["id"] == 1
     assert profile["charging_profile_purpose"] == "ChargingStationMaxProfile"
     assert "transaction_id" not in profile
     await rig.station.meter_values()
@@ -271,3 +276,33 @@ async def test_a_connection_without_the_ocpp_subprotocol_is_closed() -> None:
         assert "CS-3" not in csms.stations
     finally:
         await csms.close()
+
+
+async def test_meter_values_keep_totals_and_apply_the_multiplier(rig: Rig) -> None:
+    await rig.station.call(
+        call.MeterValues(
+            evse_id=1,
+            meter_value=[
+                {
+                    "timestamp": now_iso(),
+                    "sampled_value": [
+                        {
+                            "value": 7.4,
+                            "measurand": "Power.Active.Import",
+                            "unit_of_measure": {"unit": "W", "multiplier": 3},
+                        },
+                        {"value": 2_500.0, "measurand": "Power.Active.Import", "phase": "L1"},
+                        {"value": 55.0, "measurand": "SoC"},
+                        {"value": 12.5, "unit_of_measure": {"unit": "Wh", "multiplier": 3}},
+                    ],
+                }
+            ],
+        )
+    )
+    evse = rig.csms.stations["CS-1"].evse(1)
+    await until(lambda: evse.energy_import_wh is not None)
+    assert evse.power_import_w == pytest.approx(7_400)
+    assert evse.energy_import_wh == pytest.approx(12_500)
+    t = await rig.charger.read()
+    assert t.power_w == -7_400
+    assert t.soc_wh == 33_000

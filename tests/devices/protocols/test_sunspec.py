@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices.protocols.sunspec_sim import INVERTER, STORAGE, SimBattery, serving
+from devices.protocols.sunspec_sim import BASE, INVERTER, NAMEPLATE, STORAGE, SimBattery, serving
 from wattx.devices.protocols.port import (
     SETPOINT_EXPIRED,
     SETPOINT_OUT_OF_RANGE,
@@ -170,3 +170,23 @@ async def test_concurrent_setpoints_do_not_interleave(
     for k in range(4):
         (_, rates), (_, [mode]) = sim.writes[3 * k + 1 : 3 * k + 3]
         assert mode == (0b10 if rates[0] else 0b01)
+
+
+async def test_without_a_nameplate_capacity_the_configured_one_is_used() -> None:
+    sim = SimBattery(soc_wh=2_500.0)
+    sim.registers[NAMEPLATE + 17 - BASE] = 0xFFFF  # WHRtg not implemented
+    async with serving(sim) as port:
+        unknown = SunSpecBattery("127.0.0.1", port)
+        try:
+            with pytest.raises(DeviceError, match="no energy capacity") as err:
+                await unknown.connect()
+            assert err.value.code == "device_protocol_error"
+        finally:
+            unknown.close()
+        configured = SunSpecBattery("127.0.0.1", port, capacity_wh=20_000)
+        try:
+            assert (await configured.connect()).capacity_wh == 20_000
+            # ChaState is 25 % of the simulator's 10 kWh: 25 % of the configured 20 kWh.
+            assert (await configured.read()).soc_wh == 5_000
+        finally:
+            configured.close()
