@@ -217,3 +217,14 @@ def test_bad_input_is_refused(
 ) -> None:
     with pytest.raises(ScheduleInputError, match=match):
         schedule_day_ahead(forecast, battery, initial, final_soc_min_wh=final)
+
+
+def test_a_tiny_lossy_battery_that_rounding_cannot_serve_stays_idle() -> None:
+    # 1 Wh per slot at 80 % stores nothing in whole Wh, so no schedule can discharge
+    # and recharge to the final SoC: the battery stays idle (and keeps it).
+    forecast = Forecast([0] * 4, [0] * 4, [1, 0, 0, 0], [1, 0, 0, 0])
+    battery = BatterySpec(2, 0, 4, 800_000, 1_000_000)
+    schedule = schedule_day_ahead(forecast, battery, 1, final_soc_min_wh=1)
+    assert [(s.charge_wh, s.discharge_wh, s.soc_wh) for s in schedule.slots] == [(0, 0, 1)] * 4
+    with pytest.raises(ScheduleInputError, match="in whole Wh"):
+        schedule_day_ahead(forecast, battery, 0, final_soc_min_wh=1)
