@@ -98,19 +98,27 @@ class SimBattery:
         return 0.0
 
     def advance(self) -> None:
-        now = time.monotonic()
-        elapsed_h = (now - self._last) * self.speedup / 3_600
-        self._last = now
-        if self._revert_at is not None and now * self.speedup >= self._revert_at:
+        """Integrate the SoC up to now (simulated seconds), reverting to idle at the
+        revert timeout: the commanded power runs until then, nothing after."""
+        now = time.monotonic() * self.speedup
+        last = self._last * self.speedup
+        self._last = now / self.speedup
+        if self._revert_at is not None and now >= self._revert_at:
+            self._run(max(0.0, self._revert_at - last) / 3_600)
             self._set(STORAGE + 3, 0)
             self._revert_at = None
+            self._run(0.0)  # idle from the timeout on
+        else:
+            self._run((now - last) / 3_600)
+        self._refresh()
+
+    def _run(self, hours: float) -> None:
         power = 0.0 if self.fault else self._commanded_w()
         # The battery stops at empty and at full.
         if (power > 0 and self.soc_wh <= 0) or (power < 0 and self.soc_wh >= self.capacity_wh):
             power = 0.0
-        self.soc_wh = min(self.capacity_wh, max(0.0, self.soc_wh - power * elapsed_h))
+        self.soc_wh = min(self.capacity_wh, max(0.0, self.soc_wh - power * hours))
         self.power_w = power
-        self._refresh()
 
     def _refresh(self) -> None:
         self._set(INVERTER + 12, round(self.power_w))
