@@ -306,3 +306,16 @@ async def test_meter_values_keep_totals_and_apply_the_multiplier(rig: Rig) -> No
     t = await rig.charger.read()
     assert t.power_w == -7_400
     assert t.soc_wh == 33_000
+
+
+@pytest.mark.parametrize("path", ["/", "/ocpp/", "/ocpp/bad%20id", "/ocpp/" + "x" * 49])
+async def test_a_bad_station_id_is_closed(path: str) -> None:
+    csms = OcppCsms("127.0.0.1", 0)
+    await csms.start()
+    try:
+        async with connect(f"ws://127.0.0.1:{csms.port}{path}", subprotocols=[SUBPROTOCOL]) as ws:
+            await ws.wait_closed()
+            assert ws.close_code == 1008
+        assert csms.stations == {}
+    finally:
+        await csms.close()

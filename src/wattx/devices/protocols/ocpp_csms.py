@@ -1,8 +1,10 @@
 """OCPP 2.0.1 smart charging: wattx as the charging station management system (CSMS).
 
 Charging stations dial in over WebSocket to ``ws://host:port/<station id>``
-(the last path segment is the station's id) and must offer the subprotocol
-``ocpp2.0.1``; a handshake without it is refused (HTTP 400).
+(the last path segment is the station's id: 1 to 48 characters from
+``A-Z a-z 0-9 . _ : -``, otherwise the connection is closed with 1008) and
+must offer the subprotocol ``ocpp2.0.1``; a handshake without it is refused
+(HTTP 400).
 :class:`OcppCsms` answers the station's messages (``BootNotification``
 accepted, ``Heartbeat``, ``StatusNotification``, ``TransactionEvent``,
 ``MeterValues``) and keeps, per station and EVSE, the open transaction, the
@@ -29,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from ocpp.exceptions import OCPPError
 from ocpp.routing import on
@@ -66,6 +70,9 @@ HEARTBEAT_INTERVAL_S = 60
 STATION_MAX_PROFILE_ID = 1
 TX_PROFILE_ID_BASE = 100
 FAULT_STATUSES = frozenset({"Faulted", "Unavailable"})
+STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}")
+"""A station id: 1 to 48 characters (OCPP's identity limit) from a URL-safe set."""
+POLICY_VIOLATION = 1008
 
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
@@ -230,11 +237,10 @@ class OcppCsms:
             self._server = None
 
     async def _on_connect(self, connection: ServerConnection) -> None:
-        station_id = (
-            connection.request.path.rstrip("/").rsplit("/", 1)[-1] if connection.request else ""
-        )
-        if not station_id:
-            await connection.close(1008, "station id missing from the path")
+        path = connection.request.path if connection.request else ""
+        station_id = unquote(path.split("?", 1)[0].rsplit("/", 1)[-1])
+        if not STATION_ID.fullmatch(station_id):
+            await connection.close(POLICY_VIOLATION, "bad or missing station id in the path")
             return
         link = StationLink(station_id, connection, self._timeout)
         async with self._connected:
