@@ -26,6 +26,7 @@ NAMEPLATE = INVERTER + 50 + 2
 STORAGE = NAMEPLATE + 26 + 2
 END = STORAGE + 24
 SIZE = END + 2 - BASE
+RATES = (STORAGE + 10, STORAGE + 11)
 
 
 def _string(text: str, registers: int) -> list[int]:
@@ -145,8 +146,14 @@ class SimBattery:
         self.advance()
         if set_values is not None:
             self.writes.append((address, [int(v) for v in set_values]))
-        if set_values is not None and address <= STORAGE + 13 < address + count:
-            revert_s = int(set_values[STORAGE + 13 - address])
+        touched = range(address, address + count)
+        if set_values is not None and any(a in touched for a in (STORAGE + 3, *RATES)):
+            # A new mode or rate (re)starts the revert timer with InOutWRte_RvrtTms, as
+            # written before it (or in the same request).
+            if STORAGE + 13 in touched:
+                revert_s = int(set_values[STORAGE + 13 - address])
+            else:
+                revert_s = self.reg(STORAGE + 13)
             self._revert_at = time.monotonic() * self.speedup + revert_s if revert_s else None
 
 
