@@ -146,7 +146,7 @@ def grid_cost_milli(slots: Sequence[Slot], forecast: Forecast) -> int:
 
 def _validate(
     forecast: Forecast, battery: BatterySpec, initial_soc_wh: int, final_soc_min_wh: int | None
-) -> int:
+) -> None:
     n = len(forecast.pv_wh)
     if n == 0:
         raise ScheduleInputError("the horizon is empty")
@@ -172,7 +172,6 @@ def _validate(
         raise ScheduleInputError("initial SoC must lie between reserve and capacity")
     if final_soc_min_wh is not None and not b.reserve_wh <= final_soc_min_wh <= b.capacity_wh:
         raise ScheduleInputError("final SoC minimum must lie between reserve and capacity")
-    return n
 
 
 def _solve_lp(
