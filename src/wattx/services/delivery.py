@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -54,7 +54,7 @@ from wattx.nodes.commands import CommandState, CommandType
 from wattx.services.accounts import new_id
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
-from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update
+from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances
 from wattx.store.models import EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
 from wattx.store.models_metering import MeterEpochEnergyRow
@@ -305,49 +305,69 @@ class DeliveryService:
         meter = await session.get(MeterRow, device.meter_id)
         if node is None or node.status != ACTIVE or meter is None:
             raise InvalidDeviceError("the device's node is not active", node_id=device.node_id)
-        node_command = NodeCommandRow(
-            id=new_id(),
-            node_id=device.node_id,
-            job_id=None,
-            type=CommandType.DEVICE.value,
-            payload=json.dumps(
+        carrier, values = self._command_rows(
+            device, meter.zone_id, command_id, type_, payload, expires_at, trade_id, now
+        )
+        row = DeviceCommandRow(**values)
+        session.add_all([NodeCommandRow(**carrier), row])
+        return row
+
+    @staticmethod
+    def _command_rows(
+        device: DeviceRow,
+        zone: str,
+        command_id: str,
+        type_: str,
+        payload: dict[str, Any],
+        expires_at: datetime,
+        trade_id: str | None,
+        now: datetime,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A device command and the node command that carries it over the link, as the
+        column values of their rows (bulk inserted by the planner)."""
+        assert device.node_id is not None
+        carrier_id = new_id()
+        node_command = {
+            "id": carrier_id,
+            "node_id": device.node_id,
+            "job_id": None,
+            "type": CommandType.DEVICE.value,
+            "payload": json.dumps(
                 {
-                    "zone": meter.zone_id,
+                    "zone": zone,
                     "device_id": device.id,
                     "type": type_,
                     "payload": {**payload, "command_id": command_id},
                 },
                 sort_keys=True,
             ),
-            state=CommandState.QUEUED.value,
-            created_by="delivery",
-            created_at=now,
-            not_before=now,
-            expires_at=expires_at,
-            retries=0,
-            next_attempt_at=now,
-            sent_at=None,
-            durable_at=None,
-            finished_at=None,
-            detail=None,
-            result=None,
-        )
-        session.add(node_command)
-        row = DeviceCommandRow(
-            id=command_id,
-            device_id=device.id,
-            trade_id=trade_id,
-            node_command_id=node_command.id,
-            type=type_,
-            payload=json.dumps(payload, sort_keys=True),
-            status=CMD_SENT,
-            issued_at=now,
-            expires_at=expires_at,
-            acked_at=None,
-            detail=None,
-        )
-        session.add(row)
-        return row
+            "state": CommandState.QUEUED.value,
+            "created_by": "delivery",
+            "created_at": now,
+            "not_before": now,
+            "expires_at": expires_at,
+            "retries": 0,
+            "next_attempt_at": now,
+            "sent_at": None,
+            "durable_at": None,
+            "finished_at": None,
+            "detail": None,
+            "result": None,
+        }
+        row = {
+            "id": command_id,
+            "device_id": device.id,
+            "trade_id": trade_id,
+            "node_command_id": carrier_id,
+            "type": type_,
+            "payload": json.dumps(payload, sort_keys=True),
+            "status": CMD_SENT,
+            "issued_at": now,
+            "expires_at": expires_at,
+            "acked_at": None,
+            "detail": None,
+        }
+        return node_command, row
 
     @staticmethod
     def _check_schedule(device: DeviceRow, payload: dict[str, Any], window: timedelta) -> None:
@@ -378,44 +398,62 @@ class DeliveryService:
 
         Applied: ``acked``. Rejected or expired, or unacked past ``expires_at``:
         ``failed``, and the device becomes ``at_risk`` with a ``device.alert``.
+        Set-based: one statement acks every applied command.
         """
         now = self._clock.now()
         failed: list[tuple[DeviceRow, DeviceCommandRow]] = []
         async with self._db.write() as session:
-            pending = list(
-                await session.scalars(
-                    select(DeviceCommandRow).where(DeviceCommandRow.status == CMD_SENT)
+            carrier = NodeCommandRow.id == DeviceCommandRow.node_command_id
+            await session.execute(
+                update(DeviceCommandRow)
+                .where(
+                    DeviceCommandRow.status == CMD_SENT,
+                    DeviceCommandRow.node_command_id.in_(
+                        select(NodeCommandRow.id).where(
+                            NodeCommandRow.state == CommandState.APPLIED.value
+                        )
+                    ),
                 )
+                .values(
+                    status=CMD_ACKED,
+                    acked_at=select(NodeCommandRow.finished_at).where(carrier).scalar_subquery(),
+                )
+                .execution_options(synchronize_session=False)
             )
-            ids = [c.node_command_id for c in pending if c.node_command_id is not None]
-            states = {
-                r.id: r
-                for r in await session.scalars(
-                    select(NodeCommandRow).where(NodeCommandRow.id.in_(ids))
+            failing = (
+                await session.execute(
+                    select(DeviceCommandRow, NodeCommandRow.detail)
+                    .outerjoin(NodeCommandRow, carrier)
+                    .where(DeviceCommandRow.status == CMD_SENT)
+                    .where(
+                        or_(
+                            NodeCommandRow.state.in_(
+                                [CommandState.REJECTED.value, CommandState.EXPIRED.value]
+                            ),
+                            and_(
+                                DeviceCommandRow.expires_at <= now,
+                                or_(
+                                    NodeCommandRow.state.is_(None),
+                                    NodeCommandRow.state != CommandState.NODE_DURABLE.value,
+                                ),
+                            ),
+                        )
+                    )
+                    .order_by(DeviceCommandRow.id)
                 )
-            }
-            for cmd in pending:
-                node_cmd = states.get(cmd.node_command_id or "")
-                state = CommandState(node_cmd.state) if node_cmd is not None else None
-                if state is CommandState.APPLIED:
-                    cmd.status = CMD_ACKED
-                    cmd.acked_at = node_cmd.finished_at if node_cmd is not None else now
-                elif state in (CommandState.REJECTED, CommandState.EXPIRED) or (
-                    now >= cmd.expires_at and state is not CommandState.NODE_DURABLE
-                ):
-                    cmd.status = CMD_FAILED
-                    cmd.detail = (
-                        (node_cmd.detail if node_cmd is not None else None)
-                        or "no acknowledgement before expiry"
-                    )[:200]
-                    device = await session.get(DeviceRow, cmd.device_id)
-                    if device is not None and device.status == ACTIVE:
-                        device.status = AT_RISK
-                        device.updated_at = now
-                    if device is not None:
-                        failed.append((device, cmd))
+            ).all()
+            for cmd, detail in failing:
+                cmd.status = CMD_FAILED
+                cmd.detail = (detail or "no acknowledgement before expiry")[:200]
+                device = await session.get(DeviceRow, cmd.device_id)
+                if device is not None and device.status == ACTIVE:
+                    device.status = AT_RISK
+                    device.updated_at = now
+                if device is not None:
+                    failed.append((device, cmd))
             moved = await self._advance_trades(session, now)
-        await self.publish(moved, {})
+        for data, parties in moved:
+            await self._publish_delivery_data(data, parties)
         for device, cmd in failed:
             await self._bus.publish(
                 Event(
@@ -432,42 +470,67 @@ class DeliveryService:
             )
         return len(failed)
 
-    async def _advance_trades(self, session: AsyncSession, now: datetime) -> list[TradeDeliveryRow]:
+    async def _advance_trades(
+        self, session: AsyncSession, now: datetime
+    ) -> list[tuple[dict[str, Any], frozenset[str]]]:
         """``open`` → ``funds_locked`` once every command of the trade is acked (the
         devices hold the setpoints); ``funds_locked`` → ``transferring`` once its
-        delivery epoch has started."""
-        moved: list[TradeDeliveryRow] = []
-        live = list(
-            await session.scalars(
-                select(TradeDeliveryRow).where(
+        delivery epoch has started. Returns the moved deliveries' event data."""
+        live = (
+            await session.execute(
+                select(
+                    TradeDeliveryRow.trade_id,
+                    TradeDeliveryRow.epoch_id,
+                    TradeDeliveryRow.state,
+                    TradeDeliveryRow.contracted_wh,
+                    TradeRow.buyer,
+                    TradeRow.seller,
+                )
+                .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
+                .where(
                     TradeDeliveryRow.state.in_(
                         [DeliveryState.OPEN.value, DeliveryState.FUNDS_LOCKED.value]
                     )
                 )
             )
-        )
+        ).all()
         if not live:
-            return moved
+            return []
         statuses: dict[str, set[str]] = defaultdict(set)
         for trade_id, status in await session.execute(
             select(DeviceCommandRow.trade_id, DeviceCommandRow.status).where(
-                DeviceCommandRow.trade_id.in_([r.trade_id for r in live])
+                DeviceCommandRow.trade_id.in_(
+                    select(TradeDeliveryRow.trade_id).where(
+                        TradeDeliveryRow.state == DeliveryState.OPEN.value
+                    )
+                )
             )
         ):
             statuses[trade_id or ""].add(status)
-        for row in live:
-            state = DeliveryState(row.state)
-            if state is DeliveryState.OPEN and statuses.get(row.trade_id) == {CMD_ACKED}:
+        moved: list[tuple[dict[str, Any], frozenset[str]]] = []
+        by_target: dict[DeliveryState, list[str]] = defaultdict(list)
+        for trade_id, epoch_id, current, contracted, buyer, seller in live:
+            state = DeliveryState(current)
+            if state is DeliveryState.OPEN and statuses.get(trade_id) == {CMD_ACKED}:
                 state = advance(state, DeliveryEvent.LOCK_ACKED)
-            if (
-                state is DeliveryState.FUNDS_LOCKED
-                and now >= self._schedule.epoch(row.epoch_id).start
-            ):
+            if state is DeliveryState.FUNDS_LOCKED and now >= self._schedule.epoch(epoch_id).start:
                 state = advance(state, DeliveryEvent.TRANSFER_STARTED)
-            if state.value != row.state:
-                row.state = state.value
-                row.updated_at = now
-                moved.append(row)
+            if state.value != current:
+                by_target[state].append(trade_id)
+                moved.append(
+                    (
+                        _delivery_data(trade_id, epoch_id, state.value, contracted),
+                        frozenset({buyer, seller}),
+                    )
+                )
+        for state, ids in by_target.items():
+            for start in range(0, len(ids), 500):
+                await session.execute(
+                    update(TradeDeliveryRow)
+                    .where(TradeDeliveryRow.trade_id.in_(ids[start : start + 500]))
+                    .values(state=state.value, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
         return moved
 
     async def at_risk(self, *, limit: int, offset: int) -> list[DeviceRow]:
@@ -488,7 +551,7 @@ class DeliveryService:
         now = self._clock.now()
         current = self._schedule.epoch_id_at(now)
         plans: dict[str, DeliveryPlan] = {}
-        opened: list[TradeDeliveryRow] = []
+        opened: list[dict[str, Any]] = []
         parties: dict[str, frozenset[str]] = {}
         async with self._db.write() as session:
             epochs = list(
@@ -532,32 +595,39 @@ class DeliveryService:
                 ]
                 epoch_plans = build_plans(physical, planned, seconds)
                 by_id = {d.id: d for own in devices.values() for d in own}
+                zone_of = await self._zones_of_meters(session, {d.meter_id for d in by_id.values()})
+                live_nodes = await self._active_nodes(
+                    session, {d.node_id for d in by_id.values() if d.node_id is not None}
+                )
+                deliveries: list[dict[str, Any]] = []
+                carriers: list[dict[str, Any]] = []
+                device_commands: list[dict[str, Any]] = []
                 for trade in physical:
-                    row = TradeDeliveryRow(
-                        trade_id=trade.id,
-                        epoch_id=epoch_id,
-                        state=DeliveryState.OPEN.value,
-                        contracted_wh=trade.delivered_wh,
-                        delivered_wh=None,
-                        refund=None,
-                        imbalance_charge=None,
-                        seller_export_wh=None,
-                        buyer_import_wh=None,
-                        reason=None,
-                        updated_at=now,
-                    )
-                    session.add(row)
+                    row = {
+                        "trade_id": trade.id,
+                        "epoch_id": epoch_id,
+                        "state": DeliveryState.OPEN.value,
+                        "contracted_wh": trade.delivered_wh,
+                        "delivered_wh": None,
+                        "refund": None,
+                        "imbalance_charge": None,
+                        "seller_export_wh": None,
+                        "buyer_import_wh": None,
+                        "reason": None,
+                        "updated_at": now,
+                    }
+                    deliveries.append(row)
                     opened.append(row)
                     parties[trade.id] = frozenset({trade.buyer, trade.seller})
                     plan = epoch_plans[trade.id]
                     plans[trade.id] = plan
                     for setpoint in (*plan.supply, *plan.take):
                         device = by_id[setpoint.device_id]
-                        if device.node_id is None:
+                        if device.node_id not in live_nodes or device.meter_id not in zone_of:
                             continue
-                        await self._command(
-                            session,
+                        carrier, values = self._command_rows(
                             device,
+                            zone_of[device.meter_id],
                             f"{trade.id}:{device.id}:schedule"[:64],
                             "schedule",
                             {
@@ -569,10 +639,54 @@ class DeliveryService:
                                 "energy_wh": setpoint.energy_wh,
                             },
                             epoch.start,
-                            trade_id=trade.id,
+                            trade.id,
+                            now,
                         )
-        await self.publish(opened, parties)
+                        carriers.append(carrier)
+                        device_commands.append(values)
+                # Bulk inserts: thousands of rows without building ORM objects.
+                for model, values_list in (
+                    (TradeDeliveryRow, deliveries),
+                    (NodeCommandRow, carriers),
+                    (DeviceCommandRow, device_commands),
+                ):
+                    if values_list:
+                        await session.execute(insert(model), values_list)
+        for data in opened:
+            await self._publish_delivery_data(
+                _delivery_data(
+                    data["trade_id"], data["epoch_id"], data["state"], data["contracted_wh"]
+                ),
+                parties[data["trade_id"]],
+            )
         return plans
+
+    @staticmethod
+    async def _zones_of_meters(session: AsyncSession, meter_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(meter_ids))
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            rows = await session.execute(
+                select(MeterRow.id, MeterRow.zone_id).where(
+                    MeterRow.id.in_(ids[start : start + 500])
+                )
+            )
+            out.update((m, z) for m, z in rows.all())
+        return out
+
+    @staticmethod
+    async def _active_nodes(session: AsyncSession, node_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(node_ids))
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            out.update(
+                await session.scalars(
+                    select(NodeRow.id).where(
+                        NodeRow.id.in_(ids[start : start + 500]), NodeRow.status == ACTIVE
+                    )
+                )
+            )
+        return out
 
     async def _devices_of(
         self, session: AsyncSession, parties: Iterable[str]
@@ -677,6 +791,21 @@ class DeliveryService:
             )
         }
         lock = self._db.locks_rows
+        moving = [
+            outcomes[t.id]
+            for t in trades
+            if t.id in outcomes and (outcomes[t.id].undelivered_wh or outcomes[t.id].refund)
+        ]
+        if moving:
+            parties = {t.buyer for t in trades if t.id in outcomes} | {
+                t.seller for t in trades if t.id in outcomes
+            }
+            await lock_balances(
+                session,
+                [(FEE_ACCOUNT, Asset.CREDIT)]
+                + [(p, a) for p in sorted(parties) for a in (Asset.CREDIT, Asset.ENERGY)],
+                lock=lock,
+            )
         changed: list[TradeDeliveryRow] = []
         for trade in sorted(trades, key=lambda t: (t.seq, t.id)):
             outcome = outcomes.get(trade.id)
@@ -806,21 +935,26 @@ class DeliveryService:
         )
 
     async def _publish_delivery(self, row: TradeDeliveryRow, parties: frozenset[str]) -> None:
-        await self._bus.publish(
-            Event(
-                EventType.DELIVERY_STATE,
-                {
-                    "trade_id": row.trade_id,
-                    "epoch_id": row.epoch_id,
-                    "state": row.state,
-                    "contracted_wh": row.contracted_wh,
-                    "delivered_wh": row.delivered_wh,
-                    "refund": row.refund,
-                    "imbalance_charge": row.imbalance_charge,
-                },
-                audience=parties,
-            )
+        data = _delivery_data(row.trade_id, row.epoch_id, row.state, row.contracted_wh)
+        data.update(
+            delivered_wh=row.delivered_wh, refund=row.refund, imbalance_charge=row.imbalance_charge
         )
+        await self._publish_delivery_data(data, parties)
+
+    async def _publish_delivery_data(self, data: dict[str, Any], parties: frozenset[str]) -> None:
+        await self._bus.publish(Event(EventType.DELIVERY_STATE, data, audience=parties))
+
+
+def _delivery_data(trade_id: str, epoch_id: int, state: str, contracted_wh: int) -> dict[str, Any]:
+    return {
+        "trade_id": trade_id,
+        "epoch_id": epoch_id,
+        "state": state,
+        "contracted_wh": contracted_wh,
+        "delivered_wh": None,
+        "refund": None,
+        "imbalance_charge": None,
+    }
 
 
 def _physical(trades: Sequence[Trade], devices: Mapping[str, Sequence[DeviceRow]]) -> list[Trade]:
