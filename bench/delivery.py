@@ -20,7 +20,9 @@ energy for that epoch. Then it times the three steps of
   Merkle tree built with the measured ``delivered_wh`` — the settlement
   worker builds it for every epoch, with or without physical delivery.
 
-Target (issue 12): plan + acks + reconcile under 2 s.
+Target (issue 12): plan + acks + reconcile under 2 s. ``total_cpu_s`` is this
+process's CPU time over the three steps (SQLite runs in it; PostgreSQL's own
+work is not counted), a figure less distorted by a busy machine.
 
     .venv/bin/python bench/delivery.py
     .venv/bin/python bench/delivery.py --backend postgres --json
@@ -84,6 +86,7 @@ class Result:
     reconcile_s: float
     batch_s: float
     total_s: float
+    total_cpu_s: float
     target_s: float = 2.0
 
 
@@ -250,9 +253,10 @@ async def run(backend: str, households: int, trades: int) -> Result:
             build_plans(epoch_trades, planned, EPOCH_S)
             plan_core = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             plans = await service.plan_due()
             plan_s = time.perf_counter() - t0
+            cpu = time.process_time() - c0
             assert len(plans) == trades, (len(plans), trades)
 
             async with db.write() as session:  # the nodes' acks, untimed
@@ -260,18 +264,20 @@ async def run(backend: str, households: int, trades: int) -> Result:
                     update(NodeCommandRow).values(state="applied", finished_at=start)
                 )
                 commands = int(result.rowcount or 0)  # type: ignore[attr-defined]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             failed = await service.sweep()
             acks_s = time.perf_counter() - t0
+            cpu += time.process_time() - c0
             assert failed == 0
 
             clock.current = schedule.epoch(epoch_id).end + timedelta(seconds=61)
             book = {f"u{h}": "0x" + f"{h + 1:040x}" for h in range(households)}
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             outcomes = await service.measure(epoch_id, epoch_trades)
             async with db.write() as session:
                 await service.record(session, epoch_id, epoch_trades, outcomes)
             reconcile_s = time.perf_counter() - t0
+            cpu += time.process_time() - c0
             t0 = time.perf_counter()
             batch = build_epoch_batch(
                 epoch_id,
@@ -305,6 +311,7 @@ async def run(backend: str, households: int, trades: int) -> Result:
         reconcile_s=round(reconcile_s, 4),
         batch_s=round(batch_s, 4),
         total_s=round(plan_s + acks_s + reconcile_s, 4),
+        total_cpu_s=round(cpu, 4),
     )
 
 
@@ -333,6 +340,9 @@ def main() -> None:
         print(f"  (batch        {r.batch_s:8.3f} s: the epoch's netted batch and Merkle tree)")
         verdict = "within" if r.total_s < r.target_s else "OVER"
         print(f"  total         {r.total_s:8.3f} s ({verdict} the {r.target_s:.0f} s target)")
+        print(
+            f"  total CPU     {r.total_cpu_s:8.3f} s of this process (the database's not counted)"
+        )
 
 
 if __name__ == "__main__":
