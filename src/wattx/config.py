@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         ge=1,
         description="times the chain may refuse an epoch's batch before it fails for good",
     )
+    delivery_grace_s: int = Field(
+        default=60,
+        ge=0,
+        description="late readings awaited after a delivery epoch before physical trades settle",
+    )
     mint_threshold_wh: int = 100
     reading_batch_limit: int = Field(default=1_000, description="readings per batch at most")
     reading_retention_s: int = Field(

@@ -36,6 +36,7 @@ from wattx.api.ratelimit import (
 from wattx.api.routers import (
     audit,
     auth,
+    devices,
     events,
     health,
     ledger,
@@ -66,6 +67,7 @@ from wattx.metering.policy import ValidationPolicy
 from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
+from wattx.services.delivery import DeliveryService
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
@@ -117,7 +119,11 @@ def create_app(
         if run_epoch_clock:
             clock_task.start()
         chain_worker = ChainWorkerTask(
-            state.settlement, state.minting, state.retirement, tick_s=settings.settlement_tick_s
+            state.settlement,
+            state.minting,
+            state.retirement,
+            tick_s=settings.settlement_tick_s,
+            delivery=state.delivery,
         )
         if run_epoch_clock:
             chain_worker.start()
@@ -179,6 +185,7 @@ def create_app(
         ledger.router,
         nodes.router,
         audit.router,
+        devices.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
@@ -292,6 +299,7 @@ async def _start_services(
             max_frame_bytes=settings.node_max_frame_bytes,
         ),
     )
+    delivery = DeliveryService(db, the_bus, clock, schedule, grace_s=settings.delivery_grace_s)
     return AppState(
         settings=settings,
         clock=clock,
@@ -320,6 +328,7 @@ async def _start_services(
                 "Epoch settlements that failed for good (see GET /api/v1/alerts)",
                 registry=registry,
             ),
+            delivery=delivery,
         ),
         minting=MintingService(
             db,
@@ -335,6 +344,7 @@ async def _start_services(
         nodes=node_service,
         node_links=links,
         audit=AuditService(db, clock),
+        delivery=delivery,
     )
 
 

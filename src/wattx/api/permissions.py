@@ -162,6 +162,17 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
+    # devices: participants register and command their own; operators see all and
+    # who is at risk, and may command any device; auditors read
+    ("POST", f"{V1}/devices"): TRADERS,
+    ("GET", f"{V1}/devices"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/devices/at-risk"): OVERSIGHT,
+    ("GET", f"{V1}/devices/{{device_id}}"): TRADERS_AND_OVERSIGHT,
+    ("PATCH", f"{V1}/devices/{{device_id}}"): TRADERS,
+    ("DELETE", f"{V1}/devices/{{device_id}}"): TRADERS,
+    ("POST", f"{V1}/devices/{{device_id}}/commands"): roles(_P, _C, _O),
+    ("GET", f"{V1}/devices/{{device_id}}/commands"): TRADERS_AND_OVERSIGHT,
+    ("GET", f"{V1}/deliveries"): TRADERS_AND_OVERSIGHT,
     # edge nodes: operators enrol and see all; a node operator sees and commands its own
     # (another's node answers 404); enrolment is authenticated by the registration token
     ("POST", f"{V1}/nodes/registration-tokens"): OPERATOR,

@@ -23,6 +23,7 @@ class EventType(StrEnum):
     TOKENS_MINTED = "tokens.minted"
     DEVICE_STATE = "device.state"
     DEVICE_ALERT = "device.alert"
+    DELIVERY_STATE = "delivery.state"
     NODE_HEARTBEAT = "node.heartbeat"
     NODE_STATUS = "node.status"
     NODE_EVENT = "node.event"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,6 +42,8 @@ from prometheus_client import Counter
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
+from wattx.devices.allocation import DeliveryOutcome
+from wattx.devices.errors import DeliveryGracePendingError
 from wattx.domain import Trade
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError
@@ -49,12 +51,13 @@ from wattx.market.errors import TradeNotFoundError
 from wattx.services.chain import ChainAccounts
 from wattx.services.chain_history import ChainHistoryCheck
 from wattx.services.custody import apply_self_custody_deposits
+from wattx.services.delivery import DeliveryService
 from wattx.services.faults import AFTER_CHAIN_TX_SETTLE, fault_point
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal
 from wattx.services.retirement import RetirementService
-from wattx.settlement.batch import EpochBatch, build_epoch_batch
+from wattx.settlement.batch import EpochBatch, MeasuredDelivery, build_epoch_batch
 from wattx.settlement.errors import (
     ChainError,
     ContractRevertError,
@@ -66,6 +69,7 @@ from wattx.settlement.port import ChainEvent
 from wattx.store import settlement as repo
 from wattx.store.db import Database
 from wattx.store.models import TradeRow
+from wattx.store.models_devices import TradeDeliveryRow
 from wattx.store.models_metering import MeterAlertRow
 from wattx.store.models_settlement import SettlementOutboxRow
 
@@ -153,6 +157,10 @@ def trade_from_row(row: TradeRow) -> Trade:
     )
 
 
+def _parties(trades: Iterable[TradeRow]) -> dict[str, frozenset[str]]:
+    return {t.id: frozenset({t.buyer, t.seller}) for t in trades}
+
+
 def _batch_payload(batch: EpochBatch) -> str:
     return json.dumps(
         {
@@ -180,6 +188,7 @@ class SettlementService:
         max_refusals: int = 5,
         failures: Counter | None = None,
         checkpoint: Checkpoint = _no_checkpoint,
+        delivery: DeliveryService | None = None,
     ) -> None:
         self._db = db
         self._accounts = accounts
@@ -190,6 +199,7 @@ class SettlementService:
         self._max_refusals = max_refusals
         self._failures = failures
         self._checkpoint = checkpoint
+        self._delivery = delivery
         # One settlement run at a time in this process; across processes the
         # outbox row and the chain's once-only rule keep it safe.
         self._running = asyncio.Lock()
@@ -217,6 +227,11 @@ class SettlementService:
                     session, ended_before=self._schedule.epoch_id_at(now)
                 )
             for epoch_id in missing:
+                if self._delivery is not None:
+                    try:
+                        await self._delivery.check_ready(epoch_id)
+                    except DeliveryGracePendingError:
+                        continue
                 await self._write_outbox(epoch_id)
             async with self._db.read() as session:
                 due = await repo.due_outbox(session, now)
@@ -244,6 +259,8 @@ class SettlementService:
             async with self._db.read() as session:
                 row = await repo.outbox_entry(session, epoch_id)
             if row is None:
+                if self._delivery is not None:
+                    await self._delivery.check_ready(epoch_id)
                 await self._write_outbox(epoch_id)
             refusals: list[ContractRevertError] = []
             row = await self._send(epoch_id, refusals=refusals)
@@ -267,27 +284,48 @@ class SettlementService:
         async with self._db.read() as session:
             return await repo.outbox_entry(session, epoch_id)
 
-    async def _batch_for(self, epoch_id: int) -> EpochBatch:
+    async def _batch_for(
+        self, epoch_id: int, measured: Mapping[str, MeasuredDelivery] | None = None
+    ) -> EpochBatch:
+        """The epoch's batch; measured deliveries as stored unless ``measured`` is given."""
         async with self._db.read() as session:
             trades = [trade_from_row(t) for t in await repo.epoch_trades(session, epoch_id)]
+            if measured is None and self._delivery is not None:
+                measured = await self._delivery.stored(session, epoch_id)
         if not trades:
             raise NothingToSettleError(f"epoch {epoch_id} has no trades", epoch_id=epoch_id)
         for party in sorted({t.buyer for t in trades} | {t.seller for t in trades}):
             await self._accounts.ensure(party)
         book = await self._accounts.address_book()
         return build_epoch_batch(
-            epoch_id, trades, book, self._accounts.chain.deployment.fee_account
+            epoch_id, trades, book, self._accounts.chain.deployment.fee_account, measured
         )
 
     async def _write_outbox(self, epoch_id: int) -> None:
-        batch = await self._batch_for(epoch_id)
-        start_block = await self._accounts.run(self._accounts.chain.block_number)
-        now = self._clock.now()
         async with self._db.read() as session:
             trades = await repo.epoch_trades(session, epoch_id)
+        outcomes: dict[str, DeliveryOutcome] = {}
+        if self._delivery is not None:
+            outcomes = await self._delivery.measure(epoch_id, [trade_from_row(t) for t in trades])
+        batch = await self._batch_for(
+            epoch_id,
+            {
+                trade_id: MeasuredDelivery(o.delivered_wh, o.refund, o.imbalance_charge)
+                for trade_id, o in outcomes.items()
+            },
+        )
+        start_block = await self._accounts.run(self._accounts.chain.block_number)
+        now = self._clock.now()
+        recorded: list[TradeDeliveryRow] = []
         async with self._db.write() as session:
             if await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows) is not None:
                 return
+            if self._delivery is not None and outcomes:
+                # Same transaction as the outbox row: the off-chain books move
+                # exactly when the batch that moves the chain's is written.
+                recorded = await self._delivery.record(
+                    session, epoch_id, [trade_from_row(t) for t in trades], outcomes
+                )
             session.add(
                 SettlementOutboxRow(
                     epoch_id=epoch_id,
@@ -312,6 +350,8 @@ class SettlementService:
             # Same transaction as the outbox row: the trades show pending exactly
             # when there is a batch to send.
             await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_PENDING)
+        if self._delivery is not None:
+            await self._delivery.publish(recorded, _parties(trades))
         self._checkpoint("written")
 
     async def _send(
@@ -391,6 +431,14 @@ class SettlementService:
             await repo.mark_epoch_settlement(
                 session, epoch_id, repo.SETTLEMENT_SETTLED, tx_hash=tx_hash
             )
+            settled = (
+                await self._delivery.mark_settled(session, epoch_id)
+                if self._delivery is not None
+                else []
+            )
+            parties = _parties(await repo.epoch_trades(session, epoch_id)) if settled else {}
+        if self._delivery is not None:
+            await self._delivery.publish(settled, parties)
         await self._bus.publish(
             Event(
                 EventType.EPOCH_SETTLED,
@@ -542,9 +590,11 @@ class ChainWorkerTask(PeriodicTask):
         retirement: RetirementService,
         *,
         tick_s: float,
+        delivery: DeliveryService | None = None,
     ) -> None:
         super().__init__(tick_s=tick_s)
         self._settlement = settlement
+        self._delivery = delivery
         self._minting = minting
         self._retirement = retirement
         self._history = ChainHistoryCheck(
@@ -552,7 +602,11 @@ class ChainWorkerTask(PeriodicTask):
         )
 
     async def run_round(self) -> None:
+        delivery_steps = (
+            (self._delivery.plan_due, self._delivery.sweep) if self._delivery is not None else ()
+        )
         for step in (
+            *delivery_steps,
             self._history.run,
             self._minting.mint_due,
             self._settlement.settle_due,

@@ -7,6 +7,12 @@ account. The buyer pays ``value + wheeling_fee + buyer_fee``, the seller gets
 Summed over the accounts, the deltas plus the fee totals are zero for energy
 and for credit, which is what ``Marketplace.settle_epoch`` checks.
 
+A trade settled by measured delivery (:class:`MeasuredDelivery`, see
+``docs/settlement.md`` "Measured delivery") differs in three places: its
+leaf's ``delivered_wh`` is the measured Wh ``d``; the undelivered ``u =
+contracted - d`` Wh go back to the seller instead of to the buyer; and the
+seller pays the buyer ``refund`` and the fee account ``imbalance_charge``.
+
 Energy deltas are in energy-token base units (1 Wh = 10**6), credit deltas in
 micro-units.
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from eth_utils.address import is_address, to_checksum_address
 
@@ -84,6 +90,16 @@ class EpochBatch:
         return self.tree.proof(self._index_of(trade_id))
 
 
+@dataclass(frozen=True, slots=True)
+class MeasuredDelivery:
+    """What the meters proved for one trade: ``delivered_wh`` of the contracted
+    ``trade.delivered_wh``, the buyer's refund and the seller's imbalance charge."""
+
+    delivered_wh: int
+    refund: int
+    imbalance_charge: int
+
+
 def _resolver(address_book: AddressBook) -> Callable[[str], str]:
     def resolve(account_id: str) -> str:
         try:
@@ -127,12 +143,15 @@ def build_epoch_batch(
     trades: Iterable[Trade],
     address_book: AddressBook,
     fee_account: str,
+    measured: Mapping[str, MeasuredDelivery] | None = None,
 ) -> EpochBatch:
     """Net ``trades`` of one epoch per account and build their Merkle tree.
 
     Leaves follow the trades' ``(seq, id)`` order; deltas are sorted by address
-    and accounts whose net change is zero are left out.
+    and accounts whose net change is zero are left out. ``measured`` holds the
+    trades settled by measured delivery, by trade id.
     """
+    measured = measured or {}
     if not is_address(fee_account):
         raise SettlementBatchError(f"fee account {fee_account!r} is not an address")
     resolve = _resolver(address_book)
@@ -148,14 +167,23 @@ def build_epoch_batch(
     leaves: list[TradeLeaf] = []
     for trade in ordered:
         _check_trade(trade, epoch_id)
-        leaf = trade_leaf(trade, resolve)
+        outcome = measured.get(trade.id)
+        proved = trade.delivered_wh if outcome is None else outcome.delivered_wh
+        refund = 0 if outcome is None else outcome.refund
+        charge = 0 if outcome is None else outcome.imbalance_charge
+        if not 0 <= proved <= trade.delivered_wh or not 0 <= refund <= trade.value or charge < 0:
+            raise SettlementBatchError(
+                f"trade {trade.id}: measured delivery out of range", trade_id=trade.id
+            )
+        leaf = trade_leaf(replace(trade, delivered_wh=proved), resolve)
         leaves.append(leaf)
-        energy[leaf.seller] -= wh_to_energy_base_units(trade.qty_wh)
-        energy[leaf.buyer] += wh_to_energy_base_units(trade.delivered_wh)
+        undelivered = trade.delivered_wh - proved
+        energy[leaf.seller] -= wh_to_energy_base_units(trade.qty_wh - undelivered)
+        energy[leaf.buyer] += wh_to_energy_base_units(proved)
         fee_energy += wh_to_energy_base_units(trade.qty_wh - trade.delivered_wh)
-        credit[leaf.buyer] -= trade.buyer_pays
-        credit[leaf.seller] += trade.seller_receives
-        fee_credit += trade.fees
+        credit[leaf.buyer] -= trade.buyer_pays - refund
+        credit[leaf.seller] += trade.seller_receives - refund - charge
+        fee_credit += trade.fees + charge
 
     deltas = tuple(
         AccountDelta(address=a, energy=energy[a], credit=credit[a])

@@ -1,0 +1,154 @@
+"""Devices, their commands, and trades' physical delivery."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.input import StrictJsonRoute
+from wattx.api.schemas.common import Limit, Offset, page_of
+from wattx.api.schemas.devices import (
+    DeliveryList,
+    DeliveryOut,
+    DeviceCommandIn,
+    DeviceCommandList,
+    DeviceCommandOut,
+    DeviceIn,
+    DeviceList,
+    DeviceOut,
+    DevicePatch,
+)
+from wattx.services.delivery import DeviceSpec
+
+router = APIRouter(prefix="/api/v1", tags=["devices"], route_class=StrictJsonRoute)
+
+DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
+async def register_device(body: DeviceIn, principal: CurrentPrincipal, state: State) -> DeviceOut:
+    """Register a device behind one of your meters (and, optionally, the meter's node)."""
+    row = await state.delivery.register(
+        principal,
+        DeviceSpec(
+            name=body.name,
+            kind=body.kind,
+            protocol=body.protocol,
+            meter_id=body.meter_id,
+            node_id=body.node_id,
+            rated_power_w=body.rated_power_w,
+            capacity_wh=body.capacity_wh,
+            reserve_wh=body.reserve_wh,
+            soc_wh=body.soc_wh,
+        ),
+    )
+    return DeviceOut.model_validate(row)
+
+
+@router.get("/devices")
+async def list_devices(
+    principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
+) -> DeviceList:
+    rows = await state.delivery.list_devices(principal, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return DeviceList(items=[DeviceOut.model_validate(r) for r in rows], page=the_page)
+
+
+@router.get("/devices/at-risk")
+async def devices_at_risk(state: State, limit: Limit = 50, offset: Offset = 0) -> DeviceList:
+    """Devices whose last command went unacknowledged or was refused (operators)."""
+    rows = await state.delivery.at_risk(limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return DeviceList(items=[DeviceOut.model_validate(r) for r in rows], page=the_page)
+
+
+@router.get("/devices/{device_id}")
+async def get_device(device_id: DeviceId, principal: CurrentPrincipal, state: State) -> DeviceOut:
+    return DeviceOut.model_validate(await state.delivery.get_device(principal, device_id))
+
+
+@router.patch("/devices/{device_id}")
+async def update_device(
+    device_id: DeviceId, body: DevicePatch, principal: CurrentPrincipal, state: State
+) -> DeviceOut:
+    """Set the reserve the plans keep, or report the state of charge."""
+    row = await state.delivery.update(
+        principal, device_id, reserve_wh=body.reserve_wh, soc_wh=body.soc_wh
+    )
+    return DeviceOut.model_validate(row)
+
+
+@router.delete("/devices/{device_id}")
+async def remove_device(
+    device_id: DeviceId, principal: CurrentPrincipal, state: State
+) -> DeviceOut:
+    return DeviceOut.model_validate(await state.delivery.remove(principal, device_id))
+
+
+@router.post("/devices/{device_id}/commands", status_code=status.HTTP_201_CREATED)
+async def send_command(
+    device_id: DeviceId, body: DeviceCommandIn, principal: CurrentPrincipal, state: State
+) -> DeviceCommandOut:
+    """Send a command to the device over its node; acknowledged by the device."""
+    row = await state.delivery.send_command(
+        principal,
+        device_id,
+        command_id=body.id,
+        type_=body.type,
+        payload=body.payload,
+        expires_at=body.expires_at,
+    )
+    return DeviceCommandOut.model_validate(row)
+
+
+@router.get("/devices/{device_id}/commands")
+async def list_commands(
+    device_id: DeviceId,
+    principal: CurrentPrincipal,
+    state: State,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DeviceCommandList:
+    rows = await state.delivery.list_commands(principal, device_id, limit=limit + 1, offset=offset)
+    rows, the_page = page_of(rows, limit, offset)
+    return DeviceCommandList(
+        items=[DeviceCommandOut.model_validate(r) for r in rows], page=the_page
+    )
+
+
+@router.get("/deliveries")
+async def list_deliveries(
+    principal: CurrentPrincipal,
+    state: State,
+    epoch_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DeliveryList:
+    """Physical trades' delivery: state, and once measured what the meters proved."""
+    pairs = await state.delivery.deliveries(
+        principal, epoch_id=epoch_id, limit=limit + 1, offset=offset
+    )
+    pairs, the_page = page_of(pairs, limit, offset)
+    return DeliveryList(
+        items=[
+            DeliveryOut(
+                trade_id=d.trade_id,
+                epoch_id=d.epoch_id,
+                buyer=t.buyer,
+                seller=t.seller,
+                state=d.state,
+                qty_wh=t.qty_wh,
+                contracted_wh=d.contracted_wh,
+                delivered_wh=d.delivered_wh,
+                refund=d.refund,
+                imbalance_charge=d.imbalance_charge,
+                seller_export_wh=d.seller_export_wh,
+                buyer_import_wh=d.buyer_import_wh,
+                updated_at=d.updated_at,
+            )
+            for d, t in pairs
+        ],
+        page=the_page,
+    )

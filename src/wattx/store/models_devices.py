@@ -1,0 +1,69 @@
+"""Tables of devices and physical delivery: devices, each physical trade's delivery,
+and device commands. Created by migration ``0011``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from wattx.store.models import Base
+from wattx.store.types import UTCDateTime
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(32), index=True)
+    meter_id: Mapped[str] = mapped_column(String(32), index=True)
+    node_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    protocol: Mapped[str] = mapped_column(String(20))
+    rated_power_w: Mapped[int] = mapped_column(BigInteger)
+    capacity_wh: Mapped[int] = mapped_column(BigInteger)
+    reserve_wh: Mapped[int] = mapped_column(BigInteger)
+    soc_wh: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12))  # active | at_risk | removed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TradeDeliveryRow(Base):
+    """A physical trade's delivery state and, once measured, its outcome."""
+
+    __tablename__ = "trade_deliveries"
+    __table_args__ = (Index("ix_trade_deliveries_epoch", "epoch_id"),)
+
+    trade_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    epoch_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    contracted_wh: Mapped[int] = mapped_column(BigInteger)
+    delivered_wh: Mapped[int | None] = mapped_column(BigInteger)
+    refund: Mapped[int | None] = mapped_column(BigInteger)
+    imbalance_charge: Mapped[int | None] = mapped_column(BigInteger)
+    seller_export_wh: Mapped[int | None] = mapped_column(BigInteger)
+    buyer_import_wh: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeviceCommandRow(Base):
+    """A command to a device (lock, unlock, transfer.start, transfer.stop, schedule)."""
+
+    __tablename__ = "device_commands"
+    __table_args__ = (Index("ix_device_commands_status", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(32), index=True)
+    trade_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    node_command_id: Mapped[str | None] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[str] = mapped_column(Text)  # JSON object
+    status: Mapped[str] = mapped_column(String(12))  # sent | acked | failed | expired
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[str | None] = mapped_column(String(200))
