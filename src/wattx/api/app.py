@@ -37,6 +37,7 @@ from wattx.api.routers import (
     audit,
     auth,
     events,
+    governance,
     health,
     ledger,
     markets,
@@ -67,6 +68,7 @@ from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.epoch_clock import EpochClockTask
+from wattx.services.governance import GovernanceService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.market_metrics import MarketMetrics
@@ -179,6 +181,7 @@ def create_app(
         ledger.router,
         nodes.router,
         audit.router,
+        governance.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
@@ -335,6 +338,7 @@ async def _start_services(
         nodes=node_service,
         node_links=links,
         audit=AuditService(db, clock),
+        governance=GovernanceService(db, chain_accounts, the_bus, clock),
     )
 
 

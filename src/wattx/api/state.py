@@ -16,6 +16,7 @@ from wattx.ingest.node_link import NodeLinkHub
 from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
+from wattx.services.governance import GovernanceService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.metering import MeteringService
@@ -53,6 +54,7 @@ class AppState:
     nodes: NodeService
     node_links: NodeLinkHub
     audit: AuditService
+    governance: GovernanceService
 
 
 def state_of(request: Request) -> AppState:

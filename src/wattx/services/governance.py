@@ -1,0 +1,322 @@
+"""Governance in the service: the governed parameters, proposals, votes, execution.
+
+The Governance contract decides; the service reads it and sends the
+participants' transactions. A custodial participant's proposal or vote is
+signed with their custodial key; a self-custody participant signs their
+``vote`` themselves and the relay sends it (``POST /wallet/transactions``).
+Execution is signed by the operator's key (the contract lets anyone execute a
+passed proposal), whoever asked for it.
+
+Every call first checks the contract's rules against the chain's state (and
+the chain's time) inside the same chain call that sends the transaction, so a
+refused request answers with its rule's code and changes nothing. Rationales
+are not on chain: the service keeps them (``governance_proposals``). Each
+change is published as ``proposal.updated`` and written to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from wattx.bus.events import Event, EventType
+from wattx.bus.port import EventBus
+from wattx.domain.epochs import EpochClock
+from wattx.governance import (
+    GovernedValue,
+    Proposal,
+    ProposalNotFoundError,
+    ProposalStatus,
+    check_executable,
+    check_proposal,
+    check_vote,
+)
+from wattx.services.chain import ChainAccounts
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deploy import parameter_key
+from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult
+from wattx.store import audit as audit_repo
+from wattx.store import governance as repo
+from wattx.store.db import Database
+from wattx.store.models_governance import GovernanceProposalRow
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalView:
+    """A proposal with its standing at the chain's current time."""
+
+    proposal: Proposal
+    status: ProposalStatus
+    quorum_wh: int
+    rationale: str | None
+    chain_time: int
+
+    def as_event(self) -> dict[str, Any]:
+        p = self.proposal
+        return {
+            "proposal_id": p.proposal_id,
+            "parameter": p.parameter,
+            "new_value": p.new_value,
+            "status": self.status.value,
+            "votes_for": p.votes_for,
+            "votes_against": p.votes_against,
+            "quorum_wh": self.quorum_wh,
+            "voting_ends": chain_datetime(p.voting_ends).isoformat(),
+            "executable_at": chain_datetime(p.executable_at).isoformat(),
+        }
+
+
+def chain_datetime(timestamp: int) -> datetime:
+    """A block timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+class GovernanceService:
+    def __init__(
+        self, db: Database, accounts: ChainAccounts, bus: EventBus, clock: EpochClock
+    ) -> None:
+        self._db = db
+        self._accounts = accounts
+        self._bus = bus
+        self._clock = clock
+        # keccak256 key → name, from the contract's ParameterDefined events.
+        self._names: dict[bytes, str] = {}
+
+    @property
+    def _chain(self) -> ContractChain:
+        return self._accounts.chain
+
+    # -- reads ------------------------------------------------------------------
+
+    async def rules(self) -> GovernanceRules:
+        return await self._accounts.read(self._chain.governance_rules)
+
+    async def chain_time(self) -> int:
+        return await self._accounts.read(self._chain.timestamp)
+
+    async def parameters(self) -> list[GovernedValue]:
+        """Every parameter the contract governs, with its current value and limit."""
+        names = await self._parameter_names()
+        chain = self._chain
+
+        def read() -> list[GovernedValue]:
+            found = []
+            for key, name in names.items():
+                _defined, value, maximum = chain.governed_parameter(key)
+                found.append(GovernedValue(name, value, maximum))
+            return found
+
+        return sorted(await self._accounts.read(read), key=lambda p: p.name)
+
+    async def parameter(self, name: str) -> GovernedValue | None:
+        chain = self._chain
+        defined, value, maximum = await self._accounts.read(
+            chain.governed_parameter, parameter_key(name)
+        )
+        return GovernedValue(name, value, maximum) if defined else None
+
+    async def proposals(self, *, limit: int, offset: int) -> tuple[list[ProposalView], int]:
+        """Proposals newest first, and how many there are."""
+        chain = self._chain
+        count = await self._accounts.read(chain.proposal_count)
+        ids = list(range(count - offset, max(count - offset - limit, 0), -1))
+
+        def read() -> tuple[list[OnChainProposal], int, int]:
+            found = [p for p in map(chain.proposal, ids) if p is not None]
+            return found, chain.timestamp(), chain.governance_rules().quorum_wh
+
+        found, now, quorum = await self._accounts.read(read)
+        views = await self._views(found, now, quorum)
+        return views, count
+
+    async def proposal(self, proposal_id: int) -> ProposalView:
+        chain = self._chain
+
+        def read() -> tuple[OnChainProposal | None, int, int]:
+            return (
+                chain.proposal(proposal_id),
+                chain.timestamp(),
+                chain.governance_rules().quorum_wh,
+            )
+
+        found, now, quorum = await self._accounts.read(read)
+        if found is None:
+            raise ProposalNotFoundError("no such proposal", proposal_id=proposal_id)
+        (view,) = await self._views([found], now, quorum)
+        return view
+
+    # -- writes -----------------------------------------------------------------
+
+    async def propose(
+        self, user_id: str, name: str, value: int, rationale: str, *, source: str
+    ) -> ProposalView:
+        """Propose ``value`` for the parameter ``name``, signed with the user's custodial key."""
+        check_proposal(await self.parameter(name), name, value)
+        signer = await self._accounts.signer_of(user_id)
+        chain = self._chain
+        key = parameter_key(name)
+
+        def send() -> TxResult:
+            # Checked again inside the chain call that sends, against the same state.
+            defined, _value, maximum = chain.governed_parameter(key)
+            check_proposal(GovernedValue(name, _value, maximum) if defined else None, name, value)
+            return chain.propose(signer, key, value)
+
+        result = await self._accounts.run(send)
+        (created,) = [e for e in result.events if e.name == "ProposalCreated"]
+        proposal_id = int(created.args["proposal_id"])
+        async with self._db.write() as session:
+            await repo.add_proposal(
+                session,
+                proposal_id=proposal_id,
+                proposer_id=user_id,
+                parameter=name,
+                new_value=value,
+                rationale=rationale,
+                tx_hash=result.tx_hash,
+                at=self._clock.now(),
+            )
+            await self._audit(
+                session,
+                user_id,
+                "governance.proposed",
+                proposal_id,
+                source,
+                {"parameter": name, "new_value": value, "tx_hash": result.tx_hash},
+            )
+        return await self.publish_update(proposal_id)
+
+    async def vote(self, user_id: str, proposal_id: int, support: bool, *, source: str) -> int:
+        """Cast the user's vote (custodial key); returns its weight in Wh."""
+        signer = await self._accounts.signer_of(user_id)
+        chain = self._chain
+
+        def send() -> tuple[int, TxResult]:
+            proposal = self._on_chain(chain, proposal_id)
+            weight = chain.generated_wh(signer.address)
+            check_vote(
+                self._domain(proposal, ""),
+                chain.timestamp() + 1,  # the vote's block is the next one
+                already_voted=chain.has_voted(proposal_id, signer.address),
+                weight_wh=weight,
+            )
+            return weight, chain.vote(signer, proposal_id, support)
+
+        weight, result = await self._accounts.run(send)
+        async with self._db.write() as session:
+            await self._audit(
+                session,
+                user_id,
+                "governance.voted",
+                proposal_id,
+                source,
+                {"support": support, "weight_wh": weight, "tx_hash": result.tx_hash},
+            )
+        await self.publish_update(proposal_id)
+        return weight
+
+    async def execute(self, user_id: str, proposal_id: int, *, source: str) -> ProposalView:
+        """Execute a passed proposal whose timelock has elapsed (signed by the operator)."""
+        chain = self._chain
+
+        def send() -> TxResult:
+            proposal = self._on_chain(chain, proposal_id)
+            quorum = chain.governance_rules().quorum_wh
+            check_executable(self._domain(proposal, ""), chain.timestamp() + 1, quorum)
+            return chain.execute_proposal(proposal_id)
+
+        result = await self._accounts.run(send)
+        async with self._db.write() as session:
+            await self._audit(
+                session,
+                user_id,
+                "governance.executed",
+                proposal_id,
+                source,
+                {"tx_hash": result.tx_hash},
+            )
+        return await self.publish_update(proposal_id)
+
+    # -- helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _on_chain(chain: ContractChain, proposal_id: int) -> OnChainProposal:
+        found = chain.proposal(proposal_id)
+        if found is None:
+            raise ProposalNotFoundError("no such proposal", proposal_id=proposal_id)
+        return found
+
+    @staticmethod
+    def _domain(p: OnChainProposal, name: str) -> Proposal:
+        return Proposal(
+            proposal_id=p.proposal_id,
+            proposer=p.proposer,
+            parameter=name,
+            new_value=p.new_value,
+            voting_ends=p.voting_ends,
+            executable_at=p.executable_at,
+            votes_for=p.votes_for,
+            votes_against=p.votes_against,
+            executed=p.executed,
+        )
+
+    async def _views(
+        self, found: list[OnChainProposal], now: int, quorum: int
+    ) -> list[ProposalView]:
+        names = await self._parameter_names(wanted={p.parameter_key for p in found})
+        async with self._db.read() as session:
+            rows: dict[int, GovernanceProposalRow] = await repo.proposals(
+                session, [p.proposal_id for p in found]
+            )
+        views = []
+        for p in found:
+            proposal = self._domain(p, names.get(p.parameter_key, "0x" + p.parameter_key.hex()))
+            row = rows.get(p.proposal_id)
+            views.append(
+                ProposalView(
+                    proposal=proposal,
+                    status=proposal.status(now, quorum),
+                    quorum_wh=quorum,
+                    rationale=row.rationale if row else None,
+                    chain_time=now,
+                )
+            )
+        return views
+
+    async def _parameter_names(self, wanted: set[bytes] | None = None) -> dict[bytes, str]:
+        """Names of the governed parameters, read once from ``ParameterDefined`` events
+        (again when a key is not known yet)."""
+        if not self._names or (wanted and not wanted <= self._names.keys()):
+            chain = self._chain
+            events = await self._accounts.read(chain.events_since, chain.deployment.block_number)
+            for event in events:
+                if event.contract == "Governance" and event.name == "ParameterDefined":
+                    self._names[bytes(event.args["parameter"])] = str(event.args["name"])
+        return dict(self._names)
+
+    async def publish_update(self, proposal_id: int) -> ProposalView:
+        """Publish the proposal as it stands now (``proposal.updated``) and return it."""
+        view = await self.proposal(proposal_id)
+        await self._bus.publish(Event(EventType.PROPOSAL_UPDATED, view.as_event()))
+        return view
+
+    async def _audit(
+        self,
+        session: Any,
+        actor: str,
+        action: str,
+        proposal_id: int,
+        source: str,
+        after: dict[str, Any],
+    ) -> None:
+        await audit_repo.append(
+            session,
+            lock=self._db.locks_rows,
+            at=self._clock.now(),
+            actor=actor,
+            action=action,
+            target=f"proposal:{proposal_id}",
+            source=source,
+            after=after,
+        )

@@ -1,0 +1,36 @@
+"""Governance: the off-chain fields of proposals made through the service.
+
+Revision ID: 0013
+Revises: 0010
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "0013"
+down_revision: str | Sequence[str] | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.create_table(
+        "governance_proposals",
+        sa.Column("proposal_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("proposer_id", sa.String(32), nullable=False),
+        sa.Column("parameter", sa.String(64), nullable=False),
+        sa.Column("new_value", sa.BigInteger(), nullable=False),
+        sa.Column("rationale", sa.Text(), nullable=False),
+        sa.Column("tx_hash", sa.String(66), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_table("governance_proposals")
