@@ -87,6 +87,8 @@ from wattx.store.db import Database
 from wattx.web import install_web
 
 API_VERSION = "1.0.0"
+DEFAULT_FEE_BPS = 25
+"""The market fee before the chain's governed ``market_fee_bps`` is read at start-up."""
 
 
 def create_app(
@@ -119,7 +121,11 @@ def create_app(
         if run_epoch_clock:
             clock_task.start()
         chain_worker = ChainWorkerTask(
-            state.settlement, state.minting, state.retirement, tick_s=settings.settlement_tick_s
+            state.settlement,
+            state.minting,
+            state.retirement,
+            tick_s=settings.settlement_tick_s,
+            governance=state.governance.apply_executed,
         )
         if run_epoch_clock:
             chain_worker.start()
@@ -264,7 +270,8 @@ async def _start_services(
         clock,
         MarketMetrics(registry),
         schedule=schedule,
-        fee_bps=settings.fee_bps,
+        # Until governance's first parameter set is loaded (GovernanceService.start).
+        fee_bps=DEFAULT_FEE_BPS,
         cross_zone=settings.cross_zone,
     )
     zone_service.on_change(market.reload_zones)
@@ -295,6 +302,24 @@ async def _start_services(
             max_frame_bytes=settings.node_max_frame_bytes,
         ),
     )
+    settlement = SettlementService(
+        db,
+        chain_accounts,
+        the_bus,
+        clock,
+        schedule,
+        retry_s=settings.settlement_retry_s,
+        max_refusals=settings.settlement_max_refusals,
+        failures=Counter(
+            "wattx_settlements_failed_total",
+            "Epoch settlements that failed for good (see GET /api/v1/alerts)",
+            registry=registry,
+        ),
+    )
+    governance = GovernanceService(
+        db, chain_accounts, the_bus, clock, market, settlement.index_events
+    )
+    await governance.start()
     return AppState(
         settings=settings,
         clock=clock,
@@ -310,20 +335,7 @@ async def _start_services(
         wallet=WalletService(db, chain_accounts),
         market=market,
         chain_accounts=chain_accounts,
-        settlement=SettlementService(
-            db,
-            chain_accounts,
-            the_bus,
-            clock,
-            schedule,
-            retry_s=settings.settlement_retry_s,
-            max_refusals=settings.settlement_max_refusals,
-            failures=Counter(
-                "wattx_settlements_failed_total",
-                "Epoch settlements that failed for good (see GET /api/v1/alerts)",
-                registry=registry,
-            ),
-        ),
+        settlement=settlement,
         minting=MintingService(
             db,
             chain_accounts,
@@ -338,7 +350,7 @@ async def _start_services(
         nodes=node_service,
         node_links=links,
         audit=AuditService(db, clock),
-        governance=GovernanceService(db, chain_accounts, the_bus, clock),
+        governance=governance,
     )
 
 

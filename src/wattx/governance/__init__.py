@@ -18,6 +18,7 @@ from wattx.governance.errors import (
     VotingClosedError,
     VotingStillOpenError,
 )
+from wattx.governance.parameters import ParameterSet, set_for_epoch, unit_of
 from wattx.governance.proposals import (
     GovernedValue,
     Proposal,
@@ -32,6 +33,7 @@ __all__ = [
     "GovernedValue",
     "NoVotingWeightError",
     "ParameterOutOfLimitsError",
+    "ParameterSet",
     "Proposal",
     "ProposalAlreadyExecutedError",
     "ProposalNotFoundError",
@@ -45,4 +47,6 @@ __all__ = [
     "check_executable",
     "check_proposal",
     "check_vote",
+    "set_for_epoch",
+    "unit_of",
 ]

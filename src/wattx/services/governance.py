@@ -16,15 +16,21 @@ change is published as ``proposal.updated`` and written to the audit log.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain.epochs import EpochClock
 from wattx.governance import (
     GovernedValue,
+    ParameterSet,
     Proposal,
     ProposalNotFoundError,
     ProposalStatus,
@@ -33,13 +39,16 @@ from wattx.governance import (
     check_vote,
 )
 from wattx.services.chain import ChainAccounts
+from wattx.services.market import MarketService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
 from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult
 from wattx.store import audit as audit_repo
 from wattx.store import governance as repo
 from wattx.store.db import Database
-from wattx.store.models_governance import GovernanceProposalRow
+from wattx.store.models_governance import GovernanceProposalRow, ParameterSetRow
+
+MARKET_FEE = "market_fee_bps"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,8 @@ class ProposalView:
     quorum_wh: int
     rationale: str | None
     chain_time: int
+    applies_from_epoch: int | None = None
+    """For an executed proposal the service has applied: the first epoch under it."""
 
     def as_event(self) -> dict[str, Any]:
         p = self.proposal
@@ -72,16 +83,113 @@ def chain_datetime(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedSet:
+    """A parameter set and the first epoch that runs under it."""
+
+    from_epoch: int
+    parameters: ParameterSet
+    proposal_id: int | None
+    tx_hash: str | None
+
+    @classmethod
+    def of(cls, row: ParameterSetRow) -> RecordedSet:
+        return cls(
+            from_epoch=row.from_epoch,
+            parameters=ParameterSet(json.loads(row.values_json)),
+            proposal_id=row.proposal_id,
+            tx_hash=row.tx_hash,
+        )
+
+
 class GovernanceService:
     def __init__(
-        self, db: Database, accounts: ChainAccounts, bus: EventBus, clock: EpochClock
+        self,
+        db: Database,
+        accounts: ChainAccounts,
+        bus: EventBus,
+        clock: EpochClock,
+        market: MarketService,
+        index: Callable[[], Awaitable[int]],
     ) -> None:
+        """``index`` reads new chain events into the database (the settlement indexer)."""
         self._db = db
         self._accounts = accounts
         self._bus = bus
         self._clock = clock
-        # keccak256 key → name, from the contract's ParameterDefined events.
+        self._market = market
+        self._index = index
+        # keccak256 key → name, and name → deployed value, from ParameterDefined events.
         self._names: dict[bytes, str] = {}
+        self._initial: dict[str, int] = {}
+        self._applying = asyncio.Lock()
+
+    # -- the parameters each epoch runs under -----------------------------------
+
+    async def start(self) -> None:
+        """Record the deployed values as the first set (once), apply what was executed
+        since, and give the market its fees."""
+        async with self._db.read() as session:
+            has_sets = bool(await repo.parameter_sets(session))
+        if not has_sets:
+            await self._parameter_names(refresh=True)
+            genesis = ParameterSet(dict(self._initial))
+            async with self._db.write() as session:
+                await repo.add_parameter_set(
+                    session,
+                    from_epoch=0,
+                    hash_hex=genesis.hash,
+                    values_json=genesis.canonical(),
+                    proposal_id=None,
+                    tx_hash=None,
+                    at=self._clock.now(),
+                )
+        sets = await self.parameter_sets()
+        await self._market.load_fee_changes(
+            {s.from_epoch: s.parameters.values[MARKET_FEE] for s in sets}
+        )
+        await self.apply_executed()
+
+    async def parameter_sets(self) -> list[RecordedSet]:
+        """Every recorded set, oldest first."""
+        async with self._db.read() as session:
+            return [RecordedSet.of(row) for row in await repo.parameter_sets(session)]
+
+    async def apply_executed(self) -> int:
+        """Apply every indexed ``ProposalExecuted`` not applied yet, in chain order, each
+        from the market's next epoch that holds no order; returns how many."""
+        async with self._applying:
+            async with self._db.read() as session:
+                rows = await repo.parameter_sets(session)
+                executed = await repo.executed_proposals(session)
+            done = {row.proposal_id for row in rows}
+            current = RecordedSet.of(rows[-1]).parameters
+            applied = 0
+            for event in executed:
+                args = json.loads(event.args)
+                proposal_id = int(args["proposal_id"])
+                if proposal_id in done:
+                    continue
+                key = bytes.fromhex(str(args["parameter"])[2:])
+                names = await self._parameter_names(wanted={key})
+                current = current.changed(names[key], int(args["new_value"]))
+                await self._record(current, proposal_id, event.tx_hash)
+                applied += 1
+            return applied
+
+    async def _record(self, values: ParameterSet, proposal_id: int, tx_hash: str) -> None:
+        async def record(session: AsyncSession, from_epoch: int) -> None:
+            await repo.add_parameter_set(
+                session,
+                from_epoch=from_epoch,
+                hash_hex=values.hash,
+                values_json=values.canonical(),
+                proposal_id=proposal_id,
+                tx_hash=tx_hash,
+                at=self._clock.now(),
+            )
+
+        await self._market.apply_from_next_epoch(values.values[MARKET_FEE], record)
 
     @property
     def _chain(self) -> ContractChain:
@@ -236,6 +344,10 @@ class GovernanceService:
                 source,
                 {"tx_hash": result.tx_hash},
             )
+        # The indexer reads the ProposalExecuted event back; the new value applies
+        # from the next epoch (the chain worker does the same every tick).
+        await self._index()
+        await self.apply_executed()
         return await self.publish_update(proposal_id)
 
     # -- helpers ----------------------------------------------------------------
@@ -269,6 +381,7 @@ class GovernanceService:
             rows: dict[int, GovernanceProposalRow] = await repo.proposals(
                 session, [p.proposal_id for p in found]
             )
+            starts = {row.proposal_id: row.from_epoch for row in await repo.parameter_sets(session)}
         views = []
         for p in found:
             proposal = self._domain(p, names.get(p.parameter_key, "0x" + p.parameter_key.hex()))
@@ -280,19 +393,24 @@ class GovernanceService:
                     quorum_wh=quorum,
                     rationale=row.rationale if row else None,
                     chain_time=now,
+                    applies_from_epoch=starts.get(p.proposal_id),
                 )
             )
         return views
 
-    async def _parameter_names(self, wanted: set[bytes] | None = None) -> dict[bytes, str]:
+    async def _parameter_names(
+        self, wanted: set[bytes] | None = None, *, refresh: bool = False
+    ) -> dict[bytes, str]:
         """Names of the governed parameters, read once from ``ParameterDefined`` events
         (again when a key is not known yet)."""
-        if not self._names or (wanted and not wanted <= self._names.keys()):
+        if refresh or not self._names or (wanted and not wanted <= self._names.keys()):
             chain = self._chain
             events = await self._accounts.read(chain.events_since, chain.deployment.block_number)
             for event in events:
                 if event.contract == "Governance" and event.name == "ParameterDefined":
-                    self._names[bytes(event.args["parameter"])] = str(event.args["name"])
+                    name = str(event.args["name"])
+                    self._names[bytes(event.args["parameter"])] = name
+                    self._initial[name] = int(event.args["value"])
         return dict(self._names)
 
     async def publish_update(self, proposal_id: int) -> ProposalView:

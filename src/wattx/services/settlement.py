@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -542,8 +542,11 @@ class ChainWorkerTask(PeriodicTask):
         retirement: RetirementService,
         *,
         tick_s: float,
+        governance: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        """``governance`` applies indexed ``ProposalExecuted`` events (from the next epoch)."""
         super().__init__(tick_s=tick_s)
+        self._governance = governance
         self._settlement = settlement
         self._minting = minting
         self._retirement = retirement
@@ -557,6 +560,7 @@ class ChainWorkerTask(PeriodicTask):
             self._minting.mint_due,
             self._settlement.settle_due,
             self._settlement.index_events,
+            *([self._governance] if self._governance else []),
             self._retirement.recover_stale,
         ):
             try:

@@ -24,3 +24,19 @@ class GovernanceProposalRow(Base):
     rationale: Mapped[str] = mapped_column(Text)
     tx_hash: Mapped[str] = mapped_column(String(66))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ParameterSetRow(Base):
+    """The governed parameters' values from ``from_epoch`` on: the first row (epoch 0) holds
+    the values the contract was deployed with, each further row one executed proposal's
+    change, applied from the next epoch that held no order. An epoch ran under the row
+    with the latest ``from_epoch`` at or before it."""
+
+    __tablename__ = "parameter_sets"
+
+    from_epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    values_json: Mapped[str] = mapped_column(Text)
+    proposal_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

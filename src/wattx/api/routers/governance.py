@@ -47,6 +47,7 @@ def proposal_out(view: ProposalView) -> ProposalOut:
         voting_ends=chain_datetime(p.voting_ends),
         executable_at=chain_datetime(p.executable_at),
         executed=p.executed,
+        applies_from_epoch=view.applies_from_epoch,
         chain_time=chain_datetime(view.chain_time),
     )
 

@@ -56,6 +56,9 @@ class ProposalOut(BaseModel):
     voting_ends: datetime = Field(description="chain time; votes count before it")
     executable_at: datetime = Field(description="chain time; voting end plus the timelock")
     executed: bool
+    applies_from_epoch: int | None = Field(
+        description="executed and applied: the first delivery epoch under the new value"
+    )
     chain_time: datetime
 
 

@@ -1,4 +1,5 @@
-"""Governance: the off-chain fields of proposals made through the service.
+"""Governance: the off-chain fields of proposals made through the service, and the
+parameter set each epoch runs under.
 
 Revision ID: 0013
 Revises: 0010
@@ -29,8 +30,18 @@ def upgrade() -> None:
         sa.Column("tx_hash", sa.String(66), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "parameter_sets",
+        sa.Column("from_epoch", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("values_json", sa.Text(), nullable=False),
+        sa.Column("proposal_id", sa.BigInteger(), nullable=True, unique=True),
+        sa.Column("tx_hash", sa.String(66), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_table("parameter_sets")
     op.drop_table("governance_proposals")
