@@ -146,7 +146,12 @@ class GovernanceService:
                 )
         sets = await self.parameter_sets()
         await self._market.load_fee_changes(
-            {s.from_epoch: s.parameters.values[MARKET_FEE] for s in sets}
+            {
+                s.from_epoch: s.parameters.values[MARKET_FEE]
+                for s in sets
+                if MARKET_FEE in s.parameters.values
+            },
+            {s.from_epoch for s in sets},
         )
         await self.apply_executed()
 
@@ -189,7 +194,8 @@ class GovernanceService:
                 at=self._clock.now(),
             )
 
-        await self._market.apply_from_next_epoch(values.values[MARKET_FEE], record)
+        fee = values.values.get(MARKET_FEE)
+        await self._market.apply_from_next_epoch(fee, record)
 
     @property
     def _chain(self) -> ContractChain:

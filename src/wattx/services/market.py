@@ -209,6 +209,9 @@ class MarketService:
         self._fee_bps = fee_bps
         # Governance's executed fees: epoch id → fee from that epoch on.
         self._fee_changes: dict[int, int] = {}
+        # First epochs of every parameter set applied in this process: a later set
+        # starts after them, so two sets never claim the same epoch.
+        self._parameter_starts: set[int] = set()
         self._cross_zone = cross_zone
         # The defaults; the operator's overrides are laid over them on every rebuild.
         self._base_rates = rates or ZoneRateTable()
@@ -263,21 +266,23 @@ class MarketService:
         """The fee of the first epoch open for orders now."""
         return self.fee_for(self.schedule.first_open_epoch(self._clock.now()))
 
-    async def load_fee_changes(self, changes: dict[int, int]) -> None:
-        """Take the recorded fee changes (epoch id → fee) into the engine."""
+    async def load_fee_changes(self, changes: dict[int, int], starts: set[int]) -> None:
+        """Take the recorded fee changes (epoch id → fee) into the engine; ``starts`` are
+        the first epochs of every recorded parameter set."""
         async with self._lock:
             self._fee_changes = dict(changes)
+            self._parameter_starts = set(starts) | set(changes)
             await self._rebuild_from_database()
 
     async def apply_from_next_epoch(
         self,
-        fee_bps: int,
+        fee_bps: int | None,
         record: Callable[[AsyncSession, int], Awaitable[None]],
     ) -> int:
         """Make ``fee_bps`` the fee from the next epoch that holds no order and no trade
-        yet, and return that epoch. Never mid-epoch, and never under an order escrowed for
-        the old fee. ``record`` writes the change (given that epoch) in the same
-        transaction; the engine takes it only once that has committed."""
+        yet, and return that epoch (``None``: the fee stays). Never mid-epoch, and never
+        under an order escrowed for the old fee. ``record`` writes the change (given that
+        epoch) in the same transaction; the engine takes it only once that has committed."""
         async with self._lock:
             engine = await self._current_engine()
             now = self._clock.now()
@@ -288,10 +293,13 @@ class MarketService:
                     [self.schedule.first_open_epoch(now), *(e + 1 for e in busy)]
                     + ([last_traded + 1] if last_traded is not None else [])
                     + [e + 1 for e in self._fee_changes]
+                    + [e + 1 for e in self._parameter_starts]
                 )
                 await record(session, start)
-            self._fee_changes[start] = fee_bps
-            await self._rebuild_from_database()
+            self._parameter_starts.add(start)
+            if fee_bps is not None:
+                self._fee_changes[start] = fee_bps
+                await self._rebuild_from_database()
             return start
 
     @property
