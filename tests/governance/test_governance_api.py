@@ -208,6 +208,13 @@ async def test_refusals_have_codes_and_change_nothing(
         headers=market.seller.headers,
     )
     assert_problem(negative, 422, "validation_error")
+    pending = await api.signup(Role.CONSUMER, admit=False)
+    not_admitted = await api.http.post(
+        f"{GOV}/proposals",
+        json={"parameter": "market_fee_bps", "value": 30, "rationale": "me too"},
+        headers=pending.headers,
+    )
+    assert_problem(not_admitted, 403, "not_admitted")
     assert await proposals() == 0
     assert chain.proposal_count() == 0
 

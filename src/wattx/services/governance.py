@@ -39,7 +39,9 @@ from wattx.governance import (
     check_vote,
 )
 from wattx.services.chain import ChainAccounts
+from wattx.services.errors import NotAdmittedError
 from wattx.services.market import MarketService
+from wattx.services.principal import Principal
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
 from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult
@@ -76,6 +78,12 @@ class ProposalView:
             "voting_ends": chain_datetime(p.voting_ends).isoformat(),
             "executable_at": chain_datetime(p.executable_at).isoformat(),
         }
+
+
+def _admitted(principal: Principal) -> str:
+    if not principal.is_admitted:
+        raise NotAdmittedError("governance is for admitted participants")
+    return principal.user_id
 
 
 def chain_datetime(timestamp: int) -> datetime:
@@ -263,9 +271,10 @@ class GovernanceService:
     # -- writes -----------------------------------------------------------------
 
     async def propose(
-        self, user_id: str, name: str, value: int, rationale: str, *, source: str
+        self, principal: Principal, name: str, value: int, rationale: str, *, source: str
     ) -> ProposalView:
         """Propose ``value`` for the parameter ``name``, signed with the user's custodial key."""
+        user_id = _admitted(principal)
         check_proposal(await self.parameter(name), name, value)
         signer = await self._accounts.signer_of(user_id)
         chain = self._chain
@@ -301,8 +310,11 @@ class GovernanceService:
             )
         return await self.publish_update(proposal_id)
 
-    async def vote(self, user_id: str, proposal_id: int, support: bool, *, source: str) -> int:
+    async def vote(
+        self, principal: Principal, proposal_id: int, support: bool, *, source: str
+    ) -> int:
         """Cast the user's vote (custodial key); returns its weight in Wh."""
+        user_id = _admitted(principal)
         signer = await self._accounts.signer_of(user_id)
         chain = self._chain
 
@@ -330,8 +342,9 @@ class GovernanceService:
         await self.publish_update(proposal_id)
         return weight
 
-    async def execute(self, user_id: str, proposal_id: int, *, source: str) -> ProposalView:
+    async def execute(self, principal: Principal, proposal_id: int, *, source: str) -> ProposalView:
         """Execute a passed proposal whose timelock has elapsed (signed by the operator)."""
+        user_id = _admitted(principal)
         chain = self._chain
 
         def send() -> TxResult:

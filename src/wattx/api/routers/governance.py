@@ -97,7 +97,7 @@ async def create_proposal(
 ) -> ProposalOut:
     """Propose a new value for a governed parameter; voting opens at once."""
     view = await state.governance.propose(
-        principal.user_id, body.parameter, body.value, body.rationale, source=_source(request)
+        principal, body.parameter, body.value, body.rationale, source=_source(request)
     )
     return proposal_out(view)
 
@@ -113,7 +113,7 @@ async def vote(
     """Vote for or against, weighted by the caller's verified generation (custodial
     accounts; a self-custody account relays its own signed ``vote``)."""
     weight = await state.governance.vote(
-        principal.user_id, proposal_id, body.support, source=_source(request)
+        principal, proposal_id, body.support, source=_source(request)
     )
     view = await state.governance.proposal(proposal_id)
     return VoteOut(weight_wh=weight, support=body.support, proposal=proposal_out(view))
@@ -124,5 +124,5 @@ async def execute(
     proposal_id: ProposalId, request: Request, principal: CurrentPrincipal, state: State
 ) -> ProposalOut:
     """Execute a passed proposal once its timelock has elapsed."""
-    view = await state.governance.execute(principal.user_id, proposal_id, source=_source(request))
+    view = await state.governance.execute(principal, proposal_id, source=_source(request))
     return proposal_out(view)
