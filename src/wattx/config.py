@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     epoch_length_s: int = 900
     gate_closure_lead_s: int = 300
     clock_tick_s: float = 1.0
-    fee_bps: int = 25
     cross_zone: bool = True
     max_body_bytes: int = 64 * 1024
     rate_limit_window_s: int = 60

@@ -21,13 +21,17 @@ from .conftest import ManualClock
 
 def test_settings_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     toml = tmp_path / "wattx.toml"
-    toml.write_text("port = 9100\nepoch_length_s = 60\nfee_bps = 10\n")
+    toml.write_text("port = 9100\nepoch_length_s = 60\ngate_closure_lead_s = 10\n")
     yaml = tmp_path / "wattx.yaml"
     yaml.write_text("port: 9200\nredis_url: redis://user:pw@localhost:6379/0\n")
     monkeypatch.setenv(CONFIG_FILE_ENV, str(toml))
-    monkeypatch.setenv("WATTX_FEE_BPS", "30")
+    monkeypatch.setenv("WATTX_GATE_CLOSURE_LEAD_S", "30")
     from_toml = Settings()
-    assert (from_toml.port, from_toml.epoch_length_s, from_toml.fee_bps) == (9100, 60, 30)
+    assert (from_toml.port, from_toml.epoch_length_s, from_toml.gate_closure_lead_s) == (
+        9100,
+        60,
+        30,
+    )
     monkeypatch.setenv(CONFIG_FILE_ENV, str(yaml))
     from_yaml = Settings()
     assert from_yaml.port == 9200

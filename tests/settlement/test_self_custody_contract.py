@@ -133,3 +133,47 @@ def test_relay_refuses_what_is_not_the_callers_or_not_allowed(chain: ContractCha
     with pytest.raises(RelayRefusedError, match="not a signed Ethereum transaction"):
         chain.send_raw_transaction(b"\xf8\x01garbage", sender=user.address)
     assert chain.wallet_balance(user.address, Asset.CREDIT) == 10
+
+
+def test_the_relay_sends_a_self_custody_vote_and_nothing_else_of_governance(
+    chain: ContractChain,
+) -> None:
+    from eth_utils import keccak
+
+    from wattx.settlement.deploy import parameter_key
+    from wattx.settlement.port import MeterMint
+
+    from .helpers import ZONE
+
+    user = self_custody_user(chain)
+    if not chain.view("Registry", "zones", ZONE):
+        chain.add_zone(ZONE)
+    meter = keccak(text=f"voter-{user.address}")
+    chain.register_meter(meter, user.address, ZONE, 1_500)
+    chain.mint_readings([MeterMint(meter, 1, user.address, 1_500)])
+    chain.propose(chain_operator(chain), parameter_key("market_fee_bps"), 30)
+    proposal_id = chain.proposal_count()
+
+    vote = signed_call(chain, user, "Governance", "vote", proposal_id, True)
+    result = chain.send_raw_transaction(vote, sender=user.address)
+    (cast,) = [e for e in result.events if e.name == "VoteCast"]
+    assert cast.args["voter"] == user.address
+    assert cast.args["weight"] == 1_500
+    proposal = chain.proposal(proposal_id)
+    assert proposal is not None
+    assert proposal.votes_for == 1_500
+    assert chain.has_voted(proposal_id, user.address)
+
+    for function, args in (
+        ("propose", (parameter_key("market_fee_bps"), 35)),
+        ("execute", (proposal_id,)),
+    ):
+        raw = signed_call(chain, user, "Governance", function, *args, nonce=1)
+        with pytest.raises(RelayRefusedError, match="governance vote calls are relayed"):
+            chain.send_raw_transaction(raw, sender=user.address)
+    assert chain.proposal_count() == proposal_id
+
+
+def chain_operator(chain: ContractChain) -> Signer:
+    """The operator's signer (an active participant, so it may propose)."""
+    return chain._operator

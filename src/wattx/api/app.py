@@ -38,6 +38,7 @@ from wattx.api.routers import (
     auth,
     devices,
     events,
+    governance,
     health,
     ledger,
     markets,
@@ -69,6 +70,7 @@ from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.delivery import DeliveryService
 from wattx.services.epoch_clock import EpochClockTask
+from wattx.services.governance import GovernanceService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.market_metrics import MarketMetrics
@@ -87,6 +89,8 @@ from wattx.store.db import Database
 from wattx.web import install_web
 
 API_VERSION = "1.0.0"
+DEFAULT_FEE_BPS = 25
+"""The market fee before the chain's governed ``market_fee_bps`` is read at start-up."""
 
 
 def create_app(
@@ -124,6 +128,7 @@ def create_app(
             state.retirement,
             tick_s=settings.settlement_tick_s,
             delivery=state.delivery,
+            governance=state.governance.apply_executed,
         )
         if run_epoch_clock:
             chain_worker.start()
@@ -186,6 +191,7 @@ def create_app(
         nodes.router,
         audit.router,
         devices.router,
+        governance.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
@@ -268,7 +274,8 @@ async def _start_services(
         clock,
         MarketMetrics(registry),
         schedule=schedule,
-        fee_bps=settings.fee_bps,
+        # Until governance's first parameter set is loaded (GovernanceService.start).
+        fee_bps=DEFAULT_FEE_BPS,
         cross_zone=settings.cross_zone,
     )
     zone_service.on_change(market.reload_zones)
@@ -300,6 +307,25 @@ async def _start_services(
         ),
     )
     delivery = DeliveryService(db, the_bus, clock, schedule, grace_s=settings.delivery_grace_s)
+    settlement = SettlementService(
+        db,
+        chain_accounts,
+        the_bus,
+        clock,
+        schedule,
+        retry_s=settings.settlement_retry_s,
+        max_refusals=settings.settlement_max_refusals,
+        failures=Counter(
+            "wattx_settlements_failed_total",
+            "Epoch settlements that failed for good (see GET /api/v1/alerts)",
+            registry=registry,
+        ),
+        delivery=delivery,
+    )
+    governance = GovernanceService(
+        db, chain_accounts, the_bus, clock, market, settlement.index_events
+    )
+    await governance.start()
     return AppState(
         settings=settings,
         clock=clock,
@@ -315,21 +341,7 @@ async def _start_services(
         wallet=WalletService(db, chain_accounts),
         market=market,
         chain_accounts=chain_accounts,
-        settlement=SettlementService(
-            db,
-            chain_accounts,
-            the_bus,
-            clock,
-            schedule,
-            retry_s=settings.settlement_retry_s,
-            max_refusals=settings.settlement_max_refusals,
-            failures=Counter(
-                "wattx_settlements_failed_total",
-                "Epoch settlements that failed for good (see GET /api/v1/alerts)",
-                registry=registry,
-            ),
-            delivery=delivery,
-        ),
+        settlement=settlement,
         minting=MintingService(
             db,
             chain_accounts,
@@ -345,6 +357,7 @@ async def _start_services(
         node_links=links,
         audit=AuditService(db, clock),
         delivery=delivery,
+        governance=governance,
     )
 
 

@@ -189,6 +189,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N),
     ("GET", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N, _A),
     ("GET", f"{V1}/nodes/{{node_id}}/commands/{{command_id}}"): roles(_O, _N, _A),
+    # governance: everyone reads; participants propose and vote (weight: verified
+    # generation), the operator proposes too; anyone may have a passed proposal executed
+    ("GET", f"{V1}/governance/parameters"): ANY_ROLE,
+    ("GET", f"{V1}/governance/proposals"): ANY_ROLE,
+    ("GET", f"{V1}/governance/proposals/{{proposal_id}}"): ANY_ROLE,
+    ("POST", f"{V1}/governance/proposals"): roles(_P, _C, _N, _O),
+    ("POST", f"{V1}/governance/proposals/{{proposal_id}}/votes"): roles(_P, _C, _N),
+    ("POST", f"{V1}/governance/proposals/{{proposal_id}}/execute"): roles(_P, _C, _N, _O),
     # the audit log
     ("GET", f"{V1}/audit"): OVERSIGHT,
     ("GET", f"{V1}/audit/verify"): OVERSIGHT,

@@ -17,6 +17,7 @@ from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.delivery import DeliveryService
+from wattx.services.governance import GovernanceService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.metering import MeteringService
@@ -55,6 +56,7 @@ class AppState:
     node_links: NodeLinkHub
     audit: AuditService
     delivery: DeliveryService
+    governance: GovernanceService
 
 
 def state_of(request: Request) -> AppState:

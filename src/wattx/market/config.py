@@ -23,6 +23,9 @@ class MarketConfig:
     zones: Mapping[str, Zone]
     schedule: EpochSchedule = field(default_factory=EpochSchedule)
     fee_bps: int = 25
+    fee_changes: Mapping[int, int] = field(default_factory=dict)
+    """Epoch id → the fee from that epoch on (governance's executed values); before the
+    first change, ``fee_bps``."""
     rates: ZoneRateTable = field(default_factory=ZoneRateTable)
     mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
     cross_zone: bool = True
@@ -36,8 +39,19 @@ class MarketConfig:
         unknown = set(self.mechanisms) - set(self.zones)
         if unknown:
             raise ValidationError("mechanism given for unknown zones", zones=sorted(unknown))
-        if not 0 <= self.fee_bps < BPS_PER_UNIT:
-            raise ValidationError("fee must be in [0, 10000) bps", fee_bps=self.fee_bps)
+        for fee in (self.fee_bps, *self.fee_changes.values()):
+            if not 0 <= fee < BPS_PER_UNIT:
+                raise ValidationError("fee must be in [0, 10000) bps", fee_bps=fee)
+
+    def fee_for(self, epoch_id: int) -> int:
+        """The fee, in basis points, of trades delivered in ``epoch_id``."""
+        return fee_at(self.fee_bps, self.fee_changes, epoch_id)
 
     def mechanism(self, zone: str) -> Mechanism:
         return self.mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+
+def fee_at(default_bps: int, changes: Mapping[int, int], epoch_id: int) -> int:
+    """The fee of ``epoch_id``: that of the latest change from an epoch at or before it."""
+    starts = [start for start in changes if start <= epoch_id]
+    return changes[max(starts)] if starts else default_bps

@@ -428,7 +428,7 @@ class MarketEngine:
             delivered_wh=delivered,
             price=price,
             rate=rate,
-            fee_bps=self._config.fee_bps,
+            fee_bps=self._config.fee_for(buy.epoch_id),
             executed_at=now,
         )
 

@@ -24,7 +24,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,7 @@ from wattx.market import (
     reference_factors,
     reference_price,
 )
+from wattx.market.config import fee_at
 from wattx.market.errors import (
     DuplicateClientOrderIdError,
     GateClosedError,
@@ -205,7 +206,12 @@ class MarketService:
         self._clock = clock
         self._metrics = metrics
         self.schedule = schedule
-        self.fee_bps = fee_bps
+        self._fee_bps = fee_bps
+        # Governance's executed fees: epoch id → fee from that epoch on.
+        self._fee_changes: dict[int, int] = {}
+        # First epochs of every parameter set applied in this process: a later set
+        # starts after them, so two sets never claim the same epoch.
+        self._parameter_starts: set[int] = set()
         self._cross_zone = cross_zone
         # The defaults; the operator's overrides are laid over them on every rebuild.
         self._base_rates = rates or ZoneRateTable()
@@ -248,6 +254,53 @@ class MarketService:
     @property
     def engine(self) -> MarketEngine | None:
         return self._engine
+
+    # governed parameters -----------------------------------------------------
+
+    def fee_for(self, epoch_id: int) -> int:
+        """The market fee (bps) of trades delivered in ``epoch_id``."""
+        return fee_at(self._fee_bps, self._fee_changes, epoch_id)
+
+    @property
+    def fee_bps(self) -> int:
+        """The fee of the first epoch open for orders now."""
+        return self.fee_for(self.schedule.first_open_epoch(self._clock.now()))
+
+    async def load_fee_changes(self, changes: dict[int, int], starts: set[int]) -> None:
+        """Take the recorded fee changes (epoch id → fee) into the engine; ``starts`` are
+        the first epochs of every recorded parameter set."""
+        async with self._lock:
+            self._fee_changes = dict(changes)
+            self._parameter_starts = set(starts) | set(changes)
+            await self._rebuild_from_database()
+
+    async def apply_from_next_epoch(
+        self,
+        fee_bps: int | None,
+        record: Callable[[AsyncSession, int], Awaitable[None]],
+    ) -> int:
+        """Make ``fee_bps`` the fee from the next epoch that holds no order and no trade
+        yet, and return that epoch (``None``: the fee stays). Never mid-epoch, and never
+        under an order escrowed for the old fee. ``record`` writes the change (given that
+        epoch) in the same transaction; the engine takes it only once that has committed."""
+        async with self._lock:
+            engine = await self._current_engine()
+            now = self._clock.now()
+            busy = [order.epoch_id for order in engine.open_orders()] if engine else []
+            async with self._db.write() as session:
+                last_traded = await trade_repo.max_trade_epoch(session)
+                start = max(
+                    [self.schedule.first_open_epoch(now), *(e + 1 for e in busy)]
+                    + ([last_traded + 1] if last_traded is not None else [])
+                    + [e + 1 for e in self._fee_changes]
+                    + [e + 1 for e in self._parameter_starts]
+                )
+                await record(session, start)
+            self._parameter_starts.add(start)
+            if fee_bps is not None:
+                self._fee_changes[start] = fee_bps
+                await self._rebuild_from_database()
+            return start
 
     @property
     def zones(self) -> dict[str, Zone]:
@@ -358,7 +411,9 @@ class MarketService:
                             "quantity must be a positive number of Wh", qty_wh=new_qty
                         )
                     asset = Asset(row.escrow_asset)
-                    escrow = escrow_required(Side(row.side), new_qty, new_price, self.fee_bps)
+                    escrow = escrow_required(
+                        Side(row.side), new_qty, new_price, self.fee_for(row.epoch_id)
+                    )
                     # Released first so the replacement can reuse it; a refusal
                     # below rolls both movements back.
                     await release_escrow(
@@ -765,7 +820,9 @@ class MarketService:
         # so a caller learns of a price out of bounds whatever their balance.
         engine.check(order, now)
         asset = escrow_asset(order.side)
-        escrow = escrow_required(order.side, order.qty_wh, order.limit_price, self.fee_bps)
+        escrow = escrow_required(
+            order.side, order.qty_wh, order.limit_price, self.fee_for(order.epoch_id)
+        )
         locks = self._db.locks_rows
         await lock_escrow(session, order.owner, asset, escrow, lock=locks)
         try:
@@ -909,7 +966,8 @@ class MarketService:
         config = MarketConfig(
             zones=self._zones,
             schedule=self.schedule,
-            fee_bps=self.fee_bps,
+            fee_bps=self._fee_bps,
+            fee_changes=dict(self._fee_changes),
             rates=self.rates,
             mechanisms=self._mechanisms,
             cross_zone=self._cross_zone,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -591,8 +591,11 @@ class ChainWorkerTask(PeriodicTask):
         *,
         tick_s: float,
         delivery: DeliveryService | None = None,
+        governance: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        """``governance`` applies indexed ``ProposalExecuted`` events (from the next epoch)."""
         super().__init__(tick_s=tick_s)
+        self._governance = governance
         self._settlement = settlement
         self._delivery = delivery
         self._minting = minting
@@ -611,6 +614,7 @@ class ChainWorkerTask(PeriodicTask):
             self._minting.mint_due,
             self._settlement.settle_due,
             self._settlement.index_events,
+            *([self._governance] if self._governance else []),
             self._retirement.recover_stale,
         ):
             try:

@@ -29,7 +29,9 @@ from wattx.settlement.port import (
     Asset,
     Balances,
     ChainEvent,
+    GovernanceRules,
     MeterMint,
+    OnChainProposal,
     ParticipantRole,
     RelayRefusedError,
     Signer,
@@ -49,6 +51,7 @@ _RELAYABLE = {
     ("Marketplace", "deposit_energy(uint256)"),
     ("Marketplace", "deposit_credit(uint256)"),
     ("Marketplace", "withdraw_with_permit(address,uint256,uint256,uint256,uint8,bytes32,bytes32)"),
+    ("Governance", "vote(uint256,bool)"),
 }
 _RELAY_SELECTORS = {
     (contract, function_signature_to_4byte_selector(signature)): signature
@@ -219,7 +222,8 @@ class ContractChain:
         """Relay a transaction signed by ``sender`` (the participant's own key).
 
         Only calls of the allow-list pass: ``approve`` of the Marketplace on a token,
-        a Marketplace deposit, ``withdraw_with_permit``; no ether, this chain's id.
+        a Marketplace deposit, ``withdraw_with_permit``, a Governance ``vote``; no
+        ether, this chain's id.
         A node receives the raw bytes as they are (its nonce rules apply); the
         embedded EVM has no mempool, so the call runs there as from ``sender`` and
         the signed nonce and gas are not used (the caller refuses replays).
@@ -256,7 +260,8 @@ class ContractChain:
         signature = _RELAY_SELECTORS.get((contract or "", tx.data[:4]))
         if contract is None or signature is None:
             raise RelayRefusedError(
-                "only approve, deposit and withdraw_with_permit calls are relayed", to=tx.to
+                "only approve, deposit, withdraw_with_permit and governance vote calls are relayed",
+                to=tx.to,
             )
         if signature.startswith("approve("):
             (spender, _amount) = decode(["address", "uint256"], tx.data[4:])
@@ -339,6 +344,63 @@ class ContractChain:
 
     def verify_trade_proof(self, epoch_id: int, leaf: bytes, proof: Sequence[bytes]) -> bool:
         return bool(self.view("Marketplace", "verify_trade_proof", epoch_id, leaf, list(proof)))
+
+    # -- governance ---------------------------------------------------------
+
+    def governance_rules(self) -> GovernanceRules:
+        """The Governance contract's voting period, timelock and quorum."""
+        return GovernanceRules(
+            voting_period_s=int(self.view("Governance", "voting_period")),
+            timelock_s=int(self.view("Governance", "timelock")),
+            quorum_wh=int(self.view("Governance", "quorum_wh")),
+        )
+
+    def governed_parameter(self, key: bytes) -> tuple[bool, int, int]:
+        """Whether the parameter ``key`` (keccak256 of its name) is defined, its value and
+        the most a proposal may set."""
+        return (
+            bool(self.view("Governance", "parameter_defined", key)),
+            int(self.view("Governance", "parameters", key)),
+            int(self.view("Governance", "parameter_max", key)),
+        )
+
+    def proposal_count(self) -> int:
+        return int(self.view("Governance", "proposal_count"))
+
+    def proposal(self, proposal_id: int) -> OnChainProposal | None:
+        """The proposal as the contract stores it, or ``None`` for an unknown id."""
+        fields = self.view("Governance", "proposals", proposal_id)
+        proposer, parameter, new_value, voting_ends, executable_at, for_, against, done = fields
+        if int(proposer, 16) == 0:
+            return None
+        return OnChainProposal(
+            proposal_id=proposal_id,
+            proposer=to_checksum_address(proposer),
+            parameter_key=bytes(parameter),
+            new_value=int(new_value),
+            voting_ends=int(voting_ends),
+            executable_at=int(executable_at),
+            votes_for=int(for_),
+            votes_against=int(against),
+            executed=bool(done),
+        )
+
+    def has_voted(self, proposal_id: int, address: str) -> bool:
+        return bool(self.view("Governance", "has_voted", proposal_id, address))
+
+    def generated_wh(self, address: str) -> int:
+        """Lifetime verified generation of ``address`` (the MeterOracle's), its voting weight."""
+        return int(self.view("MeterOracle", "generated_wh", address))
+
+    def propose(self, signer: Signer, parameter_key: bytes, new_value: int) -> TxResult:
+        return self.transact("Governance", "propose", parameter_key, new_value, signer=signer)
+
+    def vote(self, signer: Signer, proposal_id: int, support: bool) -> TxResult:
+        return self.transact("Governance", "vote", proposal_id, support, signer=signer)
+
+    def execute_proposal(self, proposal_id: int) -> TxResult:
+        """Execute a passed proposal (anyone may; the operator pays)."""
+        return self.transact("Governance", "execute", proposal_id)
 
     def events_since(self, from_block: int) -> list[ChainEvent]:
         logs = self._transport.logs(from_block, list(self._deployment.contracts.values()))

@@ -109,6 +109,9 @@ _REVERT_RULES: tuple[tuple[str, type[ContractRevertError]], ...] = (
     ("timelock not elapsed", GovernanceRuleError),
     ("proposal already executed", GovernanceRuleError),
     ("no voting weight", GovernanceRuleError),
+    ("unknown parameter", GovernanceRuleError),
+    ("unknown proposal", GovernanceRuleError),
+    ("value above the parameter's maximum", GovernanceRuleError),
 )
 
 

@@ -79,6 +79,31 @@ class MeterMint:
 
 
 @dataclass(frozen=True, slots=True)
+class GovernanceRules:
+    """How the Governance contract decides: seconds of voting and of timelock, and the
+    quorum in Wh of verified generation."""
+
+    voting_period_s: int
+    timelock_s: int
+    quorum_wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainProposal:
+    """A Governance proposal as the contract stores it (times are block timestamps)."""
+
+    proposal_id: int
+    proposer: str
+    parameter_key: bytes
+    new_value: int
+    voting_ends: int
+    executable_at: int
+    votes_for: int
+    votes_against: int
+    executed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ChainEvent:
     """One decoded contract event, for the indexer."""
 
@@ -156,8 +181,8 @@ class ChainPort(Protocol):
     def withdraw(self, signer: Signer, asset: Asset, amount: int) -> TxResult: ...
 
     def send_raw_transaction(self, raw: bytes, *, sender: str) -> TxResult:
-        """Relay a transaction ``sender`` signed: only ``approve`` on a token or a
-        Marketplace deposit or withdrawal (see
+        """Relay a transaction ``sender`` signed: only ``approve`` on a token, a
+        Marketplace deposit or withdrawal, or a Governance vote (see
         :meth:`wattx.settlement.contract_chain.ContractChain.send_raw_transaction`)."""
         ...
 
@@ -190,6 +215,24 @@ class ChainPort(Protocol):
     def epoch_root(self, epoch_id: int) -> bytes: ...
 
     def verify_trade_proof(self, epoch_id: int, leaf: bytes, proof: Sequence[bytes]) -> bool: ...
+
+    def governance_rules(self) -> GovernanceRules: ...
+
+    def governed_parameter(self, key: bytes) -> tuple[bool, int, int]: ...
+
+    def proposal_count(self) -> int: ...
+
+    def proposal(self, proposal_id: int) -> OnChainProposal | None: ...
+
+    def has_voted(self, proposal_id: int, address: str) -> bool: ...
+
+    def generated_wh(self, address: str) -> int: ...
+
+    def propose(self, signer: Signer, parameter_key: bytes, new_value: int) -> TxResult: ...
+
+    def vote(self, signer: Signer, proposal_id: int, support: bool) -> TxResult: ...
+
+    def execute_proposal(self, proposal_id: int) -> TxResult: ...
 
     def events_since(self, from_block: int) -> list[ChainEvent]: ...
 

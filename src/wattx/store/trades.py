@@ -38,6 +38,12 @@ async def max_trade_seq(session: AsyncSession) -> int:
     return int((await session.scalar(select(func.max(TradeRow.seq)))) or 0)
 
 
+async def max_trade_epoch(session: AsyncSession) -> int | None:
+    """The latest epoch any trade was made for, or ``None`` before the first trade."""
+    found = await session.scalar(select(func.max(TradeRow.epoch_id)))
+    return int(found) if found is not None else None
+
+
 async def list_trades(
     session: AsyncSession,
     *,

@@ -21,12 +21,14 @@ from wattx.api.schemas.settlement import (
     ContractOut,
     ContractsOut,
     LedgerOverviewOut,
+    ParameterSetOut,
     PriceHistoryOut,
     PricePointOut,
     PublicMintOut,
     PublicMintsOut,
     SettlementsOut,
 )
+from wattx.governance import set_for_epoch
 from wattx.services.ledger_public import ChainEventView
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], route_class=StrictJsonRoute)
@@ -136,7 +138,26 @@ async def epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> Settlem
     """Settlement batches, newest first: root, transaction, volume, value, fees, status."""
     items = await state.public_ledger.epochs(limit=limit + 1, offset=offset)
     items, the_page = page_of(items, limit, offset)
-    return SettlementsOut(items=[settlement_out(r) for r in items], page=the_page)
+    sets = {s.from_epoch: s for s in await state.governance.parameter_sets()}
+    out = []
+    for row in items:
+        start = set_for_epoch(list(sets), row.epoch_id)
+        found = sets[start] if start is not None else None
+        out.append(
+            settlement_out(row).model_copy(
+                update={
+                    "parameter_set": ParameterSetOut(
+                        hash=found.parameters.hash,
+                        from_epoch=found.from_epoch,
+                        proposal_id=found.proposal_id,
+                        values=dict(found.parameters.values),
+                    )
+                    if found
+                    else None
+                }
+            )
+        )
+    return SettlementsOut(items=out, page=the_page)
 
 
 @router.get("/price-history")

@@ -146,9 +146,13 @@ async def relay_transaction(
     body: RawTransaction, principal: CurrentPrincipal, state: State
 ) -> RelayOut:
     """Relay a transaction the caller signed with their self-custody key: ``approve`` of the
-    Marketplace, a Marketplace deposit, or ``withdraw_with_permit``. Deposits it makes are
-    added to the off-chain free balance at once."""
+    Marketplace, a Marketplace deposit, ``withdraw_with_permit``, or a Governance ``vote``
+    (published as ``proposal.updated``). Deposits it makes are added to the off-chain free
+    balance at once."""
     relayed = await state.wallet.custody.relay(principal.user_id, bytes.fromhex(body.raw[2:]))
+    for event in relayed.result.events:
+        if event.name == "VoteCast":
+            await state.governance.publish_update(int(event.args["proposal_id"]))
     view = await state.wallet.wallet(principal.user_id, with_chain=True)
     return RelayOut(
         tx_hash=relayed.result.tx_hash,

@@ -10,6 +10,15 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from wattx.api.schemas.common import Page, StrictModel
 
 
+class ParameterSetOut(BaseModel):
+    """The governed parameters an epoch ran under."""
+
+    hash: str = Field(description="sha256 (hex) of the canonical JSON of `values`")
+    from_epoch: int = Field(description="the first epoch of this set")
+    proposal_id: int | None = Field(description="the executed proposal; null: as deployed")
+    values: dict[str, int]
+
+
 class SettlementOut(BaseModel):
     epoch_id: int
     status: str = Field(description="pending, confirmed or failed")
@@ -28,6 +37,9 @@ class SettlementOut(BaseModel):
     )
     created_at: datetime
     confirmed_at: datetime | None
+    parameter_set: ParameterSetOut | None = Field(
+        default=None, description="the governed parameters the epoch ran under (ledger)"
+    )
 
 
 class TradeProofOut(BaseModel):

@@ -2,9 +2,10 @@
 # pragma evm-version cancun
 """
 @title NetworkIncentives
-@notice Rewards for edge nodes. An operator registers nodes and reports their
-        activity per period (uptime in basis points, kWh routed). The reward
-        for a report is
+@notice Rewards for edge nodes. An operator registers nodes and reports every
+        node's activity for a period in one batch (uptime in basis points, Wh
+        routed); periods strictly increase, so no period is reported twice.
+        The reward of one node's report is
 
             base * uptime_bps / 10_000 + routed_wh * rate_per_kwh / 1_000
 
@@ -27,10 +28,16 @@ interface IParameters:
 struct Node:
     owner: address
     status: uint8
-    last_period: uint64
-    has_report: bool
     pending: uint256
-    earned: uint256
+
+
+struct Report:
+    node_id: bytes32
+    uptime_bps: uint16
+    routed_wh: uint64
+
+
+MAX_REPORTS: constant(uint256) = 2_000
 
 
 BASE_KEY: constant(bytes32) = keccak256("incentive_base_per_period")
@@ -42,6 +49,7 @@ reward_token: public(immutable(IERC20))
 
 nodes: public(HashMap[bytes32, Node])
 pool: public(uint256)
+last_period: public(uint64)
 
 
 event NodeRegistered:
@@ -97,9 +105,7 @@ def register_node(node_id: bytes32, owner: address):
     assert node_id != empty(bytes32), "node id is empty"
     assert self.nodes[node_id].owner == empty(address), "node already registered"
     assert staticcall registry.is_active(owner), "owner is not an active participant"
-    self.nodes[node_id] = Node(
-        owner=owner, status=roles.STATUS_ACTIVE, last_period=0, has_report=False, pending=0, earned=0
-    )
+    self.nodes[node_id] = Node(owner=owner, status=roles.STATUS_ACTIVE, pending=0)
     log NodeRegistered(node_id=node_id, owner=owner)
 
 
@@ -112,24 +118,27 @@ def fund(amount: uint256):
 
 
 @external
-def report_activity(node_id: bytes32, period: uint64, uptime_bps: uint16, routed_wh: uint64) -> uint256:
+def report_period(period: uint64, reports: DynArray[Report, MAX_REPORTS]) -> uint256:
+    """
+    @notice Every node's activity in `period`, in one transaction; returns the rewards
+            paid out of the pool. Refused whole if one report is refused.
+    """
     self._only_operator()
-    node: Node = self.nodes[node_id]
-    assert node.owner != empty(address), "unknown node"
-    assert node.status == roles.STATUS_ACTIVE, "node is not active"
-    assert not node.has_report or period > node.last_period, "period not increasing"
-    assert uptime_bps <= 10_000, "uptime above 100 percent"
+    assert period > self.last_period, "period already reported"
     base: uint256 = staticcall governance.parameters(BASE_KEY)
     rate: uint256 = staticcall governance.parameters(RATE_KEY)
-    reward: uint256 = base * convert(uptime_bps, uint256) // 10_000 + convert(routed_wh, uint256) * rate // 1_000
-    assert reward <= self.pool, "reward pool exhausted"
-    self.pool -= reward
-    self.nodes[node_id].pending = node.pending + reward
-    self.nodes[node_id].earned = node.earned + reward
-    self.nodes[node_id].last_period = period
-    self.nodes[node_id].has_report = True
-    log ActivityReported(node_id=node_id, period=period, uptime_bps=uptime_bps, routed_wh=routed_wh, reward=reward)
-    return reward
+    total: uint256 = 0
+    for r: Report in reports:
+        assert self.nodes[r.node_id].status == roles.STATUS_ACTIVE, "node is not active"
+        assert r.uptime_bps <= 10_000, "uptime above 100 percent"
+        reward: uint256 = base * convert(r.uptime_bps, uint256) // 10_000 + convert(r.routed_wh, uint256) * rate // 1_000
+        total += reward
+        self.nodes[r.node_id].pending += reward
+        log ActivityReported(node_id=r.node_id, period=period, uptime_bps=r.uptime_bps, routed_wh=r.routed_wh, reward=reward)
+    assert total <= self.pool, "reward pool exhausted"
+    self.pool -= total
+    self.last_period = period
+    return total
 
 
 @external

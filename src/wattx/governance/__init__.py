@@ -1,0 +1,52 @@
+"""Community governance: the rules of a proposal's life (pure, no I/O).
+
+The Governance contract is the authority; this package restates its rules so
+the service can refuse a doomed call with a stable code before paying for a
+transaction, and can tell a reader where a proposal stands.
+"""
+
+from wattx.governance.errors import (
+    AlreadyVotedError,
+    NoVotingWeightError,
+    ParameterOutOfLimitsError,
+    ProposalAlreadyExecutedError,
+    ProposalNotFoundError,
+    ProposalRejectedError,
+    QuorumNotReachedError,
+    TimelockNotElapsedError,
+    UnknownParameterError,
+    VotingClosedError,
+    VotingStillOpenError,
+)
+from wattx.governance.parameters import ParameterSet, set_for_epoch, unit_of
+from wattx.governance.proposals import (
+    GovernedValue,
+    Proposal,
+    ProposalStatus,
+    check_executable,
+    check_proposal,
+    check_vote,
+)
+
+__all__ = [
+    "AlreadyVotedError",
+    "GovernedValue",
+    "NoVotingWeightError",
+    "ParameterOutOfLimitsError",
+    "ParameterSet",
+    "Proposal",
+    "ProposalAlreadyExecutedError",
+    "ProposalNotFoundError",
+    "ProposalRejectedError",
+    "ProposalStatus",
+    "QuorumNotReachedError",
+    "TimelockNotElapsedError",
+    "UnknownParameterError",
+    "VotingClosedError",
+    "VotingStillOpenError",
+    "check_executable",
+    "check_proposal",
+    "check_vote",
+    "set_for_epoch",
+    "unit_of",
+]

@@ -1,0 +1,51 @@
+"""Governed parameters: their units, and the set of values an epoch runs under
+(docs/settlement.md, "Governance in the service")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_UNITS: tuple[tuple[str, str], ...] = (
+    ("market_fee_bps", "basis points"),
+    ("wheeling_", "micro-units per kWh"),
+    ("loss_", "parts per million"),
+    ("refprice_", "basis points"),
+    ("incentive_base_per_period", "credit micro-units per period"),
+    ("incentive_rate_per_kwh", "credit micro-units per kWh"),
+)
+
+
+def unit_of(name: str) -> str:
+    """The unit of a governed parameter's value, by its name; ``""`` when unknown."""
+    for prefix, unit in _UNITS:
+        if name.startswith(prefix):
+            return unit
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSet:
+    """The values of every governed parameter an epoch runs under."""
+
+    values: Mapping[str, int]
+
+    def canonical(self) -> str:
+        """The values as JSON: names sorted, no spaces, integers (what the hash covers)."""
+        return json.dumps(dict(sorted(self.values.items())), separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        """sha256 of :meth:`canonical` (utf-8), lowercase hex."""
+        return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
+
+    def changed(self, name: str, value: int) -> ParameterSet:
+        return ParameterSet({**self.values, name: value})
+
+
+def set_for_epoch(starts: Sequence[int], epoch_id: int) -> int | None:
+    """Of the sets' first epochs ``starts``, the one in force at ``epoch_id``."""
+    earlier = [start for start in starts if start <= epoch_id]
+    return max(earlier) if earlier else None
