@@ -28,6 +28,7 @@ class NodeConfig:
     heartbeat_interval_s: float = 30.0
     buffer_max_batches: int = 100_000
     dedup_days: int = 7
+    control_cycle_s: float = 1.0
 
     @property
     def link_url(self) -> str:

@@ -15,7 +15,7 @@ import logging
 import os
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from wattx.nodes import challenge
-from wattx.nodes.commands import CommandType
+from wattx.nodes.commands import LEASED_DEVICE_COMMANDS, CommandType
 from wattx.nodes.daemon.bridge import DeviceBridge
 from wattx.nodes.daemon.config import (
     KEY_NAME,
@@ -33,7 +33,7 @@ from wattx.nodes.daemon.config import (
     read_key,
     write_key,
 )
-from wattx.nodes.daemon.store import NodeStore, StoredCommand
+from wattx.nodes.daemon.store import Lease, NodeStore, StoredCommand
 from wattx.nodes.frames import CloseCode, FrameError, decode_service_frame, encode
 
 _log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ _log = logging.getLogger(__name__)
 SOFTWARE_VERSION = "wattx-node/0.1.0"
 BATCHES_PER_FRAME = 20
 RESULT_TIMEOUT_S = 60.0
+RELEASE_TTL_S = 300.0
+"""How long the node keeps asking a device to return to its local policy."""
 
 
 class NodeStoppedError(Exception):
@@ -74,6 +76,7 @@ class NodeDaemon:
         self._rotation: asyncio.Future[dict[str, Any]] | None = None
         self._buffered = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._releases: set[asyncio.Task[None]] = set()
         self.linked = asyncio.Event()
         self.links_opened = 0
         self.bridge: DeviceBridge | None = None
@@ -98,6 +101,10 @@ class NodeDaemon:
         background: list[asyncio.Task[None]] = []
         if self.bridge is not None:
             background.append(asyncio.create_task(self.bridge.run()))
+        # What held a device before a restart holds it no longer: the link was lost.
+        for lease in self.store.leases():
+            self._release(lease, "node_restart")
+        background.append(asyncio.create_task(self._control_loop()))
         for stored in self.store.unfinished_commands():
             self._spawn(stored.body)
         backoff = self._backoff_initial_s
@@ -128,9 +135,10 @@ class NodeDaemon:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, self._backoff_max_s)
         finally:
-            for task in [*background, *self._running.values()]:
+            tasks = [*background, *self._running.values(), *self._releases]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*background, *self._running.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.store.close()
 
     # ------------------------------------------------------------------ the link
@@ -158,6 +166,7 @@ class NodeDaemon:
             self.store.forget_old_commands()
             for stored in self.store.unreported_commands():
                 await self._report(stored.id)
+            await self._send_lease_reports()
             tasks = [
                 asyncio.create_task(self._receive(ws)),
                 asyncio.create_task(self._heartbeats()),
@@ -246,6 +255,68 @@ class NodeDaemon:
             with contextlib.suppress(ConnectionError, ConnectionClosed):
                 await self._send(encode("event", name=name, data=data))
 
+    # ------------------------------------------------------------------ leases
+
+    async def _control_loop(self) -> None:
+        """Every control cycle: a lease that lapsed, or any lease while the link is down,
+        returns its device to its local policy."""
+        while True:
+            now = datetime.now(UTC)
+            for lease in self.store.leases():
+                if self._ws is None:
+                    self._release(lease, "link_lost")
+                elif now >= lease.expires_at:
+                    self._release(lease, "lease_lapsed")
+            await asyncio.sleep(self.config.control_cycle_s)
+
+    def _release(self, lease: Lease, reason: str) -> None:
+        """End ``lease`` (reported over the link, now or at the next link) and tell its
+        device to return to its local policy."""
+        at = datetime.now(UTC)
+        report = {
+            "zone": lease.zone,
+            "device_id": lease.device_id,
+            "command_id": lease.command_id,
+            "reason": reason,
+            "at": at.isoformat(),
+        }
+        if not self.store.end_lease(lease, report):
+            return
+        _log.info("lease of %s/%s ended (%s)", lease.zone, lease.device_id, reason)
+        if self.bridge is not None:
+            envelope = {
+                "id": f"{lease.command_id}-release",
+                "type": "release",
+                "payload": {"command_id": lease.command_id, "reason": reason},
+                "issued_at": at.isoformat(),
+                "expires_at": (at + timedelta(seconds=RELEASE_TTL_S)).isoformat(),
+            }
+            task = asyncio.create_task(self._tell_device(lease, envelope))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+        reporting = asyncio.create_task(self._send_lease_reports())
+        self._releases.add(reporting)
+        reporting.add_done_callback(self._releases.discard)
+
+    async def _tell_device(self, lease: Lease, envelope: dict[str, Any]) -> None:
+        assert self.bridge is not None
+        expires_at = datetime.fromisoformat(envelope["expires_at"])
+        ack = await self.bridge.command(
+            lease.zone, lease.device_id, envelope, expires_at=expires_at
+        )
+        if ack is None:
+            _log.warning("device %s/%s did not confirm its release", lease.zone, lease.device_id)
+
+    async def _send_lease_reports(self) -> None:
+        for seq, report in self.store.lease_reports():
+            if self._ws is None:
+                return
+            try:
+                await self._send(encode("event", name="lease.released", data=report))
+            except (ConnectionError, ConnectionClosed):
+                return
+            self.store.drop_lease_report(seq)
+
     # ------------------------------------------------------------------ commands
 
     async def _on_command(self, command: dict[str, Any]) -> None:
@@ -322,11 +393,24 @@ class NodeDaemon:
             if ack is None:
                 return "rejected", "the device did not acknowledge before expiry", None
             status = "applied" if ack.get("status") == "applied" else "rejected"
+            self._hold(command, payload, applied=status == "applied")
             detail = ack.get("detail")
             return status, detail if isinstance(detail, str) else None, {"device_ack": ack}
         if kind == CommandType.ROTATE_KEY:
             return await self._rotate_key()
         return "rejected", f"unknown command type {kind!r}", None
+
+    def _hold(self, command: dict[str, Any], payload: dict[str, Any], *, applied: bool) -> None:
+        """An applied actuation holds its device for its lease; a stop ends the lease."""
+        if not applied:
+            return
+        zone, device_id = str(payload["zone"]), str(payload["device_id"])
+        lease_s = payload.get("lease_s")
+        if payload["type"] in LEASED_DEVICE_COMMANDS and isinstance(lease_s, int):
+            expires_at = datetime.now(UTC) + timedelta(seconds=lease_s)
+            self.store.hold_lease(Lease(zone, device_id, str(command["id"]), expires_at))
+        elif payload["type"] == "transfer.stop":
+            self.store.clear_lease(zone, device_id)
 
     def _diagnostic(self, name: str) -> dict[str, Any]:
         if name == "ping":
