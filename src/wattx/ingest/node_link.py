@@ -277,7 +277,7 @@ class _Link:
         if isinstance(frame, HeartbeatFrame):
             await self._nodes.record_heartbeat(grant, frame)
         elif isinstance(frame, AckFrame):
-            await self._nodes.acknowledge(grant, frame)
+            await self._nodes.acknowledge(grant, frame, source=self._source)
         elif isinstance(frame, ReadingsFrame):
             outcomes = await self._nodes.relay_readings(grant, frame.batches)
             await self._send(encode("readings_result", id=frame.id, outcomes=_outcomes(outcomes)))

@@ -19,6 +19,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from wattx.nodes.desired import check_apply_payload
 from wattx.nodes.errors import CommandStateError, InvalidCommandError
 
 MAX_PAYLOAD_KEYS = 64
@@ -95,6 +96,8 @@ class CommandType(StrEnum):
     """One of the allow-listed read-only diagnostics."""
     ROTATE_KEY = "rotate_key"
     """Generate a new key and register it over the link."""
+    CONFIG = "config.apply"
+    """Apply a version of the node's desired configuration (``wattx.nodes.desired``)."""
 
 
 DEVICE_COMMAND_TYPES = frozenset({"lock", "unlock", "transfer.start", "transfer.stop", "schedule"})
@@ -158,6 +161,8 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
         _require_keys(payload, {"name"}, set())
         if not isinstance(payload["name"], str) or payload["name"] not in DIAGNOSTICS:
             raise InvalidCommandError("unknown diagnostic", allowed=sorted(DIAGNOSTICS))
+    elif kind is CommandType.CONFIG:
+        check_apply_payload(payload)
     else:
         _require_keys(payload, set(), set())
     return kind

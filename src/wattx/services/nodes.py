@@ -37,6 +37,7 @@ from wattx.nodes.commands import (
     retry_delay_s,
     with_lease,
 )
+from wattx.nodes.desired import check_config
 from wattx.nodes.errors import (
     CommandNotFoundError,
     InvalidCommandError,
@@ -398,6 +399,7 @@ class NodeService:
         source: str,
     ) -> NodeCommandRow:
         """Queue a durable command for a node; it is delivered when the node is linked."""
+        _not_config(type_)
         rows = await self._issue(
             principal, [node_id], type_, payload, not_before, ttl_s, source, job_id=None
         )
@@ -421,6 +423,7 @@ class NodeService:
                 f"a job names 1 to {MAX_JOB_NODES} distinct nodes", nodes=len(node_ids)
             )
         job_id = new_id()
+        _not_config(type_)
         rows = await self._issue(
             principal, node_ids, type_, payload, not_before, ttl_s, source, job_id=job_id
         )
@@ -513,6 +516,71 @@ class NodeService:
             await self._audit(session, Caller.of(principal, source), action, target, after=after)
         for row in rows:
             await self._control(row.node_id, {"kind": "command", "id": row.id})
+        return rows
+
+    async def set_config(
+        self, principal: Principal, node_id: str, config: dict[str, Any], *, source: str
+    ) -> NodeCommandRow:
+        """A new version of the node's desired config: checked, numbered one above the
+        last, audited with the version it replaces, and sent as a durable
+        ``config.apply`` command (kept for the longest command lifetime)."""
+        check_config(config)
+        now = self._clock.now()
+        async with self._db.write() as session:
+            node = await self._visible(session, principal, node_id, lock=True)
+            if node.status == REVOKED:
+                raise NodeRevokedError("a revoked node takes no config", node_id=node_id)
+            earlier = await self._config_commands(session, node_id)
+            version = 1 + max((json.loads(r.payload)["version"] for r in earlier), default=0)
+            row = NodeCommandRow(
+                id=new_id(),
+                node_id=node_id,
+                job_id=None,
+                type=CommandType.CONFIG.value,
+                payload=json.dumps({"version": version, "config": config}, sort_keys=True),
+                state=CommandState.QUEUED.value,
+                created_by=principal.user_id,
+                created_at=now,
+                not_before=now,
+                expires_at=now + timedelta(seconds=MAX_TTL_S),
+                retries=0,
+                next_attempt_at=now,
+                sent_at=None,
+                durable_at=None,
+                finished_at=None,
+                detail=None,
+                result=None,
+            )
+            session.add(row)
+            before = json.loads(earlier[0].payload) if earlier else None
+            await self._audit(
+                session,
+                Caller.of(principal, source),
+                "node.config.set",
+                f"node:{node_id}",
+                before=before,
+                after={"version": version, "config": config, "command_id": row.id},
+            )
+        await self._control(node_id, {"kind": "command", "id": row.id})
+        return row
+
+    async def config_history(self, principal: Principal, node_id: str) -> list[NodeCommandRow]:
+        """The node's config versions, newest first (each a ``config.apply`` command)."""
+        async with self._db.read() as session:
+            await self._visible(session, principal, node_id)
+            return await self._config_commands(session, node_id)
+
+    async def _config_commands(self, session: AsyncSession, node_id: str) -> list[NodeCommandRow]:
+        query = (
+            select(NodeCommandRow)
+            .where(
+                NodeCommandRow.node_id == node_id,
+                NodeCommandRow.type == CommandType.CONFIG.value,
+            )
+            .order_by(NodeCommandRow.created_at.desc(), NodeCommandRow.id.desc())
+        )
+        rows = list((await session.scalars(query)).all())
+        rows.sort(key=lambda r: json.loads(r.payload)["version"], reverse=True)
         return rows
 
     async def request_key_rotation(
@@ -764,7 +832,7 @@ class NodeService:
                 out.append(command_wire(row))
         return out
 
-    async def acknowledge(self, grant: LinkGrant, frame: AckFrame) -> bool:
+    async def acknowledge(self, grant: LinkGrant, frame: AckFrame, *, source: str = "link") -> bool:
         """Apply a node's ack; False (and counted) if it names no command of this node."""
         now = self._clock.now()
         target = CommandState(frame.state)
@@ -793,6 +861,19 @@ class NodeService:
                 else:
                     node.commands_failed += 1
                 finished = True
+                if row.type == CommandType.CONFIG.value:
+                    applied = target is CommandState.APPLIED
+                    await self._audit(
+                        session,
+                        Caller(f"node:{grant.node_id}", source),
+                        "node.config.applied" if applied else "node.config.refused",
+                        f"node:{grant.node_id}",
+                        after={
+                            "version": json.loads(row.payload)["version"],
+                            "detail": frame.detail,
+                            "result": frame.result,
+                        },
+                    )
         if finished:
             await self._bus.publish_to(
                 events_channel(grant.node_id),
@@ -1003,6 +1084,13 @@ class NodeService:
                 {"node_id": row.id, "name": row.name, "health": health.value},
                 frozenset({row.owner_id}),
             )
+        )
+
+
+def _not_config(type_: str) -> None:
+    if type_ == CommandType.CONFIG.value:
+        raise InvalidCommandError(
+            "a node's config is set with PUT /api/v1/nodes/{node_id}/config, which numbers it"
         )
 
 

@@ -29,6 +29,7 @@ class NodeConfig:
     buffer_max_batches: int = 100_000
     dedup_days: int = 7
     control_cycle_s: float = 1.0
+    config_version: int = 0
 
     @property
     def link_url(self) -> str:
@@ -63,6 +64,10 @@ class NodeConfig:
             return cls(**raw)
         except TypeError as exc:
             raise NodeConfigError(f"{path} has unknown or missing fields") from exc
+
+
+def write_private_json(path: Path, doc: dict[str, Any]) -> None:
+    _write_private(path, json.dumps(doc, indent=2) + "\n")
 
 
 def new_seed() -> bytes:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
 import time
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -32,8 +35,11 @@ from wattx.nodes.daemon.config import (
     new_seed,
     read_key,
     write_key,
+    write_private_json,
 )
 from wattx.nodes.daemon.store import Lease, NodeStore, StoredCommand
+from wattx.nodes.desired import ROLLBACK_S, check_apply_payload
+from wattx.nodes.errors import InvalidNodeConfigError
 from wattx.nodes.frames import CloseCode, FrameError, decode_service_frame, encode
 
 _log = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ BATCHES_PER_FRAME = 20
 RESULT_TIMEOUT_S = 60.0
 RELEASE_TTL_S = 300.0
 """How long the node keeps asking a device to return to its local policy."""
+PENDING_CONFIG_NAME = "node.json.pending"
+"""A config change not yet confirmed by a link: the version it replaced, the deadline."""
 
 
 class NodeStoppedError(Exception):
@@ -56,6 +64,7 @@ class NodeDaemon:
         *,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        config_rollback_s: float = ROLLBACK_S,
     ) -> None:
         self.config = config
         self.store = NodeStore(
@@ -68,6 +77,7 @@ class NodeDaemon:
         self._seed = read_key(self._key_path)
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._rollback_s = config_rollback_s
         self._started = time.monotonic()
         self._ws: ClientConnection | None = None
         self._nonce: str | None = None
@@ -77,6 +87,7 @@ class NodeDaemon:
         self._buffered = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._releases: set[asyncio.Task[None]] = set()
+        self._wake_dial = asyncio.Event()
         self.linked = asyncio.Event()
         self.links_opened = 0
         self.bridge: DeviceBridge | None = None
@@ -132,8 +143,15 @@ class NodeDaemon:
                     self._ws = None
                     self._fail_pending()
                 # Jittered exponential backoff: a fleet does not reconnect in step.
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, self._backoff_max_s)
+                # A config change dials again at once.
+                try:
+                    await asyncio.wait_for(
+                        self._wake_dial.wait(), timeout=backoff * random.uniform(0.5, 1.5)
+                    )
+                    backoff = self._backoff_initial_s
+                except TimeoutError:
+                    backoff = min(backoff * 2, self._backoff_max_s)
+                self._wake_dial.clear()
         finally:
             tasks = [*background, *self._running.values(), *self._releases]
             for task in tasks:
@@ -398,6 +416,8 @@ class NodeDaemon:
             return status, detail if isinstance(detail, str) else None, {"device_ack": ack}
         if kind == CommandType.ROTATE_KEY:
             return await self._rotate_key()
+        if kind == CommandType.CONFIG:
+            return await self._apply_config(command)
         return "rejected", f"unknown command type {kind!r}", None
 
     def _hold(self, command: dict[str, Any], payload: dict[str, Any], *, applied: bool) -> None:
@@ -411,6 +431,84 @@ class NodeDaemon:
             self.store.hold_lease(Lease(zone, device_id, str(command["id"]), expires_at))
         elif payload["type"] == "transfer.stop":
             self.store.clear_lease(zone, device_id)
+
+    # ------------------------------------------------------------------ desired config
+
+    async def _apply_config(
+        self, command: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        """Apply a config version atomically (``node.json`` replaced by one rename), link
+        again with it, and keep it only if the link comes back within the rollback
+        window; otherwise go back to the last good version by itself.
+
+        The replaced version and the deadline are on disk (``node.json.pending``)
+        before the change, so a daemon killed meanwhile resumes the same decision."""
+        payload: dict[str, Any] = command.get("payload") or {}
+        try:
+            check_apply_payload(payload)
+        except InvalidNodeConfigError as exc:
+            return "rejected", f"invalid config: {exc.detail}", None
+        version = int(payload["version"])
+        pending_path = self.config.dir / PENDING_CONFIG_NAME
+        pending = _read_pending(pending_path)
+        if pending is not None and pending["command_id"] == command["id"]:
+            # Resumed after a restart: every link of this process counts once the
+            # candidate is in force.
+            previous = NodeConfig(**pending["previous"])
+            deadline = datetime.fromisoformat(pending["deadline"])
+            opened = 0
+        else:
+            if version <= self.config.config_version:
+                return "rejected", f"version {self.config.config_version} is already newer", None
+            previous = self.config
+            deadline = datetime.now(UTC) + timedelta(seconds=self._rollback_s)
+            write_private_json(
+                pending_path,
+                {
+                    "command_id": command["id"],
+                    "previous": asdict(previous),
+                    "deadline": deadline.isoformat(),
+                },
+            )
+            opened = self.links_opened
+        if self.config.config_version != version:
+            candidate = replace(previous, **payload["config"], config_version=version)
+            candidate.save()
+            self.config = candidate
+            opened = self.links_opened
+            _log.info("config version %d applied; linking again with it", version)
+            await self._relink()
+        while datetime.now(UTC) < deadline:
+            if self.linked.is_set() and self.links_opened > opened:
+                pending_path.unlink(missing_ok=True)
+                return "applied", None, {"version": version, "config": payload["config"]}
+            await asyncio.sleep(0.05)
+        # The link did not come back: the last good version, by the node itself.
+        previous.save()
+        self.config = previous
+        pending_path.unlink(missing_ok=True)
+        _log.warning(
+            "config version %d rolled back to %d: no link within %.0f s",
+            version,
+            previous.config_version,
+            self._rollback_s,
+        )
+        await self._relink()
+        await self.linked.wait()
+        return (
+            "rejected",
+            f"rolled back to version {previous.config_version}: "
+            f"the link did not come back within {self._rollback_s:.0f} s",
+            {"version": previous.config_version, "rolled_back": version},
+        )
+
+    async def _relink(self) -> None:
+        """Drop the link so that the next one is dialled with the config now in force."""
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close(1000, "config changed")
+        self._wake_dial.set()
 
     def _diagnostic(self, name: str) -> dict[str, Any]:
         if name == "ping":
@@ -447,3 +545,11 @@ class NodeDaemon:
         self._seed = read_key(self._key_path)
         _log.warning("the service refused the old key; using the rotated one")
         return True
+
+
+def _read_pending(path: Path) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return doc
