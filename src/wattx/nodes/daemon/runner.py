@@ -88,6 +88,7 @@ class NodeDaemon:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._releases: set[asyncio.Task[None]] = set()
         self._wake_dial = asyncio.Event()
+        self._live_after = 0
         self.linked = asyncio.Event()
         self.links_opened = 0
         self.bridge: DeviceBridge | None = None
@@ -178,6 +179,8 @@ class NodeDaemon:
                 raise FrameError(CloseCode.MALFORMED_FRAME, "expected welcome")
             self._ws = ws
             self._nonce = nonce
+            # What is in the buffer now is backlog; what comes in from now on is live.
+            self._live_after = self.store.newest_seq()
             self.links_opened += 1
             self.linked.set()
             _log.info("linked to %s as node %s", self.config.server, self.config.node_id)
@@ -239,7 +242,7 @@ class NodeDaemon:
         """Send the buffer oldest first, one frame at a time; drop what the service judged."""
         while True:
             self._buffered.clear()
-            batches = self.store.oldest(BATCHES_PER_FRAME)
+            batches = self.store.relay_order(BATCHES_PER_FRAME, live_after=self._live_after)
             if not batches:
                 await self._buffered.wait()
                 continue

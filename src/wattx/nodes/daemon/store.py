@@ -118,6 +118,31 @@ class NodeStore:
         ).fetchall()
         return [BufferedBatch(r[0], r[1], json.loads(r[2])) for r in rows]
 
+    def relay_order(self, limit: int, *, live_after: int) -> list[BufferedBatch]:
+        """The next batches to relay: live ones first, then the backlog oldest first.
+
+        A batch is live if it came in after ``live_after`` (the buffer's newest sequence
+        when the link came up) and nothing older of its meter is waiting: the service
+        refuses a meter's sequence going back, so a meter's batches always leave in
+        order, and only a meter that is caught up jumps the backlog of the others."""
+        live = self._db.execute(
+            "SELECT seq, meter_id, batch FROM outbox AS o WHERE seq > ? AND NOT EXISTS "
+            "(SELECT 1 FROM outbox AS b WHERE b.meter_id = o.meter_id AND b.seq <= ?) "
+            "ORDER BY seq LIMIT ?",
+            (live_after, live_after, limit),
+        ).fetchall()
+        chosen = [BufferedBatch(r[0], r[1], json.loads(r[2])) for r in live]
+        if len(chosen) < limit:
+            taken = {b.seq for b in chosen}
+            for batch in self.oldest(limit):
+                if batch.seq not in taken and len(chosen) < limit:
+                    chosen.append(batch)
+        return chosen
+
+    def newest_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     def drop(self, seqs: list[int]) -> None:
         with self._tx():
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
