@@ -121,12 +121,17 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
     return nodes
 
 
+# Links being opened at once by this load generator (its own CPU is the limit).
+_OPENING = asyncio.Semaphore(500)
+
+
 async def _link(url: str, node: SimNode) -> None:
-    ws = await websockets.connect(url, open_timeout=60)
-    hello = json.loads(await ws.recv())
-    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
-    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
-    welcome = json.loads(await ws.recv())
+    async with _OPENING:
+        ws = await websockets.connect(url, open_timeout=60)
+        hello = json.loads(await ws.recv())
+        signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
+        await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+        welcome = json.loads(await ws.recv())
     if welcome["type"] != "welcome":
         await ws.close()
         raise ConnectionError(f"not welcomed: {welcome}")
@@ -212,14 +217,16 @@ async def _cpu_share(service: Service, work: Coroutine[Any, Any, Any]) -> tuple[
 
 
 async def _run(service: Service, backend: str, args: argparse.Namespace) -> Result:
+    global _OPENING
+    _OPENING = asyncio.Semaphore(500)  # bound to this run's event loop
     async with httpx.AsyncClient(base_url=service.url, timeout=120) as http:
         nodes = await _enrol(http, args.nodes)
         link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
         started = time.perf_counter()
-        for chunk in range(0, len(nodes), 100):
-            await asyncio.gather(*(_link(link_url, n) for n in nodes[chunk : chunk + 100]))
-        link_all_s = time.perf_counter() - started
+        # Every node dials as the daemon does (a refused or timed-out link retries).
         keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
+        await _all_linked(nodes, within_s=args.restart_timeout)
+        link_all_s = time.perf_counter() - started
 
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
         heartbeat_pct, wall = await _cpu_share(
