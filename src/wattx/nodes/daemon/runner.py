@@ -239,7 +239,8 @@ class NodeDaemon:
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
     async def _relay(self) -> None:
-        """Send the buffer oldest first, one frame at a time; drop what the service judged."""
+        """Send the buffer, live batches first and then the backlog oldest first (see
+        :meth:`NodeStore.relay_order`), one frame at a time; drop what the service judged."""
         while True:
             self._buffered.clear()
             batches = self.store.relay_order(BATCHES_PER_FRAME, live_after=self._live_after)
