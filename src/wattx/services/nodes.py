@@ -784,7 +784,8 @@ class NodeService:
 
     async def _write_heartbeats(self, chunk: dict[str, _PendingHeartbeat]) -> list[NodeRow]:
         async with self._db.write() as session:
-            query = select(NodeRow).where(NodeRow.id.in_(list(chunk)))
+            # Locked in one order, so two processes flushing never deadlock.
+            query = select(NodeRow).where(NodeRow.id.in_(list(chunk))).order_by(NodeRow.id)
             if self._db.locks_rows:
                 query = query.with_for_update()
             turned_healthy = []
