@@ -115,9 +115,18 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
         )
         return SimNode(enrolled.json()["node_id"], seed)
 
+    async def retried(i: int) -> SimNode:
+        # A keep-alive connection the service closed at the same instant: try again
+        # with a new token (a node enrolled by a lost answer is left unlinked).
+        for _ in range(2):
+            with contextlib.suppress(httpx.TransportError):
+                return await one(i)
+        return await one(i)
+
     nodes: list[SimNode] = []
     for chunk in range(0, count, 20):
-        nodes.extend(await asyncio.gather(*(one(i) for i in range(chunk, min(count, chunk + 20)))))
+        batch = range(chunk, min(count, chunk + 20))
+        nodes.extend(await asyncio.gather(*(retried(i) for i in batch)))
     return nodes
 
 
