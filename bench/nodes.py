@@ -7,16 +7,24 @@ nodes through the API (registration token, enrolment), opens one link per node
 * heartbeats: every node sends ``--heartbeats`` heartbeats, spread evenly over
   ``--window`` seconds; reports heartbeats per second handled and the service's
   CPU share of one core over the window;
+* idle: the service's CPU share of one core with every link held and nothing
+  sent over ``--window`` seconds (the sweeps, health);
 * commands: ``--commands`` diagnostics commands, issued through the API round
   robin over the nodes; each simulated node persists nothing but answers
   ``node_durable`` at once, so the figure is the platform's: from the issuing
   POST to the command's arrival at the node, and to the service recording the
-  node's ``node_durable`` ack.
+  node's ``node_durable`` ack;
+* restart (``--restart``): the service is stopped (SIGTERM) and started again on
+  the same database; every simulated node reconnects as the daemon does
+  (jittered exponential backoff, 0.5 s doubling to 30 s); reports the time from
+  the new process's start, and from its readiness, until every node is linked.
 
 The simulated nodes are bare WebSocket clients (not the daemon), so the load
-generator stays small beside the service on one machine.
+generator stays small beside the service on one machine; they run in this
+process (uvloop).
 
     .venv/bin/python bench/nodes.py --nodes 500
+    .venv/bin/python bench/nodes.py --nodes 5000 --heartbeats 1 --window 30 --restart --json
     .venv/bin/python bench/nodes.py --backend postgres --nodes 1000 --json
 """
 
@@ -24,15 +32,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -52,11 +64,16 @@ class Result:
     heartbeats: int
     heartbeats_per_s: float
     heartbeat_cpu_pct_of_core: float
+    idle_cpu_pct_of_core: float
     commands: int
     command_to_node_p50_ms: float
     command_to_node_p99_ms: float
     command_to_durable_p50_ms: float
     command_to_durable_p99_ms: float
+    commands_lost: int
+    relinked_after_restart: int
+    restart_all_back_from_start_s: float
+    restart_all_back_from_ready_s: float
 
 
 @dataclass
@@ -65,6 +82,8 @@ class SimNode:
     seed: bytes
     arrived: dict[str, float] = field(default_factory=dict)
     ws: websockets.ClientConnection | None = None
+    linked: asyncio.Event = field(default_factory=asyncio.Event)
+    links: int = 0
 
 
 async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
@@ -79,8 +98,8 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
     )
     owner = signup.json()["id"]
     await http.patch(f"/api/v1/admin/users/{owner}", json={"status": "admitted"}, headers=op)
-    nodes = []
-    for i in range(count):
+
+    async def one(i: int) -> SimNode:
         token = await http.post(
             "/api/v1/nodes/registration-tokens",
             json={"owner_id": owner, "name": f"site-{i}"},
@@ -94,18 +113,40 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
                 "public_key": challenge.public_key_hex(seed),
             },
         )
-        nodes.append(SimNode(enrolled.json()["node_id"], seed))
+        return SimNode(enrolled.json()["node_id"], seed)
+
+    async def retried(i: int) -> SimNode:
+        # A keep-alive connection the service closed at the same instant: try again
+        # with a new token (a node enrolled by a lost answer is left unlinked).
+        for _ in range(2):
+            with contextlib.suppress(httpx.TransportError):
+                return await one(i)
+        return await one(i)
+
+    nodes: list[SimNode] = []
+    for chunk in range(0, count, 20):
+        batch = range(chunk, min(count, chunk + 20))
+        nodes.extend(await asyncio.gather(*(retried(i) for i in batch)))
     return nodes
 
 
+# Links being opened at once by this load generator (its own CPU is the limit).
+_OPENING = asyncio.Semaphore(500)
+
+
 async def _link(url: str, node: SimNode) -> None:
-    ws = await websockets.connect(url, open_timeout=60)
-    hello = json.loads(await ws.recv())
-    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
-    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
-    welcome = json.loads(await ws.recv())
-    assert welcome["type"] == "welcome", welcome
+    async with _OPENING:
+        ws = await websockets.connect(url, open_timeout=60)
+        hello = json.loads(await ws.recv())
+        signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
+        await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+        welcome = json.loads(await ws.recv())
+    if welcome["type"] != "welcome":
+        await ws.close()
+        raise ConnectionError(f"not welcomed: {welcome}")
     node.ws = ws
+    node.links += 1
+    node.linked.set()
 
 
 async def _serve(node: SimNode) -> None:
@@ -115,17 +156,36 @@ async def _serve(node: SimNode) -> None:
         frame = json.loads(raw)
         if frame["type"] == "command":
             command_id = frame["command"]["id"]
-            node.arrived[command_id] = time.perf_counter()
+            node.arrived.setdefault(command_id, time.perf_counter())
             await node.ws.send(encode("ack", id=command_id, state="node_durable"))
 
 
+async def _keep_linked(url: str, node: SimNode) -> None:
+    """Serve the link; when it drops, link again as the daemon does (jittered
+    exponential backoff, 0.5 s doubling to 30 s)."""
+    step = 0.5
+    while True:
+        if node.ws is None:
+            try:
+                await _link(url, node)
+                step = 0.5
+            except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError):
+                await asyncio.sleep(step * random.uniform(0.5, 1.5))
+                step = min(step * 2, 30.0)
+                continue
+        with contextlib.suppress(websockets.WebSocketException):
+            await _serve(node)
+        node.ws = None
+        node.linked.clear()
+
+
 async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: float) -> None:
-    assert node.ws is not None
     await asyncio.sleep(offset_s)
     for i in range(count):
-        await node.ws.send(
-            encode("heartbeat", uptime_s=i, version="bench", buffer_depth=0, devices={})
-        )
+        if node.ws is not None:
+            await node.ws.send(
+                encode("heartbeat", uptime_s=i, version="bench", buffer_depth=0, devices={})
+            )
         await asyncio.sleep(window_s / count)
 
 
@@ -146,31 +206,47 @@ def _pct(values: list[float], p: float) -> float:
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
     async with live_service(
         backend,
-        WATTX_NODE_COMMAND_POLL_S="30",
+        WATTX_NODE_COMMAND_POLL_S="5",
         WATTX_NODE_LINK_RECHECK_S="30",
     ) as service:
         return [await _run(service, backend, args)]
 
 
+async def _all_linked(nodes: list[SimNode], *, within_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(n.linked.wait() for n in nodes)), within_s)
+
+
+async def _cpu_share(service: Service, work: Coroutine[Any, Any, Any]) -> tuple[float, float]:
+    """The service's CPU share of one core (%) while ``work`` runs, and its wall time."""
+    cpu_before, wall_before = service.cpu_seconds(), time.perf_counter()
+    await work
+    wall = time.perf_counter() - wall_before
+    return 100 * (service.cpu_seconds() - cpu_before) / wall, wall
+
+
 async def _run(service: Service, backend: str, args: argparse.Namespace) -> Result:
+    global _OPENING
+    _OPENING = asyncio.Semaphore(500)  # bound to this run's event loop
     async with httpx.AsyncClient(base_url=service.url, timeout=120) as http:
         nodes = await _enrol(http, args.nodes)
         link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
         started = time.perf_counter()
-        for chunk in range(0, len(nodes), 100):
-            await asyncio.gather(*(_link(link_url, n) for n in nodes[chunk : chunk + 100]))
+        # Every node dials as the daemon does (a refused or timed-out link retries).
+        keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
+        await _all_linked(nodes, within_s=args.restart_timeout)
         link_all_s = time.perf_counter() - started
-        servers = [asyncio.create_task(_serve(n)) for n in nodes]
 
-        cpu_before, wall_before = service.cpu_seconds(), time.perf_counter()
-        await asyncio.gather(
-            *(
-                _heartbeats(n, args.heartbeats, args.window, i * args.window / len(nodes) / 10)
-                for i, n in enumerate(nodes)
-            )
+        idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
+        heartbeat_pct, wall = await _cpu_share(
+            service,
+            asyncio.gather(
+                *(
+                    _heartbeats(n, args.heartbeats, args.window, i * args.window / len(nodes))
+                    for i, n in enumerate(nodes)
+                )
+            ),
         )
-        wall = time.perf_counter() - wall_before
-        cpu = service.cpu_seconds() - cpu_before
         heartbeats = args.heartbeats * len(nodes)
 
         login = await http.post(
@@ -179,7 +255,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         op = {"Authorization": f"Bearer {login.json()['access_token']}"}
         issued: dict[str, tuple[SimNode, float]] = {}
         for i in range(args.commands):
-            node = nodes[i % len(nodes)]
+            node = nodes[(i * 7919) % len(nodes)]
             t0 = time.perf_counter()
             response = await http.post(
                 f"/api/v1/nodes/{node.node_id}/commands",
@@ -187,58 +263,84 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
                 headers=op,
             )
             issued[response.json()["id"]] = (node, t0)
+            await asyncio.sleep(args.command_gap)
         to_node = []
         await _all_arrived(issued, within_s=60)
         for command_id, (node, t0) in issued.items():
             if command_id in node.arrived:
                 to_node.append((node.arrived[command_id] - t0) * 1000)
         to_durable = []
+        lost = 0
         for command_id, (node, _) in issued.items():
             row = await http.get(f"/api/v1/nodes/{node.node_id}/commands/{command_id}", headers=op)
             body = row.json()
-            if body["durable_at"] is not None:
-                issued_at = body["created_at"]
-                durable_at = body["durable_at"]
-                to_durable.append(
-                    (
-                        datetime.fromisoformat(durable_at) - datetime.fromisoformat(issued_at)
-                    ).total_seconds()
-                    * 1000
-                )
-        for task in servers:
+            if body["durable_at"] is None:
+                lost += 1
+                continue
+            to_durable.append(
+                (
+                    datetime.fromisoformat(body["durable_at"])
+                    - datetime.fromisoformat(body["created_at"])
+                ).total_seconds()
+                * 1000
+            )
+
+        from_start = from_ready = -1.0
+        relinked = 0
+        if args.restart:
+            before = {n.node_id: n.links for n in nodes}
+            service.stop()
+            t_start = time.perf_counter()
+            await asyncio.to_thread(service.start)
+            t_ready = time.perf_counter()
+            await _all_linked(nodes, within_s=args.restart_timeout)
+            relinked = sum(1 for n in nodes if n.links > before[n.node_id] and n.linked.is_set())
+            if relinked == len(nodes):
+                done = time.perf_counter()
+                from_start, from_ready = done - t_start, done - t_ready
+
+        for task in keepers:
             task.cancel()
-        await asyncio.gather(*servers, return_exceptions=True)
+        await asyncio.gather(*keepers, return_exceptions=True)
         for n in nodes:
             if n.ws is not None:
                 await n.ws.close()
         return Result(
             backend=backend,
             nodes=len(nodes),
-            linked=sum(1 for n in nodes if n.ws is not None),
+            linked=sum(1 for n in nodes if n.links > 0),
             link_all_s=round(link_all_s, 2),
             heartbeats=heartbeats,
             heartbeats_per_s=round(heartbeats / wall, 1),
-            heartbeat_cpu_pct_of_core=round(100 * cpu / wall, 1),
+            heartbeat_cpu_pct_of_core=round(heartbeat_pct, 1),
+            idle_cpu_pct_of_core=round(idle_pct, 1),
             commands=len(issued),
             command_to_node_p50_ms=round(statistics.median(to_node), 1) if to_node else -1,
             command_to_node_p99_ms=round(_pct(to_node, 0.99), 1),
             command_to_durable_p50_ms=round(statistics.median(to_durable), 1) if to_durable else -1,
             command_to_durable_p99_ms=round(_pct(to_durable, 0.99), 1),
+            commands_lost=lost,
+            relinked_after_restart=relinked,
+            restart_all_back_from_start_s=round(from_start, 1),
+            restart_all_back_from_ready_s=round(from_ready, 1),
         )
 
 
 def _table(results: list[Result]) -> str:
     lines = [
-        "| backend | nodes linked | link all (s) | heartbeats/s | service CPU (% of a core) "
-        "| command → node p50/p99 (ms) | command → node_durable p50/p99 (ms) |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | nodes linked | link all (s) | heartbeats/s | service CPU, heartbeats / idle "
+        "(% of a core) | command → node p50/p99 (ms) | command → node_durable p50/p99 (ms) "
+        "| lost | relinked after restart | all back from start / ready (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.backend} | {r.linked}/{r.nodes} | {r.link_all_s} | {r.heartbeats_per_s} "
-            f"| {r.heartbeat_cpu_pct_of_core} | {r.command_to_node_p50_ms}/"
-            f"{r.command_to_node_p99_ms} | {r.command_to_durable_p50_ms}/"
-            f"{r.command_to_durable_p99_ms} |"
+            f"| {r.heartbeat_cpu_pct_of_core} / {r.idle_cpu_pct_of_core} "
+            f"| {r.command_to_node_p50_ms}/{r.command_to_node_p99_ms} "
+            f"| {r.command_to_durable_p50_ms}/{r.command_to_durable_p99_ms} | {r.commands_lost} "
+            f"| {r.relinked_after_restart} | {r.restart_all_back_from_start_s} / "
+            f"{r.restart_all_back_from_ready_s} |"
         )
     return "\n".join(lines)
 
@@ -250,6 +352,11 @@ def main() -> None:
     parser.add_argument("--heartbeats", type=int, default=3, help="per node, over the window")
     parser.add_argument("--window", type=float, default=10.0, help="seconds")
     parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument(
+        "--command-gap", type=float, default=0.01, help="seconds between commands issued"
+    )
+    parser.add_argument("--restart", action="store_true", help="measure a service restart")
+    parser.add_argument("--restart-timeout", type=float, default=180.0, help="seconds")
     parser.add_argument("--json", action="store_true")
     run_and_print(_bench_backend, parser.parse_args(), _table)
 

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     node_command_retry_s: float = Field(
         default=5.0, description="first resend delay of an unacknowledged command; doubles"
     )
+    node_heartbeat_flush_s: float = Field(
+        default=1.0, gt=0, description="how often heartbeats taken are written, together"
+    )
     node_auth_timeout_s: float = 10.0
     node_max_frame_bytes: int = 256 * 1024
     node_health_tick_s: float = 10.0

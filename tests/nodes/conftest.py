@@ -52,6 +52,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         node_auth_timeout_s=3.0,
         node_max_frame_bytes=64 * 1024,
         node_health_tick_s=3600.0,
+        node_heartbeat_flush_s=0.05,
     )
 
 

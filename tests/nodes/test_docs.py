@@ -13,7 +13,7 @@ from typing import Any
 
 import aiomqtt
 
-from wattx.nodes import challenge
+from wattx.nodes import challenge, commands, desired
 from wattx.nodes.commands import DEVICE_COMMAND_TYPES
 from wattx.nodes.daemon.bridge import DeviceBridge
 from wattx.nodes.frames import AuthFrame, CloseCode, HeartbeatFrame, parse_node_frame
@@ -86,3 +86,24 @@ async def test_the_worked_example_runs_through_a_real_bridge() -> None:
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+def test_the_settable_config_table_is_the_code() -> None:
+    doc = (DOCS / "nodes.md").read_text(encoding="utf-8")
+    table = doc.split("<!-- settable-config -->", 1)[1].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE)
+    assert tuple(documented) == desired.SETTABLE
+    assert f"**{desired.ROLLBACK_S:.0f} s**" in doc
+    assert f"{desired.HEARTBEAT_RANGE_S[0]} to {desired.HEARTBEAT_RANGE_S[1]}" in table
+
+
+def test_the_lease_rule_is_the_code() -> None:
+    doc = (DOCS / "nodes.md").read_text(encoding="utf-8")
+    assert commands.LEASE_HEARTBEATS == 2
+    assert "at most twice the node's heartbeat interval" in doc
+    assert sorted(commands.LEASED_DEVICE_COMMANDS) == ["transfer.start"]
+    release = json.loads(
+        _example((DOCS / "device-protocol.md").read_text(encoding="utf-8"), "release")
+    )
+    assert set(release) == {"id", "type", "payload", "issued_at", "expires_at"}
+    assert release["type"] == "release"

@@ -77,7 +77,7 @@ from wattx.services.market_metrics import MarketMetrics
 from wattx.services.metering import MeteringService
 from wattx.services.meters import MeterRegistryService
 from wattx.services.minting import MintingService
-from wattx.services.nodes import NodeHealthTask, NodeService
+from wattx.services.nodes import HeartbeatFlushTask, NodeHealthTask, NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
 from wattx.services.tokens import AccessTokenCodec
@@ -141,11 +141,15 @@ def create_app(
         state.node_links.start()
         node_health = NodeHealthTask(state.nodes, registry, tick_s=settings.node_health_tick_s)
         node_health.start()
+        heartbeats = HeartbeatFlushTask(state.nodes, tick_s=settings.node_heartbeat_flush_s)
+        heartbeats.start()
         try:
             yield
         finally:
             await node_health.stop()
             await state.node_links.stop()
+            # After the links: the heartbeats they took last are written too.
+            await heartbeats.stop()
             if mqtt_ingest is not None:
                 await mqtt_ingest.stop()
             await chain_worker.stop()

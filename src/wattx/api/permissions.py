@@ -184,6 +184,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/nodes/{{node_id}}/stats"): roles(_O, _N, _A),
     ("DELETE", f"{V1}/nodes/{{node_id}}"): roles(_O, _N),
     ("POST", f"{V1}/nodes/{{node_id}}/key-rotation"): roles(_O, _N),
+    ("PUT", f"{V1}/nodes/{{node_id}}/config"): roles(_O, _N),
+    ("GET", f"{V1}/nodes/{{node_id}}/config"): roles(_O, _N, _A),
     ("PUT", f"{V1}/nodes/{{node_id}}/meters/{{meter_id}}"): OPERATOR,
     ("DELETE", f"{V1}/nodes/{{node_id}}/meters/{{meter_id}}"): OPERATOR,
     ("POST", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N),

@@ -5,9 +5,12 @@ frame must be ``auth`` (its id and its signature of the nonce); then heartbeats,
 acks, events, relayed reading batches and key rotations go up, and commands come
 down. :class:`NodeLinkHub` holds the links of this process and one bus
 subscription to ``wattx:nodes:*:commands``, so a command issued on any API
-process (or a revocation) reaches the process where the node is linked. Each
-link also re-checks its node in the database every ``recheck_s`` seconds, so a
-revoked node's link closes within that time even if a bus message was lost.
+process (or a revocation) reaches the process where the node is linked. The hub
+also re-checks all its links in one query every ``recheck_s`` seconds, so a
+revoked node's link closes within that time even if a bus message was lost, and
+looks for due commands (retries, a ``not_before`` reached) of all its links in one
+query every ``command_poll_s``: the cost of the sweeps does not grow with a query
+per link.
 """
 
 from __future__ import annotations
@@ -79,17 +82,22 @@ class NodeLinkHub:
         self._timings = timings
         self._links: dict[str, _Link] = {}
         self._task: asyncio.Task[None] | None = None
+        self._sweeps: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="node-link-hub")
+        self._sweeps = [
+            asyncio.create_task(self._sweep_commands(), name="node-link-commands"),
+            asyncio.create_task(self._sweep_validity(), name="node-link-recheck"),
+        ]
 
     async def stop(self) -> None:
         for link in list(self._links.values()):
             await link.close(CloseCode.GOING_AWAY, "service stopping")
-        if self._task is not None:
-            self._task.cancel()
+        for task in [*self._sweeps, *([self._task] if self._task else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     @property
     def linked(self) -> int:
@@ -111,6 +119,34 @@ class NodeLinkHub:
             if self._links.get(grant.node_id) is link:
                 del self._links[grant.node_id]
             await self._nodes.link_closed(link.grant or grant)
+
+    async def _sweep_commands(self) -> None:
+        """Every ``command_poll_s``: one query for the due commands of all links held here
+        (retries, ``not_before`` reached, a lost bus nudge); wakes the links concerned."""
+        while True:
+            await asyncio.sleep(self._timings.command_poll_s)
+            try:
+                if self._links:
+                    for node_id in await self._nodes.nodes_with_due_commands(list(self._links)):
+                        link = self._links.get(node_id)
+                        if link is not None:
+                            link.wake()
+            except Exception:
+                _log.exception("node command sweep failed")
+
+    async def _sweep_validity(self) -> None:
+        """Every ``recheck_s``: one query re-checks every link held here (revoked node,
+        retired key, a newer link elsewhere) and closes those that must close."""
+        while True:
+            await asyncio.sleep(self._timings.recheck_s)
+            try:
+                grants = [link.grant for link in self._links.values() if link.grant is not None]
+                for node_id, reason in (await self._nodes.links_to_close(grants)).items():
+                    link = self._links.get(node_id)
+                    if link is not None:
+                        await link.close(*_CLOSE_FOR[reason])
+            except Exception:
+                _log.exception("node link recheck failed")
 
     async def _listen(self) -> None:
         while True:
@@ -181,7 +217,6 @@ class _Link:
         tasks = [
             asyncio.create_task(self._receive_loop()),
             asyncio.create_task(self._pump_loop()),
-            asyncio.create_task(self._watch_loop()),
             asyncio.create_task(self._closed.wait()),
         ]
         try:
@@ -196,6 +231,9 @@ class _Link:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
 
     async def notify(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
@@ -239,7 +277,7 @@ class _Link:
         if isinstance(frame, HeartbeatFrame):
             await self._nodes.record_heartbeat(grant, frame)
         elif isinstance(frame, AckFrame):
-            await self._nodes.acknowledge(grant, frame)
+            await self._nodes.acknowledge(grant, frame, source=self._source)
         elif isinstance(frame, ReadingsFrame):
             outcomes = await self._nodes.relay_readings(grant, frame.batches)
             await self._send(encode("readings_result", id=frame.id, outcomes=_outcomes(outcomes)))
@@ -256,22 +294,14 @@ class _Link:
                 await self._send(encode("key_rotated", public_key=frame.public_key))
 
     async def _pump_loop(self) -> None:
+        """Send due commands at once, then whenever the link is woken (a bus nudge, or
+        the hub's sweep finding a due command)."""
         assert self.grant is not None
         while True:
             self._wake.clear()
             for command in await self._nodes.take_due_commands(self.grant.node_id):
                 await self._send(encode("command", command=command))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._timings.command_poll_s)
-
-    async def _watch_loop(self) -> None:
-        assert self.grant is not None
-        while True:
-            await asyncio.sleep(self._timings.recheck_s)
-            reason = await self._nodes.link_still_valid(self.grant)
-            if reason is not None:
-                await self.close(*_CLOSE_FOR[reason])
-                return
+            await self._wake.wait()
 
 
 def _outcomes(outcomes: list[RelayOutcome]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from wattx.nodes.desired import check_apply_payload
 from wattx.nodes.errors import CommandStateError, InvalidCommandError
 
 MAX_PAYLOAD_KEYS = 64
@@ -95,9 +96,42 @@ class CommandType(StrEnum):
     """One of the allow-listed read-only diagnostics."""
     ROTATE_KEY = "rotate_key"
     """Generate a new key and register it over the link."""
+    CONFIG = "config.apply"
+    """Apply a version of the node's desired configuration (``wattx.nodes.desired``)."""
 
 
 DEVICE_COMMAND_TYPES = frozenset({"lock", "unlock", "transfer.start", "transfer.stop", "schedule"})
+LEASED_DEVICE_COMMANDS = frozenset({"transfer.start"})
+"""Actuations (setpoints): each holds its device only for its lease."""
+LEASE_HEARTBEATS = 2
+"""A lease lasts at most this many heartbeat intervals of the node."""
+
+
+def with_lease(type_: str, payload: dict[str, Any], *, heartbeat_interval_s: int) -> dict[str, Any]:
+    """The payload of a command as it is stored and sent: an actuation carries its lease
+    (``lease_s``, at most twice the node's heartbeat interval, that by default); no
+    other command may carry one."""
+    if type_ != CommandType.DEVICE.value:
+        return payload
+    longest = LEASE_HEARTBEATS * heartbeat_interval_s
+    lease = payload.get("lease_s")
+    if payload.get("type") not in LEASED_DEVICE_COMMANDS:
+        if lease is not None:
+            raise InvalidCommandError(
+                "only an actuation carries a lease", leased=sorted(LEASED_DEVICE_COMMANDS)
+            )
+        return payload
+    if lease is None:
+        return {**payload, "lease_s": longest}
+    if isinstance(lease, bool) or not isinstance(lease, int) or not 1 <= lease <= longest:
+        raise InvalidCommandError(
+            f"lease_s is a whole number of seconds from 1 to {longest} "
+            f"(twice the node's heartbeat interval)",
+            lease_s=lease,
+        )
+    return payload
+
+
 DIAGNOSTICS = frozenset({"ping", "buffer", "devices"})
 _NAME = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -113,7 +147,7 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
     if len(payload) > MAX_PAYLOAD_KEYS:
         raise InvalidCommandError("payload has too many keys")
     if kind is CommandType.DEVICE:
-        _require_keys(payload, {"zone", "device_id", "type"}, {"payload"})
+        _require_keys(payload, {"zone", "device_id", "type"}, {"payload", "lease_s"})
         for key in ("zone", "device_id"):
             if not isinstance(payload[key], str) or not _NAME.fullmatch(payload[key]):
                 raise InvalidCommandError(f"{key} must match {_NAME.pattern}")
@@ -127,6 +161,8 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
         _require_keys(payload, {"name"}, set())
         if not isinstance(payload["name"], str) or payload["name"] not in DIAGNOSTICS:
             raise InvalidCommandError("unknown diagnostic", allowed=sorted(DIAGNOSTICS))
+    elif kind is CommandType.CONFIG:
+        check_apply_payload(payload)
     else:
         _require_keys(payload, set(), set())
     return kind

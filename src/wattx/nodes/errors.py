@@ -84,3 +84,8 @@ class MeterNotBehindNodeError(DomainError):
 class MeterAttachedElsewhereError(ConflictError):
     code = "meter_attached_elsewhere"
     title = "Meter already attached to another node"
+
+
+class InvalidNodeConfigError(ValidationError):
+    code = "invalid_node_config"
+    title = "Node configuration not allowed"

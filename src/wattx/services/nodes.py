@@ -35,7 +35,9 @@ from wattx.nodes.commands import (
     can_move,
     check_command,
     retry_delay_s,
+    with_lease,
 )
+from wattx.nodes.desired import check_config
 from wattx.nodes.errors import (
     CommandNotFoundError,
     InvalidCommandError,
@@ -78,6 +80,8 @@ from wattx.store.models_nodes import (
 _log = logging.getLogger(__name__)
 
 MAX_JOB_NODES = 1000
+# Heartbeats written per transaction by one flush.
+HEARTBEAT_CHUNK = 1000
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -131,6 +135,13 @@ class LinkGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class _PendingHeartbeat:
+    owner_id: str
+    frame: HeartbeatFrame
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RelayOutcome:
     index: int
     result: IngestResult | None
@@ -154,6 +165,7 @@ class NodeService:
         self._metering = metering
         self.heartbeat_interval_s = heartbeat_interval_s
         self._retry_base_s = command_retry_base_s
+        self._pending_heartbeats: dict[str, _PendingHeartbeat] = {}
 
     # ------------------------------------------------------------------ enrolment
 
@@ -387,6 +399,7 @@ class NodeService:
         source: str,
     ) -> NodeCommandRow:
         """Queue a durable command for a node; it is delivered when the node is linked."""
+        _not_config(type_)
         rows = await self._issue(
             principal, [node_id], type_, payload, not_before, ttl_s, source, job_id=None
         )
@@ -410,6 +423,7 @@ class NodeService:
                 f"a job names 1 to {MAX_JOB_NODES} distinct nodes", nodes=len(node_ids)
             )
         job_id = new_id()
+        _not_config(type_)
         rows = await self._issue(
             principal, node_ids, type_, payload, not_before, ttl_s, source, job_id=job_id
         )
@@ -470,12 +484,13 @@ class NodeService:
                     raise NodeRevokedError(
                         "commands cannot be sent to a revoked node", node_id=node_id
                     )
+                sent = with_lease(type_, payload, heartbeat_interval_s=node.heartbeat_interval_s)
                 row = NodeCommandRow(
                     id=new_id(),
                     node_id=node_id,
                     job_id=job_id,
                     type=type_,
-                    payload=json.dumps(payload, sort_keys=True),
+                    payload=json.dumps(sent, sort_keys=True),
                     state=CommandState.QUEUED.value,
                     created_by=principal.user_id,
                     created_at=now,
@@ -501,6 +516,71 @@ class NodeService:
             await self._audit(session, Caller.of(principal, source), action, target, after=after)
         for row in rows:
             await self._control(row.node_id, {"kind": "command", "id": row.id})
+        return rows
+
+    async def set_config(
+        self, principal: Principal, node_id: str, config: dict[str, Any], *, source: str
+    ) -> NodeCommandRow:
+        """A new version of the node's desired config: checked, numbered one above the
+        last, audited with the version it replaces, and sent as a durable
+        ``config.apply`` command (kept for the longest command lifetime)."""
+        check_config(config)
+        now = self._clock.now()
+        async with self._db.write() as session:
+            node = await self._visible(session, principal, node_id, lock=True)
+            if node.status == REVOKED:
+                raise NodeRevokedError("a revoked node takes no config", node_id=node_id)
+            earlier = await self._config_commands(session, node_id)
+            version = 1 + max((json.loads(r.payload)["version"] for r in earlier), default=0)
+            row = NodeCommandRow(
+                id=new_id(),
+                node_id=node_id,
+                job_id=None,
+                type=CommandType.CONFIG.value,
+                payload=json.dumps({"version": version, "config": config}, sort_keys=True),
+                state=CommandState.QUEUED.value,
+                created_by=principal.user_id,
+                created_at=now,
+                not_before=now,
+                expires_at=now + timedelta(seconds=MAX_TTL_S),
+                retries=0,
+                next_attempt_at=now,
+                sent_at=None,
+                durable_at=None,
+                finished_at=None,
+                detail=None,
+                result=None,
+            )
+            session.add(row)
+            before = json.loads(earlier[0].payload) if earlier else None
+            await self._audit(
+                session,
+                Caller.of(principal, source),
+                "node.config.set",
+                f"node:{node_id}",
+                before=before,
+                after={"version": version, "config": config, "command_id": row.id},
+            )
+        await self._control(node_id, {"kind": "command", "id": row.id})
+        return row
+
+    async def config_history(self, principal: Principal, node_id: str) -> list[NodeCommandRow]:
+        """The node's config versions, newest first (each a ``config.apply`` command)."""
+        async with self._db.read() as session:
+            await self._visible(session, principal, node_id)
+            return await self._config_commands(session, node_id)
+
+    async def _config_commands(self, session: AsyncSession, node_id: str) -> list[NodeCommandRow]:
+        query = (
+            select(NodeCommandRow)
+            .where(
+                NodeCommandRow.node_id == node_id,
+                NodeCommandRow.type == CommandType.CONFIG.value,
+            )
+            .order_by(NodeCommandRow.created_at.desc(), NodeCommandRow.id.desc())
+        )
+        rows = list((await session.scalars(query)).all())
+        rows.sort(key=lambda r: json.loads(r.payload)["version"], reverse=True)
         return rows
 
     async def request_key_rotation(
@@ -599,31 +679,72 @@ class NodeService:
             if row is not None and row.link_id == grant.link_id:
                 row.link_id = None
 
-    async def link_still_valid(self, grant: LinkGrant) -> str | None:
-        """Why a live link must close (``revoked``, ``key_retired``, ``superseded``), or None."""
-        async with self._db.read() as session:
-            node = await session.get(NodeRow, grant.node_id)
-            key = await session.get(NodeKeyRow, grant.public_key)
-        if node is None or node.status == REVOKED:
-            return "revoked"
-        if key is None or key.retired_at is not None:
-            return "key_retired"
-        if node.link_id is not None and node.link_id != grant.link_id:
-            return "superseded"
-        return None
+    async def links_to_close(self, grants: Sequence[LinkGrant]) -> dict[str, str]:
+        """For many live links at once: node id → why its link must close (``revoked``,
+        ``key_retired``, ``superseded``), for the links that must."""
+        out: dict[str, str] = {}
+        for start in range(0, len(grants), HEARTBEAT_CHUNK):
+            chunk = grants[start : start + HEARTBEAT_CHUNK]
+            async with self._db.read() as session:
+                nodes = {
+                    n.id: n
+                    for n in (
+                        await session.scalars(
+                            select(NodeRow).where(NodeRow.id.in_([g.node_id for g in chunk]))
+                        )
+                    ).all()
+                }
+                keys = {
+                    k.public_key: k
+                    for k in (
+                        await session.scalars(
+                            select(NodeKeyRow).where(
+                                NodeKeyRow.public_key.in_([g.public_key for g in chunk])
+                            )
+                        )
+                    ).all()
+                }
+            for grant in chunk:
+                node = nodes.get(grant.node_id)
+                key = keys.get(grant.public_key)
+                if node is None or node.status == REVOKED:
+                    out[grant.node_id] = "revoked"
+                elif key is None or key.retired_at is not None:
+                    out[grant.node_id] = "key_retired"
+                elif node.link_id is not None and node.link_id != grant.link_id:
+                    out[grant.node_id] = "superseded"
+        return out
+
+    async def nodes_with_due_commands(self, node_ids: Sequence[str]) -> set[str]:
+        """Which of these nodes have a command to send (or to expire) now: one query for
+        all the links of a process, instead of one per link."""
+        now = self._clock.now()
+        due: set[str] = set()
+        ids = list(node_ids)
+        for start in range(0, len(ids), HEARTBEAT_CHUNK):
+            async with self._db.read() as session:
+                found = await session.scalars(
+                    select(NodeCommandRow.node_id)
+                    .where(
+                        NodeCommandRow.node_id.in_(ids[start : start + HEARTBEAT_CHUNK]),
+                        NodeCommandRow.state.in_(
+                            [CommandState.QUEUED.value, CommandState.SENT.value]
+                        ),
+                        NodeCommandRow.next_attempt_at <= now,
+                    )
+                    .distinct()
+                )
+                due.update(found.all())
+        return due
 
     async def record_heartbeat(self, grant: LinkGrant, frame: HeartbeatFrame) -> None:
+        """Take a heartbeat: published at once (``node.heartbeat`` and the node's heartbeat
+        channel), written with the others of its round by :meth:`flush_heartbeats`.
+
+        A node's newer heartbeat replaces its older one still waiting, so a round writes
+        one row per node however many heartbeats arrived."""
         now = self._clock.now()
-        async with self._db.write() as session:
-            row = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
-            assert row is not None
-            previous = NodeHealth(row.health)
-            row.last_heartbeat_at = now
-            row.uptime_s = frame.uptime_s
-            row.software_version = frame.version
-            row.buffer_depth = frame.buffer_depth
-            row.device_summary = json.dumps(frame.devices, sort_keys=True)
-            row.health = NodeHealth.HEALTHY.value
+        self._pending_heartbeats[grant.node_id] = _PendingHeartbeat(grant.owner_id, frame, now)
         data = {
             "node_id": grant.node_id,
             "uptime_s": frame.uptime_s,
@@ -632,10 +753,53 @@ class NodeService:
             "devices": frame.devices,
             "at": now.isoformat(),
         }
-        await self._bus.publish(Event(EventType.NODE_HEARTBEAT, data, frozenset({row.owner_id})))
+        await self._bus.publish(Event(EventType.NODE_HEARTBEAT, data, frozenset({grant.owner_id})))
         await self._bus.publish_to(heartbeat_channel(grant.node_id), json.dumps(data))
-        if previous is not NodeHealth.HEALTHY:
-            await self._publish_status(row, NodeHealth.HEALTHY)
+
+    @property
+    def pending_heartbeats(self) -> int:
+        return len(self._pending_heartbeats)
+
+    async def flush_heartbeats(self) -> int:
+        """Write the waiting heartbeats, in one transaction per ``HEARTBEAT_CHUNK`` nodes;
+        a node that turns healthy by it gets its ``node.status``. Returns the nodes written.
+
+        If a write fails, its heartbeats wait for the next round (unless a newer one of
+        the same node came in meanwhile), so none is dropped by a failed round."""
+        pending, self._pending_heartbeats = self._pending_heartbeats, {}
+        items = list(pending.items())
+        written = 0
+        for start in range(0, len(items), HEARTBEAT_CHUNK):
+            chunk = dict(items[start : start + HEARTBEAT_CHUNK])
+            try:
+                turned_healthy = await self._write_heartbeats(chunk)
+            except Exception:
+                for node_id, beat in items[start:]:
+                    self._pending_heartbeats.setdefault(node_id, beat)
+                raise
+            written += len(chunk)
+            for row in turned_healthy:
+                await self._publish_status(row, NodeHealth.HEALTHY)
+        return written
+
+    async def _write_heartbeats(self, chunk: dict[str, _PendingHeartbeat]) -> list[NodeRow]:
+        async with self._db.write() as session:
+            # Locked in one order, so two processes flushing never deadlock.
+            query = select(NodeRow).where(NodeRow.id.in_(list(chunk))).order_by(NodeRow.id)
+            if self._db.locks_rows:
+                query = query.with_for_update()
+            turned_healthy = []
+            for row in (await session.scalars(query)).all():
+                beat = chunk[row.id]
+                if row.health != NodeHealth.HEALTHY.value and row.status != REVOKED:
+                    turned_healthy.append(row)
+                row.last_heartbeat_at = beat.at
+                row.uptime_s = beat.frame.uptime_s
+                row.software_version = beat.frame.version
+                row.buffer_depth = beat.frame.buffer_depth
+                row.device_summary = json.dumps(beat.frame.devices, sort_keys=True)
+                row.health = NodeHealth.HEALTHY.value
+        return turned_healthy
 
     async def take_due_commands(self, node_id: str) -> list[dict[str, Any]]:
         """Commands to send now: each marked ``sent`` with its next retry time; overdue
@@ -669,7 +833,7 @@ class NodeService:
                 out.append(command_wire(row))
         return out
 
-    async def acknowledge(self, grant: LinkGrant, frame: AckFrame) -> bool:
+    async def acknowledge(self, grant: LinkGrant, frame: AckFrame, *, source: str = "link") -> bool:
         """Apply a node's ack; False (and counted) if it names no command of this node."""
         now = self._clock.now()
         target = CommandState(frame.state)
@@ -698,6 +862,19 @@ class NodeService:
                 else:
                     node.commands_failed += 1
                 finished = True
+                if row.type == CommandType.CONFIG.value:
+                    applied = target is CommandState.APPLIED
+                    await self._audit(
+                        session,
+                        Caller(f"node:{grant.node_id}", source),
+                        "node.config.applied" if applied else "node.config.refused",
+                        f"node:{grant.node_id}",
+                        after={
+                            "version": json.loads(row.payload)["version"],
+                            "detail": frame.detail,
+                            "result": frame.result,
+                        },
+                    )
         if finished:
             await self._bus.publish_to(
                 events_channel(grant.node_id),
@@ -801,7 +978,8 @@ class NodeService:
     async def evaluate_health(self) -> dict[NodeHealth, int]:
         """Update each node's health from its heartbeats; publish every change
         (``node.status``), log an alert when a node goes offline; expire overdue
-        commands. Counts per health."""
+        commands. Counts per health. Waiting heartbeats are written first."""
+        await self.flush_heartbeats()
         now = self._clock.now()
         changed: list[tuple[NodeRow, NodeHealth]] = []
         counts = dict.fromkeys(NodeHealth, 0)
@@ -910,6 +1088,13 @@ class NodeService:
         )
 
 
+def _not_config(type_: str) -> None:
+    if type_ == CommandType.CONFIG.value:
+        raise InvalidCommandError(
+            "a node's config is set with PUT /api/v1/nodes/{node_id}/config, which numbers it"
+        )
+
+
 def command_wire(row: NodeCommandRow) -> dict[str, Any]:
     """A command as the node receives it."""
     return {
@@ -941,3 +1126,24 @@ class NodeHealthTask(PeriodicTask):
             return
         for health, count in counts.items():
             self._gauge.labels(health=health.value).set(count)
+
+
+class HeartbeatFlushTask(PeriodicTask):
+    """Every ``tick_s`` seconds: the heartbeats that came in since, written together
+    (one row per node); the last round runs when the service stops."""
+
+    name = "wattx-node-heartbeats"
+
+    def __init__(self, nodes: NodeService, *, tick_s: float) -> None:
+        super().__init__(tick_s=tick_s)
+        self._nodes = nodes
+
+    async def run_round(self) -> None:
+        try:
+            await self._nodes.flush_heartbeats()
+        except Exception:
+            _log.exception("heartbeat flush failed; the heartbeats wait for the next round")
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.run_round()

@@ -19,6 +19,8 @@ from wattx.api.schemas.nodes import (
     EnrolOut,
     JobIn,
     JobOut,
+    NodeConfigIn,
+    NodeConfigOut,
     NodeList,
     NodeOut,
     NodeStatsOut,
@@ -136,6 +138,23 @@ async def rotate_key(
     key and proves it over its link, and the old key is retired."""
     row = await state.nodes.request_key_rotation(principal, node_id, source=_source(request))
     return CommandOut.of(row)
+
+
+@router.put("/{node_id}/config", status_code=status.HTTP_201_CREATED)
+async def set_config(
+    node_id: NodeId, body: NodeConfigIn, request: Request, principal: CurrentPrincipal, state: State
+) -> NodeConfigOut:
+    """A new version of the node's desired config, sent as a durable ``config.apply``
+    command; the node applies it atomically and rolls back by itself if its link does
+    not come back within 60 s."""
+    await state.nodes.set_config(principal, node_id, body.config, source=_source(request))
+    return NodeConfigOut.of(node_id, await state.nodes.config_history(principal, node_id))
+
+
+@router.get("/{node_id}/config")
+async def get_config(node_id: NodeId, principal: CurrentPrincipal, state: State) -> NodeConfigOut:
+    """The desired version, the applied version, and every version with its outcome."""
+    return NodeConfigOut.of(node_id, await state.nodes.config_history(principal, node_id))
 
 
 @router.put("/{node_id}/meters/{meter_id}")

@@ -222,3 +222,55 @@ class AuditVerifyOut(BaseModel):
     checked: int
     first_bad_seq: int | None
     reason: str | None
+
+
+class NodeConfigIn(StrictModel):
+    config: dict[str, Any] = Field(
+        description="the keys to set: server, heartbeat_interval_s, control_cycle_s"
+    )
+
+
+class ConfigVersionOut(BaseModel):
+    version: int
+    config: dict[str, Any]
+    command_id: str
+    state: str = Field(
+        description="the config.apply command's state: applied, rejected (refused or rolled "
+        "back), or on its way"
+    )
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, r: NodeCommandRow) -> ConfigVersionOut:
+        payload = json.loads(r.payload)
+        return cls(
+            version=payload["version"],
+            config=payload["config"],
+            command_id=r.id,
+            state=r.state,
+            created_by=r.created_by,
+            created_at=r.created_at,
+            finished_at=r.finished_at,
+            detail=r.detail,
+        )
+
+
+class NodeConfigOut(BaseModel):
+    node_id: str
+    desired: ConfigVersionOut | None = Field(description="the newest version set")
+    applied: ConfigVersionOut | None = Field(description="the newest version the node applied")
+    history: list[ConfigVersionOut] = Field(description="every version, newest first")
+
+    @classmethod
+    def of(cls, node_id: str, rows: list[NodeCommandRow]) -> NodeConfigOut:
+        history = [ConfigVersionOut.of(r) for r in rows]
+        applied = next((v for v in history if v.state == commands.CommandState.APPLIED), None)
+        return cls(
+            node_id=node_id,
+            desired=history[0] if history else None,
+            applied=applied,
+            history=history,
+        )

@@ -28,6 +28,8 @@ class NodeConfig:
     heartbeat_interval_s: float = 30.0
     buffer_max_batches: int = 100_000
     dedup_days: int = 7
+    control_cycle_s: float = 1.0
+    config_version: int = 0
 
     @property
     def link_url(self) -> str:
@@ -62,6 +64,10 @@ class NodeConfig:
             return cls(**raw)
         except TypeError as exc:
             raise NodeConfigError(f"{path} has unknown or missing fields") from exc
+
+
+def write_private_json(path: Path, doc: dict[str, Any]) -> None:
+    _write_private(path, json.dumps(doc, indent=2) + "\n")
 
 
 def new_seed() -> bytes:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
 import time
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -23,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from wattx.nodes import challenge
-from wattx.nodes.commands import CommandType
+from wattx.nodes.commands import LEASED_DEVICE_COMMANDS, CommandType
 from wattx.nodes.daemon.bridge import DeviceBridge
 from wattx.nodes.daemon.config import (
     KEY_NAME,
@@ -32,8 +35,11 @@ from wattx.nodes.daemon.config import (
     new_seed,
     read_key,
     write_key,
+    write_private_json,
 )
-from wattx.nodes.daemon.store import NodeStore, StoredCommand
+from wattx.nodes.daemon.store import Lease, NodeStore, StoredCommand
+from wattx.nodes.desired import ROLLBACK_S, check_apply_payload
+from wattx.nodes.errors import InvalidNodeConfigError
 from wattx.nodes.frames import CloseCode, FrameError, decode_service_frame, encode
 
 _log = logging.getLogger(__name__)
@@ -41,6 +47,10 @@ _log = logging.getLogger(__name__)
 SOFTWARE_VERSION = "wattx-node/0.1.0"
 BATCHES_PER_FRAME = 20
 RESULT_TIMEOUT_S = 60.0
+RELEASE_TTL_S = 300.0
+"""How long the node keeps asking a device to return to its local policy."""
+PENDING_CONFIG_NAME = "node.json.pending"
+"""A config change not yet confirmed by a link: the version it replaced, the deadline."""
 
 
 class NodeStoppedError(Exception):
@@ -54,6 +64,7 @@ class NodeDaemon:
         *,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        config_rollback_s: float = ROLLBACK_S,
     ) -> None:
         self.config = config
         self.store = NodeStore(
@@ -66,6 +77,7 @@ class NodeDaemon:
         self._seed = read_key(self._key_path)
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._rollback_s = config_rollback_s
         self._started = time.monotonic()
         self._ws: ClientConnection | None = None
         self._nonce: str | None = None
@@ -74,6 +86,9 @@ class NodeDaemon:
         self._rotation: asyncio.Future[dict[str, Any]] | None = None
         self._buffered = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._releases: set[asyncio.Task[None]] = set()
+        self._wake_dial = asyncio.Event()
+        self._live_after = 0
         self.linked = asyncio.Event()
         self.links_opened = 0
         self.bridge: DeviceBridge | None = None
@@ -98,6 +113,10 @@ class NodeDaemon:
         background: list[asyncio.Task[None]] = []
         if self.bridge is not None:
             background.append(asyncio.create_task(self.bridge.run()))
+        # What held a device before a restart holds it no longer: the link was lost.
+        for lease in self.store.leases():
+            self._release(lease, "node_restart")
+        background.append(asyncio.create_task(self._control_loop()))
         for stored in self.store.unfinished_commands():
             self._spawn(stored.body)
         backoff = self._backoff_initial_s
@@ -125,12 +144,20 @@ class NodeDaemon:
                     self._ws = None
                     self._fail_pending()
                 # Jittered exponential backoff: a fleet does not reconnect in step.
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, self._backoff_max_s)
+                # A config change dials again at once.
+                try:
+                    await asyncio.wait_for(
+                        self._wake_dial.wait(), timeout=backoff * random.uniform(0.5, 1.5)
+                    )
+                    backoff = self._backoff_initial_s
+                except TimeoutError:
+                    backoff = min(backoff * 2, self._backoff_max_s)
+                self._wake_dial.clear()
         finally:
-            for task in [*background, *self._running.values()]:
+            tasks = [*background, *self._running.values(), *self._releases]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*background, *self._running.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.store.close()
 
     # ------------------------------------------------------------------ the link
@@ -152,12 +179,15 @@ class NodeDaemon:
                 raise FrameError(CloseCode.MALFORMED_FRAME, "expected welcome")
             self._ws = ws
             self._nonce = nonce
+            # What is in the buffer now is backlog; what comes in from now on is live.
+            self._live_after = self.store.newest_seq()
             self.links_opened += 1
             self.linked.set()
             _log.info("linked to %s as node %s", self.config.server, self.config.node_id)
             self.store.forget_old_commands()
             for stored in self.store.unreported_commands():
                 await self._report(stored.id)
+            await self._send_lease_reports()
             tasks = [
                 asyncio.create_task(self._receive(ws)),
                 asyncio.create_task(self._heartbeats()),
@@ -209,10 +239,11 @@ class NodeDaemon:
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
     async def _relay(self) -> None:
-        """Send the buffer oldest first, one frame at a time; drop what the service judged."""
+        """Send the buffer, live batches first and then the backlog oldest first (see
+        :meth:`NodeStore.relay_order`), one frame at a time; drop what the service judged."""
         while True:
             self._buffered.clear()
-            batches = self.store.oldest(BATCHES_PER_FRAME)
+            batches = self.store.relay_order(BATCHES_PER_FRAME, live_after=self._live_after)
             if not batches:
                 await self._buffered.wait()
                 continue
@@ -245,6 +276,68 @@ class NodeDaemon:
         if self._ws is not None:
             with contextlib.suppress(ConnectionError, ConnectionClosed):
                 await self._send(encode("event", name=name, data=data))
+
+    # ------------------------------------------------------------------ leases
+
+    async def _control_loop(self) -> None:
+        """Every control cycle: a lease that lapsed, or any lease while the link is down,
+        returns its device to its local policy."""
+        while True:
+            now = datetime.now(UTC)
+            for lease in self.store.leases():
+                if self._ws is None:
+                    self._release(lease, "link_lost")
+                elif now >= lease.expires_at:
+                    self._release(lease, "lease_lapsed")
+            await asyncio.sleep(self.config.control_cycle_s)
+
+    def _release(self, lease: Lease, reason: str) -> None:
+        """End ``lease`` (reported over the link, now or at the next link) and tell its
+        device to return to its local policy."""
+        at = datetime.now(UTC)
+        report = {
+            "zone": lease.zone,
+            "device_id": lease.device_id,
+            "command_id": lease.command_id,
+            "reason": reason,
+            "at": at.isoformat(),
+        }
+        if not self.store.end_lease(lease, report):
+            return
+        _log.info("lease of %s/%s ended (%s)", lease.zone, lease.device_id, reason)
+        if self.bridge is not None:
+            envelope = {
+                "id": f"{lease.command_id}-release",
+                "type": "release",
+                "payload": {"command_id": lease.command_id, "reason": reason},
+                "issued_at": at.isoformat(),
+                "expires_at": (at + timedelta(seconds=RELEASE_TTL_S)).isoformat(),
+            }
+            task = asyncio.create_task(self._tell_device(lease, envelope))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+        reporting = asyncio.create_task(self._send_lease_reports())
+        self._releases.add(reporting)
+        reporting.add_done_callback(self._releases.discard)
+
+    async def _tell_device(self, lease: Lease, envelope: dict[str, Any]) -> None:
+        assert self.bridge is not None
+        expires_at = datetime.fromisoformat(envelope["expires_at"])
+        ack = await self.bridge.command(
+            lease.zone, lease.device_id, envelope, expires_at=expires_at
+        )
+        if ack is None:
+            _log.warning("device %s/%s did not confirm its release", lease.zone, lease.device_id)
+
+    async def _send_lease_reports(self) -> None:
+        for seq, report in self.store.lease_reports():
+            if self._ws is None:
+                return
+            try:
+                await self._send(encode("event", name="lease.released", data=report))
+            except (ConnectionError, ConnectionClosed):
+                return
+            self.store.drop_lease_report(seq)
 
     # ------------------------------------------------------------------ commands
 
@@ -322,11 +415,104 @@ class NodeDaemon:
             if ack is None:
                 return "rejected", "the device did not acknowledge before expiry", None
             status = "applied" if ack.get("status") == "applied" else "rejected"
+            self._hold(command, payload, applied=status == "applied")
             detail = ack.get("detail")
             return status, detail if isinstance(detail, str) else None, {"device_ack": ack}
         if kind == CommandType.ROTATE_KEY:
             return await self._rotate_key()
+        if kind == CommandType.CONFIG:
+            return await self._apply_config(command)
         return "rejected", f"unknown command type {kind!r}", None
+
+    def _hold(self, command: dict[str, Any], payload: dict[str, Any], *, applied: bool) -> None:
+        """An applied actuation holds its device for its lease; a stop ends the lease."""
+        if not applied:
+            return
+        zone, device_id = str(payload["zone"]), str(payload["device_id"])
+        lease_s = payload.get("lease_s")
+        if payload["type"] in LEASED_DEVICE_COMMANDS and isinstance(lease_s, int):
+            expires_at = datetime.now(UTC) + timedelta(seconds=lease_s)
+            self.store.hold_lease(Lease(zone, device_id, str(command["id"]), expires_at))
+        elif payload["type"] == "transfer.stop":
+            self.store.clear_lease(zone, device_id)
+
+    # ------------------------------------------------------------------ desired config
+
+    async def _apply_config(
+        self, command: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        """Apply a config version atomically (``node.json`` replaced by one rename), link
+        again with it, and keep it only if the link comes back within the rollback
+        window; otherwise go back to the last good version by itself.
+
+        The replaced version and the deadline are on disk (``node.json.pending``)
+        before the change, so a daemon killed meanwhile resumes the same decision."""
+        payload: dict[str, Any] = command.get("payload") or {}
+        try:
+            check_apply_payload(payload)
+        except InvalidNodeConfigError as exc:
+            return "rejected", f"invalid config: {exc.detail}", None
+        version = int(payload["version"])
+        pending_path = self.config.dir / PENDING_CONFIG_NAME
+        pending = _read_pending(pending_path)
+        if pending is not None and pending["command_id"] == command["id"]:
+            # Resumed after a restart: every link of this process counts once the
+            # candidate is in force.
+            previous = NodeConfig(**pending["previous"])
+            deadline = datetime.fromisoformat(pending["deadline"])
+            opened = 0
+        else:
+            if version <= self.config.config_version:
+                return "rejected", f"version {self.config.config_version} is already newer", None
+            previous = self.config
+            deadline = datetime.now(UTC) + timedelta(seconds=self._rollback_s)
+            write_private_json(
+                pending_path,
+                {
+                    "command_id": command["id"],
+                    "previous": asdict(previous),
+                    "deadline": deadline.isoformat(),
+                },
+            )
+            opened = self.links_opened
+        if self.config.config_version != version:
+            candidate = replace(previous, **payload["config"], config_version=version)
+            candidate.save()
+            self.config = candidate
+            opened = self.links_opened
+            _log.info("config version %d applied; linking again with it", version)
+            await self._relink()
+        while datetime.now(UTC) < deadline:
+            if self.linked.is_set() and self.links_opened > opened:
+                pending_path.unlink(missing_ok=True)
+                return "applied", None, {"version": version, "config": payload["config"]}
+            await asyncio.sleep(0.05)
+        # The link did not come back: the last good version, by the node itself.
+        previous.save()
+        self.config = previous
+        pending_path.unlink(missing_ok=True)
+        _log.warning(
+            "config version %d rolled back to %d: no link within %.0f s",
+            version,
+            previous.config_version,
+            self._rollback_s,
+        )
+        await self._relink()
+        await self.linked.wait()
+        return (
+            "rejected",
+            f"rolled back to version {previous.config_version}: "
+            f"the link did not come back within {self._rollback_s:.0f} s",
+            {"version": previous.config_version, "rolled_back": version},
+        )
+
+    async def _relink(self) -> None:
+        """Drop the link so that the next one is dialled with the config now in force."""
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close(1000, "config changed")
+        self._wake_dial.set()
 
     def _diagnostic(self, name: str) -> dict[str, Any]:
         if name == "ping":
@@ -363,3 +549,11 @@ class NodeDaemon:
         self._seed = read_key(self._key_path)
         _log.warning("the service refused the old key; using the rotated one")
         return True
+
+
+def _read_pending(path: Path) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return doc

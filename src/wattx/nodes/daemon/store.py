@@ -37,6 +37,17 @@ CREATE TABLE IF NOT EXISTS commands (
     reported INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    device TEXT PRIMARY KEY,
+    zone TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    command_id TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_reports (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL
+);
 """
 
 
@@ -45,6 +56,14 @@ class BufferedBatch:
     seq: int
     meter_id: str
     batch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    zone: str
+    device_id: str
+    command_id: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +117,31 @@ class NodeStore:
             "SELECT seq, meter_id, batch FROM outbox ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
         return [BufferedBatch(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def relay_order(self, limit: int, *, live_after: int) -> list[BufferedBatch]:
+        """The next batches to relay: live ones first, then the backlog oldest first.
+
+        A batch is live if it came in after ``live_after`` (the buffer's newest sequence
+        when the link came up) and nothing older of its meter is waiting: the service
+        refuses a meter's sequence going back, so a meter's batches always leave in
+        order, and only a meter that is caught up jumps the backlog of the others."""
+        live = self._db.execute(
+            "SELECT seq, meter_id, batch FROM outbox AS o WHERE seq > ? AND NOT EXISTS "
+            "(SELECT 1 FROM outbox AS b WHERE b.meter_id = o.meter_id AND b.seq <= ?) "
+            "ORDER BY seq LIMIT ?",
+            (live_after, live_after, limit),
+        ).fetchall()
+        chosen = [BufferedBatch(r[0], r[1], json.loads(r[2])) for r in live]
+        if len(chosen) < limit:
+            taken = {b.seq for b in chosen}
+            for batch in self.oldest(limit):
+                if batch.seq not in taken and len(chosen) < limit:
+                    chosen.append(batch)
+        return chosen
+
+    def newest_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def drop(self, seqs: list[int]) -> None:
         with self._tx():
@@ -172,6 +216,58 @@ class NodeStore:
                 "DELETE FROM commands WHERE state != 'node_durable' AND received_at < ?", (cutoff,)
             )
             return cur.rowcount
+
+    # -- leases
+
+    def hold_lease(self, lease: Lease) -> None:
+        """The device is held by ``lease`` (a newer actuation replaces the older)."""
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO leases (device, zone, device_id, command_id, expires_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
+                "command_id = excluded.command_id, expires_at = excluded.expires_at",
+                (
+                    f"{lease.zone}/{lease.device_id}",
+                    lease.zone,
+                    lease.device_id,
+                    lease.command_id,
+                    lease.expires_at.isoformat(),
+                ),
+            )
+
+    def clear_lease(self, zone: str, device_id: str) -> None:
+        """The device was stopped by the platform: it holds no lease any more."""
+        with self._tx():
+            self._db.execute("DELETE FROM leases WHERE device = ?", (f"{zone}/{device_id}",))
+
+    def leases(self) -> list[Lease]:
+        rows = self._db.execute(
+            "SELECT zone, device_id, command_id, expires_at FROM leases ORDER BY device"
+        ).fetchall()
+        return [Lease(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
+
+    def end_lease(self, lease: Lease, report: dict[str, Any]) -> bool:
+        """Drop the lease (if it is still this one) and keep ``report`` until it is sent;
+        False if a newer lease holds the device."""
+        with self._tx():
+            cur = self._db.execute(
+                "DELETE FROM leases WHERE device = ? AND command_id = ?",
+                (f"{lease.zone}/{lease.device_id}", lease.command_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._db.execute(
+                "INSERT INTO lease_reports (body) VALUES (?)", (json.dumps(report, sort_keys=True),)
+            )
+            return True
+
+    def lease_reports(self) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._db.execute("SELECT seq, body FROM lease_reports ORDER BY seq").fetchall()
+        return [(int(r[0]), json.loads(r[1])) for r in rows]
+
+    def drop_lease_report(self, seq: int) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM lease_reports WHERE seq = ?", (seq,))
 
     # -- helpers
 

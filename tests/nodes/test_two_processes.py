@@ -1,0 +1,172 @@
+"""Two real `wattx up` processes sharing PostgreSQL and Redis: a node linked to one
+gets a command issued through the other, and runs it once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.live import free_port
+from wattx.nodes import challenge
+from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
+from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
+
+from .helpers import eventually
+
+PASSWORD = "correct horse battery staple"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wattx.cli.main", *args]
+
+
+class Up:
+    """One `wattx up` process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**env, "WATTX_PORT": str(free_port())}
+        self.url = f"http://127.0.0.1:{self.env['WATTX_PORT']}"
+        self.process = subprocess.Popen(
+            _cli("up"), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def wait_ready(self, within_s: float = 180.0) -> None:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "wattx up exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError("wattx up did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def two_processes(pg_url: str, tmp_path: Path) -> Iterator[tuple[Up, Up]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
+    env.update(
+        WATTX_DATA_DIR=str(tmp_path / "data"),
+        WATTX_DATABASE_URL=pg_url,
+        WATTX_REDIS_URL=REDIS_URL,
+        WATTX_LOG_LEVEL="WARNING",
+        # Only the bus may bring the command in time.
+        WATTX_NODE_COMMAND_POLL_S="600",
+        WATTX_NODE_LINK_RECHECK_S="600",
+    )
+    for args in (
+        ("db", "upgrade"),
+        ("admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD),
+    ):
+        done = subprocess.run(_cli(*args), env=env, capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr.decode()
+    first = Up(env)
+    try:
+        first.wait_ready()
+        second = Up(env)
+        try:
+            second.wait_ready()
+            yield first, second
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+async def _enrol(
+    http: httpx.AsyncClient, data_dir: Path, server: str
+) -> tuple[NodeConfig, dict[str, str]]:
+    login = await http.post(
+        "/api/v1/auth/login", json={"email": "op@wattx.test", "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    signup = await http.post(
+        "/api/v1/auth/signup",
+        json={
+            "email": "site@wattx.test",
+            "password": PASSWORD,
+            "display_name": "site",
+            "role": "node_operator",
+        },
+    )
+    assert signup.status_code == 201, signup.text
+    owner = signup.json()["id"]
+    admitted = await http.patch(
+        f"/api/v1/admin/users/{owner}", json={"status": "admitted"}, headers=op
+    )
+    assert admitted.status_code == 200, admitted.text
+    token = await http.post(
+        "/api/v1/nodes/registration-tokens",
+        json={"owner_id": owner, "name": "school-roof"},
+        headers=op,
+    )
+    assert token.status_code == 201, token.text
+    seed = os.urandom(32)
+    enrolled = await http.post(
+        "/api/v1/nodes/enrol",
+        json={
+            "registration_token": token.json()["token"],
+            "public_key": challenge.public_key_hex(seed),
+        },
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    write_key(data_dir / KEY_NAME, seed)
+    config = NodeConfig(server=server, node_id=enrolled.json()["node_id"], data_dir=str(data_dir))
+    config.save()
+    return config, op
+
+
+async def test_a_command_issued_on_one_process_reaches_a_node_linked_to_the_other(
+    two_processes: tuple[Up, Up], tmp_path: Path
+) -> None:
+    first, second = two_processes
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
+        config, op = await _enrol(http, tmp_path / "node", second.url)
+        daemon = NodeDaemon(config, backoff_initial_s=0.1)
+        task = asyncio.create_task(daemon.run())
+        try:
+            await asyncio.wait_for(daemon.linked.wait(), timeout=30)
+            issued = await http.post(
+                f"/api/v1/nodes/{config.node_id}/commands",
+                json={"type": "diagnostics", "payload": {"name": "ping"}},
+                headers=op,
+            )
+            assert issued.status_code == 201, issued.text
+            command_id = issued.json()["id"]
+
+            async def applied() -> bool:
+                row = await http.get(
+                    f"/api/v1/nodes/{config.node_id}/commands/{command_id}", headers=op
+                )
+                return bool(row.json()["state"] == "applied")
+
+            await eventually(applied, within_s=30)
+            stored = daemon.store.command(command_id)
+            assert stored is not None
+            assert stored.runs == 1
+            node = await http.get(f"/api/v1/nodes/{config.node_id}/stats", headers=op)
+            assert node.json()["linked"] is True
+            assert node.json()["commands_applied"] == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
+                await task
