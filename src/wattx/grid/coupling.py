@@ -152,21 +152,33 @@ def run_coupled_auction(
     sells: Sequence[Order],
     tree: GridTree,
     rates: RateTable,
-    pricing: Mechanism = Mechanism.CALL_AUCTION,
+    pricing: Mechanism | Mapping[str, Mechanism] = Mechanism.CALL_AUCTION,
     *,
     fast_path: bool = True,
 ) -> CoupledClearing:
-    """Clear every zone of ``tree`` at once and apply the fills to the orders (in place)."""
+    """Clear every zone of ``tree`` at once and apply the fills to the orders (in place).
+
+    ``pricing`` is one mechanism, or one per zone (a match is priced by its
+    buyer's zone).
+    """
+    if isinstance(pricing, Mechanism):
+        pricing = dict.fromkeys(tree.zones, pricing)
     for order in (*buys, *sells):
         if order.zone not in tree.zones:
             raise UnknownGridZoneError("an order's zone is not in the grid", zone=order.zone)
     active_buys, active_sells = list(buys), list(sells)
     paths = tree.paths()
     uniform = len({rates[pair] for pair in paths}) == 1
-    if fast_path and uniform and not can_bind(tree, active_buys, active_sells, rates):
+    single_pricing = len(set(pricing.values())) == 1
+    if (
+        fast_path
+        and uniform
+        and single_pricing
+        and not can_bind(tree, active_buys, active_sells, rates)
+    ):
         return _pooled(active_buys, active_sells, tree, rates, paths, pricing)
     while True:
-        plan = _solve(active_buys, active_sells, tree, rates, paths)
+        plan = solve_program(active_buys, active_sells, tree, rates, paths)
         matches, conflict = _pair(plan, active_buys, active_sells, rates, paths, pricing)
         if conflict is None:
             break
@@ -190,7 +202,7 @@ def run_coupled_auction(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class ProgramSolution:
     seller_prices: dict[str, int | None]
     buyer_prices: dict[str, int | None]
     flows: dict[tuple[str, str], int]
@@ -219,13 +231,13 @@ def _levels(orders: Sequence[Order], zone_index: Mapping[str, int]) -> tuple[Flo
     )
 
 
-def _solve(
+def solve_program(
     buys: Sequence[Order],
     sells: Sequence[Order],
     tree: GridTree,
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
-) -> _Plan:
+) -> ProgramSolution:
     zones = sorted(tree.zones)
     index = {zone: i for i, zone in enumerate(zones)}
     nz = len(zones)
@@ -304,16 +316,16 @@ def _solve(
         seller_prices[zone] = round(-duals[i]) if known else None
         buyer_prices[zone] = round(-duals[nz + i]) if known else None
     shadow = {key: max(round(-duals[row]), 0) for key, row in link_rows.items()}
-    return _Plan(seller_prices, buyer_prices, flows, shadow)
+    return ProgramSolution(seller_prices, buyer_prices, flows, shadow)
 
 
 def _pair(
-    plan: _Plan,
+    plan: ProgramSolution,
     buys: Sequence[Order],
     sells: Sequence[Order],
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
-    pricing: Mechanism,
+    pricing: Mapping[str, Mechanism],
 ) -> tuple[list[CoupledMatch], tuple[Order, Order] | None]:
     """Pair the selected orders flow by flow, without touching them."""
     ask_queues: dict[str, list[Order]] = {}
@@ -347,7 +359,8 @@ def _pair(
                 return [], (buy, sell)
             sold = min(offered[seller_zone], rate.sold_for(wanted[buyer_zone]), left)
             delivered = rate.delivered(sold)
-            price = sigma if pricing is Mechanism.CALL_AUCTION else cap
+            mechanism = pricing.get(buyer_zone, Mechanism.CALL_AUCTION)
+            price = sigma if mechanism is Mechanism.CALL_AUCTION else cap
             link_rents = tuple((key, sold * mu // WH_PER_KWH) for key, mu in shadows if mu > 0)
             matches.append(
                 CoupledMatch(
@@ -381,10 +394,11 @@ def _pooled(
     tree: GridTree,
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
-    pricing: Mechanism,
+    pricing: Mapping[str, Mechanism],
 ) -> CoupledClearing:
     rate = next(iter(rates[pair] for pair in paths))
-    clearing, zone_matches = run_zone_auction(buys, sells, rate, pricing)
+    mechanism = next(iter(pricing.values()), Mechanism.CALL_AUCTION)
+    clearing, zone_matches = run_zone_auction(buys, sells, rate, mechanism)
     matches = [
         CoupledMatch(m.buy, m.sell, m.sold_wh, m.delivered_wh, m.price, rate, 0)
         for m in zone_matches
