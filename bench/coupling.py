@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 from wattx.domain import Order, Side, Zone
-from wattx.grid import GridLink, GridTree, run_coupled_auction
-from wattx.grid.coupling import solve_program
+from wattx.grid import GridLink, GridTree
 from wattx.market import ZoneRateTable
+from wattx.market.coupling import run_coupled_auction, solve_program
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TRANSFORMERS = ["t0", "t1", "t2"]

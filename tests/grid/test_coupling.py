@@ -9,16 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wattx.domain import Order, OrderStatus, Side
-from wattx.grid import (
-    CoupledClearing,
-    Direction,
-    GridLink,
-    GridTree,
-    can_bind,
-    run_coupled_auction,
-    welfare,
-)
+from wattx.grid import Direction, GridLink, GridTree
 from wattx.market import ZoneRateTable
+from wattx.market.coupling import CoupledClearing, can_bind, run_coupled_auction, welfare
 from wattx.market.rates import ZoneRate
 from wattx.units import trade_value
 

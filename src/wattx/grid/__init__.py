@@ -1,17 +1,10 @@
-"""The grid under a market: the tree of zones, link capacities, coupled clearing.
+"""The grid under a market: the tree of zones and its link capacities.
 
-Pure core: no I/O. :mod:`wattx.grid.model` holds the tree and its validation,
-:mod:`wattx.grid.coupling` the coupled call auction (a linear program).
+Pure core, no I/O, no market dependency: :mod:`wattx.grid.model` holds the
+tree and its validation. The coupled call auction that clears over it is
+:mod:`wattx.market.coupling`.
 """
 
-from wattx.grid.coupling import (
-    CoupledClearing,
-    CoupledMatch,
-    LinkReport,
-    can_bind,
-    run_coupled_auction,
-    welfare,
-)
 from wattx.grid.model import (
     Direction,
     GridLink,
@@ -22,16 +15,10 @@ from wattx.grid.model import (
 )
 
 __all__ = [
-    "CoupledClearing",
-    "CoupledMatch",
     "Direction",
     "GridLink",
     "GridTopologyError",
     "GridTree",
-    "LinkReport",
     "NegativeCapacityError",
     "UnknownGridZoneError",
-    "can_bind",
-    "run_coupled_auction",
-    "welfare",
 ]

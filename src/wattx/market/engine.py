@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade, ValidationError, Zone
-from wattx.grid.coupling import LinkReport, run_coupled_auction
 from wattx.market.book import ContinuousBook, Fill
 from wattx.market.config import MarketConfig
+from wattx.market.coupling import LinkReport, run_coupled_auction
 from wattx.market.cross_zone import (
     MultiFill,
     Source,
