@@ -218,17 +218,94 @@ def _levels(orders: Sequence[Order], zone_index: Mapping[str, int]) -> tuple[Flo
     if not orders:
         empty = np.zeros(0)
         return empty, empty, empty
-    zones = np.fromiter((zone_index[o.zone] for o in orders), dtype=np.int64, count=len(orders))
-    prices = np.fromiter((o.limit_price for o in orders), dtype=np.int64, count=len(orders))
-    qtys = np.fromiter((o.remaining_wh for o in orders), dtype=np.int64, count=len(orders))
-    keys = np.stack((zones, prices), axis=1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    sums = np.bincount(inverse.ravel(), weights=qtys, minlength=len(unique))
+    data = np.array(
+        [(zone_index[o.zone], o.limit_price, o.remaining_wh) for o in orders], dtype=np.int64
+    )
+    keys = (data[:, 0] << 40) | data[:, 1]  # prices are far below 2**40 micro-units per kWh
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inverse, weights=data[:, 2], minlength=len(unique))
     return (
-        unique[:, 0].astype(np.float64),
-        unique[:, 1].astype(np.float64),
+        (unique >> 40).astype(np.float64),
+        (unique & ((1 << 40) - 1)).astype(np.float64),
         sums.astype(np.float64),
     )
+
+
+class _Curve:
+    """One side's price levels (sorted by zone, then price) cut into segments.
+
+    A segment is a run of consecutive levels of one zone that enters the
+    program as one column: its Wh summed, its price their Wh-weighted mean.
+    That is exact when the segment ends at a bound (all of it, or none) on the
+    side of the zone's price where every one of its levels would sit on its
+    own; otherwise it is cut finer (see :func:`solve_program`).
+    """
+
+    def __init__(self, zone: FloatArray, price: FloatArray, qty: FloatArray) -> None:
+        self.zone, self.price, self.qty = zone, price, qty
+        self.cum_qty = np.concatenate(([0.0], np.cumsum(qty)))
+        self.cum_value = np.concatenate(([0.0], np.cumsum(qty * price)))
+        starts: list[int] = []
+        ends: list[int] = []
+        if len(zone):
+            bounds = np.flatnonzero(np.diff(zone)) + 1
+            for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(zone)], strict=True):
+                cut = self.cut(lo, hi)
+                starts.extend(cut[:-1])
+                ends.extend(cut[1:])
+        self.start = np.asarray(starts, dtype=np.int64)
+        self.end = np.asarray(ends, dtype=np.int64)
+
+    @staticmethod
+    def cut(lo: int, hi: int) -> list[int]:
+        pieces = min(_PIECES, hi - lo)
+        return sorted({int(v) for v in np.linspace(lo, hi, pieces + 1).round()})
+
+    def columns(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Each segment's zone, mean price and Wh."""
+        qty = self.cum_qty[self.end] - self.cum_qty[self.start]
+        value = self.cum_value[self.end] - self.cum_value[self.start]
+        return self.zone[self.start], value / qty, qty
+
+    def refine(self, wrong: npt.NDArray[np.bool_]) -> None:
+        starts: list[int] = []
+        ends: list[int] = []
+        for lo, hi, bad in zip(self.start.tolist(), self.end.tolist(), wrong.tolist(), strict=True):
+            if bad:
+                cut = self.cut(lo, hi)
+                starts.extend(cut[:-1])
+                ends.extend(cut[1:])
+            else:
+                starts.append(lo)
+                ends.append(hi)
+        self.start = np.asarray(starts, dtype=np.int64)
+        self.end = np.asarray(ends, dtype=np.int64)
+
+    def misplaced(
+        self, used: FloatArray, prices: FloatArray, *, ask: bool
+    ) -> npt.NDArray[np.bool_]:
+        """Segments whose levels would not all sit at the segment's bound on their own.
+
+        An ask level belongs fully sold if its price is at most the zone's seller
+        price and unsold if at least; a bid level (landed limit) fully delivered
+        if at least the buyer price and not at all if at most.
+        """
+        qty = self.cum_qty[self.end] - self.cum_qty[self.start]
+        zone_price = prices[self.zone[self.start].astype(np.int64)]
+        low, high = self.price[self.start], self.price[self.end - 1]
+        tol = _EPS * np.maximum(1.0, qty)
+        empty, full = used <= tol, used >= qty - tol
+        slack = _EPS * np.maximum(1.0, np.abs(zone_price))
+        if ask:
+            ok = (empty & (low >= zone_price - slack)) | (full & (high <= zone_price + slack))
+        else:
+            ok = (empty & (high <= zone_price + slack)) | (full & (low >= zone_price - slack))
+        wrong: npt.NDArray[np.bool_] = ~ok & (self.end - self.start > 1)
+        return wrong
+
+
+_PIECES = 16
+"""How many segments a zone's side (or a misplaced segment) is cut into."""
 
 
 def solve_program(
@@ -238,11 +315,21 @@ def solve_program(
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
 ) -> ProgramSolution:
+    """Solve the coupled program: zone prices, pair flows (Wh sold), link shadow prices.
+
+    The orders enter as price levels (equal zone and price summed). To keep the
+    program small, each zone's asks and bids start as a few segments of
+    consecutive levels (:class:`_Curve`); after each solve, a segment that is
+    neither wholly used nor wholly unused on the right side of its zone's price
+    is cut finer, and the program is solved again. When no segment is
+    misplaced, the solution with its duals satisfies the optimality conditions
+    of the program with one column per level: it is that program's optimum.
+    """
     zones = sorted(tree.zones)
     index = {zone: i for i, zone in enumerate(zones)}
     nz = len(zones)
-    ask_zone, ask_price, ask_qty = _levels(sells, index)
-    bid_zone, bid_price, bid_qty = _levels(buys, index)
+    asks = _Curve(*_levels(sells, index))
+    bids = _Curve(*_levels(buys, index))
     link_rows: dict[LinkKey, int] = {}
     for link in tree.links:
         for direction in (Direction.UP, Direction.DOWN):
@@ -250,10 +337,6 @@ def solve_program(
                 link_rows[(link.child, direction)] = 2 * nz + len(link_rows)
     num_rows = 2 * nz + len(link_rows)
     pairs = [(s, b) for s in zones for b in zones]
-
-    starts = [np.zeros(1, dtype=np.int64)]
-    # Ask levels: one entry each, -1 in their zone's supply row.
-    n_ask, n_bid = len(ask_qty), len(bid_qty)
     pair_index: list[int] = []
     pair_value: list[float] = []
     pair_count: list[int] = []
@@ -269,52 +352,62 @@ def solve_program(
         pair_value.extend(value for _, value in entries)
         pair_count.append(len(entries))
         pair_cost.append(float(rate.wheeling_per_kwh))
-    counts = np.concatenate(
-        (np.ones(n_ask + n_bid, dtype=np.int64), np.asarray(pair_count, dtype=np.int64))
-    )
-    starts.append(np.cumsum(counts))
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_ask + n_bid + len(pairs)
-    lp.num_row_ = num_rows
-    lp.col_cost_ = np.concatenate((ask_price, -bid_price, np.asarray(pair_cost)))
-    lp.col_lower_ = np.zeros(lp.num_col_)
-    lp.col_upper_ = np.concatenate((ask_qty, bid_qty, np.full(len(pairs), highspy.kHighsInf)))
     row_upper = np.zeros(num_rows)
     for (child, direction), row in link_rows.items():
         capacity = tree.link(child).capacity(direction)
         row_upper[row] = float(capacity if capacity is not None else 0)
     row_lower = np.zeros(num_rows)
     row_lower[2 * nz :] = -highspy.kHighsInf
-    lp.row_lower_ = row_lower
-    lp.row_upper_ = row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.concatenate(starts).astype(np.int32)
-    lp.a_matrix_.index_ = np.concatenate(
-        (ask_zone, nz + bid_zone, np.asarray(pair_index, dtype=np.float64))
-    ).astype(np.int32)
-    lp.a_matrix_.value_ = np.concatenate(
-        (-np.ones(n_ask), np.ones(n_bid), np.asarray(pair_value, dtype=np.float64))
-    )
-    solver = highspy.Highs()  # type: ignore[no-untyped-call]
-    solver.setOptionValue("output_flag", False)
-    solver.passModel(lp)
-    solver.run()
-    status = solver.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:  # pragma: no cover - impossible by construction
-        raise RuntimeError(
-            f"coupled auction program not optimal: {solver.modelStatusToString(status)}"
+    while True:
+        ask_zone, ask_price, ask_qty = asks.columns()
+        bid_zone, bid_price, bid_qty = bids.columns()
+        n_ask, n_bid = len(ask_qty), len(bid_qty)
+        counts = np.concatenate(
+            (np.ones(n_ask + n_bid, dtype=np.int64), np.asarray(pair_count, dtype=np.int64))
         )
-    solution = solver.getSolution()
-    values = np.asarray(solution.col_value)
-    duals = np.asarray(solution.row_dual)
+        lp = highspy.HighsLp()
+        lp.num_col_ = n_ask + n_bid + len(pairs)
+        lp.num_row_ = num_rows
+        lp.col_cost_ = np.concatenate((ask_price, -bid_price, np.asarray(pair_cost)))
+        lp.col_lower_ = np.zeros(lp.num_col_)
+        lp.col_upper_ = np.concatenate((ask_qty, bid_qty, np.full(len(pairs), highspy.kHighsInf)))
+        lp.row_lower_ = row_lower
+        lp.row_upper_ = row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+        lp.a_matrix_.index_ = np.concatenate(
+            (ask_zone, nz + bid_zone, np.asarray(pair_index, dtype=np.float64))
+        ).astype(np.int32)
+        lp.a_matrix_.value_ = np.concatenate(
+            (-np.ones(n_ask), np.ones(n_bid), np.asarray(pair_value, dtype=np.float64))
+        )
+        solver = highspy.Highs()  # type: ignore[no-untyped-call]
+        solver.setOptionValue("output_flag", False)
+        solver.passModel(lp)
+        solver.run()
+        status = solver.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:  # pragma: no cover - by construction
+            raise RuntimeError(
+                f"coupled auction program not optimal: {solver.modelStatusToString(status)}"
+            )
+        solution = solver.getSolution()
+        values = np.asarray(solution.col_value)
+        duals = np.asarray(solution.row_dual)
+        sigma, pi = -duals[:nz], -duals[nz : 2 * nz]
+        wrong_asks = asks.misplaced(values[:n_ask], sigma, ask=True)
+        wrong_bids = bids.misplaced(values[n_ask : n_ask + n_bid], pi, ask=False)
+        if not wrong_asks.any() and not wrong_bids.any():
+            break
+        asks.refine(wrong_asks)
+        bids.refine(wrong_bids)
     flows = {pair: int(np.floor(values[n_ask + n_bid + k] + _EPS)) for k, pair in enumerate(pairs)}
     present = {o.zone for o in (*buys, *sells)}
     seller_prices: dict[str, int | None] = {}
     buyer_prices: dict[str, int | None] = {}
     for zone, i in index.items():
         known = zone in present
-        seller_prices[zone] = round(-duals[i]) if known else None
-        buyer_prices[zone] = round(-duals[nz + i]) if known else None
+        seller_prices[zone] = round(sigma[i]) if known else None
+        buyer_prices[zone] = round(pi[i]) if known else None
     shadow = {key: max(round(-duals[row]), 0) for key, row in link_rows.items()}
     return ProgramSolution(seller_prices, buyer_prices, flows, shadow)
 
@@ -328,6 +421,10 @@ def _pair(
     pricing: Mapping[str, Mechanism],
 ) -> tuple[list[CoupledMatch], tuple[Order, Order] | None]:
     """Pair the selected orders flow by flow, without touching them."""
+    # Only orders the program can have selected (a price rounded by at most 1) are queued.
+    sigma_of, pi_of = plan.seller_prices, plan.buyer_prices
+    sells = [s for s in sells if s.limit_price <= (sigma_of[s.zone] or 0) + 1]
+    buys = [b for b in buys if b.limit_price >= (pi_of[b.zone] or 0) - 1]
     ask_queues: dict[str, list[Order]] = {}
     for sell in sorted(sells, key=lambda s: (s.limit_price, s.seq)):
         ask_queues.setdefault(sell.zone, []).append(sell)
