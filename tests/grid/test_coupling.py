@@ -313,3 +313,18 @@ def test_program_is_always_feasible_and_bounded(
     clearing = run_coupled_auction(buys, sells, tree, rates, fast_path=False)
     assert clearing.solved
     check_outcome(clearing, tree, buys, sells, rates)
+
+
+@settings(max_examples=60, deadline=None)
+@given(instances(max_zones=4, max_orders=60, max_qty=50), st.sampled_from([NO_LOSS, FREE]))
+def test_coarse_segments_reach_the_same_optimum_as_one_column_per_level(
+    case: tuple[GridTree, list[Order], list[Order]], table: ZoneRateTable
+) -> None:
+    """The program starts from a few segments and cuts them finer; the optimum is exact."""
+    tree, buys, sells = case
+    rates = rates_for(tree, table)
+    coarse = run_coupled_auction(clone(buys), clone(sells), tree, rates, fast_path=False, pieces=2)
+    exact = run_coupled_auction(
+        clone(buys), clone(sells), tree, rates, fast_path=False, pieces=10**9
+    )
+    assert welfare(coarse.matches) == welfare(exact.matches)

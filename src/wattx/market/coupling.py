@@ -70,6 +70,9 @@ from wattx.units import BPS_PER_UNIT, WH_PER_KWH
 
 _EPS = 1e-6
 
+PIECES = 16
+"""How many segments a zone's side (or a misplaced segment) is cut into."""
+
 LinkKey = tuple[str, Direction]
 """A link direction, named by the link's child zone."""
 
@@ -155,11 +158,13 @@ def run_coupled_auction(
     pricing: Mechanism | Mapping[str, Mechanism] = Mechanism.CALL_AUCTION,
     *,
     fast_path: bool = True,
+    pieces: int = PIECES,
 ) -> CoupledClearing:
     """Clear every zone of ``tree`` at once and apply the fills to the orders (in place).
 
     ``pricing`` is one mechanism, or one per zone (a match is priced by its
-    buyer's zone).
+    buyer's zone). ``pieces`` tunes how coarsely the program starts
+    (:func:`solve_program`); the result is optimal whatever it is.
     """
     if isinstance(pricing, Mechanism):
         pricing = dict.fromkeys(tree.zones, pricing)
@@ -178,7 +183,7 @@ def run_coupled_auction(
     ):
         return _pooled(active_buys, active_sells, tree, rates, paths, pricing)
     while True:
-        plan = solve_program(active_buys, active_sells, tree, rates, paths)
+        plan = solve_program(active_buys, active_sells, tree, rates, paths, pieces=pieces)
         matches, conflict = _pair(plan, active_buys, active_sells, rates, paths, pricing)
         if conflict is None:
             break
@@ -241,8 +246,8 @@ class _Curve:
     own; otherwise it is cut finer (see :func:`solve_program`).
     """
 
-    def __init__(self, zone: FloatArray, price: FloatArray, qty: FloatArray) -> None:
-        self.zone, self.price, self.qty = zone, price, qty
+    def __init__(self, zone: FloatArray, price: FloatArray, qty: FloatArray, pieces: int) -> None:
+        self.zone, self.price, self.qty, self.pieces = zone, price, qty, pieces
         self.cum_qty = np.concatenate(([0.0], np.cumsum(qty)))
         self.cum_value = np.concatenate(([0.0], np.cumsum(qty * price)))
         starts: list[int] = []
@@ -256,9 +261,8 @@ class _Curve:
         self.start = np.asarray(starts, dtype=np.int64)
         self.end = np.asarray(ends, dtype=np.int64)
 
-    @staticmethod
-    def cut(lo: int, hi: int) -> list[int]:
-        pieces = min(_PIECES, hi - lo)
+    def cut(self, lo: int, hi: int) -> list[int]:
+        pieces = max(min(self.pieces, hi - lo), 1)
         return sorted({int(v) for v in np.linspace(lo, hi, pieces + 1).round()})
 
     def columns(self) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -304,16 +308,14 @@ class _Curve:
         return wrong
 
 
-_PIECES = 16
-"""How many segments a zone's side (or a misplaced segment) is cut into."""
-
-
 def solve_program(
     buys: Sequence[Order],
     sells: Sequence[Order],
     tree: GridTree,
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
+    *,
+    pieces: int = PIECES,
 ) -> ProgramSolution:
     """Solve the coupled program: zone prices, pair flows (Wh sold), link shadow prices.
 
@@ -328,8 +330,8 @@ def solve_program(
     zones = sorted(tree.zones)
     index = {zone: i for i, zone in enumerate(zones)}
     nz = len(zones)
-    asks = _Curve(*_levels(sells, index))
-    bids = _Curve(*_levels(buys, index))
+    asks = _Curve(*_levels(sells, index), pieces=max(pieces, 2))
+    bids = _Curve(*_levels(buys, index), pieces=max(pieces, 2))
     link_rows: dict[LinkKey, int] = {}
     for link in tree.links:
         for direction in (Direction.UP, Direction.DOWN):
