@@ -218,7 +218,9 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.int32]
 
 
-def _levels(orders: Sequence[Order], zone_index: Mapping[str, int]) -> tuple[FloatArray, ...]:
+def _levels(
+    orders: Sequence[Order], zone_index: Mapping[str, int]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Aggregate orders by (zone, price): zone index, price, Wh, as float arrays."""
     if not orders:
         empty = np.zeros(0)

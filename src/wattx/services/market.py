@@ -25,7 +25,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ from wattx.market import (
     reference_factors,
     reference_price,
 )
+from wattx.market.coupling import LinkReport
 from wattx.market.errors import (
     DuplicateClientOrderIdError,
     GateClosedError,
@@ -69,6 +70,7 @@ from wattx.market.errors import (
     UnknownZoneError,
 )
 from wattx.services.errors import (
+    EpochNotClosedError,
     IdempotencyKeyReusedError,
     InvalidEpochError,
     NotAdmittedError,
@@ -183,6 +185,23 @@ class ClosureSummary:
     expired: int
     clearing_prices: dict[str, int | None]
     forced: bool
+    congestion: list[dict[str, object]] = field(default_factory=list)
+
+
+def congestion_view(reports: Iterable[LinkReport]) -> list[dict[str, object]]:
+    """A coupled auction's link reports as JSON-ready records (stored, sent, served)."""
+    return [
+        {
+            "child": r.child,
+            "parent": r.parent,
+            "direction": r.direction.value,
+            "flow_wh": r.flow_wh,
+            "capacity_wh": r.capacity_wh,
+            "shadow_price": r.shadow_price,
+            "rent": r.rent,
+        }
+        for r in reports
+    ]
 
 
 class MarketService:
@@ -557,6 +576,14 @@ class MarketService:
     def epoch_info(self, epoch_id: int) -> EpochInfo:
         return self._epoch_info(epoch_id, self._clock.now())
 
+    async def closed_epoch(self, epoch_id: int) -> EpochRow:
+        """A closed epoch's row (``epoch_not_closed`` if its gate has not closed)."""
+        async with self._db.read() as session:
+            row = await session.get(EpochRow, epoch_id)
+        if row is None:
+            raise EpochNotClosedError("the epoch's gate has not closed", epoch_id=epoch_id)
+        return row
+
     async def closed_epochs(self, *, limit: int, offset: int) -> list[EpochRow]:
         async with self._db.read() as session:
             return await epoch_repo.list_closed_epochs(session, limit=limit, offset=offset)
@@ -608,10 +635,12 @@ class MarketService:
         # A forced closure runs the engine as of the gate time, which it requires to have come.
         engine_now = max(now, gate)
         moved = False
+        congestion: list[dict[str, object]] = []
         try:
             async with self._db.write() as session:
                 closure = engine.close_gate(epoch_id, engine_now)
                 moved = True
+                congestion = congestion_view(closure.congestion)
                 await record_engine_changes(
                     session,
                     new_rows=[],
@@ -631,6 +660,7 @@ class MarketService:
                             expired_count=len(closure.expired),
                             clearing_prices=json.dumps(closure.clearing_prices),
                             forced=forced and now < gate,
+                            congestion=json.dumps(congestion) if closure.congestion else None,
                         )
                     )
         except BaseException:
@@ -654,6 +684,7 @@ class MarketService:
                     "trades": epoch_trades,
                     "expired": len(closure.expired),
                     "clearing_prices": closure.clearing_prices,
+                    "congestion": congestion,
                 },
             )
         )
@@ -663,6 +694,7 @@ class MarketService:
             len(closure.expired),
             dict(closure.clearing_prices),
             forced,
+            congestion,
         )
         return summary, events
 
