@@ -54,6 +54,8 @@ owner on both sides, the newer order leaves and the auction is solved again.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +71,25 @@ from wattx.market.rates import ZoneRate
 from wattx.units import BPS_PER_UNIT, WH_PER_KWH
 
 _EPS = 1e-6
+
+
+def _silence_banner() -> None:
+    """Create the process's first solver with stdout closed: HiGHS prints a banner (from
+    C++, to file descriptor 1) the first time, which would break JSON output and logs.
+    Done once, at import, before any server thread runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+_silence_banner()
 
 PIECES = 16
 """How many segments a zone's side (or a misplaced segment) is cut into."""
