@@ -128,3 +128,27 @@ async def test_tree_edits_that_break_the_tree_change_nothing(api: ApiClient) -> 
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["parent"] == "f1"
+
+
+async def test_a_full_link_is_named_when_it_stops_a_continuous_order(api: ApiClient) -> None:
+    op = await api.operator()
+    for zone in (
+        _zone("t", mechanism="continuous"),
+        _zone("f1", parent="t", mechanism="continuous"),
+        _zone("f2", parent="t", mechanism="continuous", import_capacity_wh=200),
+    ):
+        created = await api.http.post("/api/v1/zones", json=zone, headers=op.headers)
+        assert created.status_code == 201, created.text
+    solar = await api.signup(Role.PROSUMER)
+    home = await api.signup(Role.CONSUMER)
+    await api.fund(solar, energy_wh=1_000)
+    await api.fund(home, credit=10_000_000)
+    sell = await api.order(solar, side="sell", qty_wh=1_000, limit_price=100_000, zone="f1")
+    assert sell.status_code == 201, sell.text
+    assert sell.json()["limited_by"] == []
+    buy = await api.order(home, side="buy", qty_wh=500, limit_price=300_000, zone="f2")
+    assert buy.status_code == 201, buy.text
+    body = buy.json()
+    assert sum(t["qty_wh"] for t in body["trades"]) == 200
+    assert body["limited_by"] == ["f2-t:down"]
+    assert body["order"]["status"] == "partially_filled"

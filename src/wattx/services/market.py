@@ -425,6 +425,7 @@ class MarketService:
         return {
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
+            "limited_by": list(result.limited_by),
             "replaces": old.id,
         }
 
@@ -816,6 +817,7 @@ class MarketService:
         body = {
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
+            "limited_by": list(result.limited_by),
         }
         if key is not None:
             session.add(

@@ -83,6 +83,11 @@ class TradeOut(BaseModel):
 class SubmitOut(BaseModel):
     order: OrderOut
     trades: list[TradeOut]
+    limited_by: list[str] = Field(
+        default_factory=list,
+        description="grid limits that stopped matching while Wh stayed open "
+        "(`child-parent:up|down` on a grid tree, `zone:export|import` without one)",
+    )
 
 
 class OrderAmend(StrictModel):
