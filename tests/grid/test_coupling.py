@@ -143,7 +143,7 @@ def test_limits_prices_and_conservation_hold(
     tree, buys, sells = case
     rates = rates_for(tree, table)
     clearing = run_coupled_auction(buys, sells, tree, rates, fast_path=False)
-    assert clearing.solved
+    assert clearing.solved == bool(buys and sells)
     check_outcome(clearing, tree, buys, sells, rates)
 
 
@@ -270,7 +270,7 @@ def test_fast_path_agrees_with_the_program_when_no_limit_can_bind(
     fast = run_coupled_auction(clone(buys), clone(sells), tree, rates)
     program = run_coupled_auction(clone(buys), clone(sells), tree, rates, fast_path=False)
     assert not fast.solved
-    assert program.solved
+    assert program.solved == bool(buys and sells)
     assert welfare(fast.matches) == welfare(program.matches)
     assert fast.rent == program.rent == 0
 
@@ -311,7 +311,7 @@ def test_program_is_always_feasible_and_bounded(
     tree, buys, sells = case
     rates = rates_for(tree, table)
     clearing = run_coupled_auction(buys, sells, tree, rates, fast_path=False)
-    assert clearing.solved
+    assert clearing.solved == bool(buys and sells)
     check_outcome(clearing, tree, buys, sells, rates)
 
 
@@ -328,3 +328,13 @@ def test_coarse_segments_reach_the_same_optimum_as_one_column_per_level(
         clone(buys), clone(sells), tree, rates, fast_path=False, pieces=10**9
     )
     assert welfare(coarse.matches) == welfare(exact.matches)
+
+
+def test_one_sided_orders_trade_nothing_without_a_program() -> None:
+    tree = GridTree.build(["p", "a"], [GridLink("a", "p", export_wh=5)])
+    rates = rates_for(tree, FREE)
+    clearing = run_coupled_auction([], [order("s", Side.SELL, 10, 100_000, "a")], tree, rates)
+    assert clearing.matches == []
+    assert not clearing.solved
+    assert clearing.seller_prices == {"a": None, "p": None}
+    assert all(r.flow_wh == 0 and r.rent == 0 for r in clearing.links)

@@ -194,6 +194,10 @@ def run_coupled_auction(
             raise UnknownGridZoneError("an order's zone is not in the grid", zone=order.zone)
     active_buys, active_sells = list(buys), list(sells)
     paths = tree.paths()
+    if not active_buys or not active_sells:
+        # Nothing can trade: no program to solve, no price, no flow.
+        nothing = dict.fromkeys(sorted(tree.zones))
+        return CoupledClearing(nothing, dict(nothing), [], _reports(tree, paths, [], {}), False)
     uniform = len({rates[pair] for pair in paths}) == 1
     single_pricing = len(set(pricing.values())) == 1
     if (
