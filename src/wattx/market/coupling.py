@@ -472,45 +472,53 @@ def _pair(
         assert sigma is not None
         rate = rates[(seller_zone, buyer_zone)]
         steps = [(link.child, direction) for link, direction in paths[(seller_zone, buyer_zone)]]
-        shadows = [(key, plan.shadow.get(key, 0)) for key in steps]
-        rent_price = sum(mu for _, mu in shadows)
+        binding = [(key, mu) for key in steps if (mu := plan.shadow.get(key, 0)) > 0]
+        rent_price = sum(mu for _, mu in binding)
+        pay_as_clear = pricing.get(buyer_zone, Mechanism.CALL_AUCTION) is Mechanism.CALL_AUCTION
+        seller_cap, sold_for, delivered_of = rate.seller_cap, rate.sold_for, rate.delivered
         asks, bids = ask_queues[seller_zone], bid_queues[buyer_zone]
+        i, j = ask_at[seller_zone], bid_at[buyer_zone]
+        off, want = offered[seller_zone], wanted[buyer_zone]
         left = flow
-        while left > 0 and ask_at[seller_zone] < len(asks) and bid_at[buyer_zone] < len(bids):
-            sell, buy = asks[ask_at[seller_zone]], bids[bid_at[buyer_zone]]
-            cap = rate.seller_cap(buy.limit_price) - rent_price
+        while left > 0 and i < len(asks) and j < len(bids):
+            sell, buy = asks[i], bids[j]
+            cap = seller_cap(buy.limit_price) - rent_price
             if sell.limit_price > sigma or cap < sigma:
                 break
             if buy.owner == sell.owner:
                 return [], (buy, sell)
-            sold = min(offered[seller_zone], rate.sold_for(wanted[buyer_zone]), left)
-            delivered = rate.delivered(sold)
-            mechanism = pricing.get(buyer_zone, Mechanism.CALL_AUCTION)
-            price = sigma if mechanism is Mechanism.CALL_AUCTION else cap
-            link_rents = tuple((key, sold * mu // WH_PER_KWH) for key, mu in shadows if mu > 0)
+            sold = min(off, sold_for(want), left)
+            delivered = delivered_of(sold)
+            if binding:
+                link_rents = tuple((key, sold * mu // WH_PER_KWH) for key, mu in binding)
+                fee = sum(r for _, r in link_rents)
+            else:
+                link_rents, fee = (), 0
             matches.append(
                 CoupledMatch(
                     buy,
                     sell,
                     sold,
                     delivered,
-                    price,
+                    sigma if pay_as_clear else cap,
                     rate,
-                    sum(r for _, r in link_rents),
+                    fee,
                     link_rents,
                 )
             )
             left -= sold
-            offered[seller_zone] -= sold
-            wanted[buyer_zone] -= delivered
-            if offered[seller_zone] == 0:
-                ask_at[seller_zone] += 1
-                if ask_at[seller_zone] < len(asks):
-                    offered[seller_zone] = asks[ask_at[seller_zone]].remaining_wh
-            if wanted[buyer_zone] == 0:
-                bid_at[buyer_zone] += 1
-                if bid_at[buyer_zone] < len(bids):
-                    wanted[buyer_zone] = bids[bid_at[buyer_zone]].remaining_wh
+            off -= sold
+            want -= delivered
+            if off == 0:
+                i += 1
+                if i < len(asks):
+                    off = asks[i].remaining_wh
+            if want == 0:
+                j += 1
+                if j < len(bids):
+                    want = bids[j].remaining_wh
+        ask_at[seller_zone], bid_at[buyer_zone] = i, j
+        offered[seller_zone], wanted[buyer_zone] = off, want
     return matches, None
 
 
