@@ -125,6 +125,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/trades/{{trade_id}}"): TRADERS_AND_OVERSIGHT,
     ("GET", f"{V1}/epochs"): OVERSIGHT,
     ("POST", f"{V1}/epochs/{{epoch_id}}/close"): OPERATOR,
+    ("GET", f"{V1}/epochs/{{epoch_id}}/congestion"): OVERSIGHT,
     # streams
     ("GET", f"{V1}/events"): ANY_ROLE,
     # dashboard pages (wattx.web): public pages carry no personal field

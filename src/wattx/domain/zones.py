@@ -73,7 +73,9 @@ class Zone:
 
     ``position_km`` places the zone on a line for the distance term of the
     wheeling table; ``neighbours`` lists adjacent zones. Capacities are the Wh
-    per epoch its link to the rest of the grid can import and export.
+    per epoch its link to the rest of the grid can import and export. ``parent``
+    places the zone in the grid tree (a feeder's transformer, a transformer's
+    point of common coupling): the link to the parent carries those capacities.
     """
 
     id: str
@@ -83,3 +85,4 @@ class Zone:
     neighbours: frozenset[str] = field(default_factory=frozenset)
     import_capacity_wh: int | None = None
     export_capacity_wh: int | None = None
+    parent: str | None = None

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wattx.domain import EpochSchedule, ValidationError, Zone
+from wattx.grid.model import GridLink, GridTree
 from wattx.market.mechanism import Mechanism
 from wattx.market.rates import ZoneRateTable
 from wattx.units import BPS_PER_UNIT
@@ -17,7 +18,9 @@ class MarketConfig:
 
     ``mechanisms`` maps zone ids to a :class:`Mechanism`; a zone not listed
     runs a continuous market. With ``cross_zone`` a continuous buyer may match
-    sellers of other continuous zones by landed cost.
+    sellers of other continuous zones by landed cost. When any zone names a
+    ``parent``, the zones must form one grid tree (:attr:`grid`) and the call
+    auctions of the market clear together over it (the coupled auction).
     """
 
     zones: Mapping[str, Zone]
@@ -43,6 +46,11 @@ class MarketConfig:
             if not 0 <= fee < BPS_PER_UNIT:
                 raise ValidationError("fee must be in [0, 10000) bps", fee_bps=fee)
 
+        object.__setattr__(self, "grid", grid_of(self.zones))
+
+    grid: GridTree | None = field(default=None, init=False)
+    """The zones' grid tree, or None when no zone names a parent."""
+
     def fee_for(self, epoch_id: int) -> int:
         """The fee, in basis points, of trades delivered in ``epoch_id``."""
         return fee_at(self.fee_bps, self.fee_changes, epoch_id)
@@ -55,3 +63,18 @@ def fee_at(default_bps: int, changes: Mapping[int, int], epoch_id: int) -> int:
     """The fee of ``epoch_id``: that of the latest change from an epoch at or before it."""
     starts = [start for start in changes if start <= epoch_id]
     return changes[max(starts)] if starts else default_bps
+
+
+def grid_of(zones: Mapping[str, Zone]) -> GridTree | None:
+    """The tree the zones' ``parent`` fields form (validated), or None if none has one.
+
+    A zone's link to its parent carries the zone's import and export capacities.
+    """
+    if all(zone.parent is None for zone in zones.values()):
+        return None
+    links = [
+        GridLink(zone.id, zone.parent, zone.import_capacity_wh, zone.export_capacity_wh)
+        for zone in zones.values()
+        if zone.parent is not None
+    ]
+    return GridTree.build(zones, links)

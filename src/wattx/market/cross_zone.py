@@ -5,7 +5,9 @@ the resting ask with the lowest landed cost ``(price + wheeling) / (1 - loss)``
 over every source book, then the oldest; an incoming sell takes the bid that
 pays it most in seller terms (:meth:`ZoneRate.seller_cap`), then the higher
 bid, then the oldest. Cross-zone matches respect the zones' link capacities
-(:class:`ZoneLinks`). Self-trade prevention is the same as within one book:
+(:class:`ZoneLinks`): with a grid tree every link on the path between the two
+zones, Wh sold counted on each; without one, the seller zone's export and the
+buyer zone's import. Self-trade prevention is the same as within one book:
 the incoming order stops at its owner's own resting order.
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from wattx.domain import Order, Side, Zone
+from wattx.grid.model import Direction, GridLink, GridTree
 from wattx.market.book import ContinuousBook, PriceLevel
 from wattx.market.rates import ZoneRate
 
@@ -39,52 +42,116 @@ class Source:
     bound: int
 
 
-class ZoneLinks:
-    """Cross-zone energy already scheduled per epoch, against each zone's capacities.
+LinkUse = tuple[str, Direction]
+"""A grid link direction, named by the link's child zone."""
 
-    Exports count Wh sold out of a zone, imports Wh delivered into it.
+
+class ZoneLinks:
+    """Cross-zone energy already scheduled per epoch, against the link capacities.
+
+    Without a grid tree, exports count Wh sold out of a zone and imports Wh
+    delivered into it, against the zone's own capacities. With a tree, every
+    link on the path carries the Wh sold, against that link's capacity in the
+    direction crossed. ``blocked`` collects the link directions (or zones) that
+    stopped a match since it was last cleared: the book reports them.
     """
 
-    __slots__ = ("_flows", "_zones")
+    __slots__ = ("_flows", "_grid", "_link_flows", "_paths", "_zones", "blocked")
 
-    def __init__(self, zones: Mapping[str, Zone]) -> None:
+    def __init__(self, zones: Mapping[str, Zone], grid: GridTree | None = None) -> None:
         self._zones = zones
+        self._grid = grid
+        self._paths = grid.paths() if grid is not None else {}
         self._flows: dict[tuple[str, int], list[int]] = {}
+        self._link_flows: dict[tuple[LinkUse, int], int] = {}
+        self.blocked: set[str] = set()
 
     def copy(self) -> ZoneLinks:
-        twin = ZoneLinks(self._zones)
+        twin = ZoneLinks.__new__(ZoneLinks)
+        twin._zones, twin._grid, twin._paths = self._zones, self._grid, self._paths
         twin._flows = {key: list(used) for key, used in self._flows.items()}
+        twin._link_flows = dict(self._link_flows)
+        twin.blocked = set()
         return twin
 
     def limit(self, seller_zone: str, buyer_zone: str, epoch_id: int, rate: ZoneRate) -> int:
         """Most Wh that may still be sold from ``seller_zone`` to ``buyer_zone`` this epoch."""
         if seller_zone == buyer_zone:
             return UNLIMITED
+        if self._grid is not None:
+            return self._path_limit(seller_zone, buyer_zone, epoch_id)
         exported = self._flows.get((seller_zone, epoch_id), (0, 0))[0]
         imported = self._flows.get((buyer_zone, epoch_id), (0, 0))[1]
         export_cap = self._zones[seller_zone].export_capacity_wh
         import_cap = self._zones[buyer_zone].import_capacity_wh
         limit = UNLIMITED if export_cap is None else max(export_cap - exported, 0)
+        if limit == 0:
+            self.blocked.add(f"{seller_zone}:export")
         if import_cap is not None:
             room = import_cap - imported
+            if room <= 0:
+                self.blocked.add(f"{buyer_zone}:import")
             limit = min(limit, rate.sold_for(room) if room > 0 else 0)
+        return limit
+
+    def _path_limit(self, seller_zone: str, buyer_zone: str, epoch_id: int) -> int:
+        limit = UNLIMITED
+        for link, direction in self._paths[(seller_zone, buyer_zone)]:
+            capacity = link.capacity(direction)
+            if capacity is None:
+                continue
+            room = max(capacity - self._link_flows.get(((link.child, direction), epoch_id), 0), 0)
+            if room == 0:
+                self.blocked.add(f"{link.child}-{link.parent}:{direction.value}")
+            limit = min(limit, room)
         return limit
 
     def record(
         self, seller_zone: str, buyer_zone: str, epoch_id: int, sold: int, delivered: int
     ) -> None:
-        if seller_zone != buyer_zone:
-            self._flows.setdefault((seller_zone, epoch_id), [0, 0])[0] += sold
-            self._flows.setdefault((buyer_zone, epoch_id), [0, 0])[1] += delivered
+        if seller_zone == buyer_zone:
+            return
+        self._flows.setdefault((seller_zone, epoch_id), [0, 0])[0] += sold
+        self._flows.setdefault((buyer_zone, epoch_id), [0, 0])[1] += delivered
+        for link, direction in self._paths.get((seller_zone, buyer_zone), ()):
+            key = ((link.child, direction), epoch_id)
+            self._link_flows[key] = self._link_flows.get(key, 0) + sold
 
     def flows(self, zone: str, epoch_id: int) -> tuple[int, int]:
         """``(exported Wh sold, imported Wh delivered)`` of ``zone`` in ``epoch_id``."""
         exported, imported = self._flows.get((zone, epoch_id), (0, 0))
         return exported, imported
 
+    def link_flow(self, child: str, direction: Direction, epoch_id: int) -> int:
+        """Wh sold across a grid link direction in ``epoch_id`` (tree markets)."""
+        return self._link_flows.get(((child, direction), epoch_id), 0)
+
+    def remaining(self, grid: GridTree, epoch_id: int) -> GridTree:
+        """``grid`` with each capacity reduced by what the epoch already moved across it."""
+
+        def left(cap: int | None, child: str, direction: Direction) -> int | None:
+            if cap is None:
+                return None
+            return max(cap - self.link_flow(child, direction, epoch_id), 0)
+
+        return GridTree(
+            grid.zones,
+            tuple(
+                GridLink(
+                    link.child,
+                    link.parent,
+                    left(link.import_wh, link.child, Direction.DOWN),
+                    left(link.export_wh, link.child, Direction.UP),
+                )
+                for link in grid.links
+            ),
+        )
+
     def drop_epoch(self, epoch_id: int) -> None:
         for key in [key for key in self._flows if key[1] == epoch_id]:
             del self._flows[key]
+        for link_key in [key for key in self._link_flows if key[1] == epoch_id]:
+            del self._link_flows[link_key]
 
 
 def match_buy_across(

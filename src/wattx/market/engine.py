@@ -28,6 +28,7 @@ from datetime import datetime
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade, ValidationError, Zone
 from wattx.market.book import ContinuousBook, Fill
 from wattx.market.config import MarketConfig
+from wattx.market.coupling import LinkReport, run_coupled_auction
 from wattx.market.cross_zone import (
     MultiFill,
     Source,
@@ -70,6 +71,9 @@ class SubmitResult:
     order: Order
     trades: list[Trade]
     touched: list[Order] = field(default_factory=list)
+    limited_by: tuple[str, ...] = ()
+    """Grid limits that stopped matching while the order still had Wh open
+    (``child-parent:up|down`` for a tree link, ``zone:export|import`` without one)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class GateClosure:
     expired: list[Order]
     touched: list[Order]
     clearing_prices: dict[str, int | None]
+    congestion: list[LinkReport] = field(default_factory=list)
+    """Per grid link direction: flow, capacity, shadow price, rent (coupled auction only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ class MarketEngine:
         self._epoch_books: dict[int, dict[str, ContinuousBook]] = {}
         self._continuous_books: dict[int, list[tuple[str, ContinuousBook]]] = {}
         self._terms: dict[tuple[str, int], _EpochTerms] = {}
-        self._links = ZoneLinks(config.zones)
+        self._links = ZoneLinks(config.zones, config.grid)
         self._closed_epochs: set[int] = set()
         self._order_seq = 0
         self._trade_seq = 0
@@ -185,10 +191,44 @@ class MarketEngine:
         trades: list[Trade] = []
         touched: dict[Order, None] = {}
         prices: dict[str, int | None] = {}
-        for zone_id in sorted(self._config.zones):
+        congestion: list[LinkReport] = []
+        auction_zones = [
+            zone_id
+            for zone_id in sorted(self._config.zones)
+            if self._config.mechanism(zone_id) is not Mechanism.CONTINUOUS
+        ]
+        if self._config.grid is not None and auction_zones:
+            congestion = self._close_coupled(
+                epoch_id, books, auction_zones, now, trades, touched, prices
+            )
+        else:
+            self._close_zones(epoch_id, books, auction_zones, now, trades, touched, prices)
+        expired: list[Order] = []
+        for zone_id, book in books.items():
+            for order in book.open_orders():
+                if order.is_open:
+                    order.cancelled_wh += order.remaining_wh
+                    order.status = OrderStatus.EXPIRED
+                    expired.append(order)
+                    touched[order] = None
+            del self._books[(zone_id, epoch_id)]
+        self._links.drop_epoch(epoch_id)
+        self._forget_epoch(epoch_id)
+        return GateClosure(epoch_id, trades, expired, list(touched), prices, congestion)
+
+    def _close_zones(
+        self,
+        epoch_id: int,
+        books: dict[str, ContinuousBook],
+        auction_zones: list[str],
+        now: datetime,
+        trades: list[Trade],
+        touched: dict[Order, None],
+        prices: dict[str, int | None],
+    ) -> None:
+        """Each auction zone cleared on its own (no grid tree)."""
+        for zone_id in auction_zones:
             mechanism = self._config.mechanism(zone_id)
-            if mechanism is Mechanism.CONTINUOUS:
-                continue
             book = books.get(zone_id)
             if book is None:
                 prices[zone_id] = None
@@ -216,18 +256,60 @@ class MarketEngine:
                 )
                 touched[match.buy] = None
                 touched[match.sell] = None
-        expired: list[Order] = []
-        for zone_id, book in books.items():
-            for order in book.open_orders():
-                if order.is_open:
-                    order.cancelled_wh += order.remaining_wh
-                    order.status = OrderStatus.EXPIRED
-                    expired.append(order)
-                    touched[order] = None
-            del self._books[(zone_id, epoch_id)]
-        self._links.drop_epoch(epoch_id)
-        self._forget_epoch(epoch_id)
-        return GateClosure(epoch_id, trades, expired, list(touched), prices)
+
+    def _close_coupled(
+        self,
+        epoch_id: int,
+        books: dict[str, ContinuousBook],
+        auction_zones: list[str],
+        now: datetime,
+        trades: list[Trade],
+        touched: dict[Order, None],
+        prices: dict[str, int | None],
+    ) -> list[LinkReport]:
+        """Every auction zone cleared at once over the grid tree (see :mod:`wattx.grid`).
+
+        Link capacity already used by the epoch's continuous cross-zone trades is
+        taken off first. A match's congestion fee is added to its trade's
+        wheeling fee: the buyer pays it and settlement moves it to the grid's
+        (fee) account by the wheeling path.
+        """
+        grid = self._config.grid
+        assert grid is not None
+        grid = self._links.remaining(grid, epoch_id)
+        open_orders = [
+            o
+            for zone_id in auction_zones
+            if zone_id in books
+            for o in books[zone_id].open_orders()
+            if o.is_open
+        ]
+        pricing = {zone_id: self._config.mechanism(zone_id) for zone_id in auction_zones}
+        clearing = run_coupled_auction(
+            [o for o in open_orders if o.side is Side.BUY],
+            [o for o in open_orders if o.side is Side.SELL],
+            grid,
+            self._rates,
+            pricing,
+        )
+        for zone_id in auction_zones:
+            prices[zone_id] = clearing.seller_prices.get(zone_id)
+        for match in clearing.matches:
+            trades.append(
+                self._trade(
+                    match.buy,
+                    match.sell,
+                    match.sold_wh,
+                    match.delivered_wh,
+                    match.price,
+                    match.rate,
+                    now,
+                    congestion_fee=match.congestion_fee,
+                )
+            )
+            touched[match.buy] = None
+            touched[match.sell] = None
+        return clearing.links
 
     def _forget_epoch(self, epoch_id: int) -> None:
         """Drop a closed epoch's orders: they are final, and the store keeps them."""
@@ -387,7 +469,9 @@ class MarketEngine:
             order.cancelled_wh = order.qty_wh
             order.status = OrderStatus.CANCELLED
             return SubmitResult(order, [], [])
+        self._links.blocked.clear()
         fills, remaining, self_trade = self._match(order, book)
+        limited_by = tuple(sorted(self._links.blocked)) if remaining else ()
         order.filled_wh = order.qty_wh - remaining
         if remaining == 0:
             order.status = OrderStatus.FILLED
@@ -398,7 +482,7 @@ class MarketEngine:
             order.status = OrderStatus.PARTIALLY_FILLED if order.filled_wh else _OPEN
             book.rest(order)
         if not fills:
-            return SubmitResult(order, [], [])
+            return SubmitResult(order, [], [], limited_by)
         is_buy = order.side is Side.BUY
         trades = [
             self._trade(order, resting, sold, delivered, price, rate, now)
@@ -406,7 +490,7 @@ class MarketEngine:
             else self._trade(resting, order, sold, delivered, price, rate, now)
             for resting, sold, delivered, price, rate in fills
         ]
-        return SubmitResult(order, trades, [fill[0] for fill in fills])
+        return SubmitResult(order, trades, [fill[0] for fill in fills], limited_by)
 
     def _trade(
         self,
@@ -417,6 +501,8 @@ class MarketEngine:
         price: int,
         rate: ZoneRate,
         now: datetime,
+        *,
+        congestion_fee: int = 0,
     ) -> Trade:
         self._trade_seq += 1
         return make_trade(
@@ -430,6 +516,7 @@ class MarketEngine:
             rate=rate,
             fee_bps=self._config.fee_for(buy.epoch_id),
             executed_at=now,
+            congestion_fee=congestion_fee,
         )
 
     def _sources(self, order: Order, own: ContinuousBook) -> list[Source]:

@@ -41,8 +41,13 @@ def make_trade(
     rate: ZoneRate,
     fee_bps: int,
     executed_at: datetime,
+    congestion_fee: int = 0,
 ) -> Trade:
-    """The trade record of one match. Its zone is the buyer's: where the energy lands."""
+    """The trade record of one match. Its zone is the buyer's: where the energy lands.
+
+    ``congestion_fee`` (the coupled auction's rent on the links the energy
+    crossed) is added to the wheeling fee: the buyer pays it, the grid gets it.
+    """
     value = trade_value(sold_wh, price)
     fee = fee_of(value, fee_bps)
     return Trade(
@@ -61,7 +66,7 @@ def make_trade(
         value=value,
         buyer_fee=fee,
         seller_fee=fee,
-        wheeling_fee=rate.wheeling_fee(sold_wh),
+        wheeling_fee=rate.wheeling_fee(sold_wh) + congestion_fee,
         seq=seq,
         executed_at=executed_at,
     )

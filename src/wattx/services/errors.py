@@ -98,6 +98,11 @@ class InvalidAmountError(ValidationError):
     title = "Amount must be a positive integer"
 
 
+class EpochNotClosedError(ConflictError):
+    code = "epoch_not_closed"
+    title = "The epoch's gate has not closed"
+
+
 class InvalidEpochError(ValidationError):
     code = "invalid_epoch"
     title = "Epoch id outside the calendar"

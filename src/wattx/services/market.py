@@ -25,7 +25,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ from wattx.market import (
     reference_price,
 )
 from wattx.market.config import fee_at
+from wattx.market.coupling import LinkReport
 from wattx.market.errors import (
     DuplicateClientOrderIdError,
     GateClosedError,
@@ -70,6 +71,7 @@ from wattx.market.errors import (
     UnknownZoneError,
 )
 from wattx.services.errors import (
+    EpochNotClosedError,
     IdempotencyKeyReusedError,
     InvalidEpochError,
     NotAdmittedError,
@@ -184,6 +186,23 @@ class ClosureSummary:
     expired: int
     clearing_prices: dict[str, int | None]
     forced: bool
+    congestion: list[dict[str, object]] = field(default_factory=list)
+
+
+def congestion_view(reports: Iterable[LinkReport]) -> list[dict[str, object]]:
+    """A coupled auction's link reports as JSON-ready records (stored, sent, served)."""
+    return [
+        {
+            "child": r.child,
+            "parent": r.parent,
+            "direction": r.direction.value,
+            "flow_wh": r.flow_wh,
+            "capacity_wh": r.capacity_wh,
+            "shadow_price": r.shadow_price,
+            "rent": r.rent,
+        }
+        for r in reports
+    ]
 
 
 class MarketService:
@@ -461,6 +480,7 @@ class MarketService:
         return {
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
+            "limited_by": list(result.limited_by),
             "replaces": old.id,
         }
 
@@ -612,6 +632,14 @@ class MarketService:
     def epoch_info(self, epoch_id: int) -> EpochInfo:
         return self._epoch_info(epoch_id, self._clock.now())
 
+    async def closed_epoch(self, epoch_id: int) -> EpochRow:
+        """A closed epoch's row (``epoch_not_closed`` if its gate has not closed)."""
+        async with self._db.read() as session:
+            row = await session.get(EpochRow, epoch_id)
+        if row is None:
+            raise EpochNotClosedError("the epoch's gate has not closed", epoch_id=epoch_id)
+        return row
+
     async def closed_epochs(self, *, limit: int, offset: int) -> list[EpochRow]:
         async with self._db.read() as session:
             return await epoch_repo.list_closed_epochs(session, limit=limit, offset=offset)
@@ -663,10 +691,12 @@ class MarketService:
         # A forced closure runs the engine as of the gate time, which it requires to have come.
         engine_now = max(now, gate)
         moved = False
+        congestion: list[dict[str, object]] = []
         try:
             async with self._db.write() as session:
                 closure = engine.close_gate(epoch_id, engine_now)
                 moved = True
+                congestion = congestion_view(closure.congestion)
                 await record_engine_changes(
                     session,
                     new_rows=[],
@@ -686,6 +716,7 @@ class MarketService:
                             expired_count=len(closure.expired),
                             clearing_prices=json.dumps(closure.clearing_prices),
                             forced=forced and now < gate,
+                            congestion=json.dumps(congestion) if closure.congestion else None,
                         )
                     )
         except BaseException:
@@ -709,6 +740,7 @@ class MarketService:
                     "trades": epoch_trades,
                     "expired": len(closure.expired),
                     "clearing_prices": closure.clearing_prices,
+                    "congestion": congestion,
                 },
             )
         )
@@ -718,6 +750,7 @@ class MarketService:
             len(closure.expired),
             dict(closure.clearing_prices),
             forced,
+            congestion,
         )
         return summary, events
 
@@ -841,6 +874,7 @@ class MarketService:
         body = {
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
+            "limited_by": list(result.limited_by),
         }
         if key is not None:
             session.add(

@@ -52,6 +52,7 @@ from wattx.services.chain import ChainAccounts
 from wattx.services.chain_history import ChainHistoryCheck
 from wattx.services.custody import apply_self_custody_deposits
 from wattx.services.delivery import DeliveryService
+from wattx.services.errors import EpochNotClosedError
 from wattx.services.faults import AFTER_CHAIN_TX_SETTLE, fault_point
 from wattx.services.minting import MintingService
 from wattx.services.periodic import PeriodicTask
@@ -87,11 +88,6 @@ _MAX_BACKOFF_S = 3_600
 Checkpoint = Callable[[str], None]
 """Called with each step's name as the worker passes it (``written``, ``checked``,
 ``sent``); the crash tests raise from it."""
-
-
-class EpochNotClosedError(ConflictError):
-    code = "epoch_not_closed"
-    title = "The epoch's gate has not closed"
 
 
 class EpochNotEndedError(ConflictError):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wattx.domain import Tariff, TimeOfUseBand, Zone
 from wattx.domain.epochs import EpochClock
 from wattx.market import Mechanism, ZoneRate
+from wattx.market.config import grid_of
 from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
 from wattx.store import zones as repo
 from wattx.store.db import Database
@@ -36,6 +37,7 @@ class ZoneSpec:
     import_capacity_wh: int | None = None
     export_capacity_wh: int | None = None
     mechanism: Mechanism = Mechanism.CONTINUOUS
+    parent: str | None = None
 
     def to_zone(self) -> Zone:
         """The domain record; building it validates the tariff."""
@@ -47,6 +49,7 @@ class ZoneSpec:
             neighbours=self.neighbours,
             import_capacity_wh=self.import_capacity_wh,
             export_capacity_wh=self.export_capacity_wh,
+            parent=self.parent,
         )
 
 
@@ -73,6 +76,7 @@ def spec_from_row(row: ZoneRow) -> ZoneSpec:
         import_capacity_wh=row.import_capacity_wh,
         export_capacity_wh=row.export_capacity_wh,
         mechanism=Mechanism(row.mechanism),
+        parent=row.parent,
     )
 
 
@@ -102,6 +106,7 @@ class ZoneService:
         async with self._db.write() as session:
             if await repo.zone_by_id(session, spec.id) is not None:
                 raise ZoneExistsError("zone id taken", zone=spec.id)
+            await _check_grid(session, spec)
             row = ZoneRow(id=spec.id, created_at=self._clock.now())
             _apply(row, spec)
             session.add(row)
@@ -114,6 +119,7 @@ class ZoneService:
             row = await repo.zone_by_id(session, spec.id, lock=self._db.locks_rows)
             if row is None:
                 raise ZoneNotFoundError("no such zone", zone=spec.id)
+            await _check_grid(session, spec)
             _apply(row, spec)
         await self._notify()
         return row
@@ -182,6 +188,17 @@ class ZoneService:
             await listener()
 
 
+async def _check_grid(session: AsyncSession, spec: ZoneSpec) -> None:
+    """Refuse a change after which the zones' parents would not form one tree.
+
+    Raises the grid model's error (``invalid_grid_tree``, ``unknown_grid_zone``,
+    ``negative_capacity``) before anything is written.
+    """
+    zones = {row.id: spec_from_row(row).to_zone() for row in await repo.all_zones(session)}
+    zones[spec.id] = spec.to_zone()
+    grid_of(zones)
+
+
 def _apply(row: ZoneRow, spec: ZoneSpec) -> None:
     row.name = spec.name
     row.tariff_bands = json.dumps([[b.start_hour, b.feed_in, b.retail] for b in spec.bands])
@@ -190,3 +207,4 @@ def _apply(row: ZoneRow, spec: ZoneSpec) -> None:
     row.import_capacity_wh = spec.import_capacity_wh
     row.export_capacity_wh = spec.export_capacity_wh
     row.mechanism = spec.mechanism.value
+    row.parent = spec.parent

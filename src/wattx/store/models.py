@@ -68,6 +68,7 @@ class ZoneRow(Base):
     import_capacity_wh: Mapped[int | None] = mapped_column(BigInteger)
     export_capacity_wh: Mapped[int | None] = mapped_column(BigInteger)
     mechanism: Mapped[str] = mapped_column(String(20))
+    parent: Mapped[str | None] = mapped_column(String(40), default=None)  # grid tree
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -177,6 +178,7 @@ class EpochRow(Base):
     expired_count: Mapped[int] = mapped_column(Integer)
     clearing_prices: Mapped[str] = mapped_column(Text)  # JSON {zone: price | null}
     forced: Mapped[bool] = mapped_column()
+    congestion: Mapped[str | None] = mapped_column(Text, default=None)  # JSON [link report]
     settlement_status: Mapped[str | None] = mapped_column(String(12), default=None)
     settlement_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
 

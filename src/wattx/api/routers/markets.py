@@ -17,6 +17,7 @@ from wattx.api.schemas.market import (
     EpochOut,
     EpochsOut,
     LevelOut,
+    LinkCongestionOut,
     MarketOut,
     MarketsOut,
     ReferencePriceOut,
@@ -117,6 +118,7 @@ async def list_epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> Ep
                 expired_count=row.expired_count,
                 clearing_prices=_prices(row.clearing_prices),
                 forced=row.forced,
+                congestion=_congestion(row.congestion),
             )
             for row in closed
         ],
@@ -134,7 +136,22 @@ async def close_epoch(epoch_id: Annotated[int, Path(ge=0, le=10**12)], state: St
         expired=summary.expired,
         clearing_prices=summary.clearing_prices,
         forced=summary.forced,
+        congestion=[LinkCongestionOut.model_validate(r) for r in summary.congestion],
     )
+
+
+@router.get("/epochs/{epoch_id}/congestion")
+async def epoch_congestion(
+    epoch_id: Annotated[int, Path(ge=0, le=10**12)], state: State
+) -> list[LinkCongestionOut]:
+    """A closed epoch's congestion report: per grid link direction, flow, capacity,
+    shadow price and rent of its coupled auction (empty without a grid tree)."""
+    row = await state.market.closed_epoch(epoch_id)
+    return _congestion(row.congestion)
+
+
+def _congestion(raw: str | None) -> list[LinkCongestionOut]:
+    return [LinkCongestionOut.model_validate(r) for r in json.loads(raw)] if raw else []
 
 
 def _prices(raw: str) -> dict[str, int | None]:

@@ -40,6 +40,7 @@ def zone_out(row: ZoneRow) -> ZoneOut:
         import_capacity_wh=row.import_capacity_wh,
         export_capacity_wh=row.export_capacity_wh,
         mechanism=row.mechanism,
+        parent=row.parent,
         created_at=row.created_at,
     )
 
@@ -58,6 +59,7 @@ def _spec(zone_id: str, body: ZoneIn | ZoneUpdate) -> ZoneSpec:
         import_capacity_wh=body.import_capacity_wh,
         export_capacity_wh=body.export_capacity_wh,
         mechanism=body.mechanism,
+        parent=body.parent,
     )
 
 

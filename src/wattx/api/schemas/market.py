@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt, model_validator
 
@@ -82,6 +83,11 @@ class TradeOut(BaseModel):
 class SubmitOut(BaseModel):
     order: OrderOut
     trades: list[TradeOut]
+    limited_by: list[str] = Field(
+        default_factory=list,
+        description="grid limits that stopped matching while Wh stayed open "
+        "(`child-parent:up|down` on a grid tree, `zone:export|import` without one)",
+    )
 
 
 class OrderAmend(StrictModel):
@@ -154,6 +160,18 @@ class MarketsOut(BaseModel):
     markets: list[MarketOut]
 
 
+class LinkCongestionOut(BaseModel):
+    """One grid link direction after a coupled auction."""
+
+    child: str
+    parent: str
+    direction: Literal["up", "down"] = Field(description="up: child to parent")
+    flow_wh: int = Field(description="Wh sold across the link in the auction")
+    capacity_wh: int | None = Field(description="what was left of the epoch's capacity")
+    shadow_price: int = Field(description="micro-units per kWh; > 0 when the limit binds")
+    rent: int = Field(description="micro-units, paid by buyers to the grid account")
+
+
 class ClosedEpochOut(BaseModel):
     id: int
     closed_at: datetime
@@ -161,6 +179,7 @@ class ClosedEpochOut(BaseModel):
     expired_count: int
     clearing_prices: dict[str, int | None]
     forced: bool
+    congestion: list[LinkCongestionOut] = Field(default_factory=list)
 
 
 class EpochsOut(BaseModel):
@@ -176,6 +195,7 @@ class ClosureOut(BaseModel):
     expired: int
     clearing_prices: dict[str, int | None]
     forced: bool
+    congestion: list[LinkCongestionOut] = Field(default_factory=list)
 
 
 class ReferencePriceOut(BaseModel):

@@ -26,6 +26,9 @@ class ZoneIn(StrictModel):
     import_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
     export_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
     mechanism: Mechanism = Mechanism.CONTINUOUS
+    parent: str | None = Field(
+        default=None, min_length=1, max_length=40, description="the zone above in the grid tree"
+    )
 
 
 class ZoneUpdate(StrictModel):
@@ -36,6 +39,9 @@ class ZoneUpdate(StrictModel):
     import_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
     export_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
     mechanism: Mechanism = Mechanism.CONTINUOUS
+    parent: str | None = Field(
+        default=None, min_length=1, max_length=40, description="the zone above in the grid tree"
+    )
 
 
 class BandOut(BaseModel):
@@ -53,6 +59,7 @@ class ZoneOut(BaseModel):
     import_capacity_wh: int | None
     export_capacity_wh: int | None
     mechanism: Mechanism
+    parent: str | None
     created_at: datetime
 
 
