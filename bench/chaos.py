@@ -363,10 +363,24 @@ class Anvil:
         argv += ["--gas-limit", "1000000000", "--code-size-limit", "100000", "--silent"]
         self.child = Child("anvil", argv, workdir / "anvil.log")
         self.url = f"http://127.0.0.1:{self.port}"
+        self.good_state = workdir / "anvil-state.good.json"
+        self.repairs = 0
+        """How often a kill tore the state file and the copy taken before it was used."""
 
     def start(self) -> None:
+        # anvil rewrites its state file in place every second: a kill -9 in the middle
+        # leaves it torn, and anvil then refuses to start. The node comes back from
+        # the copy taken just before the kill instead (losing its last blocks, as a
+        # crashed node would).
+        self.mend_state()
         self.child.start()
         _wait_until(self._ready, 30, "anvil")
+
+    def mend_state(self) -> None:
+        """A torn state file is replaced by the copy :meth:`stop` took before its kill."""
+        if self.state.exists() and not _parses(self.state) and _parses(self.good_state):
+            shutil.copyfile(self.good_state, self.state)
+            self.repairs += 1
 
     def _ready(self) -> bool:
         try:
@@ -376,7 +390,18 @@ class Anvil:
             return False
 
     def stop(self) -> None:
+        if _parses(self.state):
+            shutil.copyfile(self.state, self.good_state)
         self.child.kill()
+
+
+def _parses(path: Path) -> bool:
+    """Whether ``path`` holds a whole JSON document (not torn by a kill)."""
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class Service:
@@ -813,7 +838,13 @@ class Chaos:
     async def fault_chain_outage(self, record: FaultRecord) -> bool:
         assert self.anvil is not None
         anvil = self.anvil
+        repairs = anvil.repairs
         await self._outage(anvil.stop, anvil.start, self.rng.uniform(*self.cfg.chain_outage_s))
+        if anvil.repairs > repairs:
+            record.note = (
+                "the kill tore anvil's state file; the node started from the copy "
+                "taken just before the kill"
+            )
         return True
 
     async def recovered(self, record: FaultRecord, fault_end: float) -> bool:
@@ -1334,6 +1365,10 @@ def main() -> None:
             reports.append(asyncio.run(run_chaos(cfg)))
         except (RuntimeError, ValueError) as exc:
             print(f"chaos: {exc}", file=sys.stderr)
+            if _REPORTS and _REPORTS[-1].backend == backend:
+                # What the run found before it could not go on.
+                _REPORTS[-1].abandoned = str(exc)
+                print(table(_REPORTS[-1:]), file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("chaos: interrupted; every process it started was stopped", file=sys.stderr)

@@ -7,19 +7,16 @@ test; if the server is not there the tests fail (they never skip).
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from support.pg import asyncpg_url, private_database
 from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
@@ -28,7 +25,6 @@ from wattx.store.models import Base
 
 from .client import ApiClient
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
 
 
@@ -47,31 +43,8 @@ class ManualClock:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    name = f"wattx_test_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    _run_in_thread(create)
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    _run_in_thread(drop)
-
-
-def _run_in_thread(action: Callable[[], Coroutine[object, object, None]]) -> None:
-    # Fixtures may be resolved while an event loop runs; a thread has its own.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(lambda: asyncio.run(action())).result()
+    with private_database("wattx_test") as name:
+        yield asyncpg_url(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -4,7 +4,6 @@ failed is retried until the epoch closes and its escrow is released."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from support.pg import PG_ADMIN_DSN, asyncpg_url, private_database
 from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.services.epoch_clock import EpochClockTask
@@ -23,7 +23,7 @@ from wattx.services.principal import Role
 from wattx.store import Database, upgrade_to_head
 
 from .client import ApiClient, User
-from .conftest import PG_ADMIN_DSN, ManualClock, _run_in_thread
+from .conftest import ManualClock
 from .helpers import FLAT_ZONE, assert_problem
 
 
@@ -63,26 +63,8 @@ async def _market(api: ApiClient) -> tuple[User, User]:
 @pytest.fixture
 def private_pg() -> Iterator[str]:
     """A database of its own, which the test may close to every connection."""
-    name = f"wattx_outage_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    _run_in_thread(create)
-    yield name
-    _run_in_thread(drop)
+    with private_database("wattx_outage") as name:
+        yield name
 
 
 async def _allow_connections(name: str, allowed: bool) -> None:
@@ -102,7 +84,7 @@ async def test_database_outage_answers_503_and_the_gate_closes_after_recovery(
     tmp_path: Path, private_pg: str
 ) -> None:
     clock = ManualClock()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{private_pg}"
+    url = asyncpg_url(private_pg)
     async with _service(_settings(tmp_path, url), clock) as api:
         market = api.state.market
         seller, buyer = await _market(api)

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from wattx.sim.kpis import compute_kpis
-from wattx.sim.plots import _save
+from wattx.sim.plots import _save, prices_figure, traded_volume_figure
 from wattx.sim.report import FIGURES, write_report
+from wattx.sim.results import EpochMarketRecord
 from wattx.sim.scenario import Scenario
 from wattx.sim.simulation import run_grid_only
 
@@ -77,3 +80,39 @@ def test_legends_sit_outside_the_plot_so_no_curve_is_hidden(tmp_path: Path) -> N
     legend = axes.get_legend()
     assert legend is not None
     assert legend.get_window_extent().x0 >= axes.get_window_extent().x1
+
+
+def test_the_per_epoch_charts_share_one_time_axis(small_scenario: Scenario) -> None:
+    baseline = run_grid_only(small_scenario)
+    grid = baseline.grid
+    # Clearing prices in two epochs of the run, so that the price chart has its scatter.
+    priced = {grid.epoch_id(10): 120_000, grid.epoch_id(70): 90_000}
+    results = dataclasses.replace(
+        baseline,
+        market=[EpochMarketRecord(e, 500, price, trade_count=1) for e, price in priced.items()],
+    )
+    hours = np.arange(grid.steps) * grid.step_s / 3600.0
+    figures = {"volume": traded_volume_figure(results), "prices": prices_figure(results)}
+    try:
+        axes = {name: figure.axes[0] for name, figure in figures.items()}
+        limits = {name: ax.get_xlim() for name, ax in axes.items()}
+        labels = {name: ax.get_xlabel() for name, ax in axes.items()}
+        # One axis: the same span (the whole run, in hours from its start) and label.
+        assert set(limits.values()) == {(0.0, grid.steps * grid.step_s / 3600.0)}
+        assert set(labels.values()) == {f"hours since {grid.start:%Y-%m-%d %H:%M} UTC"}
+        # Every series puts epoch i of the run at the same x.
+        for name, ax in axes.items():
+            assert ax.get_lines(), name
+            for line in ax.get_lines():
+                xs = np.asarray(line.get_xdata(), dtype=float)
+                # A "post" step line repeats each x once: its distinct x are the epochs.
+                assert np.array_equal(np.unique(xs), hours), (name, line.get_label())
+        (scatter,) = axes["prices"].collections
+        offsets = scatter.get_offsets()
+        expected = [
+            ((e - grid.first_epoch_id) * grid.step_s / 3600.0, p / 1e6) for e, p in priced.items()
+        ]
+        assert [tuple(map(float, row)) for row in offsets] == expected
+    finally:
+        for figure in figures.values():
+            plt.close(figure)

@@ -137,6 +137,14 @@ def simulate(
         str | None,
         typer.Option(envvar="WATTX_SIM_OPERATOR_PASSWORD", help="operator password for --url"),
     ] = None,
+    service_wait_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="with --url, how long to wait for the service to answer ready (GET /readyz) "
+            "before giving up",
+        ),
+    ] = 120.0,
 ) -> None:
     """Simulate a community trading through the service and write the report.
 
@@ -146,11 +154,15 @@ def simulate(
     follows the service's own clock and epoch length (the run takes real
     time: --days days, or --epochs epochs), simulates the epochs starting
     now (so --start and --epoch-minutes do not apply, nor --compare), and
-    closes each gate at its gate time.
+    closes each gate at its gate time. A service that is not ready yet (still
+    starting) is waited for, with a line that says so, up to --service-wait-s.
     """
     from rich.progress import Progress, TaskID
 
+    from wattx.cli.errors import fail
+    from wattx.sim.errors import SimulationConfigError
     from wattx.sim.runner.compare import write_comparison, write_mechanism_report
+    from wattx.sim.runner.errors import ServiceRequestError
     from wattx.sim.runner.faults import FaultPlan
     from wattx.sim.runner.meters import ReadingTransport
     from wattx.sim.runner.run import ALL_MECHANISMS, run_in_process
@@ -167,20 +179,24 @@ def simulate(
                 "--url needs --operator-email and --operator-password "
                 "(or WATTX_SIM_OPERATOR_EMAIL and WATTX_SIM_OPERATOR_PASSWORD)"
             )
-        runs = _simulate_remote(
-            url,
-            operator_email,
-            operator_password,
-            households,
-            days,
-            epochs,
-            seed,
-            mechanism.value,
-            strategy,
-            faults,
-            reading_transport,
-            shared_assets,
-        )
+        try:
+            runs = _simulate_remote(
+                url,
+                operator_email,
+                operator_password,
+                households,
+                days,
+                epochs,
+                seed,
+                mechanism.value,
+                strategy,
+                faults,
+                reading_transport,
+                shared_assets,
+                service_wait_s,
+            )
+        except (SimulationConfigError, ServiceRequestError) as exc:
+            fail(exc.detail)
         chosen = [mechanism.value]
     else:
         scenario = build(
@@ -264,6 +280,7 @@ def _simulate_remote(
     faults: FaultPlan | None,
     transport: ReadingTransport,
     shared_assets: bool,
+    service_wait_s: float,
 ) -> dict[str, MechanismRun]:
     """One real-time run on the service at ``url``, and its grid-only baseline."""
     from rich.progress import Progress
@@ -306,6 +323,7 @@ def _simulate_remote(
                 progress=advance,
                 on_wait=waiting,
                 announce=announce,
+                service_wait_s=service_wait_s,
             )
         )
     baseline = MechanismRun(run_grid_only(remote.scenario), OrderAnswers(), 0)

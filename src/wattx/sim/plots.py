@@ -47,6 +47,11 @@ def plot_daily_profile(results: RunResults, path: Path) -> Path:
 
 def plot_traded_volume(results: RunResults, path: Path) -> Path:
     """Local trades against grid imports and exports, per epoch."""
+    return _write(traded_volume_figure(results), path)
+
+
+def traded_volume_figure(results: RunResults) -> Figure:
+    """The figure of :func:`plot_traded_volume`, on the run's time axis."""
     grid = results.grid
     local, imported, exported = np.zeros(grid.steps), np.zeros(grid.steps), np.zeros(grid.steps)
     index_of = {grid.epoch_id(i): i for i in range(grid.steps)}
@@ -63,11 +68,16 @@ def plot_traded_volume(results: RunResults, path: Path) -> Path:
     axes.set(ylabel="kWh per epoch")
     _run_time_axis(axes, results)
     axes.set_title(f"Energy per epoch ({results.mechanism})")
-    return _save(figure, axes, path)
+    return _finish(figure, axes)
 
 
 def plot_prices(results: RunResults, path: Path) -> Path:
     """Clearing prices per epoch against the feed-in and retail tariffs."""
+    return _write(prices_figure(results), path)
+
+
+def prices_figure(results: RunResults) -> Figure:
+    """The figure of :func:`plot_prices`, on the run's time axis."""
     grid = results.grid
     hours = np.arange(grid.steps) * grid.step_s / 3600.0
     figure, axes = plt.subplots(figsize=(10, 4))
@@ -86,7 +96,7 @@ def plot_prices(results: RunResults, path: Path) -> Path:
     axes.set(ylabel="price (credit per kWh)")
     _run_time_axis(axes, results)
     axes.set_title("Local prices within the tariff bounds")
-    return _save(figure, axes, path)
+    return _finish(figure, axes)
 
 
 def plot_savings(report: KpiReport, path: Path) -> Path:
@@ -114,11 +124,19 @@ def _run_time_axis(axes: Axes, results: RunResults) -> None:
 
 
 def _save(figure: Figure, axes: Axes, path: Path, legend: bool = True) -> Path:
+    return _write(_finish(figure, axes, legend), path)
+
+
+def _finish(figure: Figure, axes: Axes, legend: bool = True) -> Figure:
     if legend and axes.get_legend_handles_labels()[0]:
         # Outside the plotting area: a legend never hides a curve (the evening tariff step).
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.grid(alpha=0.3)
     figure.tight_layout()
+    return figure
+
+
+def _write(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=_DPI)
     plt.close(figure)
     return path

@@ -12,7 +12,9 @@ admits them and funds them, as in the in-process run.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +47,16 @@ SETUP_S_PER_MEMBER = 0.5
 login, meter); if set-up takes longer (a service's rate limit on sign-ups and logins
 paces a large community), the run starts at a later epoch."""
 REQUEST_TIMEOUT_S = 60.0
+SERVICE_WAIT_S = 120.0
+"""How long a run waits by default for the service to answer ready (``GET /readyz``)."""
+SERVICE_POLL_S = 1.0
+
+
+class ServiceUnreachableError(SimulationConfigError):
+    """The service at the run's URL did not answer ready within the wait."""
+
+    code = "simulation_service_unreachable"
+    title = "Service not reachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,42 @@ def live_quote_lead_s(schedule: EpochSchedule) -> int:
     return lead
 
 
+async def wait_for_service(
+    http: httpx.AsyncClient,
+    wait_s: float,
+    on_waiting: Callable[[str], None] | None = None,
+    poll_s: float = SERVICE_POLL_S,
+) -> None:
+    """Return once ``GET /readyz`` answers 200; until then, say once what the run waits for.
+
+    A service still starting (connection refused, or not ready yet) is waited
+    for up to ``wait_s`` seconds; then :class:`ServiceUnreachableError`.
+    """
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            answer = await http.get("/readyz", timeout=max(poll_s, 1.0))
+            if answer.status_code == 200:
+                return
+            why = f"it answers {answer.status_code} on /readyz"
+        except httpx.HTTPError as exc:
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise ServiceUnreachableError(
+                f"the service at {http.base_url} is not ready after {wait_s:g} s ({why})",
+                url=str(http.base_url),
+                wait_s=wait_s,
+            )
+        if not said and on_waiting is not None:
+            on_waiting(
+                f"waiting for the service at {http.base_url} to answer ready "
+                f"(GET /readyz; {why}), up to {wait_s:g} s"
+            )
+            said = True
+        await asyncio.sleep(poll_s)
+
+
 async def run_remote(
     url: str,
     operator_email: str,
@@ -96,15 +144,18 @@ async def run_remote(
     progress: ProgressHook | None = None,
     on_wait: Callable[[datetime], None] | None = None,
     announce: Callable[[str], None] | None = None,
+    service_wait_s: float = SERVICE_WAIT_S,
 ) -> RemoteRun:
     """Simulate ``community`` on the service at ``url`` in real time.
 
     The run lasts ``epochs`` of the service's epochs, or ``days`` days of them.
     ``announce`` hears once which epochs the run trades and when its first
     quotes go in; ``on_wait`` hears each time the run waits for a quoting or
-    gate time (with that time).
+    gate time (with that time). A service that is not ready yet is waited for up
+    to ``service_wait_s`` seconds (``announce`` hears what the run waits for).
     """
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) as http:
+        await wait_for_service(http, service_wait_s, announce)
         client = ServiceClient(http)
         operator = await client.login(operator_email, operator_password)
         schedule = await service_schedule(client, operator)
