@@ -76,6 +76,7 @@ from wattx.services.minting import MintingService
 from wattx.services.nodes import NodeHealthTask, NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
+from wattx.services.statements import StatementService
 from wattx.services.tokens import AccessTokenCodec
 from wattx.services.wal_checkpoint import WalCheckpointTask
 from wattx.services.wallet import WalletService
@@ -335,6 +336,7 @@ async def _start_services(
         nodes=node_service,
         node_links=links,
         audit=AuditService(db, clock),
+        statements=StatementService(db, schedule, clock),
     )
 
 

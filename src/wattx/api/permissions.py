@@ -147,6 +147,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/me/orders/{order_id}/cancel"): TRADERS,
     ("POST", "/me/orders/{order_id}/amend"): TRADERS,
     ("GET", "/me/meters"): TRADERS,
+    ("GET", "/me/statement"): TRADERS,
+    ("GET", "/me/statement.csv"): TRADERS,
     ("GET", "/operator"): OVERSIGHT,
     ("POST", "/operator/users/{user_id}/admission"): OPERATOR,
     ("POST", "/operator/users/{user_id}/deposit"): OPERATOR,

@@ -24,6 +24,7 @@ from wattx.services.minting import MintingService
 from wattx.services.nodes import NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import SettlementService
+from wattx.services.statements import StatementService
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
 from wattx.store.db import Database
@@ -53,6 +54,7 @@ class AppState:
     nodes: NodeService
     node_links: NodeLinkHub
     audit: AuditService
+    statements: StatementService
 
 
 def state_of(request: Request) -> AppState:

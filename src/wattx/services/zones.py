@@ -19,6 +19,7 @@ from wattx.domain import Tariff, TimeOfUseBand, Zone
 from wattx.domain.epochs import EpochClock
 from wattx.market import Mechanism, ZoneRate
 from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
+from wattx.store import journal
 from wattx.store import zones as repo
 from wattx.store.db import Database
 from wattx.store.models import ZoneRateOverrideRow, ZoneRow
@@ -105,6 +106,7 @@ class ZoneService:
             row = ZoneRow(id=spec.id, created_at=self._clock.now())
             _apply(row, spec)
             session.add(row)
+            journal.add_tariff(session, row.id, row.created_at, row.tariff_bands)
         await self._notify()
         return row
 
@@ -114,7 +116,11 @@ class ZoneService:
             row = await repo.zone_by_id(session, spec.id, lock=self._db.locks_rows)
             if row is None:
                 raise ZoneNotFoundError("no such zone", zone=spec.id)
+            before = row.tariff_bands
             _apply(row, spec)
+            if row.tariff_bands != before:
+                # In force from now on: intervals already past keep the tariff they had.
+                journal.add_tariff(session, row.id, self._clock.now(), row.tariff_bands)
         await self._notify()
         return row
 

@@ -6,7 +6,7 @@ only the caller's own orders, trades, meters and wallet.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,11 +16,14 @@ from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.domain import OrderKind, Side
 from wattx.domain.errors import DomainError
+from wattx.domain.kpis import FORMULAS
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
+from wattx.services.statements import StatementPeriodError, month_bounds
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
+from wattx.web.statement_csv import statement_rows_csv
 
 router = APIRouter(
     prefix="/me",
@@ -61,6 +64,8 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
         if trade.seller == principal.user_id:
             sold += trade.qty_wh
     epochs = sorted(per_epoch)
+    day = datetime.combine(now.date(), time(0), tzinfo=UTC)
+    month_start, month_end = month_bounds(now.year, now.month)
     chart = chart_data(
         [state.market.epoch_info(e).start for e in epochs],
         unit="kWh",
@@ -84,6 +89,17 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
             "energy_rows": [
                 (state.market.epoch_info(e), per_epoch[e][0], per_epoch[e][1]) for e in epochs
             ],
+            "kpi_periods": [
+                (
+                    "Today",
+                    await state.statements.kpis(principal.user_id, day, day + timedelta(days=1)),
+                ),
+                (
+                    "This month",
+                    await state.statements.kpis(principal.user_id, month_start, month_end),
+                ),
+            ],
+            "formulas": FORMULAS,
         },
     )
 
@@ -253,3 +269,53 @@ async def meters(request: Request, principal: CurrentPrincipal, state: State) ->
             }
         )
     return page(request, "my_meters.html", {"rows": rows})
+
+
+def _month_of(text: str | None, now: datetime) -> tuple[int, int]:
+    """``YYYY-MM`` from the query (this month when absent)."""
+    if not text:
+        return now.year, now.month
+    year, sep, month = text.partition("-")
+    if not sep or not (year.isdigit() and month.isdigit() and len(year) == 4 and len(month) == 2):
+        raise StatementPeriodError("month must be YYYY-MM", month=text)
+    return int(year), int(month)
+
+
+def _shift(year: int, month: int, by: int) -> str:
+    index = year * 12 + month - 1 + by
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@router.get("/statement", response_class=HTMLResponse)
+async def statement(
+    request: Request, principal: CurrentPrincipal, state: State, month: str | None = None
+) -> HTMLResponse:
+    """The month's money and energy: opening, every change, closing; and its key figures."""
+    year, number = _month_of(month, state.clock.now())
+    found = await state.statements.statement(principal.user_id, year, number)
+    return page(
+        request,
+        "statement.html",
+        {
+            "st": found,
+            "month": f"{year:04d}-{number:02d}",
+            "previous": _shift(year, number, -1),
+            "next": _shift(year, number, 1),
+            "formulas": FORMULAS,
+        },
+    )
+
+
+@router.get("/statement.csv")
+async def statement_csv(
+    principal: CurrentPrincipal, state: State, month: str | None = None
+) -> Response:
+    """The same statement as CSV: integers only (micro-units, Wh, ppm)."""
+    year, number = _month_of(month, state.clock.now())
+    found = await state.statements.statement(principal.user_id, year, number)
+    name = f"wattx-statement-{year:04d}-{number:02d}.csv"
+    return Response(
+        statement_rows_csv(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
