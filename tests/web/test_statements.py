@@ -164,6 +164,18 @@ async def test_an_issued_statement_does_not_change_when_the_tariff_does(
     savings = [r for r in after_csv if r["kind"] == "savings"]
     assert int(savings[0]["amount"]) == expected.savings
     assert money(expected.savings) in after_html
+    from_api = await api.http.get(f"/api/v1/statements/{JUNE}", headers=buyer.headers)
+    assert from_api.status_code == 200, from_api.text
+    body = from_api.json()
+    assert body["issued"] is True
+    assert body["kpis"]["savings"] == expected.savings
+    csv_credit = [int(r["amount"]) for r in _side(after_csv, "credit")]
+    api_credit = [
+        body["credit"]["opening"],
+        *(x["amount"] for x in body["credit"]["lines"]),
+        body["credit"]["closing"],
+    ]
+    assert api_credit == csv_credit
 
 
 async def test_overview_shows_the_key_figures_with_their_formulas(
@@ -187,6 +199,22 @@ async def test_overview_shows_the_key_figures_with_their_formulas(
     row = page.text.split('id="kpis"', 1)[1].split("</table>", 1)[0]
     assert money(expected.savings) in row
     assert percent(None) in row  # no metered production: nothing to divide by
+    # the API computes the same figures with the same code
+    api_kpis = await api.http.get("/api/v1/kpis", headers=seller.headers)
+    assert api_kpis.status_code == 200, api_kpis.text
+    body = api_kpis.json()
+    assert body["savings"] == expected.savings
+    assert body["sold_wh"] == expected.sold_wh
+    assert body["earned"] == expected.earned
+    assert body["self_consumption_ppm"] is None
+    assert body["formulas"] == FORMULAS
+    refused = await api.http.get(
+        "/api/v1/kpis",
+        params={"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"},
+        headers=seller.headers,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "statement_period_invalid"
 
 
 async def test_a_bad_month_is_refused(api: ApiClient, app: FastAPI) -> None:

@@ -44,6 +44,7 @@ from wattx.api.routers import (
     nodes,
     orders,
     proofs,
+    statements,
     tokens,
     users,
     wallet,
@@ -180,6 +181,7 @@ def create_app(
         ledger.router,
         nodes.router,
         audit.router,
+        statements.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")

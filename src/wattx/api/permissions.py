@@ -88,6 +88,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # wallet
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/deposit"): OPERATOR,
+    ("GET", f"{V1}/kpis"): TRADERS,
+    ("GET", f"{V1}/statements/{{month}}"): TRADERS,
     ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
     # self custody: the caller's own address and the transactions it signs
     ("POST", f"{V1}/wallet/withdraw/cancel"): roles(_P, _C, _N),

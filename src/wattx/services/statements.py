@@ -94,6 +94,15 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     return since, until
 
 
+def parse_month(text: str) -> tuple[int, int]:
+    """``YYYY-MM`` as (year, month)."""
+    year, sep, month = text.partition("-")
+    if not sep or not (year.isdigit() and month.isdigit() and len(year) == 4 and len(month) == 2):
+        raise StatementPeriodError("month must be YYYY-MM", month=text)
+    month_bounds(int(year), int(month))
+    return int(year), int(month)
+
+
 class StatementService:
     def __init__(self, db: Database, schedule: EpochSchedule, clock: EpochClock) -> None:
         self._db = db

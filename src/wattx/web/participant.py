@@ -19,7 +19,7 @@ from wattx.domain.errors import DomainError
 from wattx.domain.kpis import FORMULAS
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
-from wattx.services.statements import StatementPeriodError, month_bounds
+from wattx.services.statements import month_bounds, parse_month
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
@@ -273,12 +273,7 @@ async def meters(request: Request, principal: CurrentPrincipal, state: State) ->
 
 def _month_of(text: str | None, now: datetime) -> tuple[int, int]:
     """``YYYY-MM`` from the query (this month when absent)."""
-    if not text:
-        return now.year, now.month
-    year, sep, month = text.partition("-")
-    if not sep or not (year.isdigit() and month.isdigit() and len(year) == 4 and len(month) == 2):
-        raise StatementPeriodError("month must be YYYY-MM", month=text)
-    return int(year), int(month)
+    return parse_month(text) if text else (now.year, now.month)
 
 
 def _shift(year: int, month: int, by: int) -> str:
