@@ -226,3 +226,48 @@ async def test_a_bad_month_is_refused(api: ApiClient, app: FastAPI) -> None:
             assert "statement_period_invalid" in page.text
             download = await browser.get("/me/statement.csv", params={"month": bad})
             assert download.status_code == 422, bad
+
+
+async def test_ranges_are_kept_in_the_url_with_the_previous_period(
+    api: ApiClient, app: FastAPI, clock: ManualClock
+) -> None:
+    seller, buyer = await two_traders(api)
+    await _trade(api, seller, buyer, 1_000, 100_000)
+    (trade,) = await _trades(api, buyer)
+    paid = trade["value"] + trade["wheeling_fee"] + trade["buyer_fee"]
+    retail = FLAT_ZONE["tariff"][0]["retail"]  # type: ignore[index]
+    saved = household_kpis(
+        consumption_wh=0,
+        production_wh=0,
+        purchases=[Purchase(trade["delivered_wh"], paid, retail)],
+        sales=[],
+    ).savings
+
+    def rows(html: str) -> dict[str, str]:
+        table = html.split('id="kpis"', 1)[1].split("</table>", 1)[0]
+        found = re.findall(r'<tr><th scope="row">(\w+)</th>(.*?)</tr>', table)
+        return dict(found)
+
+    async with browser_login(app, buyer.email) as browser:
+        june = await browser.get("/me", params={"range": "month", "at": "2026-06-15"})
+        assert june.status_code == 200, june.text
+        got = rows(june.text)
+        assert "2026-06-01 00:00:00 UTC" in got["Selected"]
+        assert "2026-05-01 00:00:00 UTC" in got["Previous"]
+        assert money(saved) in got["Selected"]
+        assert money(0) in got["Previous"]
+        assert 'href="/me?range=year&amp;at=2026-06-15"' in june.text
+        assert 'aria-current="page">month<' in june.text
+        july = rows((await browser.get("/me", params={"range": "month", "at": "2026-07-02"})).text)
+        assert money(saved) in july["Previous"]
+        assert money(0) in july["Selected"]
+        week = rows((await browser.get("/me", params={"range": "week", "at": "2026-06-03"})).text)
+        assert "2026-06-01 00:00:00 UTC" in week["Selected"]  # a Monday
+        assert "2026-05-25 00:00:00 UTC" in week["Previous"]
+        everything = rows((await browser.get("/me", params={"range": "all"})).text)
+        assert money(saved) in everything["Selected"]
+        assert "Previous" not in everything
+        for params in ({"range": "decade"}, {"range": "day", "at": "2026-02-30"}):
+            refused = await browser.get("/me", params=params)
+            assert refused.status_code == 422, params
+            assert "statement_period_invalid" in refused.text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ValidationError
@@ -94,6 +94,54 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     return since, until
 
 
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+"""The end of the ``all`` range: no end."""
+RANGES = ("epoch", "day", "week", "month", "year", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A range of the overview: ``[since, until)`` and the period of the same kind before."""
+
+    kind: str
+    since: datetime
+    until: datetime
+    previous: tuple[datetime, datetime] | None
+
+
+def period_of(
+    kind: str, at: date, now: datetime, schedule: EpochSchedule, first: datetime | None
+) -> Period:
+    """The ``kind`` of period holding ``at`` (a UTC day); ``epoch`` is the last epoch
+    delivered before ``now``; ``all`` runs from the day of ``first`` (the account's
+    first journal entry; today without one) with no end — trades for epochs not
+    delivered yet count — and has no previous period."""
+    day = datetime(at.year, at.month, at.day, tzinfo=UTC)
+    if kind == "epoch":
+        epoch = schedule.epoch(schedule.epoch_id_at(now) - 1)
+        length = epoch.end - epoch.start
+        return Period(kind, epoch.start, epoch.end, (epoch.start - length, epoch.start))
+    if kind == "day":
+        return Period(kind, day, day + timedelta(days=1), (day - timedelta(days=1), day))
+    if kind == "week":
+        monday = day - timedelta(days=day.weekday())
+        week = timedelta(days=7)
+        return Period(kind, monday, monday + week, (monday - week, monday))
+    if kind == "month":
+        since, until = month_bounds(at.year, at.month)
+        back = month_bounds(at.year - (at.month == 1), 12 if at.month == 1 else at.month - 1)
+        return Period(kind, since, until, back)
+    if kind == "year":
+        since = datetime(at.year, 1, 1, tzinfo=UTC)
+        until = datetime(at.year + 1, 1, 1, tzinfo=UTC)
+        return Period(kind, since, until, (datetime(at.year - 1, 1, 1, tzinfo=UTC), since))
+    if kind == "all":
+        start = (first or now).astimezone(UTC)
+        since = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        return Period(kind, since, END_OF_TIME, None)
+    raise StatementPeriodError("range must be one of " + ", ".join(RANGES), range=kind)
+
+
 def parse_month(text: str) -> tuple[int, int]:
     """``YYYY-MM`` as (year, month)."""
     year, sep, month = text.partition("-")
@@ -140,6 +188,11 @@ class StatementService:
         start = self._schedule.epoch(trade.epoch_id).start
         feed_in = history.in_force(trade.seller_zone, start).feed_in
         return Sale(trade.qty_wh, trade.value - trade.seller_fee, feed_in)
+
+    async def first_activity(self, user_id: str) -> datetime | None:
+        """When the account's first holding change was journaled."""
+        async with self._db.read() as session:
+            return await journal.first_entry_at(session, user_id)
 
     async def statement(self, user_id: str, year: int, month: int) -> Statement:
         since, until = month_bounds(year, month)

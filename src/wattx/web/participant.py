@@ -6,20 +6,20 @@ only the caller's own orders, trades, meters and wallet.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from datetime import date, datetime, time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.domain import OrderKind, Side
 from wattx.domain.errors import DomainError
-from wattx.domain.kpis import FORMULAS
+from wattx.domain.kpis import FORMULAS, HouseholdKpis
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
-from wattx.services.statements import month_bounds, parse_month
+from wattx.services.statements import RANGES, StatementPeriodError, parse_month, period_of
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
@@ -33,10 +33,38 @@ router = APIRouter(
 )
 
 
+def _day_of(text: str | None, now: datetime) -> date:
+    if not text:
+        return now.date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise StatementPeriodError("at must be a day, YYYY-MM-DD", at=text) from None
+
+
 @router.get("", response_class=HTMLResponse)
-async def overview(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
-    """Wallet, and today's production, consumption and traded energy."""
+async def overview(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+    kind: Annotated[str, Query(alias="range", max_length=10)] = "month",
+    at: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    """Wallet; key figures over the range in the URL beside the period before it;
+    today's production, consumption and traded energy."""
     now = state.clock.now()
+    period = period_of(
+        kind,
+        _day_of(at, now),
+        now,
+        state.market.schedule,
+        await state.statements.first_activity(principal.user_id),
+    )
+    selected = await _kpis(state, principal, period.since, period.until)
+    kpi_periods = [("Selected", period.since, period.until, selected)]
+    if period.previous is not None:
+        since, until = period.previous
+        kpi_periods.append(("Previous", since, until, await _kpis(state, principal, since, until)))
     schedule = state.market.schedule
     first = schedule.epoch_id_at(datetime.combine(now.date(), time(0), tzinfo=now.tzinfo))
     last = schedule.epoch_id_at(now)
@@ -64,8 +92,6 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
         if trade.seller == principal.user_id:
             sold += trade.qty_wh
     epochs = sorted(per_epoch)
-    day = datetime.combine(now.date(), time(0), tzinfo=UTC)
-    month_start, month_end = month_bounds(now.year, now.month)
     chart = chart_data(
         [state.market.epoch_info(e).start for e in epochs],
         unit="kWh",
@@ -89,19 +115,19 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
             "energy_rows": [
                 (state.market.epoch_info(e), per_epoch[e][0], per_epoch[e][1]) for e in epochs
             ],
-            "kpi_periods": [
-                (
-                    "Today",
-                    await state.statements.kpis(principal.user_id, day, day + timedelta(days=1)),
-                ),
-                (
-                    "This month",
-                    await state.statements.kpis(principal.user_id, month_start, month_end),
-                ),
-            ],
+            "kpi_periods": kpi_periods,
+            "period": period,
+            "ranges": RANGES,
+            "at": _day_of(at, now).isoformat(),
             "formulas": FORMULAS,
         },
     )
+
+
+async def _kpis(
+    state: State, principal: Principal, since: datetime, until: datetime
+) -> HouseholdKpis:
+    return await state.statements.kpis(principal.user_id, since, until)
 
 
 async def _ticket_context(state: State, principal: Principal) -> dict[str, Any]:
