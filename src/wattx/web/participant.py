@@ -20,6 +20,7 @@ from wattx.domain.kpis import FORMULAS, HouseholdKpis
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
 from wattx.services.statements import RANGES, StatementPeriodError, parse_month, period_of
+from wattx.store.balances import Asset
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
@@ -340,3 +341,110 @@ async def statement_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+# Which field of the wallet forms a refusal concerns, by its stable code.
+WALLET_ERROR_FIELDS = {
+    "insufficient_balance": "amount",
+    "invalid_amount": "amount",
+    "retirement_exceeds_consumption": "retire_qty",
+}
+
+
+async def _wallet_page(
+    request: Request,
+    state: State,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return page(
+        request,
+        "wallet.html",
+        {
+            "wallet": await state.wallet.wallet(principal.user_id),
+            "errors": errors or {},
+            "values": values or {},
+            "done": done,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/wallet", response_class=HTMLResponse)
+async def wallet_page(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """Balances, and the withdraw and retire forms."""
+    return await _wallet_page(request, state, principal)
+
+
+@router.post("/wallet/withdraw", response_class=HTMLResponse)
+async def withdraw(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Withdraw free credit or energy tokens, as ``POST /api/v1/wallet/withdraw``."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("asset", "amount")}
+    try:
+        if values["asset"] not in (Asset.CREDIT.value, Asset.ENERGY.value):
+            raise FieldError("asset", "Choose credit or energy tokens.")
+        asset = Asset(values["asset"])
+        if asset is Asset.CREDIT:
+            amount = scaled("amount", values["amount"], 6, "credit")
+        else:
+            amount = scaled("amount", values["amount"], 3, "kWh")
+        await state.wallet.withdraw(principal.user_id, asset, amount)
+    except FieldError as exc:
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={exc.field: exc.message},
+            values=values,
+            status_code=422,
+        )
+    except DomainError as exc:
+        field = WALLET_ERROR_FIELDS.get(exc.code, "withdraw_form")
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={field: exc.detail},
+            values=values,
+            status_code=exc.http_status,
+        )
+    return await _wallet_page(request, state, principal, done="Withdrawal sent.")
+
+
+@router.post("/wallet/retire", response_class=HTMLResponse)
+async def retire(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Retire energy tokens against metered consumption, as ``POST /api/v1/tokens/retire``."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("retire_qty", "reason")}
+    try:
+        qty_wh = scaled("retire_qty", values["retire_qty"], 3, "kWh")
+        if not 1 <= len(values["reason"]) <= 64:
+            raise FieldError("reason", "Give a reason of 1 to 64 characters.")
+        await state.retirement.retire(principal.user_id, qty_wh, values["reason"])
+    except FieldError as exc:
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={exc.field: exc.message},
+            values=values,
+            status_code=422,
+        )
+    except DomainError as exc:
+        field = WALLET_ERROR_FIELDS.get(exc.code, "retire_form")
+        if field == "amount":
+            field = "retire_qty"
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={field: exc.detail},
+            values=values,
+            status_code=exc.http_status,
+        )
+    return await _wallet_page(request, state, principal, done="Energy tokens retired.")

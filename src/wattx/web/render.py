@@ -104,6 +104,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
             ("/me/ticket", "Trade"),
             ("/me/orders", "Orders & trades"),
             ("/me/meters", "Meters"),
+            ("/me/wallet", "Wallet"),
             ("/me/statement", "Statement"),
         ]
     if principal.role.sees_everything:
