@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from chain_service.flow import (
     PUBLIC_KEY_HEX,
     Market,
@@ -215,3 +217,26 @@ async def test_a_seller_stopping_halfway_refunds_and_pays_imbalance(
         await assert_chain_matches_service(api, user)
     # Delivered energy is what the buyer holds; the seller's undelivered Wh came back.
     assert after[buyer]["energy"]["free"] == sum(o.delivered_wh for o in expected.values())
+    await _assert_journal_matches_balances(api)
+
+
+async def _assert_journal_matches_balances(api: ApiClient) -> None:
+    """The balance journal (what monthly statements are made from) sums to every
+    account's holding, refunds and imbalance charges included."""
+    async with api.state.db.read() as session:
+        held = {
+            (r.account_id, r.asset): r.free + r.locked
+            for r in (await session.execute(text("SELECT * FROM balances"))).all()
+        }
+        journaled = {
+            (r.account_id, r.asset): int(r.total)
+            for r in (
+                await session.execute(
+                    text(
+                        "SELECT account_id, asset, SUM(amount) AS total "
+                        "FROM ledger_entries GROUP BY account_id, asset"
+                    )
+                )
+            ).all()
+        }
+    assert {k: v for k, v in held.items() if v} == {k: v for k, v in journaled.items() if v}

@@ -198,6 +198,10 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await seller_ticket.goto("/me")
     await expect(seller_ticket.locator("#energy-chart canvas")).to_have_count(1)
     await checked(seller_ticket, shots, "prosumer-overview")
+    await expect(seller_ticket.locator("#kpis")).to_contain_text("Previous")
+    await seller_ticket.goto("/me/statement")
+    await expect(seller_ticket.locator("#credit-lines")).to_contain_text("sale")
+    await checked(seller_ticket, shots, "statement")
     for ctx in (buyer_ctx, op_ctx, seller_ctx, public_ctx):
         await ctx.close()
 

@@ -46,6 +46,7 @@ from wattx.api.routers import (
     nodes,
     orders,
     proofs,
+    statements,
     tokens,
     users,
     wallet,
@@ -80,6 +81,7 @@ from wattx.services.minting import MintingService
 from wattx.services.nodes import HeartbeatFlushTask, NodeHealthTask, NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import ChainWorkerTask, SettlementService
+from wattx.services.statements import StatementService
 from wattx.services.tokens import AccessTokenCodec
 from wattx.services.wal_checkpoint import WalCheckpointTask
 from wattx.services.wallet import WalletService
@@ -196,6 +198,7 @@ def create_app(
         audit.router,
         devices.router,
         governance.router,
+        statements.router,
     ):
         app.include_router(router)
     install_docs(app, app.openapi_url or "/openapi.json")
@@ -362,6 +365,7 @@ async def _start_services(
         audit=AuditService(db, clock),
         delivery=delivery,
         governance=governance,
+        statements=StatementService(db, schedule, clock),
     )
 
 

@@ -88,6 +88,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # wallet
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/deposit"): OPERATOR,
+    ("GET", f"{V1}/kpis"): TRADERS,
+    ("GET", f"{V1}/statements/{{month}}"): TRADERS,
     ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
     # self custody: the caller's own address and the transactions it signs
     ("POST", f"{V1}/wallet/withdraw/cancel"): roles(_P, _C, _N),
@@ -148,6 +150,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/me/orders/{order_id}/cancel"): TRADERS,
     ("POST", "/me/orders/{order_id}/amend"): TRADERS,
     ("GET", "/me/meters"): TRADERS,
+    ("GET", "/me/statement"): TRADERS,
+    ("GET", "/me/wallet"): TRADERS,
+    ("POST", "/me/wallet/withdraw"): TRADERS,
+    ("POST", "/me/wallet/retire"): TRADERS,
+    ("GET", "/me/statement.csv"): TRADERS,
     ("GET", "/operator"): OVERSIGHT,
     ("POST", "/operator/users/{user_id}/admission"): OPERATOR,
     ("POST", "/operator/users/{user_id}/deposit"): OPERATOR,

@@ -26,6 +26,7 @@ from wattx.services.minting import MintingService
 from wattx.services.nodes import NodeService
 from wattx.services.retirement import RetirementService
 from wattx.services.settlement import SettlementService
+from wattx.services.statements import StatementService
 from wattx.services.wallet import WalletService
 from wattx.services.zones import ZoneService
 from wattx.store.db import Database
@@ -57,6 +58,7 @@ class AppState:
     audit: AuditService
     delivery: DeliveryService
     governance: GovernanceService
+    statements: StatementService
 
 
 def state_of(request: Request) -> AppState:

@@ -109,7 +109,12 @@ def _deposit_key(event: ChainEvent) -> str:
 
 
 async def apply_self_custody_deposits(
-    session: AsyncSession, chain: ContractChain, events: Iterable[ChainEvent], *, lock: bool
+    session: AsyncSession,
+    chain: ContractChain,
+    events: Iterable[ChainEvent],
+    *,
+    lock: bool,
+    at: datetime,
 ) -> dict[str, dict[Asset, int]]:
     """Credit the off-chain free balance with Marketplace deposits of self-custody addresses,
     each event once (by tx hash and log index); returns what was credited, by user.
@@ -138,7 +143,9 @@ async def apply_self_custody_deposits(
         if asset is Asset.ENERGY:
             amount //= _ENERGY_BASE_UNITS_PER_WH
         if amount > 0:
-            await credit(session, row.user_id, asset, amount, lock=lock)
+            await credit(
+                session, row.user_id, asset, amount, lock=lock, kind="deposit", at=at, ref=key
+            )
             per_user = credited.setdefault(row.user_id, {})
             per_user[asset] = per_user.get(asset, 0) + amount
         await settlement_repo.add_registration(session, "deposit", key, event.tx_hash)
@@ -248,7 +255,11 @@ class CustodyService:
             async with self._db.write() as session:
                 await settlement_repo.add_registration(session, "relayed", tx_key, result.tx_hash)
                 credited = await apply_self_custody_deposits(
-                    session, chain, result.events, lock=self._db.locks_rows
+                    session,
+                    chain,
+                    result.events,
+                    lock=self._db.locks_rows,
+                    at=self._accounts.clock.now(),
                 )
         return Relayed(result, credited.get(user_id, {}))
 
@@ -282,7 +293,15 @@ class CustodyService:
         # Voided on chain first: once that succeeds the permit can never pay out.
         await self._accounts.run(chain.cancel_permit, address, nonce)
         async with self._db.write() as session:
-            await credit(session, user_id, asset, amount, lock=self._db.locks_rows)
+            await credit(
+                session,
+                user_id,
+                asset,
+                amount,
+                lock=self._db.locks_rows,
+                kind="withdrawal_cancelled",
+                at=self._accounts.clock.now(),
+            )
 
     async def _self_address(self, user_id: str) -> str:
         async with self._db.read() as session:

@@ -54,6 +54,7 @@ from wattx.nodes.commands import CommandState, CommandType
 from wattx.services.accounts import new_id
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
+from wattx.store import journal
 from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances
 from wattx.store.models import EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
@@ -847,6 +848,25 @@ class DeliveryService:
                     session, trade.seller, Asset.ENERGY, lock=lock
                 )
                 seller_energy.free += undelivered
+                energy = Asset.ENERGY.value
+                journal.record(
+                    session,
+                    trade.buyer,
+                    energy,
+                    -undelivered,
+                    kind="undelivered",
+                    at=now,
+                    ref=trade.id,
+                )
+                journal.record(
+                    session,
+                    trade.seller,
+                    energy,
+                    undelivered,
+                    kind="undelivered",
+                    at=now,
+                    ref=trade.id,
+                )
             if outcome.refund or outcome.imbalance_charge:
                 buyer_credit = await balance_for_update(
                     session, trade.buyer, Asset.CREDIT, lock=lock
@@ -858,6 +878,43 @@ class DeliveryService:
                 seller_credit.free -= outcome.refund + outcome.imbalance_charge
                 fees = await balance_for_update(session, FEE_ACCOUNT, Asset.CREDIT, lock=lock)
                 fees.free += outcome.imbalance_charge
+                credit = Asset.CREDIT.value
+                journal.record(
+                    session,
+                    trade.buyer,
+                    credit,
+                    outcome.refund,
+                    kind="delivery_refund",
+                    at=now,
+                    ref=trade.id,
+                )
+                journal.record(
+                    session,
+                    trade.seller,
+                    credit,
+                    -outcome.refund,
+                    kind="delivery_refund",
+                    at=now,
+                    ref=trade.id,
+                )
+                journal.record(
+                    session,
+                    trade.seller,
+                    credit,
+                    -outcome.imbalance_charge,
+                    kind="imbalance_charge",
+                    at=now,
+                    ref=trade.id,
+                )
+                journal.record(
+                    session,
+                    FEE_ACCOUNT,
+                    credit,
+                    outcome.imbalance_charge,
+                    kind="imbalance_charge",
+                    at=now,
+                    ref=trade.id,
+                )
         return changed
 
     async def stored(self, session: AsyncSession, epoch_id: int) -> dict[str, MeasuredDelivery]:

@@ -51,7 +51,7 @@ async def record_engine_changes(
         order_repo.copy_fill_state(rows[order_id], order, at)
     for trade in trades:
         session.add(trade_row(trade, at))
-        await transfer_for_trade(session, trade, lock=lock)
+        await transfer_for_trade(session, trade, lock=lock, at=at)
         _draw(rows[trade.buy_order_id], trade.buyer_pays)
         _draw(rows[trade.sell_order_id], trade.qty_wh)
     for row in rows.values():

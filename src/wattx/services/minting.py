@@ -471,7 +471,14 @@ class MintingService:
                     mark.carried_wh = plan.watermark.carried_wh
                 if plan.owner_id not in self_custody:
                     await credit(
-                        session, plan.owner_id, Asset.ENERGY, plan.wh, lock=self._db.locks_rows
+                        session,
+                        plan.owner_id,
+                        Asset.ENERGY,
+                        plan.wh,
+                        lock=self._db.locks_rows,
+                        kind="mint",
+                        at=now,
+                        ref=minted.tx_hash,
                     )
             row.status = repo.MINT_CONFIRMED
             row.pending_slot = None

@@ -18,6 +18,7 @@ from wattx.services.chain import ChainAccounts
 from wattx.services.errors import InsufficientBalanceError, InvalidAmountError
 from wattx.services.ledger import credit
 from wattx.settlement.port import Asset as ChainAsset
+from wattx.store import journal
 from wattx.store import settlement as repo
 from wattx.store.balances import Asset, balance_for_update
 from wattx.store.db import Database
@@ -115,7 +116,15 @@ class RetirementService:
             stored = await session.get(RetirementRow, row.id)
             assert stored is not None
             stored.status = RETIREMENT_FAILED
-            await credit(session, row.user_id, Asset.ENERGY, row.wh, lock=self._db.locks_rows)
+            await credit(
+                session,
+                row.user_id,
+                Asset.ENERGY,
+                row.wh,
+                lock=self._db.locks_rows,
+                kind="retirement_undone",
+                at=self._clock.now(),
+            )
         return stored
 
     async def _reserve(self, user_id: str, qty_wh: int, reason: str) -> RetirementRow:
@@ -140,6 +149,14 @@ class RetirementService:
                     required=qty_wh,
                 )
             energy.free -= qty_wh
+            journal.record(
+                session,
+                user_id,
+                Asset.ENERGY.value,
+                -qty_wh,
+                kind="retirement",
+                at=self._clock.now(),
+            )
             row = RetirementRow(
                 user_id=user_id,
                 wh=qty_wh,

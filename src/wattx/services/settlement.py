@@ -541,7 +541,9 @@ class SettlementService:
             await repo.store_events(session, INDEXER, [_event_row(e) for e in events], head + 1)
             # Deposits a self-custody participant sent straight to a node (not through
             # the relay) are credited here, in the same transaction, once per event.
-            await apply_self_custody_deposits(session, chain, events, lock=self._db.locks_rows)
+            await apply_self_custody_deposits(
+                session, chain, events, lock=self._db.locks_rows, at=self._clock.now()
+            )
         return len(events)
 
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 from wattx.services.chain import ChainAccounts
 from wattx.services.custody import CustodyService
-from wattx.services.errors import InsufficientBalanceError, InvalidAmountError, UserNotFoundError
-from wattx.services.ledger import credit
+from wattx.services.errors import InvalidAmountError, UserNotFoundError
+from wattx.services.ledger import credit, debit_free
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.settlement.port import WithdrawPermit
 from wattx.store import accounts as account_repo
-from wattx.store.balances import Asset, balance_for_update, balances_of
+from wattx.store.balances import Asset, balances_of
 from wattx.store.db import Database
 from wattx.units import wh_to_energy_base_units
 
@@ -125,14 +125,30 @@ class WalletService:
             return await self.wallet(account_id, with_chain=True)
         await self._accounts.run(chain.deposit, signer, ChainAsset.CREDIT, amount)
         async with self._db.write() as session:
-            await credit(session, account_id, Asset.CREDIT, amount, lock=self._db.locks_rows)
+            await credit(
+                session,
+                account_id,
+                Asset.CREDIT,
+                amount,
+                lock=self._db.locks_rows,
+                kind="deposit",
+                at=self._accounts.clock.now(),
+            )
         return await self.wallet(account_id, with_chain=True)
 
     async def grant_energy(self, account_id: str, qty_wh: int) -> WalletView:
         """Operator grant of energy tokens (Wh) without metering evidence, off chain only."""
         await self._require_user(account_id, qty_wh)
         async with self._db.write() as session:
-            await credit(session, account_id, Asset.ENERGY, qty_wh, lock=self._db.locks_rows)
+            await credit(
+                session,
+                account_id,
+                Asset.ENERGY,
+                qty_wh,
+                lock=self._db.locks_rows,
+                kind="grant",
+                at=self._accounts.clock.now(),
+            )
         # Shown like GET /wallet: the chain's side shows the grant is not on chain.
         return await self.wallet(account_id, with_chain=True)
 
@@ -154,7 +170,15 @@ class WalletService:
                 )
         except BaseException:
             async with self._db.write() as session:
-                await credit(session, account_id, asset, amount, lock=self._db.locks_rows)
+                await credit(
+                    session,
+                    account_id,
+                    asset,
+                    amount,
+                    lock=self._db.locks_rows,
+                    kind="withdrawal_undone",
+                    at=self._accounts.clock.now(),
+                )
             raise
         return Withdrawal(await self.wallet(account_id, with_chain=True), permit)
 
@@ -174,15 +198,15 @@ class WalletService:
 
     async def _debit_free(self, account_id: str, asset: Asset, amount: int) -> None:
         async with self._db.write() as session:
-            row = await balance_for_update(session, account_id, asset, lock=self._db.locks_rows)
-            if row.free < amount:
-                raise InsufficientBalanceError(
-                    f"free {asset.value} balance does not cover the withdrawal",
-                    asset=asset.value,
-                    free=row.free,
-                    required=amount,
-                )
-            row.free -= amount
+            await debit_free(
+                session,
+                account_id,
+                asset,
+                amount,
+                lock=self._db.locks_rows,
+                kind="withdrawal",
+                at=self._accounts.clock.now(),
+            )
 
     async def _require_user(self, account_id: str, amount: int) -> None:
         if amount <= 0:

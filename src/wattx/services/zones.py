@@ -20,6 +20,7 @@ from wattx.domain.epochs import EpochClock
 from wattx.market import Mechanism, ZoneRate
 from wattx.market.config import grid_of
 from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
+from wattx.store import journal
 from wattx.store import zones as repo
 from wattx.store.db import Database
 from wattx.store.models import ZoneRateOverrideRow, ZoneRow
@@ -110,6 +111,7 @@ class ZoneService:
             row = ZoneRow(id=spec.id, created_at=self._clock.now())
             _apply(row, spec)
             session.add(row)
+            journal.add_tariff(session, row.id, row.created_at, row.tariff_bands)
         await self._notify()
         return row
 
@@ -120,7 +122,11 @@ class ZoneService:
             if row is None:
                 raise ZoneNotFoundError("no such zone", zone=spec.id)
             await _check_grid(session, spec)
+            before = row.tariff_bands
             _apply(row, spec)
+            if row.tariff_bands != before:
+                # In force from now on: intervals already past keep the tariff they had.
+                journal.add_tariff(session, row.id, self._clock.now(), row.tariff_bands)
         await self._notify()
         return row
 

@@ -16,6 +16,12 @@ Ratios are integers in parts per million (1,000,000 = 100 %):
 * savings: the grid-only baseline's net cost minus this run's, each net of its
   stored energy value (positive means the member is better off), for the same
   scenario.
+* local market savings: what the member's local trades saved against the grid
+  prices of their epoch (:func:`wattx.domain.kpis.savings_vs_grid`, the figure
+  the dashboard and the API show), needing no baseline run.
+
+The ratios and the local market savings come from :mod:`wattx.domain.kpis`,
+the code the dashboard and the API use.
 
 Money is in micro-units of credit (1,000,000 = 1 credit), energy in Wh; the
 report's ``kpis.json`` says so in its ``units`` object.
@@ -28,10 +34,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wattx.domain.kpis import PPM, Purchase, Sale, savings_vs_grid, share_not_exchanged
 from wattx.sim.balance import EnergyBalance, check_energy_balance
+from wattx.sim.bounds import PriceBounds
 from wattx.sim.results import MemberEpochRecord, RunResults
 
-PPM = 1_000_000
+__all__ = ["PPM", "KpiReport", "compute_kpis", "share_not_exchanged", "stored_value"]
 UNITS = {
     "energy": "Wh (fields ending in _wh)",
     "money": "micro-units of credit, 1,000,000 = 1 credit (costs, payments, values, savings)",
@@ -75,6 +83,7 @@ class MemberKpis:
     stored_energy_value: int
     baseline_net_cost: int | None
     savings: int | None
+    local_market_savings: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +117,6 @@ class KpiReport:
         }
 
 
-def share_not_exchanged(exchanged_wh: int, total_wh: int) -> int | None:
-    """``1 - min(exchanged, total) / total`` in ppm, rounded down; ``None`` for no total."""
-    if total_wh <= 0:
-        return None
-    return (total_wh - min(exchanged_wh, total_wh)) * PPM // total_wh
-
-
 def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> KpiReport:
     """KPIs of ``results``; savings need the grid-only ``baseline`` of the same scenario."""
     balance = check_energy_balance(results)
@@ -133,7 +135,12 @@ def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> Kpi
         by_member[record.member_id].append(record)
     members = tuple(
         _member_kpis(
-            member_id, results.member_kinds[member_id].value, records, baseline_costs, feed_in
+            member_id,
+            results.member_kinds[member_id].value,
+            records,
+            baseline_costs,
+            feed_in,
+            local_market_savings(results, records),
         )
         for member_id, records in by_member.items()
     )
@@ -153,6 +160,7 @@ def _member_kpis(
     records: list[MemberEpochRecord],
     baseline_costs: dict[str, int],
     feed_in: int,
+    market_savings: int,
 ) -> MemberKpis:
     totals = EnergyTotals.of(records)
     baseline_cost = baseline_costs.get(member_id)
@@ -171,6 +179,24 @@ def _member_kpis(
         stored_energy_value=stored,
         baseline_net_cost=baseline_cost,
         savings=None if baseline_cost is None else baseline_cost - (totals.net_cost - stored),
+        local_market_savings=market_savings,
+    )
+
+
+def local_market_savings(results: RunResults, records: list[MemberEpochRecord]) -> int:
+    """Savings of ``records``' local trades against their epoch's grid tariffs."""
+    bounds: list[PriceBounds] = [
+        results.bounds[results.grid.index_of_epoch(r.epoch_id)] for r in records
+    ]
+    return savings_vs_grid(
+        (
+            Purchase(r.local_bought_wh, r.local_paid, b.retail)
+            for r, b in zip(records, bounds, strict=True)
+        ),
+        (
+            Sale(r.local_sold_wh, r.local_earned, b.feed_in)
+            for r, b in zip(records, bounds, strict=True)
+        ),
     )
 
 

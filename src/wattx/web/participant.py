@@ -6,21 +6,25 @@ only the caller's own orders, trades, meters and wallet.
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from typing import Any
+from datetime import date, datetime, time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.domain import OrderKind, Side
 from wattx.domain.errors import DomainError
+from wattx.domain.kpis import FORMULAS, HouseholdKpis
 from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
+from wattx.services.statements import RANGES, StatementPeriodError, parse_month, period_of
+from wattx.store.balances import Asset
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
+from wattx.web.statement_csv import statement_rows_csv
 
 router = APIRouter(
     prefix="/me",
@@ -30,10 +34,38 @@ router = APIRouter(
 )
 
 
+def _day_of(text: str | None, now: datetime) -> date:
+    if not text:
+        return now.date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise StatementPeriodError("at must be a day, YYYY-MM-DD", at=text) from None
+
+
 @router.get("", response_class=HTMLResponse)
-async def overview(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
-    """Wallet, and today's production, consumption and traded energy."""
+async def overview(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+    kind: Annotated[str, Query(alias="range", max_length=10)] = "month",
+    at: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    """Wallet; key figures over the range in the URL beside the period before it;
+    today's production, consumption and traded energy."""
     now = state.clock.now()
+    period = period_of(
+        kind,
+        _day_of(at, now),
+        now,
+        state.market.schedule,
+        await state.statements.first_activity(principal.user_id),
+    )
+    selected = await _kpis(state, principal, period.since, period.until)
+    kpi_periods = [("Selected", period.since, period.until, selected)]
+    if period.previous is not None:
+        since, until = period.previous
+        kpi_periods.append(("Previous", since, until, await _kpis(state, principal, since, until)))
     schedule = state.market.schedule
     first = schedule.epoch_id_at(datetime.combine(now.date(), time(0), tzinfo=now.tzinfo))
     last = schedule.epoch_id_at(now)
@@ -84,8 +116,19 @@ async def overview(request: Request, principal: CurrentPrincipal, state: State) 
             "energy_rows": [
                 (state.market.epoch_info(e), per_epoch[e][0], per_epoch[e][1]) for e in epochs
             ],
+            "kpi_periods": kpi_periods,
+            "period": period,
+            "ranges": RANGES,
+            "at": _day_of(at, now).isoformat(),
+            "formulas": FORMULAS,
         },
     )
+
+
+async def _kpis(
+    state: State, principal: Principal, since: datetime, until: datetime
+) -> HouseholdKpis:
+    return await state.statements.kpis(principal.user_id, since, until)
 
 
 async def _ticket_context(state: State, principal: Principal) -> dict[str, Any]:
@@ -253,3 +296,155 @@ async def meters(request: Request, principal: CurrentPrincipal, state: State) ->
             }
         )
     return page(request, "my_meters.html", {"rows": rows})
+
+
+def _month_of(text: str | None, now: datetime) -> tuple[int, int]:
+    """``YYYY-MM`` from the query (this month when absent)."""
+    return parse_month(text) if text else (now.year, now.month)
+
+
+def _shift(year: int, month: int, by: int) -> str:
+    index = year * 12 + month - 1 + by
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@router.get("/statement", response_class=HTMLResponse)
+async def statement(
+    request: Request, principal: CurrentPrincipal, state: State, month: str | None = None
+) -> HTMLResponse:
+    """The month's money and energy: opening, every change, closing; and its key figures."""
+    year, number = _month_of(month, state.clock.now())
+    found = await state.statements.statement(principal.user_id, year, number)
+    return page(
+        request,
+        "statement.html",
+        {
+            "st": found,
+            "month": f"{year:04d}-{number:02d}",
+            "previous": _shift(year, number, -1),
+            "next": _shift(year, number, 1),
+            "formulas": FORMULAS,
+        },
+    )
+
+
+@router.get("/statement.csv")
+async def statement_csv(
+    principal: CurrentPrincipal, state: State, month: str | None = None
+) -> Response:
+    """The same statement as CSV: integers only (micro-units, Wh, ppm)."""
+    year, number = _month_of(month, state.clock.now())
+    found = await state.statements.statement(principal.user_id, year, number)
+    name = f"wattx-statement-{year:04d}-{number:02d}.csv"
+    return Response(
+        statement_rows_csv(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# Which field of the wallet forms a refusal concerns, by its stable code.
+WALLET_ERROR_FIELDS = {
+    "insufficient_balance": "amount",
+    "invalid_amount": "amount",
+    "retirement_exceeds_consumption": "retire_qty",
+}
+
+
+async def _wallet_page(
+    request: Request,
+    state: State,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return page(
+        request,
+        "wallet.html",
+        {
+            "wallet": await state.wallet.wallet(principal.user_id),
+            "errors": errors or {},
+            "values": values or {},
+            "done": done,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/wallet", response_class=HTMLResponse)
+async def wallet_page(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """Balances, and the withdraw and retire forms."""
+    return await _wallet_page(request, state, principal)
+
+
+@router.post("/wallet/withdraw", response_class=HTMLResponse)
+async def withdraw(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Withdraw free credit or energy tokens, as ``POST /api/v1/wallet/withdraw``."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("asset", "amount")}
+    try:
+        if values["asset"] not in (Asset.CREDIT.value, Asset.ENERGY.value):
+            raise FieldError("asset", "Choose credit or energy tokens.")
+        asset = Asset(values["asset"])
+        if asset is Asset.CREDIT:
+            amount = scaled("amount", values["amount"], 6, "credit")
+        else:
+            amount = scaled("amount", values["amount"], 3, "kWh")
+        await state.wallet.withdraw(principal.user_id, asset, amount)
+    except FieldError as exc:
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={exc.field: exc.message},
+            values=values,
+            status_code=422,
+        )
+    except DomainError as exc:
+        field = WALLET_ERROR_FIELDS.get(exc.code, "withdraw_form")
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={field: exc.detail},
+            values=values,
+            status_code=exc.http_status,
+        )
+    return await _wallet_page(request, state, principal, done="Withdrawal sent.")
+
+
+@router.post("/wallet/retire", response_class=HTMLResponse)
+async def retire(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Retire energy tokens against metered consumption, as ``POST /api/v1/tokens/retire``."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("retire_qty", "reason")}
+    try:
+        qty_wh = scaled("retire_qty", values["retire_qty"], 3, "kWh")
+        if not 1 <= len(values["reason"]) <= 64:
+            raise FieldError("reason", "Give a reason of 1 to 64 characters.")
+        await state.retirement.retire(principal.user_id, qty_wh, values["reason"])
+    except FieldError as exc:
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={exc.field: exc.message},
+            values=values,
+            status_code=422,
+        )
+    except DomainError as exc:
+        field = WALLET_ERROR_FIELDS.get(exc.code, "retire_form")
+        if field == "amount":
+            field = "retire_qty"
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={field: exc.detail},
+            values=values,
+            status_code=exc.http_status,
+        )
+    return await _wallet_page(request, state, principal, done="Energy tokens retired.")

@@ -43,6 +43,11 @@ def ppm(value: int) -> str:
     return "×" + _decimal(value, 6, 2)
 
 
+def percent(ppm: int | None) -> str:
+    """Parts per million as a percentage, exact: 333_333 → 33.3333 %."""
+    return "–" if ppm is None else _decimal(int(ppm), 4, 1) + " %"
+
+
 def when(value: datetime | str | None) -> str:
     if value is None:
         return "–"
@@ -60,7 +65,9 @@ def short(text: str | None, keep: int = 10) -> str:
     return text if len(text) <= keep + 2 else text[:keep] + "…"
 
 
-templates.env.filters.update(money=money, kwh=kwh, ppm=ppm, when=when, iso=iso, short=short)
+templates.env.filters.update(
+    money=money, kwh=kwh, ppm=ppm, percent=percent, when=when, iso=iso, short=short
+)
 
 
 def chart_data(
@@ -97,6 +104,8 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
             ("/me/ticket", "Trade"),
             ("/me/orders", "Orders & trades"),
             ("/me/meters", "Meters"),
+            ("/me/wallet", "Wallet"),
+            ("/me/statement", "Statement"),
         ]
     if principal.role.sees_everything:
         links += [

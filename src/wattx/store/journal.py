@@ -1,0 +1,116 @@
+"""Repository of the balance journal and the tariff history (see ``models_statements``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.store.models import MeterRow, TradeRow
+from wattx.store.models_metering import MeterEpochEnergyRow
+from wattx.store.models_statements import LedgerEntryRow, ZoneTariffRow
+
+
+def record(
+    session: AsyncSession,
+    account_id: str,
+    asset: str,
+    amount: int,
+    *,
+    kind: str,
+    at: datetime,
+    ref: str | None = None,
+) -> None:
+    """Journal a change of ``account_id``'s holding of ``asset`` (nothing for zero)."""
+    if amount:
+        session.add(
+            LedgerEntryRow(
+                account_id=account_id, asset=asset, amount=amount, kind=kind, ref=ref, at=at
+            )
+        )
+
+
+async def entries(
+    session: AsyncSession, account_id: str, asset: str, *, since: datetime, until: datetime
+) -> list[LedgerEntryRow]:
+    """The account's entries with ``since <= at < until``, oldest first."""
+    query = (
+        select(LedgerEntryRow)
+        .where(
+            LedgerEntryRow.account_id == account_id,
+            LedgerEntryRow.asset == asset,
+            LedgerEntryRow.at >= since,
+            LedgerEntryRow.at < until,
+        )
+        .order_by(LedgerEntryRow.at, LedgerEntryRow.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def holding_before(
+    session: AsyncSession, account_id: str, asset: str, moment: datetime
+) -> int:
+    """The sum of the account's entries before ``moment``."""
+    query = select(func.coalesce(func.sum(LedgerEntryRow.amount), 0)).where(
+        LedgerEntryRow.account_id == account_id,
+        LedgerEntryRow.asset == asset,
+        LedgerEntryRow.at < moment,
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def first_entry_at(session: AsyncSession, account_id: str) -> datetime | None:
+    query = select(func.min(LedgerEntryRow.at)).where(LedgerEntryRow.account_id == account_id)
+    found: datetime | None = (await session.execute(query)).scalar_one()
+    return found
+
+
+def add_tariff(session: AsyncSession, zone_id: str, effective_from: datetime, bands: str) -> None:
+    session.add(ZoneTariffRow(zone_id=zone_id, effective_from=effective_from, bands=bands))
+
+
+async def tariff_history(session: AsyncSession) -> list[ZoneTariffRow]:
+    """Every zone's tariffs, oldest first."""
+    query = select(ZoneTariffRow).order_by(
+        ZoneTariffRow.zone_id, ZoneTariffRow.effective_from, ZoneTariffRow.id
+    )
+    return list(await session.scalars(query))
+
+
+async def trades_of(
+    session: AsyncSession, user_id: str, *, from_epoch: int, to_epoch: int
+) -> list[TradeRow]:
+    """The user's trades (either side) delivered in ``from_epoch <= epoch < to_epoch``."""
+    query = (
+        select(TradeRow)
+        .where(
+            or_(TradeRow.buyer == user_id, TradeRow.seller == user_id),
+            TradeRow.epoch_id >= from_epoch,
+            TradeRow.epoch_id < to_epoch,
+        )
+        .order_by(TradeRow.seq)
+    )
+    return list(await session.scalars(query))
+
+
+async def metered_energy(
+    session: AsyncSession, owner_id: str, *, from_epoch: int, to_epoch: int
+) -> list[tuple[int, int, int]]:
+    """``(epoch, import_wh, verified_export_wh)`` summed over the owner's meters, per epoch."""
+    query = (
+        select(
+            MeterEpochEnergyRow.epoch_id,
+            func.sum(MeterEpochEnergyRow.import_wh),
+            func.sum(MeterEpochEnergyRow.verified_export_wh),
+        )
+        .join(MeterRow, MeterRow.id == MeterEpochEnergyRow.meter_id)
+        .where(
+            MeterRow.owner_id == owner_id,
+            MeterEpochEnergyRow.epoch_id >= from_epoch,
+            MeterEpochEnergyRow.epoch_id < to_epoch,
+        )
+        .group_by(MeterEpochEnergyRow.epoch_id)
+        .order_by(MeterEpochEnergyRow.epoch_id)
+    )
+    return [(int(e), int(i), int(x)) for e, i, x in await session.execute(query)]
