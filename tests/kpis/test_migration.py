@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Connection, text
 
-from service.conftest import PG_ADMIN_DSN
+from support.pg import PG_ADMIN_DSN
 from wattx.domain.epochs import EpochSchedule
 from wattx.services.statements import StatementService
 from wattx.store import journal
