@@ -49,8 +49,11 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
+# The suite runs in parallel (pytest-xdist): every test has its own database, ids,
+# MQTT topic prefix and ports (tests/README.md). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 4
 pytest: setup chromium
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## The chaos suite's short run: faults injected into real processes, invariants checked.
 chaos: setup

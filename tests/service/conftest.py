@@ -1,13 +1,20 @@
 """Fixtures for the service tests: a database per backend, the app, an HTTP client.
 
-Every API test runs on SQLite and on PostgreSQL. The PostgreSQL database is
-created fresh once per session on 127.0.0.1:5432 and emptied before each
-test; if the server is not there the tests fail (they never skip).
+Every API test runs on SQLite and on PostgreSQL. Migrations run once per
+session (per pytest-xdist worker): SQLite tests get a copy of a migrated
+template file; the PostgreSQL database is created and migrated once per
+session on 127.0.0.1:5432, under a name of its own, and emptied before each
+test. If the server is not there the tests fail (they never skip).
+
+Other folders reuse these fixtures by importing them into their conftest
+(``from service.conftest import database_url, pg_url, ...``); see
+``tests/README.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +54,9 @@ class ManualClock:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this session (worker) alone, migrated to head, dropped after."""
     name = f"wattx_test_{uuid.uuid4().hex[:10]}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
     async def create() -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -55,6 +64,11 @@ def pg_url() -> Iterator[str]:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
+        db = Database(url)
+        try:
+            await upgrade_to_head(db)
+        finally:
+            await db.dispose()
 
     async def drop() -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -64,8 +78,33 @@ def pg_url() -> Iterator[str]:
             await conn.close()
 
     _run_in_thread(create)
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    yield url
     _run_in_thread(drop)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; tests get copies of it."""
+    path = tmp_path_factory.mktemp("template") / "wattx.sqlite3"
+
+    async def build() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await upgrade_to_head(db)
+        finally:
+            await db.dispose()
+
+    _run_in_thread(build)
+    # Closing the last connection checkpointed the write-ahead log into the file.
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def migrated_sqlite_url(template: Path, directory: Path) -> str:
+    """A fresh copy of the migrated template in ``directory``, as a database URL."""
+    target = directory / "wattx.sqlite3"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
 
 
 def _run_in_thread(action: Callable[[], Coroutine[object, object, None]]) -> None:
@@ -76,17 +115,15 @@ def _run_in_thread(action: Callable[[], Coroutine[object, object, None]]) -> Non
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the newest migration, private to this test: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'wattx.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
+        return migrated_sqlite_url(request.getfixturevalue("sqlite_template"), tmp_path)
+    url: str = request.getfixturevalue("pg_url")
     db = Database(url)
     try:
-        await upgrade_to_head(db)
-        if not db.is_sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with db.write() as session:
-                await session.execute(text(f"TRUNCATE {tables}"))
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with db.write() as session:
+            await session.execute(text(f"TRUNCATE {tables}"))
     finally:
         await db.dispose()
     return url

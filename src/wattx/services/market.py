@@ -214,7 +214,7 @@ class MarketService:
         self._upcoming = upcoming_epochs
         self._lock = asyncio.Lock()
         self.max_batch = max_batch
-        self._queue: list[_PendingSubmission] = []
+        self._queue: list[list[_PendingSubmission]] = []
         self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
         self._mechanisms: dict[str, Mechanism] = {}
@@ -269,18 +269,66 @@ class MarketService:
         """
         if not principal.is_admitted:
             raise NotAdmittedError("orders are placed by admitted participants")
+        pending = self._pending(principal, request, idempotency_key)
+        self._enqueue([pending])
+        # Shielded: a caller that goes away must not cancel the batch it is part of.
+        return await asyncio.shield(pending.future)
+
+    async def submit_many(
+        self,
+        principal: Principal,
+        requests: Sequence[OrderRequest],
+        *,
+        idempotency_key: str | None,
+    ) -> list[Submission | DomainError]:
+        """Place several orders of one caller in one write transaction, in the given order.
+
+        Each order follows the rules of :meth:`submit` (escrow, idempotency by
+        its ``client_order_id`` or, with ``idempotency_key``, by the key
+        ``{idempotency_key}#{index}``); one refused by a rule is answered with
+        its :class:`DomainError` and the others go on. The orders are never split
+        over two transactions, and nobody is answered before the commit; a
+        failure of the transaction itself fails them all (and is raised).
+        """
+        if not principal.is_admitted:
+            raise NotAdmittedError("orders are placed by admitted participants")
+        if not requests:
+            return []
+        group = [
+            self._pending(
+                principal,
+                request,
+                None if idempotency_key is None else f"{idempotency_key}#{index}",
+            )
+            for index, request in enumerate(requests)
+        ]
+        self._enqueue(group)
+        done = await asyncio.shield(
+            asyncio.gather(*(p.future for p in group), return_exceptions=True)
+        )
+        answers: list[Submission | DomainError] = []
+        for outcome in done:
+            if isinstance(outcome, Submission | DomainError):
+                answers.append(outcome)
+            else:
+                # The transaction failed (or the writer stopped): it failed for every order.
+                raise outcome
+        return answers
+
+    def _pending(
+        self, principal: Principal, request: OrderRequest, idempotency_key: str | None
+    ) -> _PendingSubmission:
         key = idempotency_key or (
             f"client-order-id:{request.client_order_id}" if request.client_order_id else None
         )
-        loop = asyncio.get_running_loop()
-        pending = _PendingSubmission(
-            principal, request, key, request.fingerprint(), loop.create_future()
-        )
-        self._queue.append(pending)
+        future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        return _PendingSubmission(principal, request, key, request.fingerprint(), future)
+
+    def _enqueue(self, group: list[_PendingSubmission]) -> None:
+        """Queue submissions that must share one transaction, and wake the writer."""
+        self._queue.append(group)
         if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_queued_submissions())
-        # Shielded: a caller that goes away must not cancel the batch it is part of.
-        return await asyncio.shield(pending.future)
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued_submissions())
 
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
         events: list[Event] = []
@@ -670,8 +718,17 @@ class MarketService:
         """The single writer: take what is queued, in arrival order, one batch at a time."""
         try:
             while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: len(batch)]
+                # Whole groups only (a batch request is one group), up to max_batch
+                # submissions unless a single group is larger.
+                taken = 0
+                size = 0
+                for group in self._queue:
+                    if taken and size + len(group) > self.max_batch:
+                        break
+                    taken += 1
+                    size += len(group)
+                batch = [pending for group in self._queue[:taken] for pending in group]
+                del self._queue[:taken]
                 try:
                     async with self._lock:
                         outcomes, events = await self._submit_batch(batch)
@@ -689,8 +746,9 @@ class MarketService:
                 await self._publish(events)
         except asyncio.CancelledError:
             # Shutting down: nobody will take the rest, so their callers must not wait.
-            for pending in self._queue:
-                pending.future.cancel()
+            for group in self._queue:
+                for pending in group:
+                    pending.future.cancel()
             self._queue.clear()
             raise
 
