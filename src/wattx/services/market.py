@@ -773,9 +773,12 @@ class MarketService:
                     [(p.principal.user_id, escrow_asset(p.request.side)) for p in batch],
                     lock=self._db.locks_rows,
                 )
+                seen = await _BatchLookups.load(session, batch)
                 for pending in batch:
                     try:
-                        outcome, result = await self._submit_one(session, engine, pending, now)
+                        outcome, result = await self._submit_one(
+                            session, engine, pending, now, seen
+                        )
                     except DomainError as refused:
                         outcomes.append(refused)
                         continue
@@ -803,17 +806,17 @@ class MarketService:
         engine: MarketEngine,
         pending: _PendingSubmission,
         now: datetime,
+        seen: _BatchLookups,
     ) -> tuple[Submission, SubmitResult | None]:
         """One submission inside the batch's transaction; a refusal leaves no change."""
         principal, request, key = pending.principal, pending.request, pending.key
+        owner = principal.user_id
         if key is not None:
-            # Autoflush makes earlier submissions of this batch visible to these reads.
-            stored = await idem_repo.stored_response(session, principal.user_id, key)
+            stored = seen.responses.get((owner, key))
             if stored is not None:
                 return _replay(stored, pending.fingerprint), None
-        if request.client_order_id is not None and await order_repo.order_by_client_id(
-            session, principal.user_id, request.client_order_id
-        ):
+        client_id = request.client_order_id
+        if client_id is not None and (owner, client_id) in seen.client_ids:
             raise DuplicateClientOrderIdError(
                 "this client order id was used for another order",
                 client_order_id=request.client_order_id,
@@ -843,17 +846,19 @@ class MarketService:
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
         }
+        if client_id is not None:
+            seen.client_ids.add((owner, client_id))
         if key is not None:
-            session.add(
-                IdempotencyRow(
-                    owner_id=principal.user_id,
-                    key=key,
-                    request_hash=pending.fingerprint,
-                    status_code=201,
-                    response_body=json.dumps(body),
-                    created_at=now,
-                )
+            stored = IdempotencyRow(
+                owner_id=owner,
+                key=key,
+                request_hash=pending.fingerprint,
+                status_code=201,
+                response_body=json.dumps(body),
+                created_at=now,
             )
+            session.add(stored)
+            seen.responses[(owner, key)] = stored
         return Submission(201, body, replayed=False), result
 
     def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
@@ -987,6 +992,34 @@ class MarketService:
                 _log.warning(
                     "event_publish_failed", event_type=event.type.value, error=type(exc).__name__
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchLookups:
+    """What a batch's idempotency checks need, read in two queries at its start and
+    kept up to date as its submissions are placed (instead of two reads per submission).
+
+    The writer holds the market lock for the whole batch, so nothing else places
+    orders or stores responses meanwhile; the unique indexes still guard both.
+    """
+
+    responses: dict[tuple[str, str], IdempotencyRow]
+    client_ids: set[tuple[str, str]]
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, batch: Sequence[_PendingSubmission]
+    ) -> _BatchLookups:
+        keys = [(p.principal.user_id, p.key) for p in batch if p.key is not None]
+        client_ids = [
+            (p.principal.user_id, p.request.client_order_id)
+            for p in batch
+            if p.request.client_order_id is not None
+        ]
+        return cls(
+            await idem_repo.stored_responses(session, keys),
+            await order_repo.used_client_ids(session, client_ids),
+        )
 
 
 @dataclass(frozen=True, slots=True)
