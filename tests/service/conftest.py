@@ -14,7 +14,9 @@ Other folders reuse these fixtures by importing them into their conftest
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,22 +84,33 @@ def pg_url() -> Iterator[str]:
     _run_in_thread(drop)
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once per session; tests get copies of it."""
-    path = tmp_path_factory.mktemp("template") / "wattx.sqlite3"
+_template: Path | None = None
 
-    async def build() -> None:
-        db = Database(f"sqlite+aiosqlite:///{path}")
-        try:
-            await upgrade_to_head(db)
-        finally:
-            await db.dispose()
 
-    _run_in_thread(build)
-    # Closing the last connection checkpointed the write-ahead log into the file.
-    assert not path.with_name(path.name + "-wal").exists()
-    return path
+def sqlite_template() -> Path:
+    """A SQLite file migrated to head once per process (xdist worker); tests get copies.
+
+    A plain function rather than a fixture, so that every folder importing
+    ``database_url`` gets it without importing another name.
+    """
+    global _template
+    if _template is None:
+        directory = Path(tempfile.mkdtemp(prefix="wattx-template-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        path = directory / "wattx.sqlite3"
+
+        async def build() -> None:
+            db = Database(f"sqlite+aiosqlite:///{path}")
+            try:
+                await upgrade_to_head(db)
+            finally:
+                await db.dispose()
+
+        _run_in_thread(build)
+        # Closing the last connection checkpointed the write-ahead log into the file.
+        assert not path.with_name(path.name + "-wal").exists()
+        _template = path
+    return _template
 
 
 def migrated_sqlite_url(template: Path, directory: Path) -> str:
@@ -117,7 +130,7 @@ def _run_in_thread(action: Callable[[], Coroutine[object, object, None]]) -> Non
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database at the newest migration, private to this test: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
-        return migrated_sqlite_url(request.getfixturevalue("sqlite_template"), tmp_path)
+        return migrated_sqlite_url(sqlite_template(), tmp_path)
     url: str = request.getfixturevalue("pg_url")
     db = Database(url)
     try:
