@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="MQTT broker for meter readings, mqtt://host:port; off if unset"
     )
+    mqtt_topic_prefix: str = Field(
+        default="wattx",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="first level of the readings topics: {prefix}/{zone}/meters/{id}/readings",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_secret: SecretStr | None = Field(

@@ -30,39 +30,37 @@ BROKER = "mqtt://127.0.0.1:1883"
 
 @asynccontextmanager
 async def mqtt_app(
-    settings: Settings, clock: ManualClock, topic_filter: str
+    settings: Settings, clock: ManualClock, prefix: str
 ) -> AsyncIterator[tuple[FastAPI, ApiClient]]:
-    """The app with MQTT ingestion on, listening on a filter no other test uses."""
+    """The app with MQTT ingestion on its own topic prefix, which no other service uses:
+    another service on the same broker neither hears this test's meters nor answers them."""
     application = create_app(
-        settings.model_copy(update={"mqtt_url": BROKER}), clock=clock, run_epoch_clock=False
+        settings.model_copy(update={"mqtt_url": BROKER, "mqtt_topic_prefix": prefix}),
+        clock=clock,
+        run_epoch_clock=False,
     )
     async with application.router.lifespan_context(application):
         ingest: MqttReadingIngest = application.state.mqtt_ingest
-        # Narrow the subscription to this test's zone so parallel runs never cross.
-        await ingest.stop()
-        narrowed = MqttReadingIngest(
-            application.state.wattx.metering, BROKER, topic_filter=topic_filter
-        )
-        narrowed.start()
-        try:
-            await asyncio.wait_for(narrowed.subscribed.wait(), timeout=10)
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:
-                yield application, ApiClient(http, application.state.wattx)
-        finally:
-            await narrowed.stop()
+        await asyncio.wait_for(ingest.subscribed.wait(), timeout=10)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:
+            yield application, ApiClient(http, application.state.wattx)
+
+
+def _prefix() -> str:
+    return f"wattx-test-{uuid.uuid4().hex[:8]}"
 
 
 async def test_round_trip_through_the_broker(settings: Settings, clock: ManualClock) -> None:
-    zone = f"z{uuid.uuid4().hex[:10]}"
-    async with mqtt_app(settings, clock, f"wattx/{zone}/meters/+/readings") as (_, api):
+    prefix = _prefix()
+    async with mqtt_app(settings, clock, prefix) as (_, api):
         meter = await register_meter(api)
         readings = [
             meter.signer.record(START - timedelta(minutes=15) + i * INTERVAL, exported_wh=100)
             for i in range(4)
         ]
         batch = encode_reading_batch(meter.signer.sign(readings))
-        topic = f"wattx/{zone}/meters/{meter.id}"
+        topic = f"{prefix}/{meter.zone}/meters/{meter.id}"
         address = broker_address(BROKER)
         async with aiomqtt.Client(address.host, address.port) as device:
             await device.subscribe(f"{topic}/ack", qos=1)
@@ -107,11 +105,11 @@ async def test_round_trip_through_the_broker(settings: Settings, clock: ManualCl
 async def test_batch_on_another_meters_topic_is_refused(
     settings: Settings, clock: ManualClock
 ) -> None:
-    zone = f"z{uuid.uuid4().hex[:10]}"
-    async with mqtt_app(settings, clock, f"wattx/{zone}/meters/+/readings") as (_, api):
+    prefix = _prefix()
+    async with mqtt_app(settings, clock, prefix) as (_, api):
         meter = await register_meter(api)
         batch = encode_reading_batch(meter.signer.sign([meter.signer.record(START)]))
-        topic = f"wattx/{zone}/meters/someone-else"
+        topic = f"{prefix}/{meter.zone}/meters/someone-else"
         address = broker_address(BROKER)
         async with aiomqtt.Client(address.host, address.port) as device:
             await device.subscribe(f"{topic}/ack", qos=1)

@@ -1,12 +1,21 @@
 """Fixtures for the service tests: a database per backend, the app, an HTTP client.
 
-Every API test runs on SQLite and on PostgreSQL. The PostgreSQL database is
-created fresh once per session on 127.0.0.1:5432 and emptied before each
-test; if the server is not there the tests fail (they never skip).
+Every API test runs on SQLite and on PostgreSQL. Migrations run once per
+session (per pytest-xdist worker): SQLite tests get a copy of a migrated
+template file; the PostgreSQL database is created and migrated once per
+session on 127.0.0.1:5432, under a name of its own, and emptied before each
+test. If the server is not there the tests fail (they never skip).
+
+Other folders reuse these fixtures by importing them into their conftest
+(``from service.conftest import database_url, pg_url, ...``); see
+``tests/README.md``.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from support.pg import asyncpg_url, private_database
+from support.pg import asyncpg_url, private_database, run_in_thread
 from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
@@ -43,23 +52,68 @@ class ManualClock:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this session (worker) alone, migrated to head, dropped after."""
     with private_database("wattx_test") as name:
-        yield asyncpg_url(name)
+        url = asyncpg_url(name)
+
+        async def migrate() -> None:
+            db = Database(url)
+            try:
+                await upgrade_to_head(db)
+            finally:
+                await db.dispose()
+
+        run_in_thread(migrate)
+        yield url
+
+
+_template: Path | None = None
+
+
+def sqlite_template() -> Path:
+    """A SQLite file migrated to head once per process (xdist worker); tests get copies.
+
+    A plain function rather than a fixture, so that every folder importing
+    ``database_url`` gets it without importing another name.
+    """
+    global _template
+    if _template is None:
+        directory = Path(tempfile.mkdtemp(prefix="wattx-template-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        path = directory / "wattx.sqlite3"
+
+        async def build() -> None:
+            db = Database(f"sqlite+aiosqlite:///{path}")
+            try:
+                await upgrade_to_head(db)
+            finally:
+                await db.dispose()
+
+        run_in_thread(build)
+        # Closing the last connection checkpointed the write-ahead log into the file.
+        assert not path.with_name(path.name + "-wal").exists()
+        _template = path
+    return _template
+
+
+def migrated_sqlite_url(template: Path, directory: Path) -> str:
+    """A fresh copy of the migrated template in ``directory``, as a database URL."""
+    target = directory / "wattx.sqlite3"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the newest migration, private to this test: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'wattx.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
+        return migrated_sqlite_url(sqlite_template(), tmp_path)
+    url: str = request.getfixturevalue("pg_url")
     db = Database(url)
     try:
-        await upgrade_to_head(db)
-        if not db.is_sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with db.write() as session:
-                await session.execute(text(f"TRUNCATE {tables}"))
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with db.write() as session:
+            await session.execute(text(f"TRUNCATE {tables}"))
     finally:
         await db.dispose()
     return url

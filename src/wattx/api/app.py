@@ -54,6 +54,7 @@ from wattx.api.routers import (
 )
 from wattx.api.routers import readings as readings_router
 from wattx.api.schemas.common import Problem
+from wattx.api.schemas.market import ORDER_BATCH_MAX_BYTES
 from wattx.api.sse import EventHub
 from wattx.api.state import AppState
 from wattx.bus.memory import InProcessBus
@@ -135,7 +136,9 @@ def create_app(
         if run_epoch_clock:
             chain_worker.start()
         mqtt_ingest = (
-            MqttReadingIngest(state.metering, settings.mqtt_url) if settings.mqtt_url else None
+            MqttReadingIngest(state.metering, settings.mqtt_url, prefix=settings.mqtt_topic_prefix)
+            if settings.mqtt_url
+            else None
         )
         app.state.mqtt_ingest = mqtt_ingest
         if mqtt_ingest is not None:
@@ -207,7 +210,13 @@ def create_app(
     app.router.routes.append(WebSocketRoute("/api/v1/nodes/link", nodes.node_link))
     install_problem_handlers(app)
     install_web(app, settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        per_path={
+            orders.BATCH_PATH: max(settings.max_body_bytes, ORDER_BATCH_MAX_BYTES),
+        },
+    )
     app.add_middleware(UrlTextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(RequestContextMiddleware, registry=registry)

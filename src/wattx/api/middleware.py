@@ -74,19 +74,24 @@ class RequestContextMiddleware:
 class BodySizeLimitMiddleware:
     """Refuses bodies over ``max_bytes`` with a 413 problem, by header or by counting."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Exact paths with a limit of their own (a batch route), instead of max_bytes.
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None:
             # The server holds the client to its declared length, so the header decides.
-            if not declared.isdigit() or int(declared) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if not declared.isdigit() or int(declared) > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -99,8 +104,8 @@ class BodySizeLimitMiddleware:
             if message["type"] != "http.request":
                 break
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if seen > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -110,12 +115,12 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=413,
             code=PayloadTooLargeError.code,
             title=PayloadTooLargeError.title,
-            detail=f"request body exceeds {self.max_bytes} bytes",
+            detail=f"request body exceeds {limit} bytes",
             instance=scope["path"],
         )
         await response(scope, receive, send)

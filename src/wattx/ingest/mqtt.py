@@ -29,7 +29,8 @@ from wattx.services.metering import MeteringService
 
 _log = logging.getLogger(__name__)
 
-READINGS_FILTER = "wattx/+/meters/+/readings"
+DEFAULT_PREFIX = "wattx"
+READINGS_FILTER = f"{DEFAULT_PREFIX}/+/meters/+/readings"
 QOS_AT_LEAST_ONCE = 1
 
 
@@ -54,14 +55,18 @@ def broker_address(url: str) -> BrokerAddress:
     )
 
 
-def ack_topic(zone: str, meter_id: str) -> str:
-    return f"wattx/{zone}/meters/{meter_id}/ack"
+def readings_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/+/meters/+/readings"
 
 
-def _topic_parts(topic: str) -> tuple[str, str] | None:
+def ack_topic(zone: str, meter_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/{zone}/meters/{meter_id}/ack"
+
+
+def _topic_parts(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
     """``(zone, meter_id)`` of a readings topic, or ``None`` if it is not one."""
     parts = topic.split("/")
-    if len(parts) != 5 or parts[0] != "wattx" or parts[2] != "meters" or parts[4] != "readings":
+    if len(parts) != 5 or parts[0] != prefix or parts[2] != "meters" or parts[4] != "readings":
         return None
     return parts[1], parts[3]
 
@@ -74,13 +79,15 @@ class MqttReadingIngest:
         metering: MeteringService,
         url: str,
         *,
-        topic_filter: str = READINGS_FILTER,
+        prefix: str = DEFAULT_PREFIX,
+        topic_filter: str | None = None,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
     ) -> None:
         self._metering = metering
         self._broker = broker_address(url)
-        self._filter = topic_filter
+        self._prefix = prefix
+        self._filter = topic_filter or readings_filter(prefix)
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
         self._task: asyncio.Task[None] | None = None
@@ -123,13 +130,13 @@ class MqttReadingIngest:
                 await self._handle(client, message.topic.value, message.payload)
 
     async def _handle(self, client: aiomqtt.Client, topic: str, payload: Any) -> None:
-        parts = _topic_parts(topic)
+        parts = _topic_parts(topic, self._prefix)
         if parts is None:
             return
         zone, meter_id = parts
         ack = await self._ingest(meter_id, payload)
         await client.publish(
-            ack_topic(zone, meter_id),
+            ack_topic(zone, meter_id, self._prefix),
             json.dumps(ack, separators=(",", ":")),
             qos=QOS_AT_LEAST_ONCE,
         )

@@ -239,7 +239,7 @@ class MarketService:
         self._upcoming = upcoming_epochs
         self._lock = asyncio.Lock()
         self.max_batch = max_batch
-        self._queue: list[_PendingSubmission] = []
+        self._queue: list[list[_PendingSubmission]] = []
         self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
         self._mechanisms: dict[str, Mechanism] = {}
@@ -341,18 +341,66 @@ class MarketService:
         """
         if not principal.is_admitted:
             raise NotAdmittedError("orders are placed by admitted participants")
+        pending = self._pending(principal, request, idempotency_key)
+        self._enqueue([pending])
+        # Shielded: a caller that goes away must not cancel the batch it is part of.
+        return await asyncio.shield(pending.future)
+
+    async def submit_many(
+        self,
+        principal: Principal,
+        requests: Sequence[OrderRequest],
+        *,
+        idempotency_key: str | None,
+    ) -> list[Submission | DomainError]:
+        """Place several orders of one caller in one write transaction, in the given order.
+
+        Each order follows the rules of :meth:`submit` (escrow, idempotency by
+        its ``client_order_id`` or, with ``idempotency_key``, by the key
+        ``{idempotency_key}#{index}``); one refused by a rule is answered with
+        its :class:`DomainError` and the others go on. The orders are never split
+        over two transactions, and nobody is answered before the commit; a
+        failure of the transaction itself fails them all (and is raised).
+        """
+        if not principal.is_admitted:
+            raise NotAdmittedError("orders are placed by admitted participants")
+        if not requests:
+            return []
+        group = [
+            self._pending(
+                principal,
+                request,
+                None if idempotency_key is None else f"{idempotency_key}#{index}",
+            )
+            for index, request in enumerate(requests)
+        ]
+        self._enqueue(group)
+        done = await asyncio.shield(
+            asyncio.gather(*(p.future for p in group), return_exceptions=True)
+        )
+        answers: list[Submission | DomainError] = []
+        for outcome in done:
+            if isinstance(outcome, Submission | DomainError):
+                answers.append(outcome)
+            else:
+                # The transaction failed (or the writer stopped): it failed for every order.
+                raise outcome
+        return answers
+
+    def _pending(
+        self, principal: Principal, request: OrderRequest, idempotency_key: str | None
+    ) -> _PendingSubmission:
         key = idempotency_key or (
             f"client-order-id:{request.client_order_id}" if request.client_order_id else None
         )
-        loop = asyncio.get_running_loop()
-        pending = _PendingSubmission(
-            principal, request, key, request.fingerprint(), loop.create_future()
-        )
-        self._queue.append(pending)
+        future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        return _PendingSubmission(principal, request, key, request.fingerprint(), future)
+
+    def _enqueue(self, group: list[_PendingSubmission]) -> None:
+        """Queue submissions that must share one transaction, and wake the writer."""
+        self._queue.append(group)
         if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_queued_submissions())
-        # Shielded: a caller that goes away must not cancel the batch it is part of.
-        return await asyncio.shield(pending.future)
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued_submissions())
 
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
         events: list[Event] = []
@@ -758,8 +806,17 @@ class MarketService:
         """The single writer: take what is queued, in arrival order, one batch at a time."""
         try:
             while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: len(batch)]
+                # Whole groups only (a batch request is one group), up to max_batch
+                # submissions unless a single group is larger.
+                taken = 0
+                size = 0
+                for group in self._queue:
+                    if taken and size + len(group) > self.max_batch:
+                        break
+                    taken += 1
+                    size += len(group)
+                batch = [pending for group in self._queue[:taken] for pending in group]
+                del self._queue[:taken]
                 try:
                     async with self._lock:
                         outcomes, events = await self._submit_batch(batch)
@@ -777,8 +834,9 @@ class MarketService:
                 await self._publish(events)
         except asyncio.CancelledError:
             # Shutting down: nobody will take the rest, so their callers must not wait.
-            for pending in self._queue:
-                pending.future.cancel()
+            for group in self._queue:
+                for pending in group:
+                    pending.future.cancel()
             self._queue.clear()
             raise
 
@@ -803,9 +861,12 @@ class MarketService:
                     [(p.principal.user_id, escrow_asset(p.request.side)) for p in batch],
                     lock=self._db.locks_rows,
                 )
+                seen = await _BatchLookups.load(session, batch)
                 for pending in batch:
                     try:
-                        outcome, result = await self._submit_one(session, engine, pending, now)
+                        outcome, result = await self._submit_one(
+                            session, engine, pending, now, seen
+                        )
                     except DomainError as refused:
                         outcomes.append(refused)
                         continue
@@ -833,17 +894,17 @@ class MarketService:
         engine: MarketEngine,
         pending: _PendingSubmission,
         now: datetime,
+        seen: _BatchLookups,
     ) -> tuple[Submission, SubmitResult | None]:
         """One submission inside the batch's transaction; a refusal leaves no change."""
         principal, request, key = pending.principal, pending.request, pending.key
+        owner = principal.user_id
         if key is not None:
-            # Autoflush makes earlier submissions of this batch visible to these reads.
-            stored = await idem_repo.stored_response(session, principal.user_id, key)
+            stored = seen.responses.get((owner, key))
             if stored is not None:
                 return _replay(stored, pending.fingerprint), None
-        if request.client_order_id is not None and await order_repo.order_by_client_id(
-            session, principal.user_id, request.client_order_id
-        ):
+        client_id = request.client_order_id
+        if client_id is not None and (owner, client_id) in seen.client_ids:
             raise DuplicateClientOrderIdError(
                 "this client order id was used for another order",
                 client_order_id=request.client_order_id,
@@ -876,17 +937,19 @@ class MarketService:
             "trades": [trade_view(t) for t in result.trades],
             "limited_by": list(result.limited_by),
         }
+        if client_id is not None:
+            seen.client_ids.add((owner, client_id))
         if key is not None:
-            session.add(
-                IdempotencyRow(
-                    owner_id=principal.user_id,
-                    key=key,
-                    request_hash=pending.fingerprint,
-                    status_code=201,
-                    response_body=json.dumps(body),
-                    created_at=now,
-                )
+            stored = IdempotencyRow(
+                owner_id=owner,
+                key=key,
+                request_hash=pending.fingerprint,
+                status_code=201,
+                response_body=json.dumps(body),
+                created_at=now,
             )
+            session.add(stored)
+            seen.responses[(owner, key)] = stored
         return Submission(201, body, replayed=False), result
 
     def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
@@ -1021,6 +1084,34 @@ class MarketService:
                 _log.warning(
                     "event_publish_failed", event_type=event.type.value, error=type(exc).__name__
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchLookups:
+    """What a batch's idempotency checks need, read in two queries at its start and
+    kept up to date as its submissions are placed (instead of two reads per submission).
+
+    The writer holds the market lock for the whole batch, so nothing else places
+    orders or stores responses meanwhile; the unique indexes still guard both.
+    """
+
+    responses: dict[tuple[str, str], IdempotencyRow]
+    client_ids: set[tuple[str, str]]
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, batch: Sequence[_PendingSubmission]
+    ) -> _BatchLookups:
+        keys = [(p.principal.user_id, p.key) for p in batch if p.key is not None]
+        client_ids = [
+            (p.principal.user_id, p.request.client_order_id)
+            for p in batch
+            if p.request.client_order_id is not None
+        ]
+        return cls(
+            await idem_repo.stored_responses(session, keys),
+            await order_repo.used_client_ids(session, client_ids),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import IdempotencyRow
@@ -13,3 +15,16 @@ async def stored_response(session: AsyncSession, owner_id: str, key: str) -> Ide
         IdempotencyRow.owner_id == owner_id, IdempotencyRow.key == key
     )
     return (await session.scalars(query)).first()
+
+
+async def stored_responses(
+    session: AsyncSession, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], IdempotencyRow]:
+    """The stored responses of these ``(owner_id, key)`` pairs that have one (one query)."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    query = select(IdempotencyRow).where(
+        tuple_(IdempotencyRow.owner_id, IdempotencyRow.key).in_(wanted)
+    )
+    return {(row.owner_id, row.key): row for row in await session.scalars(query)}

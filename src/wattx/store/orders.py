@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -105,6 +105,19 @@ async def order_by_client_id(
         OrderRow.owner_id == owner_id, OrderRow.client_order_id == client_order_id
     )
     return (await session.scalars(query)).first()
+
+
+async def used_client_ids(
+    session: AsyncSession, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these ``(owner_id, client_order_id)`` pairs an order already carries (one query)."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return set()
+    query = select(OrderRow.owner_id, OrderRow.client_order_id).where(
+        tuple_(OrderRow.owner_id, OrderRow.client_order_id).in_(wanted)
+    )
+    return {(owner, str(client_id)) for owner, client_id in await session.execute(query)}
 
 
 async def open_orders(session: AsyncSession) -> list[Order]:

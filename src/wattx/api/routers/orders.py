@@ -9,10 +9,13 @@ from fastapi import APIRouter, Header, Query, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
+from wattx.api.problems import problem_type
 from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.market import (
     AmendOut,
     OrderAmend,
+    OrderBatchIn,
+    OrderBatchOut,
     OrderIn,
     OrderList,
     OrderOut,
@@ -20,8 +23,8 @@ from wattx.api.schemas.market import (
     TradeList,
     TradeOut,
 )
-from wattx.domain import OrderStatus, Side
-from wattx.services.market import OrderRequest
+from wattx.domain import DomainError, OrderStatus, Side
+from wattx.services.market import OrderRequest, Submission
 from wattx.services.principal import Principal
 from wattx.services.views import order_row_view, trade_row_view, trade_seen_by
 
@@ -82,6 +85,82 @@ async def submit_order(
         media_type="application/json",
         headers=headers,
     )
+
+
+BATCH_PATH = "/api/v1/orders/batch"
+
+
+@router.post(
+    "/orders/batch",
+    status_code=201,
+    response_model=OrderBatchOut,
+    responses={207: {"model": OrderBatchOut, "description": "Some orders were refused"}},
+)
+async def submit_order_batch(
+    body: OrderBatchIn,
+    principal: CurrentPrincipal,
+    state: State,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Place up to 1,000 orders in one write transaction; one answer per order, in order.
+
+    Each order is handled as ``POST /orders`` would handle it, in the order
+    given: escrow, matching (an order may trade with an earlier one of the same
+    batch), idempotency by its ``client_order_id`` or, with an
+    ``Idempotency-Key``, by that key and its index. An order refused by a rule
+    gets its problem in its place and changes nothing; the others go on. The
+    answer is sent after the commit. A body that does not match the schema is
+    refused whole (422), and so is the batch when the database fails (503).
+    """
+    requests = [
+        OrderRequest(
+            side=order.side,
+            qty_wh=order.qty_wh,
+            zone=order.zone,
+            epoch_id=order.epoch_id,
+            limit_price=order.limit_price,
+            kind=order.kind,
+            client_order_id=order.client_order_id,
+        )
+        for order in body.orders
+    ]
+    outcomes = await state.market.submit_many(principal, requests, idempotency_key=idempotency_key)
+    results = [_batch_item(outcome, principal) for outcome in outcomes]
+    replayed = sum(1 for r in results if r["replayed"])
+    placed = sum(1 for r in results if r["problem"] is None) - replayed
+    answer = {
+        "results": results,
+        "placed": placed,
+        "replayed": replayed,
+        "refused": len(results) - placed - replayed,
+    }
+    return Response(
+        OrderBatchOut.model_validate(answer).model_dump_json(),
+        status_code=207 if answer["refused"] else 201,
+        media_type="application/json",
+    )
+
+
+def _batch_item(outcome: Submission | DomainError, principal: Principal) -> dict[str, Any]:
+    if isinstance(outcome, DomainError):
+        problem: dict[str, Any] = {
+            "type": problem_type(outcome.code),
+            "title": outcome.title,
+            "status": outcome.http_status,
+            "detail": outcome.detail,
+            "instance": BATCH_PATH,
+            "code": outcome.code,
+        }
+        if outcome.context:
+            problem["context"] = outcome.context
+        return {"status": outcome.http_status, "replayed": False, "problem": problem}
+    return {
+        "status": outcome.status_code,
+        "replayed": outcome.replayed,
+        "problem": None,
+        "order": outcome.body["order"],
+        "trades": _seen(outcome.body["trades"], principal),
+    }
 
 
 @router.get("/orders")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt, model_validator
 
-from wattx.api.schemas.common import Page, StrictModel
+from wattx.api.schemas.common import Page, Problem, StrictModel
 from wattx.domain import OrderKind, OrderStatus, Side
 from wattx.market import Mechanism
 
@@ -88,6 +88,39 @@ class SubmitOut(BaseModel):
         description="grid limits that stopped matching while Wh stayed open "
         "(`child-parent:up|down` on a grid tree, `zone:export|import` without one)",
     )
+
+
+ORDER_BATCH_LIMIT = 1_000
+"""Orders per ``POST /orders/batch`` at most."""
+ORDER_BATCH_MAX_BYTES = 256 * 1024
+"""The body limit of ``POST /orders/batch`` (other routes: ``max_body_bytes``)."""
+
+
+class OrderBatchIn(StrictModel):
+    orders: list[OrderIn] = Field(
+        min_length=1,
+        max_length=ORDER_BATCH_LIMIT,
+        description=f"1 to {ORDER_BATCH_LIMIT} orders, placed in this order in one transaction",
+    )
+
+
+class OrderBatchItemOut(BaseModel):
+    """One order's answer, at the order's index: what ``POST /orders`` would have answered."""
+
+    status: int = Field(
+        description="201 placed (a replay: the first answer's), else the problem's status"
+    )
+    replayed: bool = False
+    order: OrderOut | None = None
+    trades: list[TradeOut] | None = None
+    problem: Problem | None = Field(default=None, description="why this order was refused")
+
+
+class OrderBatchOut(BaseModel):
+    results: list[OrderBatchItemOut]
+    placed: int = Field(description="orders placed by this request")
+    replayed: int = Field(description="orders answered from an earlier submission")
+    refused: int = Field(description="orders refused by a rule (they changed nothing)")
 
 
 class OrderAmend(StrictModel):
