@@ -60,6 +60,7 @@ from wattx.store.models import EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_nodes import NodeCommandRow, NodeMeterRow, NodeRow
+from wattx.store.trades import trade_from_row
 
 ACTIVE = "active"
 AT_RISK = "at_risk"
@@ -92,29 +93,6 @@ def limits_of(row: DeviceRow) -> DeviceLimits:
         rated_power_w=row.rated_power_w,
         capacity_wh=row.capacity_wh,
         reserve_wh=row.reserve_wh,
-    )
-
-
-def _trade(row: TradeRow) -> Trade:
-    return Trade(
-        id=row.id,
-        epoch_id=row.epoch_id,
-        zone=row.zone,
-        buy_order_id=row.buy_order_id,
-        sell_order_id=row.sell_order_id,
-        buyer=row.buyer,
-        seller=row.seller,
-        buyer_zone=row.buyer_zone,
-        seller_zone=row.seller_zone,
-        qty_wh=row.qty_wh,
-        delivered_wh=row.delivered_wh,
-        price=row.price,
-        value=row.value,
-        buyer_fee=row.buyer_fee,
-        seller_fee=row.seller_fee,
-        wheeling_fee=row.wheeling_fee,
-        seq=row.seq,
-        executed_at=row.executed_at,
     )
 
 
@@ -571,7 +549,7 @@ class DeliveryService:
             )
             for epoch_id in epochs:
                 trades = [
-                    _trade(r)
+                    trade_from_row(r)
                     for r in await session.scalars(
                         select(TradeRow).where(TradeRow.epoch_id == epoch_id)
                     )
@@ -715,7 +693,7 @@ class DeliveryService:
             return
         async with self._db.read() as session:
             trades = [
-                _trade(r)
+                trade_from_row(r)
                 for r in await session.scalars(
                     select(TradeRow).where(TradeRow.epoch_id == epoch_id)
                 )

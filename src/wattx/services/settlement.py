@@ -44,7 +44,6 @@ from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.devices.allocation import DeliveryOutcome
 from wattx.devices.errors import DeliveryGracePendingError
-from wattx.domain import Trade
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError
 from wattx.market.errors import TradeNotFoundError
@@ -73,6 +72,7 @@ from wattx.store.models import TradeRow
 from wattx.store.models_devices import TradeDeliveryRow
 from wattx.store.models_metering import MeterAlertRow
 from wattx.store.models_settlement import SettlementOutboxRow
+from wattx.store.trades import trade_from_row
 
 _log = structlog.get_logger("wattx.settlement")
 
@@ -128,29 +128,6 @@ class TradeProof:
 
 def _no_checkpoint(_step: str) -> None:
     """The production worker passes every step without interruption."""
-
-
-def trade_from_row(row: TradeRow) -> Trade:
-    return Trade(
-        id=row.id,
-        epoch_id=row.epoch_id,
-        zone=row.zone,
-        buy_order_id=row.buy_order_id,
-        sell_order_id=row.sell_order_id,
-        buyer=row.buyer,
-        seller=row.seller,
-        buyer_zone=row.buyer_zone,
-        seller_zone=row.seller_zone,
-        qty_wh=row.qty_wh,
-        delivered_wh=row.delivered_wh,
-        price=row.price,
-        value=row.value,
-        buyer_fee=row.buyer_fee,
-        seller_fee=row.seller_fee,
-        wheeling_fee=row.wheeling_fee,
-        seq=row.seq,
-        executed_at=row.executed_at,
-    )
 
 
 def _parties(trades: Iterable[TradeRow]) -> dict[str, frozenset[str]]:

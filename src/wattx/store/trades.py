@@ -34,6 +34,30 @@ def trade_row(trade: Trade, at: datetime) -> TradeRow:
     )
 
 
+def trade_from_row(row: TradeRow) -> Trade:
+    """The domain trade a stored row holds (the inverse of :func:`trade_row`)."""
+    return Trade(
+        id=row.id,
+        epoch_id=row.epoch_id,
+        zone=row.zone,
+        buy_order_id=row.buy_order_id,
+        sell_order_id=row.sell_order_id,
+        buyer=row.buyer,
+        seller=row.seller,
+        buyer_zone=row.buyer_zone,
+        seller_zone=row.seller_zone,
+        qty_wh=row.qty_wh,
+        delivered_wh=row.delivered_wh,
+        price=row.price,
+        value=row.value,
+        buyer_fee=row.buyer_fee,
+        seller_fee=row.seller_fee,
+        wheeling_fee=row.wheeling_fee,
+        seq=row.seq,
+        executed_at=row.executed_at,
+    )
+
+
 async def max_trade_seq(session: AsyncSession) -> int:
     return int((await session.scalar(select(func.max(TradeRow.seq)))) or 0)
 
