@@ -230,6 +230,9 @@ async def test_operator_releases_a_quarantined_reading(
         ("/operator/meters", "operator-meters"),
         ("/operator/alerts", "operator-alerts"),
         ("/operator/zones", "operator-zones"),
+        ("/operator/nodes", "operator-nodes"),
+        ("/operator/devices", "operator-devices"),
+        ("/operator/audit", "operator-audit"),
     ):
         await page.goto(path)
         await checked(page, shots, name)

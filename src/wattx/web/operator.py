@@ -1,5 +1,6 @@
 """The operator's console (auditors read the same pages, without the buttons):
-admission, participants, meters, quarantine review, alerts, zones, epochs."""
+admission, participants, meters, quarantine review, alerts, zones, epochs, edge
+nodes, devices at risk and the audit trail."""
 
 from __future__ import annotations
 
@@ -124,6 +125,28 @@ async def reject(
 async def alerts(request: Request, state: State) -> HTMLResponse:
     rows = await state.metering.alerts(meter_id=None, kind=None, since=None, limit=100, offset=0)
     return page(request, "operator_alerts.html", {"alerts": rows})
+
+
+@router.get("/nodes", response_class=HTMLResponse)
+async def nodes(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """Every edge node with its health, last heartbeat and relay counters."""
+    views = await state.nodes.list_nodes(principal, limit=500, offset=0)
+    return page(request, "operator_nodes.html", {"nodes": views})
+
+
+@router.get("/devices", response_class=HTMLResponse)
+async def devices_at_risk(request: Request, state: State) -> HTMLResponse:
+    """Devices whose last command went unacknowledged or was refused."""
+    rows = await state.delivery.at_risk(limit=200, offset=0)
+    return page(request, "operator_devices.html", {"devices": rows})
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_trail(request: Request, state: State) -> HTMLResponse:
+    """The newest audit entries and the result of walking the hash chain."""
+    rows = await state.audit.entries(action=None, target=None, limit=200, offset=0)
+    check = await state.audit.verify()
+    return page(request, "operator_audit.html", {"entries": rows, "check": check})
 
 
 @router.get("/zones", response_class=HTMLResponse)

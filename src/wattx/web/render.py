@@ -115,6 +115,9 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
             ("/operator/alerts", "Alerts"),
             ("/operator/zones", "Zones"),
             ("/operator/epochs", "Epochs"),
+            ("/operator/nodes", "Nodes"),
+            ("/operator/devices", "Devices"),
+            ("/operator/audit", "Audit trail"),
         ]
     return links
 
