@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -213,6 +214,48 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     head = chain.block_number()
     await worker.run_round()
     assert chain.block_number() == head
+
+
+async def test_a_mint_whose_deposit_block_was_lost_is_deposited_again(
+    service: ApiClient, node: AnvilNode, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mint's block survives, the block of its deposit into the Marketplace does
+    not: the service credited tokens the Marketplace never received, until the
+    history check finds the deposit lost and deposits the tokens again."""
+    api, state = service, service.state
+    epoch = EpochSchedule().epoch_id_at(clock.now())
+    market = await set_up_market(api)
+    await record_export(state, market.meter_id, {epoch - 1: (0, 3_000)})
+    await mint(api, market)
+    minting = state.minting
+    deposit_after_a_dump = minting._deposit
+
+    async def dump_between_mint_and_deposit(*args: Any, **kwargs: Any) -> set[str]:
+        node.stop()  # the state file holds the mint, not the deposit that follows
+        node.start()
+        return await deposit_after_a_dump(*args, **kwargs)
+
+    monkeypatch.setattr(minting, "_deposit", dump_between_mint_and_deposit)
+    clock.advance(EpochSchedule().length_s)
+    await record_export(state, market.meter_id, {epoch: (0, 700)})
+    (second,) = await minting.mint_due()
+    monkeypatch.undo()
+    deposit_tx = minting.newest_deposit_tx()
+    assert deposit_tx is not None
+    chain = state.chain_accounts.chain
+    node.kill()
+    node.start()  # from the state file: the mint is there, its deposit is not
+    assert chain.transaction_known(second.tx_hash)
+    assert not chain.transaction_known(deposit_tx)
+    address = await state.chain_accounts.address_of(market.seller.id)
+    assert address is not None
+    assert chain.wallet_balance(address, Asset.ENERGY) == 700 * 10**6
+
+    worker = ChainWorkerTask(state.settlement, state.minting, state.retirement, tick_s=1)
+    await worker.run_round()
+
+    assert chain.wallet_balance(address, Asset.ENERGY) == 0
+    await assert_books_agree(state, market.seller.id)
 
 
 def test_a_timeout_resyncs_the_nonce_from_the_node(node: AnvilNode) -> None:

@@ -39,7 +39,7 @@ class RecordFailedError(Exception):
 class FailingBeforeRecord(MintingService):
     """Fails once, after the chain minted and before anything is recorded."""
 
-    async def _deposit(self, plans: list[PlannedMint]) -> set[str]:
+    async def _deposit(self, plans: list[PlannedMint], *, intent_id: str) -> set[str]:
         raise RecordFailedError
 
 

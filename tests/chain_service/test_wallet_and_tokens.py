@@ -120,7 +120,7 @@ async def test_mint_after_a_crash_is_recorded_not_repeated(
         pass
 
     class CrashingMinting(MintingService):
-        async def _deposit(self, plans: list) -> None:  # type: ignore[type-arg]
+        async def _deposit(self, plans: list, *, intent_id: str) -> None:  # type: ignore[type-arg]
             raise CrashAfterMintError
 
     crashing = CrashingMinting(

@@ -7,9 +7,9 @@ transactions the chain no longer has, and its nonces run ahead of the node's,
 so every transaction it sends waits for a receipt that never comes.
 
 Each chain-worker round begins with :meth:`ChainHistoryCheck.run`. It asks the
-node for the newest recorded settlement and mint transactions (two receipts);
-if the node has both and no transaction timed out since the last round,
-nothing else happens. Otherwise the node lost history, and:
+node for the newest recorded settlement and mint transactions and the newest
+mint deposit (three receipts); if the node has them all and no transaction
+timed out since the last round, nothing else happens. Otherwise the node lost history, and:
 
 1. every sender's nonce is re-read from the node;
 2. each registration the service sent (participant, zone, meter, permit-only)
@@ -19,7 +19,12 @@ nothing else happens. Otherwise the node lost history, and:
 3. each confirmed mint intent whose transaction is unknown is minted again
    under the same id, period and recorded amounts, oldest first (the oracle
    mints an id once, so one already there is adopted) and its tokens
-   deposited again; the records keep their amounts and take the new hash;
+   deposited again; the records keep their amounts and take the new hash.
+   A mint whose block survived while the block of its deposit into the
+   Marketplace did not (the deposit comes a block or two later) has its
+   tokens deposited again: the deposit transactions of the newest 64 intents
+   are remembered in memory (a service restart forgets them) and the newest
+   is one of the receipts checked above;
 4. each confirmed settlement whose transaction is unknown goes back to
    ``pending``, and the outbox sends it again (or adopts it, searching the
    whole chain, if the chain settled the epoch under another transaction);
@@ -72,6 +77,7 @@ class ChainHistoryCheck:
         try:
             forgotten = await self._forget_lost_registrations()
             resent = await self._resend_lost_mints(lost_blocks)
+            resent += await self._minting.redeposit_lost(self._known)
             reopened = await self._reopen_lost_settlements(lost_blocks)
         except Exception:
             self._accounts.history_suspect = True  # check everything again next round
@@ -94,6 +100,7 @@ class ChainHistoryCheck:
             newest = [
                 *(r.tx_hash for r in await repo.confirmed_outbox(session, limit=1)),
                 *(i.tx_hash for i in await repo.confirmed_mint_intents(session, limit=1)),
+                self._minting.newest_deposit_tx(),
             ]
         return not await self._all_known([h for h in newest if h])
 

@@ -33,8 +33,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections import defaultdict
-from collections.abc import Callable
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -117,6 +117,10 @@ def intent_plans(intent: MintIntentRow) -> list[PlannedMint]:
     return [PlannedMint.from_json(item) for item in json.loads(intent.payload)]
 
 
+_DEPOSITS_KEPT = 64
+"""How many recent intents' deposit transactions are remembered."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Minted:
     """What the chain minted for an intent: its transaction and Wh per meter key."""
@@ -146,6 +150,12 @@ class MintingService:
         self._policy = policy
         self._checkpoint = checkpoint
         self._running = asyncio.Lock()
+        # The deposit transactions of the newest intents, oldest first. The intent's
+        # record does not hold them, so a node that comes back without the blocks
+        # they were in (while the mint's block survived) is found only through
+        # these (:meth:`redeposit_lost`). Kept in memory: a service restart forgets
+        # them.
+        self._deposits: OrderedDict[str, tuple[list[PlannedMint], list[str]]] = OrderedDict()
 
     async def mints_of(
         self, owner_id: str | None, *, limit: int, offset: int
@@ -304,7 +314,7 @@ class MintingService:
                     intended_wh=plan.wh,
                     minted_wh=done.wh,
                 )
-        self_custody = await self._deposit(actual)
+        self_custody = await self._deposit(actual, intent_id=intent.id)
         return await self._record(intent, actual, minted, self_custody)
 
     async def resend_lost(self, intent: MintIntentRow) -> str:
@@ -337,7 +347,7 @@ class MintingService:
                     lambda: chain.mint_readings(mints, batch_id=batch_id)
                 )
                 minted = _Minted(result.tx_hash, result.block_number, _minted_wh(result.events))
-            await self._deposit(plans)
+            await self._deposit(plans, intent_id=intent.id)
             async with self._db.write() as session:
                 row = await repo.mint_intent(session, intent.id, lock=self._db.locks_rows)
                 assert row is not None
@@ -400,7 +410,29 @@ class MintingService:
 
     # -- 3. deposits -------------------------------------------------------------
 
-    async def _deposit(self, plans: list[PlannedMint]) -> set[str]:
+    def newest_deposit_tx(self) -> str | None:
+        """The newest deposit transaction a mint made in this process, if any."""
+        for _plans, tx_hashes in reversed(self._deposits.values()):
+            if tx_hashes:
+                return tx_hashes[-1]
+        return None
+
+    async def redeposit_lost(self, known: Callable[[str], Awaitable[bool]]) -> int:
+        """Deposit again the minted tokens of each recent intent whose deposit
+        transaction the node no longer knows (its mint survived, the deposit's block
+        did not); returns how many intents. Only what is still in the owner's wallet
+        moves, at most the minted amount."""
+        repaired = 0
+        async with self._running:
+            for intent_id, (plans, tx_hashes) in list(self._deposits.items()):
+                lost = [tx for tx in tx_hashes if not await known(tx)]
+                if lost:
+                    _log.warning("mint_deposit_lost", intent_id=intent_id, tx_hashes=lost)
+                    await self._deposit(plans, intent_id=intent_id)
+                    repaired += 1
+        return repaired
+
+    async def _deposit(self, plans: list[PlannedMint], *, intent_id: str) -> set[str]:
         """Move each custodial owner's newly minted tokens from their wallet into the
         Marketplace; return the self-custody owners, whose tokens stay in their own
         wallet until they deposit them (the Deposit event then credits them)."""
@@ -409,6 +441,7 @@ class MintingService:
             per_owner[plan.owner_id] += wh_to_energy_base_units(plan.wh)
         chain = self._accounts.chain
         self_custody: set[str] = set()
+        sent: list[str] = []
         for owner_id, amount in per_owner.items():
             _address, signer = await self._accounts.custody_signer(owner_id)
             if signer is None:
@@ -419,7 +452,14 @@ class MintingService:
             # what is still in the wallet.
             to_deposit = min(amount, held)
             if to_deposit:
-                await self._accounts.run(chain.deposit, signer, ChainAsset.ENERGY, to_deposit)
+                result = await self._accounts.run(
+                    chain.deposit, signer, ChainAsset.ENERGY, to_deposit
+                )
+                sent.append(result.tx_hash)
+        self._deposits[intent_id] = (plans, sent)
+        self._deposits.move_to_end(intent_id)
+        while len(self._deposits) > _DEPOSITS_KEPT:
+            self._deposits.popitem(last=False)
         return self_custody
 
     # -- 4. the record ------------------------------------------------------------
