@@ -390,8 +390,15 @@ class Anvil:
             return False
 
     def stop(self) -> None:
-        if _parses(self.state):
-            shutil.copyfile(self.state, self.good_state)
+        # anvil may rewrite the file while it is copied: only a copy that parses
+        # itself replaces the last good one (atomically).
+        candidate = self.good_state.with_suffix(".candidate")
+        if self.state.exists():
+            shutil.copyfile(self.state, candidate)
+            if _parses(candidate):
+                candidate.replace(self.good_state)
+            else:
+                candidate.unlink()
         self.child.kill()
 
 
