@@ -485,24 +485,15 @@ class NodeService:
                         "commands cannot be sent to a revoked node", node_id=node_id
                     )
                 sent = with_lease(type_, payload, heartbeat_interval_s=node.heartbeat_interval_s)
-                row = NodeCommandRow(
-                    id=new_id(),
-                    node_id=node_id,
-                    job_id=job_id,
-                    type=type_,
-                    payload=json.dumps(sent, sort_keys=True),
-                    state=CommandState.QUEUED.value,
+                row = queued_command(
+                    node_id,
+                    type_,
+                    sent,
                     created_by=principal.user_id,
                     created_at=now,
-                    not_before=start,
-                    expires_at=start + timedelta(seconds=ttl_s),
-                    retries=0,
-                    next_attempt_at=start,
-                    sent_at=None,
-                    durable_at=None,
-                    finished_at=None,
-                    detail=None,
-                    result=None,
+                    start=start,
+                    ttl_s=ttl_s,
+                    job_id=job_id,
                 )
                 session.add(row)
                 rows.append(row)
@@ -532,24 +523,15 @@ class NodeService:
                 raise NodeRevokedError("a revoked node takes no config", node_id=node_id)
             earlier = await self._config_commands(session, node_id)
             version = 1 + max((json.loads(r.payload)["version"] for r in earlier), default=0)
-            row = NodeCommandRow(
-                id=new_id(),
-                node_id=node_id,
-                job_id=None,
-                type=CommandType.CONFIG.value,
-                payload=json.dumps({"version": version, "config": config}, sort_keys=True),
-                state=CommandState.QUEUED.value,
+            row = queued_command(
+                node_id,
+                CommandType.CONFIG.value,
+                {"version": version, "config": config},
                 created_by=principal.user_id,
                 created_at=now,
-                not_before=now,
-                expires_at=now + timedelta(seconds=MAX_TTL_S),
-                retries=0,
-                next_attempt_at=now,
-                sent_at=None,
-                durable_at=None,
-                finished_at=None,
-                detail=None,
-                result=None,
+                start=now,
+                ttl_s=MAX_TTL_S,
+                job_id=None,
             )
             session.add(row)
             before = json.loads(earlier[0].payload) if earlier else None
@@ -1147,3 +1129,36 @@ class HeartbeatFlushTask(PeriodicTask):
     async def stop(self) -> None:
         await super().stop()
         await self.run_round()
+
+
+def queued_command(
+    node_id: str,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    created_by: str,
+    created_at: datetime,
+    start: datetime,
+    ttl_s: int,
+    job_id: str | None,
+) -> NodeCommandRow:
+    """A new durable command, queued for its node from ``start`` for ``ttl_s`` seconds."""
+    return NodeCommandRow(
+        id=new_id(),
+        node_id=node_id,
+        job_id=job_id,
+        type=type_,
+        payload=json.dumps(payload, sort_keys=True),
+        state=CommandState.QUEUED.value,
+        created_by=created_by,
+        created_at=created_at,
+        not_before=start,
+        expires_at=start + timedelta(seconds=ttl_s),
+        retries=0,
+        next_attempt_at=start,
+        sent_at=None,
+        durable_at=None,
+        finished_at=None,
+        detail=None,
+        result=None,
+    )
