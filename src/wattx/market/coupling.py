@@ -54,10 +54,16 @@ owner on both sides, the newer order leaves and the auction is solved again.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
+from operator import attrgetter
+from typing import NamedTuple
 
 import highspy
 import numpy as np
@@ -115,9 +121,13 @@ class LinkReport:
         return self.shadow_price > 0
 
 
-@dataclass(frozen=True, slots=True)
-class CoupledMatch:
-    """One pair the coupled auction matched; ``congestion_fee`` is paid by the buyer."""
+class CoupledMatch(NamedTuple):
+    """One pair the coupled auction matched; ``congestion_fee`` is paid by the buyer.
+
+    A named tuple: a clearing makes one per match (hundreds of thousands in a
+    large market), and a tuple is several times cheaper to make than a frozen
+    dataclass.
+    """
 
     buy: Order
     sell: Order
@@ -197,7 +207,7 @@ def run_coupled_auction(
     if not active_buys or not active_sells:
         # Nothing can trade: no program to solve, no price, no flow.
         nothing = dict.fromkeys(sorted(tree.zones))
-        return CoupledClearing(nothing, dict(nothing), [], _reports(tree, paths, [], {}), False)
+        return CoupledClearing(nothing, dict(nothing), [], _reports(tree, {}, {}, {}), False)
     uniform = len({rates[pair] for pair in paths}) == 1
     single_pricing = len(set(pricing.values())) == 1
     if (
@@ -207,20 +217,24 @@ def run_coupled_auction(
         and not can_bind(tree, active_buys, active_sells, rates)
     ):
         return _pooled(active_buys, active_sells, tree, rates, paths, pricing)
+    index = {zone: i for i, zone in enumerate(sorted(tree.zones))}
+    bid_side, ask_side = _Orders(active_buys, index), _Orders(active_sells, index)
     while True:
-        plan = solve_program(active_buys, active_sells, tree, rates, paths, pieces=pieces)
-        matches, conflict = _pair(plan, active_buys, active_sells, rates, paths, pricing)
+        plan = _solve(bid_side, ask_side, tree, rates, paths, pieces)
+        with _cycle_collector_paused():
+            paired, conflict = _pair(plan, bid_side, ask_side, rates, paths, pricing)
+        matches = paired.matches
         if conflict is None:
             break
         buy, sell = conflict
         if buy.seq > sell.seq:
             active_buys.remove(buy)
+            bid_side = _Orders(active_buys, index)
         else:
             active_sells.remove(sell)
-    for match in matches:
-        _fill(match.sell, match.sold_wh)
-        _fill(match.buy, match.delivered_wh)
-    reports = _reports(tree, paths, matches, plan.shadow)
+            ask_side = _Orders(active_sells, index)
+    _fill_all(bid_side, ask_side, matches, paired)
+    reports = _reports(tree, paired.flow, paired.rent, plan.shadow)
     return CoupledClearing(
         plan.seller_prices,
         plan.buyer_prices,
@@ -243,19 +257,33 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.int32]
 
 
-def _levels(
-    orders: Sequence[Order], zone_index: Mapping[str, int]
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+IntArray = npt.NDArray[np.int64]
+
+
+class _Orders:
+    """One side's orders as integer arrays (zone index, limit, Wh remaining, seq) and owners."""
+
+    def __init__(self, orders: Sequence[Order], zone_index: Mapping[str, int]) -> None:
+        self.orders = list(orders)
+        count = len(self.orders)
+        fields = attrgetter("limit_price", "qty_wh", "filled_wh", "cancelled_wh", "seq")
+        data = np.array(list(map(fields, self.orders)), dtype=np.int64).reshape(-1, 5)
+        zones = map(zone_index.__getitem__, map(attrgetter("zone"), self.orders))
+        self.zone: IntArray = np.fromiter(zones, dtype=np.int64, count=count)
+        self.price: IntArray = data[:, 0]
+        self.qty: IntArray = data[:, 1] - data[:, 2] - data[:, 3]
+        self.seq: IntArray = data[:, 4]
+        self.owner: list[str] = list(map(attrgetter("owner"), self.orders))
+
+
+def _levels(side: _Orders) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Aggregate orders by (zone, price): zone index, price, Wh, as float arrays."""
-    if not orders:
+    if not len(side.orders):
         empty = np.zeros(0)
         return empty, empty, empty
-    data = np.array(
-        [(zone_index[o.zone], o.limit_price, o.remaining_wh) for o in orders], dtype=np.int64
-    )
-    keys = (data[:, 0] << 40) | data[:, 1]  # prices are far below 2**40 micro-units per kWh
+    keys = (side.zone << 40) | side.price  # prices are far below 2**40 micro-units per kWh
     unique, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=data[:, 2], minlength=len(unique))
+    sums = np.bincount(inverse, weights=side.qty, minlength=len(unique))
     return (
         (unique >> 40).astype(np.float64),
         (unique & ((1 << 40) - 1)).astype(np.float64),
@@ -354,11 +382,23 @@ def solve_program(
     misplaced, the solution with its duals satisfies the optimality conditions
     of the program with one column per level: it is that program's optimum.
     """
+    index = {zone: i for i, zone in enumerate(sorted(tree.zones))}
+    return _solve(_Orders(buys, index), _Orders(sells, index), tree, rates, paths, pieces)
+
+
+def _solve(
+    buys: _Orders,
+    sells: _Orders,
+    tree: GridTree,
+    rates: RateTable,
+    paths: Mapping[tuple[str, str], list[Step]],
+    pieces: int,
+) -> ProgramSolution:
     zones = sorted(tree.zones)
     index = {zone: i for i, zone in enumerate(zones)}
     nz = len(zones)
-    asks = _Curve(*_levels(sells, index), pieces=max(pieces, 2))
-    bids = _Curve(*_levels(buys, index), pieces=max(pieces, 2))
+    asks = _Curve(*_levels(sells), pieces=max(pieces, 2))
+    bids = _Curve(*_levels(buys), pieces=max(pieces, 2))
     link_rows: dict[LinkKey, int] = {}
     for link in tree.links:
         for direction in (Direction.UP, Direction.DOWN):
@@ -430,7 +470,7 @@ def solve_program(
         asks.refine(wrong_asks)
         bids.refine(wrong_bids)
     flows = {pair: int(np.floor(values[n_ask + n_bid + k] + _EPS)) for k, pair in enumerate(pairs)}
-    present = {o.zone for o in (*buys, *sells)}
+    present = {zones[i] for i in np.unique(np.concatenate((buys.zone, sells.zone))).tolist()}
     seller_prices: dict[str, int | None] = {}
     buyer_prices: dict[str, int | None] = {}
     for zone, i in index.items():
@@ -441,85 +481,237 @@ def solve_program(
     return ProgramSolution(seller_prices, buyer_prices, flows, shadow)
 
 
+@dataclass(frozen=True)
+class _Paired:
+    """The matches, and per match the positions of its orders and its Wh."""
+
+    matches: list[CoupledMatch]
+    bid_pos: IntArray
+    ask_pos: IntArray
+    sold: IntArray
+    delivered: IntArray
+    flow: dict[LinkKey, int]
+    """Wh sold across each link direction."""
+    rent: dict[LinkKey, int]
+    """Congestion rent collected on each link direction."""
+
+    @classmethod
+    def none(cls) -> _Paired:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls([], empty, empty, empty, empty, {}, {})
+
+
+class _Chunk(NamedTuple):
+    """The matches of one zone pair: ``first:end`` of the match lists, and their terms."""
+
+    first: int
+    end: int
+    steps: list[LinkKey]
+    rate: ZoneRate
+    pay_as_clear: bool
+    sigma: int
+    binding: list[LinkKey]
+    mus: list[int]
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while the match records are made.
+
+    A large clearing makes hundreds of thousands of tuples while as many orders
+    are alive, and each of the collector's passes would walk them all; the
+    records hold no cycles, so reference counting frees everything as usual.
+    The collector's previous state is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_new_match = partial(tuple.__new__, CoupledMatch)
+"""Make a :class:`CoupledMatch` from a tuple of its fields without a Python-level call."""
+
+
+def _queues(
+    side: _Orders, prices: Mapping[str, int | None], zones: Sequence[str], *, ask: bool
+) -> tuple[IntArray, IntArray]:
+    """The orders the program can have selected (a price rounded by at most 1), in
+    price-time priority per zone: their positions in ``side`` and each zone's start."""
+    price_of = np.array([prices[z] or 0 for z in zones], dtype=np.int64)
+    if ask:
+        keep = np.flatnonzero(side.price <= price_of[side.zone] + 1)
+        order = np.lexsort((side.seq[keep], side.price[keep], side.zone[keep]))
+    else:
+        keep = np.flatnonzero(side.price >= price_of[side.zone] - 1)
+        order = np.lexsort((side.seq[keep], -side.price[keep], side.zone[keep]))
+    queue = keep[order]
+    starts = np.searchsorted(side.zone[queue], np.arange(len(zones) + 1))
+    return queue, starts
+
+
 def _pair(
     plan: ProgramSolution,
-    buys: Sequence[Order],
-    sells: Sequence[Order],
+    buys: _Orders,
+    sells: _Orders,
     rates: RateTable,
     paths: Mapping[tuple[str, str], list[Step]],
     pricing: Mapping[str, Mechanism],
-) -> tuple[list[CoupledMatch], tuple[Order, Order] | None]:
-    """Pair the selected orders flow by flow, without touching them."""
-    # Only orders the program can have selected (a price rounded by at most 1) are queued.
-    sigma_of, pi_of = plan.seller_prices, plan.buyer_prices
-    sells = [s for s in sells if s.limit_price <= (sigma_of[s.zone] or 0) + 1]
-    buys = [b for b in buys if b.limit_price >= (pi_of[b.zone] or 0) - 1]
-    ask_queues: dict[str, list[Order]] = {}
-    for sell in sorted(sells, key=lambda s: (s.limit_price, s.seq)):
-        ask_queues.setdefault(sell.zone, []).append(sell)
-    bid_queues: dict[str, list[Order]] = {}
-    for buy in sorted(buys, key=lambda b: (-b.limit_price, b.seq)):
-        bid_queues.setdefault(buy.zone, []).append(buy)
-    ask_at = dict.fromkeys(ask_queues, 0)
-    bid_at = dict.fromkeys(bid_queues, 0)
-    offered = {zone: queue[0].remaining_wh for zone, queue in ask_queues.items()}
-    wanted = {zone: queue[0].remaining_wh for zone, queue in bid_queues.items()}
-    matches: list[CoupledMatch] = []
+) -> tuple[_Paired, tuple[Order, Order] | None]:
+    """Pair the selected orders flow by flow, without touching them.
+
+    Queues, eligibility cut-offs, fees and rents are computed on arrays; the
+    walk along the two queues stays a loop of plain integers, because each
+    match rounds its loss down on its own, so where a bid's delivery ends
+    depends on how the asks before it were cut.
+    """
+    zones = sorted(plan.seller_prices)
+    index = {zone: i for i, zone in enumerate(zones)}
+    ask_queue, ask_start = _queues(sells, plan.seller_prices, zones, ask=True)
+    bid_queue, bid_start = _queues(buys, plan.buyer_prices, zones, ask=False)
+    ask_price_arr = sells.price[ask_queue]
+    bid_price_arr = buys.price[bid_queue]
+    ask_qty, bid_qty = sells.qty[ask_queue].tolist(), buys.qty[bid_queue].tolist()
+    ask_owner = list(map(sells.owner.__getitem__, ask_queue.tolist()))
+    bid_owner = list(map(buys.owner.__getitem__, bid_queue.tolist()))
+    ask_at, bid_at = ask_start[:-1].tolist(), bid_start[:-1].tolist()
+    ask_stop, bid_stop = ask_start[1:].tolist(), bid_start[1:].tolist()
+    offered = [ask_qty[k] if k < len(ask_qty) else 0 for k in ask_at]
+    wanted = [bid_qty[k] if k < len(bid_qty) else 0 for k in bid_at]
+    out_ask: list[int] = []
+    out_bid: list[int] = []
+    out_sold: list[int] = []
+    out_delivered: list[int] = []
+    chunks: list[_Chunk] = []
     for (seller_zone, buyer_zone), flow in sorted(plan.flows.items()):
-        if flow <= 0 or seller_zone not in ask_queues or buyer_zone not in bid_queues:
+        s, b = index[seller_zone], index[buyer_zone]
+        i, j = ask_at[s], bid_at[b]
+        a_end, b_end = ask_stop[s], bid_stop[b]
+        if flow <= 0 or i >= a_end or j >= b_end:
             continue
         sigma = plan.seller_prices[seller_zone]
         assert sigma is not None
         rate = rates[(seller_zone, buyer_zone)]
         steps = [(link.child, direction) for link, direction in paths[(seller_zone, buyer_zone)]]
-        binding = [(key, mu) for key in steps if (mu := plan.shadow.get(key, 0)) > 0]
-        rent_price = sum(mu for _, mu in binding)
+        binding = [key for key in steps if plan.shadow.get(key, 0) > 0]
+        mus = [plan.shadow[key] for key in binding]
+        rent_price = sum(mus)
+        loss, keep = rate.loss_bps, BPS_PER_UNIT - rate.loss_bps
+        # Asks with limit <= sigma and bids whose cap in seller terms covers sigma + rent:
+        # a prefix of each queue (from its start), as the queues are in price order.
+        a_ok = int(np.searchsorted(ask_price_arr[i:a_end], sigma, side="right")) + i
+        caps = bid_price_arr[j:b_end] * keep // BPS_PER_UNIT - rate.wheeling_per_kwh - rent_price
+        b_ok = int(np.count_nonzero(caps >= sigma)) + j
         pay_as_clear = pricing.get(buyer_zone, Mechanism.CALL_AUCTION) is Mechanism.CALL_AUCTION
-        seller_cap, sold_for, delivered_of = rate.seller_cap, rate.sold_for, rate.delivered
-        asks, bids = ask_queues[seller_zone], bid_queues[buyer_zone]
-        i, j = ask_at[seller_zone], bid_at[buyer_zone]
-        off, want = offered[seller_zone], wanted[buyer_zone]
+        first = len(out_sold)
+        off, want = offered[s], wanted[b]
         left = flow
-        while left > 0 and i < len(asks) and j < len(bids):
-            sell, buy = asks[i], bids[j]
-            cap = seller_cap(buy.limit_price) - rent_price
-            if sell.limit_price > sigma or cap < sigma:
-                break
-            if buy.owner == sell.owner:
-                return [], (buy, sell)
-            sold = min(off, sold_for(want), left)
-            delivered = delivered_of(sold)
-            if binding:
-                link_rents = tuple((key, sold * mu // WH_PER_KWH) for key, mu in binding)
-                fee = sum(r for _, r in link_rents)
-            else:
-                link_rents, fee = (), 0
-            matches.append(
-                CoupledMatch(
-                    buy,
-                    sell,
-                    sold,
-                    delivered,
-                    sigma if pay_as_clear else cap,
-                    rate,
-                    fee,
-                    link_rents,
-                )
-            )
+        while left > 0 and i < a_ok and j < b_ok:
+            if ask_owner[i] == bid_owner[j]:
+                return _Paired.none(), (buys.orders[bid_queue[j]], sells.orders[ask_queue[i]])
+            sold = (want - 1) * BPS_PER_UNIT // keep + 1
+            if off < sold:
+                sold = off
+            if left < sold:
+                sold = left
+            delivered = sold - sold * loss // BPS_PER_UNIT
+            out_ask.append(i)
+            out_bid.append(j)
+            out_sold.append(sold)
+            out_delivered.append(delivered)
             left -= sold
             off -= sold
             want -= delivered
             if off == 0:
                 i += 1
-                if i < len(asks):
-                    off = asks[i].remaining_wh
+                if i < len(ask_qty):
+                    off = ask_qty[i]
             if want == 0:
                 j += 1
-                if j < len(bids):
-                    want = bids[j].remaining_wh
-        ask_at[seller_zone], bid_at[buyer_zone] = i, j
-        offered[seller_zone], wanted[buyer_zone] = off, want
-    return matches, None
+                if j < len(bid_qty):
+                    want = bid_qty[j]
+        ask_at[s], bid_at[b] = i, j
+        offered[s], wanted[b] = off, want
+        if len(out_sold) > first:
+            chunks.append(
+                _Chunk(first, len(out_sold), steps, rate, pay_as_clear, sigma, binding, mus)
+            )
+    return _matches(
+        buys, sells, bid_queue, ask_queue, out_bid, out_ask, out_sold, out_delivered, chunks
+    ), None
+
+
+def _matches(
+    buys: _Orders,
+    sells: _Orders,
+    bid_queue: IntArray,
+    ask_queue: IntArray,
+    out_bid: list[int],
+    out_ask: list[int],
+    out_sold: list[int],
+    out_delivered: list[int],
+    chunks: list[_Chunk],
+) -> _Paired:
+    """Make the match records; prices, fees and rents per pair on arrays."""
+    if not out_sold:
+        return _Paired.none()
+    sold = np.asarray(out_sold, dtype=np.int64)
+    bid_pos = bid_queue[np.asarray(out_bid, dtype=np.int64)]
+    ask_pos = ask_queue[np.asarray(out_ask, dtype=np.int64)]
+    buy_orders = list(map(buys.orders.__getitem__, bid_pos.tolist()))
+    sell_orders = list(map(sells.orders.__getitem__, ask_pos.tolist()))
+    matches: list[CoupledMatch] = []
+    flow: dict[LinkKey, int] = {}
+    rent: dict[LinkKey, int] = {}
+    for first, end, steps, rate, pay_as_clear, sigma, binding, mus in chunks:
+        count = end - first
+        piece = sold[first:end]
+        total = int(piece.sum())
+        for key in steps:
+            flow[key] = flow.get(key, 0) + total
+        if pay_as_clear:
+            prices: list[int] = [sigma] * count
+        else:  # pay-as-bid: the buyer's limit in seller terms, less the path's rent price
+            limits = buys.price[bid_pos[first:end]]
+            keep = BPS_PER_UNIT - rate.loss_bps
+            capped = limits * keep // BPS_PER_UNIT - rate.wheeling_per_kwh - sum(mus)
+            prices = capped.tolist()
+        if binding:
+            rents = [piece * mu // WH_PER_KWH for mu in mus]
+            for key, amounts in zip(binding, rents, strict=True):
+                rent[key] = rent.get(key, 0) + int(amounts.sum())
+            fees = np.sum(rents, axis=0).tolist()
+            # Per match, one (link, rent) pair per binding link, built by C iterators.
+            link_rents = list(
+                zip(
+                    *(zip(repeat(key), r.tolist()) for key, r in zip(binding, rents, strict=True)),
+                    strict=True,
+                )
+            )
+        else:
+            fees = [0] * count
+            link_rents = [()] * count
+        matches.extend(
+            map(
+                _new_match,
+                zip(
+                    buy_orders[first:end],
+                    sell_orders[first:end],
+                    out_sold[first:end],
+                    out_delivered[first:end],
+                    prices,
+                    repeat(rate, count),
+                    fees,
+                    link_rents,
+                    strict=True,
+                ),
+            )
+        )
+    delivered = np.asarray(out_delivered, dtype=np.int64)
+    return _Paired(matches, bid_pos, ask_pos, sold, delivered, flow, rent)
 
 
 def _pooled(
@@ -542,15 +734,15 @@ def _pooled(
     sellers = {z: price if z in present else None for z in sorted(tree.zones)}
     landed = None if price is None else rate.buy_threshold(price)
     buyers = {z: landed if z in present else None for z in sorted(tree.zones)}
-    return CoupledClearing(sellers, buyers, matches, _reports(tree, paths, matches, {}), False)
+    return CoupledClearing(
+        sellers, buyers, matches, _reports(tree, *_totals(paths, matches), {}), False
+    )
 
 
-def _reports(
-    tree: GridTree,
-    paths: Mapping[tuple[str, str], list[Step]],
-    matches: Sequence[CoupledMatch],
-    shadow: Mapping[LinkKey, int],
-) -> list[LinkReport]:
+def _totals(
+    paths: Mapping[tuple[str, str], list[Step]], matches: Sequence[CoupledMatch]
+) -> tuple[dict[LinkKey, int], dict[LinkKey, int]]:
+    """Wh sold and rent per link direction, summed over matches."""
     flow: dict[LinkKey, int] = {}
     rent: dict[LinkKey, int] = {}
     for match in matches:
@@ -559,6 +751,15 @@ def _reports(
             flow[key] = flow.get(key, 0) + match.sold_wh
         for key, amount in match.link_rents:
             rent[key] = rent.get(key, 0) + amount
+    return flow, rent
+
+
+def _reports(
+    tree: GridTree,
+    flow: Mapping[LinkKey, int],
+    rent: Mapping[LinkKey, int],
+    shadow: Mapping[LinkKey, int],
+) -> list[LinkReport]:
     reports = []
     for link in tree.links:
         for direction in (Direction.UP, Direction.DOWN):
@@ -577,9 +778,23 @@ def _reports(
     return reports
 
 
-def _fill(order: Order, qty_wh: int) -> None:
-    order.filled_wh += qty_wh
-    order.status = OrderStatus.FILLED if order.remaining_wh == 0 else OrderStatus.PARTIALLY_FILLED
+def _fill_all(
+    buys: _Orders, sells: _Orders, matches: Sequence[CoupledMatch], paired: _Paired
+) -> None:
+    """Apply the fills: each order's Wh summed on arrays, then the order updated once."""
+    for side, positions, amounts in (
+        (buys, paired.bid_pos, paired.delivered),
+        (sells, paired.ask_pos, paired.sold),
+    ):
+        total = np.zeros(len(side.orders), dtype=np.int64)
+        np.add.at(total, positions, amounts)
+        touched = np.flatnonzero(total)
+        for k, qty in zip(touched.tolist(), total[touched].tolist(), strict=True):
+            order = side.orders[k]
+            order.filled_wh += qty
+            order.status = (
+                OrderStatus.FILLED if order.remaining_wh == 0 else OrderStatus.PARTIALLY_FILLED
+            )
 
 
 def welfare(matches: Sequence[CoupledMatch]) -> int:
