@@ -10,9 +10,11 @@ Ratios are integers in parts per million (1,000,000 = 100 %):
   defined the same way: ``1 - min(exports, production) / production``.
 * stored energy value: what the batteries gained over the run
   (``battery_change_wh``, negative when they ended emptier) is worth at the
-  feed-in tariff of the last epoch (what it would fetch from the grid), so a
-  battery that ends the run full is not shown as worse off for the energy it
-  bought and still holds.
+  last reference price of the run (:meth:`RunResults.end_value_price`; the
+  last epoch's feed-in tariff when the run had none, as the grid-only
+  baseline), so a battery that ends the run full is not shown as worse off for
+  the energy it bought and still holds. The baseline's stored energy is valued
+  at the same price.
 * savings: the grid-only baseline's net cost minus this run's, each net of its
   stored energy value (positive means the member is better off), for the same
   scenario.
@@ -120,7 +122,7 @@ class KpiReport:
 def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> KpiReport:
     """KPIs of ``results``; savings need the grid-only ``baseline`` of the same scenario."""
     balance = check_energy_balance(results)
-    feed_in = results.bounds[-1].feed_in if results.bounds else 0
+    end_price = results.end_value_price()
     baseline_costs: dict[str, int] = {}
     if baseline is not None:
         check_energy_balance(baseline)
@@ -128,7 +130,7 @@ def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> Kpi
             baseline_costs[record.member_id] = (
                 baseline_costs.get(record.member_id, 0)
                 + record.net_cost
-                - stored_value(record.battery_change_wh, feed_in)
+                - stored_value(record.battery_change_wh, end_price)
             )
     by_member: dict[str, list[MemberEpochRecord]] = {m: [] for m in results.member_kinds}
     for record in results.records:
@@ -139,19 +141,19 @@ def compute_kpis(results: RunResults, baseline: RunResults | None = None) -> Kpi
             results.member_kinds[member_id].value,
             records,
             baseline_costs,
-            feed_in,
+            end_price,
             local_market_savings(results, records),
         )
         for member_id, records in by_member.items()
     )
     return KpiReport(
-        results.mechanism, _community_kpis(results, members, baseline, feed_in), members, balance
+        results.mechanism, _community_kpis(results, members, baseline, end_price), members, balance
     )
 
 
-def stored_value(battery_change_wh: int, feed_in: int) -> int:
-    """Energy the batteries gained (or lost, negative) valued at ``feed_in`` per kWh."""
-    return battery_change_wh * feed_in // 1000
+def stored_value(battery_change_wh: int, price: int) -> int:
+    """Energy the batteries gained (or lost, negative) valued at ``price`` per kWh."""
+    return battery_change_wh * price // 1000
 
 
 def _member_kpis(
@@ -159,12 +161,12 @@ def _member_kpis(
     kind: str,
     records: list[MemberEpochRecord],
     baseline_costs: dict[str, int],
-    feed_in: int,
+    end_price: int,
     market_savings: int,
 ) -> MemberKpis:
     totals = EnergyTotals.of(records)
     baseline_cost = baseline_costs.get(member_id)
-    stored = stored_value(totals.battery_change_wh, feed_in)
+    stored = stored_value(totals.battery_change_wh, end_price)
     return MemberKpis(
         member_id=member_id,
         kind=kind,
@@ -201,16 +203,19 @@ def local_market_savings(results: RunResults, records: list[MemberEpochRecord]) 
 
 
 def _community_kpis(
-    results: RunResults, members: tuple[MemberKpis, ...], baseline: RunResults | None, feed_in: int
+    results: RunResults,
+    members: tuple[MemberKpis, ...],
+    baseline: RunResults | None,
+    end_price: int,
 ) -> CommunityKpis:
     totals = EnergyTotals.of(results.records)
     imports = totals.local_bought_wh + totals.grid_import_wh
-    stored = stored_value(totals.battery_change_wh, feed_in)
+    stored = stored_value(totals.battery_change_wh, end_price)
     baseline_cost = None
     if baseline is not None:
         baseline_totals = EnergyTotals.of(baseline.records)
         baseline_cost = baseline_totals.net_cost - stored_value(
-            baseline_totals.battery_change_wh, feed_in
+            baseline_totals.battery_change_wh, end_price
         )
     return CommunityKpis(
         totals=totals,

@@ -5,7 +5,9 @@ Energy is converted to kWh and power to kW only here, for axis labels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import matplotlib as mpl
 
@@ -112,6 +114,71 @@ def plot_savings(report: KpiReport, path: Path) -> Path:
     axes.set(xlabel="member", ylabel="saved vs grid-only (credit)")
     axes.set_title(f"Savings per member ({report.mechanism})")
     return _save(figure, axes, path, legend=False)
+
+
+def plot_link_flows(run: FeederFlows, path: Path) -> Path:
+    """Per feeder link, the Wh crossing it each epoch (export up, import down, drawn
+    below zero) against its capacities; epochs where it binds are marked."""
+    results = run.results
+    grid = results.grid
+    hours = np.arange(grid.steps) * grid.step_s / 3600.0
+    index_of = {grid.epoch_id(i): i for i in range(grid.steps)}
+    children = list(dict.fromkeys(row.child for row in run.links))
+    figure, all_axes = plt.subplots(
+        len(children), 1, figsize=(10, 2.6 * max(len(children), 1)), squeeze=False
+    )
+    for axes, child in zip(all_axes[:, 0], children, strict=True):
+        flow = np.zeros(grid.steps)
+        caps: dict[str, int | None] = {}
+        binding: list[tuple[float, float]] = []
+        for row in run.links:
+            if row.child != child:
+                continue
+            sign = 1.0 if row.direction == "up" else -1.0
+            i = index_of[row.epoch_id]
+            flow[i] += sign * row.flow_wh / 1000.0
+            caps[row.direction] = row.capacity_wh
+            if row.shadow_price > 0:
+                binding.append((hours[i], sign * row.flow_wh / 1000.0))
+        axes.step(hours, flow, where="post", label="flow (export up, import down)")
+        for direction, sign in (("up", 1.0), ("down", -1.0)):
+            cap = caps.get(direction)
+            if cap is not None:
+                axes.axhline(
+                    sign * cap / 1000.0, color="tab:red", linestyle="--", label=f"limit {direction}"
+                )
+        if binding:
+            xs, ys = zip(*binding, strict=True)
+            axes.scatter(xs, ys, s=10, color="black", zorder=3, label="binding")
+        axes.set(ylabel="kWh per epoch")
+        _run_time_axis(axes, results)
+        axes.set_title(f"Link {child} → its parent")
+        _finish(figure, axes)
+    return _write(figure, path)
+
+
+class _LinkRow(Protocol):
+    @property
+    def epoch_id(self) -> int: ...
+    @property
+    def child(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def flow_wh(self) -> int: ...
+    @property
+    def capacity_wh(self) -> int | None: ...
+    @property
+    def shadow_price(self) -> int: ...
+
+
+class FeederFlows(Protocol):
+    """What :func:`plot_link_flows` needs: a run's results and its link rows."""
+
+    @property
+    def results(self) -> RunResults: ...
+    @property
+    def links(self) -> Sequence[_LinkRow]: ...
 
 
 def _run_time_axis(axes: Axes, results: RunResults) -> None:

@@ -48,7 +48,7 @@ def render_html(report: KpiReport, results: RunResults) -> str:
         ("Self-consumption", _percent(community.self_consumption_ppm)),
         ("Net cost (credit)", format_money(community.net_cost)),
         (
-            "Stored energy at the end, valued at feed-in (credit)",
+            "Stored energy at the end, valued at the last reference price (credit)",
             format_money(community.stored_energy_value),
         ),
         ("Saved vs grid-only, stored energy valued (credit)", _money_or_dash(community.savings)),

@@ -108,6 +108,16 @@ class RunResults:
     bounds: list[PriceBounds]
     records: list[MemberEpochRecord] = field(default_factory=list)
     market: list[EpochMarketRecord] = field(default_factory=list)
+    last_reference_price: int | None = None
+    """The last reference price the agents quoted against (clamped to its epoch's
+    bounds); the stored energy at the end of the run is valued at it."""
+
+    def end_value_price(self) -> int:
+        """Micro-units per kWh at which energy stored at the end is valued: the last
+        reference price, or the last epoch's feed-in tariff when none was given."""
+        if self.last_reference_price is not None:
+            return self.last_reference_price
+        return self.bounds[-1].feed_in if self.bounds else 0
 
     def records_of(self, member_id: str) -> list[MemberEpochRecord]:
         return [r for r in self.records if r.member_id == member_id]

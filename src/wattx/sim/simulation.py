@@ -89,6 +89,8 @@ class CommunitySimulation:
         """Every member's order for step ``index`` (members with nothing to trade are absent)."""
         bounds = self.bounds[index]
         signal = bounds.clamp(reference_price) if reference_price is not None else bounds.midpoint
+        if reference_price is not None:
+            self.results.last_reference_price = signal
         epoch_id = self.scenario.grid.epoch_id(index)
         step_s = self.scenario.grid.step_s
         intents = []
