@@ -56,6 +56,20 @@ def test_negative_capacity_is_refused(field: str) -> None:
     assert caught.value.code == "negative_capacity"
 
 
+@pytest.mark.parametrize(("child", "parent"), [("", "t1"), ("f1", ""), ("", "")])
+def test_a_link_without_its_zones_is_refused(child: str, parent: str) -> None:
+    with pytest.raises(GridTopologyError) as caught:
+        GridLink(child, parent)
+    assert caught.value.code == "invalid_grid_tree"
+
+
+def test_links_over_no_zones_are_refused() -> None:
+    with pytest.raises(UnknownGridZoneError):
+        GridTree.build([], [GridLink("f1", "t1")])
+    with pytest.raises(GridTopologyError):
+        GridTree.build([], [])
+
+
 def test_link_to_unknown_zone_is_refused() -> None:
     with pytest.raises(UnknownGridZoneError) as caught:
         GridTree.build(ZONES, [*LINKS[:-1], GridLink("f3", "nowhere")])

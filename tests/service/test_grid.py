@@ -45,6 +45,7 @@ async def test_a_binding_feeder_splits_prices_and_its_rent_is_reported(
     op = await _two_feeders(api)
     zones = (await api.http.get("/api/v1/zones", headers=op.headers)).json()
     assert {z["id"]: z["parent"] for z in zones} == {"t": None, "f1": "t", "f2": "t"}
+    assert all(z["import_capacity_wh"] is None for z in zones)
     solar = await api.signup(Role.PROSUMER)
     home = await api.signup(Role.CONSUMER)
     await api.fund(solar, energy_wh=1_000)
@@ -118,9 +119,16 @@ async def test_tree_edits_that_break_the_tree_change_nothing(api: ApiClient) -> 
         json={**update, "name": "F1", "parent": "t", "export_capacity_wh": -1},
         headers=op.headers,
     )
-    assert negative.status_code == 422
+    assert_problem(negative, 422, "negative_capacity")
+    negative_new = await api.http.post(
+        "/api/v1/zones",
+        json=_zone("f3", parent="t", import_capacity_wh=-5),
+        headers=op.headers,
+    )
+    assert_problem(negative_new, 422, "negative_capacity")
     zones = (await api.http.get("/api/v1/zones", headers=op.headers)).json()
     assert {z["id"]: z["parent"] for z in zones} == {"t": None, "f1": "t", "f2": "t"}
+    assert all(z["import_capacity_wh"] is None for z in zones)
     assert next(z for z in zones if z["id"] == "f1")["export_capacity_wh"] == 300
     # A valid edit goes through: f2 moves under f1.
     moved = await api.http.put(
@@ -152,3 +160,14 @@ async def test_a_full_link_is_named_when_it_stops_a_continuous_order(api: ApiCli
     assert sum(t["qty_wh"] for t in body["trades"]) == 200
     assert body["limited_by"] == ["f2-t:down"]
     assert body["order"]["status"] == "partially_filled"
+
+
+async def test_a_negative_capacity_without_a_tree_changes_nothing(api: ApiClient) -> None:
+    op = await api.operator()
+    before = (await api.http.get("/api/v1/zones", headers=op.headers)).json()
+    refused = await api.http.post(
+        "/api/v1/zones", json=_zone("solo", export_capacity_wh=-1), headers=op.headers
+    )
+    assert_problem(refused, 422, "negative_capacity")
+    after = (await api.http.get("/api/v1/zones", headers=op.headers)).json()
+    assert after == before

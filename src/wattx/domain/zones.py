@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from wattx.domain.errors import ValidationError
 
 
+class NegativeCapacityError(ValidationError):
+    code = "negative_capacity"
+    title = "A link capacity must be a non-negative number of Wh"
+
+
 @dataclass(frozen=True, slots=True)
 class TimeOfUseBand:
     """Tariffs that apply from ``start_hour`` (inclusive, 0-23, UTC) to the next band.
@@ -86,3 +91,11 @@ class Zone:
     import_capacity_wh: int | None = None
     export_capacity_wh: int | None = None
     parent: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("import_capacity_wh", self.import_capacity_wh),
+            ("export_capacity_wh", self.export_capacity_wh),
+        ):
+            if value is not None and value < 0:
+                raise NegativeCapacityError(f"{name} must be >= 0", zone=self.id, value=value)

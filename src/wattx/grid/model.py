@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from wattx.domain.errors import ValidationError
-
-
-class NegativeCapacityError(ValidationError):
-    code = "negative_capacity"
-    title = "A link capacity must be a non-negative number of Wh"
+from wattx.domain.zones import NegativeCapacityError
 
 
 class GridTopologyError(ValidationError):
@@ -55,6 +51,10 @@ class GridLink:
                 raise NegativeCapacityError(
                     f"{name} must be >= 0", child=self.child, parent=self.parent, value=value
                 )
+        if not self.child or not self.parent:
+            raise GridTopologyError(
+                "a link joins two named zones", child=self.child, parent=self.parent
+            )
         if self.child == self.parent:
             raise GridTopologyError("a link joins two different zones", zone=self.child)
 

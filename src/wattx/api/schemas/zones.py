@@ -23,8 +23,12 @@ class ZoneIn(StrictModel):
     tariff: list[BandIn] = Field(min_length=1, max_length=24)
     position_km: StrictInt = Field(default=0, ge=-100_000, le=100_000)
     neighbours: list[str] = Field(default_factory=list, max_length=100)
-    import_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
-    export_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
+    import_capacity_wh: StrictInt | None = Field(
+        default=None, le=10**15, description="Wh per epoch; negative: `negative_capacity`"
+    )
+    export_capacity_wh: StrictInt | None = Field(
+        default=None, le=10**15, description="Wh per epoch; negative: `negative_capacity`"
+    )
     mechanism: Mechanism = Mechanism.CONTINUOUS
     parent: str | None = Field(
         default=None, min_length=1, max_length=40, description="the zone above in the grid tree"
@@ -36,8 +40,12 @@ class ZoneUpdate(StrictModel):
     tariff: list[BandIn] = Field(min_length=1, max_length=24)
     position_km: StrictInt = Field(default=0, ge=-100_000, le=100_000)
     neighbours: list[str] = Field(default_factory=list, max_length=100)
-    import_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
-    export_capacity_wh: StrictInt | None = Field(default=None, ge=0, le=10**15)
+    import_capacity_wh: StrictInt | None = Field(
+        default=None, le=10**15, description="Wh per epoch; negative: `negative_capacity`"
+    )
+    export_capacity_wh: StrictInt | None = Field(
+        default=None, le=10**15, description="Wh per epoch; negative: `negative_capacity`"
+    )
     mechanism: Mechanism = Mechanism.CONTINUOUS
     parent: str | None = Field(
         default=None, min_length=1, max_length=40, description="the zone above in the grid tree"
