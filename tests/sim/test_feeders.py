@@ -26,7 +26,8 @@ def test_a_tight_feeder_binds_splits_prices_and_collects_rent(small_scenario: Sc
     for row in binding:
         prices = run.zone_prices[row.epoch_id]
         child, parent = prices[row.child], prices[row.parent]
-        assert child is not None and parent is not None
+        assert child is not None
+        assert parent is not None
         # Across a binding link the zones clear apart, by at least its shadow price.
         assert abs(parent - child) >= row.shadow_price - 1
     congestion = run.congestion()
@@ -75,7 +76,8 @@ def test_the_report_plots_flows_against_limits_and_compares_with_no_limits(
     assert compared["congestion_rent"] == [congestion["rent"], 0]
     assert compared["traded_wh"][0] < compared["traded_wh"][1]
     page = (tmp_path / "index.html").read_text()
-    assert LINK_FLOWS in page and "Congestion rent" in page
+    assert LINK_FLOWS in page
+    assert "Congestion rent" in page
 
 
 def test_stored_energy_is_valued_at_the_last_reference_price(small_scenario: Scenario) -> None:

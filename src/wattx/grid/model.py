@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from wattx.domain.errors import ValidationError
-from wattx.domain.zones import NegativeCapacityError
+from wattx.domain.zones import NegativeCapacityError as NegativeCapacityError
 
 
 class GridTopologyError(ValidationError):
