@@ -37,8 +37,9 @@ class MechanismChoice(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``simulate`` and ``demo`` to the ``wattx`` app."""
+    """Add ``simulate``, ``simulate-feeders`` and ``demo`` to the ``wattx`` app."""
     app.command("simulate")(simulate)
+    app.command("simulate-feeders")(simulate_feeders)
     app.command("demo")(demo)
 
 
@@ -533,3 +534,60 @@ class _DemoSummary:
             f"{hour} UTC +1 h: {count} trades, {volume} Wh, {prices}; "
             f"epoch settlements: {settled or 'none yet'}"
         )
+
+
+def simulate_feeders(
+    households: Annotated[int, typer.Option(min=1, help="number of households")] = 20,
+    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 1,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="first day [default: 2026-06-01]"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of every random draw")] = 1,
+    capacity_wh: Annotated[
+        int, typer.Option(help="each feeder link's export and import capacity, Wh per epoch")
+    ] = 1_000,
+    strategy: Annotated[StrategyName, typer.Option()] = StrategyName.ZERO_INTELLIGENCE,
+    out: Annotated[Path, typer.Option(help="report directory")] = Path("report-feeders"),
+) -> None:
+    """Simulate the community on a transformer with two feeders, with and without limits.
+
+    The community model alone, no service: every epoch the coupled call auction
+    clears the transformer's and the feeders' orders in one program. Writes
+    OUT/with_limits (the report with flows against limits, the congestion
+    figures and the comparison) and OUT/without_limits (the same scenario on
+    the tree without limits).
+    """
+    from rich.progress import Progress
+
+    from wattx.cli.errors import fail
+    from wattx.sim.errors import SimulationConfigError
+    from wattx.sim.feeders import TwoFeeders, run_feeder_market, write_feeder_report
+    from wattx.sim.report import write_report
+    from wattx.sim.simulation import run_grid_only
+    from wattx.units import format_money
+
+    try:
+        feeders = TwoFeeders(export_wh=capacity_wh, import_wh=capacity_wh)
+    except SimulationConfigError as error:
+        fail(f"{error} (got --capacity-wh {capacity_wh})")
+    first = start.date() if start is not None else DEFAULT_START
+    typer.echo(describe_community(households, True) + "; two feeders under a transformer")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("scenario", total=4)
+        scenario = build(households, days, first, seed, DEFAULT_EPOCH_MINUTES)
+        bar.update(task, advance=1, description="grid-only baseline")
+        baseline = run_grid_only(scenario)
+        bar.update(task, advance=1, description="with feeder limits")
+        limited = run_feeder_market(scenario, feeders, limited=True, strategy=strategy)
+        bar.update(task, advance=1, description="without limits")
+        free = run_feeder_market(scenario, feeders, limited=False, strategy=strategy)
+        bar.update(task, advance=1, description="report")
+    write_report(free.results, baseline, out / "without_limits")
+    write_feeder_report(limited, baseline, out / "with_limits", free)
+    congestion = limited.congestion()
+    typer.echo(
+        f"epochs with a binding link: {congestion['split_price_epochs']} of "
+        f"{scenario.grid.steps}; congestion rent {format_money(congestion['rent'])} credit"
+    )
+    typer.echo(f"report: {out / 'with_limits' / 'index.html'}")

@@ -27,8 +27,9 @@ The program is feasible (all zero) and bounded (every variable is bounded by
 the orders) by construction.
 
 **Integers at the boundary.** Pair flows are rounded down to the Wh (so they
-stay within the integer capacities); prices and shadow prices are rounded to
-the nearest micro-unit per kWh, shadow prices no lower than 0. The orders are
+stay within the integer capacities); seller and shadow prices are rounded down
+to the micro-unit per kWh (shadow prices no lower than 0), buyer prices to the
+nearest: a pair's price then never rounds above the marginal buyer's limit. The orders are
 then paired pair by pair: sells of S in price-time priority with ask
 ``<= sigma_S``, buys of B in price-time priority whose limit in seller terms
 for that pair covers ``sigma_S + r`` (``r`` = the path's summed shadow prices).
@@ -55,6 +56,7 @@ owner on both sides, the newer order leaves and the auction is solved again.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -475,9 +477,9 @@ def _solve(
     buyer_prices: dict[str, int | None] = {}
     for zone, i in index.items():
         known = zone in present
-        seller_prices[zone] = round(sigma[i]) if known else None
+        seller_prices[zone] = _down(sigma[i]) if known else None
         buyer_prices[zone] = round(pi[i]) if known else None
-    shadow = {key: max(round(-duals[row]), 0) for key, row in link_rows.items()}
+    shadow = {key: max(_down(-duals[row]), 0) for key, row in link_rows.items()}
     return ProgramSolution(seller_prices, buyer_prices, flows, shadow)
 
 
@@ -551,6 +553,17 @@ def _queues(
     queue = keep[order]
     starts = np.searchsorted(side.zone[queue], np.arange(len(zones) + 1))
     return queue, starts
+
+
+def _down(value: float) -> int:
+    """Round down to an integer, forgiving the solver's float noise below one.
+
+    Seller and shadow prices are rounded down so that a pair's price, seller
+    price plus the shadow prices on its path, never rounds above what the
+    marginal buyer's limit allows: rounding to the nearest could push it one or
+    two micro-units over and leave that buyer, and the pair's whole flow, out.
+    """
+    return math.floor(value + _EPS)
 
 
 def _pair(
