@@ -102,3 +102,27 @@ def test_stored_energy_is_valued_at_the_last_reference_price(small_scenario: Sce
 def test_negative_feeder_capacities_are_refused() -> None:
     with pytest.raises(SimulationConfigError):
         TwoFeeders(export_wh=-1)
+
+
+def test_the_command_writes_both_reports_and_refuses_a_negative_capacity(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wattx.cli.main import app
+
+    runner = CliRunner()
+    refused = runner.invoke(
+        app, ["simulate-feeders", "--capacity-wh", "-1", "--out", str(tmp_path)]
+    )
+    assert refused.exit_code == 1
+    assert "wattx: error: feeder capacities must be >= 0" in refused.output
+    assert not any(tmp_path.iterdir())
+    done = runner.invoke(
+        app,
+        ["simulate-feeders", "--households", "4", "--capacity-wh", "200", "--out", str(tmp_path)],
+    )
+    assert done.exit_code == 0, done.output
+    assert "epochs with a binding link:" in done.output
+    data = json.loads((tmp_path / "with_limits" / "kpis.json").read_text())
+    assert data["congestion"]["rent"] > 0
+    assert "without_limits" in data
+    assert (tmp_path / "without_limits" / "kpis.json").exists()
