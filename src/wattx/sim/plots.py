@@ -128,7 +128,7 @@ def plot_link_flows(run: FeederFlows, path: Path) -> Path:
         len(children), 1, figsize=(10, 2.6 * max(len(children), 1)), squeeze=False
     )
     for axes, child in zip(all_axes[:, 0], children, strict=True):
-        flow = np.zeros(grid.steps)
+        flows = {"up": np.zeros(grid.steps), "down": np.zeros(grid.steps)}
         caps: dict[str, int | None] = {}
         binding: list[tuple[float, float]] = []
         for row in run.links:
@@ -136,11 +136,12 @@ def plot_link_flows(run: FeederFlows, path: Path) -> Path:
                 continue
             sign = 1.0 if row.direction == "up" else -1.0
             i = index_of[row.epoch_id]
-            flow[i] += sign * row.flow_wh / 1000.0
+            flows[row.direction][i] = sign * row.flow_wh / 1000.0
             caps[row.direction] = row.capacity_wh
             if row.shadow_price > 0:
                 binding.append((hours[i], sign * row.flow_wh / 1000.0))
-        axes.step(hours, flow, where="post", label="flow (export up, import down)")
+        axes.step(hours, flows["up"], where="post", label="export (up)")
+        axes.step(hours, flows["down"], where="post", label="import (down, below 0)")
         for direction, sign in (("up", 1.0), ("down", -1.0)):
             cap = caps.get(direction)
             if cap is not None:
