@@ -20,6 +20,7 @@ from wattx.api.schemas.market import (
     LinkCongestionOut,
     MarketOut,
     MarketsOut,
+    ReferenceFactorOut,
     ReferencePriceOut,
     TradeOut,
 )
@@ -83,16 +84,39 @@ async def get_book(
 
 @router.get("/markets/{zone_id}/reference-price")
 async def get_reference_price(
-    zone_id: str, state: State, epoch_id: EpochQuery = None
+    zone_id: str,
+    state: State,
+    epoch_id: EpochQuery = None,
+    from_zone: Annotated[
+        str | None,
+        Query(min_length=1, max_length=40, description="the supplier's zone; default: zone_id"),
+    ] = None,
 ) -> ReferencePriceOut:
-    """The advisory reference price; it never overrides a limit price."""
-    quote = await state.market.reference_price(zone_id, epoch_id)
+    """The advisory reference price, each factor with its input and clamp
+    (docs/market.md); it never overrides a limit price."""
+    quote = await state.market.reference_price(zone_id, epoch_id, from_zone=from_zone)
     return ReferencePriceOut(
         zone=quote.zone,
         epoch_id=quote.epoch_id,
         price=quote.price,
         feed_in=quote.feed_in,
         retail=quote.retail,
+        base=quote.base,
+        base_source=quote.base_source,
+        from_zone=quote.from_zone,
+        factors=[
+            ReferenceFactorOut(
+                name=f.name,
+                value_ppm=f.value,
+                unclamped_ppm=f.unclamped,
+                min_ppm=f.minimum,
+                max_ppm=f.maximum,
+                clamped=f.clamped,
+                weight_ppm=f.weight,
+                inputs=dict(f.inputs),
+            )
+            for f in quote.breakdown
+        ],
     )
 
 

@@ -231,9 +231,24 @@ class ClosureOut(BaseModel):
     congestion: list[LinkCongestionOut] = Field(default_factory=list)
 
 
+class ReferenceFactorOut(BaseModel):
+    name: str
+    value_ppm: int = Field(description="the factor applied, parts per million (1,000,000 = x1)")
+    unclamped_ppm: int = Field(description="the formula's value before the clamp")
+    min_ppm: int
+    max_ppm: int
+    clamped: bool
+    weight_ppm: int = Field(description="the sensitivity, after governance's weight")
+    inputs: dict[str, int] = Field(description="what the factor was computed from")
+
+
 class ReferencePriceOut(BaseModel):
     zone: str
     epoch_id: int
     price: int = Field(description="micro-units per kWh; advisory, never a limit")
     feed_in: int
     retail: int
+    base: int = Field(description="micro-units per kWh, before the factors")
+    base_source: Literal["governance", "last_trade", "tariff_midpoint"]
+    from_zone: str = Field(description="the supplier's zone the distance factor prices")
+    factors: list[ReferenceFactorOut] = Field(description="in the order they are applied")
