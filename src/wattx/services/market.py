@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -63,6 +64,9 @@ from wattx.market.errors import (
     DuplicateClientOrderIdError,
     GateClosedError,
     InvalidQuantityError,
+    MarketAlreadyPausedError,
+    MarketNotPausedError,
+    MarketPausedError,
     OrderNotFoundError,
     OrderNotOpenError,
     PriceOutOfBoundsError,
@@ -96,6 +100,7 @@ from wattx.services.views import (
     trade_view,
 )
 from wattx.services.zones import rate_override_from_row, spec_from_row
+from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
 from wattx.store import orders as order_repo
@@ -105,6 +110,7 @@ from wattx.store import zones as zone_repo
 from wattx.store.balances import Asset, lock_balances
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
+from wattx.store.models_governance import MarketPauseRow
 from wattx.units import PPM_PER_UNIT
 
 _log = structlog.get_logger("wattx.market")
@@ -159,6 +165,14 @@ class ZoneMarket:
     mechanism: Mechanism
     current_epoch: EpochInfo
     upcoming: list[EpochInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketPause:
+    zone: str
+    paused_by: str
+    reason: str
+    paused_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +271,8 @@ class MarketService:
         self._queue: list[list[_PendingSubmission]] = []
         self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
+        # Zones whose order intake the operator paused (an emergency), by zone id.
+        self._paused: dict[str, MarketPause] = {}
         self._mechanisms: dict[str, Mechanism] = {}
         self._engine: MarketEngine | None = None
         self._closed: set[int] = set()
@@ -364,6 +380,61 @@ class MarketService:
 
     def mechanism(self, zone: str) -> Mechanism:
         return self._mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    # emergency pause -------------------------------------------------------
+
+    def pause_of(self, zone_id: str) -> MarketPause | None:
+        """The zone's pause, or None while its market takes orders."""
+        return self._paused.get(zone_id)
+
+    async def pause(self, actor: str, zone_id: str, reason: str, *, source: str) -> MarketPause:
+        """Halt the zone's order intake now (new orders and amendments are refused with
+        ``market_paused``; cancels, gate closure and settlement go on), in the audit log."""
+        self._require_zone(zone_id)
+        async with self._lock:
+            if zone_id in self._paused:
+                raise MarketAlreadyPausedError("the market is paused already", zone=zone_id)
+            now = self._clock.now()
+            async with self._db.write() as session:
+                session.add(
+                    MarketPauseRow(zone_id=zone_id, paused_by=actor, reason=reason, paused_at=now)
+                )
+                await audit_repo.append(
+                    session,
+                    lock=self._db.locks_rows,
+                    at=now,
+                    actor=actor,
+                    action="market.paused",
+                    target=f"zone:{zone_id}",
+                    source=source,
+                    after={"reason": reason},
+                )
+            pause = self._paused[zone_id] = MarketPause(zone_id, actor, reason, now)
+            return pause
+
+    async def resume(self, actor: str, zone_id: str, *, source: str) -> None:
+        """Take orders for the zone again, in the audit log."""
+        self._require_zone(zone_id)
+        async with self._lock:
+            pause = self._paused.get(zone_id)
+            if pause is None:
+                raise MarketNotPausedError("the market is not paused", zone=zone_id)
+            now = self._clock.now()
+            async with self._db.write() as session:
+                row = await session.get(MarketPauseRow, zone_id)
+                if row is not None:
+                    await session.delete(row)
+                await audit_repo.append(
+                    session,
+                    lock=self._db.locks_rows,
+                    at=now,
+                    actor=actor,
+                    action="market.resumed",
+                    target=f"zone:{zone_id}",
+                    source=source,
+                    before={"reason": pause.reason, "paused_at": pause.paused_at.isoformat()},
+                )
+            del self._paused[zone_id]
 
     # orders -----------------------------------------------------------------
 
@@ -507,6 +578,7 @@ class MarketService:
                         raise OrderNotOpenError(
                             "order is no longer open", order_id=order_id, status=row.status
                         )
+                    self._require_not_paused(row.zone)
                     open_wh = row.qty_wh - row.filled_wh - row.cancelled_wh
                     new_qty = qty_wh if qty_wh is not None else open_wh
                     new_price = limit_price if limit_price is not None else row.limit_price
@@ -1058,6 +1130,7 @@ class MarketService:
 
     def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
         zone = self._require_zone(request.zone)
+        self._require_not_paused(zone.id)
         if request.qty_wh <= 0:
             raise InvalidQuantityError("quantity must be a positive number of Wh")
         epoch_id = request.epoch_id if request.epoch_id is not None else self.first_open_epoch(now)
@@ -1095,6 +1168,16 @@ class MarketService:
             return self.schedule.epoch(epoch_id)
         except (OverflowError, ValueError) as exc:
             raise InvalidEpochError("no such epoch in the calendar", epoch_id=epoch_id) from exc
+
+    def _require_not_paused(self, zone_id: str) -> None:
+        pause = self._paused.get(zone_id)
+        if pause is not None:
+            raise MarketPausedError(
+                "the operator paused this market's order intake; cancelling still works",
+                zone=zone_id,
+                reason=pause.reason,
+                paused_at=pause.paused_at.isoformat(),
+            )
 
     def _require_zone(self, zone_id: str) -> Zone:
         zone = self._zones.get(zone_id)
@@ -1149,6 +1232,7 @@ class MarketService:
         async with self._db.read() as session:
             zone_rows = await zone_repo.all_zones(session)
             override_rows = await zone_repo.all_rate_overrides(session)
+            pause_rows = list(await session.scalars(select(MarketPauseRow)))
             open_orders = await order_repo.open_orders(session)
             last_trade_seq = await trade_repo.max_trade_seq(session)
             current = self.schedule.epoch_id_at(self._clock.now())
@@ -1158,6 +1242,10 @@ class MarketService:
             rate_override_from_row(row) for row in override_rows
         )
         self._zones = {spec.id: spec.to_zone() for spec in specs}
+        self._paused = {
+            row.zone_id: MarketPause(row.zone_id, row.paused_by, row.reason, row.paused_at)
+            for row in pause_rows
+        }
         self._mechanisms = {spec.id: spec.mechanism for spec in specs}
         self._closed = closed
         if not self._zones:

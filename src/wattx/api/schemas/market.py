@@ -178,12 +178,26 @@ class EpochOut(BaseModel):
     open_for_orders: bool
 
 
+class PauseOut(BaseModel):
+    zone: str
+    paused_by: str
+    reason: str
+    paused_at: datetime
+
+
+class PauseIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class MarketOut(BaseModel):
     zone: str
     name: str
     mechanism: Mechanism
     current_epoch: EpochOut
     upcoming: list[EpochOut]
+    paused: PauseOut | None = Field(
+        default=None, description="set while the operator has paused the order intake"
+    )
 
 
 class MarketsOut(BaseModel):
