@@ -195,6 +195,7 @@ def test_explain_shows_inputs_unclamped_values_and_clamps() -> None:
     assert soc.inputs == {"soc_ppm": 250_000, "stored_wh": 2_500, "capacity_wh": 10_000}
     assert soc.value == 1_050_000  # 1 + 0.2 x (0.5 - 0.25)
     assert by_name["reliability"].value == 980_000  # 1 - 0.2 x 0.1
+    assert by_name["time_of_use"].inputs == {"hour": 12, "retail": 300_000, "mean_retail": 300_000}
     tight = ReferencePriceWeights(supply_demand=2_000_000)
     clamped = {f.name: f for f in explain(inputs, tight).factors}["supply_demand"]
     assert (clamped.unclamped, clamped.value, clamped.clamped) == (3_000_000, 1_500_000, True)

@@ -271,7 +271,11 @@ def explain(
             "loss_bps": inputs.loss_bps,
             "landed_ppm": landed_ppm(inputs.base_price, inputs.wheeling_per_kwh, inputs.loss_bps),
         },
-        "time_of_use": {"hour": inputs.hour % 24, "retail": band.retail},
+        "time_of_use": {
+            "hour": inputs.hour % 24,
+            "retail": band.retail,
+            "mean_retail": sum(inputs.tariff.band_at(h).retail for h in range(24)) // 24,
+        },
         "reliability": {"reliability_ppm": inputs.reliability_ppm},
     }
     clamps = {
