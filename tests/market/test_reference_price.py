@@ -13,7 +13,11 @@ from wattx.market import (
     reference_price,
 )
 from wattx.market.reference_price import (
+    GOVERNED_WEIGHTS,
+    base_price,
     distance_factor,
+    explain,
+    governed_weights,
     reliability_factor,
     state_of_charge_factor,
     supply_demand_factor,
@@ -45,10 +49,14 @@ def test_state_of_charge() -> None:
 
 
 def test_distance() -> None:
-    assert distance_factor(0, W) == 1_000_000
-    assert distance_factor(5, W) == 1_050_000
-    assert distance_factor(1_000, W) == 1_200_000
-    assert distance_factor(-3, W) == 1_000_000
+    assert distance_factor(100_000, 0, 0, W) == 1_000_000  # no wheeling, no loss
+    # (100_000 + 5_000) / 0.99 / 100_000 = 1.060606...
+    assert distance_factor(100_000, 5_000, 100, W) == 1_060_606
+    assert distance_factor(100_000, 10_000, 0, W) == 1_100_000
+    assert distance_factor(100_000, 50_000, 1_500, W) == 1_200_000  # capped
+    half = ReferencePriceWeights(distance=500_000)
+    assert distance_factor(100_000, 10_000, 0, half) == 1_050_000
+    assert distance_factor(0, 10_000, 0, W) == 1_000_000  # a zero base has no premium
 
 
 def test_time_of_use() -> None:
@@ -70,7 +78,7 @@ def test_reliability() -> None:
 
 def test_factors_multiply() -> None:
     inputs = ReferencePriceInputs(
-        base_price=100_000, demand_wh=300, supply_wh=100, distance_km=5, tariff=FLAT
+        base_price=100_000, demand_wh=300, supply_wh=100, wheeling_per_kwh=5_000, tariff=FLAT
     )
     assert reference_price(inputs) == 100_000 * 1_250_000 // 1_000_000 * 1_050_000 // 1_000_000
 
@@ -85,16 +93,23 @@ def test_weights_reject_inverted_clamps() -> None:
     demand=st.integers(0, 10**9),
     supply=st.integers(0, 10**9),
     soc=st.integers(-10, 2 * 10**6),
-    km=st.integers(0, 10_000),
+    wheeling=st.integers(0, 10**7),
+    loss=st.integers(0, 9_999),
     hour=st.integers(0, 23),
     reliability=st.integers(0, 10**6),
 )
 def test_the_price_stays_within_the_product_of_the_clamps(
-    demand: int, supply: int, soc: int, km: int, hour: int, reliability: int
+    demand: int, supply: int, soc: int, wheeling: int, loss: int, hour: int, reliability: int
 ) -> None:
-    price = reference_price(
-        ReferencePriceInputs(1_000_000, demand, supply, soc, km, hour, FLAT, reliability)
+    inputs = ReferencePriceInputs(
+        1_000_000, demand, supply, soc, wheeling, loss, hour, FLAT, reliability
     )
+    price = reference_price(inputs)
+    explained = explain(inputs)
+    assert explained.price == price
+    for factor in explained.factors:
+        assert factor.minimum <= factor.value <= factor.maximum
+        assert factor.value == max(factor.minimum, min(factor.maximum, factor.unclamped))
     # Lowest clamps 0.5 x 0.9 x 1 x 0.7 x 0.8, highest 1.5 x 1.1 x 1.2 x 1.3 x 1 (a few
     # micro-units of rounding down per factor below).
     assert 252_000 - 5 <= price <= 2_574_000
@@ -130,3 +145,57 @@ def test_the_factor_breakdown_is_what_the_price_is_made_of(
     for _, factor in factors:
         price = price * factor // 1_000_000
     assert price == reference_price(inputs)
+
+
+def test_governance_scales_each_sensitivity_and_keeps_the_clamps() -> None:
+    assert governed_weights({}) == W
+    full = {name: 10_000 for _, name in GOVERNED_WEIGHTS}
+    assert governed_weights(full) == W
+    half = governed_weights({**full, "refprice_supply_demand_weight_bps": 5_000})
+    assert half.supply_demand == W.supply_demand // 2
+    assert (half.supply_demand_min, half.supply_demand_max) == (
+        W.supply_demand_min,
+        W.supply_demand_max,
+    )
+    off = governed_weights({"refprice_storage_weight_bps": 0})
+    assert state_of_charge_factor(0, off) == 1_000_000  # switched off: always x1
+
+
+def test_the_base_comes_from_governance_then_the_last_trade_then_the_tariff() -> None:
+    assert base_price({"refprice_base_per_kwh": 120_000}, 90_000, 50_000, 300_000) == (
+        120_000,
+        "governance",
+    )
+    assert base_price({"refprice_base_per_kwh": 0}, 90_000, 50_000, 300_000) == (
+        90_000,
+        "last_trade",
+    )
+    assert base_price({}, None, 50_000, 300_000) == (175_000, "tariff_midpoint")
+
+
+def test_explain_shows_inputs_unclamped_values_and_clamps() -> None:
+    inputs = ReferencePriceInputs(
+        base_price=100_000,
+        demand_wh=10**9,
+        supply_wh=0,
+        storage_soc_ppm=250_000,
+        tariff=FLAT,
+        reliability_ppm=900_000,
+        evidence={"state_of_charge": {"stored_wh": 2_500, "capacity_wh": 10_000}},
+    )
+    by_name = {f.name: f for f in explain(inputs).factors}
+    sd = by_name["supply_demand"]
+    assert (sd.unclamped, sd.value, sd.maximum, sd.clamped) == (
+        1_500_000,
+        1_500_000,
+        1_500_000,
+        False,
+    )
+    soc = by_name["state_of_charge"]
+    assert soc.inputs == {"soc_ppm": 250_000, "stored_wh": 2_500, "capacity_wh": 10_000}
+    assert soc.value == 1_050_000  # 1 + 0.2 x (0.5 - 0.25)
+    assert by_name["reliability"].value == 980_000  # 1 - 0.2 x 0.1
+    assert by_name["time_of_use"].inputs == {"hour": 12, "retail": 300_000, "mean_retail": 300_000}
+    tight = ReferencePriceWeights(supply_demand=2_000_000)
+    clamped = {f.name: f for f in explain(inputs, tight).factors}["supply_demand"]
+    assert (clamped.unclamped, clamped.value, clamped.clamped) == (3_000_000, 1_500_000, True)

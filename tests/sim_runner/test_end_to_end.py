@@ -146,3 +146,10 @@ def test_the_report_has_the_market_with_its_settlements(
     page = (tmp_path / "index.html").read_text()
     assert "<h2>Market</h2>" in page
     assert f"epochs settled on chain</td><td>{settled}<" in page
+    # Fees per epoch, each with the governed fee of the parameter set it ran under.
+    per_epoch = market["fees_per_epoch"]
+    assert len(per_epoch) == settled
+    assert sum(e["fees"] for e in per_epoch) == market["fees_settled"] > 0
+    assert {e["market_fee_bps"] for e in per_epoch} == {25}
+    assert all(len(e["parameter_set_hash"]) == 64 for e in per_epoch)
+    assert "<h3>Fees per epoch</h3>" in page

@@ -118,6 +118,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/markets"): ANY_ROLE,
     ("GET", f"{V1}/markets/{{zone_id}}/book"): ANY_ROLE,
     ("GET", f"{V1}/markets/{{zone_id}}/reference-price"): ANY_ROLE,
+    ("POST", f"{V1}/markets/{{zone_id}}/pause"): OPERATOR,
+    ("POST", f"{V1}/markets/{{zone_id}}/resume"): OPERATOR,
     ("POST", f"{V1}/orders"): TRADERS,
     ("POST", f"{V1}/orders/batch"): TRADERS,
     ("GET", f"{V1}/orders"): TRADERS_AND_OVERSIGHT,

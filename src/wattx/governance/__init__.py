@@ -18,7 +18,7 @@ from wattx.governance.errors import (
     VotingClosedError,
     VotingStillOpenError,
 )
-from wattx.governance.parameters import ParameterSet, set_for_epoch, unit_of
+from wattx.governance.parameters import MARKET_FEE, ParameterSet, set_for_epoch, unit_of
 from wattx.governance.proposals import (
     GovernedValue,
     Proposal,
@@ -29,6 +29,7 @@ from wattx.governance.proposals import (
 )
 
 __all__ = [
+    "MARKET_FEE",
     "AlreadyVotedError",
     "GovernedValue",
     "NoVotingWeightError",

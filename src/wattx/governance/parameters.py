@@ -8,8 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+MARKET_FEE = "market_fee_bps"
+
 _UNITS: tuple[tuple[str, str], ...] = (
     ("market_fee_bps", "basis points"),
+    ("refprice_base_per_kwh", "micro-units per kWh"),
     ("wheeling_", "micro-units per kWh"),
     ("loss_", "parts per million"),
     ("refprice_", "basis points"),

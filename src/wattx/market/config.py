@@ -30,6 +30,9 @@ class MarketConfig:
     """Epoch id → the fee from that epoch on (governance's executed values); before the
     first change, ``fee_bps``."""
     rates: ZoneRateTable = field(default_factory=ZoneRateTable)
+    rate_changes: Mapping[int, ZoneRateTable] = field(default_factory=dict)
+    """Epoch id → the zone-rate table from that epoch on (governance's executed values);
+    before the first change, ``rates``."""
     mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
     cross_zone: bool = True
 
@@ -54,6 +57,11 @@ class MarketConfig:
     def fee_for(self, epoch_id: int) -> int:
         """The fee, in basis points, of trades delivered in ``epoch_id``."""
         return fee_at(self.fee_bps, self.fee_changes, epoch_id)
+
+    def rates_for(self, epoch_id: int) -> ZoneRateTable:
+        """The zone-rate table of trades delivered in ``epoch_id``."""
+        starts = [start for start in self.rate_changes if start <= epoch_id]
+        return self.rate_changes[max(starts)] if starts else self.rates
 
     def mechanism(self, zone: str) -> Mechanism:
         return self.mechanisms.get(zone, Mechanism.CONTINUOUS)

@@ -105,11 +105,16 @@ class MarketEngine:
         self._config = config
         self._new_id = id_factory
         zones = config.zones
-        self._rates = {
-            (seller, buyer): config.rates.rate(zones[seller], zones[buyer])
-            for seller in zones
-            for buyer in zones
+        # The zone-rate table per first epoch it applies to (None: before any change).
+        self._rate_tables: dict[int | None, dict[tuple[str, str], ZoneRate]] = {
+            start: {
+                (seller, buyer): table.rate(zones[seller], zones[buyer])
+                for seller in zones
+                for buyer in zones
+            }
+            for start, table in [(None, config.rates), *config.rate_changes.items()]
         }
+        self._rate_starts = sorted(start for start in config.rate_changes)
         self._mechanisms = {zone: config.mechanism(zone) for zone in zones}
         self._orders: dict[str, Order] = {}
         self._client_ids: dict[tuple[str, str], str] = {}
@@ -234,7 +239,7 @@ class MarketEngine:
                 prices[zone_id] = None
                 continue
             open_orders = [o for o in book.open_orders() if o.is_open]
-            rate = self._rates[(zone_id, zone_id)]
+            rate = self._rates(epoch_id)[(zone_id, zone_id)]
             clearing, matches = run_zone_auction(
                 [o for o in open_orders if o.side is Side.BUY],
                 [o for o in open_orders if o.side is Side.SELL],
@@ -289,7 +294,7 @@ class MarketEngine:
             [o for o in open_orders if o.side is Side.BUY],
             [o for o in open_orders if o.side is Side.SELL],
             grid,
-            self._rates,
+            self._rates(epoch_id),
             pricing,
         )
         for zone_id in auction_zones:
@@ -375,6 +380,15 @@ class MarketEngine:
         return found
 
     # -- validation -------------------------------------------------------------------
+
+    def _rates(self, epoch_id: int) -> dict[tuple[str, str], ZoneRate]:
+        """Every zone pair's rate for trades delivered in ``epoch_id``."""
+        start = None
+        for candidate in self._rate_starts:
+            if candidate > epoch_id:
+                break
+            start = candidate
+        return self._rate_tables[start]
 
     def _zone(self, zone_id: str) -> Zone:
         zone = self._config.zones.get(zone_id)
@@ -526,12 +540,13 @@ class MarketEngine:
         else:
             books = [(order.zone, own)]
         sources = []
+        rates = self._rates(order.epoch_id)
         for zone, book in books:
             if order.side is Side.BUY:
-                rate = self._rates[(zone, order.zone)]
+                rate = rates[(zone, order.zone)]
                 bound = rate.seller_cap(order.limit_price)
             else:
-                rate = self._rates[(order.zone, zone)]
+                rate = rates[(order.zone, zone)]
                 bound = rate.buy_threshold(order.limit_price)
             sources.append(Source(zone, book, rate, bound))
         return sources
@@ -539,7 +554,7 @@ class MarketEngine:
     def _match(self, order: Order, own: ContinuousBook) -> tuple[list[MultiFill], int, bool]:
         if not self._config.cross_zone or len(self._continuous_books[order.epoch_id]) == 1:
             # Only the order's own book: its tight loop, one rate, no capacity links.
-            rate = self._rates[(order.zone, order.zone)]
+            rate = self._rates(order.epoch_id)[(order.zone, order.zone)]
             fills: list[Fill] = []
             if order.side is Side.BUY:
                 remaining, stp = own.match_buy(

@@ -76,3 +76,18 @@ class TradeNotFoundError(NotFoundError):
 class NotOrderOwnerError(PermissionDeniedError):
     code = "not_order_owner"
     title = "Order belongs to another owner"
+
+
+class MarketPausedError(ConflictError):
+    code = "market_paused"
+    title = "The operator paused this market's order intake"
+
+
+class MarketAlreadyPausedError(ConflictError):
+    code = "market_already_paused"
+    title = "The market is paused already"
+
+
+class MarketNotPausedError(ConflictError):
+    code = "market_not_paused"
+    title = "The market is not paused"

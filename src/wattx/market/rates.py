@@ -15,7 +15,7 @@ farther 1.5 ¢ + 0.1 ¢/km and 3 % + 1 %/km, the loss capped at 15 %.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from wattx.domain import ValidationError, Zone
@@ -115,3 +115,37 @@ class ZoneRateTable:
     def lossless(cls) -> ZoneRateTable:
         """No wheeling charge and no loss anywhere (tests, single-building markets)."""
         return cls(0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+GOVERNED_RATES: tuple[tuple[str, str], ...] = (
+    ("wheeling_same_zone_per_kwh", "same_zone_wheeling"),
+    ("wheeling_adjacent_per_kwh", "adjacent_wheeling"),
+    ("wheeling_far_base_per_kwh", "far_wheeling"),
+    ("wheeling_far_per_km_per_kwh", "far_wheeling_per_km"),
+    ("loss_same_zone_ppm", "same_zone_loss_bps"),
+    ("loss_adjacent_ppm", "adjacent_loss_bps"),
+    ("loss_far_base_ppm", "far_loss_bps"),
+    ("loss_far_per_km_ppm", "far_loss_bps_per_km"),
+    ("loss_cap_ppm", "max_loss_bps"),
+)
+"""Each governed zone-rate parameter and the table field it sets."""
+
+_PPM_PER_BPS = 100
+
+
+def governed_rates(table: ZoneRateTable, parameters: Mapping[str, int]) -> ZoneRateTable:
+    """``table`` with the governed zone rates of ``parameters`` laid over it.
+
+    Wheeling charges are micro-units per kWh as governed; losses are governed in
+    ppm and the table keeps basis points (ppm // 100, rounded down); the loss cap
+    stays below 100 % (at most 9,999 bps). Parameters absent keep the table's value.
+    """
+    changes: dict[str, int] = {}
+    for name, attribute in GOVERNED_RATES:
+        if name not in parameters:
+            continue
+        value = max(parameters[name], 0)
+        if name.startswith("loss_"):
+            value = min(value // _PPM_PER_BPS, BPS_PER_UNIT - 1)
+        changes[attribute] = value
+    return replace(table, **changes)  # type: ignore[arg-type]

@@ -50,8 +50,6 @@ from wattx.store import governance as repo
 from wattx.store.db import Database
 from wattx.store.models_governance import GovernanceProposalRow, ParameterSetRow
 
-MARKET_FEE = "market_fee_bps"
-
 
 @dataclass(frozen=True, slots=True)
 class ProposalView:
@@ -153,14 +151,7 @@ class GovernanceService:
                     at=self._clock.now(),
                 )
         sets = await self.parameter_sets()
-        await self._market.load_fee_changes(
-            {
-                s.from_epoch: s.parameters.values[MARKET_FEE]
-                for s in sets
-                if MARKET_FEE in s.parameters.values
-            },
-            {s.from_epoch for s in sets},
-        )
+        await self._market.load_parameter_sets({s.from_epoch: s.parameters.values for s in sets})
         await self.apply_executed()
 
     async def parameter_sets(self) -> list[RecordedSet]:
@@ -202,8 +193,7 @@ class GovernanceService:
                 at=self._clock.now(),
             )
 
-        fee = values.values.get(MARKET_FEE)
-        await self._market.apply_from_next_epoch(fee, record)
+        await self._market.apply_from_next_epoch(values.values, record)
 
     @property
     def _chain(self) -> ContractChain:

@@ -24,12 +24,13 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -45,6 +46,7 @@ from wattx.domain import (
     Zone,
 )
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
+from wattx.governance.parameters import MARKET_FEE, set_for_epoch
 from wattx.market import (
     BookDepth,
     MarketConfig,
@@ -55,8 +57,6 @@ from wattx.market import (
     SubmitResult,
     ZoneRateTable,
     escrow_required,
-    reference_factors,
-    reference_price,
 )
 from wattx.market.config import fee_at
 from wattx.market.coupling import LinkReport
@@ -64,11 +64,21 @@ from wattx.market.errors import (
     DuplicateClientOrderIdError,
     GateClosedError,
     InvalidQuantityError,
+    MarketAlreadyPausedError,
+    MarketNotPausedError,
+    MarketPausedError,
     OrderNotFoundError,
     OrderNotOpenError,
     PriceOutOfBoundsError,
     TradeNotFoundError,
     UnknownZoneError,
+)
+from wattx.market.rates import governed_rates
+from wattx.market.reference_price import (
+    FactorBreakdown,
+    base_price,
+    explain,
+    governed_weights,
 )
 from wattx.services.errors import (
     EpochNotClosedError,
@@ -90,14 +100,18 @@ from wattx.services.views import (
     trade_view,
 )
 from wattx.services.zones import rate_override_from_row, spec_from_row
+from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
 from wattx.store import orders as order_repo
+from wattx.store import reference_inputs as reference_repo
 from wattx.store import trades as trade_repo
 from wattx.store import zones as zone_repo
 from wattx.store.balances import Asset, lock_balances
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, IdempotencyRow, OrderRow, TradeRow
+from wattx.store.models_governance import MarketPauseRow
+from wattx.units import PPM_PER_UNIT
 
 _log = structlog.get_logger("wattx.market")
 
@@ -154,6 +168,14 @@ class ZoneMarket:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketPause:
+    zone: str
+    paused_by: str
+    reason: str
+    paused_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReferenceQuote:
     zone: str
     epoch_id: int
@@ -163,6 +185,11 @@ class ReferenceQuote:
     base: int = 0
     factors: tuple[tuple[str, int], ...] = ()
     """Each factor's name and value in parts per million, in the order applied."""
+    base_source: str = ""
+    """Where the base came from: ``governance``, ``last_trade`` or ``tariff_midpoint``."""
+    from_zone: str = ""
+    breakdown: tuple[FactorBreakdown, ...] = ()
+    """Each factor with its inputs, unclamped value, clamp and weight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +255,8 @@ class MarketService:
         self._fee_bps = fee_bps
         # Governance's executed fees: epoch id → fee from that epoch on.
         self._fee_changes: dict[int, int] = {}
+        # Governance's parameter sets: first epoch → every governed value from then on.
+        self._parameter_sets: dict[int, dict[str, int]] = {}
         # First epochs of every parameter set applied in this process: a later set
         # starts after them, so two sets never claim the same epoch.
         self._parameter_starts: set[int] = set()
@@ -242,6 +271,8 @@ class MarketService:
         self._queue: list[list[_PendingSubmission]] = []
         self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
+        # Zones whose order intake the operator paused (an emergency), by zone id.
+        self._paused: dict[str, MarketPause] = {}
         self._mechanisms: dict[str, Mechanism] = {}
         self._engine: MarketEngine | None = None
         self._closed: set[int] = set()
@@ -285,23 +316,44 @@ class MarketService:
         """The fee of the first epoch open for orders now."""
         return self.fee_for(self.schedule.first_open_epoch(self._clock.now()))
 
-    async def load_fee_changes(self, changes: dict[int, int], starts: set[int]) -> None:
-        """Take the recorded fee changes (epoch id → fee) into the engine; ``starts`` are
-        the first epochs of every recorded parameter set."""
+    def parameters_for(self, epoch_id: int) -> dict[str, int]:
+        """The governed values ``epoch_id`` runs under (empty before any set is loaded)."""
+        start = set_for_epoch(list(self._parameter_sets), epoch_id)
+        return dict(self._parameter_sets[start]) if start is not None else {}
+
+    def rates_for(self, epoch_id: int) -> ZoneRateTable:
+        """The zone rates of ``epoch_id``: the governed rates of its parameter set over the
+        defaults, with the operator's per-pair overrides."""
+        start = set_for_epoch(list(self._parameter_sets), epoch_id)
+        if start is None:
+            return self.rates
+        return governed_rates(self._base_rates, self._parameter_sets[start]).with_overrides(
+            self.rates.overrides
+        )
+
+    async def load_parameter_sets(self, sets: Mapping[int, Mapping[str, int]]) -> None:
+        """Take the recorded parameter sets (first epoch → values) into the engine: the fee
+        and the zone rates of each epoch, and the reference price's weights and base."""
         async with self._lock:
-            self._fee_changes = dict(changes)
-            self._parameter_starts = set(starts) | set(changes)
+            self._parameter_sets = {start: dict(values) for start, values in sets.items()}
+            self._fee_changes = {
+                start: values[MARKET_FEE]
+                for start, values in self._parameter_sets.items()
+                if MARKET_FEE in values
+            }
+            self._parameter_starts = set(self._parameter_sets)
             await self._rebuild_from_database()
 
     async def apply_from_next_epoch(
         self,
-        fee_bps: int | None,
+        values: Mapping[str, int],
         record: Callable[[AsyncSession, int], Awaitable[None]],
     ) -> int:
-        """Make ``fee_bps`` the fee from the next epoch that holds no order and no trade
-        yet, and return that epoch (``None``: the fee stays). Never mid-epoch, and never
-        under an order escrowed for the old fee. ``record`` writes the change (given that
-        epoch) in the same transaction; the engine takes it only once that has committed."""
+        """Make ``values`` the governed parameters from the next epoch that holds no order
+        and no trade yet, and return that epoch. Never mid-epoch, and never under an order
+        escrowed for the old fee or matched at the old rates. ``record`` writes the change
+        (given that epoch) in the same transaction; the engine takes it only once that has
+        committed."""
         async with self._lock:
             engine = await self._current_engine()
             now = self._clock.now()
@@ -316,9 +368,10 @@ class MarketService:
                 )
                 await record(session, start)
             self._parameter_starts.add(start)
-            if fee_bps is not None:
-                self._fee_changes[start] = fee_bps
-                await self._rebuild_from_database()
+            self._parameter_sets[start] = dict(values)
+            if MARKET_FEE in values:
+                self._fee_changes[start] = values[MARKET_FEE]
+            await self._rebuild_from_database()
             return start
 
     @property
@@ -327,6 +380,61 @@ class MarketService:
 
     def mechanism(self, zone: str) -> Mechanism:
         return self._mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    # emergency pause -------------------------------------------------------
+
+    def pause_of(self, zone_id: str) -> MarketPause | None:
+        """The zone's pause, or None while its market takes orders."""
+        return self._paused.get(zone_id)
+
+    async def pause(self, actor: str, zone_id: str, reason: str, *, source: str) -> MarketPause:
+        """Halt the zone's order intake now (new orders and amendments are refused with
+        ``market_paused``; cancels, gate closure and settlement go on), in the audit log."""
+        self._require_zone(zone_id)
+        async with self._lock:
+            if zone_id in self._paused:
+                raise MarketAlreadyPausedError("the market is paused already", zone=zone_id)
+            now = self._clock.now()
+            async with self._db.write() as session:
+                session.add(
+                    MarketPauseRow(zone_id=zone_id, paused_by=actor, reason=reason, paused_at=now)
+                )
+                await audit_repo.append(
+                    session,
+                    lock=self._db.locks_rows,
+                    at=now,
+                    actor=actor,
+                    action="market.paused",
+                    target=f"zone:{zone_id}",
+                    source=source,
+                    after={"reason": reason},
+                )
+            pause = self._paused[zone_id] = MarketPause(zone_id, actor, reason, now)
+            return pause
+
+    async def resume(self, actor: str, zone_id: str, *, source: str) -> None:
+        """Take orders for the zone again, in the audit log."""
+        self._require_zone(zone_id)
+        async with self._lock:
+            pause = self._paused.get(zone_id)
+            if pause is None:
+                raise MarketNotPausedError("the market is not paused", zone=zone_id)
+            now = self._clock.now()
+            async with self._db.write() as session:
+                row = await session.get(MarketPauseRow, zone_id)
+                if row is not None:
+                    await session.delete(row)
+                await audit_repo.append(
+                    session,
+                    lock=self._db.locks_rows,
+                    at=now,
+                    actor=actor,
+                    action="market.resumed",
+                    target=f"zone:{zone_id}",
+                    source=source,
+                    before={"reason": pause.reason, "paused_at": pause.paused_at.isoformat()},
+                )
+            del self._paused[zone_id]
 
     # orders -----------------------------------------------------------------
 
@@ -470,6 +578,7 @@ class MarketService:
                         raise OrderNotOpenError(
                             "order is no longer open", order_id=order_id, status=row.status
                         )
+                    self._require_not_paused(row.zone)
                     open_wh = row.qty_wh - row.filled_wh - row.cancelled_wh
                     new_qty = qty_wh if qty_wh is not None else open_wh
                     new_price = limit_price if limit_price is not None else row.limit_price
@@ -630,32 +739,99 @@ class MarketService:
         self._epoch(target)
         return engine.depth(zone, target, levels)
 
-    async def reference_price(self, zone_id: str, epoch_id: int | None) -> ReferenceQuote:
-        """The advisory price for one zone and epoch (never a limit on anyone's order).
+    async def reference_price(
+        self, zone_id: str, epoch_id: int | None, *, from_zone: str | None = None
+    ) -> ReferenceQuote:
+        """The advisory price for one zone and epoch (never a limit on anyone's order),
+        fed by the market's own data (docs/market.md, "Reference price"):
 
-        Base: the zone's last trade price, else the midpoint of its tariff at the
-        delivery hour. Supply and demand: the open quantities of that epoch's
-        book. Storage, distance and reliability are neutral until the service
-        has batteries and delivery history to feed them.
+        - base: the governed ``refprice_base_per_kwh`` when non-zero, else the zone's
+          last trade price, else the midpoint of its tariff at the delivery hour;
+        - supply/demand: the open quantities of that epoch's book;
+        - state of charge: the stored over the rated energy of the zone's batteries
+          (the state of charge their owners or nodes report), neutral without any;
+        - distance: the zone rate of that epoch from ``from_zone`` (default: the
+          zone itself) to the zone;
+        - time of use: the zone's tariff at the delivery hour;
+        - reliability: delivered over contracted Wh of the measured deliveries of
+          the suppliers with a sell order in the book (of every supplier of the
+          zone when the book has none), neutral without history;
+        - weights: the governed ``refprice_*_weight_bps`` of that epoch's set.
         """
         zone = self._require_zone(zone_id)
+        source = self._require_zone(from_zone) if from_zone is not None else zone
         engine = self._require_engine()
         target = epoch_id if epoch_id is not None else self.first_open_epoch(self._clock.now())
         hour = self._epoch(target).start.hour
         band = zone.tariff.band_at(hour)
-        async with self._db.read() as session:
-            last = await trade_repo.recent_trades(session, zone=zone_id, limit=1)
-        base = last[0].price if last else (band.feed_in + band.retail) // 2
+        parameters = self.parameters_for(target)
         orders = engine.open_orders(zone=zone_id, epoch_id=target)
         demand = sum(o.remaining_wh for o in orders if o.side is Side.BUY)
         supply = sum(o.remaining_wh for o in orders if o.side is Side.SELL)
-        inputs = ReferencePriceInputs(
-            base_price=base, demand_wh=demand, supply_wh=supply, hour=hour, tariff=zone.tariff
+        sellers = {o.owner for o in orders if o.side is Side.SELL}
+        async with self._db.read() as session:
+            last = await trade_repo.recent_trades(session, zone=zone_id, limit=1)
+            storage = await reference_repo.zone_storage(session, zone_id)
+            record = (
+                await reference_repo.delivery_record(session, sellers=sellers)
+                if sellers
+                else await reference_repo.delivery_record(session, zone=zone_id)
+            )
+        base, base_source = base_price(
+            parameters, last[0].price if last else None, band.feed_in, band.retail
         )
-        price = reference_price(inputs, self.reference_weights)
-        factors = tuple(reference_factors(inputs, self.reference_weights))
+        soc = (
+            storage.stored_wh * PPM_PER_UNIT // storage.capacity_wh
+            if storage.capacity_wh > 0
+            else PPM_PER_UNIT // 2
+        )
+        reliability = (
+            min(record.delivered_wh, record.contracted_wh) * PPM_PER_UNIT // record.contracted_wh
+            if record.contracted_wh > 0
+            else PPM_PER_UNIT
+        )
+        rate = self.rates_for(target).rate(source, zone)
+        inputs = ReferencePriceInputs(
+            base_price=base,
+            demand_wh=demand,
+            supply_wh=supply,
+            storage_soc_ppm=soc,
+            wheeling_per_kwh=rate.wheeling_per_kwh,
+            loss_bps=rate.loss_bps,
+            hour=hour,
+            tariff=zone.tariff,
+            reliability_ppm=reliability,
+            evidence={
+                "supply_demand": {
+                    "sell_orders": sum(o.side is Side.SELL for o in orders),
+                    "buy_orders": sum(o.side is Side.BUY for o in orders),
+                },
+                "state_of_charge": {
+                    "batteries": storage.batteries,
+                    "stored_wh": storage.stored_wh,
+                    "capacity_wh": storage.capacity_wh,
+                },
+                "reliability": {
+                    "suppliers": len(sellers),
+                    "deliveries": record.trades,
+                    "delivered_wh": record.delivered_wh,
+                    "contracted_wh": record.contracted_wh,
+                },
+            },
+        )
+        weights = governed_weights(parameters, self.reference_weights)
+        explained = explain(inputs, weights)
         return ReferenceQuote(
-            zone_id, target, price, band.feed_in, band.retail, base=base, factors=factors
+            zone_id,
+            target,
+            explained.price,
+            band.feed_in,
+            band.retail,
+            base=base,
+            factors=tuple((f.name, f.value) for f in explained.factors),
+            base_source=base_source,
+            from_zone=source.id,
+            breakdown=explained.factors,
         )
 
     def open_orders(self) -> list[Order]:
@@ -954,6 +1130,7 @@ class MarketService:
 
     def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
         zone = self._require_zone(request.zone)
+        self._require_not_paused(zone.id)
         if request.qty_wh <= 0:
             raise InvalidQuantityError("quantity must be a positive number of Wh")
         epoch_id = request.epoch_id if request.epoch_id is not None else self.first_open_epoch(now)
@@ -991,6 +1168,16 @@ class MarketService:
             return self.schedule.epoch(epoch_id)
         except (OverflowError, ValueError) as exc:
             raise InvalidEpochError("no such epoch in the calendar", epoch_id=epoch_id) from exc
+
+    def _require_not_paused(self, zone_id: str) -> None:
+        pause = self._paused.get(zone_id)
+        if pause is not None:
+            raise MarketPausedError(
+                "the operator paused this market's order intake; cancelling still works",
+                zone=zone_id,
+                reason=pause.reason,
+                paused_at=pause.paused_at.isoformat(),
+            )
 
     def _require_zone(self, zone_id: str) -> Zone:
         zone = self._zones.get(zone_id)
@@ -1045,6 +1232,7 @@ class MarketService:
         async with self._db.read() as session:
             zone_rows = await zone_repo.all_zones(session)
             override_rows = await zone_repo.all_rate_overrides(session)
+            pause_rows = list(await session.scalars(select(MarketPauseRow)))
             open_orders = await order_repo.open_orders(session)
             last_trade_seq = await trade_repo.max_trade_seq(session)
             current = self.schedule.epoch_id_at(self._clock.now())
@@ -1054,6 +1242,10 @@ class MarketService:
             rate_override_from_row(row) for row in override_rows
         )
         self._zones = {spec.id: spec.to_zone() for spec in specs}
+        self._paused = {
+            row.zone_id: MarketPause(row.zone_id, row.paused_by, row.reason, row.paused_at)
+            for row in pause_rows
+        }
         self._mechanisms = {spec.id: spec.mechanism for spec in specs}
         self._closed = closed
         if not self._zones:
@@ -1066,6 +1258,7 @@ class MarketService:
             fee_bps=self._fee_bps,
             fee_changes=dict(self._fee_changes),
             rates=self.rates,
+            rate_changes={start: self.rates_for(start) for start in self._parameter_sets},
             mechanisms=self._mechanisms,
             cross_zone=self._cross_zone,
         )

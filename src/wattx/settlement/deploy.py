@@ -61,6 +61,7 @@ DEFAULT_PARAMETERS: tuple[GovernedParameter, ...] = (
     GovernedParameter("refprice_distance_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_time_of_use_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_reliability_weight_bps", 10_000, 10_000),
+    GovernedParameter("refprice_base_per_kwh", 0, 10_000_000),
     GovernedParameter("incentive_base_per_period", 1_000, 1_000_000_000),
     GovernedParameter("incentive_rate_per_kwh", 100, 1_000_000_000),
 )

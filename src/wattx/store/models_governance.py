@@ -40,3 +40,16 @@ class ParameterSetRow(Base):
     proposal_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MarketPauseRow(Base):
+    """An emergency pause of one zone's order intake, the one operator action on the
+    market that bypasses governance; the row exists while the pause lasts (the audit log
+    keeps every pause and resume). Created by migration ``0015_refprice``."""
+
+    __tablename__ = "market_pauses"
+
+    zone_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    paused_by: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(200))
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, status
 
-from wattx.api.auth import State
+from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.market import (
@@ -20,13 +20,18 @@ from wattx.api.schemas.market import (
     LinkCongestionOut,
     MarketOut,
     MarketsOut,
+    PauseIn,
+    PauseOut,
+    ReferenceFactorOut,
     ReferencePriceOut,
     TradeOut,
 )
-from wattx.services.market import EpochInfo
+from wattx.services.market import EpochInfo, MarketPause
 from wattx.services.views import trade_view
 
 router = APIRouter(prefix="/api/v1", tags=["markets"], route_class=StrictJsonRoute)
+
+ZoneId = Annotated[str, Path(min_length=1, max_length=40)]
 
 EpochQuery = Annotated[
     int | None, Query(ge=0, le=10**12, description="default: the first epoch open for orders")
@@ -58,10 +63,46 @@ async def list_markets(state: State) -> MarketsOut:
                 mechanism=m.mechanism,
                 current_epoch=epoch_out(m.current_epoch),
                 upcoming=[epoch_out(e) for e in m.upcoming],
+                paused=_pause_out(market.pause_of(m.zone)),
             )
             for m in market.overview()
         ],
     )
+
+
+def _pause_out(pause: MarketPause | None) -> PauseOut | None:
+    if pause is None:
+        return None
+    return PauseOut(
+        zone=pause.zone, paused_by=pause.paused_by, reason=pause.reason, paused_at=pause.paused_at
+    )
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/markets/{zone_id}/pause")
+async def pause_market(
+    zone_id: ZoneId, body: PauseIn, request: Request, principal: CurrentPrincipal, state: State
+) -> PauseOut:
+    """Emergency pause (operator): the zone's market refuses new orders and amendments
+    (``market_paused``) until resumed; cancels, gate closures and settlement go on.
+    Written to the audit log; shown on ``GET /markets``."""
+    pause = await state.market.pause(
+        principal.user_id, zone_id, body.reason, source=_source(request)
+    )
+    out = _pause_out(pause)
+    assert out is not None
+    return out
+
+
+@router.post("/markets/{zone_id}/resume", status_code=status.HTTP_204_NO_CONTENT)
+async def resume_market(
+    zone_id: ZoneId, request: Request, principal: CurrentPrincipal, state: State
+) -> None:
+    """End an emergency pause (operator); written to the audit log."""
+    await state.market.resume(principal.user_id, zone_id, source=_source(request))
 
 
 @router.get("/markets/{zone_id}/book")
@@ -83,16 +124,39 @@ async def get_book(
 
 @router.get("/markets/{zone_id}/reference-price")
 async def get_reference_price(
-    zone_id: str, state: State, epoch_id: EpochQuery = None
+    zone_id: str,
+    state: State,
+    epoch_id: EpochQuery = None,
+    from_zone: Annotated[
+        str | None,
+        Query(min_length=1, max_length=40, description="the supplier's zone; default: zone_id"),
+    ] = None,
 ) -> ReferencePriceOut:
-    """The advisory reference price; it never overrides a limit price."""
-    quote = await state.market.reference_price(zone_id, epoch_id)
+    """The advisory reference price, each factor with its input and clamp
+    (docs/market.md); it never overrides a limit price."""
+    quote = await state.market.reference_price(zone_id, epoch_id, from_zone=from_zone)
     return ReferencePriceOut(
         zone=quote.zone,
         epoch_id=quote.epoch_id,
         price=quote.price,
         feed_in=quote.feed_in,
         retail=quote.retail,
+        base=quote.base,
+        base_source=quote.base_source,
+        from_zone=quote.from_zone,
+        factors=[
+            ReferenceFactorOut(
+                name=f.name,
+                value_ppm=f.value,
+                unclamped_ppm=f.unclamped,
+                min_ppm=f.minimum,
+                max_ppm=f.maximum,
+                clamped=f.clamped,
+                weight_ppm=f.weight,
+                inputs=dict(f.inputs),
+            )
+            for f in quote.breakdown
+        ],
     )
 
 

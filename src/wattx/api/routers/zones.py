@@ -74,8 +74,10 @@ async def create_zone(body: ZoneIn, state: State) -> ZoneOut:
 
 
 def _rate_out(state: AppState, seller: Zone, buyer: Zone) -> ZoneRateOut:
-    """The rate the market matches this direction with now, and where it comes from."""
-    table = state.market.rates
+    """The rate the market matches this direction with in the first epoch open for orders
+    (governance's zone rates of that epoch, or an operator's override), and its source."""
+    market = state.market
+    table = market.rates_for(market.first_open_epoch(state.clock.now()))
     rate = table.rate(seller, buyer)
     return ZoneRateOut(
         seller_zone=seller.id,

@@ -178,12 +178,26 @@ class EpochOut(BaseModel):
     open_for_orders: bool
 
 
+class PauseOut(BaseModel):
+    zone: str
+    paused_by: str
+    reason: str
+    paused_at: datetime
+
+
+class PauseIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class MarketOut(BaseModel):
     zone: str
     name: str
     mechanism: Mechanism
     current_epoch: EpochOut
     upcoming: list[EpochOut]
+    paused: PauseOut | None = Field(
+        default=None, description="set while the operator has paused the order intake"
+    )
 
 
 class MarketsOut(BaseModel):
@@ -231,9 +245,24 @@ class ClosureOut(BaseModel):
     congestion: list[LinkCongestionOut] = Field(default_factory=list)
 
 
+class ReferenceFactorOut(BaseModel):
+    name: str
+    value_ppm: int = Field(description="the factor applied, parts per million (1,000,000 = x1)")
+    unclamped_ppm: int = Field(description="the formula's value before the clamp")
+    min_ppm: int
+    max_ppm: int
+    clamped: bool
+    weight_ppm: int = Field(description="the sensitivity, after governance's weight")
+    inputs: dict[str, int] = Field(description="what the factor was computed from")
+
+
 class ReferencePriceOut(BaseModel):
     zone: str
     epoch_id: int
     price: int = Field(description="micro-units per kWh; advisory, never a limit")
     feed_in: int
     retail: int
+    base: int = Field(description="micro-units per kWh, before the factors")
+    base_source: Literal["governance", "last_trade", "tariff_midpoint"]
+    from_zone: str = Field(description="the supplier's zone the distance factor prices")
+    factors: list[ReferenceFactorOut] = Field(description="in the order they are applied")

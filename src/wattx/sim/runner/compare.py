@@ -76,9 +76,16 @@ def _market_section(market: dict[str, Any]) -> str:
         f"<tr><td>{html.escape(what)}</td><td>{html.escape(value)}</td></tr>"
         for what, value in rows
     )
+    fees = "".join(
+        f"<tr><td>{e['epoch_id']}</td><td>{html.escape(str(e['market_fee_bps']))}</td>"
+        f"<td>{html.escape(format_money(e['fees']))}</td></tr>"
+        for e in market.get("fees_per_epoch", [])
+    )
     return (
         "<h2>Market</h2><table><thead><tr><th>figure</th><th>value</th></tr></thead>"
         f"<tbody>{body}</tbody></table>\n"
+        "<h3>Fees per epoch</h3><table><thead><tr><th>epoch</th><th>market fee (bps)</th>"
+        f"<th>fees settled</th></tr></thead><tbody>{fees}</tbody></table>\n"
     )
 
 

@@ -23,6 +23,25 @@ CONFIRMED = "confirmed"
 
 
 @dataclass(frozen=True, slots=True)
+class EpochFees:
+    """One confirmed epoch's settled fees, and the market fee of the parameter set it
+    ran under (the governed ``market_fee_bps``; ``None`` when the ledger shows no set)."""
+
+    epoch_id: int
+    fees: int
+    market_fee_bps: int | None
+    parameter_set_hash: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "epoch_id": self.epoch_id,
+            "fees": self.fees,
+            "market_fee_bps": self.market_fee_bps,
+            "parameter_set_hash": self.parameter_set_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SettlementSummary:
     """Settlement batches of the run's epochs, by status, with what the confirmed ones moved."""
 
@@ -34,6 +53,8 @@ class SettlementSummary:
     gas_used: int | None = None
     errors: dict[str, int] = field(default_factory=dict)
     """Why unconfirmed batches are not settled yet: their last error's code, counted."""
+    per_epoch: tuple[EpochFees, ...] = ()
+    """The confirmed epochs' fees, oldest first."""
 
     @property
     def settled(self) -> int:
@@ -49,6 +70,7 @@ class SettlementSummary:
             "fees_settled": self.fees,
             "gas_used": self.gas_used,
             "settlement_errors": dict(sorted(self.errors.items())),
+            "fees_per_epoch": [e.as_json() for e in self.per_epoch],
         }
 
 
@@ -61,6 +83,7 @@ async def settlement_summary(
     trades = volume = value = fees = 0
     gas: int | None = None
     unknown_gas = False
+    per_epoch: list[EpochFees] = []
     offset = 0
     while True:
         body = await client.require(
@@ -76,6 +99,15 @@ async def settlement_summary(
                 volume += item["volume_wh"]
                 value += item["value"]
                 fees += item["fees"]
+                parameters = item.get("parameter_set") or {}
+                per_epoch.append(
+                    EpochFees(
+                        item["epoch_id"],
+                        item["fees"],
+                        parameters.get("values", {}).get("market_fee_bps"),
+                        parameters.get("hash"),
+                    )
+                )
                 if item.get("gas_used") is None:
                     unknown_gas = True
                 else:
@@ -92,5 +124,6 @@ async def settlement_summary(
                 fees,
                 gas_used=None if unknown_gas else gas,
                 errors=dict(errors),
+                per_epoch=tuple(sorted(per_epoch, key=lambda e: e.epoch_id)),
             )
         offset += PAGE_SIZE
