@@ -45,7 +45,7 @@ class ParameterSetRow(Base):
 class MarketPauseRow(Base):
     """An emergency pause of one zone's order intake, the one operator action on the
     market that bypasses governance; the row exists while the pause lasts (the audit log
-    keeps every pause and resume). Created by migration ``0015_refprice``."""
+    keeps every pause and resume). Created by migration ``0015``."""
 
     __tablename__ = "market_pauses"
 
