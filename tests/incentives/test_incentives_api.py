@@ -237,6 +237,8 @@ async def test_failed_commands_past_the_threshold_are_slashed_to_the_pool(
         await state.nodes.acknowledge(grant, AckFrame(wire["id"], "rejected", "broken", None))
     clock.advance(PERIOD_S)
     assert await state.incentives.report_due() == [period]
+    assert await state.incentives.report_due() == []
+    assert_problem(await report(api, period), 409, "period_already_reported")
     body = await rewards(api, owner, node_id)
     (slash,) = body["slashes"]
     assert (slash["reason"], slash["state"]) == (FAILED_COMMANDS, "held")
