@@ -47,3 +47,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def chain() -> ContractChain:
     return EmbeddedChain(settings=INCENTIVES)
+
+
+@pytest.fixture(scope="module")
+def embedded_chain() -> EmbeddedChain:
+    return EmbeddedChain()
