@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from ingest.conftest import register_meter
 from nodes.test_relay import batch
 from service.client import ApiClient, User
@@ -18,6 +20,7 @@ from wattx.api.state import AppState
 from wattx.incentives import FAILED_COMMANDS, TAMPERED_BATCH, uptime_bps
 from wattx.nodes import challenge
 from wattx.nodes.frames import AckFrame, HeartbeatFrame
+from wattx.services import incentives as incentives_service
 from wattx.services.nodes import LinkGrant
 from wattx.services.principal import Role
 from wattx.settlement.deploy import DEFAULT_PARAMETERS
@@ -330,3 +333,24 @@ async def test_bad_bond_requests_change_nothing(
     assert out.json()["amount"] == 1_000
     assert (await rewards(api, owner, node_id))["bond"] == MIN_BOND - 1_000
     assert (await rewards(api, other_owner, other_id))["registered"] is False
+
+
+async def test_a_period_with_more_nodes_than_one_report_takes_is_refused(
+    api: ApiClient, state: AppState, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incentives_service, "MAX_REPORTS", 1)
+    grants = []
+    for _ in range(2):
+        node_id, owner, grant = await node_of(api)
+        await bonded(api, state, owner, node_id, MIN_BOND)
+        grants.append(grant)
+    period = to_period_start(state, clock)
+    frame = HeartbeatFrame(uptime_s=1, version="v", buffer_depth=0, devices={})
+    for grant in grants:
+        await state.nodes.record_heartbeat(grant, frame)
+    await state.nodes.flush_heartbeats()
+    clock.advance(PERIOD_S)
+    assert_problem(await report(api, period), 409, "incentive_report_too_large")
+    op = await api.operator()
+    overview = (await api.http.get("/api/v1/incentives", headers=op.headers)).json()
+    assert overview["last_period_reported"] == 0

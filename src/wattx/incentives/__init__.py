@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from wattx.incentives.errors import (
+    MAX_REPORTS,
     IncentivePeriodOpenError,
+    IncentiveReportTooLargeError,
     NodeNotOwnedError,
     SlashNotFoundError,
 )
@@ -17,9 +19,11 @@ from wattx.incentives.errors import (
 __all__ = [
     "BPS",
     "FAILED_COMMANDS",
+    "MAX_REPORTS",
     "TAMPERED_BATCH",
     "Activity",
     "IncentivePeriodOpenError",
+    "IncentiveReportTooLargeError",
     "IncentiveRules",
     "NodeNotOwnedError",
     "PeriodClock",

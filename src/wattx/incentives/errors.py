@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from wattx.domain.errors import ConflictError, NotFoundError, PermissionDeniedError
 
+MAX_REPORTS = 2_000
+"""Nodes one ``report_period`` transaction takes (the contract's ``MAX_REPORTS``)."""
+
 
 class NodeNotOwnedError(PermissionDeniedError):
     code = "node_not_owned"
@@ -19,3 +22,8 @@ class IncentivePeriodOpenError(ConflictError):
 class SlashNotFoundError(NotFoundError):
     code = "slash_not_found"
     title = "No such slash of this node"
+
+
+class IncentiveReportTooLargeError(ConflictError):
+    code = "incentive_report_too_large"
+    title = "More bonded nodes were active in the period than one report takes"

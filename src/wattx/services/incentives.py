@@ -21,8 +21,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.incentives import (
+    MAX_REPORTS,
     Activity,
     IncentivePeriodOpenError,
+    IncentiveReportTooLargeError,
     NodeNotOwnedError,
     PeriodClock,
     SlashNotFoundError,
@@ -50,7 +52,6 @@ _log = logging.getLogger(__name__)
 NI = "NetworkIncentives"
 REGISTRATION = "node"
 """The kind of ``chain_registrations`` row of a node registered on NetworkIncentives."""
-MAX_REPORTS = 2_000
 ZERO_ADDRESS = "0x" + "0" * 40
 SLASH_STATES = {1: "held", 2: "appealed", 3: "reversed", 4: "final"}
 INCENTIVE_PARAMETERS = tuple(p.name for p in DEFAULT_PARAMETERS if p.name.startswith("incentive_"))
@@ -312,11 +313,21 @@ class IncentivesService:
                 if await settlement_repo.is_registered(session, REGISTRATION, r.node_id)
             ]
         rows.sort(key=lambda r: node_key(r.node_id))
+        if len(rows) > MAX_REPORTS:
+            raise IncentiveReportTooLargeError(
+                "more nodes were active than one report takes", nodes=len(rows), most=MAX_REPORTS
+            )
         activity = {r.node_id: self._activity(r) for r in rows}
+        # The contract counts readings and commands in uint32.
         batch = [
-            (node_key(a.node_id), a.uptime_bps, min(a.readings, 2**32 - 1), a.commands_done)
+            (
+                node_key(a.node_id),
+                a.uptime_bps,
+                min(a.readings, 2**32 - 1),
+                min(a.commands_done, 2**32 - 1),
+            )
             for a in activity.values()
-        ][:MAX_REPORTS]
+        ]
         result = await self._send(NI, "report_period", period, batch)
         rewards = {
             bytes(e.args["node_id"]).rstrip(b"\0").decode(): int(e.args["reward"])
