@@ -21,6 +21,7 @@ from wattx.incentives import (
     slash_reasons,
     uptime_bps,
 )
+from wattx.services.chain_history import registration_present
 from wattx.settlement.deploy import DEFAULT_PARAMETERS
 from wattx.settlement.embedded import EmbeddedChain
 
@@ -96,5 +97,18 @@ def test_the_formula_pays_what_the_contract_pays(
         )  # fmt: skip
         paid = {n.node_id.hex(): int(chain.view(NI, "pending", n.node_id)) for n in nodes}
         assert paid == expected
+    finally:
+        chain.revert(snapshot)
+
+
+def test_the_lost_block_check_knows_node_registrations(embedded_chain: EmbeddedChain) -> None:
+    chain = embedded_chain
+    snapshot = chain.snapshot()
+    try:
+        node_id = "a" * 32
+        assert not registration_present(chain, "node", node_id)
+        owner = new_node(chain, "owner-only", 0).owner
+        chain.transact(NI, "register_node", node_key(node_id), owner.address)
+        assert registration_present(chain, "node", node_id)
     finally:
         chain.revert(snapshot)
