@@ -396,7 +396,7 @@ class IncentivesService:
             await repo.mark_settled(session, settled, self._clock.now())
         return finalized
 
-    # -- helpers --------------------------------------------------------------------
+    # -- internals ------------------------------------------------------------------
 
     def _activity(self, row: NodeActivityRow) -> Activity:
         return Activity(
