@@ -3,8 +3,9 @@ activity reports for 100 and 1,000 nodes, and of claims, on the embedded chain (
 is what a real chain charges: execution + intrinsic, refund capped at a fifth).
 
 A period's reports go in one ``report_period`` transaction (up to 2,000 nodes); the figures
-say whether 1,000 nodes' reports fit one 30 M-gas block. The first period writes each
-node's pending reward from zero (20,000 gas a slot); later ones add to it.
+say whether 1,000 nodes' reports fit one 30 M-gas block. A node's ``earned`` counts from 1
+(docs/settlement.md, "Node incentives"), so the first period costs what later ones do.
+Also: gas of bond, unbond, withdraw_bond, slash, appeal, reverse_slash and finalize_slash.
 
     .venv/bin/python bench/governance.py            # table
     .venv/bin/python bench/governance.py --json     # JSON
@@ -59,16 +60,26 @@ def governance_gas(chain: EmbeddedChain) -> dict[str, Any]:
     }
 
 
-def incentives_gas(chain: EmbeddedChain, nodes: int, tag: str) -> dict[str, Any]:
-    owners = []
-    ids = []
+def _bonded_nodes(chain: EmbeddedChain, nodes: int, tag: str) -> tuple[list[bytes], list[Signer]]:
+    """``nodes`` nodes, sorted by id, each bonded with the minimum bond by its own owner."""
+    incentives = chain.deployment.address_of("NetworkIncentives")
+    min_bond = int(chain.view("Governance", "parameters", parameter_key("incentive_min_bond")))
+    pairs = []
     for i in range(nodes):
         owner = new_signer()
         chain.admit_participant(owner.address, ParticipantRole.NODE_OPERATOR)
         node = keccak(text=f"{tag}-node-{i}")
         chain.transact("NetworkIncentives", "register_node", node, owner.address)
-        owners.append(owner)
-        ids.append(node)
+        chain.mint_credit(owner.address, min_bond)
+        chain.transact("CreditToken", "approve", incentives, min_bond, signer=owner)
+        chain.transact("NetworkIncentives", "bond", node, min_bond, signer=owner)
+        pairs.append((node, owner))
+    pairs.sort(key=lambda p: p[0])
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def incentives_gas(chain: EmbeddedChain, nodes: int, tag: str) -> dict[str, Any]:
+    ids, owners = _bonded_nodes(chain, nodes, tag)
     incentives = chain.deployment.address_of("NetworkIncentives")
     fund = 10**15
     chain.mint_credit(chain.operator_address, fund)
@@ -78,7 +89,9 @@ def incentives_gas(chain: EmbeddedChain, nodes: int, tag: str) -> dict[str, Any]
     started = time.perf_counter()
     last = int(chain.view("NetworkIncentives", "last_period"))
     for period in (last + 1, last + 2):
-        reports = [(node, 5_000 + (i * 37) % 5_001, 1_000 + i) for i, node in enumerate(ids)]
+        reports = [
+            (node, 5_000 + (i * 37) % 5_001, 2_880 + i % 100, i % 20) for i, node in enumerate(ids)
+        ]
         result = chain.transact("NetworkIncentives", "report_period", period, reports)
         periods.append(result.gas_used)
     wall = time.perf_counter() - started
@@ -99,6 +112,39 @@ def incentives_gas(chain: EmbeddedChain, nodes: int, tag: str) -> dict[str, Any]
     }
 
 
+def bond_and_slash_gas(chain: EmbeddedChain) -> dict[str, int]:
+    """Gas of one node's bond, unbond, withdrawal, slash, appeal, reversal and finalisation."""
+    (node,), (owner,) = _bonded_nodes(chain, 1, "lifecycle")
+    incentives = chain.deployment.address_of("NetworkIncentives")
+    chain.mint_credit(owner.address, 10_000_000)
+    chain.transact("CreditToken", "approve", incentives, 10_000_000, signer=owner)
+    gas: dict[str, int] = {}
+    gas["bond"] = chain.transact(
+        "NetworkIncentives", "bond", node, 10_000_000, signer=owner
+    ).gas_used
+    gas["unbond"] = chain.transact(
+        "NetworkIncentives", "unbond", node, 1_000_000, signer=owner
+    ).gas_used
+    delay = int(
+        chain.view("Governance", "parameters", parameter_key("incentive_unbonding_delay_s"))
+    )
+    window = int(chain.view("Governance", "parameters", parameter_key("incentive_appeal_window_s")))
+    chain.advance_time(delay)
+    gas["withdraw_bond"] = chain.transact(
+        "NetworkIncentives", "withdraw_bond", node, signer=owner
+    ).gas_used
+    gas["slash"] = chain.transact("NetworkIncentives", "slash", node, "tampered batch").gas_used
+    first = int(chain.view("NetworkIncentives", "slash_count"))
+    gas["appeal"] = chain.transact("NetworkIncentives", "appeal", first, signer=owner).gas_used
+    gas["reverse_slash"] = chain.transact("NetworkIncentives", "reverse_slash", first).gas_used
+    chain.transact("NetworkIncentives", "slash", node, "failed commands")
+    chain.advance_time(window)
+    gas["finalize_slash"] = chain.transact(
+        "NetworkIncentives", "finalize_slash", first + 1
+    ).gas_used
+    return gas
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -108,6 +154,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "governance": governance_gas(chain),
         "incentives": [incentives_gas(chain, n, f"n{n}") for n in NODE_COUNTS],
+        "bond_and_slash": bond_and_slash_gas(chain),
         "block_gas_limit": BLOCK_GAS,
     }
     if args.json:
@@ -129,6 +176,9 @@ def main() -> None:
             f"{row['gas_per_report']:>11,} {'yes' if row['fits_one_30m_block'] else 'no':>5} "
             f"{row['blocks_needed']:>6} {row['claim_gas_mean']:>8,} {row['wall_s_two_periods']:>7}"
         )
+    print("bonds and slashing (gas)")
+    for name, used in result["bond_and_slash"].items():
+        print(f"  {name:<15} {used:>10,}")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     node_heartbeat_flush_s: float = Field(
         default=1.0, gt=0, description="how often heartbeats taken are written, together"
     )
+    incentive_period_s: int = Field(
+        default=86_400, ge=60, description="length of a node-incentive period (seconds)"
+    )
+    incentive_failed_commands_threshold: int = Field(
+        default=10, ge=1, description="failed commands in a period that get a node slashed"
+    )
+    incentive_tick_s: float = Field(
+        default=60.0, gt=0, description="how often ended periods are reported and slashes settled"
+    )
     node_auth_timeout_s: float = 10.0
     node_max_frame_bytes: int = 256 * 1024
     node_health_tick_s: float = 10.0

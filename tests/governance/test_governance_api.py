@@ -109,7 +109,7 @@ async def test_a_fee_proposal_is_voted_and_executed_after_the_timelock(
         "quorum_wh": QUORUM_WH,
     }
     names = {p["name"] for p in body["items"]}
-    assert {"market_fee_bps", "refprice_storage_weight_bps", "incentive_rate_per_kwh"} <= names
+    assert {"market_fee_bps", "refprice_storage_weight_bps", "incentive_min_bond"} <= names
     assert await _fee(api, op) == {
         "name": "market_fee_bps",
         "value": 25,

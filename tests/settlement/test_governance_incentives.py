@@ -1,4 +1,4 @@
-"""Governance and network incentives, on the embedded chain and on anvil.
+"""Governance, on the embedded chain and on anvil (incentives: test_incentives_contract.py).
 
 Test deployments use a 3,600 s voting period, a 600 s timelock and a quorum of
 1,000 Wh of verified generation.
@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
-from wattx.settlement.embedded import EmbeddedChain
-from wattx.settlement.errors import ChainPermissionError, ContractRevertError, GovernanceRuleError
-from wattx.settlement.port import Asset, MeterMint, ParticipantRole
+from wattx.settlement.errors import ContractRevertError, GovernanceRuleError
+from wattx.settlement.port import MeterMint
 
 from .helpers import ZONE, admitted_user
 
@@ -89,86 +86,3 @@ def test_proposal_rules(chain: ContractChain) -> None:
         chain.transact("Governance", "propose", FEE, 1_001, signer=voter)
     with pytest.raises(ContractRevertError, match="parameter already defined"):
         chain.transact("Governance", "define_parameter", "market_fee_bps", 1, 2)
-
-
-def _report(chain: ContractChain, period: int, *reports: tuple[bytes, int, int]) -> object:
-    return chain.transact("NetworkIncentives", "report_period", period, list(reports))
-
-
-def test_incentives_reward_slash_and_claim(chain: ContractChain) -> None:
-    owner = admitted_user(chain, ParticipantRole.NODE_OPERATOR)
-    auditor = admitted_user(chain, ParticipantRole.AUDITOR)
-    node, other = keccak(text="node-1"), keccak(text="node-2")
-    chain.transact("NetworkIncentives", "register_node", node, owner.address)
-    chain.transact("NetworkIncentives", "register_node", other, owner.address)
-    # Defaults: base 1,000 per period, 100 per kWh routed.
-    with pytest.raises(ContractRevertError, match="reward pool exhausted"):
-        _report(chain, 1, (node, 10_000, 0))
-    incentives = chain.deployment.contracts["NetworkIncentives"]
-    chain.mint_credit(chain.operator_address, 10_000)
-    chain.transact("CreditToken", "approve", incentives, 10_000)
-    chain.transact("NetworkIncentives", "fund", 10_000)
-    # Both nodes in one batch: 500 + 2,000 and 1,000.
-    _report(chain, 1, (node, 5_000, 20_000), (other, 10_000, 0))
-    assert chain.view("NetworkIncentives", "pool") == 10_000 - 2_500 - 1_000
-    assert chain.view("NetworkIncentives", "last_period") == 1
-    with pytest.raises(ContractRevertError, match="period already reported"):
-        _report(chain, 1, (node, 1, 1))
-    # One refused report refuses the whole batch.
-    with pytest.raises(ContractRevertError, match="uptime above"):
-        _report(chain, 2, (other, 10_000, 0), (node, 10_001, 1))
-    with pytest.raises(ContractRevertError, match="node is not active"):
-        _report(chain, 2, (keccak(text="unknown"), 10_000, 0))
-    assert chain.view("NetworkIncentives", "pool") == 6_500
-    with pytest.raises(ChainPermissionError, match="caller does not own the node"):
-        chain.transact("NetworkIncentives", "claim", node, signer=auditor)
-    chain.transact("NetworkIncentives", "claim", node, signer=owner)
-    assert chain.wallet_balance(owner.address, Asset.CREDIT) == 2_500
-    _report(chain, 2, (node, 10_000, 0))
-    with pytest.raises(ChainPermissionError, match="caller is not an auditor"):
-        chain.transact("NetworkIncentives", "slash", node, "failed audit", signer=owner)
-    chain.transact("NetworkIncentives", "slash", node, "failed audit", signer=auditor)
-    assert chain.view("NetworkIncentives", "pool") == 6_500
-    with pytest.raises(ContractRevertError, match="node is not active"):
-        _report(chain, 3, (node, 10_000, 0))
-    chain.transact("NetworkIncentives", "reinstate", node)
-    _report(chain, 3, (node, 10_000, 0))
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    funded=st.integers(0, 50_000),
-    reports=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 100_000)), max_size=6),
-)
-def test_a_period_never_pays_more_than_the_pool(
-    embedded_chain: EmbeddedChain, funded: int, reports: list[tuple[int, int]]
-) -> None:
-    chain = embedded_chain
-    snapshot = chain.snapshot()
-    try:
-        owner = admitted_user(chain, ParticipantRole.NODE_OPERATOR)
-        ids = [keccak(text=f"prop-{owner.address}-{i}") for i in range(len(reports))]
-        for node in ids:
-            chain.transact("NetworkIncentives", "register_node", node, owner.address)
-        if funded:
-            incentives = chain.deployment.contracts["NetworkIncentives"]
-            chain.mint_credit(chain.operator_address, funded)
-            chain.transact("CreditToken", "approve", incentives, funded)
-            chain.transact("NetworkIncentives", "fund", funded)
-        pool = int(chain.view("NetworkIncentives", "pool"))
-        owed = sum(1_000 * up // 10_000 + wh * 100 // 1_000 for up, wh in reports)
-        batch = [(node, up, wh) for node, (up, wh) in zip(ids, reports, strict=True)]
-        if owed > pool:
-            with pytest.raises(ContractRevertError, match="reward pool exhausted"):
-                chain.transact("NetworkIncentives", "report_period", 1, batch)
-            assert int(chain.view("NetworkIncentives", "pool")) == pool
-            assert all(chain.view("NetworkIncentives", "nodes", n)[2] == 0 for n in ids)
-            return
-        chain.transact("NetworkIncentives", "report_period", 1, batch)
-        pending = sum(int(chain.view("NetworkIncentives", "nodes", n)[2]) for n in ids)
-        assert pending == owed
-        assert int(chain.view("NetworkIncentives", "pool")) == pool - owed
-    finally:
-        chain.revert(snapshot)

@@ -40,6 +40,7 @@ from wattx.api.routers import (
     events,
     governance,
     health,
+    incentives,
     ledger,
     markets,
     meters,
@@ -73,6 +74,7 @@ from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chai
 from wattx.services.delivery import DeliveryService
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.governance import GovernanceService
+from wattx.services.incentives import IncentiveReportTask, IncentivesService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.market_metrics import MarketMetrics
@@ -133,8 +135,10 @@ def create_app(
             delivery=state.delivery,
             governance=state.governance.apply_executed,
         )
+        incentive_reports = IncentiveReportTask(state.incentives, tick_s=settings.incentive_tick_s)
         if run_epoch_clock:
             chain_worker.start()
+            incentive_reports.start()
         mqtt_ingest = (
             MqttReadingIngest(state.metering, settings.mqtt_url, prefix=settings.mqtt_topic_prefix)
             if settings.mqtt_url
@@ -157,6 +161,7 @@ def create_app(
             await heartbeats.stop()
             if mqtt_ingest is not None:
                 await mqtt_ingest.stop()
+            await incentive_reports.stop()
             await chain_worker.stop()
             await clock_task.stop()
             await checkpoints.stop()
@@ -201,6 +206,7 @@ def create_app(
         audit.router,
         devices.router,
         governance.router,
+        incentives.router,
         statements.router,
     ):
         app.include_router(router)
@@ -311,6 +317,7 @@ async def _start_services(
         metering,
         heartbeat_interval_s=settings.node_heartbeat_interval_s,
         command_retry_base_s=settings.node_command_retry_s,
+        incentive_period_s=settings.incentive_period_s,
     )
     links = NodeLinkHub(
         node_service,
@@ -374,6 +381,12 @@ async def _start_services(
         audit=AuditService(db, clock),
         delivery=delivery,
         governance=governance,
+        incentives=IncentivesService(
+            db,
+            chain_accounts,
+            period_s=settings.incentive_period_s,
+            failed_command_threshold=settings.incentive_failed_commands_threshold,
+        ),
         statements=StatementService(db, schedule, clock),
     )
 

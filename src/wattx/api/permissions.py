@@ -205,6 +205,18 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N),
     ("GET", f"{V1}/nodes/{{node_id}}/commands"): roles(_O, _N, _A),
     ("GET", f"{V1}/nodes/{{node_id}}/commands/{{command_id}}"): roles(_O, _N, _A),
+    # node incentives: everyone reads the pool; a node's owner bonds, claims and appeals;
+    # operators fund the pool, report periods and reverse appealed slashes
+    ("GET", f"{V1}/incentives"): ANY_ROLE,
+    ("POST", f"{V1}/incentives/pool"): OPERATOR,
+    ("POST", f"{V1}/incentives/periods/{{period}}/report"): OPERATOR,
+    ("POST", f"{V1}/incentives/slashes/{{slash_id}}/reverse"): OPERATOR,
+    ("GET", f"{V1}/nodes/{{node_id}}/rewards"): roles(_O, _N, _A),
+    ("POST", f"{V1}/nodes/{{node_id}}/bond"): roles(_N),
+    ("POST", f"{V1}/nodes/{{node_id}}/unbond"): roles(_N),
+    ("POST", f"{V1}/nodes/{{node_id}}/bond/withdraw"): roles(_N),
+    ("POST", f"{V1}/nodes/{{node_id}}/rewards/claim"): roles(_N),
+    ("POST", f"{V1}/nodes/{{node_id}}/slashes/{{slash_id}}/appeal"): roles(_N),
     # governance: everyone reads; participants propose and vote (weight: verified
     # generation), the operator proposes too; anyone may have a passed proposal executed
     ("GET", f"{V1}/governance/parameters"): ANY_ROLE,

@@ -18,6 +18,7 @@ from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.delivery import DeliveryService
 from wattx.services.governance import GovernanceService
+from wattx.services.incentives import IncentivesService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
 from wattx.services.metering import MeteringService
@@ -58,6 +59,7 @@ class AppState:
     audit: AuditService
     delivery: DeliveryService
     governance: GovernanceService
+    incentives: IncentivesService
     statements: StatementService
 
 

@@ -16,8 +16,13 @@ _UNITS: tuple[tuple[str, str], ...] = (
     ("wheeling_", "micro-units per kWh"),
     ("loss_", "parts per million"),
     ("refprice_", "basis points"),
-    ("incentive_base_per_period", "credit micro-units per period"),
-    ("incentive_rate_per_kwh", "credit micro-units per kWh"),
+    ("incentive_budget_per_period", "credit micro-units per period"),
+    ("incentive_cap_per_node", "credit micro-units per period"),
+    ("incentive_min_bond", "credit micro-units"),
+    ("incentive_slash_bps", "basis points"),
+    ("incentive_unbonding_delay_s", "seconds"),
+    ("incentive_appeal_window_s", "seconds"),
+    ("incentive_", "score points per unit"),
 )
 
 

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import structlog
 
 from wattx.domain.epochs import EpochClock
+from wattx.incentives import node_key
 from wattx.services.chain import ChainAccounts, meter_key, zone_key
 from wattx.services.minting import MintingService
 from wattx.settlement.contract_chain import ContractChain
@@ -178,4 +179,7 @@ def registration_present(chain: ContractChain, kind: str, key: str) -> bool:
         return int(status) != 0
     if kind == "permit_only":
         return bool(chain.view("Marketplace", "permit_only", key))
+    if kind == "node":
+        owner, *_ = chain.view("NetworkIncentives", "nodes", node_key(key))
+        return int(owner, 16) != 0
     raise ValueError(f"not a registration the service sends: {kind}")

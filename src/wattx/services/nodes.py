@@ -25,6 +25,8 @@ from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain.epochs import EpochClock
 from wattx.domain.errors import DomainError
+from wattx.incentives import PeriodClock, heartbeat_slot
+from wattx.metering.errors import BadSignatureError
 from wattx.nodes import challenge, registration
 from wattx.nodes.commands import (
     DEFAULT_TTL_S,
@@ -67,8 +69,10 @@ from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal, Role, UserStatus
 from wattx.store import accounts as account_repo
 from wattx.store import audit
+from wattx.store import incentives as incentives_repo
 from wattx.store import meters as meter_repo
 from wattx.store.db import Database
+from wattx.store.models_incentives import NodeActivityRow
 from wattx.store.models_nodes import (
     NodeCommandRow,
     NodeKeyRow,
@@ -139,6 +143,15 @@ class _PendingHeartbeat:
     owner_id: str
     frame: HeartbeatFrame
     at: datetime
+    interval_s: int
+    slots: frozenset[tuple[int, int]]
+    """(incentive period, heartbeat interval of that period) of every heartbeat taken."""
+
+    def after(self, older: _PendingHeartbeat | None) -> _PendingHeartbeat:
+        """This heartbeat, counting the intervals the older waiting one covered too."""
+        if older is None:
+            return self
+        return replace(self, slots=self.slots | older.slots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +171,7 @@ class NodeService:
         *,
         heartbeat_interval_s: int = 30,
         command_retry_base_s: float = 5.0,
+        incentive_period_s: int = 86_400,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -166,6 +180,7 @@ class NodeService:
         self.heartbeat_interval_s = heartbeat_interval_s
         self._retry_base_s = command_retry_base_s
         self._pending_heartbeats: dict[str, _PendingHeartbeat] = {}
+        self.periods = PeriodClock(incentive_period_s)
 
     # ------------------------------------------------------------------ enrolment
 
@@ -726,7 +741,12 @@ class NodeService:
         A node's newer heartbeat replaces its older one still waiting, so a round writes
         one row per node however many heartbeats arrived."""
         now = self._clock.now()
-        self._pending_heartbeats[grant.node_id] = _PendingHeartbeat(grant.owner_id, frame, now)
+        period = self.periods.period_of(now)
+        interval = grant.heartbeat_interval_s
+        slot = heartbeat_slot(now, self.periods.start(period), interval)
+        beat = _PendingHeartbeat(grant.owner_id, frame, now, interval, frozenset({(period, slot)}))
+        older = self._pending_heartbeats.get(grant.node_id)
+        self._pending_heartbeats[grant.node_id] = beat.after(older)
         data = {
             "node_id": grant.node_id,
             "uptime_s": frame.uptime_s,
@@ -757,7 +777,8 @@ class NodeService:
                 turned_healthy = await self._write_heartbeats(chunk)
             except Exception:
                 for node_id, beat in items[start:]:
-                    self._pending_heartbeats.setdefault(node_id, beat)
+                    newer = self._pending_heartbeats.get(node_id)
+                    self._pending_heartbeats[node_id] = newer.after(beat) if newer else beat
                 raise
             written += len(chunk)
             for row in turned_healthy:
@@ -781,7 +802,30 @@ class NodeService:
                 row.buffer_depth = beat.frame.buffer_depth
                 row.device_summary = json.dumps(beat.frame.devices, sort_keys=True)
                 row.health = NodeHealth.HEALTHY.value
+                await self._count_up_slots(session, row.id, beat)
         return turned_healthy
+
+    async def _count_up_slots(
+        self, session: AsyncSession, node_id: str, beat: _PendingHeartbeat
+    ) -> None:
+        """The durable heartbeat history: per incentive period, the heartbeat intervals in
+        which the node sent at least one heartbeat (each counted once)."""
+        for period in sorted({p for p, _ in beat.slots}):
+            slots = sorted(s for p, s in beat.slots if p == period)
+            act = await incentives_repo.activity(
+                session, node_id, period, beat.interval_s, lock=self._db.locks_rows
+            )
+            fresh = [s for s in slots if s > act.last_slot]
+            if fresh:
+                act.up_slots += len(fresh)
+                act.last_slot = fresh[-1]
+
+    async def _activity(self, session: AsyncSession, node: NodeRow) -> NodeActivityRow:
+        """The node's activity row of the current incentive period."""
+        period = self.periods.period_of(self._clock.now())
+        return await incentives_repo.activity(
+            session, node.id, period, node.heartbeat_interval_s, lock=self._db.locks_rows
+        )
 
     async def take_due_commands(self, node_id: str) -> list[dict[str, Any]]:
         """Commands to send now: each marked ``sent`` with its next retry time; overdue
@@ -839,10 +883,13 @@ class NodeService:
                 row.finished_at = now
                 row.detail = frame.detail
                 row.result = None if frame.result is None else json.dumps(frame.result)
+                act = await self._activity(session, node)
                 if target is CommandState.APPLIED:
                     node.commands_applied += 1
+                    act.commands_done += 1
                 else:
                     node.commands_failed += 1
+                    act.commands_failed += 1
                 finished = True
                 if row.type == CommandType.CONFIG.value:
                     applied = target is CommandState.APPLIED
@@ -908,6 +955,12 @@ class NodeService:
             node.readings_relayed += accepted
             node.batches_rejected += rejected
             node.foreign_batches += foreign
+            act = await self._activity(session, node)
+            act.readings += accepted
+            # A batch whose meter signature does not verify was forged or tampered with.
+            act.tampered_batches += sum(
+                1 for o in ordered if isinstance(o.error, BadSignatureError)
+            )
         return ordered
 
     async def count_bad_frame(self, node_id: str) -> None:

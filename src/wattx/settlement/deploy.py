@@ -62,8 +62,15 @@ DEFAULT_PARAMETERS: tuple[GovernedParameter, ...] = (
     GovernedParameter("refprice_time_of_use_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_reliability_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_base_per_kwh", 0, 10_000_000),
-    GovernedParameter("incentive_base_per_period", 1_000, 1_000_000_000),
-    GovernedParameter("incentive_rate_per_kwh", 100, 1_000_000_000),
+    GovernedParameter("incentive_budget_per_period", 10_000_000, 1_000_000_000_000),
+    GovernedParameter("incentive_cap_per_node", 1_000_000, 1_000_000_000_000),
+    GovernedParameter("incentive_min_bond", 10_000_000, 1_000_000_000_000),
+    GovernedParameter("incentive_uptime_weight", 100, 1_000_000),
+    GovernedParameter("incentive_reading_weight", 10, 1_000_000),
+    GovernedParameter("incentive_command_weight", 100, 1_000_000),
+    GovernedParameter("incentive_slash_bps", 1_000, 10_000),
+    GovernedParameter("incentive_unbonding_delay_s", 7 * 24 * 3600, 90 * 24 * 3600),
+    GovernedParameter("incentive_appeal_window_s", 3 * 24 * 3600, 30 * 24 * 3600),
 )
 
 

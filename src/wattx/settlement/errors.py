@@ -80,6 +80,16 @@ class GovernanceRuleError(ContractRevertError):
     title = "The proposal or vote breaks a governance rule"
 
 
+class PeriodAlreadyReportedError(ContractRevertError):
+    code = "period_already_reported"
+    title = "The incentive period was reported before"
+
+
+class IncentiveRuleError(ContractRevertError):
+    code = "incentive_rule_violated"
+    title = "The bond, report, claim or slash breaks a NetworkIncentives rule"
+
+
 # Reason prefixes (as the contracts write them) mapped to the rule they break.
 _REVERT_RULES: tuple[tuple[str, type[ContractRevertError]], ...] = (
     ("epoch already settled", EpochAlreadySettledError),
@@ -112,6 +122,22 @@ _REVERT_RULES: tuple[tuple[str, type[ContractRevertError]], ...] = (
     ("unknown parameter", GovernanceRuleError),
     ("unknown proposal", GovernanceRuleError),
     ("value above the parameter's maximum", GovernanceRuleError),
+    ("period already reported", PeriodAlreadyReportedError),
+    ("nothing to bond", IncentiveRuleError),
+    ("nothing to unbond", IncentiveRuleError),
+    ("nothing unbonding", IncentiveRuleError),
+    ("nothing to claim", IncentiveRuleError),
+    ("nothing to slash", IncentiveRuleError),
+    ("amount above the bond", IncentiveRuleError),
+    ("unbonding delay not elapsed", IncentiveRuleError),
+    ("reports not sorted", IncentiveRuleError),
+    ("unknown node", IncentiveRuleError),
+    ("uptime above", IncentiveRuleError),
+    ("unknown slash", IncentiveRuleError),
+    ("slash not", IncentiveRuleError),
+    ("slash already settled", IncentiveRuleError),
+    ("appeal window", IncentiveRuleError),
+    ("node already registered", IncentiveRuleError),
 )
 
 

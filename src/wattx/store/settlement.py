@@ -71,7 +71,7 @@ async def add_registration(session: AsyncSession, kind: str, key: str, tx_hash: 
         session.add(ChainRegistrationRow(kind=kind, key=key, tx_hash=tx_hash))
 
 
-REGISTRATION_KINDS_SENT = ("participant", "zone", "meter", "permit_only")
+REGISTRATION_KINDS_SENT = ("participant", "zone", "meter", "permit_only", "node")
 """Registrations the service sent itself (and can send again)."""
 
 

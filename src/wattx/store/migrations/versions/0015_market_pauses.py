@@ -1,6 +1,6 @@
 """Emergency pauses of a market's order intake (market_pauses).
 
-Revision ID: 0015_refprice
+Revision ID: 0015
 Revises: 0014
 
 """

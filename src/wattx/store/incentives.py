@@ -1,0 +1,138 @@
+"""Repository of node incentives (see ``models_incentives``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.store.models_incentives import IncentivePeriodRow, IncentiveSlashRow, NodeActivityRow
+
+
+async def activity(
+    session: AsyncSession, node_id: str, period: int, interval_s: int, *, lock: bool
+) -> NodeActivityRow:
+    """The node's row for the period, created (all zero) if missing; locked when ``lock``.
+    Created with ON CONFLICT DO NOTHING, so two writers never collide."""
+    values = {
+        "node_id": node_id,
+        "period": period,
+        "interval_s": interval_s,
+        "up_slots": 0,
+        "last_slot": -1,
+        "readings": 0,
+        "commands_done": 0,
+        "commands_failed": 0,
+        "tampered_batches": 0,
+        "reward": None,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(NodeActivityRow).values(**values).on_conflict_do_nothing())
+    query = select(NodeActivityRow).where(
+        NodeActivityRow.node_id == node_id, NodeActivityRow.period == period
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query.execution_options(populate_existing=True))).one()
+
+
+async def period_activity(session: AsyncSession, period: int) -> Sequence[NodeActivityRow]:
+    query = select(NodeActivityRow).where(NodeActivityRow.period == period)
+    return (await session.scalars(query.order_by(NodeActivityRow.node_id))).all()
+
+
+async def node_activity(
+    session: AsyncSession, node_id: str, *, limit: int
+) -> Sequence[NodeActivityRow]:
+    query = (
+        select(NodeActivityRow)
+        .where(NodeActivityRow.node_id == node_id)
+        .order_by(NodeActivityRow.period.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def reported_period(session: AsyncSession, period: int) -> IncentivePeriodRow | None:
+    return await session.get(IncentivePeriodRow, period)
+
+
+async def last_reported(session: AsyncSession) -> int | None:
+    query = select(IncentivePeriodRow.period).order_by(IncentivePeriodRow.period.desc()).limit(1)
+    return (await session.scalars(query)).first()
+
+
+async def add_period(
+    session: AsyncSession, period: int, nodes: int, paid: int, tx_hash: str, at: datetime
+) -> None:
+    session.add(
+        IncentivePeriodRow(period=period, nodes=nodes, paid=paid, tx_hash=tx_hash, reported_at=at)
+    )
+
+
+async def add_slash(
+    session: AsyncSession,
+    *,
+    slash_id: int,
+    node_id: str,
+    period: int,
+    reason: str,
+    amount: int,
+    tx_hash: str,
+    at: datetime,
+) -> None:
+    session.add(
+        IncentiveSlashRow(
+            slash_id=slash_id,
+            node_id=node_id,
+            period=period,
+            reason=reason,
+            amount=amount,
+            tx_hash=tx_hash,
+            created_at=at,
+        )
+    )
+
+
+async def slashes_of(session: AsyncSession, node_id: str) -> Sequence[IncentiveSlashRow]:
+    query = select(IncentiveSlashRow).where(IncentiveSlashRow.node_id == node_id)
+    return (await session.scalars(query.order_by(IncentiveSlashRow.slash_id))).all()
+
+
+async def slash(session: AsyncSession, slash_id: int) -> IncentiveSlashRow | None:
+    return await session.get(IncentiveSlashRow, slash_id)
+
+
+async def slashed_in(session: AsyncSession, period: int) -> set[tuple[str, str]]:
+    """(node, reason) pairs already slashed for ``period``."""
+    query = select(IncentiveSlashRow.node_id, IncentiveSlashRow.reason).where(
+        IncentiveSlashRow.period == period
+    )
+    return {(n, r) for n, r in (await session.execute(query)).all()}
+
+
+async def periods_between(session: AsyncSession, after: int, before: int) -> list[int]:
+    """Periods with activity, ``after < period < before``, oldest first."""
+    query = (
+        select(NodeActivityRow.period)
+        .distinct()
+        .where(NodeActivityRow.period > after, NodeActivityRow.period < before)
+        .order_by(NodeActivityRow.period)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def open_slashes(session: AsyncSession) -> Sequence[IncentiveSlashRow]:
+    query = select(IncentiveSlashRow).where(IncentiveSlashRow.settled_at.is_(None))
+    return (await session.scalars(query.order_by(IncentiveSlashRow.slash_id))).all()
+
+
+async def mark_settled(session: AsyncSession, slash_ids: Sequence[int], at: datetime) -> None:
+    for slash_id in slash_ids:
+        row = await session.get(IncentiveSlashRow, slash_id)
+        if row is not None and row.settled_at is None:
+            row.settled_at = at
