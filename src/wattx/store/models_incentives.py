@@ -1,6 +1,6 @@
 """Tables of node incentives: what each node did per incentive period (the durable
 heartbeat aggregate), the periods reported to NetworkIncentives, and the slashes the
-service asked for. Created by migration ``0015_gov``."""
+service asked for. Created by migration ``0016``."""
 
 from __future__ import annotations
 
