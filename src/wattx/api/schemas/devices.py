@@ -94,9 +94,34 @@ class DeliveryOut(BaseModel):
     imbalance_charge: int | None
     seller_export_wh: int | None
     buyer_import_wh: int | None
+    reason: str | None = Field(
+        default=None, description="why it was refunded before measurement, or a seller's shortfall"
+    )
     updated_at: datetime
 
 
 class DeliveryList(BaseModel):
     items: list[DeliveryOut]
     page: Page
+
+
+class TelemetryIn(StrictModel):
+    epoch_id: int = Field(ge=0, le=2**62, description="the delivery epoch reported on")
+    export_wh: int | None = Field(
+        default=None, ge=0, le=2**53, description="energy the device exported"
+    )
+    import_wh: int | None = Field(
+        default=None, ge=0, le=2**53, description="energy the device imported"
+    )
+    fault: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the device tripped or faulted (a short description); refunds its trades",
+    )
+
+
+class TelemetryOut(BaseModel):
+    device_id: str
+    epoch_id: int
+    refunded: list[str] = Field(description="trades refunded because of the reported fault")
