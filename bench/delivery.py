@@ -54,7 +54,7 @@ from wattx.settlement.batch import MeasuredDelivery, build_epoch_batch
 from wattx.store import settlement as repo
 from wattx.store.db import Database
 from wattx.store.migrate import upgrade_to_head
-from wattx.store.models import EpochRow, MeterRow, TradeRow, ZoneRow
+from wattx.store.models import BalanceRow, EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_nodes import NodeCommandRow, NodeRow
@@ -174,6 +174,9 @@ async def _populate(
                         updated_at=at,
                     )
                 )
+            # A household that trades holds credit and energy tokens.
+            session.add(BalanceRow(account_id=user, asset="credit", free=50_000_000, locked=0))
+            session.add(BalanceRow(account_id=user, asset="energy", free=20_000, locked=0))
             session.add(
                 MeterEpochEnergyRow(
                     meter_id=meter,

@@ -6,7 +6,7 @@ of the refund. Each refunded trade settles as undelivered, on chain and in the w
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from service.client import ApiClient, User
 from service.conftest import ManualClock
 from service.helpers import assert_problem
 from wattx.bus.events import Event, EventType
+from wattx.devices.plans import DeliveryPlan
 from wattx.nodes.frames import AckFrame
 from wattx.services.nodes import LinkGrant
 from wattx.store.models_devices import DeviceCommandRow
@@ -51,10 +52,16 @@ class Epoch:
     node_id: str | None
     trades: list[dict[str, Any]]
     epoch_id: int
+    plans: dict[str, DeliveryPlan] = field(default_factory=dict)
 
 
 async def _epoch(
-    api: ApiClient, tmp_path: Path, *, node: bool = False, seller_credit: int = SELLER_CREDIT
+    api: ApiClient,
+    tmp_path: Path,
+    *,
+    node: bool = False,
+    seller_credit: int = SELLER_CREDIT,
+    battery_schedule: dict[str, Any] | None = None,
 ) -> Epoch:
     """Two physical trades of one seller's battery to one buyer's car, planned."""
     market = await set_up_market(api)
@@ -98,12 +105,23 @@ async def _epoch(
         capacity_wh=60_000,
         soc_wh=20_000,
     )
+    if battery_schedule is not None:
+        schedule = api.state.market.schedule
+        first = schedule.first_open_epoch(api.state.clock.now())
+        r = await api.http.put(
+            f"/api/v1/devices/{battery['id']}/schedule",
+            json={"starts_at": schedule.epoch(first).start.isoformat(), **battery_schedule},
+            headers=market.seller.headers,
+        )
+        assert r.status_code == 200, r.text
     trades = await trade_and_close(api, market, 1_500)
     plans = await api.state.delivery.plan_due()
     assert set(plans) == {t["id"] for t in trades}
-    return Epoch(
+    setup = Epoch(
         market, buyer_meter, battery["id"], car["id"], node_id, trades, trades[0]["epoch_id"]
     )
+    setup.plans = plans
+    return setup
 
 
 async def _relogin(api: ApiClient, market: Market) -> Market:

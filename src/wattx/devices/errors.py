@@ -68,3 +68,8 @@ class MeterEpochPendingError(ConflictError):
 class DeliveryBalanceShortError(ConflictError):
     code = "delivery_balance_short"
     title = "A balance moved while the epoch was measured; the batch is measured again"
+
+
+class InvalidScheduleError(ValidationError):
+    code = "invalid_schedule"
+    title = "The day-ahead schedule cannot be made from that forecast"

@@ -23,6 +23,7 @@ Other trades settle as before (the contracted quantity, less line losses).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ from wattx.devices.errors import (
     DeviceNotFoundError,
     DuplicateCommandError,
     InvalidDeviceError,
+    InvalidScheduleError,
     MeterEpochPendingError,
     SetpointOutOfLimitsError,
     StaleCommandError,
@@ -57,7 +59,21 @@ from wattx.devices.errors import (
 )
 from wattx.devices.lifecycle import TRANSITIONS, DeliveryEvent, DeliveryState, advance
 from wattx.devices.model import DeviceKind, DeviceLimits, DeviceProtocol
-from wattx.devices.plans import DeliveryPlan, PlannedDevice, build_plans
+from wattx.devices.plans import (
+    Budget,
+    DeliveryPlan,
+    PlannedDevice,
+    ScheduledSlot,
+    build_plans,
+    scheduled_budget,
+)
+from wattx.devices.scheduling.dayahead import (
+    BatterySpec,
+    Forecast,
+    Schedule,
+    ScheduleInputError,
+    schedule_day_ahead,
+)
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import DomainError
 from wattx.domain.trades import Trade
@@ -67,12 +83,12 @@ from wattx.services.accounts import new_id
 from wattx.services.delivery_metrics import DeliveryMetrics
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
-from wattx.store import journal
 from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances
 from wattx.store.models import BalanceRow, EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_nodes import NodeCommandRow, NodeMeterRow, NodeRow
+from wattx.store.models_statements import LedgerEntryRow
 from wattx.store.trades import trade_from_row
 
 ACTIVE = "active"
@@ -663,6 +679,63 @@ class DeliveryService:
             )
             return list(await session.scalars(query))
 
+    # -- day-ahead schedule -----------------------------------------------------
+
+    async def set_schedule(
+        self,
+        principal: Principal,
+        device_id: str,
+        *,
+        starts_at: datetime,
+        forecast: Forecast,
+        final_soc_min_wh: int | None,
+    ) -> Schedule:
+        """Solve a battery's day-ahead schedule from its owner's forecast and keep it:
+        the delivery plans of the epochs it covers ask no more of the battery than
+        the schedule's discharge and charge (``wattx.devices.plans.scheduled_budget``)."""
+        async with self._db.read() as session:
+            device = await self._owned(session, principal, device_id)
+        if device.kind != DeviceKind.BATTERY.value or device.soc_wh is None:
+            raise InvalidScheduleError(
+                "a day-ahead schedule is for a battery whose state of charge is known",
+                device_id=device_id,
+            )
+        spec = BatterySpec(device.capacity_wh, device.reserve_wh, device.rated_power_w)
+        try:
+            schedule = await asyncio.to_thread(
+                schedule_day_ahead,
+                forecast,
+                spec,
+                max(device.soc_wh, device.reserve_wh),
+                final_soc_min_wh=final_soc_min_wh,
+            )
+        except ScheduleInputError as exc:
+            raise InvalidScheduleError(str(exc), device_id=device_id) from None
+        stored = json.dumps(
+            {
+                "starts_at": starts_at.isoformat(),
+                "slot_s": forecast.slot_s,
+                "slots": [[s.charge_wh, s.discharge_wh, s.soc_wh] for s in schedule.slots],
+            }
+        )
+        async with self._db.write() as session:
+            row = await self._owned(session, principal, device_id)
+            row.schedule = stored
+            row.updated_at = self._clock.now()
+        return schedule
+
+    def _budget(self, device: DeviceRow, epoch_start: datetime, seconds: int) -> Budget | None:
+        if device.schedule is None:
+            return None
+        doc = json.loads(device.schedule)
+        return scheduled_budget(
+            datetime.fromisoformat(doc["starts_at"]),
+            int(doc["slot_s"]),
+            [ScheduledSlot(c, d, soc) for c, d, soc in doc["slots"]],
+            epoch_start,
+            seconds,
+        )
+
     # -- telemetry --------------------------------------------------------------
 
     async def telemetry(
@@ -847,7 +920,13 @@ class DeliveryService:
                     for own in devices.values()
                     for d in own
                 ]
-                epoch_plans = build_plans(physical, planned, seconds)
+                budgets = {
+                    d.id: budget
+                    for own in devices.values()
+                    for d in own
+                    if (budget := self._budget(d, epoch.start, seconds)) is not None
+                }
+                epoch_plans = build_plans(physical, planned, seconds, budgets)
                 by_id = {d.id: d for own in devices.values() for d in own}
                 zone_of = await self._zones_of_meters(session, {d.meter_id for d in by_id.values()})
                 live_nodes = await self._active_nodes(
@@ -1090,6 +1169,23 @@ class DeliveryService:
                 lock=lock,
             )
         changed: list[TradeDeliveryRow] = []
+        entries: list[dict[str, Any]] = []
+
+        def journal_entry(
+            account: str, asset: str, amount: int, *, kind: str, at: datetime, ref: str
+        ) -> None:
+            if amount:
+                entries.append(
+                    {
+                        "account_id": account,
+                        "asset": asset,
+                        "amount": amount,
+                        "kind": kind,
+                        "ref": ref,
+                        "at": at,
+                    }
+                )
+
         for trade in sorted(trades, key=lambda t: (t.seq, t.id)):
             outcome = outcomes.get(trade.id)
             if outcome is None:
@@ -1136,8 +1232,7 @@ class DeliveryService:
                 )
                 seller_energy.free += undelivered
                 energy = Asset.ENERGY.value
-                journal.record(
-                    session,
+                journal_entry(
                     trade.buyer,
                     energy,
                     -undelivered,
@@ -1145,8 +1240,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     energy,
                     undelivered,
@@ -1173,8 +1267,7 @@ class DeliveryService:
                 fees = await balance_for_update(session, FEE_ACCOUNT, Asset.CREDIT, lock=lock)
                 fees.free += outcome.imbalance_charge
                 credit = Asset.CREDIT.value
-                journal.record(
-                    session,
+                journal_entry(
                     trade.buyer,
                     credit,
                     outcome.refund,
@@ -1182,8 +1275,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     credit,
                     -outcome.refund,
@@ -1191,8 +1283,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     credit,
                     -outcome.imbalance_charge,
@@ -1200,8 +1291,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     FEE_ACCOUNT,
                     credit,
                     outcome.imbalance_charge,
@@ -1209,6 +1299,9 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
+        if entries:
+            # One executemany instead of thousands of ORM objects.
+            await session.execute(insert(LedgerEntryRow), entries)
         return changed
 
     async def stored(self, session: AsyncSession, epoch_id: int) -> dict[str, MeasuredDelivery]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -19,9 +20,13 @@ from wattx.api.schemas.devices import (
     DeviceList,
     DeviceOut,
     DevicePatch,
+    ScheduleIn,
+    ScheduleOut,
+    ScheduleSlotOut,
     TelemetryIn,
     TelemetryOut,
 )
+from wattx.devices.scheduling.dayahead import Forecast
 from wattx.services.delivery import DeviceSpec
 from wattx.store.models import TradeRow
 from wattx.store.models_devices import TradeDeliveryRow
@@ -188,3 +193,40 @@ async def device_telemetry(
         fault=body.fault,
     )
     return TelemetryOut(device_id=device_id, epoch_id=body.epoch_id, refunded=refunded)
+
+
+@router.put("/devices/{device_id}/schedule")
+async def set_schedule(
+    device_id: DeviceId, body: ScheduleIn, principal: CurrentPrincipal, state: State
+) -> ScheduleOut:
+    """A battery's day-ahead schedule (a linear program solved with HiGHS) from your
+    forecast; delivery plans then ask no more of it than the schedule does."""
+    schedule = await state.delivery.set_schedule(
+        principal,
+        device_id,
+        starts_at=body.starts_at,
+        forecast=Forecast(
+            pv_wh=body.pv_wh,
+            load_wh=body.load_wh,
+            import_price=body.import_price,
+            export_price=body.export_price,
+            slot_s=body.slot_s,
+        ),
+        final_soc_min_wh=body.final_soc_min_wh,
+    )
+    return ScheduleOut(
+        device_id=device_id,
+        slot_s=body.slot_s,
+        cost_micro=schedule.cost_micro,
+        slots=[
+            ScheduleSlotOut(
+                starts_at=body.starts_at + timedelta(seconds=k * body.slot_s),
+                charge_wh=s.charge_wh,
+                discharge_wh=s.discharge_wh,
+                import_wh=s.import_wh,
+                export_wh=s.export_wh,
+                soc_wh=s.soc_wh,
+            )
+            for k, s in enumerate(schedule.slots)
+        ],
+    )
