@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -420,3 +420,28 @@ async def test_refused_commands_are_counted(api: ApiClient, tmp_path: Path) -> N
     metrics = (await api.http.get("/metrics")).text
     assert 'wattx_device_input_refused_total{code="duplicate_command"} 1.0' in metrics
     assert 'wattx_device_input_refused_total{code="stale_command"} 1.0' in metrics
+
+
+async def test_a_cancel_withdraws_the_setpoints(api: ApiClient, tmp_path: Path) -> None:
+    setup = await _epoch(api, tmp_path, node=True)
+    market = setup.market
+    trade = setup.trades[0]
+    r = await api.http.post(
+        f"/api/v1/deliveries/{trade['id']}/cancel", headers=market.seller.headers
+    )
+    assert r.status_code == 200, r.text
+    ends = api.state.market.schedule.epoch(setup.epoch_id).end
+    for device, owner in ((setup.battery, market.seller), (setup.car, market.buyer)):
+        listed = await api.http.get(f"/api/v1/devices/{device}/commands", headers=owner.headers)
+        assert listed.status_code == 200, listed.text
+        mine = [c for c in listed.json()["items"] if c["trade_id"] == trade["id"]]
+        assert sorted(c["type"] for c in mine) == ["schedule", "transfer.stop"]
+        (stop,) = [c for c in mine if c["type"] == "transfer.stop"]
+        assert stop["status"] == "sent"
+        assert datetime.fromisoformat(stop["expires_at"]) == ends
+    # The other trade keeps its setpoints.
+    listed = await api.http.get(
+        f"/api/v1/devices/{setup.battery}/commands", headers=market.seller.headers
+    )
+    others = [c["type"] for c in listed.json()["items"] if c["trade_id"] == setup.trades[1]["id"]]
+    assert others == ["schedule"]

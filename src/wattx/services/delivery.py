@@ -601,9 +601,41 @@ class DeliveryService:
             moved = await self._refund(
                 session, [trade_id], DeliveryEvent.CANCEL, f"cancelled by {who}", now
             )
+            await self._stop_transfers(session, row)
         for data, parties in moved:
             await self._publish_delivery_data(data, parties)
         return row
+
+    async def _stop_transfers(self, session: AsyncSession, row: TradeDeliveryRow) -> None:
+        """Withdraw a cancelled trade's setpoints: a ``transfer.stop`` command to each
+        device planned for it that sits behind an active node, expiring at the end
+        of the delivery epoch."""
+        planned = await session.scalars(
+            select(DeviceRow)
+            .where(
+                DeviceRow.id.in_(
+                    select(DeviceCommandRow.device_id).where(
+                        DeviceCommandRow.trade_id == row.trade_id,
+                        DeviceCommandRow.type == "schedule",
+                    )
+                )
+            )
+            .order_by(DeviceRow.id)
+        )
+        ends = self._schedule.epoch(row.epoch_id).end
+        for device in list(planned):
+            try:
+                await self._command(
+                    session,
+                    device,
+                    f"stop:{row.trade_id}:{device.id}"[:64],
+                    "transfer.stop",
+                    {"trade_id": row.trade_id},
+                    ends,
+                    trade_id=row.trade_id,
+                )
+            except InvalidDeviceError:
+                continue  # no active node: nothing can reach it
 
     async def _advance_trades(
         self, session: AsyncSession, now: datetime
