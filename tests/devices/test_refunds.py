@@ -6,6 +6,7 @@ of the refund. Each refunded trade settles as undelivered, on chain and in the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -170,6 +171,8 @@ class _Events:
     async def __aexit__(self, *_: object) -> None:
         await asyncio.sleep(0.05)
         self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _assert_settled_undelivered(

@@ -12,6 +12,14 @@ Other trades settle as before (the contracted quantity, less line losses).
 - **Acks** (:meth:`DeliveryService.sweep`): a device command whose node command
   was applied is ``acked``; one rejected, expired or past its expiry unacked
   is ``failed`` and its device ``at_risk`` (a ``device.alert`` event).
+- **Refunds before measurement**: a seller's or operator's
+  :meth:`DeliveryService.cancel`, a ``timeout`` (commands not acked by the
+  epoch's start plus ``start_grace_s``) and a ``fault`` (a rejected setpoint,
+  or a trip reported by :meth:`DeliveryService.telemetry`) refund the trade;
+  its batch settles it as undelivered.
+- **Telemetry** (:meth:`DeliveryService.telemetry`): device-reported energy
+  beyond the tolerance from its meter's verified energy is refused, alerted
+  and counted; the meter wins.
 - **Measured delivery** (:meth:`DeliveryService.measure` and :meth:`record`,
   called by the settlement worker when it writes the epoch's batch, after the
   delivery epoch plus ``delivery_grace_s``): each party's metered export
