@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select, update
 
 from chain_service.flow import (
     Market,
@@ -38,10 +39,15 @@ from service.client import ApiClient, User
 from service.conftest import ManualClock
 from service.helpers import assert_problem
 from wattx.bus.events import Event, EventType
+from wattx.devices.errors import DeliveryBalanceShortError
 from wattx.devices.plans import DeliveryPlan
 from wattx.nodes.frames import AckFrame
 from wattx.services.nodes import LinkGrant
-from wattx.store.models_devices import DeviceCommandRow
+from wattx.services.settlement import trade_from_row
+from wattx.store import settlement as repo
+from wattx.store.models import BalanceRow
+from wattx.store.models_devices import DeviceCommandRow, TradeDeliveryRow
+from wattx.store.models_statements import LedgerEntryRow
 
 
 @dataclass
@@ -448,3 +454,48 @@ async def test_a_cancel_withdraws_the_setpoints(api: ApiClient, tmp_path: Path) 
     )
     others = [c["type"] for c in listed.json()["items"] if c["trade_id"] == setup.trades[1]["id"]]
     assert others == ["schedule"]
+
+
+async def test_credit_spent_between_measuring_and_writing_changes_nothing(
+    api: ApiClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    setup = await _epoch(api, tmp_path)
+    market = setup.market
+    trade = setup.trades[0]
+    r = await api.http.post(
+        f"/api/v1/deliveries/{trade['id']}/cancel", headers=market.seller.headers
+    )
+    assert r.status_code == 200, r.text
+    clock.current = api.state.market.schedule.epoch(setup.epoch_id).end + timedelta(seconds=60)
+    delivery = api.state.delivery
+    async with api.state.db.read() as session:
+        trades = [trade_from_row(t) for t in await repo.epoch_trades(session, setup.epoch_id)]
+    outcomes = await delivery.measure(setup.epoch_id, trades)
+    assert outcomes[trade["id"]].refund == trade["value"]
+    # The seller's credit goes (as by a withdrawal) after the epoch was measured.
+    async with api.state.db.write() as session:
+        await session.execute(
+            update(BalanceRow)
+            .where(BalanceRow.account_id == market.seller.id, BalanceRow.asset == "credit")
+            .values(free=0)
+        )
+    with pytest.raises(DeliveryBalanceShortError):
+        async with api.state.db.write() as session:
+            await delivery.record(session, setup.epoch_id, trades, outcomes)
+    async with api.state.db.read() as session:
+        row = await session.get(TradeDeliveryRow, trade["id"])
+        assert row is not None
+        assert row.delivered_wh is None
+        assert row.state == "refunded"
+        moved = await session.scalar(
+            select(func.count())
+            .select_from(LedgerEntryRow)
+            .where(
+                LedgerEntryRow.ref == trade["id"],
+                LedgerEntryRow.kind.in_(["delivery_refund", "imbalance_charge", "undelivered"]),
+            )
+        )
+    assert moved == 0
+    remeasured = await delivery.measure(setup.epoch_id, trades)
+    assert remeasured[trade["id"]].refund == 0
+    assert remeasured[trade["id"]].shortfall > 0
