@@ -123,6 +123,21 @@ class Settings(BaseSettings):
         ge=0,
         description="late readings awaited after a delivery epoch before physical trades settle",
     )
+    delivery_start_grace_s: int = Field(
+        default=30,
+        ge=0,
+        description="after a delivery epoch starts, how long a physical trade's device commands "
+        "may stay unacknowledged before the trade is refunded (timeout)",
+    )
+    telemetry_tolerance_wh: int = Field(
+        default=50, ge=0, description="device-reported energy may miss its meter's by this much"
+    )
+    telemetry_tolerance_pct: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="... or by this percentage of the meter's energy, whichever is larger",
+    )
     mint_threshold_wh: int = 100
     reading_batch_limit: int = Field(default=1_000, description="readings per batch at most")
     reading_retention_s: int = Field(

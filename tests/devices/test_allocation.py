@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from settlement.helpers import make_trade
-from wattx.devices.allocation import allocate, reconcile, settle_delivery
+from wattx.devices.allocation import (
+    allocate,
+    cap_to_credit,
+    reconcile,
+    refunded_outcome,
+    settle_delivery,
+)
 from wattx.settlement.batch import MeasuredDelivery, build_epoch_batch
 
 ADDRESSES = {f"u{i}": "0x" + f"{i + 1:040x}" for i in range(4)}
@@ -126,3 +132,49 @@ def test_seller_stopping_halfway() -> None:
     assert outcome.imbalance_charge == 500 * 300_000 // 1_000 == 150_000
     # The buyer only drew 200 Wh: the rest is undelivered whatever the seller did.
     assert settle_delivery(trade, 1_000, 200, 0).delivered_wh == 200
+
+
+@given(
+    trades=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 5_000), st.integers(0, 5_000)),
+        min_size=1,
+        max_size=8,
+    ),
+    credit=st.lists(st.integers(-1_000_000, 3_000_000), min_size=3, max_size=3),
+)
+@settings(max_examples=200)
+def test_capping_never_takes_a_seller_below_zero(
+    trades: list[tuple[int, int, int]], credit: list[int]
+) -> None:
+    made = [
+        make_trade(f"t{i}", "buyer", f"s{seller}", qty, 150_000, seq=i)
+        for i, (seller, qty, _) in enumerate(trades)
+    ]
+    outcomes = {
+        t.id: settle_delivery(t, export, t.delivered_wh, 300_000)
+        for t, (_, _, export) in zip(made, trades, strict=True)
+    }
+    free = {f"s{i}": c for i, c in enumerate(credit)}
+    capped = cap_to_credit(made, outcomes, free)
+    for i, c in enumerate(credit):
+        own = [capped[t.id] for t in made if t.seller == f"s{i}"]
+        owed = [outcomes[t.id] for t in made if t.seller == f"s{i}"]
+        paid = sum(o.refund + o.imbalance_charge for o in own)
+        # Never more than the seller held (nor than it owed), and all of it when it held enough.
+        assert paid == min(max(c, 0), sum(o.refund + o.imbalance_charge for o in owed))
+        assert paid + sum(o.shortfall for o in own) == sum(
+            o.refund + o.imbalance_charge for o in owed
+        )
+        for got, was in zip(own, owed, strict=True):
+            assert 0 <= got.refund <= was.refund
+            assert 0 <= got.imbalance_charge <= was.imbalance_charge
+            # The refund is covered before the charge.
+            assert got.imbalance_charge == 0 or got.refund == was.refund
+            assert got.delivered_wh == was.delivered_wh
+
+
+def test_a_refunded_trade_is_wholly_undelivered() -> None:
+    trade = make_trade("t", "b", "s", 1_000, 150_000)
+    outcome = refunded_outcome(trade, 300_000)
+    assert (outcome.delivered_wh, outcome.refund) == (0, trade.value)
+    assert outcome.imbalance_charge == trade.delivered_wh * 300_000 // 1_000

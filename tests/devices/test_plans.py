@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from settlement.helpers import make_trade
 from wattx.devices.model import DeviceKind, DeviceLimits
-from wattx.devices.plans import PlannedDevice, build_plans
+from wattx.devices.plans import (
+    Budget,
+    PlannedDevice,
+    ScheduledSlot,
+    build_plans,
+    scheduled_budget,
+)
 
 SECONDS = 900
 
@@ -76,3 +84,23 @@ def test_plans_never_exceed_power_reserve_or_capacity(
     for trade in trades:
         plan = plans[trade.id]
         assert sum(s.energy_wh for s in plan.supply) + plan.uncovered_supply_wh == trade.qty_wh
+
+
+def test_a_schedule_gives_the_epoch_a_budget() -> None:
+    start = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    slots = [ScheduledSlot(0, 300, 5_000), ScheduledSlot(200, 0, 5_190), ScheduledSlot(0, 0, 0)]
+    # Slots of 5 minutes; a 10-minute epoch from the schedule's start covers the first two.
+    assert scheduled_budget(start, 300, slots, start, 600) == Budget(300, 200)
+    assert scheduled_budget(start, 300, slots, start + timedelta(hours=1), 600) is None
+
+
+def test_a_budget_caps_what_the_plan_asks() -> None:
+    devices = [
+        PlannedDevice("bat", "s", DeviceLimits(DeviceKind.BATTERY, 4_000, 10_000, 2_000), 8_000),
+        PlannedDevice("pv", "s", DeviceLimits(DeviceKind.PV_INVERTER, 2_000), None),
+    ]
+    trade = make_trade("t", "b", "s", 900, 100_000)
+    # The battery alone could supply 900; its schedule allows 300, the PV the rest.
+    plan = build_plans([trade], devices, SECONDS, {"bat": Budget(300, 0)})["t"]
+    assert {s.device_id: s.energy_wh for s in plan.supply} == {"pv": 500, "bat": 300}
+    assert plan.uncovered_supply_wh == 100

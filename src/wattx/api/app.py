@@ -72,6 +72,7 @@ from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.delivery import DeliveryService
+from wattx.services.delivery_metrics import DeliveryMetrics
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.governance import GovernanceService
 from wattx.services.incentives import IncentiveReportTask, IncentivesService
@@ -329,7 +330,17 @@ async def _start_services(
             max_frame_bytes=settings.node_max_frame_bytes,
         ),
     )
-    delivery = DeliveryService(db, the_bus, clock, schedule, grace_s=settings.delivery_grace_s)
+    delivery = DeliveryService(
+        db,
+        the_bus,
+        clock,
+        schedule,
+        grace_s=settings.delivery_grace_s,
+        start_grace_s=settings.delivery_start_grace_s,
+        telemetry_tolerance_wh=settings.telemetry_tolerance_wh,
+        telemetry_tolerance_pct=settings.telemetry_tolerance_pct,
+        metrics=DeliveryMetrics(registry),
+    )
     settlement = SettlementService(
         db,
         chain_accounts,

@@ -186,6 +186,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V1}/devices/{{device_id}}"): TRADERS,
     ("POST", f"{V1}/devices/{{device_id}}/commands"): roles(_P, _C, _O),
     ("GET", f"{V1}/devices/{{device_id}}/commands"): TRADERS_AND_OVERSIGHT,
+    ("POST", f"{V1}/devices/{{device_id}}/telemetry"): TRADERS,
+    ("PUT", f"{V1}/devices/{{device_id}}/schedule"): TRADERS,
+    ("POST", f"{V1}/deliveries/{{trade_id}}/cancel"): roles(_P, _C, _O),
     ("GET", f"{V1}/deliveries"): TRADERS_AND_OVERSIGHT,
     # edge nodes: operators enrol and see all; a node operator sees and commands its own
     # (another's node answers 404); enrolment is authenticated by the registration token

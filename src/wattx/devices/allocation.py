@@ -20,12 +20,24 @@ paid by the seller; the seller also pays the imbalance charge
 ``imbalance_price`` is the retail tariff (micro-units per kWh) of the seller's
 zone at the epoch's start hour. Energy: the seller gets the ``u`` undelivered
 Wh back, the buyer receives only ``d``.
+
+**Refunded before measurement** (:func:`refunded_outcome`): a trade whose
+delivery was cancelled, timed out or faulted settles as undelivered whatever
+the meters show (``d = 0``): the buyer gets the whole ``value`` back and the
+seller pays the imbalance charge on the whole contracted amount. Such trades
+take no share of their parties' metered energy.
+
+**Short sellers** (:func:`cap_to_credit`). A seller's refunds and charges of
+an epoch are taken, in trade order, out of its free credit when the epoch is
+measured: each refund first, then its charge, never more than is left, so
+the seller's credit never goes below zero. What it cannot cover is the
+trade's ``shortfall`` (refund first uncovered last), which nobody pays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wattx.domain.trades import Trade
 from wattx.units import WH_PER_KWH
@@ -58,6 +70,8 @@ class DeliveryOutcome:
     imbalance_charge: int
     seller_export_wh: int
     buyer_import_wh: int
+    shortfall: int = 0
+    """Refund and charge the seller's credit could not cover (see :func:`cap_to_credit`)."""
 
     @property
     def undelivered_wh(self) -> int:
@@ -121,3 +135,36 @@ def reconcile(
         )
         for t in ordered
     }
+
+
+def refunded_outcome(trade: Trade, imbalance_price: int) -> DeliveryOutcome:
+    """A trade refunded before measurement (cancel, timeout, fault): nothing delivered."""
+    return settle_delivery(trade, 0, 0, imbalance_price)
+
+
+def cap_to_credit(
+    trades: Sequence[Trade],
+    outcomes: Mapping[str, DeliveryOutcome],
+    free_credit: Mapping[str, int],
+) -> dict[str, DeliveryOutcome]:
+    """``outcomes`` with each seller's refunds and charges capped at its free credit.
+
+    Trades in ``(seq, id)`` order; per trade the refund is covered before the
+    charge. A seller absent from ``free_credit`` holds 0.
+    """
+    left = {seller: max(0, free) for seller, free in free_credit.items()}
+    out = dict(outcomes)
+    for trade in sorted(trades, key=lambda t: (t.seq, t.id)):
+        outcome = outcomes.get(trade.id)
+        if outcome is None or not (outcome.refund or outcome.imbalance_charge):
+            continue
+        avail = left.get(trade.seller, 0)
+        refund = min(outcome.refund, avail)
+        charge = min(outcome.imbalance_charge, avail - refund)
+        left[trade.seller] = avail - refund - charge
+        short = outcome.refund + outcome.imbalance_charge - refund - charge
+        if short:
+            out[trade.id] = replace(
+                outcome, refund=refund, imbalance_charge=charge, shortfall=short
+            )
+    return out

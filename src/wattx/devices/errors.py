@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from wattx.domain.errors import ConflictError, NotFoundError, ValidationError
+from wattx.domain.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 
 
 class InvalidDeviceError(ValidationError):
@@ -38,3 +43,33 @@ class DeliveryTransitionError(ConflictError):
 class DeliveryGracePendingError(ConflictError):
     code = "delivery_grace_pending"
     title = "The epoch's physical trades wait for late meter readings"
+
+
+class DeliveryNotFoundError(NotFoundError):
+    code = "delivery_not_found"
+    title = "No physical delivery for that trade (or not one of yours)"
+
+
+class DeliveryCancelForbiddenError(PermissionDeniedError):
+    code = "delivery_cancel_forbidden"
+    title = "Only the trade's seller or an operator may cancel its delivery"
+
+
+class TelemetryContradictsMeterError(ValidationError):
+    code = "telemetry_contradicts_meter"
+    title = "The device's reported energy contradicts its meter's verified readings"
+
+
+class MeterEpochPendingError(ConflictError):
+    code = "meter_epoch_pending"
+    title = "The meter has no verified energy for that epoch yet"
+
+
+class DeliveryBalanceShortError(ConflictError):
+    code = "delivery_balance_short"
+    title = "A balance moved while the epoch was measured; the batch is measured again"
+
+
+class InvalidScheduleError(ValidationError):
+    code = "invalid_schedule"
+    title = "The day-ahead schedule cannot be made from that forecast"

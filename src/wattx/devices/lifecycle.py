@@ -34,15 +34,21 @@ class DeliveryEvent(StrEnum):
 _S = DeliveryState
 _E = DeliveryEvent
 _BEFORE_MEASUREMENT = (_S.OPEN, _S.FUNDS_LOCKED, _S.TRANSFERRING)
+_BEFORE_TRANSFER = (_S.OPEN, _S.FUNDS_LOCKED)
 
 TRANSITIONS: dict[tuple[DeliveryState, DeliveryEvent], DeliveryState] = {
     (_S.OPEN, _E.LOCK_ACKED): _S.FUNDS_LOCKED,
     (_S.FUNDS_LOCKED, _E.TRANSFER_STARTED): _S.TRANSFERRING,
     **{(s, _E.MEASURED): _S.DELIVERED for s in _BEFORE_MEASUREMENT},
     **{(s, _E.MEASURED_NOTHING): _S.REFUNDED for s in _BEFORE_MEASUREMENT},
-    **{(s, e): _S.REFUNDED for s in _BEFORE_MEASUREMENT for e in (_E.CANCEL, _E.TIMEOUT, _E.FAULT)},
+    # A transfer under way can no longer be cancelled, only fail.
+    **{(s, _E.CANCEL): _S.REFUNDED for s in _BEFORE_TRANSFER},
+    **{(s, e): _S.REFUNDED for s in _BEFORE_MEASUREMENT for e in (_E.TIMEOUT, _E.FAULT)},
     (_S.DELIVERED, _E.SETTLED): _S.SETTLED,
 }
+
+REFUND_EVENTS = frozenset({DeliveryEvent.CANCEL, DeliveryEvent.TIMEOUT, DeliveryEvent.FAULT})
+"""Events that refund a trade before its epoch is measured: it settles as undelivered."""
 
 TERMINAL = frozenset({DeliveryState.SETTLED, DeliveryState.REFUNDED})
 

@@ -8,12 +8,18 @@ still do in the epoch (rated power × epoch length, capacity, reserve) before
 the next is used, largest headroom first. What no device can cover is the
 plan's ``uncovered`` part: the trade still settles by what the meters prove.
 A setpoint's power is ``ceil(energy * 3600 / seconds)`` W, never above rated.
+
+A device may also have a :class:`Budget` for the epoch from a schedule (a
+battery's day-ahead schedule, :func:`scheduled_budget`): the plan never asks
+it to supply more than the budget's ``supply_wh`` or take more than its
+``take_wh``, on top of its limits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from wattx.devices.model import DeviceLimits
 from wattx.domain.trades import Trade
@@ -48,6 +54,48 @@ class DeliveryPlan:
     uncovered_take_wh: int
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The most a schedule lets a device supply and take in the epoch (Wh)."""
+
+    supply_wh: int
+    take_wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSlot:
+    """One slot of a stored day-ahead schedule."""
+
+    charge_wh: int
+    discharge_wh: int
+    soc_wh: int
+
+
+def scheduled_budget(
+    starts_at: datetime,
+    slot_s: int,
+    slots: Sequence[ScheduledSlot],
+    epoch_start: datetime,
+    seconds: int,
+) -> Budget | None:
+    """The budget a day-ahead schedule gives a battery for the epoch ``[epoch_start,
+    epoch_start + seconds)``: the discharge of the schedule's slots that begin in the
+    epoch (what it may supply) and their charge (what it may take). ``None`` when no
+    slot begins in the epoch: the schedule does not cover it and only the limits apply.
+    """
+    end = epoch_start + timedelta(seconds=seconds)
+    inside = [
+        slot
+        for k, slot in enumerate(slots)
+        if epoch_start <= starts_at + timedelta(seconds=k * slot_s) < end
+    ]
+    if not inside:
+        return None
+    return Budget(
+        supply_wh=sum(s.discharge_wh for s in inside), take_wh=sum(s.charge_wh for s in inside)
+    )
+
+
 def _power(energy_wh: int, seconds: int) -> int:
     return -(-energy_wh * 3_600 // seconds)
 
@@ -56,18 +104,26 @@ def build_plans(
     trades: Sequence[Trade],
     devices: Sequence[PlannedDevice],
     seconds: int,
+    budgets: Mapping[str, Budget] | None = None,
 ) -> dict[str, DeliveryPlan]:
-    """Plans for ``trades`` over one epoch of ``seconds`` (see module doc)."""
+    """Plans for ``trades`` over one epoch of ``seconds`` (see module doc); ``budgets``
+    caps the devices that have a schedule for the epoch."""
+    budgets = budgets or {}
     supply_left: dict[str, int] = {}
     take_left: dict[str, int] = {}
     suppliers: dict[str, list[PlannedDevice]] = {}
     takers: dict[str, list[PlannedDevice]] = {}
     for d in devices:
+        budget = budgets.get(d.id)
         if d.limits.can_supply:
             supply_left[d.id] = d.limits.supply_wh(seconds, d.soc_wh)
+            if budget is not None:
+                supply_left[d.id] = max(0, min(supply_left[d.id], budget.supply_wh))
             suppliers.setdefault(d.owner, []).append(d)
         if d.limits.can_take:
             take_left[d.id] = d.limits.take_wh(seconds, d.soc_wh)
+            if budget is not None:
+                take_left[d.id] = max(0, min(take_left[d.id], budget.take_wh))
             takers.setdefault(d.owner, []).append(d)
     # A battery both supplies and takes; its power budget is shared.
     rated: Mapping[str, int] = {d.id: d.limits.rated_power_w * seconds // 3_600 for d in devices}

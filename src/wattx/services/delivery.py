@@ -12,6 +12,14 @@ Other trades settle as before (the contracted quantity, less line losses).
 - **Acks** (:meth:`DeliveryService.sweep`): a device command whose node command
   was applied is ``acked``; one rejected, expired or past its expiry unacked
   is ``failed`` and its device ``at_risk`` (a ``device.alert`` event).
+- **Refunds before measurement**: a seller's or operator's
+  :meth:`DeliveryService.cancel`, a ``timeout`` (commands not acked by the
+  epoch's start plus ``start_grace_s``) and a ``fault`` (a rejected setpoint,
+  or a trip reported by :meth:`DeliveryService.telemetry`) refund the trade;
+  its batch settles it as undelivered.
+- **Telemetry** (:meth:`DeliveryService.telemetry`): device-reported energy
+  beyond the tolerance from its meter's verified energy is refused, alerted
+  and counted; the meter wins.
 - **Measured delivery** (:meth:`DeliveryService.measure` and :meth:`record`,
   called by the settlement worker when it writes the epoch's batch, after the
   delivery epoch plus ``delivery_grace_s``): each party's metered export
@@ -23,6 +31,7 @@ Other trades settle as before (the contracted quantity, less line losses).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,31 +44,59 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
-from wattx.devices.allocation import DeliveryOutcome, reconcile
+from wattx.devices.allocation import (
+    DeliveryOutcome,
+    cap_to_credit,
+    reconcile,
+    refunded_outcome,
+)
 from wattx.devices.errors import (
+    DeliveryBalanceShortError,
+    DeliveryCancelForbiddenError,
     DeliveryGracePendingError,
+    DeliveryNotFoundError,
+    DeliveryTransitionError,
     DeviceNotFoundError,
     DuplicateCommandError,
     InvalidDeviceError,
+    InvalidScheduleError,
+    MeterEpochPendingError,
     SetpointOutOfLimitsError,
     StaleCommandError,
+    TelemetryContradictsMeterError,
 )
-from wattx.devices.lifecycle import DeliveryEvent, DeliveryState, advance
+from wattx.devices.lifecycle import TRANSITIONS, DeliveryEvent, DeliveryState, advance
 from wattx.devices.model import DeviceKind, DeviceLimits, DeviceProtocol
-from wattx.devices.plans import DeliveryPlan, PlannedDevice, build_plans
+from wattx.devices.plans import (
+    Budget,
+    DeliveryPlan,
+    PlannedDevice,
+    ScheduledSlot,
+    build_plans,
+    scheduled_budget,
+)
+from wattx.devices.scheduling.dayahead import (
+    BatterySpec,
+    Forecast,
+    Schedule,
+    ScheduleInputError,
+    schedule_day_ahead,
+)
 from wattx.domain.epochs import EpochClock, EpochSchedule
+from wattx.domain.errors import DomainError
 from wattx.domain.trades import Trade
 from wattx.domain.zones import Tariff, TimeOfUseBand
 from wattx.nodes.commands import CommandState, CommandType
 from wattx.services.accounts import new_id
+from wattx.services.delivery_metrics import DeliveryMetrics
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
-from wattx.store import journal
 from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances
-from wattx.store.models import EpochRow, MeterRow, TradeRow, ZoneRow
+from wattx.store.models import BalanceRow, EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_nodes import NodeCommandRow, NodeMeterRow, NodeRow
+from wattx.store.models_statements import LedgerEntryRow
 from wattx.store.trades import trade_from_row
 
 ACTIVE = "active"
@@ -107,12 +144,20 @@ class DeliveryService:
         schedule: EpochSchedule,
         *,
         grace_s: int,
+        start_grace_s: int = 30,
+        telemetry_tolerance_wh: int = 50,
+        telemetry_tolerance_pct: int = 10,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
         self._schedule = schedule
         self._grace = timedelta(seconds=grace_s)
+        self._start_grace = timedelta(seconds=start_grace_s)
+        self._tolerance_wh = telemetry_tolerance_wh
+        self._tolerance_pct = telemetry_tolerance_pct
+        self.metrics = metrics if metrics is not None else DeliveryMetrics()
 
     # -- registry -------------------------------------------------------------
 
@@ -240,15 +285,21 @@ class DeliveryService:
         payload: dict[str, Any],
         expires_at: datetime,
     ) -> DeviceCommandRow:
-        """A command from the device's owner (or an operator) to the device, over its node."""
-        async with self._db.write() as session:
-            if principal.role.sees_everything:
-                device = await self._visible(session, principal, device_id)
-            else:
-                device = await self._owned(session, principal, device_id)
-            return await self._command(
-                session, device, command_id, type_, payload, expires_at, trade_id=None
-            )
+        """A command from the device's owner (or an operator) to the device, over its node.
+
+        A refused command (stale, duplicate, out of limits...) is counted by its code."""
+        try:
+            async with self._db.write() as session:
+                if principal.role.sees_everything:
+                    device = await self._visible(session, principal, device_id)
+                else:
+                    device = await self._owned(session, principal, device_id)
+                return await self._command(
+                    session, device, command_id, type_, payload, expires_at, trade_id=None
+                )
+        except DomainError as exc:
+            self.metrics.refused.labels(code=exc.code).inc()
+            raise
 
     async def _command(
         self,
@@ -375,12 +426,17 @@ class DeliveryService:
     async def sweep(self) -> int:
         """Settle sent commands from their node commands' outcome; returns how many failed.
 
-        Applied: ``acked``. Rejected or expired, or unacked past ``expires_at``:
-        ``failed``, and the device becomes ``at_risk`` with a ``device.alert``.
-        Set-based: one statement acks every applied command.
+        Applied: ``acked``. Rejected or expired, or unacked past ``expires_at``
+        (a command the node holds but the device has not answered: past
+        ``expires_at`` plus the start grace): ``failed``, and the device becomes
+        ``at_risk`` with a ``device.alert``. A trade whose command the device
+        rejected is refunded (``fault``); one still ``open`` with a command not
+        acked once its epoch started plus the start grace is refunded
+        (``timeout``). Set-based: one statement acks every applied command.
         """
         now = self._clock.now()
         failed: list[tuple[DeviceRow, DeviceCommandRow]] = []
+        faulted: set[str] = set()
         async with self._db.write() as session:
             carrier = NodeCommandRow.id == DeviceCommandRow.node_command_id
             await session.execute(
@@ -401,7 +457,7 @@ class DeliveryService:
             )
             failing = (
                 await session.execute(
-                    select(DeviceCommandRow, NodeCommandRow.detail)
+                    select(DeviceCommandRow, NodeCommandRow.detail, NodeCommandRow.state)
                     .outerjoin(NodeCommandRow, carrier)
                     .where(DeviceCommandRow.status == CMD_SENT)
                     .where(
@@ -416,21 +472,34 @@ class DeliveryService:
                                     NodeCommandRow.state != CommandState.NODE_DURABLE.value,
                                 ),
                             ),
+                            DeviceCommandRow.expires_at <= now - self._start_grace,
                         )
                     )
                     .order_by(DeviceCommandRow.id)
                 )
             ).all()
-            for cmd, detail in failing:
+            for cmd, detail, node_state in failing:
                 cmd.status = CMD_FAILED
                 cmd.detail = (detail or "no acknowledgement before expiry")[:200]
+                if cmd.trade_id is not None and node_state == CommandState.REJECTED.value:
+                    faulted.add(cmd.trade_id)
                 device = await session.get(DeviceRow, cmd.device_id)
                 if device is not None and device.status == ACTIVE:
                     device.status = AT_RISK
                     device.updated_at = now
                 if device is not None:
                     failed.append((device, cmd))
-            moved = await self._advance_trades(session, now)
+            moved = await self._refund(
+                session, faulted, DeliveryEvent.FAULT, "a device refused its setpoint", now
+            )
+            moved += await self._advance_trades(session, now)
+            moved += await self._refund(
+                session,
+                await self._timed_out(session, now),
+                DeliveryEvent.TIMEOUT,
+                "a device did not acknowledge its setpoint by the epoch's start",
+                now,
+            )
         for data, parties in moved:
             await self._publish_delivery_data(data, parties)
         for device, cmd in failed:
@@ -448,6 +517,133 @@ class DeliveryService:
                 )
             )
         return len(failed)
+
+    async def _timed_out(self, session: AsyncSession, now: datetime) -> set[str]:
+        """Trades still ``open`` (a command not acked) whose epoch started at least the
+        start grace ago. Trades without commands (no node) are left to the meters."""
+        started = self._schedule.epoch_id_at(now - self._start_grace)
+        return set(
+            await session.scalars(
+                select(TradeDeliveryRow.trade_id).where(
+                    TradeDeliveryRow.state == DeliveryState.OPEN.value,
+                    TradeDeliveryRow.epoch_id <= started,
+                    select(DeviceCommandRow.id)
+                    .where(
+                        DeviceCommandRow.trade_id == TradeDeliveryRow.trade_id,
+                        DeviceCommandRow.status != CMD_ACKED,
+                    )
+                    .exists(),
+                )
+            )
+        )
+
+    async def _refund(
+        self,
+        session: AsyncSession,
+        trade_ids: Iterable[str],
+        event: DeliveryEvent,
+        reason: str,
+        now: datetime,
+    ) -> list[tuple[dict[str, Any], frozenset[str]]]:
+        """Move the deliveries of ``trade_ids`` that can take ``event`` to ``refunded``.
+
+        Nothing moves money here: the epoch's batch settles them as undelivered
+        (``wattx.devices.allocation.refunded_outcome``)."""
+        ids = sorted(set(trade_ids))
+        if not ids:
+            return []
+        query = (
+            select(TradeDeliveryRow, TradeRow.buyer, TradeRow.seller)
+            .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
+            .where(TradeDeliveryRow.trade_id.in_(ids))
+            .where(TradeDeliveryRow.delivered_wh.is_(None))
+            .order_by(TradeDeliveryRow.trade_id)
+        )
+        if self._db.locks_rows:
+            query = query.with_for_update(of=TradeDeliveryRow)
+        rows = (await session.execute(query)).all()
+        moved: list[tuple[dict[str, Any], frozenset[str]]] = []
+        for row, buyer, seller in rows:
+            state = DeliveryState(row.state)
+            if (state, event) not in TRANSITIONS:
+                continue
+            row.state = advance(state, event).value
+            row.reason = f"{event.value}: {reason}"[:200]
+            row.updated_at = now
+            self.metrics.refunds.labels(event=event.value).inc()
+            data = _delivery_data(row.trade_id, row.epoch_id, row.state, row.contracted_wh)
+            data["reason"] = row.reason
+            moved.append((data, frozenset({buyer, seller})))
+        return moved
+
+    async def cancel(self, principal: Principal, trade_id: str) -> TradeDeliveryRow:
+        """The seller (or an operator) cancels a delivery not yet transferring: the trade
+        is refunded and settles as undelivered (the seller pays the imbalance charge)."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            found = (
+                await session.execute(
+                    select(TradeDeliveryRow, TradeRow.buyer, TradeRow.seller)
+                    .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
+                    .where(TradeDeliveryRow.trade_id == trade_id)
+                )
+            ).first()
+            if found is None or not (
+                principal.role.sees_everything or principal.user_id in (found[1], found[2])
+            ):
+                raise DeliveryNotFoundError("no such delivery", trade_id=trade_id)
+            row: TradeDeliveryRow = found[0]
+            seller: str = found[2]
+            if not principal.role.sees_everything and principal.user_id != seller:
+                raise DeliveryCancelForbiddenError(
+                    "only the seller or an operator cancels a delivery", trade_id=trade_id
+                )
+            state = DeliveryState(row.state)
+            if (state, DeliveryEvent.CANCEL) not in TRANSITIONS or row.delivered_wh is not None:
+                raise DeliveryTransitionError(
+                    f"a delivery in state {state} cannot be cancelled",
+                    trade_id=trade_id,
+                    state=state.value,
+                )
+            who = "an operator" if principal.role.sees_everything else "the seller"
+            moved = await self._refund(
+                session, [trade_id], DeliveryEvent.CANCEL, f"cancelled by {who}", now
+            )
+            await self._stop_transfers(session, row)
+        for data, parties in moved:
+            await self._publish_delivery_data(data, parties)
+        return row
+
+    async def _stop_transfers(self, session: AsyncSession, row: TradeDeliveryRow) -> None:
+        """Withdraw a cancelled trade's setpoints: a ``transfer.stop`` command to each
+        device planned for it that sits behind an active node, expiring at the end
+        of the delivery epoch."""
+        planned = await session.scalars(
+            select(DeviceRow)
+            .where(
+                DeviceRow.id.in_(
+                    select(DeviceCommandRow.device_id).where(
+                        DeviceCommandRow.trade_id == row.trade_id,
+                        DeviceCommandRow.type == "schedule",
+                    )
+                )
+            )
+            .order_by(DeviceRow.id)
+        )
+        ends = self._schedule.epoch(row.epoch_id).end
+        for device in list(planned):
+            try:
+                await self._command(
+                    session,
+                    device,
+                    f"stop:{row.trade_id}:{device.id}"[:64],
+                    "transfer.stop",
+                    {"trade_id": row.trade_id},
+                    ends,
+                    trade_id=row.trade_id,
+                )
+            except InvalidDeviceError:
+                continue  # no active node: nothing can reach it
 
     async def _advance_trades(
         self, session: AsyncSession, now: datetime
@@ -523,6 +719,198 @@ class DeliveryService:
             )
             return list(await session.scalars(query))
 
+    # -- day-ahead schedule -----------------------------------------------------
+
+    async def set_schedule(
+        self,
+        principal: Principal,
+        device_id: str,
+        *,
+        starts_at: datetime,
+        forecast: Forecast,
+        final_soc_min_wh: int | None,
+    ) -> Schedule:
+        """Solve a battery's day-ahead schedule from its owner's forecast and keep it:
+        the delivery plans of the epochs it covers ask no more of the battery than
+        the schedule's discharge and charge (``wattx.devices.plans.scheduled_budget``)."""
+        async with self._db.read() as session:
+            device = await self._owned(session, principal, device_id)
+        if device.kind != DeviceKind.BATTERY.value or device.soc_wh is None:
+            raise InvalidScheduleError(
+                "a day-ahead schedule is for a battery whose state of charge is known",
+                device_id=device_id,
+            )
+        spec = BatterySpec(device.capacity_wh, device.reserve_wh, device.rated_power_w)
+        try:
+            schedule = await asyncio.to_thread(
+                schedule_day_ahead,
+                forecast,
+                spec,
+                max(device.soc_wh, device.reserve_wh),
+                final_soc_min_wh=final_soc_min_wh,
+            )
+        except ScheduleInputError as exc:
+            raise InvalidScheduleError(str(exc), device_id=device_id) from None
+        stored = json.dumps(
+            {
+                "starts_at": starts_at.isoformat(),
+                "slot_s": forecast.slot_s,
+                "slots": [[s.charge_wh, s.discharge_wh, s.soc_wh] for s in schedule.slots],
+            }
+        )
+        async with self._db.write() as session:
+            row = await self._owned(session, principal, device_id)
+            row.schedule = stored
+            row.updated_at = self._clock.now()
+        return schedule
+
+    def _budget(self, device: DeviceRow, epoch_start: datetime, seconds: int) -> Budget | None:
+        if device.schedule is None:
+            return None
+        doc = json.loads(device.schedule)
+        return scheduled_budget(
+            datetime.fromisoformat(doc["starts_at"]),
+            int(doc["slot_s"]),
+            [ScheduledSlot(c, d, soc) for c, d, soc in doc["slots"]],
+            epoch_start,
+            seconds,
+        )
+
+    # -- telemetry --------------------------------------------------------------
+
+    async def telemetry(
+        self,
+        principal: Principal,
+        device_id: str,
+        *,
+        epoch_id: int,
+        export_wh: int | None,
+        import_wh: int | None,
+        fault: str | None,
+    ) -> list[str]:
+        """A device's report for one delivery epoch: its energy, and whether it tripped.
+
+        Energy is checked against the device's meter's verified energy for the
+        epoch: beyond the tolerance the report is refused
+        (:class:`TelemetryContradictsMeterError`), a ``device.alert`` goes to the
+        owner and operators see it in the counters; the meter wins, nothing
+        changes. A fault puts the device ``at_risk`` and refunds (``fault``) the
+        trades of that epoch planned onto it (a device without a node: its
+        owner's trades of the epoch on the side the device serves). Returns the
+        refunded trade ids.
+        """
+        now = self._clock.now()
+        try:
+            async with self._db.write() as session:
+                device = await self._owned(session, principal, device_id)
+                if export_wh is not None or import_wh is not None:
+                    await self._check_against_meter(session, device, epoch_id, export_wh, import_wh)
+                moved: list[tuple[dict[str, Any], frozenset[str]]] = []
+                if fault is not None:
+                    device.status = AT_RISK
+                    device.updated_at = now
+                    moved = await self._refund(
+                        session,
+                        await self._trades_on(session, device, epoch_id),
+                        DeliveryEvent.FAULT,
+                        f"device {device.id} reported {fault}",
+                        now,
+                    )
+        except TelemetryContradictsMeterError as exc:
+            self.metrics.refused.labels(code=exc.code).inc()
+            await self._bus.publish(
+                Event(
+                    EventType.DEVICE_ALERT,
+                    {"kind": "telemetry_contradicts_meter", "device_id": device_id, **exc.context},
+                    audience=frozenset({principal.user_id}),
+                )
+            )
+            raise
+        except DomainError as exc:
+            self.metrics.refused.labels(code=exc.code).inc()
+            raise
+        if fault is not None:
+            await self._publish_device(device)
+            await self._bus.publish(
+                Event(
+                    EventType.DEVICE_ALERT,
+                    {
+                        "kind": "device_fault",
+                        "device_id": device.id,
+                        "epoch_id": epoch_id,
+                        "detail": fault,
+                        "refunded": sorted(d["trade_id"] for d, _ in moved),
+                    },
+                    audience=frozenset({device.owner_id}),
+                )
+            )
+        for data, parties in moved:
+            await self._publish_delivery_data(data, parties)
+        return sorted(d["trade_id"] for d, _ in moved)
+
+    async def _check_against_meter(
+        self,
+        session: AsyncSession,
+        device: DeviceRow,
+        epoch_id: int,
+        export_wh: int | None,
+        import_wh: int | None,
+    ) -> None:
+        energy = await session.get(MeterEpochEnergyRow, (device.meter_id, epoch_id))
+        if energy is None:
+            raise MeterEpochPendingError(
+                "the meter has no verified energy for this epoch yet; report after it",
+                meter_id=device.meter_id,
+                epoch_id=epoch_id,
+            )
+        for direction, reported, metered in (
+            ("export", export_wh, energy.verified_export_wh),
+            ("import", import_wh, energy.import_wh),
+        ):
+            if reported is None:
+                continue
+            allowed = max(self._tolerance_wh, metered * self._tolerance_pct // 100)
+            if abs(reported - metered) > allowed:
+                self.metrics.contradictions_wh.labels(direction=direction).inc(
+                    abs(reported - metered) - allowed
+                )
+                raise TelemetryContradictsMeterError(
+                    f"the device reports {reported} Wh {direction}, its meter verified "
+                    f"{metered} Wh (tolerance {allowed} Wh); the meter counts",
+                    epoch_id=epoch_id,
+                    direction=direction,
+                    reported_wh=reported,
+                    metered_wh=metered,
+                    tolerance_wh=allowed,
+                )
+
+    async def _trades_on(self, session: AsyncSession, device: DeviceRow, epoch_id: int) -> set[str]:
+        """The trades of ``epoch_id`` planned onto ``device``."""
+        planned = set(
+            await session.scalars(
+                select(DeviceCommandRow.trade_id)
+                .join(TradeDeliveryRow, TradeDeliveryRow.trade_id == DeviceCommandRow.trade_id)
+                .where(DeviceCommandRow.device_id == device.id)
+                .where(TradeDeliveryRow.epoch_id == epoch_id)
+            )
+        )
+        if device.node_id is not None:
+            return {t for t in planned if t is not None}
+        limits = limits_of(device)
+        sides = []
+        if limits.can_supply:
+            sides.append(TradeRow.seller == device.owner_id)
+        if limits.can_take:
+            sides.append(TradeRow.buyer == device.owner_id)
+        return set(
+            await session.scalars(
+                select(TradeDeliveryRow.trade_id)
+                .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
+                .where(TradeDeliveryRow.epoch_id == epoch_id)
+                .where(or_(*sides))
+            )
+        )
+
     # -- plans ------------------------------------------------------------------
 
     async def plan_due(self) -> dict[str, DeliveryPlan]:
@@ -572,7 +960,13 @@ class DeliveryService:
                     for own in devices.values()
                     for d in own
                 ]
-                epoch_plans = build_plans(physical, planned, seconds)
+                budgets = {
+                    d.id: budget
+                    for own in devices.values()
+                    for d in own
+                    if (budget := self._budget(d, epoch.start, seconds)) is not None
+                }
+                epoch_plans = build_plans(physical, planned, seconds, budgets)
                 by_id = {d.id: d for own in devices.values() for d in own}
                 zone_of = await self._zones_of_meters(session, {d.meter_id for d in by_id.values()})
                 live_nodes = await self._active_nodes(
@@ -709,13 +1103,27 @@ class DeliveryService:
             )
 
     async def measure(self, epoch_id: int, trades: Sequence[Trade]) -> dict[str, DeliveryOutcome]:
-        """What the meters proved for the epoch's physical trades (reads only)."""
+        """What the meters proved for the epoch's physical trades (reads only).
+
+        Trades refunded before measurement (cancel, timeout, fault) settle as
+        undelivered and take no share of the metered energy; every seller's
+        refunds and charges are capped at its free credit (``cap_to_credit``)."""
         async with self._db.read() as session:
             devices = await self._devices_of(
                 session, {t.seller for t in trades} | {t.buyer for t in trades}
             )
-            physical = _physical(trades, devices)
-            if not physical:
+            refunded = set(
+                await session.scalars(
+                    select(TradeDeliveryRow.trade_id).where(
+                        TradeDeliveryRow.epoch_id == epoch_id,
+                        TradeDeliveryRow.state == DeliveryState.REFUNDED.value,
+                        TradeDeliveryRow.delivered_wh.is_(None),
+                    )
+                )
+            )
+            early = [t for t in trades if t.id in refunded]
+            physical = [t for t in _physical(trades, devices) if t.id not in refunded]
+            if not physical and not early:
                 return {}
             meters_of = {owner: sorted({d.meter_id for d in own}) for owner, own in devices.items()}
             all_meters = sorted({m for ms in meters_of.values() for m in ms})
@@ -731,7 +1139,19 @@ class DeliveryService:
             zones = {
                 z.id: z
                 for z in await session.scalars(
-                    select(ZoneRow).where(ZoneRow.id.in_({t.seller_zone for t in physical}))
+                    select(ZoneRow).where(
+                        ZoneRow.id.in_({t.seller_zone for t in (*physical, *early)})
+                    )
+                )
+            }
+            sellers = sorted({t.seller for t in (*physical, *early)})
+            credit: dict[str, int] = {
+                r.account_id: r.free
+                for r in await session.execute(
+                    select(BalanceRow.account_id, BalanceRow.free).where(
+                        BalanceRow.asset == Asset.CREDIT.value,
+                        BalanceRow.account_id.in_(sellers),
+                    )
                 )
             }
         export = {
@@ -751,7 +1171,10 @@ class DeliveryService:
             .retail
             for zone_id, row in zones.items()
         }
-        return reconcile(physical, export, imported, prices)
+        outcomes = reconcile(physical, export, imported, prices)
+        for trade in early:
+            outcomes[trade.id] = refunded_outcome(trade, prices.get(trade.seller_zone, 0))
+        return cap_to_credit([*physical, *early], outcomes, credit)
 
     async def record(
         self,
@@ -786,6 +1209,23 @@ class DeliveryService:
                 lock=lock,
             )
         changed: list[TradeDeliveryRow] = []
+        entries: list[dict[str, Any]] = []
+
+        def journal_entry(
+            account: str, asset: str, amount: int, *, kind: str, at: datetime, ref: str
+        ) -> None:
+            if amount:
+                entries.append(
+                    {
+                        "account_id": account,
+                        "asset": asset,
+                        "amount": amount,
+                        "kind": kind,
+                        "ref": ref,
+                        "at": at,
+                    }
+                )
+
         for trade in sorted(trades, key=lambda t: (t.seq, t.id)):
             outcome = outcomes.get(trade.id)
             if outcome is None:
@@ -814,6 +1254,11 @@ class DeliveryService:
             row.imbalance_charge = outcome.imbalance_charge
             row.seller_export_wh = outcome.seller_export_wh
             row.buyer_import_wh = outcome.buyer_import_wh
+            if outcome.shortfall:
+                row.reason = (
+                    f"{row.reason + '; ' if row.reason else ''}the seller's credit fell "
+                    f"{outcome.shortfall} micro-units short of the refund and charge"
+                )[:200]
             row.updated_at = now
             changed.append(row)
             undelivered = outcome.undelivered_wh
@@ -827,8 +1272,7 @@ class DeliveryService:
                 )
                 seller_energy.free += undelivered
                 energy = Asset.ENERGY.value
-                journal.record(
-                    session,
+                journal_entry(
                     trade.buyer,
                     energy,
                     -undelivered,
@@ -836,8 +1280,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     energy,
                     undelivered,
@@ -854,11 +1297,17 @@ class DeliveryService:
                     session, trade.seller, Asset.CREDIT, lock=lock
                 )
                 seller_credit.free -= outcome.refund + outcome.imbalance_charge
+                if seller_credit.free < 0:
+                    # The seller spent credit after the epoch was measured: roll
+                    # back; the worker measures (and caps) again.
+                    raise DeliveryBalanceShortError(
+                        "the seller's credit no longer covers the refund and charge",
+                        trade_id=trade.id,
+                    )
                 fees = await balance_for_update(session, FEE_ACCOUNT, Asset.CREDIT, lock=lock)
                 fees.free += outcome.imbalance_charge
                 credit = Asset.CREDIT.value
-                journal.record(
-                    session,
+                journal_entry(
                     trade.buyer,
                     credit,
                     outcome.refund,
@@ -866,8 +1315,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     credit,
                     -outcome.refund,
@@ -875,8 +1323,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     trade.seller,
                     credit,
                     -outcome.imbalance_charge,
@@ -884,8 +1331,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
-                journal.record(
-                    session,
+                journal_entry(
                     FEE_ACCOUNT,
                     credit,
                     outcome.imbalance_charge,
@@ -893,6 +1339,9 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
+        if entries:
+            # One executemany instead of thousands of ORM objects.
+            await session.execute(insert(LedgerEntryRow), entries)
         return changed
 
     async def stored(self, session: AsyncSession, epoch_id: int) -> dict[str, MeasuredDelivery]:
@@ -936,13 +1385,21 @@ class DeliveryService:
     # -- queries ----------------------------------------------------------------
 
     async def deliveries(
-        self, principal: Principal, *, epoch_id: int | None, limit: int, offset: int
+        self,
+        principal: Principal,
+        *,
+        epoch_id: int | None,
+        limit: int,
+        offset: int,
+        trade_id: str | None = None,
     ) -> list[tuple[TradeDeliveryRow, TradeRow]]:
         query = select(TradeDeliveryRow, TradeRow).join(
             TradeRow, TradeRow.id == TradeDeliveryRow.trade_id
         )
         if epoch_id is not None:
             query = query.where(TradeDeliveryRow.epoch_id == epoch_id)
+        if trade_id is not None:
+            query = query.where(TradeDeliveryRow.trade_id == trade_id)
         if not principal.role.sees_everything:
             query = query.where(
                 (TradeRow.buyer == principal.user_id) | (TradeRow.seller == principal.user_id)

@@ -43,7 +43,7 @@ from prometheus_client import Counter
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.devices.allocation import DeliveryOutcome
-from wattx.devices.errors import DeliveryGracePendingError
+from wattx.devices.errors import DeliveryBalanceShortError, DeliveryGracePendingError
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError
 from wattx.market.errors import TradeNotFoundError
@@ -205,7 +205,10 @@ class SettlementService:
                         await self._delivery.check_ready(epoch_id)
                     except DeliveryGracePendingError:
                         continue
-                await self._write_outbox(epoch_id)
+                try:
+                    await self._write_outbox(epoch_id)
+                except DeliveryBalanceShortError:
+                    continue  # a seller spent credit meanwhile: measured again next tick
             async with self._db.read() as session:
                 due = await repo.due_outbox(session, now)
             return [await self._send(epoch_id) for epoch_id in due]

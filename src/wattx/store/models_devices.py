@@ -29,6 +29,9 @@ class DeviceRow(Base):
     status: Mapped[str] = mapped_column(String(12))  # active | at_risk | removed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schedule: Mapped[str | None] = mapped_column(Text, default=None)
+    """A battery's day-ahead schedule (JSON: ``{starts_at, slot_s, slots: [[charge_wh,
+    discharge_wh, soc_wh], ...]}``), or null."""
 
 
 class TradeDeliveryRow(Base):

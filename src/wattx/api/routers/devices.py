@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -19,12 +20,21 @@ from wattx.api.schemas.devices import (
     DeviceList,
     DeviceOut,
     DevicePatch,
+    ScheduleIn,
+    ScheduleOut,
+    ScheduleSlotOut,
+    TelemetryIn,
+    TelemetryOut,
 )
+from wattx.devices.scheduling.dayahead import Forecast
 from wattx.services.delivery import DeviceSpec
+from wattx.store.models import TradeRow
+from wattx.store.models_devices import TradeDeliveryRow
 
 router = APIRouter(prefix="/api/v1", tags=["devices"], route_class=StrictJsonRoute)
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
+TradeId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED)
@@ -132,23 +142,91 @@ async def list_deliveries(
     )
     pairs, the_page = page_of(pairs, limit, offset)
     return DeliveryList(
-        items=[
-            DeliveryOut(
-                trade_id=d.trade_id,
-                epoch_id=d.epoch_id,
-                buyer=t.buyer,
-                seller=t.seller,
-                state=d.state,
-                qty_wh=t.qty_wh,
-                contracted_wh=d.contracted_wh,
-                delivered_wh=d.delivered_wh,
-                refund=d.refund,
-                imbalance_charge=d.imbalance_charge,
-                seller_export_wh=d.seller_export_wh,
-                buyer_import_wh=d.buyer_import_wh,
-                updated_at=d.updated_at,
-            )
-            for d, t in pairs
-        ],
+        items=[_delivery_out(d, t) for d, t in pairs],
         page=the_page,
+    )
+
+
+def _delivery_out(d: TradeDeliveryRow, t: TradeRow) -> DeliveryOut:
+    return DeliveryOut(
+        trade_id=d.trade_id,
+        epoch_id=d.epoch_id,
+        buyer=t.buyer,
+        seller=t.seller,
+        state=d.state,
+        qty_wh=t.qty_wh,
+        contracted_wh=d.contracted_wh,
+        delivered_wh=d.delivered_wh,
+        refund=d.refund,
+        imbalance_charge=d.imbalance_charge,
+        seller_export_wh=d.seller_export_wh,
+        buyer_import_wh=d.buyer_import_wh,
+        reason=d.reason,
+        updated_at=d.updated_at,
+    )
+
+
+@router.post("/deliveries/{trade_id}/cancel")
+async def cancel_delivery(
+    trade_id: TradeId, principal: CurrentPrincipal, state: State
+) -> DeliveryOut:
+    """The seller (or an operator) cancels a delivery that is not transferring yet: the
+    buyer is refunded and the seller pays the imbalance charge when the epoch settles."""
+    await state.delivery.cancel(principal, trade_id)
+    pairs = await state.delivery.deliveries(
+        principal, epoch_id=None, limit=1, offset=0, trade_id=trade_id
+    )
+    return _delivery_out(*pairs[0])
+
+
+@router.post("/devices/{device_id}/telemetry")
+async def device_telemetry(
+    device_id: DeviceId, body: TelemetryIn, principal: CurrentPrincipal, state: State
+) -> TelemetryOut:
+    """The device's energy for an epoch (checked against its meter) and its faults."""
+    refunded = await state.delivery.telemetry(
+        principal,
+        device_id,
+        epoch_id=body.epoch_id,
+        export_wh=body.export_wh,
+        import_wh=body.import_wh,
+        fault=body.fault,
+    )
+    return TelemetryOut(device_id=device_id, epoch_id=body.epoch_id, refunded=refunded)
+
+
+@router.put("/devices/{device_id}/schedule")
+async def set_schedule(
+    device_id: DeviceId, body: ScheduleIn, principal: CurrentPrincipal, state: State
+) -> ScheduleOut:
+    """A battery's day-ahead schedule (a linear program solved with HiGHS) from your
+    forecast; delivery plans then ask no more of it than the schedule does."""
+    schedule = await state.delivery.set_schedule(
+        principal,
+        device_id,
+        starts_at=body.starts_at,
+        forecast=Forecast(
+            pv_wh=body.pv_wh,
+            load_wh=body.load_wh,
+            import_price=body.import_price,
+            export_price=body.export_price,
+            slot_s=body.slot_s,
+        ),
+        final_soc_min_wh=body.final_soc_min_wh,
+    )
+    return ScheduleOut(
+        device_id=device_id,
+        slot_s=body.slot_s,
+        cost_micro=schedule.cost_micro,
+        slots=[
+            ScheduleSlotOut(
+                starts_at=body.starts_at + timedelta(seconds=k * body.slot_s),
+                charge_wh=s.charge_wh,
+                discharge_wh=s.discharge_wh,
+                import_wh=s.import_wh,
+                export_wh=s.export_wh,
+                soc_wh=s.soc_wh,
+            )
+            for k, s in enumerate(schedule.slots)
+        ],
     )

@@ -94,9 +94,64 @@ class DeliveryOut(BaseModel):
     imbalance_charge: int | None
     seller_export_wh: int | None
     buyer_import_wh: int | None
+    reason: str | None = Field(
+        default=None, description="why it was refunded before measurement, or a seller's shortfall"
+    )
     updated_at: datetime
 
 
 class DeliveryList(BaseModel):
     items: list[DeliveryOut]
     page: Page
+
+
+class TelemetryIn(StrictModel):
+    epoch_id: int = Field(ge=0, le=2**62, description="the delivery epoch reported on")
+    export_wh: int | None = Field(
+        default=None, ge=0, le=2**53, description="energy the device exported"
+    )
+    import_wh: int | None = Field(
+        default=None, ge=0, le=2**53, description="energy the device imported"
+    )
+    fault: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the device tripped or faulted (a short description); refunds its trades",
+    )
+
+
+class TelemetryOut(BaseModel):
+    device_id: str
+    epoch_id: int
+    refunded: list[str] = Field(description="trades refunded because of the reported fault")
+
+
+_MAX_SLOTS = 192
+_Series = Field(min_length=1, max_length=_MAX_SLOTS)
+
+
+class ScheduleIn(StrictModel):
+    starts_at: AwareDatetime = Field(description="when the first slot begins (UTC)")
+    slot_s: int = Field(default=900, ge=60, le=3_600)
+    pv_wh: list[int] = _Series
+    load_wh: list[int] = _Series
+    import_price: list[int] = _Series
+    export_price: list[int] = _Series
+    final_soc_min_wh: int | None = Field(default=None, ge=0)
+
+
+class ScheduleSlotOut(BaseModel):
+    starts_at: datetime
+    charge_wh: int
+    discharge_wh: int
+    import_wh: int
+    export_wh: int
+    soc_wh: int
+
+
+class ScheduleOut(BaseModel):
+    device_id: str
+    slot_s: int
+    cost_micro: int = Field(description="grid cost of the schedule, micro-units")
+    slots: list[ScheduleSlotOut]
