@@ -1,7 +1,7 @@
 """A battery's day-ahead schedule, which caps what delivery plans ask of it.
 
-Revision ID: 0015_delivery
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0015_delivery"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0017"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
