@@ -144,6 +144,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/logout"): PUBLIC,
     ("GET", "/live/events"): PUBLIC,
     ("GET", "/me"): TRADERS,
+    ("GET", "/me/flow/live"): TRADERS,
     ("GET", "/me/ticket"): TRADERS,
     ("POST", "/me/orders"): TRADERS,
     ("GET", "/me/orders"): TRADERS,

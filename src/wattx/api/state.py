@@ -17,6 +17,7 @@ from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.delivery import DeliveryService
+from wattx.services.energy_flow import EnergyFlowService
 from wattx.services.governance import GovernanceService
 from wattx.services.ledger_public import PublicLedgerService
 from wattx.services.market import MarketService
@@ -59,6 +60,7 @@ class AppState:
     delivery: DeliveryService
     governance: GovernanceService
     statements: StatementService
+    energy_flow: EnergyFlowService
 
 
 def state_of(request: Request) -> AppState:

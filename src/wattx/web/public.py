@@ -235,7 +235,8 @@ async def live_events(
         user_id=principal.user_id if principal else "",
         sees_everything=principal.role.sees_everything if principal else False,
         last_event_id=int(last_event_id) if last_event_id is not None else None,
-        keepalive_s=state.settings.sse_keepalive_s,
+        keepalive_s=state.settings.web_live_ping_s,
+        ping_clock=state.clock.now,
     )
     return StreamingResponse(
         stream,
