@@ -171,6 +171,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/devices"): OVERSIGHT,
     ("GET", "/operator/audit"): OVERSIGHT,
     ("GET", "/operator/zones"): OVERSIGHT,
+    ("POST", "/operator/zones/{zone_id}"): OPERATOR,
+    ("POST", "/operator/zone-rates"): OPERATOR,
     ("GET", "/operator/epochs"): OVERSIGHT,
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
