@@ -143,6 +143,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/signup"): PUBLIC,
     ("POST", "/logout"): PUBLIC,
     ("GET", "/live/events"): PUBLIC,
+    ("GET", "/live/markets"): PUBLIC,
     ("GET", "/me"): TRADERS,
     ("GET", "/me/flow/live"): TRADERS,
     ("GET", "/me/ticket"): TRADERS,

@@ -92,9 +92,8 @@
   }
 
   function tick() {
-    var now = Date.now();
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
-      var left = (Date.parse(el.getAttribute("data-countdown")) - now) / 1000;
+      var left = (Date.parse(el.getAttribute("data-countdown")) - serverNow()) / 1000;
       el.textContent = left > 0 ? duration(left) : "closed";
     });
     document.querySelectorAll("[data-age]").forEach(function (el) {
@@ -153,6 +152,10 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     if (document.querySelector("[sse-connect]")) { document.body.setAttribute("data-live", ""); }
+    // The server's clock when it rendered the page (a demo's clock runs ahead of
+    // the wall clock): countdowns and ages count on it; the pings keep it right.
+    var rendered = Date.parse(document.body.getAttribute("data-now") || "");
+    if (!isNaN(rendered)) { offsetMs = rendered - Date.now(); }
     tick();
     setInterval(tick, 1000);
     setInterval(watchdog, 500);
