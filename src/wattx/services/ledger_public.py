@@ -150,18 +150,11 @@ class PublicLedgerService:
         counted = select(parties.c.zone, func.count()).group_by(parties.c.zone)
         async with self._db.read() as session:
             rows = (await session.execute(totals)).all()
-            households: dict[str, int] = dict((await session.execute(counted)).tuples().all())
-            last: dict[str, int] = dict(
-                (
-                    await session.execute(
-                        select(TradeRow.zone, TradeRow.price).where(
-                            TradeRow.seq.in_([row[5] for row in rows])
-                        )
-                    )
-                )
-                .tuples()
-                .all()
+            households = {str(zone): int(n) for zone, n in (await session.execute(counted)).all()}
+            last_query = select(TradeRow.zone, TradeRow.price).where(
+                TradeRow.seq.in_([row[5] for row in rows])
             )
+            last = {str(zone): int(price) for zone, price in await session.execute(last_query)}
         return {
             zone: ZoneActivity(
                 zone=zone,
