@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     )
     sse_keepalive_s: float = 15.0
     sse_ring_size: int = 1000
+    web_live_ping_s: float = Field(
+        default=2.0,
+        description="the dashboard's event stream sends a ping event after this much silence",
+    )
     log_level: str = "INFO"
     seed_zone_id: str = "main"
     seed_zone_name: str = "Main feeder"

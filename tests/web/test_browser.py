@@ -270,3 +270,34 @@ async def test_participant_is_refused_an_operator_page_and_bad_input_changes_not
     await page.goto("/me/meters")
     await checked(page, shots, "my-meters")
     await ctx.close()
+
+
+async def test_operator_edits_a_zone_and_a_bad_capacity_changes_nothing(
+    served: tuple[str, FastAPI], api: ApiClient, browser: Browser, shots: Path
+) -> None:
+    base_url, app = served
+    state: AppState = app.state.wattx
+    market = await set_up_market(api, serial="ZONE-EDIT")
+    op_email = (await state.accounts.get_user(market.operator.id)).email
+    assert op_email
+    ctx = await context(browser, base_url)
+    op = await sign_in(ctx, op_email)
+    await op.goto("/operator/zones")
+    await op.get_by_text("Edit Main feeder").click()
+    await op.fill("#main-import_capacity", "7.5")
+    await op.fill("#main-retail-0", "0.32")
+    await op.get_by_role("button", name="Save Main feeder").click()
+    await expect(op.locator("#zones-done")).to_contain_text("saved")
+    await expect(op.locator("#main-import-shown")).to_have_text("7.5 kWh per epoch")
+    await expect(op.locator("#main-tariff-table")).to_contain_text("0.32")
+    await checked(op, shots, "operator-zones")
+
+    await op.get_by_text("Edit Main feeder").click()
+    await op.fill("#main-export_capacity", "a lot")
+    await op.get_by_role("button", name="Save Main feeder").click()
+    await expect(op.locator("#main-export_capacity-error")).to_be_visible()
+    await expect(op.locator("#main-export_capacity")).to_have_attribute("aria-invalid", "true")
+    await checked(op, shots, "operator-zones-error")
+    zone = await state.zones.get_zone("main")
+    assert (zone.import_capacity_wh, zone.export_capacity_wh) == (7_500, None)
+    await ctx.close()

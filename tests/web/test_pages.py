@@ -35,13 +35,25 @@ async def test_public_pages_carry_no_personal_field(api: ApiClient, app: FastAPI
     async with httpx.AsyncClient(
         transport=transport, base_url="http://wattx.test", headers=HTML
     ) as anonymous:
-        for path in ("/", "/market/main", "/market/main/live", "/ledger", "/proof"):
+        for path in (
+            "/",
+            "/live/markets",
+            "/market/main",
+            "/market/main/live",
+            "/ledger",
+            "/proof",
+        ):
             page = await anonymous.get(path)
             assert page.status_code == 200, (path, page.text)
             for value in personal:
                 assert value not in page.text, (path, value)
         market = (await anonymous.get("/market/main")).text
         assert trade["id"] in market, "the public market lists the trade (without its parties)"
+        home = (await anonymous.get("/")).text
+        assert 'hx-get="/live/markets"' in home
+        assert '<dd class="today-trades">1 trades, 1.0 kWh</dd>' in home
+        assert '<dd class="today-households">2</dd>' in home
+        assert "last 0.10, 0.10 to 0.10 per kWh" in home
 
 
 async def test_participant_is_refused_operator_pages_and_others_orders(

@@ -73,6 +73,7 @@ from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
 from wattx.services.delivery import DeliveryService
 from wattx.services.delivery_metrics import DeliveryMetrics
+from wattx.services.energy_flow import EnergyFlowService
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.governance import GovernanceService
 from wattx.services.incentives import IncentiveReportTask, IncentivesService
@@ -360,6 +361,7 @@ async def _start_services(
         db, chain_accounts, the_bus, clock, market, settlement.index_events
     )
     await governance.start()
+    meter_registry = MeterRegistryService(db, clock)
     return AppState(
         settings=settings,
         clock=clock,
@@ -370,7 +372,7 @@ async def _start_services(
         login_backoff=login_backoff,
         accounts=accounts,
         zones=zone_service,
-        meters=MeterRegistryService(db, clock),
+        meters=meter_registry,
         metering=metering,
         wallet=WalletService(db, chain_accounts),
         market=market,
@@ -399,6 +401,9 @@ async def _start_services(
             failed_command_threshold=settings.incentive_failed_commands_threshold,
         ),
         statements=StatementService(db, schedule, clock),
+        energy_flow=EnergyFlowService(
+            meters=meter_registry, metering=metering, market=market, delivery=delivery
+        ),
     )
 
 

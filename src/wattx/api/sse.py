@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import structlog
 
@@ -41,6 +42,11 @@ def _payload(event: Event) -> str:
         {"type": event.type.value, "at": event.at.isoformat(), "data": event.data},
         separators=(",", ":"),
     )
+
+
+def _ping(now: datetime, last_id: int) -> str:
+    data = json.dumps({"at": now.isoformat(), "last_id": last_id}, separators=(",", ":"))
+    return f"event: ping\ndata: {data}\n\n"
 
 
 def _seen_by(numbered: NumberedEvent, user_id: str, *, sees_everything: bool) -> NumberedEvent:
@@ -111,10 +117,18 @@ class EventHub:
         sees_everything: bool,
         last_event_id: int | None,
         keepalive_s: float,
+        ping_clock: Callable[[], datetime] | None = None,
     ) -> AsyncIterator[str]:
-        """SSE text: missed events after ``last_event_id``, then live ones, with keep-alives."""
+        """SSE text: missed events after ``last_event_id``, then live ones, with keep-alives.
+
+        Keep-alives are comments; with ``ping_clock`` they are ``ping`` events
+        instead (``{"at": now, "last_id": n}``), one at once and one after every
+        ``keepalive_s`` of silence, so a page can tell a quiet stream from a dead one.
+        """
         cursor = self._last_id if last_event_id is None else last_event_id
         yield f": connected, last id {self._last_id}\n\n"
+        if ping_clock is not None:
+            yield _ping(ping_clock(), cursor)
         while True:
             pending = [n for n in self._ring if n.id > cursor]
             for numbered in pending:
@@ -124,7 +138,7 @@ class EventHub:
             if pending:
                 continue
             if not await self._wait_beyond(cursor, keepalive_s):
-                yield ": keep-alive\n\n"
+                yield ": keep-alive\n\n" if ping_clock is None else _ping(ping_clock(), cursor)
 
     async def _wait_beyond(self, cursor: int, timeout_s: float) -> bool:
         """Wait until an event newer than ``cursor`` exists; False on timeout."""

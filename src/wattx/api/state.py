@@ -17,6 +17,7 @@ from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.delivery import DeliveryService
+from wattx.services.energy_flow import EnergyFlowService
 from wattx.services.governance import GovernanceService
 from wattx.services.incentives import IncentivesService
 from wattx.services.ledger_public import PublicLedgerService
@@ -61,6 +62,7 @@ class AppState:
     governance: GovernanceService
     incentives: IncentivesService
     statements: StatementService
+    energy_flow: EnergyFlowService
 
 
 def state_of(request: Request) -> AppState:

@@ -434,6 +434,11 @@ async def _demo(
                     f"at {url}/api/v1/markets/{zone}/book and {url}/api/v1/trades?zone={zone} "
                     "(zone 'main' stays empty)"
                 )
+                typer.echo(
+                    f"dashboard: {url}/ (the community's market: {url}/market/{zone}; "
+                    f"sign in at {url}/login with a login above to see a household or the "
+                    "operator's console)"
+                )
                 summary = _DemoSummary(schedule, scenario.grid.first_epoch_id, zone)
                 summaries: set[asyncio.Task[None]] = set()
 

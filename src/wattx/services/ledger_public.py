@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.crypto import keccak
+from sqlalchemy import func, select, union
 
 from wattx.store import settlement as repo
 from wattx.store.db import Database
+from wattx.store.models import TradeRow
 from wattx.store.models_settlement import (
     ChainAccountRow,
     ChainEventRow,
@@ -52,6 +54,20 @@ class PricePoint:
     high_price: int
     volume_wh: int
     value: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneActivity:
+    """A zone's trading since an epoch: counts, Wh and micro-units per kWh; who
+    traded only as a number of distinct households."""
+
+    zone: str
+    trades: int
+    volume_wh: int
+    low_price: int
+    high_price: int
+    last_price: int
+    households: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +124,49 @@ class PublicLedgerService:
             settled_value=value,
             fees=fees,
         )
+
+    async def zone_activity(self, *, from_epoch: int) -> dict[str, ZoneActivity]:
+        """Each zone's trades for epochs from ``from_epoch`` on, aggregated in SQL."""
+        totals = (
+            select(
+                TradeRow.zone,
+                func.count(),
+                func.sum(TradeRow.qty_wh),
+                func.min(TradeRow.price),
+                func.max(TradeRow.price),
+                func.max(TradeRow.seq),
+            )
+            .where(TradeRow.epoch_id >= from_epoch)
+            .group_by(TradeRow.zone)
+        )
+        parties = union(
+            select(TradeRow.zone, TradeRow.buyer.label("party")).where(
+                TradeRow.epoch_id >= from_epoch
+            ),
+            select(TradeRow.zone, TradeRow.seller.label("party")).where(
+                TradeRow.epoch_id >= from_epoch
+            ),
+        ).subquery()
+        counted = select(parties.c.zone, func.count()).group_by(parties.c.zone)
+        async with self._db.read() as session:
+            rows = (await session.execute(totals)).all()
+            households = {str(zone): int(n) for zone, n in (await session.execute(counted)).all()}
+            last_query = select(TradeRow.zone, TradeRow.price).where(
+                TradeRow.seq.in_([row[5] for row in rows])
+            )
+            last = {str(zone): int(price) for zone, price in await session.execute(last_query)}
+        return {
+            zone: ZoneActivity(
+                zone=zone,
+                trades=int(n),
+                volume_wh=int(volume),
+                low_price=int(low),
+                high_price=int(high),
+                last_price=last[zone],
+                households=int(households.get(zone, 0)),
+            )
+            for zone, n, volume, low, high, _ in rows
+        }
 
     async def transactions(self, *, limit: int, offset: int) -> list[ChainEventView]:
         async with self._db.read() as session:

@@ -168,12 +168,14 @@ class StatementService:
         the user's trades at the tariff in force at each epoch's start."""
         first, end = self._first_epoch_from(since), self._first_epoch_from(until)
         async with self._db.read() as session:
-            energy = await journal.metered_energy(session, user_id, from_epoch=first, to_epoch=end)
+            consumption, production = await journal.metered_energy(
+                session, user_id, from_epoch=first, to_epoch=end
+            )
             trades = await journal.trades_of(session, user_id, from_epoch=first, to_epoch=end)
             history = TariffHistory(await journal.tariff_history(session))
         return household_kpis(
-            consumption_wh=sum(row[1] for row in energy),
-            production_wh=sum(row[2] for row in energy),
+            consumption_wh=consumption,
+            production_wh=production,
             purchases=[self._purchase(t, history) for t in trades if t.buyer == user_id],
             sales=[self._sale(t, history) for t in trades if t.seller == user_id],
         )

@@ -96,13 +96,14 @@ async def trades_of(
 
 async def metered_energy(
     session: AsyncSession, owner_id: str, *, from_epoch: int, to_epoch: int
-) -> list[tuple[int, int, int]]:
-    """``(epoch, import_wh, verified_export_wh)`` summed over the owner's meters, per epoch."""
+) -> tuple[int, int]:
+    """``(import_wh, verified_export_wh)`` of the owner's meters over the epochs
+    ``from_epoch <= epoch < to_epoch``, summed by the database (a year is 35 040
+    epochs per meter: only the two totals come back)."""
     query = (
         select(
-            MeterEpochEnergyRow.epoch_id,
-            func.sum(MeterEpochEnergyRow.import_wh),
-            func.sum(MeterEpochEnergyRow.verified_export_wh),
+            func.coalesce(func.sum(MeterEpochEnergyRow.import_wh), 0),
+            func.coalesce(func.sum(MeterEpochEnergyRow.verified_export_wh), 0),
         )
         .join(MeterRow, MeterRow.id == MeterEpochEnergyRow.meter_id)
         .where(
@@ -110,7 +111,6 @@ async def metered_energy(
             MeterEpochEnergyRow.epoch_id >= from_epoch,
             MeterEpochEnergyRow.epoch_id < to_epoch,
         )
-        .group_by(MeterEpochEnergyRow.epoch_id)
-        .order_by(MeterEpochEnergyRow.epoch_id)
     )
-    return [(int(e), int(i), int(x)) for e, i, x in await session.execute(query)]
+    imported, exported = (await session.execute(query)).one()
+    return int(imported), int(exported)

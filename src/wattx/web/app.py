@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
 from wattx.api.problems import PROBLEM_HANDLERS, ProblemHandler
@@ -23,8 +24,14 @@ from wattx.web.session import BrowserCookieMiddleware
 def install_web(app: FastAPI, settings: Settings) -> None:
     for router in (public.router, participant.router, operator.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=OWN), name="static")
-    app.mount("/vendor", VendorFiles(node_modules()), name="vendor")
+    # Scripts and styles go out gzipped to a browser that accepts it (a phone's
+    # first visit downloads about a third of the bytes).
+    app.mount(
+        "/static", GZipMiddleware(StaticFiles(directory=OWN), minimum_size=512), name="static"
+    )
+    app.mount(
+        "/vendor", GZipMiddleware(VendorFiles(node_modules()), minimum_size=512), name="vendor"
+    )
     for error in (DomainError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(error, _html_or_problem(PROBLEM_HANDLERS[error]))
     app.add_middleware(BrowserCookieMiddleware, max_age=settings.refresh_token_ttl_s)

@@ -28,6 +28,13 @@ def scaled(field: str, text: str, places: int, unit: str) -> int:
     return value
 
 
+def scaled_or_zero(field: str, text: str, places: int, unit: str) -> int:
+    """As :func:`scaled`, but zero is allowed (a free wheeling charge, a closed link)."""
+    if _DECIMAL.match(text) is not None and not text.strip().strip("0.,"):
+        return 0
+    return scaled(field, text, places, unit)
+
+
 def whole_number(field: str, text: str, *, low: int, high: int, what: str) -> int:
     if not text.strip().isdigit() or not low <= int(text) <= high:
         raise FieldError(field, f"Enter {what} from {low} to {high}.")

@@ -5,6 +5,7 @@ nodes, devices at risk and the audit trail."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -12,11 +13,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
+from wattx.domain import TimeOfUseBand
 from wattx.domain.errors import DomainError
+from wattx.market import ZoneRate
 from wattx.services.metering import ReviewDecision
 from wattx.services.meters import MeterStatus
 from wattx.services.principal import Role, UserStatus
-from wattx.web.forms import FieldError, scaled
+from wattx.services.zones import spec_from_row
+from wattx.web.forms import FieldError, scaled, scaled_or_zero, whole_number
 from wattx.web.render import page
 from wattx.web.session import require_csrf
 
@@ -149,8 +153,18 @@ async def audit_trail(request: Request, state: State) -> HTMLResponse:
     return page(request, "operator_audit.html", {"entries": rows, "check": check})
 
 
-@router.get("/zones", response_class=HTMLResponse)
-async def zones(request: Request, state: State) -> HTMLResponse:
+MAX_BANDS = 24
+
+
+async def _zones_page(
+    request: Request,
+    state: State,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     rows = await state.zones.list_zones()
     listed = [
         {
@@ -160,8 +174,128 @@ async def zones(request: Request, state: State) -> HTMLResponse:
         }
         for row in rows
     ]
-    overrides = await state.zones.rate_overrides()
-    return page(request, "operator_zones.html", {"zones": listed, "overrides": overrides})
+    return page(
+        request,
+        "operator_zones.html",
+        {
+            "zones": listed,
+            "overrides": await state.zones.rate_overrides(),
+            "errors": errors or {},
+            "values": values or {},
+            "done": done,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/zones", response_class=HTMLResponse)
+async def zones(request: Request, state: State) -> HTMLResponse:
+    """Zones with their tariffs and link capacities, and the zone-rate overrides: each
+    editable by an operator through the same service as ``PUT /api/v1/zones/...``."""
+    return await _zones_page(request, state)
+
+
+def _capacity(field: str, text: str) -> int | None:
+    """A link capacity in kWh per epoch; blank is unlimited."""
+    return None if not text else scaled_or_zero(field, text, 3, "kWh")
+
+
+def _bands_of(zone_id: str, form: dict[str, str]) -> list[TimeOfUseBand]:
+    """Band rows of the tariff form; a row with an empty hour is left out."""
+    bands = []
+    for i in range(MAX_BANDS):
+        hour = form.get(f"{zone_id}-hour-{i}", "")
+        if not hour:
+            continue
+        field = f"{zone_id}-tariff"
+        start = whole_number(field, hour, low=0, high=23, what="a starting hour")
+        feed_in = scaled_or_zero(field, form.get(f"{zone_id}-feed_in-{i}", ""), 6, "per kWh")
+        retail = scaled_or_zero(field, form.get(f"{zone_id}-retail-{i}", ""), 6, "per kWh")
+        if feed_in > retail:
+            raise FieldError(field, f"From {start}:00 the feed-in tariff is above retail.")
+        bands.append(TimeOfUseBand(start, feed_in, retail))
+    if not bands:
+        raise FieldError(f"{zone_id}-tariff", "A tariff needs at least one band.")
+    return sorted(bands, key=lambda b: b.start_hour)
+
+
+@router.post("/zones/{zone_id}", response_class=HTMLResponse)
+async def edit_zone(
+    zone_id: Annotated[str, Path(max_length=40)], request: Request, state: State
+) -> Response:
+    """Change a zone's name, tariff and link capacities, as ``PUT /api/v1/zones/{id}``.
+    A mistake is shown next to its field and changes nothing."""
+    row = await state.zones.get_zone(zone_id)
+    form = {k: str(v).strip() for k, v in (await request.form()).items()}
+    name_field = f"{zone_id}-name"
+    try:
+        name = form.get(name_field, "")
+        if not 1 <= len(name) <= 100:
+            raise FieldError(name_field, "Give a name of 1 to 100 characters.")
+        spec = replace(
+            spec_from_row(row),
+            name=name,
+            bands=_bands_of(zone_id, form),
+            import_capacity_wh=_capacity(
+                f"{zone_id}-import_capacity", form.get(f"{zone_id}-import_capacity", "")
+            ),
+            export_capacity_wh=_capacity(
+                f"{zone_id}-export_capacity", form.get(f"{zone_id}-export_capacity", "")
+            ),
+        )
+        await state.zones.update_zone(spec)
+    except FieldError as exc:
+        return await _zones_page(
+            request, state, errors={exc.field: exc.message}, values=form, status_code=422
+        )
+    except DomainError as exc:
+        return await _zones_page(
+            request,
+            state,
+            errors={f"{zone_id}-tariff": exc.detail},
+            values=form,
+            status_code=exc.http_status,
+        )
+    return await _zones_page(request, state, done=f"Zone {zone_id} saved.")
+
+
+@router.post("/zone-rates", response_class=HTMLResponse)
+async def edit_rate(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Override (or, with "remove", drop) the wheeling charge and loss of one direction,
+    as ``PUT``/``DELETE /api/v1/zones/rates/{seller}/{buyer}``."""
+    form = {k: str(v).strip() for k, v in (await request.form()).items()}
+    known = {row.id for row in await state.zones.list_zones()}
+    try:
+        seller, buyer = form.get("seller_zone", ""), form.get("buyer_zone", "")
+        if seller not in known:
+            raise FieldError("seller_zone", "Choose the zone the energy is sold in.")
+        if buyer not in known:
+            raise FieldError("buyer_zone", "Choose the zone the energy is delivered in.")
+        if form.get("action") == "remove":
+            await state.zones.remove_rate(seller, buyer)
+            done = f"The rate from {seller} to {buyer} is the default again."
+        else:
+            wheeling = scaled_or_zero("wheeling", form.get("wheeling", ""), 6, "per kWh")
+            loss = whole_number(
+                "loss_bps", form.get("loss_bps", ""), low=0, high=9_999, what="basis points"
+            )
+            await state.zones.set_rate(
+                seller, buyer, ZoneRate(wheeling, loss), updated_by=principal.user_id
+            )
+            done = f"Rate from {seller} to {buyer} saved."
+    except FieldError as exc:
+        return await _zones_page(
+            request, state, errors={exc.field: exc.message}, values=form, status_code=422
+        )
+    except DomainError as exc:
+        return await _zones_page(
+            request,
+            state,
+            errors={"rate_form": exc.detail},
+            values=form,
+            status_code=exc.http_status,
+        )
+    return await _zones_page(request, state, done=done)
 
 
 async def _epochs_context(state: State) -> dict[str, Any]:

@@ -106,6 +106,7 @@ async def overview(
         request,
         "me.html",
         {
+            **await _flow_context(state, principal),
             "user": await state.accounts.get_user(principal.user_id),
             "wallet": await state.wallet.wallet(principal.user_id),
             "produced": produced,
@@ -123,6 +124,22 @@ async def overview(
             "formulas": FORMULAS,
         },
     )
+
+
+async def _flow_context(state: State, principal: Principal) -> dict[str, Any]:
+    now = state.clock.now()
+    epoch_id = state.energy_flow.current_epoch(now)
+    return {
+        "flow": await state.energy_flow.flow(principal, epoch_id),
+        "flow_epoch": state.market.epoch_info(epoch_id),
+        "as_of": now,
+    }
+
+
+@router.get("/flow/live", response_class=HTMLResponse)
+async def flow_live(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """The energy flow of the epoch being delivered, fetched again on each live event."""
+    return page(request, "_flow_live.html", await _flow_context(state, principal))
 
 
 async def _kpis(

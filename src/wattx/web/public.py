@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -28,15 +29,36 @@ _TRADE_ID = re.compile(r"^[0-9a-f]{1,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-@router.get("/", response_class=HTMLResponse)
-async def markets(request: Request, state: State) -> HTMLResponse:
-    """Every zone's market: mechanism, current epoch, next gate, reference price."""
+async def _markets(state: State) -> dict[str, Any]:
+    """Every zone's market, and its trading today (UTC): counts and prices only."""
+    now = state.clock.now()
+    schedule = state.market.schedule
+    today = schedule.epoch_id_at(datetime.combine(now.date(), time(0), tzinfo=UTC))
+    activity = await state.public_ledger.zone_activity(from_epoch=today)
     zones = []
     for market in state.market.overview():
         quote = await state.market.reference_price(market.zone, None)
-        zones.append({"market": market, "quote": quote, "next": market.upcoming[0]})
-    overview = await state.public_ledger.overview()
-    return page(request, "markets.html", {"zones": zones, "overview": overview})
+        zones.append(
+            {
+                "market": market,
+                "quote": quote,
+                "next": market.upcoming[0],
+                "today": activity.get(market.zone),
+            }
+        )
+    return {"zones": zones, "overview": await state.public_ledger.overview(), "as_of": now}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def markets(request: Request, state: State) -> HTMLResponse:
+    """Every zone's market: mechanism, current epoch, next gate, reference price, and
+    today's trades, volume, prices and number of households trading (live)."""
+    return page(request, "markets.html", await _markets(state))
+
+
+@router.get("/live/markets", response_class=HTMLResponse)
+async def markets_live(request: Request, state: State) -> HTMLResponse:
+    return page(request, "_markets_live.html", await _markets(state))
 
 
 async def _market_live(state: State, zone_id: str) -> dict[str, Any]:
@@ -235,7 +257,8 @@ async def live_events(
         user_id=principal.user_id if principal else "",
         sees_everything=principal.role.sees_everything if principal else False,
         last_event_id=int(last_event_id) if last_event_id is not None else None,
-        keepalive_s=state.settings.sse_keepalive_s,
+        keepalive_s=state.settings.web_live_ping_s,
+        ping_clock=state.clock.now,
     )
     return StreamingResponse(
         stream,

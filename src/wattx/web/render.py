@@ -131,6 +131,7 @@ def page(
         "nav": nav_for(principal),
         "path": request.url.path,
         "csrf_token": csrf_token(request),
+        "server_now": request.app.state.wattx.clock.now(),
         **context,
     }
     return templates.TemplateResponse(request, name, full, status_code=status_code)

@@ -11,15 +11,100 @@
     return (h ? h + " h " : "") + pad(m) + " min " + pad(s % 60) + " s";
   }
 
-  function tick() {
+  // Honest freshness. The server's stream sends a `ping` event (with its clock)
+  // at least every 2 s; any message proves the stream alive. A live part's figures
+  // are current as of the later of its fetch (`data-age`, server time) and the last
+  // message heard since, so while the stream is alive their age stays small, and
+  // once it is lost the age grows. With nothing heard for STALE_MS the page says it
+  // is stale, drops the connection (a silently hung one never reports an error)
+  // and connects again; once back, every live part is fetched again (`wattx:resync`).
+  var STALE_MS = 4000;
+  var RETRY_MS = 6000;
+  var source = null;
+  var heardAt = Date.now();      // client time of the last message
+  var serverAt = null;           // server time (ms) of the last ping
+  var offsetMs = 0;              // server clock minus client clock, from the pings
+  var stale = false;
+  var droppedAt = 0;
+
+  function serverNow() { return Date.now() + offsetMs; }
+
+  function heard() {
+    heardAt = Date.now();
+    if (stale && source && source.readyState === 1) { back(); }
+  }
+
+  function onPing(event) {
+    try {
+      var at = Date.parse(JSON.parse(event.data).at);
+      if (!isNaN(at)) { offsetMs = at - Date.now(); serverAt = at; }
+    } catch (e) { /* a malformed ping still proves the stream alive */ }
+    heard();
+  }
+
+  // Every EventSource the sse extension opens (the first and each reconnection)
+  // comes through here, so the watchdog always watches the current one.
+  function watchSources() {
+    if (!window.htmx || typeof window.htmx.createEventSource !== "function") { return; }
+    var create = window.htmx.createEventSource;
+    window.htmx.createEventSource = function (url) {
+      var s = create(url);
+      s.addEventListener("ping", onPing);
+      s.addEventListener("message", heard);
+      source = s;
+      return s;
+    };
+  }
+  watchSources();
+
+  function back() {
+    stale = false;
+    heardAt = Date.now();
+    setLive("live", "Live updates: connected");
+    // Back from a lost stream: fetch every live part again for what was missed.
+    document.body.dispatchEvent(new Event("wattx:resync"));
+  }
+
+  function markStale() {
+    if (!stale) {
+      stale = true;
+      setLive("stale", "Live updates lost: figures may be stale, reconnecting…");
+    }
+  }
+
+  function drop() {
+    // Close the hung connection and let the extension open a new one (its error
+    // handler reconnects a closed source).
+    droppedAt = Date.now();
+    var s = source;
+    if (!s) { return; }
+    s.close();
+    if (typeof s.onerror === "function") { s.onerror(new Event("error")); }
+  }
+
+  function watchdog() {
+    if (!document.body.hasAttribute("data-live")) { return; }
     var now = Date.now();
+    if (now - heardAt > STALE_MS) {
+      markStale();
+      if (now - droppedAt > RETRY_MS) { drop(); }
+    }
+  }
+
+  function tick() {
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
-      var left = (Date.parse(el.getAttribute("data-countdown")) - now) / 1000;
+      var left = (Date.parse(el.getAttribute("data-countdown")) - serverNow()) / 1000;
       el.textContent = left > 0 ? duration(left) : "closed";
     });
     document.querySelectorAll("[data-age]").forEach(function (el) {
-      var age = (now - Date.parse(el.getAttribute("data-age"))) / 1000;
-      el.textContent = duration(age) + " ago";
+      var fetched = Date.parse(el.getAttribute("data-age"));
+      // Inside a live part, the last message heard confirms the figures.
+      var live = el.closest("[data-live-part]") !== null;
+      var confirmed = live && !stale && serverAt !== null
+        ? Math.max(fetched, heardAt + offsetMs)
+        : fetched;
+      var age = (serverNow() - confirmed) / 1000;
+      el.textContent = duration(age) + " old" + (live && stale ? ", stale" : "");
     });
   }
 
@@ -30,18 +115,14 @@
     el.textContent = text;
   }
 
-  var lostAt = null;
-  document.addEventListener("htmx:sseOpen", function () {
-    var wasLost = lostAt !== null;
-    lostAt = null;
-    setLive("live", "Live updates: connected");
-    // Back from a lost stream: fetch every live part again for what was missed.
-    if (wasLost) { document.body.dispatchEvent(new Event("wattx:resync")); }
+  document.addEventListener("htmx:sseOpen", function (evt) {
+    if (evt.detail && evt.detail.source) { source = evt.detail.source; }
+    var wasStale = stale;
+    heardAt = Date.now();
+    if (wasStale) { back(); } else { setLive("live", "Live updates: connected"); }
   });
-  document.addEventListener("htmx:sseError", function () {
-    if (lostAt === null) { lostAt = Date.now(); }
-    setLive("stale", "Live updates lost: figures may be stale, reconnecting…");
-  });
+  document.addEventListener("htmx:sseMessage", heard);
+  document.addEventListener("htmx:sseError", function () { markStale(); });
 
   var COLOURS = ["#0b5cad", "#1b6e2a", "#a4161a", "#7a4fb0"];
 
@@ -70,8 +151,14 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[sse-connect]")) { document.body.setAttribute("data-live", ""); }
+    // The server's clock when it rendered the page (a demo's clock runs ahead of
+    // the wall clock): countdowns and ages count on it; the pings keep it right.
+    var rendered = Date.parse(document.body.getAttribute("data-now") || "");
+    if (!isNaN(rendered)) { offsetMs = rendered - Date.now(); }
     tick();
     setInterval(tick, 1000);
+    setInterval(watchdog, 500);
     drawCharts();
   });
   document.addEventListener("htmx:afterSwap", function () { tick(); drawCharts(); });
