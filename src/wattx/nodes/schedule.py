@@ -7,9 +7,9 @@ disk, replaces it only by a newer version (in one transaction), and runs it by
 itself (also through a lost link), reporting each executed slot when it is
 linked. Checked here before it leaves the service and again on the node.
 
-Sign convention: a positive setpoint draws power from the site (a battery
-charges, a load runs), a negative one delivers power to it (a battery
-discharges).
+Sign convention, as in :mod:`wattx.devices`: a positive setpoint delivers power
+to the site (a battery discharges, a generator runs), a negative one draws power
+from it (a battery charges, a load runs).
 """
 
 from __future__ import annotations
