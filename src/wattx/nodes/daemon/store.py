@@ -165,6 +165,26 @@ class NodeStore:
             assert seq is not None
             return seq
 
+    def buffer_many(self, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Append many batches (meter id, batch) in one transaction, in order; the
+        bound applies as for :meth:`buffer`. Returns the newest sequence number."""
+        with self._tx():
+            now = _now()
+            self._db.executemany(
+                "INSERT INTO outbox (meter_id, batch, received_at) VALUES (?, ?, ?)",
+                [(m, json.dumps(b, separators=(",", ":")), now) for m, b in items],
+            )
+            depth = self._depth()
+            if depth > self._max:
+                excess = depth - self._max
+                self._db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                    (excess,),
+                )
+                self._bump("batches_lost", excess)
+            row = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
     def oldest(self, limit: int) -> list[BufferedBatch]:
         rows = self._db.execute(
             "SELECT seq, meter_id, batch FROM outbox ORDER BY seq LIMIT ?", (limit,)
