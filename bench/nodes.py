@@ -14,6 +14,14 @@ nodes through the API (registration token, enrolment), opens one link per node
   ``node_durable`` at once, so the figure is the platform's: from the issuing
   POST to the command's arrival at the node, and to the service recording the
   node's ``node_durable`` ack;
+* replay (``--replay``): one real node daemon (``wattx.nodes.daemon``) whose
+  on-disk buffer holds ``--replay-hours`` of readings of ``--replay-meters``
+  meters (one signed batch per meter every ``--reading-interval-s``: the backlog
+  of a site offline that long) links to the service and drains it, while one
+  more meter keeps publishing live batches every ``--live-interval-s``; reports
+  the drain time, how many times faster than real time that is (hours offline ÷
+  drain time), and the live batches' time from the node's buffer to the
+  service's verdict during the drain (live data keeps priority);
 * restart (``--restart``): the service is stopped (SIGTERM) and started again on
   the same database; every simulated node reconnects as the daemon does
   (jittered exponential backoff, 0.5 s doubling to 30 s); reports the time from
@@ -26,6 +34,7 @@ process (uvloop).
     .venv/bin/python bench/nodes.py --nodes 500
     .venv/bin/python bench/nodes.py --nodes 5000 --heartbeats 1 --window 30 --restart --json
     .venv/bin/python bench/nodes.py --backend postgres --nodes 1000 --json
+    .venv/bin/python bench/nodes.py --nodes 0 --replay --json      # the replay alone
 """
 
 from __future__ import annotations
@@ -36,13 +45,16 @@ import contextlib
 import json
 import os
 import random
+import resource
+import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +63,11 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).parent))
 from api import PASSWORD, Service, live_service, run_and_print
+from ingest import _register_meters
+from wattx.metering import reading_batch_to_json
 from wattx.nodes import challenge
+from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
+from wattx.nodes.daemon.runner import NodeDaemon
 from wattx.nodes.frames import encode
 
 
@@ -74,6 +90,14 @@ class Result:
     relinked_after_restart: int
     restart_all_back_from_start_s: float
     restart_all_back_from_ready_s: float
+    replay_batches: int = -1
+    replay_offline_h: float = -1
+    replay_drain_s: float = -1
+    replay_x_real_time: float = -1
+    replay_refused: int = -1
+    live_batches: int = -1
+    live_during_replay_p50_ms: float = -1
+    live_during_replay_p99_ms: float = -1
 
 
 @dataclass
@@ -127,7 +151,13 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
     for chunk in range(0, count, 20):
         batch = range(chunk, min(count, chunk + 20))
         nodes.extend(await asyncio.gather(*(retried(i) for i in batch)))
+        if len(nodes) % 500 == 0 or len(nodes) == count:
+            _progress(f"enrolled {len(nodes)}/{count} nodes")
     return nodes
+
+
+def _progress(message: str) -> None:
+    print(f"[nodes] {message}", file=sys.stderr, flush=True)
 
 
 # Links being opened at once by this load generator (its own CPU is the limit).
@@ -209,7 +239,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         WATTX_NODE_COMMAND_POLL_S="5",
         WATTX_NODE_LINK_RECHECK_S="30",
     ) as service:
-        return [await _run(service, backend, args)]
+        result = await _run(service, backend, args) if args.nodes else _no_links(backend)
+        if args.replay:
+            async with httpx.AsyncClient(base_url=service.url, timeout=120) as http:
+                result = replace(result, **await _replay(service, http, args))
+        return [result]
+
+
+def _no_links(backend: str) -> Result:
+    return Result(backend, 0, 0, -1, 0, -1, -1, -1, 0, -1, -1, -1, -1, 0, 0, -1, -1)
 
 
 async def _all_linked(nodes: list[SimNode], *, within_s: float) -> None:
@@ -236,6 +274,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
         await _all_linked(nodes, within_s=args.restart_timeout)
         link_all_s = time.perf_counter() - started
+        _progress(f"{sum(n.linked.is_set() for n in nodes)} linked in {link_all_s:.1f} s")
 
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
         heartbeat_pct, wall = await _cpu_share(
@@ -248,6 +287,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             ),
         )
         heartbeats = args.heartbeats * len(nodes)
+        _progress(f"heartbeats: {heartbeats} in {wall:.1f} s, service CPU {heartbeat_pct:.1f} %")
 
         login = await http.post(
             "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
@@ -285,6 +325,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
                 * 1000
             )
 
+        _progress(f"commands: {len(issued)} issued, {lost} not durable")
         from_start = from_ready = -1.0
         relinked = 0
         if args.restart:
@@ -295,6 +336,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             t_ready = time.perf_counter()
             await _all_linked(nodes, within_s=args.restart_timeout)
             relinked = sum(1 for n in nodes if n.links > before[n.node_id] and n.linked.is_set())
+            _progress(f"restart: {relinked} relinked")
             if relinked == len(nodes):
                 done = time.perf_counter()
                 from_start, from_ready = done - t_start, done - t_ready
@@ -326,12 +368,110 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         )
 
 
+async def _replay(
+    service: Service, http: httpx.AsyncClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Drain a real daemon's backlog through the service while a live meter goes on."""
+    signers = await _register_meters(http, args.replay_meters + 1)
+    backlog_meters, live = signers[:-1], signers[-1]
+    (node,) = await _enrol(http, 1)
+    login = await http.post(
+        "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
+    )
+    op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    for signer in signers:
+        attached = await http.put(
+            f"/api/v1/nodes/{node.node_id}/meters/{signer.meter_id}", headers=op
+        )
+        attached.raise_for_status()
+    offline_s = args.replay_hours * 3600
+    per_meter = int(offline_s // args.reading_interval_s)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=offline_s)
+    backlog: list[tuple[str, dict[str, Any]]] = []
+    for k in range(per_meter):
+        at = start + timedelta(seconds=k * args.reading_interval_s)
+        for signer in backlog_meters:
+            reading = signer.record(at, exported_wh=5)
+            backlog.append((signer.meter_id, reading_batch_to_json(signer.sign([reading]))))
+    _progress(
+        f"replay: {len(backlog)} batches signed ({args.replay_hours} h, "
+        f"{len(backlog_meters)} meters)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_key(Path(tmp) / KEY_NAME, node.seed)
+        config = NodeConfig(server=service.url, node_id=node.node_id, data_dir=tmp)
+        config.save()
+        daemon = NodeDaemon(config)
+        newest_backlog = daemon.store.buffer_many(backlog)
+        watch = sqlite3.connect(Path(tmp) / "node.sqlite3")
+        live_in: dict[int, float] = {}
+        live_out: dict[int, float] = {}
+        began = time.perf_counter()
+        runner = asyncio.create_task(daemon.run())
+
+        async def produce() -> None:
+            while True:
+                now = datetime.now(UTC).replace(microsecond=0)
+                reading = live.record(now, exported_wh=1)
+                seq = daemon.buffer_batch(
+                    live.meter_id, reading_batch_to_json(live.sign([reading]))
+                )
+                live_in[seq] = time.perf_counter()
+                await asyncio.sleep(args.live_interval_s)
+
+        # Live is what comes in once the link is up (before it, it is backlog too).
+        await asyncio.wait_for(daemon.linked.wait(), timeout=args.replay_timeout)
+        linked_after = time.perf_counter() - began
+        producer = asyncio.create_task(produce())
+        drained_at = None
+        try:
+            while drained_at is None or len(live_out) < len(live_in):
+                waiting = {int(r[0]) for r in watch.execute("SELECT seq FROM outbox").fetchall()}
+                now_perf = time.perf_counter()
+                for seq in live_in:
+                    if seq not in waiting and seq not in live_out:
+                        live_out[seq] = now_perf
+                if drained_at is None and not any(seq <= newest_backlog for seq in waiting):
+                    drained_at = now_perf
+                    producer.cancel()
+                    _progress(
+                        f"replay: drained in {drained_at - began:.1f} s "
+                        f"(linked after {linked_after:.1f} s)"
+                    )
+                if now_perf - began > args.replay_timeout:
+                    raise RuntimeError("the backlog did not drain in time")
+                await asyncio.sleep(0.005)
+        finally:
+            producer.cancel()
+            runner.cancel()
+            await asyncio.gather(producer, runner, return_exceptions=True)
+            watch_refused = watch.execute(
+                "SELECT value FROM counters WHERE name = 'batches_refused'"
+            ).fetchone()
+            refused = int(watch_refused[0]) if watch_refused else 0
+            watch.close()
+    assert drained_at is not None
+    drain_s = drained_at - began
+    latencies = [(live_out[s] - live_in[s]) * 1000 for s in live_out]
+    return {
+        "replay_batches": len(backlog),
+        "replay_offline_h": args.replay_hours,
+        "replay_drain_s": round(drain_s, 1),
+        "replay_x_real_time": round(offline_s / drain_s, 1),
+        "replay_refused": refused,
+        "live_batches": len(latencies),
+        "live_during_replay_p50_ms": round(statistics.median(latencies), 1) if latencies else -1,
+        "live_during_replay_p99_ms": round(_pct(latencies, 0.99), 1),
+    }
+
+
 def _table(results: list[Result]) -> str:
     lines = [
         "| backend | nodes linked | link all (s) | heartbeats/s | service CPU, heartbeats / idle "
         "(% of a core) | command → node p50/p99 (ms) | command → node_durable p50/p99 (ms) "
-        "| lost | relinked after restart | all back from start / ready (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| lost | relinked after restart | all back from start / ready (s) "
+        "| replay: batches, drain (s), × real time | live during replay p50/p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -340,9 +480,26 @@ def _table(results: list[Result]) -> str:
             f"| {r.command_to_node_p50_ms}/{r.command_to_node_p99_ms} "
             f"| {r.command_to_durable_p50_ms}/{r.command_to_durable_p99_ms} | {r.commands_lost} "
             f"| {r.relinked_after_restart} | {r.restart_all_back_from_start_s} / "
-            f"{r.restart_all_back_from_ready_s} |"
+            f"{r.restart_all_back_from_ready_s} "
+            f"| {r.replay_batches}, {r.replay_drain_s}, {r.replay_x_real_time}× "
+            f"| {r.live_during_replay_p50_ms}/{r.live_during_replay_p99_ms} |"
         )
     return "\n".join(lines)
+
+
+def _raise_fd_limit(nodes: int) -> None:
+    """Each link is a descriptor in this process and one in the service (which inherits
+    the limit): raise the soft limit to the hard one when the default is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * nodes + 1024
+    if soft < needed:
+        target = hard if hard == resource.RLIM_INFINITY else max(soft, min(hard, needed))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        sys.exit(
+            f"bench/nodes.py: {nodes} links need about {needed} descriptors; the limit is {soft}"
+        )
 
 
 def main() -> None:
@@ -357,8 +514,19 @@ def main() -> None:
     )
     parser.add_argument("--restart", action="store_true", help="measure a service restart")
     parser.add_argument("--restart-timeout", type=float, default=180.0, help="seconds")
+    parser.add_argument("--replay", action="store_true", help="measure a backlog's replay")
+    parser.add_argument("--replay-hours", type=float, default=24.0, help="hours offline")
+    parser.add_argument("--replay-meters", type=int, default=10)
+    parser.add_argument("--reading-interval-s", type=float, default=60.0)
+    parser.add_argument("--live-interval-s", type=float, default=1.0)
+    parser.add_argument("--replay-timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument("--json", action="store_true")
-    run_and_print(_bench_backend, parser.parse_args(), _table)
+    args = parser.parse_args()
+    _raise_fd_limit(args.nodes)
+    # A restart is timed from the new process's start: let it load cached bytecode,
+    # as an installed service does, rather than compile every module again.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    run_and_print(_bench_backend, args, _table)
 
 
 if __name__ == "__main__":

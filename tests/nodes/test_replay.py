@@ -43,3 +43,16 @@ def test_with_nothing_live_the_backlog_leaves_oldest_first(tmp_path: Path) -> No
         assert _seqs(store, 10, mark)[-1] == ("A", 4)
     finally:
         store.close()
+
+
+def test_many_batches_are_buffered_in_order_in_one_go_within_the_bound(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.sqlite3", max_batches=5)
+    try:
+        store.buffer("A", {"meter_id": "A", "n": 0})
+        newest = store.buffer_many([("A", {"meter_id": "A", "n": n}) for n in range(1, 7)])
+        assert newest == store.newest_seq()
+        # The bound evicts the oldest, counted as lost; the new ones are kept in order.
+        assert [b.batch["n"] for b in store.oldest(10)] == [2, 3, 4, 5, 6]
+        assert store.counter("batches_lost") == 2
+    finally:
+        store.close()

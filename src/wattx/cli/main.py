@@ -14,9 +14,18 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so that each area's module stays the one place its commands live.
-    from wattx.cli import chain, delivery_demo, market_demo, meter, node, service, simulate
+    from wattx.cli import (
+        chain,
+        delivery_demo,
+        device,
+        market_demo,
+        meter,
+        node,
+        service,
+        simulate,
+    )
 
-    for area in (service, market_demo, delivery_demo, chain, simulate, meter, node):
+    for area in (service, market_demo, delivery_demo, chain, simulate, meter, node, device):
         area.register(app)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from wattx.nodes.desired import check_apply_payload
 from wattx.nodes.errors import CommandStateError, InvalidCommandError
+from wattx.nodes.schedule import parse_schedule
 
 MAX_PAYLOAD_KEYS = 64
 MAX_TTL_S = 7 * 86_400
@@ -98,6 +99,9 @@ class CommandType(StrEnum):
     """Generate a new key and register it over the link."""
     CONFIG = "config.apply"
     """Apply a version of the node's desired configuration (``wattx.nodes.desired``)."""
+    SCHEDULE = "schedule"
+    """Keep a day of quarter-hour setpoints on the node and run it there, also through a
+    lost link (``wattx.nodes.schedule``); a newer version replaces it."""
 
 
 DEVICE_COMMAND_TYPES = frozenset({"lock", "unlock", "transfer.start", "transfer.stop", "schedule"})
@@ -163,6 +167,8 @@ def check_command(type_: str, payload: dict[str, Any]) -> CommandType:
             raise InvalidCommandError("unknown diagnostic", allowed=sorted(DIAGNOSTICS))
     elif kind is CommandType.CONFIG:
         check_apply_payload(payload)
+    elif kind is CommandType.SCHEDULE:
+        parse_schedule(payload)
     else:
         _require_keys(payload, set(), set())
     return kind

@@ -686,16 +686,18 @@ class NodeService:
                 nodes = {
                     n.id: n
                     for n in (
-                        await session.scalars(
-                            select(NodeRow).where(NodeRow.id.in_([g.node_id for g in chunk]))
+                        await session.execute(
+                            select(NodeRow.id, NodeRow.status, NodeRow.link_id).where(
+                                NodeRow.id.in_([g.node_id for g in chunk])
+                            )
                         )
                     ).all()
                 }
                 keys = {
                     k.public_key: k
                     for k in (
-                        await session.scalars(
-                            select(NodeKeyRow).where(
+                        await session.execute(
+                            select(NodeKeyRow.public_key, NodeKeyRow.retired_at).where(
                                 NodeKeyRow.public_key.in_([g.public_key for g in chunk])
                             )
                         )
@@ -785,24 +787,38 @@ class NodeService:
                 await self._publish_status(row, NodeHealth.HEALTHY)
         return written
 
-    async def _write_heartbeats(self, chunk: dict[str, _PendingHeartbeat]) -> list[NodeRow]:
+    async def _write_heartbeats(self, chunk: dict[str, _PendingHeartbeat]) -> list[_NodeRef]:
+        """One transaction: the few columns needed read, every row updated by primary key
+        in one executemany (no ORM objects: a round may hold thousands of nodes)."""
         async with self._db.write() as session:
             # Locked in one order, so two processes flushing never deadlock.
-            query = select(NodeRow).where(NodeRow.id.in_(list(chunk))).order_by(NodeRow.id)
+            query = (
+                select(NodeRow.id, NodeRow.name, NodeRow.owner_id, NodeRow.status, NodeRow.health)
+                .where(NodeRow.id.in_(list(chunk)))
+                .order_by(NodeRow.id)
+            )
             if self._db.locks_rows:
                 query = query.with_for_update()
             turned_healthy = []
-            for row in (await session.scalars(query)).all():
+            values = []
+            for row in (await session.execute(query)).all():
                 beat = chunk[row.id]
                 if row.health != NodeHealth.HEALTHY.value and row.status != REVOKED:
-                    turned_healthy.append(row)
-                row.last_heartbeat_at = beat.at
-                row.uptime_s = beat.frame.uptime_s
-                row.software_version = beat.frame.version
-                row.buffer_depth = beat.frame.buffer_depth
-                row.device_summary = json.dumps(beat.frame.devices, sort_keys=True)
-                row.health = NodeHealth.HEALTHY.value
+                    turned_healthy.append(_NodeRef(row.id, row.name, row.owner_id))
+                values.append(
+                    {
+                        "id": row.id,
+                        "last_heartbeat_at": beat.at,
+                        "uptime_s": beat.frame.uptime_s,
+                        "software_version": beat.frame.version,
+                        "buffer_depth": beat.frame.buffer_depth,
+                        "device_summary": json.dumps(beat.frame.devices, sort_keys=True),
+                        "health": NodeHealth.HEALTHY.value,
+                    }
+                )
                 await self._count_up_slots(session, row.id, beat)
+            if values:
+                await session.execute(update(NodeRow), values)
         return turned_healthy
 
     async def _count_up_slots(
@@ -1016,8 +1032,34 @@ class NodeService:
         commands. Counts per health. Waiting heartbeats are written first."""
         await self.flush_heartbeats()
         now = self._clock.now()
-        changed: list[tuple[NodeRow, NodeHealth]] = []
+        changed: list[tuple[_NodeRef, NodeHealth]] = []
         counts = dict.fromkeys(NodeHealth, 0)
+        # The columns health needs, not whole rows: with thousands of nodes the
+        # round's cost is the rows it builds.
+        async with self._db.read() as session:
+            nodes = (
+                await session.execute(
+                    select(
+                        NodeRow.id,
+                        NodeRow.name,
+                        NodeRow.owner_id,
+                        NodeRow.status,
+                        NodeRow.health,
+                        NodeRow.last_heartbeat_at,
+                        NodeRow.heartbeat_interval_s,
+                    )
+                )
+            ).all()
+        for node in nodes:
+            health = node_health(
+                revoked=node.status == REVOKED,
+                last_heartbeat_at=node.last_heartbeat_at,
+                now=now,
+                interval_s=node.heartbeat_interval_s,
+            )
+            counts[health] += 1
+            if health.value != node.health:
+                changed.append((_NodeRef(node.id, node.name, node.owner_id), health))
         async with self._db.write() as session:
             # Commands that never became durable on their node in time expire, linked or not.
             await session.execute(
@@ -1028,12 +1070,35 @@ class NodeService:
                 )
                 .values(state=CommandState.EXPIRED.value, finished_at=now)
             )
-            for row in (await session.scalars(select(NodeRow))).all():
-                health = self._health(row, now)
-                counts[health] += 1
-                if health.value != row.health:
-                    row.health = health.value
-                    changed.append((row, health))
+            # Only the nodes whose health changed, judged again inside the write: a
+            # heartbeat written since the read above wins.
+            confirmed: list[tuple[_NodeRef, NodeHealth]] = []
+            for start in range(0, len(changed), HEARTBEAT_CHUNK):
+                part = dict(changed[start : start + HEARTBEAT_CHUNK])
+                by_id = {ref.id: ref for ref in part}
+                query = select(
+                    NodeRow.id,
+                    NodeRow.status,
+                    NodeRow.health,
+                    NodeRow.last_heartbeat_at,
+                    NodeRow.heartbeat_interval_s,
+                ).where(NodeRow.id.in_(list(by_id)))
+                if self._db.locks_rows:
+                    query = query.order_by(NodeRow.id).with_for_update()
+                values = []
+                for fresh in (await session.execute(query)).all():
+                    health = node_health(
+                        revoked=fresh.status == REVOKED,
+                        last_heartbeat_at=fresh.last_heartbeat_at,
+                        now=now,
+                        interval_s=fresh.heartbeat_interval_s,
+                    )
+                    if health.value != fresh.health:
+                        values.append({"id": fresh.id, "health": health.value})
+                        confirmed.append((by_id[fresh.id], health))
+                if values:
+                    await session.execute(update(NodeRow), values)
+            changed = confirmed
         for row, health in changed:
             if health is NodeHealth.OFFLINE:
                 _log.warning("node offline: %s (%s)", row.id, row.name)
@@ -1113,7 +1178,7 @@ class NodeService:
     async def _control(self, node_id: str, message: dict[str, Any]) -> None:
         await self._bus.publish_to(commands_channel(node_id), json.dumps(message))
 
-    async def _publish_status(self, row: NodeRow, health: NodeHealth) -> None:
+    async def _publish_status(self, row: NodeRow | _NodeRef, health: NodeHealth) -> None:
         await self._bus.publish(
             Event(
                 EventType.NODE_STATUS,
@@ -1121,6 +1186,15 @@ class NodeService:
                 frozenset({row.owner_id}),
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeRef:
+    """What a ``node.status`` event names of a node."""
+
+    id: str
+    name: str
+    owner_id: str
 
 
 def _not_config(type_: str) -> None:

@@ -47,8 +47,17 @@ def broker(url: str) -> tuple[str, int, str | None, str | None]:
 
 
 class DeviceBridge:
-    def __init__(self, url: str, prefix: str, *, on_batch: BatchSink, on_event: EventSink) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        on_batch: BatchSink,
+        on_event: EventSink,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._broker = broker(url)
+        self._now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._prefix = prefix
         self._on_batch = on_batch
         self._on_event = on_event
@@ -94,7 +103,7 @@ class DeviceBridge:
         topic = f"{self._prefix}/{zone}/dev/{device_id}/cmd"
         try:
             while True:
-                remaining = (expires_at - datetime.now(UTC)).total_seconds()
+                remaining = (expires_at - self._now()).total_seconds()
                 if remaining <= 0:
                     return None
                 client = self._client

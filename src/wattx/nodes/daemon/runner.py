@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,10 +38,11 @@ from wattx.nodes.daemon.config import (
     write_key,
     write_private_json,
 )
-from wattx.nodes.daemon.store import Lease, NodeStore, StoredCommand
+from wattx.nodes.daemon.store import Lease, NodeStore, SlotRun, StoredCommand
 from wattx.nodes.desired import ROLLBACK_S, check_apply_payload
-from wattx.nodes.errors import InvalidNodeConfigError
+from wattx.nodes.errors import InvalidCommandError, InvalidNodeConfigError
 from wattx.nodes.frames import CloseCode, FrameError, decode_service_frame, encode
+from wattx.nodes.schedule import SLOTS, Schedule, parse_schedule
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ BATCHES_PER_FRAME = 20
 RESULT_TIMEOUT_S = 60.0
 RELEASE_TTL_S = 300.0
 """How long the node keeps asking a device to return to its local policy."""
+SLOT_REPORTS_PER_FRAME = 96
 PENDING_CONFIG_NAME = "node.json.pending"
 """A config change not yet confirmed by a link: the version it replaced, the deadline."""
 
@@ -65,8 +68,11 @@ class NodeDaemon:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         config_rollback_s: float = ROLLBACK_S,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
+        self._now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        """The schedule's clock (slot boundaries, the expiry of its setpoints)."""
         self.store = NodeStore(
             config.dir / "node.sqlite3",
             max_batches=config.buffer_max_batches,
@@ -89,6 +95,9 @@ class NodeDaemon:
         self._releases: set[asyncio.Task[None]] = set()
         self._wake_dial = asyncio.Event()
         self._live_after = 0
+        self._slot_tasks: dict[tuple[int, int, str, str], asyncio.Task[None]] = {}
+        self._schedule_swept: tuple[int, int] | None = None
+        self._slot_report_lock = asyncio.Lock()
         self.linked = asyncio.Event()
         self.links_opened = 0
         self.bridge: DeviceBridge | None = None
@@ -98,6 +107,7 @@ class NodeDaemon:
                 config.mqtt_prefix,
                 on_batch=self.buffer_batch,
                 on_event=self._device_event,
+                clock=self._now,
             )
 
     # ------------------------------------------------------------------ public
@@ -117,6 +127,7 @@ class NodeDaemon:
         for lease in self.store.leases():
             self._release(lease, "node_restart")
         background.append(asyncio.create_task(self._control_loop()))
+        background.append(asyncio.create_task(self._schedule_loop()))
         for stored in self.store.unfinished_commands():
             self._spawn(stored.body)
         backoff = self._backoff_initial_s
@@ -154,7 +165,12 @@ class NodeDaemon:
                     backoff = min(backoff * 2, self._backoff_max_s)
                 self._wake_dial.clear()
         finally:
-            tasks = [*background, *self._running.values(), *self._releases]
+            tasks = [
+                *background,
+                *self._running.values(),
+                *self._releases,
+                *self._slot_tasks.values(),
+            ]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -188,6 +204,7 @@ class NodeDaemon:
             for stored in self.store.unreported_commands():
                 await self._report(stored.id)
             await self._send_lease_reports()
+            await self._send_slot_reports()
             tasks = [
                 asyncio.create_task(self._receive(ws)),
                 asyncio.create_task(self._heartbeats()),
@@ -422,6 +439,8 @@ class NodeDaemon:
             return await self._rotate_key()
         if kind == CommandType.CONFIG:
             return await self._apply_config(command)
+        if kind == CommandType.SCHEDULE:
+            return self._apply_schedule(command)
         return "rejected", f"unknown command type {kind!r}", None
 
     def _hold(self, command: dict[str, Any], payload: dict[str, Any], *, applied: bool) -> None:
@@ -435,6 +454,189 @@ class NodeDaemon:
             self.store.hold_lease(Lease(zone, device_id, str(command["id"]), expires_at))
         elif payload["type"] == "transfer.stop":
             self.store.clear_lease(zone, device_id)
+
+    # ------------------------------------------------------------------ the schedule
+
+    def _apply_schedule(
+        self, command: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        """Make the command's schedule the one in force (on disk, replacing an older
+        version in one transaction) and start its current slot."""
+        payload: dict[str, Any] = command.get("payload") or {}
+        try:
+            schedule = parse_schedule(payload)
+        except InvalidCommandError as exc:
+            return "rejected", f"invalid schedule: {exc.detail}", None
+        summary = {
+            "version": schedule.version,
+            "start": schedule.start.isoformat(),
+            "end": schedule.end.isoformat(),
+            "devices": len(schedule.devices),
+        }
+        current = self.store.schedule()
+        if current is not None and current.command_id == command["id"]:
+            return "applied", None, summary  # resumed after a restart: stored already
+        if self.bridge is None:
+            return "rejected", "no device bridge configured on this node", None
+        now = self._now()
+        if schedule.end <= now:
+            return "rejected", "the schedule ended before it arrived", None
+        in_force = self.store.replace_schedule(schedule.version, str(command["id"]), payload, now)
+        if in_force is not None:
+            return (
+                "rejected",
+                f"version {in_force} is in force; only a newer version replaces it",
+                {"in_force": in_force},
+            )
+        _log.info("schedule version %d in force from %s", schedule.version, schedule.start)
+        self._schedule_tick()
+        return "applied", None, summary
+
+    async def _schedule_loop(self) -> None:
+        """Every control cycle: carry out the slot the schedule in force is in, with or
+        without a link."""
+        while True:
+            try:
+                self._schedule_tick()
+            except Exception:  # the loop must outlive one bad tick
+                _log.exception("schedule tick failed")
+            await asyncio.sleep(self.config.control_cycle_s)
+
+    def _schedule_tick(self) -> None:
+        stored = self.store.schedule()
+        if stored is None:
+            return
+        schedule = parse_schedule(stored.body)
+        now = self._now()
+        slot = schedule.slot_at(now)
+        # A newer version replaced the one these setpoints belong to.
+        for key, task in list(self._slot_tasks.items()):
+            if key[0] != schedule.version:
+                task.cancel()
+        # Setpoints sent but unanswered when the daemon stopped: resumed in their slot,
+        # reported unacknowledged after it.
+        for run in self.store.slot_runs(schedule.version, status="sent"):
+            if _slot_key(run) in self._slot_tasks:
+                continue
+            if run.slot == slot:
+                self._spawn_slot(schedule, stored.command_id, run)
+            else:
+                self.store.finish_slot(
+                    run, "unacknowledged", "the node stopped before the device answered", _iso(now)
+                )
+        due = slot if slot is not None else (SLOTS if now >= schedule.end else 0)
+        if self._schedule_swept != (schedule.version, due):
+            # Slots that came and went while the daemon was not running.
+            missed = [
+                SlotRun(
+                    schedule.version,
+                    s,
+                    d.zone,
+                    d.device_id,
+                    d.setpoints_w[s],
+                    "missed",
+                    "the node was not running",
+                    _iso(now),
+                )
+                for s in range(due)
+                if schedule.slot_end(s) > stored.received_at
+                for d in schedule.devices
+                if d.setpoints_w[s] is not None
+            ]
+            if missed:
+                self.store.claim_slots(missed)
+            self._schedule_swept = (schedule.version, due)
+        if slot is None:
+            return
+        held = {(lease.zone, lease.device_id) for lease in self.store.leases()}
+        for device in schedule.devices:
+            setpoint = device.setpoints_w[slot]
+            if setpoint is None:
+                continue
+            run = SlotRun(
+                schedule.version,
+                slot,
+                device.zone,
+                device.device_id,
+                setpoint,
+                "sent",
+                None,
+                _iso(now),
+            )
+            if (device.zone, device.device_id) in held:
+                skipped = replace(run, status="skipped", detail="held by a live actuation")
+                if self.store.claim_slot(skipped):
+                    self._report_slots()
+            elif self.store.claim_slot(run):
+                self._spawn_slot(schedule, stored.command_id, run)
+
+    def _spawn_slot(self, schedule: Schedule, command_id: str, run: SlotRun) -> None:
+        key = _slot_key(run)
+        if key in self._slot_tasks or self.bridge is None:
+            return
+        task = asyncio.create_task(self._run_slot(schedule, command_id, run))
+        self._slot_tasks[key] = task
+        task.add_done_callback(lambda _: self._slot_tasks.pop(key, None))
+
+    async def _run_slot(self, schedule: Schedule, command_id: str, run: SlotRun) -> None:
+        """Publish the slot's setpoint to its device until it answers or the slot ends."""
+        assert self.bridge is not None
+        until = schedule.slot_end(run.slot)
+        envelope = {
+            "id": f"{command_id}-{run.slot:02d}",
+            "type": "setpoint",
+            "payload": {
+                "setpoint_w": run.setpoint_w,
+                "version": run.version,
+                "slot": run.slot,
+                "until": until.isoformat(),
+            },
+            "issued_at": _iso(self._now()),
+            "expires_at": until.isoformat(),
+        }
+        try:
+            ack = await self.bridge.command(run.zone, run.device_id, envelope, expires_at=until)
+        except asyncio.CancelledError:
+            if self._version_replaced(run.version):
+                self.store.finish_slot(
+                    run, "replaced", "a newer schedule version replaced it", _iso(self._now())
+                )
+            raise
+        detail: str | None
+        if ack is None:
+            status, detail = "unacknowledged", "the device did not answer within its slot"
+        else:
+            status = "applied" if ack.get("status") == "applied" else "rejected"
+            raw = ack.get("detail")
+            detail = raw[:500] if isinstance(raw, str) else None
+        self.store.finish_slot(run, status, detail, _iso(self._now()))
+        self._report_slots()
+
+    def _version_replaced(self, version: int) -> bool:
+        stored = self.store.schedule()
+        return stored is not None and stored.version != version
+
+    def _report_slots(self) -> None:
+        task = asyncio.create_task(self._send_slot_reports())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _send_slot_reports(self) -> None:
+        """Report finished slots over the link (one ``schedule.slots`` event per version
+        and up to 96 slots); what is not sent now goes with the next link."""
+        async with self._slot_report_lock:
+            while self._ws is not None:
+                runs = self.store.slot_reports(SLOT_REPORTS_PER_FRAME)
+                if not runs:
+                    return
+                version = runs[0].version
+                runs = [r for r in runs if r.version == version]
+                data = {"version": version, "runs": [r.report() for r in runs]}
+                try:
+                    await self._send(encode("event", name="schedule.slots", data=data))
+                except (ConnectionError, ConnectionClosed):
+                    return
+                self.store.mark_slots_reported(runs)
 
     # ------------------------------------------------------------------ desired config
 
@@ -549,6 +751,14 @@ class NodeDaemon:
         self._seed = read_key(self._key_path)
         _log.warning("the service refused the old key; using the rotated one")
         return True
+
+
+def _slot_key(run: SlotRun) -> tuple[int, int, str, str]:
+    return (run.version, run.slot, run.zone, run.device_id)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
 
 
 def _read_pending(path: Path) -> dict[str, Any] | None:

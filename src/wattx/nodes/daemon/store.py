@@ -48,6 +48,25 @@ CREATE TABLE IF NOT EXISTS lease_reports (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schedule (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    version INTEGER NOT NULL,
+    command_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    version INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    zone TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    setpoint_w INTEGER,
+    status TEXT NOT NULL,
+    detail TEXT,
+    at TEXT NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (version, slot, zone, device_id)
+);
 """
 
 
@@ -64,6 +83,40 @@ class Lease:
     device_id: str
     command_id: str
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    version: int
+    command_id: str
+    body: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRun:
+    """One device's setpoint of one slot: ``sent`` (published, no answer yet), then
+    ``applied``, ``rejected``, ``unacknowledged``, ``skipped`` or ``missed``."""
+
+    version: int
+    slot: int
+    zone: str
+    device_id: str
+    setpoint_w: int | None
+    status: str
+    detail: str | None
+    at: str
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "slot": self.slot,
+            "zone": self.zone,
+            "device_id": self.device_id,
+            "setpoint_w": self.setpoint_w,
+            "status": self.status,
+            "detail": self.detail,
+            "at": self.at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +164,26 @@ class NodeStore:
             seq = cur.lastrowid
             assert seq is not None
             return seq
+
+    def buffer_many(self, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Append many batches (meter id, batch) in one transaction, in order; the
+        bound applies as for :meth:`buffer`. Returns the newest sequence number."""
+        with self._tx():
+            now = _now()
+            self._db.executemany(
+                "INSERT INTO outbox (meter_id, batch, received_at) VALUES (?, ?, ?)",
+                [(m, json.dumps(b, separators=(",", ":")), now) for m, b in items],
+            )
+            depth = self._depth()
+            if depth > self._max:
+                excess = depth - self._max
+                self._db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                    (excess,),
+                )
+                self._bump("batches_lost", excess)
+            row = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
 
     def oldest(self, limit: int) -> list[BufferedBatch]:
         rows = self._db.execute(
@@ -268,6 +341,112 @@ class NodeStore:
     def drop_lease_report(self, seq: int) -> None:
         with self._tx():
             self._db.execute("DELETE FROM lease_reports WHERE seq = ?", (seq,))
+
+    # -- the schedule
+
+    def replace_schedule(
+        self, version: int, command_id: str, body: dict[str, Any], received_at: datetime
+    ) -> int | None:
+        """Make ``body`` the schedule in force, in one transaction, if ``version`` is newer
+        than the one in force; otherwise the version in force (nothing changes)."""
+        with self._tx():
+            row = self._db.execute("SELECT version FROM schedule WHERE one = 1").fetchone()
+            if row is not None and int(row[0]) >= version:
+                return int(row[0])
+            self._db.execute(
+                "INSERT INTO schedule (one, version, command_id, body, received_at) "
+                "VALUES (1, ?, ?, ?, ?) ON CONFLICT(one) DO UPDATE SET version = excluded.version, "
+                "command_id = excluded.command_id, body = excluded.body, "
+                "received_at = excluded.received_at",
+                (version, command_id, json.dumps(body), received_at.isoformat()),
+            )
+            # What older versions did and the platform has heard of is no longer needed.
+            self._db.execute(
+                "DELETE FROM schedule_runs WHERE version < ? AND reported = 1", (version,)
+            )
+            return None
+
+    def schedule(self) -> StoredSchedule | None:
+        row = self._db.execute(
+            "SELECT version, command_id, body, received_at FROM schedule WHERE one = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredSchedule(
+            int(row[0]), row[1], json.loads(row[2]), datetime.fromisoformat(row[3])
+        )
+
+    def claim_slot(self, run: SlotRun) -> bool:
+        """Record ``run`` before it is carried out; False if this slot of this device
+        was recorded already (it is never carried out twice)."""
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO schedule_runs (version, slot, zone, device_id, "
+                "setpoint_w, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.version,
+                    run.slot,
+                    run.zone,
+                    run.device_id,
+                    run.setpoint_w,
+                    run.status,
+                    run.detail,
+                    run.at,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def claim_slots(self, runs: list[SlotRun]) -> int:
+        """Record many runs at once (slots that passed unrun); those already recorded
+        stay as they are."""
+        with self._tx():
+            cur = self._db.executemany(
+                "INSERT OR IGNORE INTO schedule_runs (version, slot, zone, device_id, "
+                "setpoint_w, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.version, r.slot, r.zone, r.device_id, r.setpoint_w, r.status, r.detail, r.at)
+                    for r in runs
+                ],
+            )
+            return cur.rowcount
+
+    def finish_slot(self, run: SlotRun, status: str, detail: str | None, at: str) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE schedule_runs SET status = ?, detail = ?, at = ?, reported = 0 "
+                "WHERE version = ? AND slot = ? AND zone = ? AND device_id = ?",
+                (status, detail, at, run.version, run.slot, run.zone, run.device_id),
+            )
+
+    def slot_runs(self, version: int, *, status: str | None = None) -> list[SlotRun]:
+        query = (
+            "SELECT version, slot, zone, device_id, setpoint_w, status, detail, at "
+            "FROM schedule_runs WHERE version = ?"
+        )
+        args: tuple[Any, ...] = (version,)
+        if status is not None:
+            query += " AND status = ?"
+            args = (version, status)
+        rows = self._db.execute(query + " ORDER BY slot, zone, device_id", args).fetchall()
+        return [SlotRun(*r) for r in rows]
+
+    def slot_reports(self, limit: int) -> list[SlotRun]:
+        """Finished slot runs not yet reported over a link, oldest first."""
+        rows = self._db.execute(
+            "SELECT version, slot, zone, device_id, setpoint_w, status, detail, at "
+            "FROM schedule_runs WHERE reported = 0 AND status != 'sent' "
+            "ORDER BY version, slot, zone, device_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [SlotRun(*r) for r in rows]
+
+    def mark_slots_reported(self, runs: list[SlotRun]) -> None:
+        with self._tx():
+            self._db.executemany(
+                "UPDATE schedule_runs SET reported = 1 "
+                "WHERE version = ? AND slot = ? AND zone = ? AND device_id = ? AND status = ?",
+                [(r.version, r.slot, r.zone, r.device_id, r.status) for r in runs],
+            )
 
     # -- helpers
 
