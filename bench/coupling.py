@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
-from wattx.domain import Order, Side, Zone
+from wattx.domain import Order, Side
 from wattx.grid import GridLink, GridTree
-from wattx.market import ZoneRateTable
 from wattx.market.coupling import run_coupled_auction, solve_program
+from wattx.market.rates import tree_rates
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TRANSFORMERS = ["t0", "t1", "t2"]
@@ -72,20 +72,10 @@ def orders(per_zone: int, rng: random.Random) -> tuple[list[Order], list[Order]]
     return buys, sells
 
 
-def rates(tree: GridTree) -> dict[tuple[str, str], object]:
-    neighbours: dict[str, set[str]] = {z: set() for z in tree.zones}
-    for link in tree.links:
-        neighbours[link.child].add(link.parent)
-        neighbours[link.parent].add(link.child)
-    zones = {z: Zone(z, z, neighbours=frozenset(neighbours[z])) for z in tree.zones}
-    table = ZoneRateTable()
-    return {(a, b): table.rate(zones[a], zones[b]) for a in zones for b in zones}
-
-
 def measure(per_zone: int, repeat: int) -> dict[str, float | int]:
     rng = random.Random(per_zone)
     tree = grid(per_zone)
-    table = rates(tree)
+    table = tree_rates(tree)
     buys, sells = orders(per_zone, rng)
     best_total = best_program = best_cpu = best_program_cpu = float("inf")
     clearing = None

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from wattx.domain import ValidationError, Zone
+from wattx.grid.model import GridTree
 from wattx.units import BPS_PER_UNIT, WH_PER_KWH
 
 
@@ -149,3 +150,17 @@ def governed_rates(table: ZoneRateTable, parameters: Mapping[str, int]) -> ZoneR
             value = min(value // _PPM_PER_BPS, BPS_PER_UNIT - 1)
         changes[attribute] = value
     return replace(table, **changes)  # type: ignore[arg-type]
+
+
+def tree_rates(
+    tree: GridTree, table: ZoneRateTable | None = None
+) -> dict[tuple[str, str], ZoneRate]:
+    """The rate of every ordered pair of the tree's zones, where zones joined by a link are
+    neighbours (the default table unless one is given)."""
+    neighbours: dict[str, set[str]] = {zone: set() for zone in tree.zones}
+    for link in tree.links:
+        neighbours[link.child].add(link.parent)
+        neighbours[link.parent].add(link.child)
+    zones = {z: Zone(z, z, neighbours=frozenset(neighbours[z])) for z in tree.zones}
+    rates = table or ZoneRateTable()
+    return {(a, b): rates.rate(zones[a], zones[b]) for a in zones for b in zones}

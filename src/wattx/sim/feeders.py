@@ -27,13 +27,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from wattx.domain import Order, Side, Zone
+from wattx.domain import Order, Side
 from wattx.grid import GridLink, GridTree
-from wattx.market import ZoneRateTable
 from wattx.market.coupling import run_coupled_auction
 from wattx.market.execution import make_trade
 from wattx.market.mechanism import Mechanism
-from wattx.market.rates import ZoneRate
+from wattx.market.rates import tree_rates
 from wattx.sim.agents import OrderIntent
 from wattx.sim.community import HouseholdKind, HouseholdSpec
 from wattx.sim.errors import SimulationConfigError
@@ -196,16 +195,6 @@ def _comparison(
     }
 
 
-def _rates(tree: GridTree) -> dict[tuple[str, str], ZoneRate]:
-    neighbours: dict[str, set[str]] = {zone: set() for zone in tree.zones}
-    for link in tree.links:
-        neighbours[link.child].add(link.parent)
-        neighbours[link.parent].add(link.child)
-    zones = {z: Zone(z, z, neighbours=frozenset(neighbours[z])) for z in tree.zones}
-    table = ZoneRateTable()
-    return {(a, b): table.rate(zones[a], zones[b]) for a in zones for b in zones}
-
-
 def run_feeder_market(
     scenario: Scenario,
     feeders: TwoFeeders = TwoFeeders(),
@@ -217,7 +206,7 @@ def run_feeder_market(
     mechanism = "call_auction_feeder_limits" if limited else "call_auction_no_limits"
     simulation = CommunitySimulation(scenario, strategy, mechanism=mechanism)
     tree = feeders.tree(limited=limited)
-    rates = _rates(tree)
+    rates = tree_rates(tree)
     zone_of = {spec.id: feeders.zone_of(spec) for spec in scenario.community.members}
     run = FeederRun(simulation.results, feeders, limited)
     grid = scenario.grid
