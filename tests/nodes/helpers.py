@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from service.client import User
@@ -75,3 +77,25 @@ async def audit_actions(service: Service) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+@contextlib.asynccontextmanager
+async def applying_device(prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Battery bat-1 in zone main: applies every command and keeps what it got."""
+    got: list[dict[str, Any]] = []
+    async with aiomqtt.Client("127.0.0.1", 1883) as client:
+        await client.subscribe(f"{prefix}/main/dev/bat-1/cmd", qos=1)
+
+        async def serve() -> None:
+            async for message in client.messages:
+                envelope = json.loads(message.payload)  # type: ignore[arg-type]
+                got.append(envelope)
+                ack = {"id": envelope["id"], "status": "applied"}
+                await client.publish(f"{prefix}/main/dev/bat-1/ack", json.dumps(ack), qos=1)
+
+        task = asyncio.create_task(serve())
+        try:
+            yield got
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from service.conftest import ManualClock
@@ -24,7 +21,14 @@ from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
 from wattx.nodes.errors import InvalidCommandError
 
 from .conftest import Service, enrol, running
-from .helpers import command, command_state, daemon_running, eventually, sqlite_only
+from .helpers import (
+    applying_device,
+    command,
+    command_state,
+    daemon_running,
+    eventually,
+    sqlite_only,
+)
 
 
 def _start(lease_s: int | None = None) -> dict[str, Any]:
@@ -64,28 +68,6 @@ async def test_the_service_gives_and_checks_leases(service: Service, tmp_path: P
         assert refused.json()["code"] == "invalid_command"
 
 
-@contextlib.asynccontextmanager
-async def _device(prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """Battery bat-1 in zone main: applies every command and keeps what it got."""
-    got: list[dict[str, Any]] = []
-    async with aiomqtt.Client("127.0.0.1", 1883) as client:
-        await client.subscribe(f"{prefix}/main/dev/bat-1/cmd", qos=1)
-
-        async def serve() -> None:
-            async for message in client.messages:
-                envelope = json.loads(message.payload)  # type: ignore[arg-type]
-                got.append(envelope)
-                ack = {"id": envelope["id"], "status": "applied"}
-                await client.publish(f"{prefix}/main/dev/bat-1/ack", json.dumps(ack), qos=1)
-
-        task = asyncio.create_task(serve())
-        try:
-            yield got
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
 def _releases(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in got if e["type"] == "release"]
 
@@ -110,7 +92,10 @@ async def test_a_lapsed_lease_releases_the_device_and_is_reported(
                 return
 
     watcher = asyncio.create_task(watch())
-    async with _device(prefix) as got, daemon_running(node, service, control_cycle_s=0.2) as daemon:
+    async with (
+        applying_device(prefix) as got,
+        daemon_running(node, service, control_cycle_s=0.2) as daemon,
+    ):
         issued = await command(
             service, node.owner, node.node_id, type="device.command", payload=_start(1)
         )
@@ -140,7 +125,7 @@ async def test_a_renewed_lease_holds_and_a_lost_link_releases_at_once(
         node = await enrol(service.api, tmp_path, mqtt_prefix=prefix)
     config = replace(node.config, server=f"http://127.0.0.1:{port}", control_cycle_s=0.2)
     daemon = NodeDaemon(config, backoff_initial_s=0.05)
-    async with _device(prefix) as got:
+    async with applying_device(prefix) as got:
         task = asyncio.create_task(daemon.run())
         try:
             async with running(settings, clock, port=port) as service:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import httpx
 import pytest
 
@@ -32,7 +31,7 @@ from wattx.nodes.errors import InvalidCommandError
 from wattx.nodes.schedule import SLOTS, parse_schedule
 
 from .conftest import Service, enrol, running
-from .helpers import command, command_state, eventually, sqlite_only
+from .helpers import applying_device, command, command_state, eventually, sqlite_only
 
 
 def _quarter(at: datetime) -> datetime:
@@ -158,28 +157,6 @@ async def test_the_service_refuses_a_bad_schedule(service: Service, tmp_path: Pa
     assert good["state"] == "queued"
 
 
-@contextlib.asynccontextmanager
-async def _device(prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """Battery bat-1 in zone main: applies every command and keeps what it got."""
-    got: list[dict[str, Any]] = []
-    async with aiomqtt.Client("127.0.0.1", 1883) as client:
-        await client.subscribe(f"{prefix}/main/dev/bat-1/cmd", qos=1)
-
-        async def serve() -> None:
-            async for message in client.messages:
-                envelope = json.loads(message.payload)  # type: ignore[arg-type]
-                got.append(envelope)
-                ack = {"id": envelope["id"], "status": "applied"}
-                await client.publish(f"{prefix}/main/dev/bat-1/ack", json.dumps(ack), qos=1)
-
-        task = asyncio.create_task(serve())
-        try:
-            yield got
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
 class NodeClock:
     """The node's clock in these tests: moved by hand, from one quarter hour to the next."""
 
@@ -251,7 +228,7 @@ async def test_the_node_runs_its_schedule_through_a_lost_link_and_a_restart(
         with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
             await task
 
-    async with _device(prefix) as got:
+    async with applying_device(prefix) as got:
         first = daemon()
         task = asyncio.create_task(first.run())
         try:
@@ -326,7 +303,7 @@ async def test_a_newer_version_replaces_the_schedule_and_an_older_one_is_refused
     prefix = f"wattx-test-{uuid.uuid4().hex[:8]}"
     start = _quarter(datetime.now(UTC))
     node_clock = NodeClock(start + timedelta(minutes=1))
-    async with running(settings, clock) as service, _device(prefix) as got:
+    async with running(settings, clock) as service, applying_device(prefix) as got:
         node = await enrol(service.api, tmp_path, mqtt_prefix=prefix)
         config = replace(node.config, server=service.url, control_cycle_s=0.05)
         daemon = NodeDaemon(config, backoff_initial_s=0.05, clock=node_clock)
