@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chain_service.conftest import anvil_url, api, app, state
-from service.conftest import ManualClock, clock, database_url, pg_url
+from service.conftest import ManualClock, clock, database_url, pg_url, service_settings
 from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
@@ -29,14 +29,9 @@ INCENTIVES = DeploySettings(
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        jwt_secret="test-secret-key-of-sufficient-length",
-        rate_limit_auth_per_window=10_000,
-        rate_limit_default_per_window=100_000,
-        sse_keepalive_s=0.5,
-        log_level="WARNING",
+    return service_settings(
+        database_url,
+        tmp_path,
         incentive_period_s=PERIOD_S,
         incentive_failed_commands_threshold=3,
         # The clock crosses whole incentive periods; sessions outlive them.

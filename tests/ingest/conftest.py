@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from service.client import ApiClient, User
-from service.conftest import START, ManualClock, api, app, clock, database_url, pg_url, state
+from service.conftest import (
+    START,
+    ManualClock,
+    api,
+    app,
+    clock,
+    database_url,
+    pg_url,
+    service_settings,
+    state,
+)
 from service.helpers import FLAT_ZONE
 from wattx.config import Settings
 from wattx.metering import MeterSigner
@@ -24,16 +34,11 @@ INTERVAL = timedelta(minutes=5)
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        jwt_secret="test-secret-key-of-sufficient-length",
-        rate_limit_auth_per_window=10_000,
-        rate_limit_default_per_window=100_000,
+    return service_settings(
+        database_url,
+        tmp_path,
         # Room for a batch above the validation limit, so that rule is reached.
         max_body_bytes=1024 * 1024,
-        sse_keepalive_s=0.5,
-        log_level="WARNING",
     )
 
 

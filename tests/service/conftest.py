@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,17 +125,22 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def service_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """The service's settings in tests: a fixed signing secret, rate limits no test reaches,
+    quick keep-alives and quiet logs; ``overrides`` for what a test area needs besides."""
+    values: dict[str, Any] = {
+        "jwt_secret": "test-secret-key-of-sufficient-length",
+        "rate_limit_auth_per_window": 10_000,
+        "rate_limit_default_per_window": 100_000,
+        "sse_keepalive_s": 0.5,
+        "log_level": "WARNING",
+    }
+    return Settings(data_dir=data_dir, database_url=database_url, **(values | overrides))
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        jwt_secret="test-secret-key-of-sufficient-length",
-        rate_limit_auth_per_window=10_000,
-        rate_limit_default_per_window=100_000,
-        sse_keepalive_s=0.5,
-        log_level="WARNING",
-    )
+    return service_settings(database_url, tmp_path)
 
 
 @pytest.fixture
