@@ -6,6 +6,7 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,9 @@ async def test_a_failed_commit_fails_every_post_of_the_group_and_stores_nothing(
         again = await post(api, meter, body)
         assert again.status_code == 200, again.text
         assert again.json()["accepted"] == 2
+
+
+def test_the_documented_group_limit_is_the_service_limit() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = doc.split("**When the answer comes.**", 1)[1].split("\n\n", 1)[0]
+    assert f"up to {metering_module.MAX_GROUP_BATCHES:,} batches" in section
