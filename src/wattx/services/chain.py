@@ -193,6 +193,22 @@ class ChainAccounts:
             return address, None
         return address, self._open(CustodialKey(address, row.key_ciphertext))
 
+    async def custody_signers(
+        self, user_ids: Collection[str]
+    ) -> dict[str, tuple[str, Signer | None]]:
+        """:meth:`custody_signer` of each user, reading their accounts at once."""
+        addresses = await self.ensure_many(user_ids)
+        async with self._db.read() as session:
+            rows = await settlement_repo.chain_accounts_of(session, list(addresses))
+        signers: dict[str, tuple[str, Signer | None]] = {}
+        for user_id, address in addresses.items():
+            row = rows.get(user_id)
+            if row is None or row.key_ciphertext is None:
+                signers[user_id] = (address, None)
+            else:
+                signers[user_id] = (address, self._open(CustodialKey(address, row.key_ciphertext)))
+        return signers
+
     def _open(self, key: CustodialKey) -> Signer:
         signer = self._signers.get(key.ciphertext)
         if signer is None or signer.address != key.address:

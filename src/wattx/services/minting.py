@@ -442,8 +442,9 @@ class MintingService:
         chain = self._accounts.chain
         self_custody: set[str] = set()
         sent: list[str] = []
+        signers = await self._accounts.custody_signers(per_owner)
         for owner_id, amount in per_owner.items():
-            _address, signer = await self._accounts.custody_signer(owner_id)
+            _address, signer = signers[owner_id]
             if signer is None:
                 self_custody.add(owner_id)
                 continue
