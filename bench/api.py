@@ -12,7 +12,12 @@ participants, then lets 50 concurrent clients submit limit orders:
 * ``batch``: ``--batch-clients`` clients (default 4) each send
   ``POST /api/v1/orders/batch`` with ``--batch`` orders (default 500) as soon as
   the previous batch is answered: orders per second through the batch route,
-  and the latency of one batch request.
+  and the latency of one batch request;
+* ``ceiling``: the same clients send ``GET /healthz`` (a bare FastAPI route
+  behind the same middleware, no database) closed loop: what the server and
+  this machine can answer at all in this run. Every other mode's ``ratio`` is
+  its orders per second over this figure, so a machine loaded by other work
+  does not hide a change of the service's own cost.
 
 Half the clients sell and half buy, with prices that cross now and then so
 the figures include matching, trades and escrow transfers.
@@ -20,6 +25,7 @@ the figures include matching, trades and escrow transfers.
     .venv/bin/python bench/api.py                 # both backends, table
     .venv/bin/python bench/api.py --backend sqlite --rates 100,300 --json
     .venv/bin/python bench/api.py --modes batch --batch 1000   # the batch route only
+    .venv/bin/python bench/api.py --backend sqlite --modes ceiling,max,batch --json
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class Result:
     max_ms: float
     server_cpu_ms: float  # the service's CPU time per submission (all its threads)
     orders_per_request: int = 1
+    ratio: float | None = None  # per_second over the ceiling mode's requests per second
 
 
 def _free_port() -> int:
@@ -250,6 +257,7 @@ async def _client(
     errors: list[int],
     seed: int,
     batch: int = 0,
+    bare: bool = False,
 ) -> None:
     rng = random.Random(seed)
     floor, ceiling = bounds
@@ -269,7 +277,13 @@ async def _client(
         while time.perf_counter() < until:
             if interval is not None:
                 next_at += interval
-            if batch:
+            if bare:
+                started = time.perf_counter()
+                status, _answer = await connection.request("GET", "/healthz")
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    errors.append(status)
+            elif batch:
                 orders = [_order_body(rng, side, mid) for _ in range(batch)]
                 body = json.dumps({"orders": orders}).encode()
                 started = time.perf_counter()
@@ -312,6 +326,7 @@ async def _run_mode(
     seconds: float,
     rate: float | None,
     batch: int = 0,
+    bare: bool = False,
 ) -> tuple[list[float], list[int], float]:
     latencies: list[float] = []
     errors: list[int] = []
@@ -331,6 +346,7 @@ async def _run_mode(
                 errors,
                 seed,
                 batch,
+                bare,
             )
             for seed, (side, token) in enumerate(people)
         )
@@ -383,6 +399,8 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         results = []
         # (name, rate, orders per batch request or 0, clients)
         modes: list[tuple[str, float | None, int, list[tuple[str, str]]]] = []
+        if "ceiling" in args.modes:
+            modes.append(("ceiling", None, -1, people))
         if "max" in args.modes:
             modes.append(("max", None, 0, people))
         if "paced" in args.modes:
@@ -393,28 +411,32 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
             print(f"[{backend}] {mode} for {args.seconds:g} s", file=sys.stderr, flush=True)
             cpu_before = service.cpu_seconds()
             latencies, errors, elapsed = await _run_mode(
-                service.url, clients, bounds, args.seconds, rate, batch
+                service.url, clients, bounds, args.seconds, rate, max(batch, 0), batch < 0
             )
             cpu_s = service.cpu_seconds() - cpu_before
             results.append(
                 _summarise(
-                    backend, mode, len(clients), latencies, errors, elapsed, cpu_s, batch or 1
+                    backend, mode, len(clients), latencies, errors, elapsed, cpu_s, max(batch, 1)
                 )
             )
+        ceiling = next((r.per_second for r in results if r.mode == "ceiling"), None)
+        for r in results:
+            if ceiling:
+                r.ratio = round(r.per_second / ceiling, 3)
         return results
 
 
 def _table(results: list[Result]) -> str:
     header = (
         f"{'backend':<9} {'mode':<13} {'clients':>7} {'subs':>7} {'errors':>6} "
-        f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms':>7}"
+        f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms':>7} {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.backend:<9} {r.mode:<13} {r.clients:>7} {r.submissions:>7} {r.errors:>6} "
             f"{r.per_second:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
-            f"{r.server_cpu_ms:>7.2f}"
+            f"{r.server_cpu_ms:>7.2f} {'' if r.ratio is None else f'{r.ratio:.3f}':>6}"
         )
     return "\n".join(lines)
 
@@ -433,8 +455,8 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         type=lambda text: set(text.split(",")),
-        default={"max", "paced", "batch"},
-        help="comma-separated modes to run: max, paced, batch",
+        default={"ceiling", "max", "paced", "batch"},
+        help="comma-separated modes to run: ceiling, max, paced, batch",
     )
     parser.add_argument("--batch", type=int, default=500, help="orders per batch request")
     parser.add_argument("--batch-clients", type=int, default=4, help="clients in batch mode")

@@ -7,6 +7,11 @@ batch size (1, 10, 100 readings) lets one client per meter post its signed
 batches to ``POST /api/v1/meters/{id}/readings`` back to back (closed loop).
 Every batch is signed before the clock starts, so the figures measure the
 service: parsing, signature check, validation, storage and per-epoch energy.
+After each batch size the pure metering core (``bench/metering.py``'s
+``ingest`` stage: parse, verify, validate, digest, no I/O) is timed in this
+process on the same machine, and ``ratio`` is the service's readings per
+second over the core's: the share of the core's speed the service keeps,
+which a machine loaded by other work does not hide.
 
     .venv/bin/python bench/ingest.py                 # both backends, table
     .venv/bin/python bench/ingest.py --backend postgres --requests 400 --json
@@ -30,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from api import PASSWORD, RawHttpConnection, Service, live_service, run_and_print
+from metering import measure as measure_core
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -49,6 +55,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     server_cpu_us_per_reading: float  # the service's CPU time (all threads) per reading
+    core_readings_per_second: float = 0.0  # the pure metering core, same batch size, same run
+    ratio: float = 0.0  # readings_per_second / core_readings_per_second
 
 
 async def _register_meters(http: httpx.AsyncClient, count: int) -> list[MeterSigner]:
@@ -158,6 +166,8 @@ async def _run_batch_size(
     sent = per_meter * len(signers)
     accepted_readings = (sent - len(errors)) * size
     ordered = sorted(latencies)
+    core = next(r for r in measure_core(size, 20_000) if r.stage == "ingest")
+    per_second = accepted_readings / elapsed
     return Result(
         backend=backend,
         batch_size=size,
@@ -171,6 +181,8 @@ async def _run_batch_size(
         p50_ms=round(statistics.median(ordered) * 1000, 2),
         p99_ms=round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 2),
         server_cpu_us_per_reading=round(cpu_s * 1e6 / max(1, sent * size), 1),
+        core_readings_per_second=core.readings_per_s,
+        ratio=round(per_second / core.readings_per_s, 3),
     )
 
 
@@ -191,14 +203,15 @@ def _table(results: list[Result]) -> str:
     header = (
         f"{'backend':<9} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
         f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'cpu us/rd':>9}"
+        f"{'cpu us/rd':>9} {'core rd/s':>10} {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.backend:<9} {r.batch_size:>5} {r.meters:>6} {r.requests:>8} {r.readings:>8} "
             f"{r.errors:>6} {r.readings_per_second:>10.1f} {r.requests_per_second:>7.1f} "
-            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.server_cpu_us_per_reading:>9.1f}"
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.server_cpu_us_per_reading:>9.1f} "
+            f"{r.core_readings_per_second:>10.0f} {r.ratio:>6.3f}"
         )
     return "\n".join(lines)
 

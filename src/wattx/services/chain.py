@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from wattx.config import Settings
@@ -106,6 +106,9 @@ class ChainAccounts:
         # Set when a transaction was not mined in time: the node may have lost
         # blocks (see :mod:`wattx.services.chain_history`).
         self.history_suspect = False
+        # Custodial signers by stored ciphertext: the same ciphertext always opens
+        # to the same key, and opening (decrypt, derive) costs more than a read.
+        self._signers: dict[bytes, Signer] = {}
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking chain call in a worker thread, one at a time."""
@@ -159,6 +162,27 @@ class ChainAccounts:
             await self._admit(address, Role(user.role))
             return address
 
+    async def ensure_many(self, user_ids: Collection[str]) -> dict[str, str]:
+        """Each user's address, as :meth:`ensure` gives it, reading the accounts and
+        their admissions of all users at once; only a user still without an
+        admitted account takes :meth:`ensure`'s path (and its chain transactions)."""
+        wanted = sorted(set(user_ids))
+        async with self._db.read() as session:
+            rows = await settlement_repo.chain_accounts_of(session, wanted)
+            addresses = [row.address for row in rows.values()]
+            admitted = await settlement_repo.registered_keys(session, "participant", addresses)
+            permits = await settlement_repo.registered_keys(session, "permit_only", addresses)
+        found: dict[str, str] = {}
+        for user_id in wanted:
+            row = rows.get(user_id)
+            ready = (
+                row is not None
+                and row.address in admitted
+                and (row.custody != settlement_repo.CUSTODY_SELF or row.address in permits)
+            )
+            found[user_id] = row.address if ready and row else await self.ensure(user_id)
+        return found
+
     async def custody_signer(self, user_id: str) -> tuple[str, Signer | None]:
         """The user's address and, for a custodial account, its signer (``None`` when the
         participant signs for themselves)."""
@@ -167,7 +191,32 @@ class ChainAccounts:
             row = await settlement_repo.chain_account(session, user_id)
         if row is None or row.key_ciphertext is None:
             return address, None
-        return address, self._keyring.open(CustodialKey(address, row.key_ciphertext))
+        return address, self._open(CustodialKey(address, row.key_ciphertext))
+
+    async def custody_signers(
+        self, user_ids: Collection[str]
+    ) -> dict[str, tuple[str, Signer | None]]:
+        """:meth:`custody_signer` of each user, reading their accounts at once."""
+        addresses = await self.ensure_many(user_ids)
+        async with self._db.read() as session:
+            rows = await settlement_repo.chain_accounts_of(session, list(addresses))
+        signers: dict[str, tuple[str, Signer | None]] = {}
+        for user_id, address in addresses.items():
+            row = rows.get(user_id)
+            if row is None or row.key_ciphertext is None:
+                signers[user_id] = (address, None)
+            else:
+                signers[user_id] = (address, self._open(CustodialKey(address, row.key_ciphertext)))
+        return signers
+
+    def _open(self, key: CustodialKey) -> Signer:
+        signer = self._signers.get(key.ciphertext)
+        if signer is None or signer.address != key.address:
+            signer = self._keyring.open(key)
+            if len(self._signers) > 100_000:
+                self._signers.clear()
+            self._signers[key.ciphertext] = signer
+        return signer
 
     async def adopt_self_custody(
         self,
@@ -207,7 +256,7 @@ class ChainAccounts:
             raise UserNotFoundError("no chain account", user_id=user_id)
         if row.key_ciphertext is None:
             raise SelfCustodyAccountError("this participant signs for themselves", address=address)
-        return self._keyring.open(CustodialKey(address, row.key_ciphertext))
+        return self._open(CustodialKey(address, row.key_ciphertext))
 
     async def ensure_zone(self, zone_id: str) -> None:
         await self._register_once("zone", zone_id, lambda: self.chain.add_zone(zone_key(zone_id)))
@@ -223,6 +272,20 @@ class ChainAccounts:
                 meter_key(meter_id), owner_address, zone_key(zone_id), rated_wh
             ),
         )
+
+    async def ensure_meters(self, meters: Sequence[tuple[str, str, str, int]]) -> None:
+        """:meth:`ensure_meter` for each ``(meter_id, owner_address, zone_id, rated_wh)``,
+        reading which meters and zones are registered for all at once."""
+        async with self._db.read() as session:
+            known_meters = await settlement_repo.registered_keys(
+                session, "meter", [m[0] for m in meters]
+            )
+            known_zones = await settlement_repo.registered_keys(
+                session, "zone", [m[2] for m in meters]
+            )
+        for meter_id, owner_address, zone_id, rated_wh in meters:
+            if meter_id not in known_meters or zone_id not in known_zones:
+                await self.ensure_meter(meter_id, owner_address, zone_id, rated_wh)
 
     async def _admit(self, address: str, role: Role) -> None:
         await self._register_once(

@@ -9,9 +9,10 @@ against the same last reading. Events are published after the commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -102,6 +103,9 @@ class MeteringService:
         self._policy = policy or ValidationPolicy()
         # Months whose readings partition is known to exist (PostgreSQL only).
         self._partitioned_months: set[tuple[int, int]] = set()
+        # Single-batch posts waiting for the group commit, and the task writing them.
+        self._queue: list[_PendingBatch] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def policy(self) -> ValidationPolicy:
@@ -134,12 +138,54 @@ class MeteringService:
                     expected=expected_meter_id,
                 )
             await self._ensure_partitions()
-            result, verdict = await self._validate_and_store(batch, via=via, owner=owner)
+            pending = _PendingBatch(batch, via, asyncio.get_running_loop().create_future())
+            self._queue.append(pending)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+            # Shielded: a caller that goes away must not cancel the group it is part of.
+            outcome = await asyncio.shield(pending.future)
+            if isinstance(outcome, DomainError):
+                owner = list(pending.owner)
+                raise outcome
         except DomainError as exc:
             await self._publish_rejection(exc, meter_id, owner)
             raise
-        await self._publish_outcome(result, verdict, owner[0])
+        result, verdict, owner_id = outcome
+        await self._publish_outcome(result, verdict, owner_id)
         return result
+
+    async def _write_queued(self) -> None:
+        """Group commit: the batches posted while a transaction runs share the next one.
+
+        Each is judged as if stored alone, in arrival order per meter; its
+        caller is answered only after the commit. A storage failure fails every
+        batch of its group (and stores none of them).
+        """
+        try:
+            while self._queue:
+                group = self._queue[:MAX_GROUP_BATCHES]
+                del self._queue[:MAX_GROUP_BATCHES]
+                try:
+                    outcomes = await self._store_group(
+                        [(p.batch, p.via) for p in group], [p.owner for p in group]
+                    )
+                except asyncio.CancelledError:
+                    for p in group:
+                        p.future.cancel()
+                    raise
+                except Exception as exc:
+                    for p in group:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
+                    continue
+                for p, outcome in zip(group, outcomes, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(outcome)
+        except asyncio.CancelledError:
+            for p in self._queue:
+                p.future.cancel()
+            self._queue.clear()
+            raise
 
     async def ingest_many(
         self, documents: Sequence[bytes | str | Mapping[str, Any]], *, via: str
@@ -162,32 +208,20 @@ class MeteringService:
             except DomainError as exc:
                 parsed.append(exc)
         await self._ensure_partitions()
-        order = sorted(range(len(parsed)), key=lambda i: _meter_of(parsed[i]))
-        outcomes: dict[int, tuple[IngestResult, ValidationVerdict, str] | DomainError] = {}
-        owners: dict[int, list[str]] = {}
-        now = self._clock.now()
-        async with self._db.write() as session:
-            for index in order:
-                item = parsed[index]
-                if isinstance(item, DomainError):
-                    outcomes[index] = item
-                    continue
-                owner: list[str] = []
-                owners[index] = owner
-                try:
-                    result, verdict = await self._validate_and_store_in(
-                        session, item, via=via, owner=owner, now=now
-                    )
-                except DomainError as exc:
-                    outcomes[index] = exc
-                else:
-                    outcomes[index] = (result, verdict, owner[0])
+        batches = [(item, via) for item in parsed if isinstance(item, ReadingBatch)]
+        owners: list[list[str]] = [[] for _ in batches]
+        stored = iter(await self._store_group(batches, owners))
+        owner_of = iter(owners)
         answers: list[IngestResult | DomainError] = []
-        for index, item in enumerate(parsed):
-            outcome = outcomes[index]
+        for item in parsed:
+            if isinstance(item, DomainError):
+                await self._publish_rejection(item, None, [])
+                answers.append(item)
+                continue
+            outcome = next(stored)
+            owner = next(owner_of)
             if isinstance(outcome, DomainError):
-                meter_id = item.meter_id if isinstance(item, ReadingBatch) else None
-                await self._publish_rejection(outcome, meter_id, owners.get(index, []))
+                await self._publish_rejection(outcome, item.meter_id, owner)
                 answers.append(outcome)
             else:
                 result, verdict, owner_id = outcome
@@ -195,31 +229,61 @@ class MeteringService:
                 answers.append(result)
         return answers
 
-    async def _validate_and_store(
-        self, batch: ReadingBatch, *, via: str, owner: list[str]
-    ) -> tuple[IngestResult, ValidationVerdict]:
-        now = self._clock.now()
-        async with self._db.write() as session:
-            return await self._validate_and_store_in(session, batch, via=via, owner=owner, now=now)
+    async def _store_group(
+        self, batches: Sequence[tuple[ReadingBatch, str]], owners: Sequence[list[str]]
+    ) -> list[_Stored | DomainError]:
+        """Validate and store ``batches`` (each with its channel) in one write transaction.
 
-    async def _validate_and_store_in(
+        The meters and their newest readings are read (meters locked, in id
+        order) in two queries for the whole group, the batches judged in order
+        of meter and then arrival, and what they store written at the end in a
+        few multi-row statements. ``owners[i]`` receives the owner of batch
+        ``i``'s meter when it exists.
+        """
+        outcomes: dict[int, _Stored | DomainError] = {}
+        if not batches:
+            return []
+        now = self._clock.now()
+        order = sorted(range(len(batches)), key=lambda i: batches[i][0].meter_id)
+        meter_ids = sorted({batch.meter_id for batch, _ in batches})
+        writes = _GroupWrites()
+        async with self._db.write() as session:
+            meters = await meter_repo.meters_by_ids(session, meter_ids, lock=self._db.locks_rows)
+            lasts: dict[str, Reading] = await repo.last_readings(session, meter_ids)
+            for index in order:
+                batch, via = batches[index]
+                meter_row = meters.get(batch.meter_id)
+                if meter_row is not None:
+                    owners[index].append(meter_row.owner_id)
+                try:
+                    outcomes[index] = await self._judge(
+                        session, batch, meter_row, lasts, writes, via=via, now=now
+                    )
+                except DomainError as exc:
+                    outcomes[index] = exc
+            await writes.flush(session, now=now)
+        return [outcomes[i] for i in range(len(batches))]
+
+    async def _judge(
         self,
         session: AsyncSession,
         batch: ReadingBatch,
+        meter_row: MeterRow | None,
+        lasts: dict[str, Reading],
+        writes: _GroupWrites,
         *,
         via: str,
-        owner: list[str],
         now: datetime,
-    ) -> tuple[IngestResult, ValidationVerdict]:
-        meter_row = await meter_repo.meter_by_id(session, batch.meter_id, lock=self._db.locks_rows)
-        if meter_row is not None:
-            owner.append(meter_row.owner_id)
-        last = await repo.last_reading(session, batch.meter_id)
-        stored = await repo.digests_by_seq(
-            session,
-            batch.meter_id,
-            [r.seq for r in batch.readings if last is not None and r.seq <= last.seq],
-        )
+    ) -> _Stored:
+        """Validate one batch against the meter's state, including what earlier batches of
+        the group stored, and add what it stores to ``writes``."""
+        last = lasts.get(batch.meter_id)
+        earlier = [r.seq for r in batch.readings if last is not None and r.seq <= last.seq]
+        in_group = writes.digests.get(batch.meter_id, {})
+        stored = {seq: in_group[seq] for seq in earlier if seq in in_group}
+        missing = [seq for seq in earlier if seq not in in_group]
+        if missing:
+            stored.update(await repo.digests_by_seq(session, batch.meter_id, missing))
         verdict = validate_batch(
             batch,
             meter=_meter_info(meter_row),
@@ -229,9 +293,10 @@ class MeteringService:
             policy=self._policy,
         )
         assert meter_row is not None  # validate_batch refuses unknown meters
-        await self._store(session, batch.meter_id, verdict, via=via, now=now)
+        writes.add(batch.meter_id, verdict, self._schedule, via=via, now=now)
         if verdict.last_reading is not None and verdict.last_reading != last:
-            await repo.set_last_reading(session, batch.meter_id, verdict.last_reading, now=now)
+            lasts[batch.meter_id] = verdict.last_reading
+            writes.last[batch.meter_id] = verdict.last_reading
         result = IngestResult(
             meter_id=batch.meter_id,
             zone_id=meter_row.zone_id,
@@ -241,50 +306,7 @@ class MeteringService:
             alerts=verdict.alerts,
             last_seq=None if verdict.last_reading is None else verdict.last_reading.seq,
         )
-        return result, verdict
-
-    async def _store(
-        self,
-        session: AsyncSession,
-        meter_id: str,
-        verdict: ValidationVerdict,
-        *,
-        via: str,
-        now: datetime,
-    ) -> None:
-        rows = [_reading_row(meter_id, r, None, via=via, now=now) for r in verdict.accepted]
-        rows += [
-            _reading_row(meter_id, q.reading, q, via=via, now=now) for q in verdict.quarantined
-        ]
-        if rows:
-            await repo.insert_readings(session, rows)
-        if verdict.alerts:
-            times = {
-                r.seq: r.ts for r in (*verdict.accepted, *(q.reading for q in verdict.quarantined))
-            }
-            await repo.insert_alerts(
-                session,
-                [
-                    MeterAlertRow(
-                        meter_id=meter_id,
-                        seq=alert.seq,
-                        reading_ts=times[alert.seq],
-                        kind=alert.kind.value,
-                        value=alert.value,
-                        low=alert.low,
-                        high=alert.high,
-                        raised_at=now,
-                    )
-                    for alert in verdict.alerts
-                ],
-            )
-        segments = [*verdict.verified_segments, *(q.segment for q in verdict.quarantined)]
-        await repo.add_epoch_energy(
-            session,
-            meter_id,
-            epoch_energies(segments, self._schedule),
-            epoch_energies(verdict.verified_segments, self._schedule),
-        )
+        return result, verdict, meter_row.owner_id
 
     async def start(self) -> None:
         """Create the readings partitions the retention window needs (PostgreSQL only)."""
@@ -545,3 +567,100 @@ async def _visible_meter(session: AsyncSession, principal: Principal, meter_id: 
     if row is None or not (principal.role.sees_everything or row.owner_id == principal.user_id):
         raise MeterNotFoundError("no such meter", meter_id=meter_id)
     return row
+
+
+MAX_GROUP_BATCHES = 500
+"""The most single-batch posts one group-commit transaction takes."""
+
+_Stored = tuple[IngestResult, ValidationVerdict, str]
+"""A stored batch's result, its verdict and the meter's owner."""
+
+
+@dataclass(slots=True)
+class _PendingBatch:
+    """A posted batch waiting for the group commit."""
+
+    batch: ReadingBatch
+    via: str
+    future: asyncio.Future[_Stored | DomainError]
+    owner: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _GroupWrites:
+    """What a group of batches stores, kept until the group's end and then written in a
+    few multi-row statements."""
+
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[MeterAlertRow] = field(default_factory=list)
+    energy: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    last: dict[str, Reading] = field(default_factory=dict)
+    digests: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    """Per meter, the digests of the readings the group stores, by sequence number."""
+
+    def add(
+        self,
+        meter_id: str,
+        verdict: ValidationVerdict,
+        schedule: EpochSchedule,
+        *,
+        via: str,
+        now: datetime,
+    ) -> None:
+        rows = [_reading_row(meter_id, r, None, via=via, now=now) for r in verdict.accepted]
+        rows += [
+            _reading_row(meter_id, q.reading, q, via=via, now=now) for q in verdict.quarantined
+        ]
+        digests = self.digests.setdefault(meter_id, {})
+        for row in rows:
+            digests[row["seq"]] = bytes.fromhex(row["digest"])
+        self.readings += rows
+        if verdict.alerts:
+            times = {
+                r.seq: r.ts for r in (*verdict.accepted, *(q.reading for q in verdict.quarantined))
+            }
+            self.alerts += [
+                MeterAlertRow(
+                    meter_id=meter_id,
+                    seq=alert.seq,
+                    reading_ts=times[alert.seq],
+                    kind=alert.kind.value,
+                    value=alert.value,
+                    low=alert.low,
+                    high=alert.high,
+                    raised_at=now,
+                )
+                for alert in verdict.alerts
+            ]
+        segments = [*verdict.verified_segments, *(q.segment for q in verdict.quarantined)]
+        energies = repo.energy_by_epoch(
+            epoch_energies(segments, schedule), epoch_energies(verdict.verified_segments, schedule)
+        )
+        for epoch_id, values in energies.items():
+            total = self.energy.setdefault((meter_id, epoch_id), [0, 0, 0])
+            for i, value in enumerate(values):
+                total[i] += value
+
+    async def flush(self, session: AsyncSession, *, now: datetime) -> None:
+        if self.readings:
+            await repo.insert_readings(session, self.readings)
+        if self.alerts:
+            await repo.insert_alerts(session, self.alerts)
+        if self.energy:
+            await repo.upsert_epoch_energy(
+                session,
+                [
+                    {
+                        "meter_id": meter_id,
+                        "epoch_id": epoch_id,
+                        "import_wh": imported,
+                        "export_wh": exported,
+                        "verified_export_wh": verified,
+                    }
+                    for (meter_id, epoch_id), (imported, exported, verified) in sorted(
+                        self.energy.items()
+                    )
+                ],
+            )
+        if self.last:
+            await repo.upsert_last_readings(session, self.last, now=now)

@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from wattx.bus.events import Event, EventType
@@ -223,24 +222,16 @@ class MintingService:
 
     async def _plan(self, through_epoch: int) -> list[PlannedMint]:
         async with self._db.read() as session:
-            meters = list(
-                await session.scalars(select(MeterRow).where(MeterRow.status == "active"))
+            meters = await repo.active_meters_for_minting(session, through_epoch)
+        decided: list[tuple[MeterRow, int, MintWatermark]] = []
+        for meter, stored, first, rows in meters:
+            if first is None:
+                continue
+            mark = (
+                MintWatermark(stored.last_mint_epoch, stored.carried_wh)
+                if stored
+                else MintWatermark(first - 1)
             )
-        plans: list[PlannedMint] = []
-        for meter in meters:
-            async with self._db.read() as session:
-                stored = await repo.watermark(session, meter.id)
-                first = await repo.first_energy_epoch(session, meter.id)
-                if first is None:
-                    continue
-                mark = (
-                    MintWatermark(stored.last_mint_epoch, stored.carried_wh)
-                    if stored
-                    else MintWatermark(first - 1)
-                )
-                rows = await repo.meter_energies(
-                    session, meter.id, after_epoch=mark.last_mint_epoch, through_epoch=through_epoch
-                )
             decision = compute_mint(
                 mark,
                 [EpochEnergy(r.epoch_id, r.import_wh, r.verified_export_wh) for r in rows],
@@ -249,17 +240,26 @@ class MintingService:
                 schedule=self._schedule,
                 policy=self._policy,
             )
-            if decision.mint_wh <= 0:
-                continue
-            address = await self._accounts.ensure(meter.owner_id)
-            # The oracle's per-submission limit is a day at rated power; the
-            # exact cap for the time since the last mint is compute_mint's.
-            rated_wh = meter.rated_capacity_w * _SECONDS_PER_DAY // _SECONDS_PER_HOUR
-            await self._accounts.ensure_meter(meter.id, address, meter.zone_id, rated_wh)
-            plans.append(
-                PlannedMint(meter.id, meter.owner_id, address, decision.mint_wh, decision.watermark)
-            )
-        return plans
+            if decision.mint_wh > 0:
+                decided.append((meter, decision.mint_wh, decision.watermark))
+        addresses = await self._accounts.ensure_many({meter.owner_id for meter, _, _ in decided})
+        # The oracle's per-submission limit is a day at rated power; the exact
+        # cap for the time since the last mint is compute_mint's.
+        await self._accounts.ensure_meters(
+            [
+                (
+                    meter.id,
+                    addresses[meter.owner_id],
+                    meter.zone_id,
+                    meter.rated_capacity_w * _SECONDS_PER_DAY // _SECONDS_PER_HOUR,
+                )
+                for meter, _, _ in decided
+            ]
+        )
+        return [
+            PlannedMint(meter.id, meter.owner_id, addresses[meter.owner_id], mint_wh, watermark)
+            for meter, mint_wh, watermark in decided
+        ]
 
     # -- 2. the batch on chain -------------------------------------------------
 
@@ -442,8 +442,9 @@ class MintingService:
         chain = self._accounts.chain
         self_custody: set[str] = set()
         sent: list[str] = []
+        signers = await self._accounts.custody_signers(per_owner)
         for owner_id, amount in per_owner.items():
-            _address, signer = await self._accounts.custody_signer(owner_id)
+            _address, signer = signers[owner_id]
             if signer is None:
                 self_custody.add(owner_id)
                 continue

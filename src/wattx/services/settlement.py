@@ -270,8 +270,7 @@ class SettlementService:
                 measured = await self._delivery.stored(session, epoch_id)
         if not trades:
             raise NothingToSettleError(f"epoch {epoch_id} has no trades", epoch_id=epoch_id)
-        for party in sorted({t.buyer for t in trades} | {t.seller for t in trades}):
-            await self._accounts.ensure(party)
+        await self._accounts.ensure_many({t.buyer for t in trades} | {t.seller for t in trades})
         book = await self._accounts.address_book()
         return build_epoch_batch(
             epoch_id, trades, book, self._accounts.chain.deployment.fee_account, measured

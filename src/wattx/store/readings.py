@@ -47,6 +47,63 @@ async def set_last_reading(
     row.updated_at = now
 
 
+async def last_readings(session: AsyncSession, meter_ids: Sequence[str]) -> dict[str, Reading]:
+    """The newest stored reading of each of these meters that has one, in one query."""
+    query = select(MeterLastReadingRow).where(MeterLastReadingRow.meter_id.in_(list(meter_ids)))
+    return {
+        row.meter_id: Reading(
+            seq=row.seq, ts=row.ts, import_wh=row.import_wh, export_wh=row.export_wh
+        )
+        for row in await session.scalars(query)
+    }
+
+
+async def upsert_last_readings(
+    session: AsyncSession, readings: Mapping[str, Reading], *, now: datetime
+) -> None:
+    """Set the newest stored reading of each meter, creating pointers as needed, in one
+    statement (per 1,000 meters)."""
+    rows = [
+        {
+            "meter_id": meter_id,
+            "seq": r.seq,
+            "ts": r.ts,
+            "import_wh": r.import_wh,
+            "export_wh": r.export_wh,
+            "updated_at": now,
+        }
+        for meter_id, r in sorted(readings.items())
+    ]
+    for chunk in _chunks(rows):
+        statement = _dialect_insert(session)(MeterLastReadingRow).values(chunk)
+        excluded = statement.excluded
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["meter_id"],
+                set_={
+                    "seq": excluded.seq,
+                    "ts": excluded.ts,
+                    "import_wh": excluded.import_wh,
+                    "export_wh": excluded.export_wh,
+                    "updated_at": excluded.updated_at,
+                },
+            )
+        )
+
+
+_ROWS_PER_STATEMENT = 1_000
+"""Rows per multi-row ``VALUES``: well below SQLite's and PostgreSQL's parameter limits."""
+
+
+def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [rows[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
+
+
+def _dialect_insert(session: AsyncSession) -> Any:
+    """The insert construct with ``ON CONFLICT`` of the session's database."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 async def digests_by_seq(
     session: AsyncSession, meter_id: str, seqs: Sequence[int]
 ) -> dict[int, bytes]:
@@ -82,36 +139,47 @@ async def add_epoch_energy(
     intervals ending in an accepted reading; only the latter's export counts
     as verified.
     """
+    values = energy_by_epoch(totals, verified)
+    if not values:
+        return
+    await upsert_epoch_energy(
+        session,
+        [
+            {
+                "meter_id": meter_id,
+                "epoch_id": epoch_id,
+                "import_wh": imported,
+                "export_wh": exported,
+                "verified_export_wh": verified_wh,
+            }
+            for epoch_id, (imported, exported, verified_wh) in sorted(values.items())
+        ],
+    )
+
+
+def energy_by_epoch(
+    totals: Iterable[EpochEnergy], verified: Iterable[EpochEnergy]
+) -> dict[int, tuple[int, int, int]]:
+    """Per epoch: (import, export, verified export) of ``totals`` and ``verified``."""
     verified_export = {e.epoch_id: e.export_wh for e in verified}
     values = {
         e.epoch_id: (e.import_wh, e.export_wh, verified_export.pop(e.epoch_id, 0)) for e in totals
     }
     for epoch_id, export_wh in verified_export.items():
         values[epoch_id] = (0, 0, export_wh)
-    if not values:
-        return
-    rows = [
-        {
-            "meter_id": meter_id,
-            "epoch_id": epoch_id,
-            "import_wh": imported,
-            "export_wh": exported,
-            "verified_export_wh": verified_wh,
-        }
-        for epoch_id, (imported, exported, verified_wh) in sorted(values.items())
-    ]
+    return values
+
+
+async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add each row's energy to its ``(meter_id, epoch_id)`` row, creating it as needed;
+    one statement per 1,000 rows. A key may appear only once in ``rows``."""
     keys = ["meter_id", "epoch_id"]
-    if session.get_bind().dialect.name == "postgresql":
-        pg_statement = pg_insert(MeterEpochEnergyRow).values(rows)
-        upsert: Executable = pg_statement.on_conflict_do_update(
-            index_elements=keys, set_=_accumulated(pg_statement.excluded)
+    for chunk in _chunks(rows):
+        statement = _dialect_insert(session)(MeterEpochEnergyRow).values(chunk)
+        upsert: Executable = statement.on_conflict_do_update(
+            index_elements=keys, set_=_accumulated(statement.excluded)
         )
-    else:
-        lite_statement = sqlite_insert(MeterEpochEnergyRow).values(rows)
-        upsert = lite_statement.on_conflict_do_update(
-            index_elements=keys, set_=_accumulated(lite_statement.excluded)
-        )
-    await session.execute(upsert)
+        await session.execute(upsert)
 
 
 def _accumulated(excluded: Any) -> dict[str, Any]:

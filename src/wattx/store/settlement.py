@@ -4,6 +4,7 @@ mints and watermarks, indexed events, and the ledger's aggregates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,37 @@ async def list_chain_accounts(
 
 async def is_registered(session: AsyncSession, kind: str, key: str) -> bool:
     return await session.get(ChainRegistrationRow, (kind, key)) is not None
+
+
+async def chain_accounts_of(
+    session: AsyncSession, user_ids: Sequence[str]
+) -> dict[str, ChainAccountRow]:
+    """The chain accounts of these users that exist, in one query."""
+    found: dict[str, ChainAccountRow] = {}
+    for chunk in _chunks(user_ids):
+        query = select(ChainAccountRow).where(ChainAccountRow.user_id.in_(chunk))
+        found.update((row.user_id, row) for row in await session.scalars(query))
+    return found
+
+
+async def registered_keys(session: AsyncSession, kind: str, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` hold a registration of ``kind``, in one query."""
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        query = select(ChainRegistrationRow.key).where(
+            ChainRegistrationRow.kind == kind, ChainRegistrationRow.key.in_(chunk)
+        )
+        found.update(await session.scalars(query))
+    return found
+
+
+_IN_LIST = 500
+"""Values per ``IN`` list: far below any database's limit on bound parameters."""
+
+
+def _chunks(values: Sequence[str]) -> list[list[str]]:
+    unique = sorted(set(values))
+    return [unique[i : i + _IN_LIST] for i in range(0, len(unique), _IN_LIST)]
 
 
 async def add_registration(session: AsyncSession, kind: str, key: str, tx_hash: str) -> None:
@@ -225,6 +257,53 @@ async def meter_energies(
         .order_by(MeterEpochEnergyRow.epoch_id)
     )
     return list(await session.scalars(query))
+
+
+async def active_meters_for_minting(
+    session: AsyncSession, through_epoch: int
+) -> list[tuple[MeterRow, MintWatermarkRow | None, int | None, list[MeterEpochEnergyRow]]]:
+    """Every active meter with its watermark, its first energy epoch and its energy rows
+    after the watermark through ``through_epoch``, in four queries whatever the count
+    (what :func:`watermark`, :func:`first_energy_epoch` and :func:`meter_energies`
+    give one meter at a time)."""
+    meters = list(
+        await session.scalars(
+            select(MeterRow).where(MeterRow.status == "active").order_by(MeterRow.id)
+        )
+    )
+    active = select(MeterRow.id).where(MeterRow.status == "active")
+    marks = {
+        row.meter_id: row
+        for row in await session.scalars(
+            select(MintWatermarkRow).where(MintWatermarkRow.meter_id.in_(active))
+        )
+    }
+    firsts = {
+        str(meter_id): int(first)
+        for meter_id, first in (
+            await session.execute(
+                select(MeterEpochEnergyRow.meter_id, func.min(MeterEpochEnergyRow.epoch_id))
+                .where(MeterEpochEnergyRow.meter_id.in_(active))
+                .group_by(MeterEpochEnergyRow.meter_id)
+            )
+        ).all()
+    }
+    energies: dict[str, list[MeterEpochEnergyRow]] = {}
+    query = (
+        select(MeterEpochEnergyRow)
+        .join(MeterRow, MeterRow.id == MeterEpochEnergyRow.meter_id)
+        .outerjoin(MintWatermarkRow, MintWatermarkRow.meter_id == MeterEpochEnergyRow.meter_id)
+        .where(
+            MeterRow.status == "active",
+            MeterEpochEnergyRow.epoch_id <= through_epoch,
+            (MintWatermarkRow.meter_id.is_(None))
+            | (MeterEpochEnergyRow.epoch_id > MintWatermarkRow.last_mint_epoch),
+        )
+        .order_by(MeterEpochEnergyRow.meter_id, MeterEpochEnergyRow.epoch_id)
+    )
+    for row in await session.scalars(query):
+        energies.setdefault(row.meter_id, []).append(row)
+    return [(m, marks.get(m.id), firsts.get(m.id), energies.get(m.id, [])) for m in meters]
 
 
 async def first_energy_epoch(session: AsyncSession, meter_id: str) -> int | None:

@@ -1,0 +1,117 @@
+"""Group commit of readings: single-batch posts that arrive together share one transaction.
+
+Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.client import ApiClient
+from service.helpers import assert_problem
+from wattx.services import metering as metering_module
+
+from .conftest import SignedMeter, register_meter
+from .test_http_ingest import T0, batch_json, post
+
+
+def _count_groups(monkeypatch: pytest.MonkeyPatch, api: ApiClient) -> list[int]:
+    """The number of batches in each readings transaction."""
+    metering = api.state.metering
+    groups: list[int] = []
+    real = metering._store_group
+
+    async def counting(batches: Any, owners: Any) -> Any:
+        groups.append(len(batches))
+        return await real(batches, owners)
+
+    monkeypatch.setattr(metering, "_store_group", counting)
+    return groups
+
+
+async def _energy(api: ApiClient, meter: SignedMeter) -> list[dict[str, int]]:
+    response = await api.http.get(f"/api/v1/meters/{meter.id}/energy", headers=meter.owner.headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, int]] = response.json()["items"]
+    return items
+
+
+async def test_concurrent_posts_share_transactions_and_are_answered_as_if_alone(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meters = [await register_meter(api) for _ in range(5)]
+    # One forged batch among genuine ones of other meters.
+    forged = batch_json(meters[0], 2)
+    forged["readings"][0]["export_wh"] += 1
+    bodies = [(meters[0], forged)] + [(m, batch_json(m, 4)) for m in meters[1:]]
+    groups = _count_groups(monkeypatch, api)
+    answers = await asyncio.gather(*(post(api, meter, body) for meter, body in bodies))
+    assert len(groups) < len(bodies)
+    assert sum(groups) == len(bodies)
+    assert_problem(answers[0], 403, "bad_signature")
+    for answer in answers[1:]:
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["accepted"], answer.json()["last_seq"]) == (4, 4)
+    epoch = int(T0.timestamp()) // 900
+    # Readings at 09:45 .. 10:00: three 100 Wh intervals in one epoch.
+    expected = [{"epoch_id": epoch, "import_wh": 0, "export_wh": 300, "verified_export_wh": 300}]
+    for meter in meters[1:]:
+        assert await _energy(api, meter) == expected
+    # The forged batch stored nothing: the meter's first genuine batch is its baseline.
+    assert await _energy(api, meters[0]) == []
+    resent = await post(api, meters[0], batch_json(meters[0], 2))
+    assert resent.status_code == 200, resent.text
+    assert resent.json()["last_seq"] == 4
+
+
+async def test_a_resend_posted_with_its_original_is_a_duplicate(
+    api: ApiClient, meter: SignedMeter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = batch_json(meter, 3)
+    groups = _count_groups(monkeypatch, api)
+    answers = await asyncio.gather(post(api, meter, body), post(api, meter, body))
+    assert sum(groups) == 2
+    # Whichever arrived first stored the readings; the other is acknowledged as a duplicate.
+    assert sorted((a.json()["accepted"], a.json()["duplicates"]) for a in answers) == [
+        (0, 3),
+        (3, 0),
+    ]
+    readings = await api.http.get(
+        f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers
+    )
+    assert [r["seq"] for r in readings.json()["items"]] == [3, 2, 1]
+
+
+async def test_a_failed_commit_fails_every_post_of_the_group_and_stores_nothing(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meters = [await register_meter(api) for _ in range(3)]
+    real = metering_module.repo.upsert_last_readings
+
+    async def failing(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(metering_module.repo, "upsert_last_readings", failing)
+    bodies = [batch_json(m, 2) for m in meters]
+    answers = await asyncio.gather(*(post(api, m, b) for m, b in zip(meters, bodies, strict=True)))
+    for answer in answers:
+        assert_problem(answer, 503, "storage_unavailable")
+    monkeypatch.setattr(metering_module.repo, "upsert_last_readings", real)
+    for meter, body in zip(meters, bodies, strict=True):
+        readings = await api.http.get(
+            f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers
+        )
+        assert readings.json()["items"] == []
+        again = await post(api, meter, body)
+        assert again.status_code == 200, again.text
+        assert again.json()["accepted"] == 2
+
+
+def test_the_documented_group_limit_is_the_service_limit() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = doc.split("**When the answer comes.**", 1)[1].split("\n\n", 1)[0]
+    assert f"up to {metering_module.MAX_GROUP_BATCHES:,} batches" in section
