@@ -630,6 +630,7 @@ class Chaos:
             raise ValueError(f"unknown backend {cfg.backend!r}")
         self.cfg = cfg
         self.workdir = workdir
+        self.began = time.monotonic()
         self.rng = random.Random(cfg.seed)
         self.order_rng = random.Random(f"orders|{cfg.seed}")
         self.schedule = EpochSchedule(cfg.epoch_s, cfg.gate_lead_s)
@@ -654,7 +655,8 @@ class Chaos:
         self.bounds = (0, 0)
 
     def log(self, line: str) -> None:
-        self.cfg.log(f"[chaos {self.cfg.backend}] {line}")
+        elapsed = time.monotonic() - self.began
+        self.cfg.log(f"[chaos {self.cfg.backend} {elapsed:6.0f} s] {line}")
 
     # -- set-up and tear-down --
 
