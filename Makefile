@@ -56,7 +56,8 @@ PYTEST_WORKERS ?= 0
 pytest: setup chromium
 	.venv/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-## The chaos suite's short run: faults injected into real processes, invariants checked.
+## The chaos suite's longer runs: faults injected into real processes, invariants checked
+## (its short run, tests/chaos/test_short_run.py, is part of `make test`).
 chaos: setup
 	.venv/bin/pytest -m chaos tests/chaos
 

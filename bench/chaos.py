@@ -31,12 +31,16 @@ Fault kinds: ``kill9`` (``kill -9`` of ``wattx up``, restarted), ``chain_window`
 (the service kills itself between a chain transaction and its database record:
 needs the fault points of ``WATTX_FAULT_INJECT``, ``wattx.services.faults``; skipped
 when the service has none), ``journal_tear`` (embedded chain: ``kill -9``, a torn last
-line appended to the chain journal, two restarts), ``redis_outage``,
+line appended to the chain journal, two restarts), ``disk_full`` (SQLite: the
+data directory is a size-limited tmpfs mounted by the suite, which needs root;
+a ballast file fills it for a window, then is deleted), ``redis_outage``,
 ``postgres_outage`` and ``chain_outage`` (the server is killed and started
-again after an outage).
+again after an outage). ``--clients N`` sets how many clients place orders
+at once (4 by default).
 
     .venv/bin/python bench/chaos.py --runs 10 --backend sqlite
     .venv/bin/python bench/chaos.py --runs 10 --backend postgres --json
+    .venv/bin/python bench/chaos.py --runs 8 --backend postgres --faults kill9 --clients 24
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import errno
 import glob
 import importlib
 import json
@@ -96,9 +101,12 @@ TORN_FRAGMENT = '{"to":"0x5fbdb2315678afecb367f032d93f642f64180aa3","data":"a905
 """What a crash in the middle of a journal write leaves: the start of a line."""
 ENERGY_UNIT = 10**6
 """Energy-token base units per Wh."""
+DISK_MB = 256
+"""Size of the tmpfs that holds the data directory when ``disk_full`` is planned."""
+BALLAST = "chaos-ballast.bin"
 
 KINDS: dict[str, tuple[str, ...]] = {
-    "sqlite": ("kill9", "chain_window", "journal_tear", "redis_outage"),
+    "sqlite": ("kill9", "chain_window", "journal_tear", "disk_full", "redis_outage"),
     "postgres": ("kill9", "chain_window", "postgres_outage", "redis_outage", "chain_outage"),
 }
 INVARIANTS = (
@@ -121,6 +129,7 @@ class ChaosConfig:
     sellers: int = 3
     buyers: int = 3
     traders: int = 4
+    """Clients placing orders at once (``--clients``)."""
     order_pause_s: float = 0.25
     outage_s: tuple[float, float] = (10.0, 15.0)
     chain_outage_s: tuple[float, float] = (3.0, 8.0)
@@ -156,6 +165,7 @@ class Violation:
 class Report:
     backend: str
     seed: int
+    clients: int = 4
     faults: list[FaultRecord] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     orders_acknowledged: int = 0
@@ -202,10 +212,16 @@ _STARTED: list[Child] = []
 """Every process the suite started: killed at exit should anything be left running."""
 
 
+_MOUNTED: list[SmallDisk] = []
+"""Every small disk the suite mounted: unmounted at exit should one be left."""
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for child in _STARTED:
         child.kill()
+    for disk in _MOUNTED:
+        disk.unmount()
 
 
 class Child:
@@ -258,6 +274,58 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class SmallDisk:
+    """A size-limited tmpfs for the service's data directory, and a ballast file that
+    fills it (the ``disk_full`` fault). Mounting needs root (``CAP_SYS_ADMIN``)."""
+
+    def __init__(self, path: Path, size_mb: int) -> None:
+        self.path = path
+        self.size_mb = size_mb
+        self.ballast = path / BALLAST
+        self.mounted = False
+
+    def mount(self) -> str | None:
+        """Mount it; ``None``, or why it cannot be mounted."""
+        if os.geteuid() != 0:
+            return "mounting a size-limited tmpfs needs root"
+        self.path.mkdir(parents=True, exist_ok=True)
+        options = f"size={self.size_mb}m,mode=0700"
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "wattx-chaos", str(self.path)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            return f"mount -t tmpfs failed: {done.stderr.strip() or done.returncode}"
+        self.mounted = True
+        _MOUNTED.append(self)
+        return None
+
+    def fill(self) -> int:
+        """Write the ballast until the disk is full; the bytes written."""
+        written = 0
+        with self.ballast.open("ab", buffering=0) as out:
+            for size in (1 << 20, 1 << 12, 1 << 9):
+                block = bytes(size)
+                while True:
+                    try:
+                        count = out.write(block)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+                    written += count or 0
+        return written
+
+    def drain(self) -> None:
+        self.ballast.unlink(missing_ok=True)
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+            self.mounted = False
 
 
 class Redis:
@@ -562,10 +630,11 @@ class Chaos:
             raise ValueError(f"unknown backend {cfg.backend!r}")
         self.cfg = cfg
         self.workdir = workdir
+        self.began = time.monotonic()
         self.rng = random.Random(cfg.seed)
         self.order_rng = random.Random(f"orders|{cfg.seed}")
         self.schedule = EpochSchedule(cfg.epoch_s, cfg.gate_lead_s)
-        self.report = Report(cfg.backend, cfg.seed)
+        self.report = Report(cfg.backend, cfg.seed, cfg.traders)
         _REPORTS.append(self.report)
         self.answers: Counter[str] = Counter()
         self.acked: list[AckedOrder] = []
@@ -578,13 +647,16 @@ class Chaos:
         self.anvil: Anvil | None = None
         self.service: Service | None = None
         self.reader: ChainReader | None = None
+        self.disk: SmallDisk | None = None
+        self.disk_error: str | None = None
         self.http: httpx.AsyncClient | None = None
         self.client: ServiceClient | None = None
         self.operator: Session | None = None
         self.bounds = (0, 0)
 
     def log(self, line: str) -> None:
-        self.cfg.log(f"[chaos {self.cfg.backend}] {line}")
+        elapsed = time.monotonic() - self.began
+        self.cfg.log(f"[chaos {self.cfg.backend} {elapsed:6.0f} s] {line}")
 
     # -- set-up and tear-down --
 
@@ -606,6 +678,10 @@ class Chaos:
             WATTX_RATE_LIMIT_AUTH_PER_WINDOW="100000",
             WATTX_RATE_LIMIT_DEFAULT_PER_WINDOW="100000000",
         )
+        if "disk_full" in (self.cfg.kinds or KINDS[self.cfg.backend]):
+            disk = SmallDisk(self.workdir / "data", DISK_MB)
+            self.disk_error = disk.mount()
+            self.disk = disk if self.disk_error is None else None
         rpc_url = None
         if self.cfg.backend == "postgres":
             self.postgres = Postgres(self.workdir)
@@ -633,6 +709,8 @@ class Chaos:
         if self.postgres is not None:
             with contextlib.suppress(Exception):
                 self.postgres.remove()
+        if self.disk is not None:
+            self.disk.unmount()
 
     async def provision(self) -> None:
         client = self._client()
@@ -824,6 +902,60 @@ class Chaos:
             await self.restart(FaultRecord(record.index, record.kind, record.epoch_offset_s))
         return False
 
+    async def fault_disk_full(self, record: FaultRecord) -> bool:
+        """The data directory's disk fills up for a window while the clients trade.
+
+        Survived when no answer in the window was a 5xx other than 503 (or no answer
+        at all), and ``/readyz`` reported not ready whenever a request was refused
+        for storage. The invariants after it check that the chain holds nothing the
+        database did not record.
+        """
+        assert self.disk is not None
+        service = self._service()
+        before = Counter(self.answers)
+        filled = await asyncio.to_thread(self.disk.fill)
+        span = self.rng.uniform(*self.cfg.outage_s)
+        polls: Counter[str] = Counter()
+        deadline = time.monotonic() + span
+        async with httpx.AsyncClient(timeout=5) as http:
+            while time.monotonic() < deadline:
+                try:
+                    answer = await http.get(f"{service.url}/readyz")
+                    body = answer.json()
+                    polls[
+                        "200"
+                        if answer.status_code == 200
+                        else f"{answer.status_code} storage_writable="
+                        f"{str(body.get('storage_writable')).lower()}"
+                    ] += 1
+                except (httpx.HTTPError, ValueError):
+                    polls["no_response"] += 1
+                await asyncio.sleep(0.5)
+        await asyncio.to_thread(self.disk.drain)
+        during = Counter(self.answers)
+        during.subtract(before)
+        seen = {k: v for k, v in sorted(during.items()) if v > 0}
+        refused = sum(v for k, v in seen.items() if _status(k) == "503")
+        wrong = {
+            k: v
+            for k, v in seen.items()
+            if k in ("no_response", "error") or (_status(k).startswith("5") and _status(k) != "503")
+        }
+        not_ready = sum(v for k, v in polls.items() if k != "200")
+        record.note = (
+            f"{filled // 2**20} MiB ballast for {span:.1f} s; answers "
+            + ", ".join(f"{k} {v}" for k, v in seen.items())
+            + "; /readyz "
+            + ", ".join(f"{k} {v}" for k, v in sorted(polls.items()))
+        )
+        if wrong:
+            record.note += "; answers other than 2xx, 4xx or 503 while the disk was full"
+            return False
+        if refused and not not_ready:
+            record.note += "; requests were refused for storage but /readyz stayed 200"
+            return False
+        return service.child.alive()
+
     async def _outage(
         self, stop: Callable[[], None], start: Callable[[], None], span: float
     ) -> None:
@@ -945,6 +1077,10 @@ class Chaos:
                 f"the service has no fault points for `{HOOK_ENV}`: "
                 "the kill between a chain transaction and its record is not injected"
             )
+            self.log(f"fault {index} {kind}: skipped: {record.skipped}")
+            return
+        if kind == "disk_full" and self.disk is None:
+            record.skipped = f"the data directory cannot be put on a small disk: {self.disk_error}"
             self.log(f"fault {index} {kind}: skipped: {record.skipped}")
             return
         self.traffic.set()
@@ -1211,6 +1347,12 @@ class Chaos:
                 "(wattx config show), so the kill between a chain transaction and its "
                 "record cannot be injected"
             )
+        if self.cfg.kinds is None and "disk_full" in kinds and self.disk is None:
+            kinds.remove("disk_full")
+            self.report.notes.append(
+                f"disk_full left out: the data directory cannot be put on a small disk "
+                f"({self.disk_error})"
+            )
         order: list[str] = []
         while len(order) < self.cfg.runs:
             cycle = kinds[:]
@@ -1256,6 +1398,12 @@ class Chaos:
         return self.report
 
 
+def _status(answer_key: str) -> str:
+    """The status of an answer counter's key (``"503 storage_unavailable"``,
+    ``"reading 500 internal"``, ``"2xx"``)."""
+    return answer_key.removeprefix("reading ").split(" ", 1)[0]
+
+
 def hook_supported() -> bool:
     """Whether this service has the fault points that ``WATTX_FAULT_INJECT`` names."""
     try:
@@ -1295,7 +1443,8 @@ def table(reports: list[Report]) -> str:
             f"{'fault kind':<16} {'injected':>8} {'survived':>8} "
             f"{'restart s':>16} {'recovery s':>16}"
         )
-        lines += [f"backend {report.backend}, seed {report.seed}", head, "-" * len(head)]
+        title = f"backend {report.backend}, seed {report.seed}, {report.clients} clients"
+        lines += [title, head, "-" * len(head)]
         kinds = sorted({f.kind for f in report.faults})
         for kind in kinds:
             done = [f for f in report.faults if f.kind == kind and f.skipped is None]
@@ -1345,6 +1494,7 @@ def main() -> None:
         "--faults", help="comma-separated fault kinds (default: all of the backend)"
     )
     parser.add_argument("--epoch-s", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4, help="clients placing orders at once")
     parser.add_argument("--hook-value", default=HOOK_DEFAULT, help="WATTX_FAULT_INJECT value")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -1353,6 +1503,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     reports = []
     for backend in backends:
@@ -1365,6 +1517,7 @@ def main() -> None:
             seed=args.seed,
             kinds=kinds,
             epoch_s=args.epoch_s,
+            traders=args.clients,
             hook_value=args.hook_value,
             workdir=args.workdir / backend if args.workdir else None,
         )

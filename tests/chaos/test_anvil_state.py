@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_chaos import chaos
+from .harness import chaos
 
 
 def test_a_torn_anvil_state_is_replaced_by_the_copy_taken_before_the_kill(

@@ -20,7 +20,7 @@ from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.principal import Role
-from wattx.store import Database, upgrade_to_head
+from wattx.store import Database, space, upgrade_to_head
 
 from .client import ApiClient, User
 from .conftest import ManualClock
@@ -197,3 +197,41 @@ async def test_a_full_sqlite_database_answers_503_and_readiness_reports_it(
         assert r.status_code == 201, r.text
         assert (await api.http.get("/readyz")).status_code == 200
         assert len(api.state.market.open_orders()) == accepted + 1
+
+
+async def test_readiness_reports_a_full_disk_while_some_writes_still_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a full disk SQLite still commits what fits in its WAL's reused pages, and each
+    # such commit cleared the failed write that readiness went by: /readyz flapped to
+    # 200 while orders were refused. The free space itself now counts.
+    clock = ManualClock()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wattx.sqlite3'}"
+    async with _service(_settings(tmp_path, url), clock) as api:
+        seller, _buyer = await _market(api)
+        assert (await api.http.get("/readyz")).status_code == 200
+        looked_at: list[Path] = []
+
+        def no_space(path: Path) -> int:
+            looked_at.append(path)
+            return space.MIN_FREE_BYTES - 1
+
+        monkeypatch.setattr(space, "free_bytes", no_space)
+        r = await api.order(seller, side="sell", qty_wh=1, limit_price=90_000, zone="main")
+        assert r.status_code == 201, r.text  # this write fit
+        ready = await api.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["database"] is True
+        assert ready.json()["storage_writable"] is False
+        # The database's directory and the data directory (the embedded chain's journal).
+        assert tmp_path in looked_at
+
+        monkeypatch.undo()
+        assert (await api.http.get("/readyz")).status_code == 200
+
+
+def test_space_left_on_a_real_directory_and_on_a_missing_one(tmp_path: Path) -> None:
+    assert space.free_bytes(tmp_path) > 0
+    assert space.space_left([tmp_path]) == (space.free_bytes(tmp_path) >= space.MIN_FREE_BYTES)
+    assert space.space_left([tmp_path / "missing"]) is False
+    assert space.space_left([]) is True

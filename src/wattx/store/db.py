@@ -83,6 +83,16 @@ class Database:
         self._write_failed_at: float | None = None
 
     @property
+    def sqlite_dir(self) -> Path | None:
+        """The directory of the SQLite database file (its WAL lives there too)."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database).resolve().parent
+
+    @property
     def locks_rows(self) -> bool:
         """Whether reads inside a write need ``FOR UPDATE`` (SQLite locks the whole file)."""
         return not self.is_sqlite

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,6 +16,7 @@ from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.state import AppState
 from wattx.bus.redis import RedisBus
+from wattx.store import space
 from wattx.store.migrate import is_at_head
 
 router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
@@ -49,9 +51,14 @@ _WRITE_FAILURE_WINDOW_S = 30.0
 async def readyz(state: State) -> JSONResponse:
     """Ready when the database answers and carries the newest migration, no write has
     failed on storage lately (unreachable, disk full) without one committing since,
+    the disks of the SQLite database and the embedded chain's journal are not full,
     and Redis, when configured, answers and carries the event subscription."""
     database, current = await _database_checks(state)
-    writable = database and not state.db.write_failing(_WRITE_FAILURE_WINDOW_S)
+    writable = (
+        database
+        and not state.db.write_failing(_WRITE_FAILURE_WINDOW_S)
+        and space.space_left(_local_storage(state))
+    )
     redis = await _redis_check(state)
     ok = database and current and writable and redis is not False
     ready = Readiness(
@@ -62,6 +69,17 @@ async def readyz(state: State) -> JSONResponse:
         redis=redis,
     )
     return JSONResponse(ready.model_dump(), status_code=200 if ok else 503)
+
+
+def _local_storage(state: AppState) -> list[Path]:
+    """Directories the service writes its records to: the SQLite database's, and the data
+    directory when the chain is the embedded one (its journal)."""
+    found = []
+    if state.db.sqlite_dir is not None:
+        found.append(state.db.sqlite_dir)
+    if state.settings.chain_rpc_url is None:
+        found.append(state.settings.data_dir)
+    return found
 
 
 async def _database_checks(state: AppState) -> tuple[bool, bool]:
