@@ -135,8 +135,8 @@
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.getAttribute("data-drawn")) { return; }
       var data = JSON.parse(el.getAttribute("data-chart"));
-      var series = [{}];
       var numeric = typeof data.x_divisor === "number";
+      var series = [numeric ? { label: data.x_unit } : {}];
       var rows = [numeric ? data.x.map(function (v) { return v / data.x_divisor; }) : data.x];
       var stepped = data.stepped && window.uPlot.paths && window.uPlot.paths.stepped;
       data.series.forEach(function (s, i) {
@@ -151,7 +151,9 @@
         series: series,
         axes: [numeric ? { label: data.x_unit } : {}, { label: data.unit }]
       };
-      if (numeric) { opts.scales = { x: { time: false } }; }
+      if (numeric) {
+        opts.scales = { x: { time: false }, y: { range: function (u, min, max) { return [0, max]; } } };
+      }
       new window.uPlot(opts, rows, el);
       el.setAttribute("data-drawn", "1");
     });
