@@ -23,7 +23,10 @@ Then, unless ``--no-browser``, the household home page is loaded in Chromium
 the Chrome DevTools Protocol (``Emulation.setCPUThrottlingRate`` 4, a mobile
 viewport, ``Network.emulateNetworkConditions`` at fast-3G-like speed, cache
 off): its largest contentful paint, the gzipped JavaScript it loaded, and
-axe-core's serious and critical violations under the WCAG 2.2 AA tags.
+axe-core's serious and critical violations under the WCAG 2.2 AA tags; and the
+live latency: two households keep ``/me/orders`` open, one sells and the other
+buys across it ``--latency`` times through the API, and each page stamps when
+the trade's row appears (p50, p95 and max from the crossing order's request).
 """
 
 from __future__ import annotations
@@ -91,6 +94,18 @@ class Phone:
 
 
 @dataclass
+class Latency:
+    """From a crossing order's request to its trade on two open pages, pushed."""
+
+    trades: int
+    pages: list[str]
+    ms: list[float]
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass
 class Result:
     households: int
     epochs: int
@@ -103,6 +118,7 @@ class Result:
     js_bytes: int
     js_gzip_bytes: int
     phone: Phone | None
+    latency: Latency | None
 
 
 async def _login(client: httpx.AsyncClient, email: str) -> None:
@@ -217,7 +233,9 @@ async def _seed(
         journal.clear()
 
     per_day = length and 86_400 // length
-    seq = 0
+    # Trade numbers below zero: the running engine numbers its own trades from 1, so the
+    # trades the live latency run makes come after (and never collide with) these.
+    seq = -(len(epochs) // per_day) * households * trades_per_day - 1
     for day in range(len(epochs) // per_day):
         for h in range(households):
             for k in range(trades_per_day):
@@ -359,9 +377,13 @@ async def run(args: argparse.Namespace) -> Result:
                 )
                 files, js_raw, js_gzip = await _javascript(home, (await home.get("/me")).text)
             phone = None
+            latency = None
             if args.browser:
                 print("bench: the household page on an emulated phone…", file=sys.stderr)
                 phone = await _phone(app, seeded["users"][0][1], args.phone_runs)
+                if args.latency:
+                    print("bench: live latency of trades on two open pages…", file=sys.stderr)
+                    latency = await _latency(app, seeded, args.latency)
             async with httpx.AsyncClient(transport=transport, base_url=base, headers=HTML) as op:
                 await _login(op, seeded["operator"])
                 print("bench: operator pages…", file=sys.stderr)
@@ -383,6 +405,7 @@ async def run(args: argparse.Namespace) -> Result:
         js_bytes=js_raw,
         js_gzip_bytes=js_gzip,
         phone=phone,
+        latency=latency,
     )
 
 
@@ -493,6 +516,145 @@ async def _phone(app: Any, email: str, runs: int) -> Phone:
     )
 
 
+SEEN_SCRIPT = """() => {
+    window.__wattxSeen = window.__wattxSeen || {};
+    const record = () => {
+        for (const row of document.querySelectorAll("[data-trade]")) {
+            const id = row.getAttribute("data-trade");
+            if (!(id in window.__wattxSeen)) { window.__wattxSeen[id] = Date.now(); }
+        }
+    };
+    record();
+    new MutationObserver(record).observe(document.body, {childList: true, subtree: true});
+}"""
+
+
+async def _serve(app: Any) -> tuple[Any, asyncio.Task[None], str]:
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.02)
+    return server, serving, f"http://127.0.0.1:{port}"
+
+
+async def _latency(app: Any, seeded: dict[str, Any], trades: int) -> Latency:
+    """Two households each keep ``/me/orders`` open in Chromium (their own context, signed
+    in); ``trades`` times one sells and the other buys across it through the HTTP API.
+    Each page stamps, with a MutationObserver, the wall-clock moment the trade's row
+    appears (pushed: the page refetches its live part on the stream's event). The latency
+    runs from just before the crossing order is sent, so it includes the request, the
+    matching and the commit: an upper bound of the time from commit to the page."""
+    from playwright.async_api import async_playwright
+
+    sys.path.insert(0, str(TESTS))
+    from web.browser import CHROMIUM, CHROMIUM_ARGS
+
+    (_, seller_email), (_, buyer_email) = seeded["users"][0], seeded["users"][1]
+    server, serving, base = await _serve(app)
+    samples: list[float] = []
+    try:
+        async with httpx.AsyncClient(base_url=base) as api:
+
+            async def bearer(email: str) -> dict[str, str]:
+                body = await api.post(
+                    "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+                )
+                return {"authorization": f"Bearer {body.json()['access_token']}"}
+
+            op = await bearer(seeded["operator"])
+            seller, buyer = await bearer(seller_email), await bearer(buyer_email)
+            ids = {"seller": seeded["users"][0][0], "buyer": seeded["users"][1][0]}
+            grant = await api.post(
+                f"/api/v1/admin/users/{ids['seller']}/energy-grants",
+                json={"qty_wh": 1_000 * trades},
+                headers=op,
+            )
+            deposit = await api.post(
+                f"/api/v1/admin/users/{ids['buyer']}/credit-deposits",
+                json={"amount": 1_000_000 * trades},
+                headers=op,
+            )
+            if grant.status_code != 200 or deposit.status_code != 200:
+                raise SystemExit(f"bench: funding refused: {grant.text} {deposit.text}")
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                pages = []
+                for email in (seller_email, buyer_email):
+                    ctx = await browser.new_context(base_url=base)
+                    page = await ctx.new_page()
+                    await page.goto("/login")
+                    await page.fill("#email", email)
+                    await page.fill("#password", PASSWORD)
+                    await page.click("form.form button[type=submit]")
+                    await page.wait_for_load_state()
+                    await page.goto("/me/orders")
+                    await page.wait_for_selector('#live-status[data-state="live"]')
+                    await page.evaluate(SEEN_SCRIPT)
+                    pages.append(page)
+                await asyncio.sleep(1)  # both streams open and pinged
+                for _ in range(trades):
+                    sell = await api.post(
+                        "/api/v1/orders",
+                        json={
+                            "side": "sell",
+                            "zone": "main",
+                            "qty_wh": 1_000,
+                            "limit_price": 90_000,
+                        },
+                        headers=seller,
+                    )
+                    if sell.status_code != 201:
+                        raise SystemExit(f"bench: sell refused: {sell.text}")
+                    sent = time.time() * 1000
+                    buy = await api.post(
+                        "/api/v1/orders",
+                        json={
+                            "side": "buy",
+                            "zone": "main",
+                            "qty_wh": 1_000,
+                            "limit_price": 200_000,
+                        },
+                        headers=buyer,
+                    )
+                    made = buy.json().get("trades") if buy.status_code == 201 else None
+                    if not made:
+                        raise SystemExit(f"bench: the buy did not trade: {buy.text}")
+                    trade_id = made[0]["id"]
+                    for page in pages:
+                        seen = await page.wait_for_function(
+                            "(id) => window.__wattxSeen && window.__wattxSeen[id]",
+                            arg=trade_id,
+                            timeout=10_000,
+                            polling=50,
+                        )
+                        samples.append(round(float(await seen.json_value()) - sent, 1))
+                    await asyncio.sleep(0.3)
+                await browser.close()
+    finally:
+        server.should_exit = True
+        await serving
+    ordered = sorted(samples)
+    return Latency(
+        trades=trades,
+        pages=["/me/orders (seller)", "/me/orders (buyer)"],
+        ms=samples,
+        p50_ms=statistics.median(ordered),
+        p95_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        max_ms=ordered[-1],
+    )
+
+
 def _table(result: Result) -> str:
     lines = [
         f"{result.households} households, {result.epochs} epochs, {result.energy_rows:,} "
@@ -520,6 +682,13 @@ def _table(result: Result) -> str:
             f"axe-core (WCAG 2.2 AA tags) on /me: {phone.axe_serious_or_critical} serious or "
             f"critical violations {phone.axe_rules or ''}",
         ]
+    if result.latency is not None:
+        lat = result.latency
+        lines.append(
+            f"live latency, crossing order sent → trade on {' and '.join(lat.pages)}: "
+            f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms "
+            f"over {lat.trades} trades ({len(lat.ms)} appearances)"
+        )
     return "\n".join(lines)
 
 
@@ -539,9 +708,18 @@ def main() -> None:
         help="skip the phone LCP and axe run (they need Chromium)",
     )
     parser.add_argument("--phone-runs", type=int, default=3, help="page loads on the phone")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=20,
+        help="trades timed from order to two open pages (0: skip; needs the browser)",
+    )
     args = parser.parse_args()
-    if args.households < 2 or args.repeat < 1 or args.trades < 0:
-        parser.error("--households must be at least 2, --repeat at least 1, --trades at least 0")
+    if args.households < 2 or args.repeat < 1 or args.trades < 0 or args.latency < 0:
+        parser.error(
+            "--households must be at least 2, --repeat at least 1, --trades and --latency "
+            "at least 0"
+        )
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(asdict(result), indent=2))

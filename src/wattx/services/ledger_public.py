@@ -197,10 +197,14 @@ class PublicLedgerService:
         async with self._db.read() as session:
             return await repo.list_outbox(session, status=None, limit=limit, offset=offset)
 
-    async def price_history(self, *, limit: int, offset: int) -> list[PricePoint]:
-        """Per epoch and zone, newest first."""
+    async def price_history(
+        self, *, limit: int, offset: int, zone: str | None = None, from_epoch: int | None = None
+    ) -> list[PricePoint]:
+        """Per epoch and zone, newest first; of one zone and from one epoch on when given."""
         async with self._db.read() as session:
-            rows = await repo.price_history(session, limit=limit, offset=offset)
+            rows = await repo.price_history(
+                session, limit=limit, offset=offset, zone=zone, from_epoch=from_epoch
+            )
         return [
             PricePoint(
                 epoch_id=epoch_id,

@@ -214,19 +214,29 @@ async def list_outbox(
 
 
 async def price_history(
-    session: AsyncSession, *, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    zone: str | None = None,
+    from_epoch: int | None = None,
 ) -> list[tuple[int, str, int, int, int, int]]:
-    """(epoch, zone, low price, high price, volume Wh, value) of traded epochs, newest first."""
+    """(epoch, zone, low price, high price, volume Wh, value) of traded epochs, newest first;
+    of one zone and from one epoch on when given (the epoch index bounds the scan)."""
+    query = select(
+        TradeRow.epoch_id,
+        TradeRow.zone,
+        func.min(TradeRow.price),
+        func.max(TradeRow.price),
+        func.sum(TradeRow.qty_wh),
+        func.sum(TradeRow.value),
+    )
+    if zone is not None:
+        query = query.where(TradeRow.zone == zone)
+    if from_epoch is not None:
+        query = query.where(TradeRow.epoch_id >= from_epoch)
     query = (
-        select(
-            TradeRow.epoch_id,
-            TradeRow.zone,
-            func.min(TradeRow.price),
-            func.max(TradeRow.price),
-            func.sum(TradeRow.qty_wh),
-            func.sum(TradeRow.value),
-        )
-        .group_by(TradeRow.epoch_id, TradeRow.zone)
+        query.group_by(TradeRow.epoch_id, TradeRow.zone)
         .order_by(TradeRow.epoch_id.desc(), TradeRow.zone)
         .limit(limit)
         .offset(offset)

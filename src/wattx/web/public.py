@@ -9,14 +9,15 @@ from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
 from wattx.domain.errors import DomainError
+from wattx.market.depth import cumulative_depth
 from wattx.services.principal import SELF_SERVICE_ROLES, Role
-from wattx.web.render import chart_data, page, principal_of
+from wattx.web.render import chart_data, depth_chart_data, page, principal_of
 from wattx.web.session import cleared_session_cookies, is_tls, require_csrf, session_cookies
 
 router = APIRouter(
@@ -27,6 +28,11 @@ router = APIRouter(
 
 _TRADE_ID = re.compile(r"^[0-9a-f]{1,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DEPTH_LEVELS = 20
+"""Price levels per side in the market page's book tables and depth chart."""
+HISTORY_EPOCHS = 192
+"""Epochs the market page's price history spans by default (two days of 15 minutes)."""
+HISTORY_EPOCHS_MAX = 2880
 
 
 async def _markets(state: State) -> dict[str, Any]:
@@ -65,7 +71,8 @@ async def _market_live(state: State, zone_id: str) -> dict[str, Any]:
     """What the live part of a market page shows, fetched again on each book event."""
     market = state.market
     quote = await market.reference_price(zone_id, None)
-    depth = market.depth(zone_id, None, 10)
+    depth = market.depth(zone_id, None, DEPTH_LEVELS)
+    steps = cumulative_depth(depth)
     trades = await market.public_trades(zone_id, limit=20)
     clearing = None
     for epoch in await market.closed_epochs(limit=20, offset=0):
@@ -78,6 +85,8 @@ async def _market_live(state: State, zone_id: str) -> dict[str, Any]:
         "zone_id": zone_id,
         "quote": quote,
         "depth": depth,
+        "depth_steps": steps,
+        "depth_chart": depth_chart_data(steps),
         "trades": trades,
         "clearing": clearing,
         "as_of": now,
@@ -85,12 +94,20 @@ async def _market_live(state: State, zone_id: str) -> dict[str, Any]:
 
 
 @router.get("/market/{zone_id}", response_class=HTMLResponse)
-async def market(zone_id: str, request: Request, state: State) -> HTMLResponse:
+async def market(
+    zone_id: str,
+    request: Request,
+    state: State,
+    epochs: Annotated[int, Query(ge=1, le=HISTORY_EPOCHS_MAX)] = HISTORY_EPOCHS,
+) -> HTMLResponse:
+    """The live market; its price history spans the last ``epochs`` epochs up to the one
+    being delivered (and the epochs already traded ahead of it), aggregated in SQL."""
     live = await _market_live(state, zone_id)
     info = next(m for m in state.market.overview() if m.zone == zone_id)
-    history = [
-        p for p in await state.public_ledger.price_history(limit=200, offset=0) if p.zone == zone_id
-    ]
+    since = max(0, info.current_epoch.id - epochs + 1)
+    history = await state.public_ledger.price_history(
+        limit=epochs + len(info.upcoming), offset=0, zone=zone_id, from_epoch=since
+    )
     history.sort(key=lambda p: p.epoch_id)
     chart = chart_data(
         [state.market.epoch_info(p.epoch_id).start for p in history],
@@ -110,6 +127,8 @@ async def market(zone_id: str, request: Request, state: State) -> HTMLResponse:
             "info": info,
             "next": info.upcoming[0],
             "history": history,
+            "history_epochs": epochs,
+            "history_since": since,
             "chart": chart,
         },
     )

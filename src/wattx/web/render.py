@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from wattx.market.depth import DepthStep
 from wattx.services.principal import Principal, Role
 from wattx.web.session import csrf_token
 
@@ -84,6 +85,31 @@ def chart_data(
             "unit": unit,
             "divisor": divisor,
             "series": [{"label": label, "values": values} for label, values in series.items()],
+        }
+    )
+
+
+def depth_chart_data(steps: list[DepthStep]) -> str:
+    """A depth chart's figures: price (micro-units per kWh) across, cumulative kWh up,
+    drawn as steps; ``null`` where a side has no level (see ``cumulative_depth``)."""
+    return json.dumps(
+        {
+            "x": [s.price for s in steps],
+            "x_divisor": 1_000_000,
+            "x_unit": "price per kWh",
+            "unit": "kWh",
+            "divisor": 1000,
+            "stepped": True,
+            "series": [
+                {
+                    "label": "bids (buy), at this price or higher",
+                    "values": [s.bid_wh for s in steps],
+                },
+                {
+                    "label": "asks (sell), at this price or lower",
+                    "values": [s.ask_wh for s in steps],
+                },
+            ],
         }
     )
 

@@ -126,25 +126,34 @@
 
   var COLOURS = ["#0b5cad", "#1b6e2a", "#a4161a", "#7a4fb0"];
 
-  // data-chart: {x: [unix seconds], unit, divisor, series: [{label, values: [integers]}]}.
+  // data-chart: {x: [unix seconds], unit, divisor, series: [{label, values: [integers]}]};
+  // with x_divisor (and x_unit) x is a number, not a time (the depth chart's prices),
+  // and with stepped the lines are drawn as steps.
   // The integers are divided only to draw; the page's table has the exact figures.
   function drawCharts() {
     if (typeof window.uPlot !== "function") { return; }
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.getAttribute("data-drawn")) { return; }
       var data = JSON.parse(el.getAttribute("data-chart"));
-      var series = [{}];
-      var rows = [data.x];
+      var numeric = typeof data.x_divisor === "number";
+      var series = [numeric ? { label: data.x_unit } : {}];
+      var rows = [numeric ? data.x.map(function (v) { return v / data.x_divisor; }) : data.x];
+      var stepped = data.stepped && window.uPlot.paths && window.uPlot.paths.stepped;
       data.series.forEach(function (s, i) {
-        series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length] });
+        var line = { label: s.label, stroke: COLOURS[i % COLOURS.length] };
+        if (stepped) { line.paths = window.uPlot.paths.stepped({ align: i === 0 ? -1 : 1 }); }
+        series.push(line);
         rows.push(s.values.map(function (v) { return v === null ? null : v / data.divisor; }));
       });
       var opts = {
         width: Math.min(el.clientWidth || 640, 900),
         height: 260,
         series: series,
-        axes: [{}, { label: data.unit }]
+        axes: [numeric ? { label: data.x_unit } : {}, { label: data.unit }]
       };
+      if (numeric) {
+        opts.scales = { x: { time: false }, y: { range: function (u, min, max) { return [0, max]; } } };
+      }
       new window.uPlot(opts, rows, el);
       el.setAttribute("data-drawn", "1");
     });
