@@ -172,6 +172,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/alerts"): OVERSIGHT,
     ("GET", "/operator/nodes"): OVERSIGHT,
     ("GET", "/operator/devices"): OVERSIGHT,
+    ("GET", "/operator/deliveries"): OVERSIGHT,
     ("GET", "/operator/audit"): OVERSIGHT,
     ("GET", "/operator/zones"): OVERSIGHT,
     ("POST", "/operator/zones/{zone_id}"): OPERATOR,

@@ -1392,7 +1392,11 @@ class DeliveryService:
         limit: int,
         offset: int,
         trade_id: str | None = None,
+        state: str | None = None,
+        newest_first: bool = False,
     ) -> list[tuple[TradeDeliveryRow, TradeRow]]:
+        """Physical trades' delivery with their trade, the caller's own unless they see
+        everything; by epoch, trade or delivery state; oldest first unless ``newest_first``."""
         query = select(TradeDeliveryRow, TradeRow).join(
             TradeRow, TradeRow.id == TradeDeliveryRow.trade_id
         )
@@ -1400,11 +1404,14 @@ class DeliveryService:
             query = query.where(TradeDeliveryRow.epoch_id == epoch_id)
         if trade_id is not None:
             query = query.where(TradeDeliveryRow.trade_id == trade_id)
+        if state is not None:
+            query = query.where(TradeDeliveryRow.state == state)
         if not principal.role.sees_everything:
             query = query.where(
                 (TradeRow.buyer == principal.user_id) | (TradeRow.seller == principal.user_id)
             )
-        query = query.order_by(TradeRow.seq).limit(limit).offset(offset)
+        order = TradeRow.seq.desc() if newest_first else TradeRow.seq
+        query = query.order_by(order).limit(limit).offset(offset)
         async with self._db.read() as session:
             return [(d, t) for d, t in (await session.execute(query)).all()]
 

@@ -1,6 +1,6 @@
 """The operator's console (auditors read the same pages, without the buttons):
 admission, participants, meters, quarantine review, alerts, zones, epochs, edge
-nodes, devices at risk and the audit trail."""
+nodes, devices at risk, trades' delivery states and the audit trail."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
+from wattx.devices.lifecycle import DeliveryState
 from wattx.domain import TimeOfUseBand
 from wattx.domain.errors import DomainError
 from wattx.market import ZoneRate
@@ -143,6 +144,44 @@ async def devices_at_risk(request: Request, state: State) -> HTMLResponse:
     """Devices whose last command went unacknowledged or was refused."""
     rows = await state.delivery.at_risk(limit=200, offset=0)
     return page(request, "operator_devices.html", {"devices": rows})
+
+
+DELIVERY_STATES = tuple(s.value for s in DeliveryState)
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+async def deliveries(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+    delivery_state: Annotated[str | None, Query(alias="state", max_length=20)] = None,
+) -> HTMLResponse:
+    """The newest physical trades' delivery state, filtered by state through the URL,
+    with the trades whose buyer or seller has a device at risk marked."""
+    chosen = delivery_state or None
+    if chosen is not None and chosen not in DELIVERY_STATES:
+        chosen = None
+    pairs = await state.delivery.deliveries(
+        principal, epoch_id=None, limit=200, offset=0, state=chosen, newest_first=True
+    )
+    at_risk = await state.delivery.at_risk(limit=500, offset=0)
+    owners = {d.owner_id for d in at_risk}
+    rows = [
+        {"delivery": d, "trade": t, "at_risk": t.buyer in owners or t.seller in owners}
+        for d, t in pairs
+    ]
+    return page(
+        request,
+        "operator_deliveries.html",
+        {
+            "rows": rows,
+            "states": DELIVERY_STATES,
+            "chosen": chosen,
+            "unknown_state": delivery_state if delivery_state and chosen is None else None,
+            "counts": await state.delivery.summary(),
+            "at_risk": at_risk,
+        },
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)

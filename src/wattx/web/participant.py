@@ -265,6 +265,11 @@ async def _orders_page(
 
 
 async def _orders_context(state: State, principal: Principal) -> dict[str, Any]:
+    trades = await state.market.list_trades(principal, zone=None, epoch_id=None, limit=50, offset=0)
+    # The physical delivery of the caller's newest trades (a financial trade has none).
+    pairs = await state.delivery.deliveries(
+        principal, epoch_id=None, limit=200, offset=0, newest_first=True
+    )
     return {
         "errors": {},
         "orders": await state.market.list_orders(
@@ -277,9 +282,8 @@ async def _orders_context(state: State, principal: Principal) -> dict[str, Any]:
             limit=50,
             offset=0,
         ),
-        "trades": await state.market.list_trades(
-            principal, zone=None, epoch_id=None, limit=50, offset=0
-        ),
+        "trades": trades,
+        "deliveries": {d.trade_id: d for d, _ in pairs},
         "me": principal.user_id,
         "as_of": state.clock.now(),
     }

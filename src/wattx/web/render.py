@@ -143,6 +143,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
             ("/operator/epochs", "Epochs"),
             ("/operator/nodes", "Nodes"),
             ("/operator/devices", "Devices"),
+            ("/operator/deliveries", "Deliveries"),
             ("/operator/audit", "Audit trail"),
         ]
     return links
