@@ -15,14 +15,14 @@ from starlette.staticfiles import StaticFiles
 from wattx.api.problems import PROBLEM_HANDLERS, ProblemHandler
 from wattx.config import Settings
 from wattx.domain.errors import DomainError
-from wattx.web import operator, participant, public
+from wattx.web import governance, operator, participant, public
 from wattx.web.assets import OWN, VendorFiles, node_modules
 from wattx.web.render import page
 from wattx.web.session import BrowserCookieMiddleware
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    for router in (public.router, participant.router, operator.router):
+    for router in (public.router, participant.router, operator.router, governance.router):
         app.include_router(router)
     # Scripts and styles go out gzipped to a browser that accepts it (a phone's
     # first visit downloads about a third of the bytes).

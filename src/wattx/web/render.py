@@ -124,6 +124,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
     links = [("/", "Markets"), ("/ledger", "Ledger"), ("/proof", "Proof checker")]
     if principal is None:
         return links
+    links.append(("/governance", "Governance"))
     if principal.role in (Role.PROSUMER, Role.CONSUMER):
         links += [
             ("/me", "My energy"),
