@@ -52,6 +52,10 @@ async def test_operator_sees_delivery_states_filtered_and_devices_at_risk(
 
         only = await browser.get("/operator/deliveries", params={"state": "refunded"})
         assert _rows(only.text) == {refunded: "refunded"}
+        assert 'hx-get="/operator/deliveries/live?state=refunded"' in only.text
+        live = await browser.get("/operator/deliveries/live", params={"state": "refunded"})
+        assert live.status_code == 200
+        assert _rows(live.text) == {refunded: "refunded"}
         assert (await browser.get("/operator/deliveries?state=settled")).text.count(
             "No delivery in this state"
         ) == 1
@@ -78,6 +82,7 @@ async def test_operator_sees_delivery_states_filtered_and_devices_at_risk(
     async with browser_login(app, setup.market.buyer.email) as browser:
         refused = await browser.get("/operator/deliveries")
         assert refused.status_code == 403
+        assert (await browser.get("/operator/deliveries/live")).status_code == 403
         mine = await browser.get("/me/orders")
         assert mine.status_code == 200
         states = dict(

@@ -173,6 +173,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/nodes"): OVERSIGHT,
     ("GET", "/operator/devices"): OVERSIGHT,
     ("GET", "/operator/deliveries"): OVERSIGHT,
+    ("GET", "/operator/deliveries/live"): OVERSIGHT,
     ("GET", "/operator/audit"): OVERSIGHT,
     ("GET", "/operator/zones"): OVERSIGHT,
     ("POST", "/operator/zones/{zone_id}"): OPERATOR,

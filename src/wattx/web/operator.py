@@ -19,7 +19,7 @@ from wattx.domain.errors import DomainError
 from wattx.market import ZoneRate
 from wattx.services.metering import ReviewDecision
 from wattx.services.meters import MeterStatus
-from wattx.services.principal import Role, UserStatus
+from wattx.services.principal import Principal, Role, UserStatus
 from wattx.services.zones import spec_from_row
 from wattx.web.forms import FieldError, scaled, scaled_or_zero, whole_number
 from wattx.web.render import page
@@ -149,39 +149,55 @@ async def devices_at_risk(request: Request, state: State) -> HTMLResponse:
 DELIVERY_STATES = tuple(s.value for s in DeliveryState)
 
 
-@router.get("/deliveries", response_class=HTMLResponse)
-async def deliveries(
-    request: Request,
-    principal: CurrentPrincipal,
-    state: State,
-    delivery_state: Annotated[str | None, Query(alias="state", max_length=20)] = None,
-) -> HTMLResponse:
-    """The newest physical trades' delivery state, filtered by state through the URL,
-    with the trades whose buyer or seller has a device at risk marked."""
-    chosen = delivery_state or None
-    if chosen is not None and chosen not in DELIVERY_STATES:
-        chosen = None
+StateFilter = Annotated[str | None, Query(alias="state", max_length=20)]
+
+
+async def _deliveries_context(
+    state: State, principal: Principal, delivery_state: str | None
+) -> dict[str, Any]:
+    chosen = delivery_state if delivery_state in DELIVERY_STATES else None
     pairs = await state.delivery.deliveries(
         principal, epoch_id=None, limit=200, offset=0, state=chosen, newest_first=True
     )
     at_risk = await state.delivery.at_risk(limit=500, offset=0)
     owners = {d.owner_id for d in at_risk}
-    rows = [
-        {"delivery": d, "trade": t, "at_risk": t.buyer in owners or t.seller in owners}
-        for d, t in pairs
-    ]
-    return page(
-        request,
-        "operator_deliveries.html",
-        {
-            "rows": rows,
-            "states": DELIVERY_STATES,
-            "chosen": chosen,
-            "unknown_state": delivery_state if delivery_state and chosen is None else None,
-            "counts": await state.delivery.summary(),
-            "at_risk": at_risk,
-        },
-    )
+    return {
+        "rows": [
+            {"delivery": d, "trade": t, "at_risk": t.buyer in owners or t.seller in owners}
+            for d, t in pairs
+        ],
+        "states": DELIVERY_STATES,
+        "chosen": chosen,
+        "unknown_state": delivery_state if delivery_state and chosen is None else None,
+        "counts": await state.delivery.summary(),
+        "at_risk": at_risk,
+        "as_of": state.clock.now(),
+    }
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+async def deliveries(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+    delivery_state: StateFilter = None,
+) -> HTMLResponse:
+    """The newest physical trades' delivery state, filtered by state through the URL,
+    with the trades whose buyer or seller has a device at risk marked; live on
+    ``delivery.state`` and ``device.state``."""
+    context = await _deliveries_context(state, principal, delivery_state)
+    return page(request, "operator_deliveries.html", context)
+
+
+@router.get("/deliveries/live", response_class=HTMLResponse)
+async def deliveries_live(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+    delivery_state: StateFilter = None,
+) -> HTMLResponse:
+    context = await _deliveries_context(state, principal, delivery_state)
+    return page(request, "_deliveries_live.html", context)
 
 
 @router.get("/audit", response_class=HTMLResponse)
