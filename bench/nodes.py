@@ -24,7 +24,7 @@ nodes through the API (registration token, enrolment), opens one link per node
   service's verdict during the drain (live data keeps priority);
 * restart (``--restart``): the service is stopped (SIGTERM) and started again on
   the same database; every simulated node reconnects as the daemon does
-  (jittered exponential backoff, 0.5 s doubling to 30 s); reports the time from
+  (exponential backoff with full jitter, 0.5 s doubling to 30 s); reports the time from
   the new process's start, and from its readiness, until every node is linked.
 
 The simulated nodes are bare WebSocket clients (not the daemon), so the load
@@ -44,7 +44,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import resource
 import sqlite3
 import statistics
@@ -66,6 +65,7 @@ from api import PASSWORD, Service, live_service, run_and_print
 from ingest import _register_meters
 from wattx.metering import reading_batch_to_json
 from wattx.nodes import challenge
+from wattx.nodes.backoff import next_step_s, reconnect_wait_s
 from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
 from wattx.nodes.daemon.runner import NodeDaemon
 from wattx.nodes.frames import encode
@@ -191,8 +191,8 @@ async def _serve(node: SimNode) -> None:
 
 
 async def _keep_linked(url: str, node: SimNode) -> None:
-    """Serve the link; when it drops, link again as the daemon does (jittered
-    exponential backoff, 0.5 s doubling to 30 s)."""
+    """Serve the link; when it drops, link again as the daemon does (exponential
+    backoff with full jitter, 0.5 s doubling to 30 s: ``wattx.nodes.backoff``)."""
     step = 0.5
     while True:
         if node.ws is None:
@@ -200,8 +200,8 @@ async def _keep_linked(url: str, node: SimNode) -> None:
                 await _link(url, node)
                 step = 0.5
             except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError):
-                await asyncio.sleep(step * random.uniform(0.5, 1.5))
-                step = min(step * 2, 30.0)
+                await asyncio.sleep(reconnect_wait_s(step, cap_s=30.0))
+                step = next_step_s(step, cap_s=30.0)
                 continue
         with contextlib.suppress(websockets.WebSocketException):
             await _serve(node)

@@ -170,7 +170,9 @@ class Settings(BaseSettings):
         default=5.0, description="first resend delay of an unacknowledged command; doubles"
     )
     node_heartbeat_flush_s: float = Field(
-        default=1.0, gt=0, description="how often heartbeats taken are written, together"
+        default=1.0,
+        gt=0,
+        description="how often heartbeats taken (and sent marks) are written, together",
     )
     incentive_period_s: int = Field(
         default=86_400, ge=60, description="length of a node-incentive period (seconds)"

@@ -40,8 +40,13 @@ async def test_a_command_whose_ack_was_lost_is_sent_again_and_run_once(
         )
         frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
         assert (frame["type"], frame["command"]["id"]) == ("command", issued["id"])
-    row = await command_state(service, node.owner, node.node_id, issued["id"])
-    assert row["state"] == "sent"
+
+    async def marked_sent() -> bool:
+        # Pushed as it was queued; the "sent" mark is written with the next round.
+        row = await command_state(service, node.owner, node.node_id, issued["id"])
+        return bool(row["state"] == "sent")
+
+    await eventually(marked_sent)
     async with daemon_running(node, service) as daemon:
 
         async def applied() -> bool:

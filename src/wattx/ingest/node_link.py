@@ -175,6 +175,8 @@ class _Link:
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        self._pushed: list[dict[str, Any]] = []
+        self._check_due = True
         self.grant: LinkGrant | None = None
 
     async def handshake(self) -> LinkGrant | None:
@@ -233,11 +235,17 @@ class _Link:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def wake(self) -> None:
+        self._check_due = True
         self._wake.set()
 
     async def notify(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
         if kind == "command":
+            command = message.get("command")
+            if isinstance(command, dict):
+                self._pushed.append(command)
+            else:
+                self._check_due = True
             self._wake.set()
         elif kind == "revoked":
             await self.close(*_CLOSE_FOR["revoked"])
@@ -294,13 +302,21 @@ class _Link:
                 await self._send(encode("key_rotated", public_key=frame.public_key))
 
     async def _pump_loop(self) -> None:
-        """Send due commands at once, then whenever the link is woken (a bus nudge, or
-        the hub's sweep finding a due command)."""
+        """Send due commands at once, then whenever the link is woken: a command pushed
+        over the bus as it was queued goes out as it is (its ``sent`` mark is written with
+        the next round); a bare nudge or the hub's sweep takes the due commands from the
+        database."""
         assert self.grant is not None
         while True:
             self._wake.clear()
-            for command in await self._nodes.take_due_commands(self.grant.node_id):
+            pushed, self._pushed = self._pushed, []
+            for command in pushed:
                 await self._send(encode("command", command=command))
+                self._nodes.note_sent(str(command["id"]))
+            if self._check_due:
+                self._check_due = False
+                for command in await self._nodes.take_due_commands(self.grant.node_id):
+                    await self._send(encode("command", command=command))
             await self._wake.wait()
 
 

@@ -10,6 +10,7 @@ processes; the rows are the truth, so a lost message only delays.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -180,6 +181,9 @@ class NodeService:
         self.heartbeat_interval_s = heartbeat_interval_s
         self._retry_base_s = command_retry_base_s
         self._pending_heartbeats: dict[str, _PendingHeartbeat] = {}
+        self._pending_links: list[_PendingLink] = []
+        self._link_writer: asyncio.Task[None] | None = None
+        self._pending_sent: dict[str, datetime] = {}
         self.periods = PeriodClock(incentive_period_s)
 
     # ------------------------------------------------------------------ enrolment
@@ -521,7 +525,12 @@ class NodeService:
                 target, action = f"job:{job_id}", "node.job.issued"
             await self._audit(session, Caller.of(principal, source), action, target, after=after)
         for row in rows:
-            await self._control(row.node_id, {"kind": "command", "id": row.id})
+            message: dict[str, Any] = {"kind": "command", "id": row.id}
+            if row.next_attempt_at <= now:
+                # Due now: the process holding the link sends it as it comes, without a
+                # transaction of its own (the "sent" mark is written with the next round).
+                message["command"] = command_wire(row)
+            await self._control(row.node_id, message)
         return rows
 
     async def set_config(
@@ -623,52 +632,121 @@ class NodeService:
     async def authenticate_link(
         self, node_id: str, nonce: str, signature: str, *, source: str
     ) -> LinkGrant:
-        """Check a node's answer to the link's challenge; the new link supersedes any older."""
-        caller = Caller(f"node:{node_id}", source)
-        async with self._db.read() as session:
-            node = await session.get(NodeRow, node_id)
-            keys = (
-                []
-                if node is None
-                else list(
-                    (
-                        await session.scalars(
-                            select(NodeKeyRow).where(
-                                NodeKeyRow.node_id == node_id, NodeKeyRow.retired_at.is_(None)
-                            )
-                        )
-                    ).all()
-                )
+        """Check a node's answer to the link's challenge; the new link supersedes any older.
+
+        Links arriving together (a fleet relinking after a restart) are checked and
+        recorded together: one read and one write for all those waiting, instead of one
+        of each per link (see :meth:`_authenticate_group`)."""
+        future: asyncio.Future[LinkGrant] = asyncio.get_running_loop().create_future()
+        self._pending_links.append(_PendingLink(node_id, nonce, signature, source, future))
+        writer = self._link_writer
+        if writer is None or writer.done() or writer.get_loop() is not asyncio.get_running_loop():
+            self._link_writer = asyncio.create_task(
+                self._authenticate_pending(), name="node-link-auth"
             )
-        if node is None:
-            await self._refused(caller, "node.link.refused", f"node:{node_id}", "unknown node")
-            raise NodeAuthenticationError("unknown node or wrong signature")
-        if node.status == REVOKED:
-            await self._refused(caller, "node.link.refused", f"node:{node_id}", "node revoked")
-            raise NodeRevokedError("this node was revoked", node_id=node_id)
-        message = challenge.link_message(node_id, nonce)
-        key = next((k for k in keys if challenge.verifies(message, signature, k.public_key)), None)
-        if key is None:
-            await self._refused(caller, "node.link.refused", f"node:{node_id}", "bad signature")
-            raise NodeAuthenticationError("unknown node or wrong signature")
-        link_id = new_id()
+        return await future
+
+    async def _authenticate_pending(self) -> None:
+        """Drain the links waiting for their check, ``HEARTBEAT_CHUNK`` at a time; those
+        that arrive while a group is being written form the next group."""
+        while self._pending_links:
+            group = self._pending_links[:HEARTBEAT_CHUNK]
+            del self._pending_links[:HEARTBEAT_CHUNK]
+            try:
+                await self._authenticate_group(group)
+            except Exception as exc:
+                _log.exception("link authentication failed for %d links", len(group))
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    async def _authenticate_group(self, group: list[_PendingLink]) -> None:
+        ids = sorted({p.node_id for p in group})
+        async with self._db.read() as session:
+            nodes = {
+                n.id: n
+                for n in (
+                    await session.execute(
+                        select(
+                            NodeRow.id,
+                            NodeRow.status,
+                            NodeRow.heartbeat_interval_s,
+                            NodeRow.owner_id,
+                        ).where(NodeRow.id.in_(ids))
+                    )
+                ).all()
+            }
+            keys: dict[str, list[str]] = {}
+            for key_row in (
+                await session.execute(
+                    select(NodeKeyRow.node_id, NodeKeyRow.public_key).where(
+                        NodeKeyRow.node_id.in_(ids), NodeKeyRow.retired_at.is_(None)
+                    )
+                )
+            ).all():
+                keys.setdefault(key_row.node_id, []).append(key_row.public_key)
+        accepted: list[tuple[_PendingLink, LinkGrant]] = []
+        latest: dict[str, str] = {}
+        for pending in group:
+            node = nodes.get(pending.node_id)
+            caller = Caller(f"node:{pending.node_id}", pending.source)
+            target = f"node:{pending.node_id}"
+            error: DomainError
+            if node is None:
+                await self._refused(caller, "node.link.refused", target, "unknown node")
+                error = NodeAuthenticationError("unknown node or wrong signature")
+            elif node.status == REVOKED:
+                await self._refused(caller, "node.link.refused", target, "node revoked")
+                error = NodeRevokedError("this node was revoked", node_id=pending.node_id)
+            else:
+                message = challenge.link_message(pending.node_id, pending.nonce)
+                key = next(
+                    (
+                        k
+                        for k in keys.get(pending.node_id, [])
+                        if challenge.verifies(message, pending.signature, k)
+                    ),
+                    None,
+                )
+                if key is not None:
+                    grant = LinkGrant(
+                        pending.node_id, key, new_id(), node.heartbeat_interval_s, node.owner_id
+                    )
+                    # Two links of one node in one group: the later one is recorded.
+                    accepted.append((pending, grant))
+                    latest[pending.node_id] = grant.link_id
+                    continue
+                await self._refused(caller, "node.link.refused", target, "bad signature")
+                error = NodeAuthenticationError("unknown node or wrong signature")
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        if not accepted:
+            return
         now = self._clock.now()
+        linked = sorted(latest)
         async with self._db.write() as session:
-            row = await session.get(NodeRow, node_id, with_for_update=self._db.locks_rows)
-            assert row is not None
-            row.link_id = link_id
-            row.linked_at = now
+            # Rows updated by primary key, in one order (two processes never deadlock).
+            await session.execute(
+                update(NodeRow),
+                [
+                    {"id": node_id, "link_id": latest[node_id], "linked_at": now}
+                    for node_id in linked
+                ],
+            )
             # What was sent over an earlier link and never persisted goes out again now.
             await session.execute(
                 update(NodeCommandRow)
                 .where(
-                    NodeCommandRow.node_id == node_id,
+                    NodeCommandRow.node_id.in_(linked),
                     NodeCommandRow.state == CommandState.SENT.value,
                 )
                 .values(next_attempt_at=now)
             )
-        await self._control(node_id, {"kind": "linked", "link_id": link_id})
-        return LinkGrant(node_id, key.public_key, link_id, node.heartbeat_interval_s, node.owner_id)
+        for node_id in linked:
+            await self._control(node_id, {"kind": "linked", "link_id": latest[node_id]})
+        for pending, grant in accepted:
+            if not pending.future.done():
+                pending.future.set_result(grant)
 
     async def link_closed(self, grant: LinkGrant) -> None:
         async with self._db.write() as session:
@@ -874,6 +952,42 @@ class NodeService:
                 )
                 out.append(command_wire(row))
         return out
+
+    def note_sent(self, command_id: str) -> None:
+        """A command pushed to its node as it was queued: marked ``sent`` (with its retry
+        time) by the next :meth:`flush_sent`, together with the others of its round. Until
+        then it stays ``queued`` and due, so a process that dies first sends it again."""
+        self._pending_sent.setdefault(command_id, self._clock.now())
+
+    async def flush_sent(self) -> int:
+        """Write the waiting ``sent`` marks in one transaction; a command acked meanwhile
+        keeps its newer state and gets only its send time. Returns the marks written."""
+        pending, self._pending_sent = self._pending_sent, {}
+        if not pending:
+            return 0
+        delay = timedelta(seconds=retry_delay_s(1, base_s=self._retry_base_s))
+        try:
+            async with self._db.write() as session:
+                for command_id in sorted(pending):
+                    at = pending[command_id]
+                    await session.execute(
+                        update(NodeCommandRow)
+                        .where(NodeCommandRow.id == command_id, NodeCommandRow.sent_at.is_(None))
+                        .values(sent_at=at, retries=NodeCommandRow.retries + 1)
+                    )
+                    await session.execute(
+                        update(NodeCommandRow)
+                        .where(
+                            NodeCommandRow.id == command_id,
+                            NodeCommandRow.state == CommandState.QUEUED.value,
+                        )
+                        .values(state=CommandState.SENT.value, next_attempt_at=at + delay)
+                    )
+        except Exception:
+            for command_id, at in pending.items():
+                self._pending_sent.setdefault(command_id, at)
+            raise
+        return len(pending)
 
     async def acknowledge(self, grant: LinkGrant, frame: AckFrame, *, source: str = "link") -> bool:
         """Apply a node's ack; False (and counted) if it names no command of this node."""
@@ -1189,6 +1303,15 @@ class NodeService:
 
 
 @dataclass(frozen=True, slots=True)
+class _PendingLink:
+    node_id: str
+    nonce: str
+    signature: str
+    source: str
+    future: asyncio.Future[LinkGrant]
+
+
+@dataclass(frozen=True, slots=True)
 class _NodeRef:
     """What a ``node.status`` event names of a node."""
 
@@ -1239,7 +1362,8 @@ class NodeHealthTask(PeriodicTask):
 
 class HeartbeatFlushTask(PeriodicTask):
     """Every ``tick_s`` seconds: the heartbeats that came in since, written together
-    (one row per node); the last round runs when the service stops."""
+    (one row per node), and the ``sent`` marks of the commands pushed since; the last
+    round runs when the service stops."""
 
     name = "wattx-node-heartbeats"
 
@@ -1248,6 +1372,10 @@ class HeartbeatFlushTask(PeriodicTask):
         self._nodes = nodes
 
     async def run_round(self) -> None:
+        try:
+            await self._nodes.flush_sent()
+        except Exception:
+            _log.exception("sent marks flush failed; they wait for the next round")
         try:
             await self._nodes.flush_heartbeats()
         except Exception:

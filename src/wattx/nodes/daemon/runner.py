@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -27,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from wattx.nodes import challenge
+from wattx.nodes.backoff import next_step_s, reconnect_wait_s
 from wattx.nodes.commands import LEASED_DEVICE_COMMANDS, CommandType
 from wattx.nodes.daemon.bridge import DeviceBridge
 from wattx.nodes.daemon.config import (
@@ -154,15 +154,16 @@ class NodeDaemon:
                     self.linked.clear()
                     self._ws = None
                     self._fail_pending()
-                # Jittered exponential backoff: a fleet does not reconnect in step.
-                # A config change dials again at once.
+                # Exponential backoff with full jitter: a fleet does not reconnect in
+                # step, and no wait exceeds the cap. A config change dials again at once.
                 try:
                     await asyncio.wait_for(
-                        self._wake_dial.wait(), timeout=backoff * random.uniform(0.5, 1.5)
+                        self._wake_dial.wait(),
+                        timeout=reconnect_wait_s(backoff, cap_s=self._backoff_max_s),
                     )
                     backoff = self._backoff_initial_s
                 except TimeoutError:
-                    backoff = min(backoff * 2, self._backoff_max_s)
+                    backoff = next_step_s(backoff, cap_s=self._backoff_max_s)
                 self._wake_dial.clear()
         finally:
             tasks = [
