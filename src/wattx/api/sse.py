@@ -63,7 +63,9 @@ class EventHub:
         self._bus = bus
         self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
         self._last_id = 0
-        self._changed = asyncio.Condition()
+        # Set, then replaced, at every append: waiters need no lock, so a stream cancelled
+        # while it waits (its client gone, the server stopping) can never leave one held.
+        self._appended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -105,10 +107,10 @@ class EventHub:
             await asyncio.sleep(_RESUBSCRIBE_S)
 
     async def _append(self, event: Event) -> None:
-        async with self._changed:
-            self._last_id += 1
-            self._ring.append(NumberedEvent(self._last_id, event))
-            self._changed.notify_all()
+        self._last_id += 1
+        self._ring.append(NumberedEvent(self._last_id, event))
+        appended, self._appended = self._appended, asyncio.Event()
+        appended.set()
 
     async def stream(
         self,
@@ -142,11 +144,10 @@ class EventHub:
 
     async def _wait_beyond(self, cursor: int, timeout_s: float) -> bool:
         """Wait until an event newer than ``cursor`` exists; False on timeout."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._last_id > cursor), timeout_s
-                )
-            except TimeoutError:
-                return False
+        if self._last_id > cursor:
+            return True
+        try:
+            await asyncio.wait_for(self._appended.wait(), timeout_s)
+        except TimeoutError:
+            return False
         return True
