@@ -120,6 +120,13 @@ def test_up_and_demo_on_a_busy_port_and_a_bad_speed_say_one_line(
     assert_one_line_error(speed, "--speed")
 
 
+def _as_from_a_terminal() -> None:
+    # A command a non-interactive shell starts in the background inherits SIGINT ignored
+    # (POSIX), and so would the demo when the suite itself runs that way: Ctrl-C comes
+    # from a terminal, where SIGINT is delivered.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_demo_quietly(env: dict[str, str]) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -128,6 +135,7 @@ def test_ctrl_c_stops_the_demo_quietly(env: dict[str, str]) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_from_a_terminal,
     )
     assert process.stdout is not None
     try:
