@@ -426,19 +426,23 @@ async def _demo(
                 client = ServiceClient(http)
                 operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
                 typer.echo(f"operator login: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}")
-                for spec in scenario.community.members[:3]:
-                    login = member_email(spec.id, DEMO_RUN_TAG)
-                    typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
-                typer.echo(
-                    f"the community trades in zone '{zone}' from {first_day} (UTC); watch it "
-                    f"at {url}/api/v1/markets/{zone}/book and {url}/api/v1/trades?zone={zone} "
-                    "(zone 'main' stays empty)"
-                )
-                typer.echo(
-                    f"dashboard: {url}/ (the community's market: {url}/market/{zone}; "
-                    f"sign in at {url}/login with a login above to see a household or the "
-                    "operator's console)"
-                )
+
+                def enrolled() -> None:
+                    # Only now: the zone exists and the households can sign in.
+                    for spec in scenario.community.members[:3]:
+                        login = member_email(spec.id, DEMO_RUN_TAG)
+                        typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
+                    typer.echo(
+                        f"the community trades in zone '{zone}' from {first_day} (UTC); watch "
+                        f"it at {url}/api/v1/markets/{zone}/book and "
+                        f"{url}/api/v1/trades?zone={zone} (zone 'main' stays empty)"
+                    )
+                    typer.echo(
+                        f"dashboard: {url}/ (the community's market: {url}/market/{zone}; "
+                        f"sign in at {url}/login with a login above to see a household or "
+                        "the operator's console)"
+                    )
+
                 summary = _DemoSummary(schedule, scenario.grid.first_epoch_id, zone)
                 summaries: set[asyncio.Task[None]] = set()
 
@@ -466,6 +470,7 @@ async def _demo(
                         quote_lead_s=DEMO_QUOTE_LEAD_S,
                         # The demo's chain worker mints on its own clock: grants cover sellers.
                         energy=EnergySource.GRANTS,
+                        enrolled=enrolled,
                     )
                 )
                 run = await trading

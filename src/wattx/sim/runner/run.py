@@ -127,8 +127,12 @@ async def run_against(
     transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
     gates_close_on_time: bool = False,
     energy: EnergySource | None = None,
+    enrolled: Callable[[], None] | None = None,
 ) -> MechanismRun:
     """Enrol the community in a new zone of the service and trade every epoch.
+
+    ``enrolled`` is called once the zone exists and every member can sign in,
+    before the first order: a demo tells its user where to look only then.
 
     Agents quote ``quote_lead_s`` before each gate closes; a clock that runs
     on its own (a demo's, a live service's) needs a lead long enough for the
@@ -155,6 +159,8 @@ async def run_against(
     zone_id = f"sim-{run_tag}"
     await create_zone(client, operator, zone_id, scenario, mechanism)
     members = await enrol_members(client, operator, scenario, run_tag)
+    if enrolled is not None:
+        enrolled()
     simulation = CommunitySimulation(scenario, strategy, mechanism=mechanism)
     fleet = None
     if faults is not None:
