@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from service.client import ApiClient
 from service.helpers import assert_problem
 from wattx.api.state import AppState
 from wattx.metering import MeterSigner, ReadingBatch, reading_batch_to_json
+from wattx.store.db import is_storage_failure
+from wattx.store.readings import insert_readings
 
 from .conftest import INTERVAL, START, SignedMeter
 
@@ -107,3 +111,54 @@ async def test_a_known_meter_with_far_off_times_creates_no_partition(
     # Partitions for the retention window and the next month exist from the start.
     if not state.db.is_sqlite:
         assert {"readings_p202605", "readings_p202606", "readings_p202607"} <= before
+
+
+async def test_copied_readings_keep_the_insert_s_errors_and_transaction(
+    api: ApiClient, meter: SignedMeter, state: AppState
+) -> None:
+    """On PostgreSQL readings are written with COPY: a duplicate key is still an
+    ``IntegrityError`` (a rule, not a storage failure), and the rows of a failed
+    transaction are not stored; on SQLite the same calls take the insert statement."""
+    row = {
+        "meter_id": meter.id,
+        "seq": 1,
+        "ts": START,
+        "import_wh": 0,
+        "export_wh": 10,
+        "power_w": None,
+        "voltage_mv": None,
+        "frequency_millihz": None,
+        "soc_permille": None,
+        "digest": "00" * 32,
+        "status": "accepted",
+        "quarantine_reason": None,
+        "quarantine_detail": None,
+        "via": "http",
+        "received_at": START,
+        "reviewed_by": None,
+        "reviewed_at": None,
+    }
+
+    async def write_a_duplicate() -> None:
+        async with state.db.write() as session:
+            await insert_readings(session, [row, {**row, "seq": 2}])
+            await insert_readings(session, [row])
+
+    with pytest.raises(IntegrityError) as raised:
+        await write_a_duplicate()
+    assert not is_storage_failure(raised.value)
+    async with state.db.read() as session:
+        stored = await session.scalar(
+            text("SELECT count(*) FROM readings WHERE meter_id = :m"), {"m": meter.id}
+        )
+    assert stored == 0
+    async with state.db.write() as session:
+        await insert_readings(session, [row, {**row, "seq": 2, "ts": START + INTERVAL}])
+    async with state.db.read() as session:
+        rows = (
+            await session.execute(
+                text("SELECT seq, ts, export_wh FROM readings WHERE meter_id = :m ORDER BY seq"),
+                {"m": meter.id},
+            )
+        ).all()
+    assert [(seq, export) for seq, _, export in rows] == [(1, 10), (2, 10)]
