@@ -28,7 +28,8 @@ async def congestion_reports(session: AsyncSession, epoch_ids: Iterable[int]) ->
     query = select(EpochRow.id, EpochRow.congestion).where(
         EpochRow.id.in_(ids), EpochRow.congestion.is_not(None)
     )
-    return {epoch_id: raw for epoch_id, raw in (await session.execute(query)).all()}
+    rows = (await session.execute(query)).tuples().all()
+    return {epoch_id: raw for epoch_id, raw in rows if raw is not None}
 
 
 async def stored_trade_count(session: AsyncSession, epoch_id: int) -> int:
