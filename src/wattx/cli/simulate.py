@@ -560,6 +560,9 @@ def simulate_feeders(
     epoch_minutes: Annotated[
         int, typer.Option(min=1, help="delivery epoch length in minutes")
     ] = DEFAULT_EPOCH_MINUTES,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="run only the first EPOCHS epochs of the days")
+    ] = None,
     strategy: Annotated[StrategyName, typer.Option()] = StrategyName.ZERO_INTELLIGENCE,
     model: Annotated[
         bool, typer.Option(help="also run the model alone, with and without the limits")
@@ -592,7 +595,7 @@ def simulate_feeders(
     try:
         feeders = TwoFeeders(export_wh=capacity_wh, import_wh=capacity_wh)
         first = start.date() if start is not None else DEFAULT_START
-        scenario = build(households, days, first, seed, epoch_minutes)
+        scenario = build(households, days, first, seed, epoch_minutes, epochs)
     except SimulationConfigError as error:
         fail(f"{error} (got --capacity-wh {capacity_wh}, --epoch-minutes {epoch_minutes})")
     typer.echo(describe_community(households, True) + "; two feeders under a transformer")
