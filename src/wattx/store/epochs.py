@@ -28,7 +28,7 @@ async def congestion_reports(session: AsyncSession, epoch_ids: Iterable[int]) ->
     query = select(EpochRow.id, EpochRow.congestion).where(
         EpochRow.id.in_(ids), EpochRow.congestion.is_not(None)
     )
-    rows = (await session.execute(query)).tuples().all()
+    rows = (await session.execute(query)).all()
     return {epoch_id: raw for epoch_id, raw in rows if raw is not None}
 
 
