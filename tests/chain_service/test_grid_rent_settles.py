@@ -73,6 +73,12 @@ async def test_congestion_rent_is_settled_on_chain(
     assert overview.status_code == 200, overview.text
     fees = trade["buyer_fee"] + trade["seller_fee"] + trade["wheeling_fee"]
     assert overview.json()["fees"] == fees
+    # The public ledger names the part of the settled fees that is congestion rent.
+    epochs = await api.http.get("/api/v1/ledger/epochs")
+    assert epochs.status_code == 200, epochs.text
+    (settled,) = [e for e in epochs.json()["items"] if e["epoch_id"] == epoch_id]
+    assert (settled["status"], settled["fees"]) == ("confirmed", fees)
+    assert settled["congestion_rent"] == down["rent"] == 4_500
     for user in (market.buyer, market.seller):
         await assert_books_agree(state, user.id)
     wallet = await api.wallet(market.buyer)

@@ -118,11 +118,27 @@ def test_the_command_writes_both_reports_and_refuses_a_negative_capacity(tmp_pat
     assert not any(tmp_path.iterdir())
     done = runner.invoke(
         app,
-        ["simulate-feeders", "--households", "4", "--capacity-wh", "200", "--out", str(tmp_path)],
+        [
+            "simulate-feeders",
+            "--households",
+            "4",
+            "--capacity-wh",
+            "200",
+            "--epoch-minutes",
+            "60",
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert done.exit_code == 0, done.output
     assert "epochs with a binding link:" in done.output
+    assert "congestion rent settled on chain:" in done.output
+    # The headline report is the service's; the model's comparison sits beside it.
     data = json.loads((tmp_path / "with_limits" / "kpis.json").read_text())
-    assert data["congestion"]["rent"] > 0
-    assert "without_limits" in data
-    assert (tmp_path / "without_limits" / "kpis.json").exists()
+    assert {"congestion", "settlement", "market"} <= set(data)
+    assert (tmp_path / "with_limits" / LINK_FLOWS).exists()
+    model = json.loads((tmp_path / "model" / "with_limits" / "kpis.json").read_text())
+    assert "without_limits" in model
+    assert (tmp_path / "model" / "without_limits" / "kpis.json").exists()

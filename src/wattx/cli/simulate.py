@@ -557,16 +557,29 @@ def simulate_feeders(
     capacity_wh: Annotated[
         int, typer.Option(help="each feeder link's export and import capacity, Wh per epoch")
     ] = 1_000,
+    epoch_minutes: Annotated[
+        int, typer.Option(min=1, help="delivery epoch length in minutes")
+    ] = DEFAULT_EPOCH_MINUTES,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="run only the first EPOCHS epochs of the days")
+    ] = None,
     strategy: Annotated[StrategyName, typer.Option()] = StrategyName.ZERO_INTELLIGENCE,
+    model: Annotated[
+        bool, typer.Option(help="also run the model alone, with and without the limits")
+    ] = True,
     out: Annotated[Path, typer.Option(help="report directory")] = Path("report-feeders"),
 ) -> None:
-    """Simulate the community on a transformer with two feeders, with and without limits.
+    """Simulate the community on a transformer with two feeders, through the service.
 
-    The community model alone, no service: every epoch the coupled call auction
-    clears the transformer's and the feeders' orders in one program. Writes
-    OUT/with_limits (the report with flows against limits, the congestion
-    figures and the comparison) and OUT/without_limits (the same scenario on
-    the tree without limits).
+    A scratch service runs in-process on a virtual clock with its embedded
+    chain. The operator creates the transformer zone and the two feeder zones
+    with the links' capacities, the members enrol in their feeders and meter
+    there, every epoch's gate closure clears the three zones by the coupled
+    call auction, and each epoch settles on chain. Writes OUT/with_limits
+    (flows against limits, binding epochs, zonal prices and the congestion
+    rent settled on chain, all read back from the service); with --model also
+    OUT/model/with_limits and OUT/model/without_limits, the community model
+    alone on the same weather and loads, with and without the limits.
     """
     from rich.progress import Progress
 
@@ -574,30 +587,54 @@ def simulate_feeders(
     from wattx.sim.errors import SimulationConfigError
     from wattx.sim.feeders import TwoFeeders, run_feeder_market, write_feeder_report
     from wattx.sim.report import write_report
+    from wattx.sim.runner.errors import ServiceRequestError
+    from wattx.sim.runner.grid import run_feeders_in_process, write_service_feeder_report
     from wattx.sim.simulation import run_grid_only
     from wattx.units import format_money
 
     try:
         feeders = TwoFeeders(export_wh=capacity_wh, import_wh=capacity_wh)
+        first = start.date() if start is not None else DEFAULT_START
+        scenario = build(households, days, first, seed, epoch_minutes, epochs)
     except SimulationConfigError as error:
-        fail(f"{error} (got --capacity-wh {capacity_wh})")
-    first = start.date() if start is not None else DEFAULT_START
+        fail(f"{error} (got --capacity-wh {capacity_wh}, --epoch-minutes {epoch_minutes})")
     typer.echo(describe_community(households, True) + "; two feeders under a transformer")
+    steps = scenario.grid.steps
+    baseline = run_grid_only(scenario)
     with Progress(transient=True) as bar:
-        task = bar.add_task("scenario", total=4)
-        scenario = build(households, days, first, seed, DEFAULT_EPOCH_MINUTES)
-        bar.update(task, advance=1, description="grid-only baseline")
-        baseline = run_grid_only(scenario)
-        bar.update(task, advance=1, description="with feeder limits")
-        limited = run_feeder_market(scenario, feeders, limited=True, strategy=strategy)
-        bar.update(task, advance=1, description="without limits")
-        free = run_feeder_market(scenario, feeders, limited=False, strategy=strategy)
-        bar.update(task, advance=1, description="report")
-    write_report(free.results, baseline, out / "without_limits")
-    write_feeder_report(limited, baseline, out / "with_limits", free)
-    congestion = limited.congestion()
+        task = bar.add_task("service, coupled call auction", total=steps)
+
+        def advance(done: int) -> None:
+            bar.update(task, completed=done)
+
+        try:
+            service_run = asyncio.run(
+                run_feeders_in_process(scenario, feeders, strategy, progress=advance)
+            )
+        except (SimulationConfigError, ServiceRequestError) as exc:
+            fail(exc.detail)
+        if model:
+            bar.update(task, description="model, with and without limits")
+            limited = run_feeder_market(scenario, feeders, limited=True, strategy=strategy)
+            free = run_feeder_market(scenario, feeders, limited=False, strategy=strategy)
+    write_service_feeder_report(service_run, baseline, out / "with_limits")
+    if model:
+        write_report(free.results, baseline, out / "model" / "without_limits")
+        write_feeder_report(limited, baseline, out / "model" / "with_limits", free)
+    settled = service_run.as_json()
+    traded = sum(m.traded_wh for m in service_run.run.results.market)
     typer.echo(
-        f"epochs with a binding link: {congestion['split_price_epochs']} of "
-        f"{scenario.grid.steps}; congestion rent {format_money(congestion['rent'])} credit"
+        f"service: {traded} Wh traded; epochs with a binding link: "
+        f"{len(settled['split_price_epochs'])} of {steps}"
     )
+    typer.echo(
+        f"congestion rent settled on chain: {format_money(service_run.rent_settled)} credit "
+        f"in {len(settled['settled_epochs'])} settlements; fee (grid) account grew by "
+        f"{format_money(service_run.fee_account_growth)} credit"
+    )
+    if model:
+        typer.echo(
+            f"model alone: rent {format_money(limited.congestion()['rent'])} credit with limits, "
+            f"{format_money(free.congestion()['rent'])} without"
+        )
     typer.echo(f"report: {out / 'with_limits' / 'index.html'}")

@@ -9,12 +9,14 @@ mapping from participants to addresses is for operators and auditors.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.crypto import keccak
 from sqlalchemy import func, select, union
 
+from wattx.store import epochs as epoch_repo
 from wattx.store import settlement as repo
 from wattx.store.db import Database
 from wattx.store.models import TradeRow
@@ -196,6 +198,22 @@ class PublicLedgerService:
     async def epochs(self, *, limit: int, offset: int) -> list[SettlementOutboxRow]:
         async with self._db.read() as session:
             return await repo.list_outbox(session, status=None, limit=limit, offset=offset)
+
+    async def congestion_rents(self, epoch_ids: Iterable[int]) -> dict[int, int]:
+        """Per epoch, the congestion rent its coupled auction collected (epochs without
+        a grid tree are absent).
+
+        Each match's congestion fee is part of its trade's ``wheeling_fee``, and
+        the link rents sum those fees to the micro-unit (``docs/market.md``),
+        so an epoch's rent is the part of its batch's ``fees`` that is rent:
+        paid to the fee (grid) account by the settlement transaction.
+        """
+        async with self._db.read() as session:
+            reports = await epoch_repo.congestion_reports(session, epoch_ids)
+        return {
+            epoch_id: sum(int(link["rent"]) for link in json.loads(raw))
+            for epoch_id, raw in reports.items()
+        }
 
     async def price_history(
         self, *, limit: int, offset: int, zone: str | None = None, from_epoch: int | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,18 @@ async def closed_epoch_ids(session: AsyncSession, since_epoch_id: int) -> set[in
 async def list_closed_epochs(session: AsyncSession, *, limit: int, offset: int) -> list[EpochRow]:
     query = select(EpochRow).order_by(EpochRow.id.desc()).limit(limit).offset(offset)
     return list(await session.scalars(query))
+
+
+async def congestion_reports(session: AsyncSession, epoch_ids: Iterable[int]) -> dict[int, str]:
+    """The stored congestion report (JSON) of each of ``epoch_ids`` that has one."""
+    ids = list(epoch_ids)
+    if not ids:
+        return {}
+    query = select(EpochRow.id, EpochRow.congestion).where(
+        EpochRow.id.in_(ids), EpochRow.congestion.is_not(None)
+    )
+    rows = (await session.execute(query)).all()
+    return {epoch_id: raw for epoch_id, raw in rows if raw is not None}
 
 
 async def stored_trade_count(session: AsyncSession, epoch_id: int) -> int:

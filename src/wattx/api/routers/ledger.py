@@ -135,10 +135,12 @@ async def retirements(state: State, limit: Limit = 50, offset: Offset = 0) -> Ch
 
 @router.get("/epochs")
 async def epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> SettlementsOut:
-    """Settlement batches, newest first: root, transaction, volume, value, fees, status."""
+    """Settlement batches, newest first: root, transaction, volume, value, fees (and the
+    congestion rent among them), status."""
     items = await state.public_ledger.epochs(limit=limit + 1, offset=offset)
     items, the_page = page_of(items, limit, offset)
     sets = {s.from_epoch: s for s in await state.governance.parameter_sets()}
+    rents = await state.public_ledger.congestion_rents(row.epoch_id for row in items)
     out = []
     for row in items:
         start = set_for_epoch(list(sets), row.epoch_id)
@@ -153,7 +155,8 @@ async def epochs(state: State, limit: Limit = 50, offset: Offset = 0) -> Settlem
                         values=dict(found.parameters.values),
                     )
                     if found
-                    else None
+                    else None,
+                    "congestion_rent": rents.get(row.epoch_id),
                 }
             )
         )

@@ -40,6 +40,11 @@ class SettlementOut(BaseModel):
     parameter_set: ParameterSetOut | None = Field(
         default=None, description="the governed parameters the epoch ran under (ledger)"
     )
+    congestion_rent: int | None = Field(
+        default=None,
+        description="micro-units of `fees` that are congestion rent, paid to the fee (grid) "
+        "account with the batch (ledger; null for an epoch cleared without a grid tree)",
+    )
 
 
 class TradeProofOut(BaseModel):

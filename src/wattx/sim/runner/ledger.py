@@ -31,6 +31,10 @@ class EpochFees:
     fees: int
     market_fee_bps: int | None
     parameter_set_hash: str | None
+    congestion_rent: int | None = None
+    """The part of ``fees`` that is congestion rent (``None``: cleared without a grid tree)."""
+    tx_hash: str | None = None
+    """The settlement transaction on chain."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +42,8 @@ class EpochFees:
             "fees": self.fees,
             "market_fee_bps": self.market_fee_bps,
             "parameter_set_hash": self.parameter_set_hash,
+            "congestion_rent": self.congestion_rent,
+            "tx_hash": self.tx_hash,
         }
 
 
@@ -60,6 +66,11 @@ class SettlementSummary:
     def settled(self) -> int:
         return self.by_status.get(CONFIRMED, 0)
 
+    @property
+    def congestion_rent(self) -> int:
+        """Congestion rent the confirmed batches paid to the fee (grid) account."""
+        return sum(e.congestion_rent or 0 for e in self.per_epoch)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "settlement_count": self.settled,
@@ -68,6 +79,7 @@ class SettlementSummary:
             "volume_settled_wh": self.volume_wh,
             "value_settled": self.value,
             "fees_settled": self.fees,
+            "congestion_rent_settled": self.congestion_rent,
             "gas_used": self.gas_used,
             "settlement_errors": dict(sorted(self.errors.items())),
             "fees_per_epoch": [e.as_json() for e in self.per_epoch],
@@ -106,6 +118,8 @@ async def settlement_summary(
                         item["fees"],
                         parameters.get("values", {}).get("market_fee_bps"),
                         parameters.get("hash"),
+                        item.get("congestion_rent"),
+                        item.get("tx_hash"),
                     )
                 )
                 if item.get("gas_used") is None:

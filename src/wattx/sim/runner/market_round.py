@@ -54,6 +54,11 @@ class MarketRound:
     epoch_offset`` (zero when the service runs on the simulation's clock).
     Intents are submitted in a seeded random order, because a continuous
     market matches in arrival order.
+
+    With ``zone_of`` (member id → zone id, a grid tree's zones) each member
+    trades in its own zone; ``zone_id`` is then the tree's root, whose
+    reference and clearing prices the agents see. The clearing prices of
+    every zone of the run are kept per service epoch in ``clearing_prices``.
     """
 
     def __init__(
@@ -67,12 +72,16 @@ class MarketRound:
         epoch_offset: int = 0,
         seed: int = 0,
         energy: EnergySource = EnergySource.MINTED,
+        zone_of: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self._operator = operator
         self._members = {m.spec.id: m for m in members}
         self._member_of_user = {m.session.user_id: m.spec.id for m in members}
         self._zone_id = zone_id
+        self._zone_of = dict(zone_of or {})
+        self._zones = {zone_id, *self._zone_of.values()}
+        self.clearing_prices: dict[int, dict[str, int | None]] = {}
         self._simulation = simulation
         self._epoch_offset = epoch_offset
         self._order_rng = random.Random(seed)
@@ -134,11 +143,16 @@ class MarketRound:
         trades = [
             t
             for t in await self._client.all_trades(self._operator, epoch_id)
-            if t["zone"] == self._zone_id or t["seller_zone"] == self._zone_id
+            if t["zone"] in self._zones or t["seller_zone"] in self._zones
         ]
         for trade in trades:
             self._escrow.sold(trade["seller"], trade["qty_wh"])
         clearing = _clearing_price(closure.body, self._zone_id) if closure.ok else None
+        if closure.ok:
+            prices: Mapping[str, int | None] = closure.body.get("clearing_prices", {})
+            self.clearing_prices[epoch_id] = {
+                zone: prices.get(zone) for zone in sorted(self._zones)
+            }
         return EpochOutcome(
             fills=self._fills(trades),
             market=_market_record(
@@ -170,7 +184,7 @@ class MarketRound:
             json={
                 "side": intent.side.value,
                 "qty_wh": qty_wh,
-                "zone": self._zone_id,
+                "zone": self._zone_of.get(intent.member_id, self._zone_id),
                 "epoch_id": epoch_id,
                 "limit_price": self._within_bounds(intent.limit_price, epoch_id),
                 "client_order_id": f"{epoch_id}-{intent.member_id}",

@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -151,8 +151,17 @@ class MeterFleet:
         self.answers = ReadingAnswers()
 
     async def install(
-        self, operator: Session, scenario: Scenario, zone_id: str, run_tag: str
+        self,
+        operator: Session,
+        scenario: Scenario,
+        zone_id: str,
+        run_tag: str,
+        zone_of: Mapping[str, str] | None = None,
     ) -> None:
+        """Register and activate a meter per member, in ``zone_id`` or its own zone
+        of ``zone_of`` (member id → zone id)."""
+        zones = zone_of or {}
+
         async def install_one(member_id: str) -> VirtualMeter:
             seed = meter_seed(self._seed, member_id, run_tag)
             probe = MeterSigner("probe", seed)
@@ -162,7 +171,7 @@ class MeterFleet:
                 self._sessions[member_id],
                 json={
                     "serial": f"SIM-{run_tag}-{member_id}",
-                    "zone_id": zone_id,
+                    "zone_id": zones.get(member_id, zone_id),
                     "rated_capacity_w": rated_capacity_w(scenario, member_id),
                     "public_key": probe.public_key.hex(),
                 },

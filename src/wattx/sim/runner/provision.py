@@ -1,14 +1,15 @@
 """Setting a simulated community up through the API, as its operator and members would.
 
-The operator creates the zone with the scenario's tariff and mechanism; each
-member signs up, is admitted, and (as a buyer) has credit deposited for it.
-Energy for sellers is granted per epoch by :class:`EnergyEscrow`, see there.
+The operator creates the zone with the scenario's tariff and mechanism (or,
+with a :class:`ZoneLayout`, a grid tree of zones with their link capacities);
+each member signs up, is admitted, and (as a buyer) has credit deposited for
+it. Energy for sellers is granted per epoch by :class:`EnergyEscrow`, see there.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -43,9 +44,53 @@ class Member:
     session: Session
 
 
-def zone_document(zone_id: str, scenario: Scenario, mechanism: str) -> dict[str, object]:
-    """The ``POST /zones`` body: the scenario's tariff bands and the chosen mechanism."""
-    return {
+@dataclass(frozen=True, slots=True)
+class LayoutZone:
+    """One zone of a :class:`ZoneLayout`: its name in the layout, the zone above it, and
+    the capacities of the link to that zone in Wh per epoch (``None``: unlimited)."""
+
+    name: str
+    parent: str | None = None
+    import_capacity_wh: int | None = None
+    export_capacity_wh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneLayout:
+    """The zones a run creates, as a grid tree, and the zone of each member.
+
+    ``zones`` lists parents before their children; ``member_zone`` maps a
+    member id to a zone name. With ``rates`` (``{"wheeling_per_kwh": ..,
+    "loss_bps": ..}``) the operator overrides the rate of every ordered pair
+    of the layout's zones; without, the governed zone rates apply, where a
+    zone and its parent are neighbours.
+    """
+
+    zones: tuple[LayoutZone, ...]
+    member_zone: Mapping[str, str]
+    rates: Mapping[str, int] | None = None
+
+    @property
+    def root(self) -> str:
+        return self.zones[0].name
+
+    def zone_ids(self, run_tag: str) -> dict[str, str]:
+        """Layout name → the service's zone id for the run."""
+        return {z.name: f"sim-{run_tag}-{z.name}" for z in self.zones}
+
+
+def zone_document(
+    zone_id: str,
+    scenario: Scenario,
+    mechanism: str,
+    *,
+    parent: str | None = None,
+    import_capacity_wh: int | None = None,
+    export_capacity_wh: int | None = None,
+) -> dict[str, object]:
+    """The ``POST /zones`` body: the scenario's tariff bands and the chosen mechanism;
+    with ``parent``, the zone's place in the grid tree and its link's capacities."""
+    document: dict[str, object] = {
         "id": zone_id,
         "name": f"Simulated community {zone_id}",
         "tariff": [
@@ -54,6 +99,14 @@ def zone_document(zone_id: str, scenario: Scenario, mechanism: str) -> dict[str,
         ],
         "mechanism": mechanism,
     }
+    if parent is not None:
+        document |= {
+            "parent": parent,
+            "neighbours": [parent],
+            "import_capacity_wh": import_capacity_wh,
+            "export_capacity_wh": export_capacity_wh,
+        }
+    return document
 
 
 def member_role(spec: HouseholdSpec) -> str:
@@ -68,6 +121,39 @@ async def create_zone(
     await client.require(
         "POST", f"{API}/zones", operator, json=zone_document(zone_id, scenario, mechanism)
     )
+
+
+async def create_layout(
+    client: ServiceClient,
+    operator: Session,
+    layout: ZoneLayout,
+    run_tag: str,
+    scenario: Scenario,
+    mechanism: str,
+) -> dict[str, str]:
+    """Create the layout's zones, parents first, and its rate overrides; returns
+    layout name → zone id."""
+    ids = layout.zone_ids(run_tag)
+    for zone in layout.zones:
+        document = zone_document(
+            ids[zone.name],
+            scenario,
+            mechanism,
+            parent=ids[zone.parent] if zone.parent is not None else None,
+            import_capacity_wh=zone.import_capacity_wh,
+            export_capacity_wh=zone.export_capacity_wh,
+        )
+        await client.require("POST", f"{API}/zones", operator, json=document)
+    if layout.rates is not None:
+        for seller in ids.values():
+            for buyer in ids.values():
+                await client.require(
+                    "PUT",
+                    f"{API}/zones/rates/{seller}/{buyer}",
+                    operator,
+                    json=dict(layout.rates),
+                )
+    return ids
 
 
 async def enrol_members(

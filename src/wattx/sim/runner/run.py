@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
@@ -23,7 +23,13 @@ from wattx.sim.runner.faults import FaultPlan
 from wattx.sim.runner.ledger import SettlementSummary, settlement_summary
 from wattx.sim.runner.market_round import EpochOutcome, MarketRound, OrderAnswers
 from wattx.sim.runner.meters import MeterFleet, ReadingAnswers, ReadingTransport
-from wattx.sim.runner.provision import EnergySource, create_zone, enrol_members
+from wattx.sim.runner.provision import (
+    EnergySource,
+    ZoneLayout,
+    create_layout,
+    create_zone,
+    enrol_members,
+)
 from wattx.sim.runner.scratch import scratch_service
 from wattx.sim.scenario import Scenario
 from wattx.sim.simulation import GRID_ONLY, CommunitySimulation, run_grid_only
@@ -58,6 +64,10 @@ class MechanismRun:
     """Service epoch of step ``i`` minus the scenario's: non-zero when set-up overran."""
     energy_minted_wh: int = 0
     """Tokens minted for the members' verified export during the run."""
+    zones: dict[str, str] = field(default_factory=dict)
+    """With a zone layout: layout name → the service's zone id."""
+    clearing_prices: dict[int, dict[str, int | None]] = field(default_factory=dict)
+    """Per service epoch, each of the run's zones' clearing price as the gate closure answered."""
 
 
 def check_schedule(schedule: EpochSchedule, quote_lead_s: int = QUOTE_LEAD_S) -> None:
@@ -128,8 +138,13 @@ async def run_against(
     gates_close_on_time: bool = False,
     energy: EnergySource | None = None,
     enrolled: Callable[[], None] | None = None,
+    layout: ZoneLayout | None = None,
 ) -> MechanismRun:
     """Enrol the community in a new zone of the service and trade every epoch.
+
+    With ``layout`` the run creates a grid tree of zones (with their link
+    capacities) instead of one zone, and each member trades and meters in its
+    layout zone; the agents see the root zone's prices.
 
     ``enrolled`` is called once the zone exists and every member can sign in,
     before the first order: a demo tells its user where to look only then.
@@ -156,8 +171,15 @@ async def run_against(
         raise SimulationConfigError("minted energy needs meters that send readings")
     check_schedule(schedule, quote_lead_s)
     run_tag = run_tag or secrets.token_hex(4)
-    zone_id = f"sim-{run_tag}"
-    await create_zone(client, operator, zone_id, scenario, mechanism)
+    zones: dict[str, str] = {}
+    zone_of: dict[str, str] = {}
+    if layout is None:
+        zone_id = f"sim-{run_tag}"
+        await create_zone(client, operator, zone_id, scenario, mechanism)
+    else:
+        zones = await create_layout(client, operator, layout, run_tag, scenario, mechanism)
+        zone_id = zones[layout.root]
+        zone_of = {member: zones[name] for member, name in layout.member_zone.items()}
     members = await enrol_members(client, operator, scenario, run_tag)
     if enrolled is not None:
         enrolled()
@@ -165,7 +187,7 @@ async def run_against(
     fleet = None
     if faults is not None:
         fleet = MeterFleet(client, members, faults, scenario.seed, transport)
-        await fleet.install(operator, scenario, zone_id, run_tag)
+        await fleet.install(operator, scenario, zone_id, run_tag, zone_of)
     quote_lead = timedelta(seconds=quote_lead_s)
     offset = first_reachable_epoch(schedule, clock, quote_lead_s) - scenario.grid.first_epoch_id
     market = MarketRound(
@@ -177,6 +199,7 @@ async def run_against(
         epoch_offset=max(offset, 0),
         seed=scenario.seed,
         energy=source,
+        zone_of=zone_of,
     )
 
     async def trade(index: int) -> EpochOutcome:
@@ -217,6 +240,8 @@ async def run_against(
         settlement,
         max(offset, 0),
         market.minted_wh,
+        zones,
+        market.clearing_prices,
     )
 
 

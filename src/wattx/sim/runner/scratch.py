@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,9 @@ SIMULATED_YEAR_S = 366 * 86_400
 class ServiceConnection:
     client: ServiceClient
     operator: Session
+    fee_account_credit: Callable[[], Awaitable[int]]
+    """Read from the chain: the free credit the Marketplace holds for its fee (grid) account,
+    where settlement pays fees, wheeling and congestion rent."""
 
 
 def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
@@ -79,4 +82,12 @@ async def scratch_service(
             async with httpx.AsyncClient(transport=transport, base_url="http://wattx.sim") as http:
                 client = ServiceClient(http)
                 operator = await client.login(OPERATOR_EMAIL, OPERATOR_PASSWORD)
-                yield ServiceConnection(client, operator)
+                chain = state.chain_accounts.chain
+
+                async def fee_account_credit() -> int:
+                    held = await state.chain_accounts.read(
+                        chain.balances, chain.deployment.fee_account
+                    )
+                    return held.free_credit
+
+                yield ServiceConnection(client, operator, fee_account_credit)
