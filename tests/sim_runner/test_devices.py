@@ -62,9 +62,7 @@ async def _run(scenario: Scenario) -> Outcome:
     async with scratch_service(schedule, clock) as service:
         assert service.state is not None
         state = service.state
-        fleet = DeviceFleet(
-            in_process_dialer(state), FAULTS, worker=InProcessDeliveryWorker(state)
-        )
+        fleet = DeviceFleet(in_process_dialer(state), FAULTS, worker=InProcessDeliveryWorker(state))
         run = await run_against(
             service.client,
             service.operator,
@@ -77,9 +75,7 @@ async def _run(scenario: Scenario) -> Outcome:
             devices=fleet,
         )
         client, operator = service.client, service.operator
-        body = await client.require(
-            "GET", f"{API}/deliveries", operator, params={"limit": 200}
-        )
+        body = await client.require("GET", f"{API}/deliveries", operator, params={"limit": 200})
         deliveries: list[dict[str, Any]] = body["items"]
         trades: dict[str, dict[str, Any]] = {}
         for epoch_id in {d["epoch_id"] for d in deliveries}:
