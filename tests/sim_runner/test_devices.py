@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from wattx.cli.main import app
 from wattx.sim.bounds import PriceBounds
 from wattx.sim.community import CommunityMix, draw_community
 from wattx.sim.runner.client import API
@@ -63,17 +66,20 @@ async def _run(scenario: Scenario) -> Outcome:
         assert service.state is not None
         state = service.state
         fleet = DeviceFleet(in_process_dialer(state), FAULTS, worker=InProcessDeliveryWorker(state))
-        run = await run_against(
-            service.client,
-            service.operator,
-            scenario,
-            "call_auction",
-            StrategyName.ZERO_INTELLIGENCE,
-            clock,
-            schedule,
-            faults=FaultPlan(),
-            devices=fleet,
-        )
+        try:
+            run = await run_against(
+                service.client,
+                service.operator,
+                scenario,
+                "call_auction",
+                StrategyName.ZERO_INTELLIGENCE,
+                clock,
+                schedule,
+                faults=FaultPlan(),
+                devices=fleet,
+            )
+        finally:
+            await fleet.stop()
         client, operator = service.client, service.operator
         body = await client.require("GET", f"{API}/deliveries", operator, params={"limit": 200})
         deliveries: list[dict[str, Any]] = body["items"]
@@ -206,3 +212,23 @@ def test_the_report_figures_add_up(outcome: Outcome) -> None:
     )
     json_figures = figures.as_json()
     assert json_figures["imbalance_wh"] == figures.traded_wh - figures.delivered_wh
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--no-meters"], "--devices needs --meters"),
+        (["--url", "http://127.0.0.1:9"], "--devices runs only on the in-process service"),
+    ],
+)
+def test_devices_without_meters_or_against_a_url_is_one_line(
+    extra: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--devices", "--households", "1", "--out", str(tmp_path), *extra]
+    )
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert lines == [f"wattx: error: {lines[0].removeprefix('wattx: error: ')}"]
+    assert message in lines[0]
+    assert not (tmp_path / "index.html").exists()

@@ -451,6 +451,7 @@ async def _demo(
             lambda: typer.echo(f"wattx demo at {url} (API docs: {url}/docs), {speed:g}x real time"),
         )
         trading: asyncio.Task[MechanismRun] | None = None
+        devices: DeviceFleet | None = None
         try:
             state: AppState = app.state.wattx
             await state.accounts.create_operator(
@@ -528,6 +529,8 @@ async def _demo(
                 trading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await trading
+            if devices is not None:
+                await devices.stop()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await serving

@@ -563,6 +563,7 @@ class DeviceFleet:
             await self._worker.sweep()
         change: Counter[str] = Counter()
         tripped: list[VirtualDevice] = []
+        moved: list[VirtualDevice] = []
         for device in self._devices.values():
             due = [r for r in device.runs if r.epoch_id == epoch_id]
             if not due:
@@ -571,6 +572,8 @@ class DeviceFleet:
                 shortfall = device.carry_out(run, self._plan.partial_share_ppm)
                 sign = -1 if run.energy_wh > 0 else 1
                 change[device.member.spec.id] += sign * shortfall
+            if any(r.done_wh for r in due):
+                moved.append(device)
             if any(r.fault is DeviceFault.TRIP for r in due):
                 tripped.append(device)
             device.done.extend(due)
@@ -585,7 +588,20 @@ class DeviceFleet:
                 json={"epoch_id": epoch_id, "fault": "tripped during delivery"},
             )
 
-        await gather_limited([partial(report_trip, d) for d in tripped])
+        async def report_soc(device: VirtualDevice) -> None:
+            # The owner keeps the registry's state of charge current, so the next plans
+            # ask only for what the device holds.
+            assert self._client is not None
+            await self._client.require(
+                "PATCH",
+                f"{API}/devices/{device.id}",
+                device.member.session,
+                json={"soc_wh": device.soc_wh},
+            )
+
+        reports: list[Callable[[], Awaitable[None]]] = [partial(report_soc, d) for d in moved]
+        reports += [partial(report_trip, d) for d in tripped]
+        await gather_limited(reports)
         self._trips += len(tripped)
         return dict(change)
 

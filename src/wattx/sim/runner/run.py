@@ -110,20 +110,24 @@ async def run_in_process(
                 device_faults,
                 worker=InProcessDeliveryWorker(service.state),
             )
-        return await run_against(
-            service.client,
-            service.operator,
-            scenario,
-            mechanism,
-            strategy,
-            clock,
-            schedule,
-            progress=progress,
-            faults=faults,
-            transport=transport,
-            energy=energy,
-            devices=devices,
-        )
+        try:
+            return await run_against(
+                service.client,
+                service.operator,
+                scenario,
+                mechanism,
+                strategy,
+                clock,
+                schedule,
+                progress=progress,
+                faults=faults,
+                transport=transport,
+                energy=energy,
+                devices=devices,
+            )
+        finally:
+            if devices is not None:
+                await devices.stop()
 
 
 async def run_against(
