@@ -77,8 +77,8 @@ class DeviceFault(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DeviceFaultPlan:
-    """Probability of each fault per command, in ppm (together at most one million), and
-    the share of its setpoint a tripping or partial device still delivers."""
+    """Probability of each fault per device and delivery epoch, in ppm (together at most
+    one million), and the share of its setpoint a tripping or partial device delivers."""
 
     no_ack_ppm: int = 0
     trip_ppm: int = 0
