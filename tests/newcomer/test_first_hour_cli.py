@@ -135,10 +135,17 @@ def test_the_demo_clock_starts_today(env: dict[str, str], started: list[Running]
             "access_token"
         ]
         epochs = http.get("/api/v1/epochs", headers={"Authorization": f"Bearer {token}"})
+        nodes = http.get("/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
     assert epochs.status_code == 200, epochs.text
     start = datetime.fromisoformat(epochs.json()["current"]["start"])
     midnight = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
     assert midnight <= start < midnight + timedelta(days=1), start
+    # The households' devices run behind the community's site node, linked to the
+    # service, and the hourly line counts their trades' deliveries.
+    assert "; physical deliveries so far: " in hour, hour
+    (site,) = nodes.json()["items"]
+    assert site["linked"] is True, site
+    assert site["devices"], site
 
 
 def test_simulate_url_says_it_waits_for_a_service_still_starting(

@@ -123,6 +123,22 @@ def simulate(
             "(POST /readings/batch) or each meter's own POST"
         ),
     ] = TransportChoice.CONCENTRATOR,
+    devices: Annotated[
+        bool,
+        typer.Option(
+            help="batteries and EV chargers behind a site node deliver the physical "
+            "trades (in-process only; needs --meters)"
+        ),
+    ] = False,
+    device_fault_ppm: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=333_333,
+            help="with --devices, probability of each device fault (no ack, trip, "
+            "partial delivery) per device and epoch, ppm",
+        ),
+    ] = 0,
     url: Annotated[
         str | None,
         typer.Option(
@@ -163,6 +179,7 @@ def simulate(
     from wattx.cli.errors import fail
     from wattx.sim.errors import SimulationConfigError
     from wattx.sim.runner.compare import write_comparison, write_mechanism_report
+    from wattx.sim.runner.devices import DeviceFaultPlan
     from wattx.sim.runner.errors import ServiceRequestError
     from wattx.sim.runner.faults import FaultPlan
     from wattx.sim.runner.meters import ReadingTransport
@@ -171,6 +188,13 @@ def simulate(
 
     typer.echo(describe_community(households, shared_assets))
     faults = FaultPlan.each(fault_ppm) if meters else None
+    if devices and not meters:
+        fail("--devices needs --meters: the meters decide what the devices delivered")
+    if devices and url is not None:
+        fail("--devices runs only on the in-process service (not with --url)")
+    device_faults = (
+        DeviceFaultPlan(device_fault_ppm, device_fault_ppm, device_fault_ppm) if devices else None
+    )
     reading_transport = ReadingTransport(transport.value)
     runs: dict[str, MechanismRun]
     if url is not None:
@@ -227,6 +251,7 @@ def simulate(
                         progress=advance,
                         faults=faults,
                         transport=reading_transport,
+                        device_faults=device_faults,
                     )
                 )
     baseline = runs["grid_only"]
@@ -378,6 +403,7 @@ async def _demo(
     from wattx.services.zones import ZoneService
     from wattx.sim.runner.client import ServiceClient
     from wattx.sim.runner.clock import AcceleratedClock
+    from wattx.sim.runner.devices import DeviceFaultPlan, DeviceFleet, websocket_dialer
     from wattx.sim.runner.faults import FaultPlan
     from wattx.sim.runner.provision import MEMBER_PASSWORD, EnergySource, member_email
     from wattx.sim.runner.run import check_schedule, run_against
@@ -396,7 +422,15 @@ async def _demo(
     zone = f"sim-{DEMO_RUN_TAG}"
     with tempfile.TemporaryDirectory(prefix="wattx-demo-") as tmp:
         settings = scratch_settings(Path(tmp), schedule).model_copy(
-            update={"host": host, "port": port}
+            update={
+                "host": host,
+                "port": port,
+                # The chain worker plans each epoch's deliveries between its gate and its
+                # start (five simulated minutes), and settles them once the readings are
+                # in: it ticks every simulated minute.
+                "settlement_tick_s": max(0.1, min(5.0, 60 / speed)),
+                "delivery_grace_s": 60,
+            }
         )
         db = Database(settings.effective_database_url)
         try:
@@ -417,6 +451,7 @@ async def _demo(
             lambda: typer.echo(f"wattx demo at {url} (API docs: {url}/docs), {speed:g}x real time"),
         )
         trading: asyncio.Task[MechanismRun] | None = None
+        devices: DeviceFleet | None = None
         try:
             state: AppState = app.state.wattx
             await state.accounts.create_operator(
@@ -455,6 +490,12 @@ async def _demo(
                         summaries.add(task)
                         task.add_done_callback(summaries.discard)
 
+                # The households' batteries and EV chargers deliver what they trade; one
+                # device-epoch in ten goes wrong, so the demo shows under-delivery too.
+                devices = DeviceFleet(
+                    websocket_dialer(url),
+                    DeviceFaultPlan(no_ack_ppm=30_000, trip_ppm=30_000, partial_ppm=40_000),
+                )
                 trading = asyncio.create_task(
                     run_against(
                         client,
@@ -471,6 +512,7 @@ async def _demo(
                         # The demo's chain worker mints on its own clock: grants cover sellers.
                         energy=EnergySource.GRANTS,
                         enrolled=enrolled,
+                        devices=devices,
                     )
                 )
                 run = await trading
@@ -487,6 +529,8 @@ async def _demo(
                 trading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await trading
+            if devices is not None:
+                await devices.stop()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await serving
@@ -508,6 +552,7 @@ class _DemoSummary:
         from sqlalchemy import func, select
 
         from wattx.store.models import TradeRow
+        from wattx.store.models_devices import TradeDeliveryRow
         from wattx.store.models_settlement import SettlementOutboxRow
         from wattx.units import format_money
 
@@ -537,12 +582,26 @@ class _DemoSummary:
                     )
                 ).all()
             )
+            full, short, pending = (
+                await session.execute(
+                    select(
+                        func.count().filter(
+                            TradeDeliveryRow.delivered_wh == TradeDeliveryRow.contracted_wh
+                        ),
+                        func.count().filter(
+                            TradeDeliveryRow.delivered_wh < TradeDeliveryRow.contracted_wh
+                        ),
+                        func.count().filter(TradeDeliveryRow.delivered_wh.is_(None)),
+                    ).where(TradeDeliveryRow.epoch_id >= self._first)
+                )
+            ).one()
         hour = self._schedule.epoch(first).start.strftime("%Y-%m-%d %H:%M")
         prices = f"{format_money(low)}-{format_money(high)} per kWh" if count else "no prices"
         settled = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         return (
             f"{hour} UTC +1 h: {count} trades, {volume} Wh, {prices}; "
-            f"epoch settlements: {settled or 'none yet'}"
+            f"epoch settlements: {settled or 'none yet'}; physical deliveries so far: "
+            f"{full} delivered, {short} under-delivered, {pending} not yet measured"
         )
 
 

@@ -708,6 +708,22 @@ class DeliveryService:
                 )
         return moved
 
+    async def device_answers_recorded(self) -> int:
+        """How many device commands have the device's answer (applied or rejected) on
+        their node command: a caller that drives a node can wait for its acks to land."""
+        async with self._db.read() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(DeviceCommandRow)
+                .join(NodeCommandRow, NodeCommandRow.id == DeviceCommandRow.node_command_id)
+                .where(
+                    NodeCommandRow.state.in_(
+                        [CommandState.APPLIED.value, CommandState.REJECTED.value]
+                    )
+                )
+            )
+        return int(count or 0)
+
     async def at_risk(self, *, limit: int, offset: int) -> list[DeviceRow]:
         async with self._db.read() as session:
             query = (

@@ -22,7 +22,10 @@ def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: P
     ``index.html``: orders and gate closures by answer code, the energy granted
     to sellers' escrow, and the meters' readings by the fault they met.
     ``kpis.json`` gains a ``market`` object (trades, settlement count and
-    on-chain gas, see :mod:`wattx.sim.runner.ledger`), shown in a market section.
+    on-chain gas, see :mod:`wattx.sim.runner.ledger`), shown in a market section;
+    with devices, a ``delivery`` object (physical trades traded vs delivered,
+    imbalance, refunds and charges, commands, faults, devices at risk, see
+    :class:`wattx.sim.runner.devices.DeliveryFigures`) and its section.
     """
     report = write_report(run.results, baseline.results, out_dir)
     service = service_answers(run)
@@ -31,9 +34,14 @@ def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: P
     kpis_path = out_dir / "kpis.json"
     kpis = json.loads(kpis_path.read_text())
     kpis["market"] = market
+    delivery = run.delivery.as_json() if run.delivery is not None else None
+    if delivery is not None:
+        kpis["delivery"] = delivery
     kpis_path.write_text(json.dumps(kpis, indent=2) + "\n")
     index = out_dir / "index.html"
     sections = _market_section(market) + _service_section(service)
+    if delivery is not None:
+        sections += _delivery_section(delivery)
     index.write_text(index.read_text().replace("</body>", sections + "</body>"))
     return report
 
@@ -110,6 +118,33 @@ def _service_section(service: dict[str, Any]) -> str:
     return (
         "<h2>The service's answers</h2><table><thead><tr><th>what</th><th>answer</th>"
         f"<th>count</th></tr></thead><tbody>{body}</tbody></table>\n"
+    )
+
+
+def _delivery_section(delivery: dict[str, Any]) -> str:
+    rows = [
+        ("devices", str(delivery["devices"])),
+        ("physical trades", str(delivery["physical_trades"])),
+        ("deliveries by state", json.dumps(delivery["deliveries_by_state"])),
+        ("delivered in full", str(delivery["delivered_in_full"])),
+        ("under-delivered (refunded ones included)", str(delivery["under_delivered"])),
+        ("traded (contracted)", format_kwh(delivery["traded_wh"])),
+        ("delivered (metered)", format_kwh(delivery["delivered_wh"])),
+        ("imbalance", format_kwh(delivery["imbalance_wh"])),
+        ("refunds to buyers", format_money(delivery["refunds"])),
+        ("imbalance charges to sellers", format_money(delivery["imbalance_charges"])),
+        ("device commands", json.dumps(delivery["commands"])),
+        ("device faults (per device and epoch)", json.dumps(delivery["device_faults"])),
+        ("trips reported", str(delivery["trips_reported"])),
+        ("devices at risk", str(delivery["devices_at_risk"])),
+    ]
+    body = "".join(
+        f"<tr><td>{html.escape(what)}</td><td>{html.escape(value)}</td></tr>"
+        for what, value in rows
+    )
+    return (
+        "<h2>Physical delivery</h2><table><thead><tr><th>figure</th><th>value</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>\n"
     )
 
 

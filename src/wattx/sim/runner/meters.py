@@ -184,14 +184,30 @@ class MeterFleet:
             [partial(install_one, member_id) for member_id in self._sessions]
         )
 
-    async def report(self, epoch_end: datetime, records: Sequence[MemberEpochRecord]) -> None:
+    @property
+    def meter_ids(self) -> dict[str, str]:
+        """The service's meter id of each member (once installed)."""
+        return {m.member_id: m.signer.meter_id for m in self._meters}
+
+    async def report(
+        self,
+        epoch_end: datetime,
+        records: Sequence[MemberEpochRecord],
+        export_change: Mapping[str, int] | None = None,
+    ) -> None:
         """Each meter reads its registers at ``epoch_end`` and sends them (or fails to).
+
+        ``export_change`` adds to a member's metered net export what its devices
+        did differently from the household model (see :mod:`wattx.sim.runner.devices`).
 
         A duplicated batch's second copy, and a held-back batch released once
         a newer one was stored, go out after the epoch's first deliveries
         were answered, as they would arrive later from a real meter.
         """
-        net_export = {r.member_id: r.metered_net_export_wh for r in records}
+        change = export_change or {}
+        net_export = {
+            r.member_id: r.metered_net_export_wh + change.get(r.member_id, 0) for r in records
+        }
         planned = [
             p
             for m in self._meters

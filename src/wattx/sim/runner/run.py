@@ -19,6 +19,7 @@ from wattx.sim.errors import SimulationConfigError
 from wattx.sim.results import RunResults
 from wattx.sim.runner.client import ServiceClient, Session
 from wattx.sim.runner.clock import Timekeeper, VirtualClock
+from wattx.sim.runner.devices import DeliveryFigures, DeviceFaultPlan, DeviceFleet
 from wattx.sim.runner.faults import FaultPlan
 from wattx.sim.runner.ledger import SettlementSummary, settlement_summary
 from wattx.sim.runner.market_round import EpochOutcome, MarketRound, OrderAnswers
@@ -30,7 +31,7 @@ from wattx.sim.runner.provision import (
     create_zone,
     enrol_members,
 )
-from wattx.sim.runner.scratch import scratch_service
+from wattx.sim.runner.scratch import InProcessDeliveryWorker, in_process_dialer, scratch_service
 from wattx.sim.scenario import Scenario
 from wattx.sim.simulation import GRID_ONLY, CommunitySimulation, run_grid_only
 from wattx.sim.strategies import StrategyName
@@ -68,6 +69,8 @@ class MechanismRun:
     """With a zone layout: layout name → the service's zone id."""
     clearing_prices: dict[int, dict[str, int | None]] = field(default_factory=dict)
     """Per service epoch, each of the run's zones' clearing price as the gate closure answered."""
+    delivery: DeliveryFigures | None = None
+    """With devices: commands, physical trades, what was delivered and how it settled."""
 
 
 def check_schedule(schedule: EpochSchedule, quote_lead_s: int = QUOTE_LEAD_S) -> None:
@@ -89,12 +92,15 @@ async def run_in_process(
     faults: FaultPlan | None = None,
     transport: ReadingTransport = ReadingTransport.CONCENTRATOR,
     energy: EnergySource | None = None,
+    device_faults: DeviceFaultPlan | None = None,
 ) -> MechanismRun:
     """Run ``mechanism`` on a fresh in-process service with a virtual clock.
 
     With ``faults`` (``FaultPlan()`` for none), every member's meter sends its
     readings too, through ``transport``; without, the run trades only.
-    ``energy`` defaults to minted tokens with meters, grants without.
+    ``energy`` defaults to minted tokens with meters, grants without. With
+    ``device_faults`` (``DeviceFaultPlan()`` for none; needs meters) the
+    members' batteries and EV chargers deliver the physical trades.
     """
     if mechanism == GRID_ONLY:
         baseline = run_grid_only(scenario)
@@ -106,19 +112,32 @@ async def run_in_process(
     first_gate = schedule.epoch(scenario.grid.first_epoch_id).gate_closure
     clock = VirtualClock(first_gate - timedelta(seconds=QUOTE_LEAD_S))
     async with scratch_service(schedule, clock) as service:
-        return await run_against(
-            service.client,
-            service.operator,
-            scenario,
-            mechanism,
-            strategy,
-            clock,
-            schedule,
-            progress=progress,
-            faults=faults,
-            transport=transport,
-            energy=energy,
-        )
+        devices = None
+        if device_faults is not None:
+            assert service.state is not None
+            devices = DeviceFleet(
+                in_process_dialer(service.state),
+                device_faults,
+                worker=InProcessDeliveryWorker(service.state),
+            )
+        try:
+            return await run_against(
+                service.client,
+                service.operator,
+                scenario,
+                mechanism,
+                strategy,
+                clock,
+                schedule,
+                progress=progress,
+                faults=faults,
+                transport=transport,
+                energy=energy,
+                devices=devices,
+            )
+        finally:
+            if devices is not None:
+                await devices.stop()
 
 
 async def run_against(
@@ -139,6 +158,7 @@ async def run_against(
     energy: EnergySource | None = None,
     enrolled: Callable[[], None] | None = None,
     layout: ZoneLayout | None = None,
+    devices: DeviceFleet | None = None,
 ) -> MechanismRun:
     """Enrol the community in a new zone of the service and trade every epoch.
 
@@ -165,6 +185,11 @@ async def run_against(
     tokens minted from their verified export, and after each epoch's readings
     the operator mints and settles the epoch, as a service's chain worker
     would; with grants the runner tops sellers up off chain.
+
+    With ``devices`` (and meters) the members' batteries and EV chargers are
+    registered behind a site node and deliver the physical trades
+    (:mod:`wattx.sim.runner.devices`); what they fall short by changes what
+    the meters report.
     """
     source = energy or (EnergySource.MINTED if faults is not None else EnergySource.GRANTS)
     if source is EnergySource.MINTED and faults is None:
@@ -188,6 +213,18 @@ async def run_against(
     if faults is not None:
         fleet = MeterFleet(client, members, faults, scenario.seed, transport)
         await fleet.install(operator, scenario, zone_id, run_tag, zone_of)
+        if devices is not None:
+            await devices.install(
+                client,
+                operator,
+                members,
+                fleet.meter_ids,
+                clock,
+                seed=scenario.seed,
+                run_tag=run_tag,
+            )
+    elif devices is not None:
+        raise SimulationConfigError("devices need meters that send readings")
     quote_lead = timedelta(seconds=quote_lead_s)
     offset = first_reachable_epoch(schedule, clock, quote_lead_s) - scenario.grid.first_epoch_id
     market = MarketRound(
@@ -206,8 +243,12 @@ async def run_against(
         gate = schedule.epoch(market.service_epoch(index)).gate_closure
         await clock.advance_to(gate - quote_lead)
         if not gates_close_on_time:
-            return await market.trade(index)
-        return await market.trade(index, partial(clock.advance_to, gate))
+            traded = await market.trade(index)
+        else:
+            traded = await market.trade(index, partial(clock.advance_to, gate))
+        if devices is not None:
+            await devices.gate_closed()
+        return traded
 
     steps = scenario.grid.steps
     # Minting costs a deposit transaction per owner: once an hour, not every epoch.
@@ -221,7 +262,10 @@ async def run_against(
         if fleet is not None:
             epoch_end = schedule.epoch(market.service_epoch(index)).end
             await clock.advance_to(epoch_end + read_delay)
-            await fleet.report(epoch_end, records)
+            change = None
+            if devices is not None:
+                change = await devices.epoch_ended(market.service_epoch(index))
+            await fleet.report(epoch_end, records, change)
             if source is EnergySource.MINTED:
                 due = (index + 1) % mint_every == 0 or index + 1 == steps
                 await market.mint_and_settle(index, mint=due)
@@ -232,6 +276,10 @@ async def run_against(
     settlement = await settlement_summary(
         client, market.service_epoch(0), market.service_epoch(steps - 1)
     )
+    figures = None
+    if devices is not None:
+        figures = await devices.figures(market.service_epoch(0), market.service_epoch(steps - 1))
+        await devices.stop()
     return MechanismRun(
         simulation.results,
         market.answers,
@@ -242,6 +290,7 @@ async def run_against(
         market.minted_wh,
         zones,
         market.clearing_prices,
+        figures,
     )
 
 

@@ -9,12 +9,15 @@ through the API.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -23,7 +26,9 @@ from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock
+from wattx.ingest.node_link import LinkClosedError
 from wattx.sim.runner.client import ServiceClient, Session
+from wattx.sim.runner.devices import LinkConnection, LinkDialer
 from wattx.store import Database, upgrade_to_head
 
 OPERATOR_EMAIL = "operator@community.wattx.test"
@@ -38,6 +43,103 @@ class ServiceConnection:
     fee_account_credit: Callable[[], Awaitable[int]]
     """Read from the chain: the free credit the Marketplace holds for its fee (grid) account,
     where settlement pays fees, wheeling and congestion rent."""
+    state: AppState | None = field(default=None, compare=False)
+    """The service's own objects (the in-process service only): its workers' steps."""
+
+
+_CLOSED = object()
+
+
+class _PipeEnd:
+    """One end of an in-process link: what one side sends, the other receives."""
+
+    def __init__(self, inbox: asyncio.Queue[object], outbox: asyncio.Queue[object]) -> None:
+        self._inbox = inbox
+        self._outbox = outbox
+
+    async def _next(self) -> str:
+        item = await self._inbox.get()
+        if item is _CLOSED:
+            self._inbox.put_nowait(_CLOSED)
+            raise LinkClosedError
+        assert isinstance(item, str)
+        return item
+
+    def _put(self, text: str) -> None:
+        self._outbox.put_nowait(text)
+
+    def _close(self) -> None:
+        self._outbox.put_nowait(_CLOSED)
+        self._inbox.put_nowait(_CLOSED)
+
+
+class _ServiceEnd(_PipeEnd):
+    """The service's side, a :class:`wattx.ingest.node_link.LinkSocket`."""
+
+    async def send_text(self, text: str) -> None:
+        self._put(text)
+
+    async def receive_text(self) -> str:
+        return await self._next()
+
+    async def close(self, code: int, reason: str) -> None:
+        self._close()
+
+
+class _NodeEnd(_PipeEnd):
+    """The node's side, a :class:`wattx.sim.runner.devices.LinkConnection`."""
+
+    async def send(self, text: str) -> None:
+        self._put(text)
+
+    async def recv(self) -> str:
+        try:
+            return await self._next()
+        except LinkClosedError as exc:
+            raise ConnectionError("link closed") from exc
+
+
+def in_process_dialer(state: AppState) -> LinkDialer:
+    """Links served by the service's own link hub, as the WebSocket route serves them."""
+
+    @asynccontextmanager
+    async def dial() -> AsyncIterator[LinkConnection]:
+        up: asyncio.Queue[object] = asyncio.Queue()
+        down: asyncio.Queue[object] = asyncio.Queue()
+        service_end = _ServiceEnd(up, down)
+        node_end = _NodeEnd(down, up)
+        serving = asyncio.create_task(state.node_links.serve(service_end, source="in-process"))
+        try:
+            yield node_end
+        finally:
+            node_end._close()
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await serving
+
+    return dial
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessDeliveryWorker:
+    """The chain worker's delivery steps, run when the simulation asks (no worker runs)."""
+
+    state: AppState
+
+    async def plan(self) -> int:
+        plans: dict[str, Any] = await self.state.delivery.plan_due()
+        return sum(len(p.supply) + len(p.take) for p in plans.values())
+
+    async def sweep(self) -> None:
+        await self.state.delivery.sweep()
+
+    async def answers_recorded(self) -> int:
+        return await self.state.delivery.device_answers_recorded()
+
+
+DELIVERY_GRACE_S = 5
+"""Late readings the in-process service waits for before settling physical trades: the
+runner's meters report 5 s after each epoch (``run.READ_DELAY_S``) and it settles then."""
 
 
 def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
@@ -57,6 +159,12 @@ def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
         rate_limit_auth_per_window=10**9,
         rate_limit_default_per_window=10**9,
         log_level="WARNING",
+        delivery_grace_s=DELIVERY_GRACE_S,
+        # Commands planned by the runner reach the in-process node at once.
+        node_command_poll_s=0.1,
+        # A simulated site's node heartbeats every few wall seconds while the virtual
+        # clock jumps from epoch to epoch: judged by a day, it stays online.
+        node_heartbeat_interval_s=86_400,
     )
 
 
@@ -90,4 +198,4 @@ async def scratch_service(
                     )
                     return held.free_credit
 
-                yield ServiceConnection(client, operator, fee_account_credit)
+                yield ServiceConnection(client, operator, fee_account_credit, state)
