@@ -89,6 +89,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/deposit"): OPERATOR,
     ("GET", f"{V1}/kpis"): TRADERS,
+    ("GET", f"{V1}/energy-flow"): TRADERS,
     ("GET", f"{V1}/statements/{{month}}"): TRADERS,
     ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
     # self custody: the caller's own address and the transactions it signs

@@ -353,9 +353,11 @@ async def edit_rate(request: Request, principal: CurrentPrincipal, state: State)
     return await _zones_page(request, state, done=done)
 
 
-async def _epochs_context(state: State) -> dict[str, Any]:
+async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:
     market = state.market
     closed = await market.closed_epochs(limit=50, offset=0)
+    # The newest trades of every zone: fetched again on each ``trade.executed``.
+    trades = await market.list_trades(principal, zone=None, epoch_id=None, limit=20, offset=0)
     batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
     open_epochs = sorted({o.epoch_id for o in market.open_orders()})
     now = state.clock.now()
@@ -363,19 +365,21 @@ async def _epochs_context(state: State) -> dict[str, Any]:
         "closed": [(row, batches.get(row.id)) for row in closed],
         "open_epochs": [market.epoch_info(e) for e in open_epochs],
         "current": market.epoch_info(market.schedule.epoch_id_at(now)),
+        "trades": trades,
         "as_of": now,
     }
 
 
 @router.get("/epochs", response_class=HTMLResponse)
-async def epochs(request: Request, state: State) -> HTMLResponse:
-    """Closed epochs with their settlement batch, and the open ones (live)."""
-    return page(request, "operator_epochs.html", await _epochs_context(state))
+async def epochs(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """The newest trades, the epochs with open orders and the closed ones with their
+    settlement batch (live)."""
+    return page(request, "operator_epochs.html", await _epochs_context(state, principal))
 
 
 @router.get("/epochs/live", response_class=HTMLResponse)
-async def epochs_live(request: Request, state: State) -> HTMLResponse:
-    return page(request, "_epochs_live.html", await _epochs_context(state))
+async def epochs_live(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    return page(request, "_epochs_live.html", await _epochs_context(state, principal))
 
 
 @router.post("/epochs/{epoch_id}/close")
