@@ -183,9 +183,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
-    # governance pages: everyone signed in reads; participants vote; the operator executes
+    # governance pages: everyone signed in reads; participants and the operator propose;
+    # participants vote; the operator executes
     ("GET", "/governance"): ANY_ROLE,
     ("GET", "/governance/live"): ANY_ROLE,
+    ("POST", "/governance/proposals"): roles(_P, _C, _N, _O),
     ("POST", "/governance/proposals/{proposal_id}/votes"): roles(_P, _C, _N),
     ("POST", "/governance/proposals/{proposal_id}/execute"): OPERATOR,
     # devices: participants register and command their own; operators see all and
