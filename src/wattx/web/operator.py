@@ -17,6 +17,7 @@ from wattx.devices.lifecycle import DeliveryState
 from wattx.domain import TimeOfUseBand
 from wattx.domain.errors import DomainError
 from wattx.market import ZoneRate
+from wattx.services.deposit_requests import DepositRequestStatus
 from wattx.services.metering import ReviewDecision
 from wattx.services.meters import MeterStatus
 from wattx.services.principal import Principal, Role, UserStatus
@@ -37,14 +38,30 @@ SeqPath = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 async def _participants(
-    request: Request, state: State, *, errors: dict[str, str], status_code: int = 200
+    request: Request,
+    state: State,
+    *,
+    errors: dict[str, str],
+    done: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     pending = await state.accounts.list_users(status=UserStatus.PENDING, limit=100, offset=0)
     everyone = await state.accounts.list_users(status=None, limit=200, offset=0)
+    deposits = await state.wallet.requests.listed(
+        status=DepositRequestStatus.PENDING, limit=100, offset=0
+    )
+    names = {u.id: u.display_name for u in everyone}
     return page(
         request,
         "operator_users.html",
-        {"pending": pending, "users": everyone, "errors": errors},
+        {
+            "pending": pending,
+            "users": everyone,
+            "deposits": deposits,
+            "names": names,
+            "errors": errors,
+            "done": done,
+        },
         status_code=status_code,
     )
 
@@ -84,6 +101,37 @@ async def deposit(user_id: str, request: Request, state: State) -> Response:
             request, state, errors={user_id: exc.detail}, status_code=exc.http_status
         )
     return RedirectResponse("/operator", status_code=303)
+
+
+RequestPath = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+@router.post("/deposit-requests/{request_id}/{decision}", response_class=HTMLResponse)
+async def decide_deposit_request(
+    request_id: RequestPath,
+    decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+) -> Response:
+    """Approve a participant's deposit request (the operator's deposit, as
+    ``POST /api/v1/admin/deposit-requests/{id}/approve``) or reject it."""
+    requests = state.wallet.requests
+    source = request.client.host if request.client else "unknown"
+    try:
+        if decision == "approve":
+            found = await requests.approve(principal, request_id, source=source)
+        else:
+            found = await requests.reject(principal, request_id, source=source)
+    except DomainError as exc:
+        return await _participants(
+            request,
+            state,
+            errors={"deposits": f"{exc.detail} ({exc.code})"},
+            status_code=exc.http_status,
+        )
+    done = f"Deposit request {found.reference!r} {found.status.value}."
+    return await _participants(request, state, errors={}, done=done)
 
 
 @router.get("/meters", response_class=HTMLResponse)
