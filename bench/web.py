@@ -94,8 +94,19 @@ class Phone:
 
 
 @dataclass
+class PageLatency:
+    """One open page's times from a crossing order's request to its trade's row."""
+
+    page: str
+    ms: list[float]
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass
 class Latency:
-    """From a crossing order's request to its trade on two open pages, pushed."""
+    """From a crossing order's request to its trade on every open page, pushed."""
 
     trades: int
     pages: list[str]
@@ -103,6 +114,7 @@ class Latency:
     p50_ms: float
     p95_ms: float
     max_ms: float
+    per_page: list[PageLatency]
 
 
 @dataclass
@@ -443,24 +455,12 @@ def _collect_scripts(into: list[str]) -> Any:
 async def _phone(app: Any, email: str, runs: int) -> Phone:
     """LCP of /me on an emulated phone (CDP throttling), the gzipped JavaScript it
     transferred, and axe-core's serious and critical findings (WCAG 2.2 AA tags)."""
-    import socket
-
-    import uvicorn
     from playwright.async_api import async_playwright
 
     sys.path.insert(0, str(TESTS))
     from web.browser import CHROMIUM, CHROMIUM_ARGS, accessibility_violations
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
+    server, serving, base = await _serve(app)
     lcps: list[float] = []
     js_gzip = 0
     violations: list[dict[str, Any]] = []
@@ -476,12 +476,7 @@ async def _phone(app: Any, email: str, runs: int) -> Phone:
                     has_touch=True,
                     bypass_csp=True,
                 )
-                page = await ctx.new_page()
-                await page.goto("/login")
-                await page.fill("#email", email)
-                await page.fill("#password", PASSWORD)
-                await page.click("form.form button[type=submit]")
-                await page.wait_for_load_state()
+                await _sign_in(await ctx.new_page(), email)
                 # A fresh page with the cache off: a first visit, signed in.
                 measured = await ctx.new_page()
                 cdp = await ctx.new_cdp_session(measured)
@@ -530,6 +525,7 @@ SEEN_SCRIPT = """() => {
 
 
 async def _serve(app: Any) -> tuple[Any, asyncio.Task[None], str]:
+    """Serve ``app`` on a free local port; the server, its task and its base URL."""
     import socket
 
     import uvicorn
@@ -546,21 +542,48 @@ async def _serve(app: Any) -> tuple[Any, asyncio.Task[None], str]:
     return server, serving, f"http://127.0.0.1:{port}"
 
 
+async def _sign_in(page: Any, email: str) -> None:
+    """Sign in through the dashboard's login form."""
+    await page.goto("/login")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("form.form button[type=submit]")
+    await page.wait_for_load_state()
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """p50, p95 and max."""
+    ordered = sorted(samples)
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        ordered[-1],
+    )
+
+
 async def _latency(app: Any, seeded: dict[str, Any], trades: int) -> Latency:
-    """Two households each keep ``/me/orders`` open in Chromium (their own context, signed
-    in); ``trades`` times one sells and the other buys across it through the HTTP API.
-    Each page stamps, with a MutationObserver, the wall-clock moment the trade's row
-    appears (pushed: the page refetches its live part on the stream's event). The latency
-    runs from just before the crossing order is sent, so it includes the request, the
-    matching and the commit: an upper bound of the time from commit to the page."""
+    """Four pages stay open in Chromium, each in its own context: the seller's and the
+    buyer's ``/me/orders``, the public ``/market/main`` (signed out) and the operator's
+    console ``/operator/epochs``. ``trades`` times one household sells and the other buys
+    across it through the HTTP API. Each page stamps, with a MutationObserver, the
+    wall-clock moment the trade's row appears (pushed: the page refetches its live part
+    on the stream's event). The latency runs from just before the crossing order is
+    sent, so it includes the request, the matching and the commit: an upper bound of
+    the time from commit to the page."""
     from playwright.async_api import async_playwright
 
     sys.path.insert(0, str(TESTS))
     from web.browser import CHROMIUM, CHROMIUM_ARGS
 
     (_, seller_email), (_, buyer_email) = seeded["users"][0], seeded["users"][1]
+    watchers = [
+        ("/me/orders (seller)", seller_email, "/me/orders"),
+        ("/me/orders (buyer)", buyer_email, "/me/orders"),
+        ("/market/main (public)", None, "/market/main"),
+        ("/operator/epochs (operator)", seeded["operator"], "/operator/epochs"),
+    ]
     server, serving, base = await _serve(app)
-    samples: list[float] = []
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in watchers}
     try:
         async with httpx.AsyncClient(base_url=base) as api:
 
@@ -590,19 +613,16 @@ async def _latency(app: Any, seeded: dict[str, Any], trades: int) -> Latency:
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS
                 )
                 pages = []
-                for email in (seller_email, buyer_email):
+                for label, email, path in watchers:
                     ctx = await browser.new_context(base_url=base)
                     page = await ctx.new_page()
-                    await page.goto("/login")
-                    await page.fill("#email", email)
-                    await page.fill("#password", PASSWORD)
-                    await page.click("form.form button[type=submit]")
-                    await page.wait_for_load_state()
-                    await page.goto("/me/orders")
+                    if email is not None:
+                        await _sign_in(page, email)
+                    await page.goto(path)
                     await page.wait_for_selector('#live-status[data-state="live"]')
                     await page.evaluate(SEEN_SCRIPT)
-                    pages.append(page)
-                await asyncio.sleep(1)  # both streams open and pinged
+                    pages.append((label, page))
+                await asyncio.sleep(1)  # every stream open and pinged
                 for _ in range(trades):
                     sell = await api.post(
                         "/api/v1/orders",
@@ -631,27 +651,33 @@ async def _latency(app: Any, seeded: dict[str, Any], trades: int) -> Latency:
                     if not made:
                         raise SystemExit(f"bench: the buy did not trade: {buy.text}")
                     trade_id = made[0]["id"]
-                    for page in pages:
+                    for label, page in pages:
                         seen = await page.wait_for_function(
                             "(id) => window.__wattxSeen && window.__wattxSeen[id]",
                             arg=trade_id,
                             timeout=10_000,
                             polling=50,
                         )
-                        samples.append(round(float(await seen.json_value()) - sent, 1))
+                        samples[label].append(round(float(await seen.json_value()) - sent, 1))
                     await asyncio.sleep(0.3)
                 await browser.close()
     finally:
         server.should_exit = True
         await serving
-    ordered = sorted(samples)
+    per_page = []
+    for label, ms in samples.items():
+        p50, p95, top = _percentiles(ms)
+        per_page.append(PageLatency(page=label, ms=ms, p50_ms=p50, p95_ms=p95, max_ms=top))
+    every = [x for ms in samples.values() for x in ms]
+    p50, p95, top = _percentiles(every)
     return Latency(
         trades=trades,
-        pages=["/me/orders (seller)", "/me/orders (buyer)"],
-        ms=samples,
-        p50_ms=statistics.median(ordered),
-        p95_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
-        max_ms=ordered[-1],
+        pages=list(samples),
+        ms=every,
+        p50_ms=p50,
+        p95_ms=p95,
+        max_ms=top,
+        per_page=per_page,
     )
 
 
@@ -685,10 +711,15 @@ def _table(result: Result) -> str:
     if result.latency is not None:
         lat = result.latency
         lines.append(
-            f"live latency, crossing order sent → trade on {' and '.join(lat.pages)}: "
+            f"live latency, crossing order sent → trade on {len(lat.pages)} open pages: "
             f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms "
             f"over {lat.trades} trades ({len(lat.ms)} appearances)"
         )
+        for one in lat.per_page:
+            lines.append(
+                f"  {one.page:<30} p50 {one.p50_ms:>5.0f} ms, p95 {one.p95_ms:>5.0f} ms, "
+                f"max {one.max_ms:>5.0f} ms"
+            )
     return "\n".join(lines)
 
 
@@ -712,7 +743,7 @@ def main() -> None:
         "--latency",
         type=int,
         default=20,
-        help="trades timed from order to two open pages (0: skip; needs the browser)",
+        help="trades timed from order to four open pages (0: skip; needs the browser)",
     )
     args = parser.parse_args()
     if args.households < 2 or args.repeat < 1 or args.trades < 0 or args.latency < 0:

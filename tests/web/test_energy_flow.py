@@ -5,6 +5,7 @@ computed by the shared service (``EnergyFlowService`` over ``wattx.domain.energy
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from service.client import ApiClient
 from service.conftest import ManualClock
 from wattx.api.state import AppState
 from wattx.domain.energy_flow import BatteryState, energy_flow
+from wattx.web.render import kwh
 from web.helpers import browser_login
 
 
@@ -109,3 +111,61 @@ async def test_overview_shows_the_flow_of_the_epoch_being_delivered(
         assert _row(live.text, "battery") == "–"
     anonymous = await api.http.get("/me/flow/live", headers={"accept": "text/html"})
     assert anonymous.status_code == 303
+
+    # The API serves the same flow, from the same use case, for each party (signed in
+    # again: the clock moved past the first tokens).
+    seller_api = await api.login(market.seller.email, market.seller.role)
+    buyer_api = await api.login(market.buyer.email, market.buyer.role)
+    for party in (seller_api, buyer_api):
+        answer = await api.http.get("/api/v1/energy-flow", headers=party.headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["epoch_id"], body["current"]) == (epoch_id, True)
+        async with browser_login(app, party.email) as browser:
+            live = (await browser.get("/me/flow/live")).text
+        for flow, field in FLOW_FIELDS.items():
+            assert _row(live, flow) == kwh(body[field]), (party.email, flow)
+    seller_now = (await api.http.get("/api/v1/energy-flow", headers=seller_api.headers)).json()
+    assert seller_now["production_wh"] == 1_500
+    assert seller_now["sold_wh"] == 1_010
+    assert seller_now["grid_export_wh"] == 490
+    assert (seller_now["battery_soc_wh"], seller_now["battery_capacity_wh"]) == (4_000, 10_000)
+    assert seller_now["battery_soc_ppm"] == 400_000
+    started = datetime.fromisoformat(seller_now["start"].replace("Z", "+00:00"))
+    assert started == state.market.schedule.epoch(epoch_id).start
+    # An earlier epoch by its id: the readings of that epoch, no trades.
+    before = await api.http.get(
+        "/api/v1/energy-flow", params={"epoch_id": epoch_id - 1}, headers=seller_api.headers
+    )
+    assert before.status_code == 200, before.text
+    assert before.json()["current"] is False
+    assert (before.json()["production_wh"], before.json()["consumption_wh"]) == (9, 9)
+    assert (before.json()["sold_wh"], before.json()["bought_wh"]) == (0, 0)
+    # Bad input is a problem document; oversight has no household flow.
+    for bad in ("-1", "x", str(2**63)):
+        refused = await api.http.get(
+            "/api/v1/energy-flow", params={"epoch_id": bad}, headers=seller_api.headers
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    beyond = await api.http.get(
+        "/api/v1/energy-flow", params={"epoch_id": 2**62}, headers=seller_api.headers
+    )
+    assert beyond.status_code == 422
+    assert beyond.json()["code"] == "invalid_epoch"
+    op = await api.operator()
+    op = await api.login(op.email, op.role)
+    operator = await api.http.get("/api/v1/energy-flow", headers=op.headers)
+    assert operator.status_code == 403
+    assert (await api.http.get("/api/v1/energy-flow")).status_code == 401
+
+
+FLOW_FIELDS = {
+    "production": "production_wh",
+    "consumption": "consumption_wh",
+    "bought": "bought_wh",
+    "sold": "sold_wh",
+    "grid-import": "grid_import_wh",
+    "grid-export": "grid_export_wh",
+    "undelivered": "undelivered_sale_wh",
+}

@@ -176,3 +176,100 @@ async def test_signed_out_visitors_are_sent_to_log_in(api: ApiClient, app: FastA
         gone = await browser.get("/governance", follow_redirects=False)
         assert gone.status_code == 303
         assert gone.headers["location"].startswith("/login")
+
+
+async def _proposal_count(api: ApiClient) -> int:
+    listed = await api.http.get(
+        "/api/v1/governance/proposals", headers=(await api.operator()).headers
+    )
+    assert listed.status_code == 200, listed.text
+    total: int = listed.json()["total"]
+    return total
+
+
+async def test_propose_through_the_form_and_refusals_in_place(api: ApiClient, app: FastAPI) -> None:
+    market = await set_up_market(api)
+    async with browser_login(app, market.seller.email) as seller:
+        shown = await seller.get("/governance")
+        assert 'action="/governance/proposals" class="form" id="propose"' in shown.text
+        assert '<option value="market_fee_bps">market_fee_bps (now 25, 0 to 1000 basis points)' in (
+            shown.text
+        )
+
+        def form(**fields: str) -> dict[str, str]:
+            base = {"parameter": "market_fee_bps", "value": "30", "rationale": "cheaper trades"}
+            return {**base, **fields, "csrf_token": csrf(seller)}
+
+        for fields, field, status, words in (
+            ({"value": "1001"}, "value", 422, "(parameter_out_of_limits)"),
+            ({"parameter": "no_such_fee"}, "parameter", 422, "(unknown_parameter)"),
+            ({"value": "-3"}, "value", 422, "whole number"),
+            ({"value": "2.5"}, "value", 422, "whole number"),
+            ({"value": "9" * 79}, "value", 422, "whole number"),
+            ({"parameter": ""}, "parameter", 422, "Choose a parameter."),
+            ({"rationale": ""}, "rationale", 422, "rationale of 1 to 4000"),
+            ({"rationale": "x" * 4_001}, "rationale", 422, "rationale of 1 to 4000"),
+        ):
+            refused = await seller.post("/governance/proposals", data=form(**fields))
+            assert refused.status_code == status, (fields, refused.text)
+            assert words in (field_error(refused.text, field) or ""), (fields, refused.text)
+            assert 'aria-invalid="true"' in refused.text
+            # What was typed stays in the form.
+            assert "cheaper trades" in refused.text or fields.get("rationale") is not None
+        assert await _proposal_count(api) == 0
+
+        forged = await seller.post(
+            "/governance/proposals",
+            data={"parameter": "market_fee_bps", "value": "30", "rationale": "cheaper trades"},
+        )
+        assert forged.status_code == 403
+        assert await _proposal_count(api) == 0
+
+        made = await seller.post("/governance/proposals", data=form())
+        assert made.status_code == 200, made.text
+        assert "Proposal 1 made: voting is open." in made.text
+        row = _row(made.text, 1)
+        assert "<code>market_fee_bps</code></td><td>30</td><td>cheaper trades</td>" in row
+        assert 'data-status="voting"' in row
+    assert await _proposal_count(api) == 1
+
+    async with browser_login(app, market.operator.email) as operator:
+        made = await operator.post(
+            "/governance/proposals",
+            data={
+                "parameter": "market_fee_bps",
+                "value": "20",
+                "rationale": "the operator's view",
+                "csrf_token": csrf(operator),
+            },
+        )
+        assert made.status_code == 200, made.text
+        assert 'data-status="voting"' in _row(made.text, 2)
+
+    auditor = await api.signup(Role.AUDITOR)
+    async with browser_login(app, auditor.email) as reader:
+        assert 'id="propose"' not in (await reader.get("/governance")).text
+        refused = await reader.post(
+            "/governance/proposals",
+            data={
+                "parameter": "market_fee_bps",
+                "value": "20",
+                "rationale": "not mine to make",
+                "csrf_token": csrf(reader),
+            },
+        )
+        assert refused.status_code == 403
+    waiting = await api.signup(Role.CONSUMER, admit=False)
+    async with browser_login(app, waiting.email) as newcomer:
+        assert 'id="propose"' not in (await newcomer.get("/governance")).text
+        refused = await newcomer.post(
+            "/governance/proposals",
+            data={
+                "parameter": "market_fee_bps",
+                "value": "20",
+                "rationale": "before admission",
+                "csrf_token": csrf(newcomer),
+            },
+        )
+        assert refused.status_code == 403
+    assert await _proposal_count(api) == 2

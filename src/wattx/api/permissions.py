@@ -88,7 +88,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # wallet
     ("GET", f"{V1}/wallet"): roles(_P, _C, _N),
     ("POST", f"{V1}/wallet/deposit"): OPERATOR,
+    ("POST", f"{V1}/wallet/deposit-requests"): roles(_P, _C, _N),
+    ("GET", f"{V1}/wallet/deposit-requests"): roles(_P, _C, _N),
+    ("GET", f"{V1}/admin/deposit-requests"): OVERSIGHT,
+    ("POST", f"{V1}/admin/deposit-requests/{{request_id}}/approve"): OPERATOR,
+    ("POST", f"{V1}/admin/deposit-requests/{{request_id}}/reject"): OPERATOR,
     ("GET", f"{V1}/kpis"): TRADERS,
+    ("GET", f"{V1}/energy-flow"): TRADERS,
     ("GET", f"{V1}/statements/{{month}}"): TRADERS,
     ("POST", f"{V1}/wallet/withdraw"): roles(_P, _C, _N),
     # self custody: the caller's own address and the transactions it signs
@@ -158,11 +164,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/me/statement"): TRADERS,
     ("GET", "/me/wallet"): TRADERS,
     ("POST", "/me/wallet/withdraw"): TRADERS,
+    ("POST", "/me/wallet/deposit-requests"): TRADERS,
     ("POST", "/me/wallet/retire"): TRADERS,
     ("GET", "/me/statement.csv"): TRADERS,
     ("GET", "/operator"): OVERSIGHT,
     ("POST", "/operator/users/{user_id}/admission"): OPERATOR,
     ("POST", "/operator/users/{user_id}/deposit"): OPERATOR,
+    ("POST", "/operator/deposit-requests/{request_id}/{decision}"): OPERATOR,
     ("GET", "/operator/meters"): OVERSIGHT,
     ("POST", "/operator/meters/{meter_id}/activate"): OPERATOR,
     ("POST", "/operator/meters/{meter_id}/deactivate"): OPERATOR,
@@ -182,9 +190,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
-    # governance pages: everyone signed in reads; participants vote; the operator executes
+    # governance pages: everyone signed in reads; participants and the operator propose;
+    # participants vote; the operator executes
     ("GET", "/governance"): ANY_ROLE,
     ("GET", "/governance/live"): ANY_ROLE,
+    ("POST", "/governance/proposals"): roles(_P, _C, _N, _O),
     ("POST", "/governance/proposals/{proposal_id}/votes"): roles(_P, _C, _N),
     ("POST", "/governance/proposals/{proposal_id}/execute"): OPERATOR,
     # devices: participants register and command their own; operators see all and

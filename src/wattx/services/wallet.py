@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wattx.domain.epochs import EpochClock
 from wattx.services.chain import ChainAccounts
 from wattx.services.custody import CustodyService
+from wattx.services.deposit_requests import DepositRequestService
 from wattx.services.errors import InvalidAmountError, UserNotFoundError
 from wattx.services.ledger import credit, debit_free
 from wattx.settlement.port import Asset as ChainAsset
@@ -81,6 +83,11 @@ class WalletService:
         self._db = db
         self._accounts = accounts
         self.custody = CustodyService(db, accounts)
+        self.requests = DepositRequestService(db, self)
+
+    @property
+    def clock(self) -> EpochClock:
+        return self._accounts.clock
 
     async def wallet(self, account_id: str, *, with_chain: bool = False) -> WalletView:
         async with self._db.read() as session:

@@ -1,6 +1,7 @@
 """Governance on the dashboard: the governed parameters with their values and limits,
-proposals with tallies, quorum, deadlines and standing; a vote form for participants
-and, once a proposal's timelock has passed, the operator's execute button.
+proposals with tallies, quorum, deadlines and standing; a propose form for those the
+contract lets propose, a vote form for participants and, once a proposal's timelock has
+passed, the operator's execute button.
 
 Every figure comes from :class:`wattx.services.governance.GovernanceService`, the same
 service as ``/api/v1/governance``; the contract's rules decide, and a refused vote
@@ -35,7 +36,18 @@ ProposalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 # Who may vote from the page (weight: verified generation), as POST .../votes allows.
 VOTERS = frozenset({Role.PROSUMER, Role.CONSUMER, Role.NODE_OPERATOR})
+# Who may propose (the contract: any active participant of the Registry), as
+# POST /api/v1/governance/proposals allows.
+PROPOSERS = VOTERS | {Role.OPERATOR}
 SHOWN = 50
+RATIONALE_MAX = 4_000
+VALUE_DIGITS = 78  # a uint256 has at most 78 decimal digits
+
+# Which field of the propose form a refusal concerns, by its stable code.
+PROPOSE_ERROR_FIELDS = {
+    "unknown_parameter": "parameter",
+    "parameter_out_of_limits": "value",
+}
 
 
 def _source(request: Request) -> str:
@@ -64,6 +76,7 @@ async def _context(state: State, principal: Principal) -> dict[str, Any]:
         "total": total,
         "shown": SHOWN,
         "can_vote": principal.role in VOTERS and principal.is_admitted,
+        "can_propose": principal.role in PROPOSERS and principal.is_admitted,
         "can_execute": principal.role is Role.OPERATOR,
         "as_of": state.clock.now(),
     }
@@ -75,10 +88,16 @@ async def _page(
     principal: Principal,
     *,
     errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
     done: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    context = {**await _context(state, principal), "errors": errors or {}, "done": done}
+    context = {
+        **await _context(state, principal),
+        "errors": errors or {},
+        "values": values or {},
+        "done": done,
+    }
     return page(request, "governance.html", context, status_code=status_code)
 
 
@@ -104,8 +123,46 @@ async def governance(request: Request, principal: CurrentPrincipal, state: State
 async def governance_live(
     request: Request, principal: CurrentPrincipal, state: State
 ) -> HTMLResponse:
-    context = {**await _context(state, principal), "errors": {}, "done": None}
+    context = {**await _context(state, principal), "errors": {}, "values": {}, "done": None}
     return page(request, "_governance_live.html", context)
+
+
+@router.post("/proposals", response_class=HTMLResponse)
+async def propose(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Propose a new value for a governed parameter with the participant's custodial key,
+    as ``POST /api/v1/governance/proposals``; a refusal shows next to its field, with its
+    code, and changes nothing."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("parameter", "value", "rationale")}
+    errors: dict[str, str] = {}
+    if not values["parameter"] or len(values["parameter"]) > 64:
+        errors["parameter"] = "Choose a parameter."
+    if not values["value"].isdigit() or len(values["value"]) > VALUE_DIGITS:
+        errors["value"] = "Enter the new value as a whole number, 0 or more."
+    if not 1 <= len(values["rationale"]) <= RATIONALE_MAX:
+        errors["rationale"] = f"Give a rationale of 1 to {RATIONALE_MAX} characters."
+    if errors:
+        return await _page(request, state, principal, errors=errors, values=values, status_code=422)
+    try:
+        view = await state.governance.propose(
+            principal,
+            values["parameter"],
+            int(values["value"]),
+            values["rationale"],
+            source=_source(request),
+        )
+    except DomainError as exc:
+        field = PROPOSE_ERROR_FIELDS.get(exc.code, "propose_form")
+        return await _page(
+            request,
+            state,
+            principal,
+            errors={field: f"{exc.detail} ({exc.code})"},
+            values=values,
+            status_code=exc.http_status,
+        )
+    done = f"Proposal {view.proposal.proposal_id} made: voting is open."
+    return await _page(request, state, principal, done=done)
 
 
 @router.post("/proposals/{proposal_id}/votes", response_class=HTMLResponse)

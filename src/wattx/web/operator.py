@@ -17,6 +17,7 @@ from wattx.devices.lifecycle import DeliveryState
 from wattx.domain import TimeOfUseBand
 from wattx.domain.errors import DomainError
 from wattx.market import ZoneRate
+from wattx.services.deposit_requests import DepositRequestStatus
 from wattx.services.metering import ReviewDecision
 from wattx.services.meters import MeterStatus
 from wattx.services.principal import Principal, Role, UserStatus
@@ -37,14 +38,30 @@ SeqPath = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 async def _participants(
-    request: Request, state: State, *, errors: dict[str, str], status_code: int = 200
+    request: Request,
+    state: State,
+    *,
+    errors: dict[str, str],
+    done: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     pending = await state.accounts.list_users(status=UserStatus.PENDING, limit=100, offset=0)
     everyone = await state.accounts.list_users(status=None, limit=200, offset=0)
+    deposits = await state.wallet.requests.listed(
+        status=DepositRequestStatus.PENDING, limit=100, offset=0
+    )
+    names = {u.id: u.display_name for u in everyone}
     return page(
         request,
         "operator_users.html",
-        {"pending": pending, "users": everyone, "errors": errors},
+        {
+            "pending": pending,
+            "users": everyone,
+            "deposits": deposits,
+            "names": names,
+            "errors": errors,
+            "done": done,
+        },
         status_code=status_code,
     )
 
@@ -84,6 +101,37 @@ async def deposit(user_id: str, request: Request, state: State) -> Response:
             request, state, errors={user_id: exc.detail}, status_code=exc.http_status
         )
     return RedirectResponse("/operator", status_code=303)
+
+
+RequestPath = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+@router.post("/deposit-requests/{request_id}/{decision}", response_class=HTMLResponse)
+async def decide_deposit_request(
+    request_id: RequestPath,
+    decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+    request: Request,
+    principal: CurrentPrincipal,
+    state: State,
+) -> Response:
+    """Approve a participant's deposit request (the operator's deposit, as
+    ``POST /api/v1/admin/deposit-requests/{id}/approve``) or reject it."""
+    requests = state.wallet.requests
+    source = request.client.host if request.client else "unknown"
+    try:
+        if decision == "approve":
+            found = await requests.approve(principal, request_id, source=source)
+        else:
+            found = await requests.reject(principal, request_id, source=source)
+    except DomainError as exc:
+        return await _participants(
+            request,
+            state,
+            errors={"deposits": f"{exc.detail} ({exc.code})"},
+            status_code=exc.http_status,
+        )
+    done = f"Deposit request {found.reference!r} {found.status.value}."
+    return await _participants(request, state, errors={}, done=done)
 
 
 @router.get("/meters", response_class=HTMLResponse)
@@ -353,9 +401,11 @@ async def edit_rate(request: Request, principal: CurrentPrincipal, state: State)
     return await _zones_page(request, state, done=done)
 
 
-async def _epochs_context(state: State) -> dict[str, Any]:
+async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:
     market = state.market
     closed = await market.closed_epochs(limit=50, offset=0)
+    # The newest trades of every zone: fetched again on each ``trade.executed``.
+    trades = await market.list_trades(principal, zone=None, epoch_id=None, limit=20, offset=0)
     batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
     open_epochs = sorted({o.epoch_id for o in market.open_orders()})
     now = state.clock.now()
@@ -363,19 +413,21 @@ async def _epochs_context(state: State) -> dict[str, Any]:
         "closed": [(row, batches.get(row.id)) for row in closed],
         "open_epochs": [market.epoch_info(e) for e in open_epochs],
         "current": market.epoch_info(market.schedule.epoch_id_at(now)),
+        "trades": trades,
         "as_of": now,
     }
 
 
 @router.get("/epochs", response_class=HTMLResponse)
-async def epochs(request: Request, state: State) -> HTMLResponse:
-    """Closed epochs with their settlement batch, and the open ones (live)."""
-    return page(request, "operator_epochs.html", await _epochs_context(state))
+async def epochs(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    """The newest trades, the epochs with open orders and the closed ones with their
+    settlement batch (live)."""
+    return page(request, "operator_epochs.html", await _epochs_context(state, principal))
 
 
 @router.get("/epochs/live", response_class=HTMLResponse)
-async def epochs_live(request: Request, state: State) -> HTMLResponse:
-    return page(request, "_epochs_live.html", await _epochs_context(state))
+async def epochs_live(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
+    return page(request, "_epochs_live.html", await _epochs_context(state, principal))
 
 
 @router.post("/epochs/{epoch_id}/close")

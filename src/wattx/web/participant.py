@@ -365,6 +365,10 @@ async def statement_csv(
 
 
 # Which field of the wallet forms a refusal concerns, by its stable code.
+DEPOSIT_ERROR_FIELDS = {
+    "invalid_amount": "deposit_amount",
+    "invalid_reference": "reference",
+}
 WALLET_ERROR_FIELDS = {
     "insufficient_balance": "amount",
     "invalid_amount": "amount",
@@ -382,11 +386,20 @@ async def _wallet_page(
     done: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    wallet = state.wallet
+    self_custody = await wallet.custody.is_self_custody(principal.user_id)
+    chain = await wallet.chain_view(principal.user_id) if self_custody else None
+    deployment = state.chain_accounts.chain.deployment
     return page(
         request,
         "wallet.html",
         {
-            "wallet": await state.wallet.wallet(principal.user_id),
+            "wallet": await wallet.wallet(principal.user_id),
+            "requests": await wallet.requests.mine(principal, limit=20, offset=0),
+            "self_custody": self_custody,
+            "chain": chain,
+            "marketplace": deployment.address_of("Marketplace"),
+            "credit_token": deployment.address_of("CreditToken"),
             "errors": errors or {},
             "values": values or {},
             "done": done,
@@ -399,6 +412,41 @@ async def _wallet_page(
 async def wallet_page(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
     """Balances, and the withdraw and retire forms."""
     return await _wallet_page(request, state, principal)
+
+
+@router.post("/wallet/deposit-requests", response_class=HTMLResponse)
+async def request_deposit(request: Request, principal: CurrentPrincipal, state: State) -> Response:
+    """Ask the operator for credit paid outside wattx, as
+    ``POST /api/v1/wallet/deposit-requests``; the operator approves it (the deposit)."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("deposit_amount", "reference")}
+    source = request.client.host if request.client else "unknown"
+    try:
+        amount = scaled("deposit_amount", values["deposit_amount"], 6, "credit")
+        filed = await state.wallet.requests.request(
+            principal, amount, values["reference"], source=source
+        )
+    except FieldError as exc:
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={exc.field: exc.message},
+            values=values,
+            status_code=422,
+        )
+    except DomainError as exc:
+        field = DEPOSIT_ERROR_FIELDS.get(exc.code, "deposit_form")
+        return await _wallet_page(
+            request,
+            state,
+            principal,
+            errors={field: f"{exc.detail} ({exc.code})"},
+            values=values,
+            status_code=exc.http_status,
+        )
+    done = f"Deposit request {filed.reference!r} sent: the operator credits it once paid."
+    return await _wallet_page(request, state, principal, done=done)
 
 
 @router.post("/wallet/withdraw", response_class=HTMLResponse)

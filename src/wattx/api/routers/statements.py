@@ -1,15 +1,22 @@
-"""The caller's key figures over a period and monthly statements (as on the dashboard)."""
+"""The caller's key figures over a period, monthly statements and an epoch's energy flow
+(as on the dashboard)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
-from wattx.api.schemas.statements import AssetStatementOut, KpisOut, LineOut, StatementOut
+from wattx.api.schemas.statements import (
+    AssetStatementOut,
+    EnergyFlowOut,
+    KpisOut,
+    LineOut,
+    StatementOut,
+)
 from wattx.domain.kpis import FORMULAS, HouseholdKpis
 from wattx.services.statements import (
     AssetStatement,
@@ -81,4 +88,37 @@ async def get_statement(
         credit=_side(found.credit),
         energy=_side(found.energy),
         kpis=kpis_out(found.since, found.until, found.kpis),
+    )
+
+
+@router.get("/energy-flow")
+async def get_energy_flow(
+    principal: CurrentPrincipal,
+    state: State,
+    epoch_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> EnergyFlowOut:
+    """Where the caller's energy came from and went to over one delivery epoch (default:
+    the one being delivered now, so far): the figures of the dashboard's live flow."""
+    now = state.clock.now()
+    current = state.energy_flow.current_epoch(now)
+    chosen = current if epoch_id is None else epoch_id
+    info = state.market.epoch_info(chosen)  # invalid_epoch beyond the calendar
+    flow = await state.energy_flow.flow(principal, chosen)
+    return EnergyFlowOut(
+        epoch_id=flow.epoch_id,
+        start=info.start,
+        end=info.end,
+        current=chosen == current,
+        production_wh=flow.production_wh,
+        consumption_wh=flow.consumption_wh,
+        bought_wh=flow.bought_wh,
+        sold_wh=flow.sold_wh,
+        grid_import_wh=flow.grid_import_wh,
+        grid_export_wh=flow.grid_export_wh,
+        undelivered_sale_wh=flow.undelivered_sale_wh,
+        unused_purchase_wh=flow.unused_purchase_wh,
+        batteries=flow.batteries,
+        battery_soc_wh=flow.battery_soc_wh,
+        battery_capacity_wh=flow.battery_capacity_wh,
+        battery_soc_ppm=flow.battery_soc_ppm,
     )

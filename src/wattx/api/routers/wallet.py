@@ -1,12 +1,16 @@
-"""The caller's wallet (off chain and on chain), operator deposits, withdrawals, and
-self-custody: registering one's own address, relaying one's signed transactions."""
+"""The caller's wallet (off chain and on chain), deposit requests and the operator's
+deposits, withdrawals, and self-custody: registering one's own address, relaying one's
+signed transactions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
 
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
+from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.wallet import (
     AddressChallengeOut,
     AddressChallengeRequest,
@@ -14,6 +18,9 @@ from wattx.api.schemas.wallet import (
     ChainAccountOut,
     ChainHoldingOut,
     ChainWalletOut,
+    DepositRequestIn,
+    DepositRequestOut,
+    DepositRequestsOut,
     HoldingDelta,
     HoldingOut,
     PermitCancellation,
@@ -25,6 +32,7 @@ from wattx.api.schemas.wallet import (
     WithdrawalOut,
     WithdrawPermitOut,
 )
+from wattx.services.deposit_requests import DepositRequest, DepositRequestStatus
 from wattx.services.wallet import ChainHolding, WalletView
 from wattx.settlement.port import WithdrawPermit
 from wattx.store.balances import Asset
@@ -164,3 +172,79 @@ async def relay_transaction(
         ),
         wallet=wallet_out(view),
     )
+
+
+RequestId = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def deposit_request_out(found: DepositRequest) -> DepositRequestOut:
+    return DepositRequestOut(
+        id=found.id,
+        user_id=found.user_id,
+        amount=found.amount,
+        reference=found.reference,
+        status=found.status.value,
+        created_at=found.created_at,
+        decided_at=found.decided_at,
+        decided_by=found.decided_by,
+    )
+
+
+@router.post("/wallet/deposit-requests", status_code=status.HTTP_201_CREATED)
+async def request_deposit(
+    body: DepositRequestIn, request: Request, principal: CurrentPrincipal, state: State
+) -> DepositRequestOut:
+    """Ask for credit paid to the operator outside wattx; the operator approves it (the
+    deposit) or rejects it."""
+    found = await state.wallet.requests.request(
+        principal, body.amount, body.reference, source=_source(request)
+    )
+    return deposit_request_out(found)
+
+
+@router.get("/wallet/deposit-requests")
+async def my_deposit_requests(
+    principal: CurrentPrincipal, state: State, limit: Limit = 50, offset: Offset = 0
+) -> DepositRequestsOut:
+    """The caller's deposit requests, newest first."""
+    rows = await state.wallet.requests.mine(principal, limit=limit + 1, offset=offset)
+    items, shown = page_of(rows, limit, offset)
+    return DepositRequestsOut(items=[deposit_request_out(r) for r in items], page=shown)
+
+
+@router.get("/admin/deposit-requests")
+async def deposit_requests(
+    state: State,
+    status_: Annotated[
+        DepositRequestStatus | None, Query(alias="status", description="only this state")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DepositRequestsOut:
+    """Every participant's deposit requests, newest first."""
+    rows = await state.wallet.requests.listed(status=status_, limit=limit + 1, offset=offset)
+    items, shown = page_of(rows, limit, offset)
+    return DepositRequestsOut(items=[deposit_request_out(r) for r in items], page=shown)
+
+
+@router.post("/admin/deposit-requests/{request_id}/approve")
+async def approve_deposit_request(
+    request_id: RequestId, request: Request, principal: CurrentPrincipal, state: State
+) -> DepositRequestOut:
+    """Approve a pending request: the operator's deposit of its amount, as
+    ``POST /wallet/deposit``."""
+    found = await state.wallet.requests.approve(principal, request_id, source=_source(request))
+    return deposit_request_out(found)
+
+
+@router.post("/admin/deposit-requests/{request_id}/reject")
+async def reject_deposit_request(
+    request_id: RequestId, request: Request, principal: CurrentPrincipal, state: State
+) -> DepositRequestOut:
+    """Reject a pending request: nothing is deposited."""
+    found = await state.wallet.requests.reject(principal, request_id, source=_source(request))
+    return deposit_request_out(found)

@@ -41,3 +41,24 @@ class StatementOut(BaseModel):
     credit: AssetStatementOut = Field(description="micro-units")
     energy: AssetStatementOut = Field(description="Wh of energy tokens")
     kpis: KpisOut
+
+
+class EnergyFlowOut(BaseModel):
+    """The caller's energy over one delivery epoch, in Wh, as ``/me`` shows it."""
+
+    epoch_id: int
+    start: datetime
+    end: datetime
+    current: bool = Field(description="true while the epoch is being delivered: figures so far")
+    production_wh: int = Field(description="verified export of the caller's meters")
+    consumption_wh: int = Field(description="import of the caller's meters")
+    bought_wh: int = Field(description="bought on the local market, after the loss")
+    sold_wh: int = Field(description="sold on the local market")
+    grid_import_wh: int = Field(description="max(0, consumption - bought)")
+    grid_export_wh: int = Field(description="max(0, production - sold)")
+    undelivered_sale_wh: int = Field(description="max(0, sold - production)")
+    unused_purchase_wh: int = Field(description="max(0, bought - consumption)")
+    batteries: int
+    battery_soc_wh: int | None = Field(description="null: no battery reported its charge")
+    battery_capacity_wh: int
+    battery_soc_ppm: int | None

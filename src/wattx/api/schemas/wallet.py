@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from wattx.api.schemas.common import StrictModel
+from wattx.api.schemas.common import Page, StrictModel
 
 
 class HoldingOut(BaseModel):
@@ -133,3 +133,26 @@ class RelayOut(BaseModel):
     events: list[str] = Field(description="names of the contract events it emitted")
     credited: HoldingDelta = Field(description="added to the off-chain free balance")
     wallet: WalletOut
+
+
+class DepositRequestIn(StrictModel):
+    amount: StrictInt = Field(ge=1, le=10**15, description="micro-units paid to the operator")
+    reference: StrictStr = Field(
+        min_length=1, max_length=64, description="the payment's reference, for the operator"
+    )
+
+
+class DepositRequestOut(BaseModel):
+    id: str
+    user_id: str
+    amount: int = Field(description="micro-units")
+    reference: str
+    status: Literal["pending", "approved", "rejected"]
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+
+
+class DepositRequestsOut(BaseModel):
+    items: list[DepositRequestOut]
+    page: Page
