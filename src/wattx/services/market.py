@@ -410,7 +410,13 @@ class MarketService:
                     after={"reason": reason},
                 )
             pause = self._paused[zone_id] = MarketPause(zone_id, actor, reason, now)
-            return pause
+        await self._bus.publish(
+            Event(
+                EventType.MARKET_PAUSED,
+                {"zone": zone_id, "reason": reason, "paused_at": now.isoformat()},
+            )
+        )
+        return pause
 
     async def resume(self, actor: str, zone_id: str, *, source: str) -> None:
         """Take orders for the zone again, in the audit log."""
@@ -435,6 +441,9 @@ class MarketService:
                     before={"reason": pause.reason, "paused_at": pause.paused_at.isoformat()},
                 )
             del self._paused[zone_id]
+        await self._bus.publish(
+            Event(EventType.MARKET_RESUMED, {"zone": zone_id, "resumed_at": now.isoformat()})
+        )
 
     # orders -----------------------------------------------------------------
 
