@@ -18,7 +18,15 @@ from wattx.governance.errors import (
     VotingClosedError,
     VotingStillOpenError,
 )
-from wattx.governance.parameters import MARKET_FEE, ParameterSet, set_for_epoch, unit_of
+from wattx.governance.parameters import (
+    MARKET_FEE,
+    MINT_THRESHOLD,
+    PRICE_CEILING_MARGIN,
+    PRICE_FLOOR_MARGIN,
+    ParameterSet,
+    set_for_epoch,
+    unit_of,
+)
 from wattx.governance.proposals import (
     GovernedValue,
     Proposal,
@@ -30,6 +38,9 @@ from wattx.governance.proposals import (
 
 __all__ = [
     "MARKET_FEE",
+    "MINT_THRESHOLD",
+    "PRICE_CEILING_MARGIN",
+    "PRICE_FLOOR_MARGIN",
     "AlreadyVotedError",
     "GovernedValue",
     "NoVotingWeightError",

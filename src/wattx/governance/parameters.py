@@ -9,10 +9,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 MARKET_FEE = "market_fee_bps"
+PRICE_FLOOR_MARGIN = "price_floor_margin_bps"
+PRICE_CEILING_MARGIN = "price_ceiling_margin_bps"
+MINT_THRESHOLD = "mint_threshold_wh"
 
 _UNITS: tuple[tuple[str, str], ...] = (
     ("market_fee_bps", "basis points"),
     ("refprice_base_per_kwh", "micro-units per kWh"),
+    ("price_", "basis points of the tariff spread"),
+    ("mint_threshold_wh", "Wh"),
     ("wheeling_", "micro-units per kWh"),
     ("loss_", "parts per million"),
     ("refprice_", "basis points"),

@@ -35,6 +35,9 @@ class MarketConfig:
     before the first change, ``rates``."""
     mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
     cross_zone: bool = True
+    margin_changes: Mapping[int, BoundMargins] = field(default_factory=dict)
+    """Epoch id → the price-bound margins from that epoch on (governance's executed
+    values); before the first change, none (the bounds are the tariffs)."""
 
     def __post_init__(self) -> None:
         if not self.zones:
@@ -65,6 +68,43 @@ class MarketConfig:
 
     def mechanism(self, zone: str) -> Mechanism:
         return self.mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    def margins_for(self, epoch_id: int) -> BoundMargins:
+        """The price-bound margins of orders for ``epoch_id``."""
+        starts = [start for start in self.margin_changes if start <= epoch_id]
+        return self.margin_changes[max(starts)] if starts else BoundMargins()
+
+
+@dataclass(frozen=True, slots=True)
+class BoundMargins:
+    """How far inside the tariffs an epoch's prices must stay, in basis points of the
+    spread between the feed-in and the retail tariff (governed:
+    ``price_floor_margin_bps``, ``price_ceiling_margin_bps``).
+
+    The lowest price is ``feed_in + ceil(spread × floor ÷ 10,000)`` and the highest
+    ``retail - ceil(spread × ceiling ÷ 10,000)``: the margins only ever narrow the
+    tariffs' range, so no one trades worse than with the grid. Each margin is at most
+    5,000 (half the spread), so the range is never empty.
+    """
+
+    floor_bps: int = 0
+    ceiling_bps: int = 0
+
+    def __post_init__(self) -> None:
+        for margin in (self.floor_bps, self.ceiling_bps):
+            if not 0 <= margin <= MAX_MARGIN_BPS:
+                raise ValidationError("a bound margin must be in [0, 5000] bps", margin_bps=margin)
+
+    def bounds(self, feed_in: int, retail: int) -> tuple[int, int]:
+        """The lowest and highest limit price allowed between these tariffs."""
+        spread = max(retail - feed_in, 0)
+        return (
+            feed_in + -(-spread * self.floor_bps // BPS_PER_UNIT),
+            retail - -(-spread * self.ceiling_bps // BPS_PER_UNIT),
+        )
+
+
+MAX_MARGIN_BPS = 5_000
 
 
 def fee_at(default_bps: int, changes: Mapping[int, int], epoch_id: int) -> int:

@@ -46,7 +46,12 @@ from wattx.domain import (
     Zone,
 )
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
-from wattx.governance.parameters import MARKET_FEE, set_for_epoch
+from wattx.governance.parameters import (
+    MARKET_FEE,
+    PRICE_CEILING_MARGIN,
+    PRICE_FLOOR_MARGIN,
+    set_for_epoch,
+)
 from wattx.market import (
     BookDepth,
     MarketConfig,
@@ -58,7 +63,7 @@ from wattx.market import (
     ZoneRateTable,
     escrow_required,
 )
-from wattx.market.config import fee_at
+from wattx.market.config import MAX_MARGIN_BPS, BoundMargins, fee_at
 from wattx.market.coupling import LinkReport
 from wattx.market.errors import (
     DuplicateClientOrderIdError,
@@ -330,6 +335,16 @@ class MarketService:
         return governed_rates(self._base_rates, self._parameter_sets[start]).with_overrides(
             self.rates.overrides
         )
+
+    def margins_for(self, epoch_id: int) -> BoundMargins:
+        """The price-bound margins of ``epoch_id`` (none before any set is loaded)."""
+        return _margins(self.parameters_for(epoch_id))
+
+    def bounds_for(self, zone: Zone, epoch_id: int) -> tuple[int, int]:
+        """The lowest and highest limit price of ``zone``'s orders for ``epoch_id``: its
+        tariffs at delivery time, narrowed by the epoch's governed margins."""
+        band = zone.tariff.band_at(self._epoch(epoch_id).start.hour)
+        return self.margins_for(epoch_id).bounds(band.feed_in, band.retail)
 
     async def load_parameter_sets(self, sets: Mapping[int, Mapping[str, int]]) -> None:
         """Take the recorded parameter sets (first epoch → values) into the engine: the fee
@@ -1167,9 +1182,10 @@ class MarketService:
         )
 
     def _protection_price(self, zone: Zone, side: Side, epoch_id: int) -> int:
-        """A market order without a limit is bounded by the zone's tariff at delivery time."""
-        band = zone.tariff.band_at(self._epoch(epoch_id).start.hour)
-        return band.retail if side is Side.BUY else band.feed_in
+        """A market order without a limit is bounded by the zone's price bounds at delivery
+        time (the tariffs narrowed by the governed margins)."""
+        low, high = self.bounds_for(zone, epoch_id)
+        return high if side is Side.BUY else low
 
     def _epoch(self, epoch_id: int) -> DeliveryEpoch:
         """The epoch's times; ids too large for a calendar date are refused."""
@@ -1268,6 +1284,9 @@ class MarketService:
             fee_changes=dict(self._fee_changes),
             rates=self.rates,
             rate_changes={start: self.rates_for(start) for start in self._parameter_sets},
+            margin_changes={
+                start: _margins(values) for start, values in self._parameter_sets.items()
+            },
             mechanisms=self._mechanisms,
             cross_zone=self._cross_zone,
         )
@@ -1338,3 +1357,12 @@ def _replay(stored: IdempotencyRow, fingerprint: str) -> Submission:
     if stored.request_hash != fingerprint:
         raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
     return Submission(stored.status_code, json.loads(stored.response_body), replayed=True)
+
+
+def _margins(parameters: Mapping[str, int]) -> BoundMargins:
+    """The governed price-bound margins of a parameter set (0 where absent; a value
+    above the engine's limit is held at it, as the contract's maximum is the same)."""
+    return BoundMargins(
+        min(max(parameters.get(PRICE_FLOOR_MARGIN, 0), 0), MAX_MARGIN_BPS),
+        min(max(parameters.get(PRICE_CEILING_MARGIN, 0), 0), MAX_MARGIN_BPS),
+    )
