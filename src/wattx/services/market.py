@@ -104,7 +104,7 @@ from wattx.services.views import (
     trade_seen_by,
     trade_view,
 )
-from wattx.services.zones import rate_override_from_row, spec_from_row
+from wattx.services.zones import spec_from_row
 from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
@@ -328,13 +328,11 @@ class MarketService:
 
     def rates_for(self, epoch_id: int) -> ZoneRateTable:
         """The zone rates of ``epoch_id``: the governed rates of its parameter set over the
-        defaults, with the operator's per-pair overrides."""
+        defaults."""
         start = set_for_epoch(list(self._parameter_sets), epoch_id)
         if start is None:
             return self.rates
-        return governed_rates(self._base_rates, self._parameter_sets[start]).with_overrides(
-            self.rates.overrides
-        )
+        return governed_rates(self._base_rates, self._parameter_sets[start])
 
     def margins_for(self, epoch_id: int) -> BoundMargins:
         """The price-bound margins of ``epoch_id`` (none before any set is loaded)."""
@@ -1256,16 +1254,12 @@ class MarketService:
     async def _rebuild_from_database(self) -> None:
         async with self._db.read() as session:
             zone_rows = await zone_repo.all_zones(session)
-            override_rows = await zone_repo.all_rate_overrides(session)
             pause_rows = list(await session.scalars(select(MarketPauseRow)))
             open_orders = await order_repo.open_orders(session)
             last_trade_seq = await trade_repo.max_trade_seq(session)
             current = self.schedule.epoch_id_at(self._clock.now())
             closed = await epoch_repo.closed_epoch_ids(session, current)
         specs = [spec_from_row(row) for row in zone_rows]
-        self.rates = self._base_rates.with_overrides(
-            rate_override_from_row(row) for row in override_rows
-        )
         self._zones = {spec.id: spec.to_zone() for spec in specs}
         self._paused = {
             row.zone_id: MarketPause(row.zone_id, row.paused_by, row.reason, row.paused_at)

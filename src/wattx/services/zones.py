@@ -1,10 +1,9 @@
-"""Zones: the operator's catalogue of grid areas, their tariffs, market mechanism and rates.
+"""Zones: the operator's catalogue of grid areas, their tariffs and market mechanism.
 
-Zone-rate overrides replace the computed default wheeling charge and loss of
-one direction (seller zone → buyer zone). Like every zone change they reach
-the market through the change listeners before the call returns: orders
-resting in the books stay where they are, and every match from then on uses
-the new rate (a trade already made keeps the rate it was made at).
+A zone change reaches the market through the change listeners before the call
+returns; orders resting in the books stay where they are. The rates between
+zones are not the operator's: they are governed (the relation rates of each
+epoch's parameter set, docs/market.md).
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Tariff, TimeOfUseBand, Zone
 from wattx.domain.epochs import EpochClock
-from wattx.market import Mechanism, ZoneRate
+from wattx.market import Mechanism
 from wattx.market.config import grid_of
 from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
 from wattx.store import journal
 from wattx.store import zones as repo
 from wattx.store.db import Database
-from wattx.store.models import ZoneRateOverrideRow, ZoneRow
+from wattx.store.models import ZoneRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +58,6 @@ ZonesChanged = Callable[[], Awaitable[None]]
 
 def zone_from_row(row: ZoneRow) -> Zone:
     return spec_from_row(row).to_zone()
-
-
-def rate_override_from_row(row: ZoneRateOverrideRow) -> tuple[str, str, ZoneRate]:
-    """A stored override as the ``(seller_zone, buyer_zone, rate)`` of a zone-rate table."""
-    return row.seller_zone, row.buyer_zone, ZoneRate(row.wheeling_per_kwh, row.loss_bps)
 
 
 def spec_from_row(row: ZoneRow) -> ZoneSpec:
@@ -130,45 +124,6 @@ class ZoneService:
         await self._notify()
         return row
 
-    async def set_rate(
-        self, seller_zone: str, buyer_zone: str, rate: ZoneRate, *, updated_by: str
-    ) -> ZoneRateOverrideRow:
-        """Override the rate of one direction; the market matches with it once this returns.
-
-        Both zones must exist. Orders already resting keep their place in the
-        books; the new rate applies to every match made after this call.
-        """
-        async with self._db.write() as session:
-            await self._require_pair(session, seller_zone, buyer_zone)
-            row = await repo.rate_override(session, seller_zone, buyer_zone)
-            if row is None:
-                row = ZoneRateOverrideRow(seller_zone=seller_zone, buyer_zone=buyer_zone)
-                session.add(row)
-            row.wheeling_per_kwh = rate.wheeling_per_kwh
-            row.loss_bps = rate.loss_bps
-            row.updated_by = updated_by
-            row.updated_at = self._clock.now()
-        await self._notify()
-        return row
-
-    async def remove_rate(self, seller_zone: str, buyer_zone: str) -> bool:
-        """Drop the override of one direction (back to the default); False if there was none.
-
-        Both zones must exist. Removing an absent override changes nothing.
-        """
-        async with self._db.write() as session:
-            await self._require_pair(session, seller_zone, buyer_zone)
-            row = await repo.rate_override(session, seller_zone, buyer_zone)
-            if row is not None:
-                await session.delete(row)
-        if row is not None:
-            await self._notify()
-        return row is not None
-
-    async def rate_overrides(self) -> list[ZoneRateOverrideRow]:
-        async with self._db.read() as session:
-            return await repo.all_rate_overrides(session)
-
     async def seed_default(self, zone_id: str, name: str) -> bool:
         """Create one zone with the default tariff if there is none; True if created."""
         async with self._db.write() as session:
@@ -180,14 +135,6 @@ class ZoneService:
             session.add(row)
         await self._notify()
         return True
-
-    async def _require_pair(self, session: AsyncSession, seller_zone: str, buyer_zone: str) -> None:
-        # Locking the seller zone's row serialises concurrent changes of its
-        # overrides, so two first writes of one pair cannot both insert.
-        if await repo.zone_by_id(session, seller_zone, lock=self._db.locks_rows) is None:
-            raise ZoneNotFoundError("no such zone", zone=seller_zone)
-        if await repo.zone_by_id(session, buyer_zone) is None:
-            raise ZoneNotFoundError("no such zone", zone=buyer_zone)
 
     async def _notify(self) -> None:
         for listener in self._listeners:
