@@ -362,6 +362,7 @@ async def _start_services(
         db, chain_accounts, the_bus, clock, market, settlement.index_events
     )
     await governance.start()
+    zone_service.governed_by(governance.is_governed)
     meter_registry = MeterRegistryService(db, clock)
     return AppState(
         settings=settings,

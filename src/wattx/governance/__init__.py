@@ -19,11 +19,14 @@ from wattx.governance.errors import (
     VotingStillOpenError,
 )
 from wattx.governance.parameters import (
+    LINK_CAPACITY_MAX,
     MARKET_FEE,
     MINT_THRESHOLD,
     PRICE_CEILING_MARGIN,
     PRICE_FLOOR_MARGIN,
     ParameterSet,
+    link_of,
+    link_parameter,
     set_for_epoch,
     unit_of,
 )
@@ -37,6 +40,7 @@ from wattx.governance.proposals import (
 )
 
 __all__ = [
+    "LINK_CAPACITY_MAX",
     "MARKET_FEE",
     "MINT_THRESHOLD",
     "PRICE_CEILING_MARGIN",
@@ -59,6 +63,8 @@ __all__ = [
     "check_executable",
     "check_proposal",
     "check_vote",
+    "link_of",
+    "link_parameter",
     "set_for_epoch",
     "unit_of",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wattx.domain import EpochSchedule, ValidationError, Zone
-from wattx.grid.model import GridLink, GridTree
+from wattx.grid.model import Direction, GridLink, GridTree
 from wattx.market.mechanism import Mechanism
 from wattx.market.rates import ZoneRateTable
 from wattx.units import BPS_PER_UNIT
@@ -35,6 +35,12 @@ class MarketConfig:
     before the first change, ``rates``."""
     mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
     cross_zone: bool = True
+    capacity_changes: Mapping[int, Mapping[tuple[str, Direction], int]] = field(
+        default_factory=dict
+    )
+    """Epoch id → the governed link capacities from that epoch on, per (zone, direction):
+    ``down`` is what may enter the zone (its import), ``up`` what may leave it (its
+    export), Wh per epoch. A capacity not listed is the zone's configured one."""
     margin_changes: Mapping[int, BoundMargins] = field(default_factory=dict)
     """Epoch id → the price-bound margins from that epoch on (governance's executed
     values); before the first change, none (the bounds are the tariffs)."""
@@ -68,6 +74,16 @@ class MarketConfig:
 
     def mechanism(self, zone: str) -> Mechanism:
         return self.mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    def capacity_for(
+        self, zone: str, direction: Direction, epoch_id: int, configured: int | None
+    ) -> int | None:
+        """The capacity of ``zone``'s link in ``direction`` for ``epoch_id``: governed if
+        the epoch's set has it, else ``configured``."""
+        starts = [start for start in self.capacity_changes if start <= epoch_id]
+        if not starts:
+            return configured
+        return self.capacity_changes[max(starts)].get((zone, direction), configured)
 
     def margins_for(self, epoch_id: int) -> BoundMargins:
         """The price-bound margins of orders for ``epoch_id``."""

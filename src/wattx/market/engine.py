@@ -123,7 +123,7 @@ class MarketEngine:
         self._epoch_books: dict[int, dict[str, ContinuousBook]] = {}
         self._continuous_books: dict[int, list[tuple[str, ContinuousBook]]] = {}
         self._terms: dict[tuple[str, int], _EpochTerms] = {}
-        self._links = ZoneLinks(config.zones, config.grid)
+        self._links = ZoneLinks(config.zones, config.grid, config.capacity_for)
         self._closed_epochs: set[int] = set()
         self._order_seq = 0
         self._trade_seq = 0

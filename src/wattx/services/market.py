@@ -50,8 +50,10 @@ from wattx.governance.parameters import (
     MARKET_FEE,
     PRICE_CEILING_MARGIN,
     PRICE_FLOOR_MARGIN,
+    link_of,
     set_for_epoch,
 )
+from wattx.grid.model import Direction
 from wattx.market import (
     BookDepth,
     MarketConfig,
@@ -1281,6 +1283,9 @@ class MarketService:
             margin_changes={
                 start: _margins(values) for start, values in self._parameter_sets.items()
             },
+            capacity_changes={
+                start: _capacities(values) for start, values in self._parameter_sets.items()
+            },
             mechanisms=self._mechanisms,
             cross_zone=self._cross_zone,
         )
@@ -1360,3 +1365,14 @@ def _margins(parameters: Mapping[str, int]) -> BoundMargins:
         min(max(parameters.get(PRICE_FLOOR_MARGIN, 0), 0), MAX_MARGIN_BPS),
         min(max(parameters.get(PRICE_CEILING_MARGIN, 0), 0), MAX_MARGIN_BPS),
     )
+
+
+def _capacities(parameters: Mapping[str, int]) -> dict[tuple[str, Direction], int]:
+    """The governed link capacities of a parameter set, per (zone, direction)."""
+    found = {}
+    for name, value in parameters.items():
+        link = link_of(name)
+        if link is not None:
+            zone, export = link
+            found[(zone, Direction.UP if export else Direction.DOWN)] = max(value, 0)
+    return found

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Tariff, TimeOfUseBand, Zone
 from wattx.domain.epochs import EpochClock
+from wattx.governance import link_parameter
 from wattx.market import Mechanism
 from wattx.market.config import grid_of
-from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
+from wattx.services.errors import CapacityGovernedError, ZoneExistsError, ZoneNotFoundError
 from wattx.store import journal
 from wattx.store import zones as repo
 from wattx.store.db import Database
@@ -54,6 +55,7 @@ class ZoneSpec:
 
 
 ZonesChanged = Callable[[], Awaitable[None]]
+IsGoverned = Callable[[str], Awaitable[bool]]
 
 
 def zone_from_row(row: ZoneRow) -> Zone:
@@ -80,6 +82,11 @@ class ZoneService:
         self._db = db
         self._clock = clock
         self._listeners: list[ZonesChanged] = []
+        self._is_governed: IsGoverned | None = None
+
+    def governed_by(self, is_governed: IsGoverned) -> None:
+        """``is_governed(name)``: whether governance owns the parameter (a link capacity)."""
+        self._is_governed = is_governed
 
     def on_change(self, listener: ZonesChanged) -> None:
         """Called after every committed change (the market rebuilds its config)."""
@@ -110,7 +117,10 @@ class ZoneService:
         return row
 
     async def update_zone(self, spec: ZoneSpec) -> ZoneRow:
+        """Change a zone; a link capacity governance owns cannot change here
+        (``capacity_governed``): only an executed proposal changes it."""
         spec.to_zone()
+        await self._check_governed(spec)
         async with self._db.write() as session:
             row = await repo.zone_by_id(session, spec.id, lock=self._db.locks_rows)
             if row is None:
@@ -135,6 +145,25 @@ class ZoneService:
             session.add(row)
         await self._notify()
         return True
+
+    async def _check_governed(self, spec: ZoneSpec) -> None:
+        if self._is_governed is None:
+            return
+        async with self._db.read() as session:
+            row = await repo.zone_by_id(session, spec.id)
+        if row is None:
+            return
+        for export, before, after in (
+            (False, row.import_capacity_wh, spec.import_capacity_wh),
+            (True, row.export_capacity_wh, spec.export_capacity_wh),
+        ):
+            name = link_parameter(spec.id, export=export)
+            if before != after and await self._is_governed(name):
+                raise CapacityGovernedError(
+                    "this link capacity is governed: propose the change instead",
+                    zone=spec.id,
+                    parameter=name,
+                )
 
     async def _notify(self) -> None:
         for listener in self._listeners:
