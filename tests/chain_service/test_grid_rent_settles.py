@@ -3,10 +3,17 @@ wheeling fee, is settled on chain with it and shows in the ledger's fees."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from service.client import ApiClient
 from service.conftest import ManualClock
 from service.helpers import FLAT_ZONE
 from wattx.api.state import AppState
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
+from wattx.settlement.embedded import EmbeddedChain
 
 from .flow import (
     assert_books_agree,
@@ -18,7 +25,16 @@ from .flow import (
     settle,
 )
 
-FREE = {"wheeling_per_kwh": 0, "loss_bps": 0}
+
+@pytest.fixture
+def chain() -> ContractChain:
+    """A community that governs its zone rates to zero wheeling and no loss from the start
+    (the deployed values are the first parameter set), so the rent is the only charge."""
+    free = [
+        dataclasses.replace(p, initial=0) if p.name.startswith(("wheeling_", "loss_")) else p
+        for p in DEFAULT_PARAMETERS
+    ]
+    return EmbeddedChain(settings=DeploySettings(parameters=free))
 
 
 async def test_congestion_rent_is_settled_on_chain(
@@ -46,9 +62,8 @@ async def test_congestion_rent_is_settled_on_chain(
     }
     created = await api.http.post("/api/v1/zones", json=feeder, headers=op)
     assert created.status_code == 201, created.text
-    for pair in ("main/main", "main/f2"):
-        rate = await api.http.put(f"/api/v1/zones/rates/{pair}", json=FREE, headers=op)
-        assert rate.status_code == 200, rate.text
+    rates = await api.http.get("/api/v1/zones/rates", headers=op)
+    assert {(r["wheeling_per_kwh"], r["loss_bps"]) for r in rates.json()["rates"]} == {(0, 0)}
 
     epoch_id = schedule.first_open_epoch(clock.now())
     sell = await api.order(market.seller, side="sell", qty_wh=50, limit_price=100_000, zone="main")

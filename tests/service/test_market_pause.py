@@ -5,6 +5,8 @@ operator may do either."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 from service.client import ApiClient
@@ -17,6 +19,22 @@ async def _markets(api: ApiClient, headers: dict[str, str]) -> dict[str, Any]:
     r = await api.http.get("/api/v1/markets", headers=headers)
     assert r.status_code == 200, r.text
     return {m["zone"]: m for m in r.json()["markets"]}
+
+
+async def _market_events(api: ApiClient) -> list[tuple[str, dict[str, Any]]]:
+    """The ``market.paused``/``market.resumed`` events a participant's SSE stream carries."""
+    await asyncio.sleep(0.05)  # the hub's pump takes events off the bus
+    found = []
+    stream = api.state.events.stream(
+        user_id="someone", sees_everything=False, last_event_id=0, keepalive_s=0.05
+    )
+    async for frame in stream:
+        if frame.startswith(": keep-alive"):
+            break
+        if "event: market." in frame:
+            kind = frame.split("event: ", 1)[1].split("\n", 1)[0]
+            found.append((kind, json.loads(frame.split("data: ", 1)[1])["data"]))
+    return found
 
 
 async def test_a_paused_market_takes_no_orders_until_resumed(
@@ -89,6 +107,13 @@ async def test_a_paused_market_takes_no_orders_until_resumed(
     assert (await _markets(api, buyer.headers))["main"]["paused"] is None
     twice = await api.http.post("/api/v1/markets/main/resume", headers=op.headers)
     assert_problem(twice, 409, "market_not_paused")
+    # Both changes reached the public event stream once each; refusals published nothing.
+    events = await _market_events(api)
+    assert [(kind, data["zone"]) for kind, data in events] == [
+        ("market.paused", "main"),
+        ("market.resumed", "main"),
+    ]
+    assert events[0][1]["reason"] == "transformer fault on the main feeder"
     placed = await api.order(buyer, side="buy", qty_wh=100, limit_price=100_000, zone="main")
     assert placed.status_code == 201, placed.text
 

@@ -141,7 +141,6 @@ async def test_markets_reference_price_and_rates(api: ApiClient, market: tuple[U
             "buyer_zone": "main",
             "wheeling_per_kwh": 5_000,
             "loss_bps": 100,
-            "source": "default",
         }
     ]
 

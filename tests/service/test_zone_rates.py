@@ -1,20 +1,16 @@
-"""Zone-rate overrides through the API: set, shown, used for matching, removed, refused."""
+"""Zone rates through the API: every pair's rate is the governed relation rate, shown and
+used for matching; no route lets the operator override one (a change is a proposal)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from wattx.api.state import AppState
-from wattx.services.market import MarketService
-from wattx.services.market_metrics import MarketMetrics
 from wattx.services.principal import Role
 
 from .client import ApiClient, User
-from .conftest import ManualClock
-from .helpers import assert_problem
 
 TARIFF = [{"start_hour": 0, "feed_in": 50_000, "retail": 300_000}]
 # Two zones 2 km apart and not neighbours: the default is the "farther" rate,
@@ -56,118 +52,36 @@ async def _cross_zone_trade(api: ApiClient) -> dict[str, Any]:
     return trades[0]
 
 
-async def test_override_is_shown_and_used_then_removed(api: ApiClient, zones: User) -> None:
-    op = zones
-    before = await _rates(api, op)
-    assert before[("north", "south")] == {
+async def test_the_governed_rate_is_shown_and_used(api: ApiClient, zones: User) -> None:
+    rates = await _rates(api, zones)
+    assert rates[("north", "south")] == {
         "seller_zone": "north",
         "buyer_zone": "south",
         **DEFAULT_NS,
-        "source": "default",
     }
-    put = await api.http.put(RATE_NS, json=OVERRIDE_NS, headers=op.headers)
-    assert put.status_code == 200, put.text
-    assert put.json() == {
+    assert rates[("north", "north")] == {
         "seller_zone": "north",
-        "buyer_zone": "south",
-        **OVERRIDE_NS,
-        "source": "override",
+        "buyer_zone": "north",
+        "wheeling_per_kwh": 5_000,
+        "loss_bps": 100,
     }
-    after = await _rates(api, op)
-    assert after[("north", "south")]["source"] == "override"
-    assert after[("north", "south")]["wheeling_per_kwh"] == 20_000
-    # Only that direction changed.
-    assert after[("south", "north")] == before[("south", "north")]
-    assert after[("north", "north")] == before[("north", "north")]
-
-    # 900 Wh delivered at 10 % loss needs 999 Wh sold (at 5 % it would be 947);
-    # wheeling is 999 Wh * 20,000 / 1000 (the default would charge 16,099).
+    # 900 Wh delivered at 5 % loss needs 947 Wh sold; wheeling 947 Wh * 17,000 / 1000.
     trade = await _cross_zone_trade(api)
     assert (trade["seller_zone"], trade["buyer_zone"]) == ("north", "south")
-    assert trade["delivered_wh"] == 900
-    assert trade["qty_wh"] == 999
-    assert trade["wheeling_fee"] == 19_980
-
-    deleted = await api.http.delete(RATE_NS, headers=op.headers)
-    assert deleted.status_code == 200, deleted.text
-    assert deleted.json() == {
-        "seller_zone": "north",
-        "buyer_zone": "south",
-        **DEFAULT_NS,
-        "source": "default",
-    }
-    assert await _rates(api, op) == before
-    again = await _cross_zone_trade(api)
-    assert again["delivered_wh"] == 900
-    assert again["qty_wh"] == 947
-    assert again["wheeling_fee"] == 16_099
+    assert (trade["delivered_wh"], trade["qty_wh"], trade["wheeling_fee"]) == (900, 947, 16_099)
 
 
-async def test_override_survives_a_restart_of_the_market(
-    api: ApiClient, zones: User, state: AppState, clock: ManualClock
+async def test_no_route_overrides_a_pair_and_nothing_changes(
+    api: ApiClient, zones: User, state: AppState
 ) -> None:
+    before = await _rates(api, zones)
     put = await api.http.put(RATE_NS, json=OVERRIDE_NS, headers=zones.headers)
-    assert put.status_code == 200, put.text
-    fresh = MarketService(
-        state.db,
-        state.bus,
-        clock,
-        MarketMetrics(CollectorRegistry()),
-        schedule=state.market.schedule,
-        fee_bps=state.market.fee_bps,
-        cross_zone=True,
-    )
-    await fresh.start()
-    north, south = fresh.zones["north"], fresh.zones["south"]
-    rate = fresh.rates.rate(north, south)
-    assert (rate.wheeling_per_kwh, rate.loss_bps) == (20_000, 1_000)
-    assert fresh.rates.is_override("north", "south")
-    assert not fresh.rates.is_override("south", "north")
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"wheeling_per_kwh": -1, "loss_bps": 100},
-        {"wheeling_per_kwh": 1_000, "loss_bps": -1},
-        {"wheeling_per_kwh": 1_000, "loss_bps": 10_000},
-        {"wheeling_per_kwh": "1000", "loss_bps": 100},
-        {"wheeling_per_kwh": 1_000},
-        {"wheeling_per_kwh": 1_000, "loss_bps": 100, "extra": 1},
-    ],
-)
-async def test_bad_values_are_refused_and_change_nothing(
-    api: ApiClient, zones: User, body: dict[str, Any]
-) -> None:
-    before = await _rates(api, zones)
-    response = await api.http.put(RATE_NS, json=body, headers=zones.headers)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
+    assert put.status_code in (404, 405), put.text
+    assert put.headers["content-type"].startswith("application/problem+json")
+    delete = await api.http.delete(RATE_NS, headers=zones.headers)
+    assert delete.status_code in (404, 405), delete.text
     assert await _rates(api, zones) == before
-
-
-async def test_only_operators_change_rates(api: ApiClient, zones: User) -> None:
-    before = await _rates(api, zones)
-    for role in (Role.PROSUMER, Role.CONSUMER, Role.AUDITOR):
-        user = await api.signup(role)
-        put = await api.http.put(RATE_NS, json=OVERRIDE_NS, headers=user.headers)
-        assert_problem(put, 403, "forbidden")
-        delete = await api.http.delete(RATE_NS, headers=user.headers)
-        assert_problem(delete, 403, "forbidden")
+    # After a restart of the market the rates are still the governed ones.
+    await state.market.start()
     assert await _rates(api, zones) == before
-
-
-async def test_unknown_zone_is_not_found(api: ApiClient, zones: User) -> None:
-    before = await _rates(api, zones)
-    for path in ("/api/v1/zones/rates/nowhere/south", "/api/v1/zones/rates/north/nowhere"):
-        put = await api.http.put(path, json=OVERRIDE_NS, headers=zones.headers)
-        assert_problem(put, 404, "zone_not_found")
-        delete = await api.http.delete(path, headers=zones.headers)
-        assert_problem(delete, 404, "zone_not_found")
-    assert await _rates(api, zones) == before
-    assert await _overrides(api) == []
-
-
-async def _overrides(api: ApiClient) -> list[tuple[str, str]]:
-    rows = await api.state.zones.rate_overrides()
-    return [(row.seller_zone, row.buyer_zone) for row in rows]
+    assert not state.market.rates_for(0).overrides

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from wattx.settlement.deploy import DEFAULT_PARAMETERS
 from wattx.sim.community import CommunityMix, draw_community
 from wattx.sim.feeders import LINK_FLOWS, TwoFeeders
 from wattx.sim.runner.grid import (
@@ -27,8 +28,9 @@ from wattx.sim.strategies import StrategyName
 from wattx.sim.timegrid import TimeGrid
 
 TIGHT = TwoFeeders(export_wh=100, import_wh=100)
-FREE_WIRES = {"wheeling_per_kwh": 0, "loss_bps": 0}
-"""No wheeling charge or loss between the zones: a trade's wheeling fee is its congestion fee."""
+FREE_WIRES = {p.name: 0 for p in DEFAULT_PARAMETERS if p.name.startswith(("wheeling_", "loss_"))}
+"""No wheeling charge or loss between the zones (governed so from the start): a trade's
+wheeling fee is its congestion fee."""
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,7 @@ def scenario() -> Scenario:
 def feeder_run(scenario: Scenario) -> ServiceFeederRun:
     # One run serves the tests; a synchronous fixture owns its own event loop.
     return asyncio.run(
-        run_feeders_in_process(
-            scenario, TIGHT, StrategyName.ZERO_INTELLIGENCE, rates=dict(FREE_WIRES)
-        )
+        run_feeders_in_process(scenario, TIGHT, StrategyName.ZERO_INTELLIGENCE, governed=FREE_WIRES)
     )
 
 

@@ -1,6 +1,6 @@
-"""The operator edits zones (name, tariff, link capacities) and zone-rate overrides
-from the console: the same services as the API, CSRF, a mistake shown next to its
-field with nothing changed, and no edit for anyone but an operator."""
+"""The operator edits zones (name, tariff, link capacities) from the console and sees the
+governed zone rates read only: the same services as the API, CSRF, a mistake shown next
+to its field with nothing changed, and no edit for anyone but an operator."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ async def _zone(api: ApiClient) -> dict[str, Any]:
     return body
 
 
-async def test_operator_edits_tariff_capacities_and_rates(api: ApiClient, app: FastAPI) -> None:
+async def test_operator_edits_tariff_and_capacities_and_sees_governed_rates(
+    api: ApiClient, app: FastAPI
+) -> None:
     op = await api.operator()
     created = await api.http.post("/api/v1/zones", json=FLAT_ZONE, headers=op.headers)
     assert created.status_code == 201, created.text
@@ -101,7 +103,21 @@ async def test_operator_edits_tariff_capacities_and_rates(api: ApiClient, app: F
         assert forged.status_code == 403
         assert await _zone(api) == zone
 
-        rate = await browser.post(
+        # The rates between zones are governed: shown read only, with no form to change
+        # them, and the old override endpoint is gone (nothing changes).
+        shown = await browser.get("/operator/zones")
+        assert 'data-rate="main-main"' in shown.text
+        assert "/operator/zone-rates" not in shown.text
+        before = await _rates(api)
+        assert before == [
+            {
+                "seller_zone": "main",
+                "buyer_zone": "main",
+                "wheeling_per_kwh": 5_000,
+                "loss_bps": 100,
+            }
+        ]
+        gone = await browser.post(
             "/operator/zone-rates",
             data={
                 "seller_zone": "main",
@@ -112,49 +128,8 @@ async def test_operator_edits_tariff_capacities_and_rates(api: ApiClient, app: F
                 "csrf_token": csrf(browser),
             },
         )
-        assert rate.status_code == 200, rate.text
-        assert 'data-rate="main-main"' in rate.text
-        rates = await _rates(api)
-        assert rates == [
-            {
-                "seller_zone": "main",
-                "buyer_zone": "main",
-                "wheeling_per_kwh": 0,
-                "loss_bps": 250,
-                "source": "override",
-            }
-        ]
-        for data, field in (
-            ({"loss_bps": "10000"}, "loss_bps"),
-            ({"wheeling": "-1"}, "wheeling"),
-            ({"seller_zone": "nowhere"}, "seller_zone"),
-        ):
-            body = {
-                "seller_zone": "main",
-                "buyer_zone": "main",
-                "wheeling": "0.01",
-                "loss_bps": "100",
-                "action": "set",
-                **data,
-                "csrf_token": csrf(browser),
-            }
-            refused = await browser.post("/operator/zone-rates", data=body)
-            assert refused.status_code == 422, (data, refused.text)
-            assert field_error(refused.text, field), data
-            assert (await api.http.get("/api/v1/zones/rates", headers=op.headers)).json()[
-                "rates"
-            ] == rates
-        removed = await browser.post(
-            "/operator/zone-rates",
-            data={
-                "seller_zone": "main",
-                "buyer_zone": "main",
-                "action": "remove",
-                "csrf_token": csrf(browser),
-            },
-        )
-        assert removed.status_code == 200
-        assert (await _rates(api))[0]["source"] == ("default")
+        assert gone.status_code in (404, 405)
+        assert await _rates(api) == before
 
     # Only an operator edits: a participant is refused and sees no form.
     member = await api.signup(Role.PROSUMER)

@@ -64,6 +64,7 @@ from wattx.bus.redis import RedisBus
 from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock, SystemClock
+from wattx.governance import MINT_THRESHOLD
 from wattx.ingest.mqtt import MqttReadingIngest
 from wattx.ingest.node_link import LinkTimings, NodeLinkHub
 from wattx.metering.minting import MintPolicy
@@ -361,6 +362,7 @@ async def _start_services(
         db, chain_accounts, the_bus, clock, market, settlement.index_events
     )
     await governance.start()
+    zone_service.governed_by(governance.is_governed)
     meter_registry = MeterRegistryService(db, clock)
     return AppState(
         settings=settings,
@@ -385,6 +387,7 @@ async def _start_services(
             clock,
             schedule,
             MintPolicy(threshold_wh=settings.mint_threshold_wh),
+            threshold_for=lambda epoch_id: market.parameters_for(epoch_id).get(MINT_THRESHOLD),
         ),
         retirement=RetirementService(db, chain_accounts, clock),
         public_ledger=PublicLedgerService(db),

@@ -64,8 +64,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/zones"): ANY_ROLE,
     ("POST", f"{V1}/zones"): OPERATOR,
     ("GET", f"{V1}/zones/rates"): ANY_ROLE,
-    ("PUT", f"{V1}/zones/rates/{{seller_zone}}/{{buyer_zone}}"): OPERATOR,
-    ("DELETE", f"{V1}/zones/rates/{{seller_zone}}/{{buyer_zone}}"): OPERATOR,
     ("GET", f"{V1}/zones/{{zone_id}}"): ANY_ROLE,
     ("PUT", f"{V1}/zones/{{zone_id}}"): OPERATOR,
     # meters
@@ -185,7 +183,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/operator/audit"): OVERSIGHT,
     ("GET", "/operator/zones"): OVERSIGHT,
     ("POST", "/operator/zones/{zone_id}"): OPERATOR,
-    ("POST", "/operator/zone-rates"): OPERATOR,
     ("GET", "/operator/epochs"): OVERSIGHT,
     ("GET", "/operator/epochs/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,

@@ -28,6 +28,8 @@ class EventType(StrEnum):
     NODE_STATUS = "node.status"
     NODE_EVENT = "node.event"
     PROPOSAL_UPDATED = "proposal.updated"
+    MARKET_PAUSED = "market.paused"
+    MARKET_RESUMED = "market.resumed"
 
 
 @dataclass(frozen=True, slots=True)

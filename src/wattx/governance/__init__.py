@@ -18,7 +18,18 @@ from wattx.governance.errors import (
     VotingClosedError,
     VotingStillOpenError,
 )
-from wattx.governance.parameters import MARKET_FEE, ParameterSet, set_for_epoch, unit_of
+from wattx.governance.parameters import (
+    LINK_CAPACITY_MAX,
+    MARKET_FEE,
+    MINT_THRESHOLD,
+    PRICE_CEILING_MARGIN,
+    PRICE_FLOOR_MARGIN,
+    ParameterSet,
+    link_of,
+    link_parameter,
+    set_for_epoch,
+    unit_of,
+)
 from wattx.governance.proposals import (
     GovernedValue,
     Proposal,
@@ -29,7 +40,11 @@ from wattx.governance.proposals import (
 )
 
 __all__ = [
+    "LINK_CAPACITY_MAX",
     "MARKET_FEE",
+    "MINT_THRESHOLD",
+    "PRICE_CEILING_MARGIN",
+    "PRICE_FLOOR_MARGIN",
     "AlreadyVotedError",
     "GovernedValue",
     "NoVotingWeightError",
@@ -48,6 +63,8 @@ __all__ = [
     "check_executable",
     "check_proposal",
     "check_vote",
+    "link_of",
+    "link_parameter",
     "set_for_epoch",
     "unit_of",
 ]

@@ -9,10 +9,34 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 MARKET_FEE = "market_fee_bps"
+PRICE_FLOOR_MARGIN = "price_floor_margin_bps"
+PRICE_CEILING_MARGIN = "price_ceiling_margin_bps"
+MINT_THRESHOLD = "mint_threshold_wh"
+LINK_IMPORT = "link_import_wh:"
+LINK_EXPORT = "link_export_wh:"
+LINK_CAPACITY_MAX = 10**12
+"""The most Wh per epoch a proposal may set for a link capacity."""
+
+
+def link_parameter(zone: str, *, export: bool) -> str:
+    """The governed name of ``zone``'s import (into the zone) or export capacity."""
+    return f"{LINK_EXPORT if export else LINK_IMPORT}{zone}"
+
+
+def link_of(name: str) -> tuple[str, bool] | None:
+    """``(zone, export)`` of a link-capacity parameter's name, or None for another name."""
+    for prefix, export in ((LINK_IMPORT, False), (LINK_EXPORT, True)):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return name[len(prefix) :], export
+    return None
+
 
 _UNITS: tuple[tuple[str, str], ...] = (
     ("market_fee_bps", "basis points"),
     ("refprice_base_per_kwh", "micro-units per kWh"),
+    ("price_", "basis points of the tariff spread"),
+    ("mint_threshold_wh", "Wh"),
+    ("link_", "Wh per epoch"),
     ("wheeling_", "micro-units per kWh"),
     ("loss_", "parts per million"),
     ("refprice_", "basis points"),

@@ -6,7 +6,7 @@ talks to :class:`MarketEngine`; the rules are written down in ``docs/market.md``
 
 from wattx.market.auction import AuctionClearing, clear_call_auction, clear_call_auction_arrays
 from wattx.market.book import ContinuousBook
-from wattx.market.config import MarketConfig
+from wattx.market.config import BoundMargins, MarketConfig
 from wattx.market.depth import BookDepth, DepthLevel
 from wattx.market.engine import GateClosure, MarketEngine, SubmitResult
 from wattx.market.errors import (
@@ -36,6 +36,7 @@ from wattx.market.reference_price import (
 __all__ = [
     "AuctionClearing",
     "BookDepth",
+    "BoundMargins",
     "ContinuousBook",
     "DepthLevel",
     "DuplicateClientOrderIdError",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wattx.domain import EpochSchedule, ValidationError, Zone
-from wattx.grid.model import GridLink, GridTree
+from wattx.grid.model import Direction, GridLink, GridTree
 from wattx.market.mechanism import Mechanism
 from wattx.market.rates import ZoneRateTable
 from wattx.units import BPS_PER_UNIT
@@ -35,6 +35,15 @@ class MarketConfig:
     before the first change, ``rates``."""
     mechanisms: Mapping[str, Mechanism] = field(default_factory=dict)
     cross_zone: bool = True
+    capacity_changes: Mapping[int, Mapping[tuple[str, Direction], int]] = field(
+        default_factory=dict
+    )
+    """Epoch id → the governed link capacities from that epoch on, per (zone, direction):
+    ``down`` is what may enter the zone (its import), ``up`` what may leave it (its
+    export), Wh per epoch. A capacity not listed is the zone's configured one."""
+    margin_changes: Mapping[int, BoundMargins] = field(default_factory=dict)
+    """Epoch id → the price-bound margins from that epoch on (governance's executed
+    values); before the first change, none (the bounds are the tariffs)."""
 
     def __post_init__(self) -> None:
         if not self.zones:
@@ -65,6 +74,53 @@ class MarketConfig:
 
     def mechanism(self, zone: str) -> Mechanism:
         return self.mechanisms.get(zone, Mechanism.CONTINUOUS)
+
+    def capacity_for(
+        self, zone: str, direction: Direction, epoch_id: int, configured: int | None
+    ) -> int | None:
+        """The capacity of ``zone``'s link in ``direction`` for ``epoch_id``: governed if
+        the epoch's set has it, else ``configured``."""
+        starts = [start for start in self.capacity_changes if start <= epoch_id]
+        if not starts:
+            return configured
+        return self.capacity_changes[max(starts)].get((zone, direction), configured)
+
+    def margins_for(self, epoch_id: int) -> BoundMargins:
+        """The price-bound margins of orders for ``epoch_id``."""
+        starts = [start for start in self.margin_changes if start <= epoch_id]
+        return self.margin_changes[max(starts)] if starts else BoundMargins()
+
+
+@dataclass(frozen=True, slots=True)
+class BoundMargins:
+    """How far inside the tariffs an epoch's prices must stay, in basis points of the
+    spread between the feed-in and the retail tariff (governed:
+    ``price_floor_margin_bps``, ``price_ceiling_margin_bps``).
+
+    The lowest price is ``feed_in + ceil(spread × floor ÷ 10,000)`` and the highest
+    ``retail - ceil(spread × ceiling ÷ 10,000)``: the margins only ever narrow the
+    tariffs' range, so no one trades worse than with the grid. Each margin is at most
+    5,000 (half the spread), so the range is never empty.
+    """
+
+    floor_bps: int = 0
+    ceiling_bps: int = 0
+
+    def __post_init__(self) -> None:
+        for margin in (self.floor_bps, self.ceiling_bps):
+            if not 0 <= margin <= MAX_MARGIN_BPS:
+                raise ValidationError("a bound margin must be in [0, 5000] bps", margin_bps=margin)
+
+    def bounds(self, feed_in: int, retail: int) -> tuple[int, int]:
+        """The lowest and highest limit price allowed between these tariffs."""
+        spread = max(retail - feed_in, 0)
+        return (
+            feed_in + -(-spread * self.floor_bps // BPS_PER_UNIT),
+            retail - -(-spread * self.ceiling_bps // BPS_PER_UNIT),
+        )
+
+
+MAX_MARGIN_BPS = 5_000
 
 
 def fee_at(default_bps: int, changes: Mapping[int, int], epoch_id: int) -> int:

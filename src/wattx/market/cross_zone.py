@@ -13,7 +13,7 @@ the incoming order stops at its owner's own resting order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -56,11 +56,20 @@ class ZoneLinks:
     stopped a match since it was last cleared: the book reports them.
     """
 
-    __slots__ = ("_flows", "_grid", "_link_flows", "_paths", "_zones", "blocked")
+    __slots__ = ("_capacity", "_flows", "_grid", "_link_flows", "_paths", "_zones", "blocked")
 
-    def __init__(self, zones: Mapping[str, Zone], grid: GridTree | None = None) -> None:
+    def __init__(
+        self,
+        zones: Mapping[str, Zone],
+        grid: GridTree | None = None,
+        capacity: CapacityOf | None = None,
+    ) -> None:
+        """``capacity(zone, direction, epoch_id, configured)``: the capacity in force for
+        that epoch (governed per link), given the configured one; the configured one
+        when not given."""
         self._zones = zones
         self._grid = grid
+        self._capacity: CapacityOf = capacity or _configured
         self._paths = grid.paths() if grid is not None else {}
         self._flows: dict[tuple[str, int], list[int]] = {}
         self._link_flows: dict[tuple[LinkUse, int], int] = {}
@@ -69,6 +78,7 @@ class ZoneLinks:
     def copy(self) -> ZoneLinks:
         twin = ZoneLinks.__new__(ZoneLinks)
         twin._zones, twin._grid, twin._paths = self._zones, self._grid, self._paths
+        twin._capacity = self._capacity
         twin._flows = {key: list(used) for key, used in self._flows.items()}
         twin._link_flows = dict(self._link_flows)
         twin.blocked = set()
@@ -82,8 +92,12 @@ class ZoneLinks:
             return self._path_limit(seller_zone, buyer_zone, epoch_id)
         exported = self._flows.get((seller_zone, epoch_id), (0, 0))[0]
         imported = self._flows.get((buyer_zone, epoch_id), (0, 0))[1]
-        export_cap = self._zones[seller_zone].export_capacity_wh
-        import_cap = self._zones[buyer_zone].import_capacity_wh
+        export_cap = self._capacity(
+            seller_zone, Direction.UP, epoch_id, self._zones[seller_zone].export_capacity_wh
+        )
+        import_cap = self._capacity(
+            buyer_zone, Direction.DOWN, epoch_id, self._zones[buyer_zone].import_capacity_wh
+        )
         limit = UNLIMITED if export_cap is None else max(export_cap - exported, 0)
         if limit == 0:
             self.blocked.add(f"{seller_zone}:export")
@@ -97,7 +111,7 @@ class ZoneLinks:
     def _path_limit(self, seller_zone: str, buyer_zone: str, epoch_id: int) -> int:
         limit = UNLIMITED
         for link, direction in self._paths[(seller_zone, buyer_zone)]:
-            capacity = link.capacity(direction)
+            capacity = self._capacity(link.child, direction, epoch_id, link.capacity(direction))
             if capacity is None:
                 continue
             room = max(capacity - self._link_flows.get(((link.child, direction), epoch_id), 0), 0)
@@ -130,6 +144,7 @@ class ZoneLinks:
         """``grid`` with each capacity reduced by what the epoch already moved across it."""
 
         def left(cap: int | None, child: str, direction: Direction) -> int | None:
+            cap = self._capacity(child, direction, epoch_id, cap)
             if cap is None:
                 return None
             return max(cap - self.link_flow(child, direction, epoch_id), 0)
@@ -152,6 +167,14 @@ class ZoneLinks:
             del self._flows[key]
         for link_key in [key for key in self._link_flows if key[1] == epoch_id]:
             del self._link_flows[link_key]
+
+
+CapacityOf = Callable[[str, Direction, int, "int | None"], "int | None"]
+"""(zone, direction, epoch id, configured capacity) → the capacity in force."""
+
+
+def _configured(_zone: str, _direction: Direction, _epoch_id: int, cap: int | None) -> int | None:
+    return cap
 
 
 def match_buy_across(

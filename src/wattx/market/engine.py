@@ -123,7 +123,7 @@ class MarketEngine:
         self._epoch_books: dict[int, dict[str, ContinuousBook]] = {}
         self._continuous_books: dict[int, list[tuple[str, ContinuousBook]]] = {}
         self._terms: dict[tuple[str, int], _EpochTerms] = {}
-        self._links = ZoneLinks(config.zones, config.grid)
+        self._links = ZoneLinks(config.zones, config.grid, config.capacity_for)
         self._closed_epochs: set[int] = set()
         self._order_seq = 0
         self._trade_seq = 0
@@ -402,7 +402,8 @@ class MarketEngine:
         if terms is None:
             epoch = self._config.schedule.epoch(epoch_id)
             band = zone.tariff.band_at(epoch.start.hour)
-            terms = self._terms[key] = _EpochTerms(epoch.gate_closure, band.feed_in, band.retail)
+            low, high = self._config.margins_for(epoch_id).bounds(band.feed_in, band.retail)
+            terms = self._terms[key] = _EpochTerms(epoch.gate_closure, low, high)
         return terms
 
     def _check_new(self, order: Order, now: datetime, *, replacing: Order | None) -> None:
@@ -426,7 +427,8 @@ class MarketEngine:
             raise GateClosedError("gate closure has passed", epoch_id=order.epoch_id)
         if not terms.feed_in <= order.limit_price <= terms.retail:
             raise PriceOutOfBoundsError(
-                "price must lie between the feed-in and retail tariffs",
+                "price must lie between the feed-in and retail tariffs (less the epoch's"
+                " governed bound margins)",
                 limit_price=order.limit_price,
                 feed_in=terms.feed_in,
                 retail=terms.retail,

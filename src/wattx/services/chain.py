@@ -30,6 +30,7 @@ from wattx.private_files import read_or_create_secret
 from wattx.services.errors import UserNotFoundError
 from wattx.services.principal import Role
 from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deploy import DeploySettings
 from wattx.settlement.deployment import Deployment
 from wattx.settlement.errors import SelfCustodyAccountError, TransactionTimeoutError
 from wattx.settlement.keys import (
@@ -63,7 +64,9 @@ def open_chain(settings: Settings) -> ContractChain:
 
         has_key = os.environ.get(OPERATOR_KEY_ENV) or os.environ.get(OPERATOR_KEY_FILE_ENV)
         return open_durable_embedded_chain(
-            settings.data_dir, operator_signer() if has_key else None
+            settings.data_dir,
+            operator_signer() if has_key else None,
+            DeploySettings(mint_threshold_wh=settings.mint_threshold_wh),
         )
     from wattx.settlement.jsonrpc import JsonRpcChain
 
@@ -71,7 +74,11 @@ def open_chain(settings: Settings) -> ContractChain:
     path = settings.chain_deployment_file or settings.data_dir / "deployment.json"
     if path.exists():
         return JsonRpcChain.connect(settings.chain_rpc_url, Deployment.load(path), operator)
-    chain = JsonRpcChain.deploy(settings.chain_rpc_url, operator)
+    chain = JsonRpcChain.deploy(
+        settings.chain_rpc_url,
+        operator,
+        settings=DeploySettings(mint_threshold_wh=settings.mint_threshold_wh),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     chain.deployment.save(path)
     return chain

@@ -68,6 +68,11 @@ class ZoneExistsError(ConflictError):
     title = "Zone already exists"
 
 
+class CapacityGovernedError(ConflictError):
+    code = "capacity_governed"
+    title = "Link capacity is governed"
+
+
 class MeterNotFoundError(NotFoundError):
     code = "meter_not_found"
     title = "Meter not found"

@@ -29,6 +29,7 @@ from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain.epochs import EpochClock
 from wattx.governance import (
+    LINK_CAPACITY_MAX,
     GovernedValue,
     ParameterSet,
     Proposal,
@@ -37,6 +38,7 @@ from wattx.governance import (
     check_executable,
     check_proposal,
     check_vote,
+    link_of,
 )
 from wattx.services.chain import ChainAccounts
 from wattx.services.errors import NotAdmittedError
@@ -265,7 +267,10 @@ class GovernanceService:
     ) -> ProposalView:
         """Propose ``value`` for the parameter ``name``, signed with the user's custodial key."""
         user_id = _admitted(principal)
-        check_proposal(await self.parameter(name), name, value)
+        found = await self.parameter(name)
+        if found is None and link_of(name) is not None:
+            found = await self._define_link(name, source=source, actor=user_id)
+        check_proposal(found, name, value)
         signer = await self._accounts.signer_of(user_id)
         chain = self._chain
         key = parameter_key(name)
@@ -358,6 +363,44 @@ class GovernanceService:
         await self._index()
         await self.apply_executed()
         return await self.publish_update(proposal_id)
+
+    async def _define_link(self, name: str, *, source: str, actor: str) -> GovernedValue | None:
+        """Put a zone's link capacity under governance on its first proposal: the
+        operator defines ``link_import_wh:<zone>``/``link_export_wh:<zone>`` on chain with
+        the zone's configured capacity as its value. None (nothing defined) when the zone
+        is unknown or that capacity is unlimited."""
+        link = link_of(name)
+        zone = self._market.zones.get(link[0]) if link else None
+        if link is None or zone is None:
+            return None
+        initial = zone.export_capacity_wh if link[1] else zone.import_capacity_wh
+        if initial is None:
+            return None
+        chain = self._chain
+        key = parameter_key(name)
+
+        def send() -> None:
+            if not chain.governed_parameter(key)[0]:
+                chain.define_parameter(name, initial, max(LINK_CAPACITY_MAX, initial))
+
+        await self._accounts.run(send)
+        await self._parameter_names(wanted={key})
+        async with self._db.write() as session:
+            await audit_repo.append(
+                session,
+                lock=self._db.locks_rows,
+                at=self._clock.now(),
+                actor=actor,
+                action="governance.defined",
+                target=f"parameter:{name}",
+                source=source,
+                after={"value": initial},
+            )
+        return await self.parameter(name)
+
+    async def is_governed(self, name: str) -> bool:
+        """Whether the chain defines a governed parameter called ``name``."""
+        return await self.parameter(name) is not None
 
     # -- helpers ----------------------------------------------------------------
 

@@ -46,7 +46,14 @@ from wattx.domain import (
     Zone,
 )
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
-from wattx.governance.parameters import MARKET_FEE, set_for_epoch
+from wattx.governance.parameters import (
+    MARKET_FEE,
+    PRICE_CEILING_MARGIN,
+    PRICE_FLOOR_MARGIN,
+    link_of,
+    set_for_epoch,
+)
+from wattx.grid.model import Direction
 from wattx.market import (
     BookDepth,
     MarketConfig,
@@ -58,7 +65,7 @@ from wattx.market import (
     ZoneRateTable,
     escrow_required,
 )
-from wattx.market.config import fee_at
+from wattx.market.config import MAX_MARGIN_BPS, BoundMargins, fee_at
 from wattx.market.coupling import LinkReport
 from wattx.market.errors import (
     DuplicateClientOrderIdError,
@@ -99,7 +106,7 @@ from wattx.services.views import (
     trade_seen_by,
     trade_view,
 )
-from wattx.services.zones import rate_override_from_row, spec_from_row
+from wattx.services.zones import spec_from_row
 from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
@@ -323,13 +330,21 @@ class MarketService:
 
     def rates_for(self, epoch_id: int) -> ZoneRateTable:
         """The zone rates of ``epoch_id``: the governed rates of its parameter set over the
-        defaults, with the operator's per-pair overrides."""
+        defaults."""
         start = set_for_epoch(list(self._parameter_sets), epoch_id)
         if start is None:
             return self.rates
-        return governed_rates(self._base_rates, self._parameter_sets[start]).with_overrides(
-            self.rates.overrides
-        )
+        return governed_rates(self._base_rates, self._parameter_sets[start])
+
+    def margins_for(self, epoch_id: int) -> BoundMargins:
+        """The price-bound margins of ``epoch_id`` (none before any set is loaded)."""
+        return _margins(self.parameters_for(epoch_id))
+
+    def bounds_for(self, zone: Zone, epoch_id: int) -> tuple[int, int]:
+        """The lowest and highest limit price of ``zone``'s orders for ``epoch_id``: its
+        tariffs at delivery time, narrowed by the epoch's governed margins."""
+        band = zone.tariff.band_at(self._epoch(epoch_id).start.hour)
+        return self.margins_for(epoch_id).bounds(band.feed_in, band.retail)
 
     async def load_parameter_sets(self, sets: Mapping[int, Mapping[str, int]]) -> None:
         """Take the recorded parameter sets (first epoch → values) into the engine: the fee
@@ -410,7 +425,13 @@ class MarketService:
                     after={"reason": reason},
                 )
             pause = self._paused[zone_id] = MarketPause(zone_id, actor, reason, now)
-            return pause
+        await self._bus.publish(
+            Event(
+                EventType.MARKET_PAUSED,
+                {"zone": zone_id, "reason": reason, "paused_at": now.isoformat()},
+            )
+        )
+        return pause
 
     async def resume(self, actor: str, zone_id: str, *, source: str) -> None:
         """Take orders for the zone again, in the audit log."""
@@ -435,6 +456,9 @@ class MarketService:
                     before={"reason": pause.reason, "paused_at": pause.paused_at.isoformat()},
                 )
             del self._paused[zone_id]
+        await self._bus.publish(
+            Event(EventType.MARKET_RESUMED, {"zone": zone_id, "resumed_at": now.isoformat()})
+        )
 
     # orders -----------------------------------------------------------------
 
@@ -1158,9 +1182,10 @@ class MarketService:
         )
 
     def _protection_price(self, zone: Zone, side: Side, epoch_id: int) -> int:
-        """A market order without a limit is bounded by the zone's tariff at delivery time."""
-        band = zone.tariff.band_at(self._epoch(epoch_id).start.hour)
-        return band.retail if side is Side.BUY else band.feed_in
+        """A market order without a limit is bounded by the zone's price bounds at delivery
+        time (the tariffs narrowed by the governed margins)."""
+        low, high = self.bounds_for(zone, epoch_id)
+        return high if side is Side.BUY else low
 
     def _epoch(self, epoch_id: int) -> DeliveryEpoch:
         """The epoch's times; ids too large for a calendar date are refused."""
@@ -1231,16 +1256,12 @@ class MarketService:
     async def _rebuild_from_database(self) -> None:
         async with self._db.read() as session:
             zone_rows = await zone_repo.all_zones(session)
-            override_rows = await zone_repo.all_rate_overrides(session)
             pause_rows = list(await session.scalars(select(MarketPauseRow)))
             open_orders = await order_repo.open_orders(session)
             last_trade_seq = await trade_repo.max_trade_seq(session)
             current = self.schedule.epoch_id_at(self._clock.now())
             closed = await epoch_repo.closed_epoch_ids(session, current)
         specs = [spec_from_row(row) for row in zone_rows]
-        self.rates = self._base_rates.with_overrides(
-            rate_override_from_row(row) for row in override_rows
-        )
         self._zones = {spec.id: spec.to_zone() for spec in specs}
         self._paused = {
             row.zone_id: MarketPause(row.zone_id, row.paused_by, row.reason, row.paused_at)
@@ -1259,6 +1280,12 @@ class MarketService:
             fee_changes=dict(self._fee_changes),
             rates=self.rates,
             rate_changes={start: self.rates_for(start) for start in self._parameter_sets},
+            margin_changes={
+                start: _margins(values) for start, values in self._parameter_sets.items()
+            },
+            capacity_changes={
+                start: _capacities(values) for start, values in self._parameter_sets.items()
+            },
             mechanisms=self._mechanisms,
             cross_zone=self._cross_zone,
         )
@@ -1329,3 +1356,23 @@ def _replay(stored: IdempotencyRow, fingerprint: str) -> Submission:
     if stored.request_hash != fingerprint:
         raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
     return Submission(stored.status_code, json.loads(stored.response_body), replayed=True)
+
+
+def _margins(parameters: Mapping[str, int]) -> BoundMargins:
+    """The governed price-bound margins of a parameter set (0 where absent; a value
+    above the engine's limit is held at it, as the contract's maximum is the same)."""
+    return BoundMargins(
+        min(max(parameters.get(PRICE_FLOOR_MARGIN, 0), 0), MAX_MARGIN_BPS),
+        min(max(parameters.get(PRICE_CEILING_MARGIN, 0), 0), MAX_MARGIN_BPS),
+    )
+
+
+def _capacities(parameters: Mapping[str, int]) -> dict[tuple[str, Direction], int]:
+    """The governed link capacities of a parameter set, per (zone, direction)."""
+    found = {}
+    for name, value in parameters.items():
+        link = link_of(name)
+        if link is not None:
+            zone, export = link
+            found[(zone, Direction.UP if export else Direction.DOWN)] = max(value, 0)
+    return found

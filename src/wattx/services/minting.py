@@ -26,6 +26,11 @@ from readings that have grown since; otherwise the same intent (same amounts,
 same period) is sent. A contract refusal marks the intent ``failed`` (nothing
 was minted; the watermarks did not move, so the next run plans afresh); a
 chain that cannot be reached leaves it pending for the next run.
+
+The threshold is governed (``mint_threshold_wh``): a run up to epoch ``n``
+uses the value of the parameter set epoch ``n`` runs under; the service's
+``mint_threshold_wh`` setting is only the value the contract is deployed with
+(and the threshold where no set holds the parameter).
 """
 
 from __future__ import annotations
@@ -140,7 +145,10 @@ class MintingService:
         policy: MintPolicy,
         *,
         checkpoint: MintCheckpoint = _no_checkpoint,
+        threshold_for: Callable[[int], int | None] | None = None,
     ) -> None:
+        """``threshold_for(epoch)``: the governed mint threshold of that epoch, or None
+        where it has none (then ``policy``'s)."""
         self._db = db
         self._accounts = accounts
         self._bus = bus
@@ -148,6 +156,7 @@ class MintingService:
         self._schedule = schedule
         self._policy = policy
         self._checkpoint = checkpoint
+        self._threshold_for = threshold_for
         self._running = asyncio.Lock()
         # The deposit transactions of the newest intents, oldest first. The intent's
         # record does not hold them, so a node that comes back without the blocks
@@ -220,10 +229,19 @@ class MintingService:
         self._checkpoint("written")
         return row
 
+    def policy_for(self, epoch_id: int) -> MintPolicy:
+        """The mint policy of a run up to ``epoch_id``: its governed threshold (at least
+        1 Wh), else the configured one."""
+        governed = self._threshold_for(epoch_id) if self._threshold_for else None
+        if governed is None:
+            return self._policy
+        return MintPolicy(threshold_wh=max(governed, 1))
+
     async def _plan(self, through_epoch: int) -> list[PlannedMint]:
         async with self._db.read() as session:
             meters = await repo.active_meters_for_minting(session, through_epoch)
         decided: list[tuple[MeterRow, int, MintWatermark]] = []
+        policy = self.policy_for(through_epoch)
         for meter, stored, first, rows in meters:
             if first is None:
                 continue
@@ -238,7 +256,7 @@ class MintingService:
                 through_epoch=through_epoch,
                 rated_capacity_w=meter.rated_capacity_w,
                 schedule=self._schedule,
-                policy=self._policy,
+                policy=policy,
             )
             if decision.mint_wh > 0:
                 decided.append((meter, decision.mint_wh, decision.watermark))

@@ -1,10 +1,9 @@
-"""Zones: the operator's catalogue of grid areas, their tariffs, market mechanism and rates.
+"""Zones: the operator's catalogue of grid areas, their tariffs and market mechanism.
 
-Zone-rate overrides replace the computed default wheeling charge and loss of
-one direction (seller zone → buyer zone). Like every zone change they reach
-the market through the change listeners before the call returns: orders
-resting in the books stay where they are, and every match from then on uses
-the new rate (a trade already made keeps the rate it was made at).
+A zone change reaches the market through the change listeners before the call
+returns; orders resting in the books stay where they are. The rates between
+zones are not the operator's: they are governed (the relation rates of each
+epoch's parameter set, docs/market.md).
 """
 
 from __future__ import annotations
@@ -17,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Tariff, TimeOfUseBand, Zone
 from wattx.domain.epochs import EpochClock
-from wattx.market import Mechanism, ZoneRate
+from wattx.governance import link_parameter
+from wattx.market import Mechanism
 from wattx.market.config import grid_of
-from wattx.services.errors import ZoneExistsError, ZoneNotFoundError
+from wattx.services.errors import CapacityGovernedError, ZoneExistsError, ZoneNotFoundError
 from wattx.store import journal
 from wattx.store import zones as repo
 from wattx.store.db import Database
-from wattx.store.models import ZoneRateOverrideRow, ZoneRow
+from wattx.store.models import ZoneRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +55,11 @@ class ZoneSpec:
 
 
 ZonesChanged = Callable[[], Awaitable[None]]
+IsGoverned = Callable[[str], Awaitable[bool]]
 
 
 def zone_from_row(row: ZoneRow) -> Zone:
     return spec_from_row(row).to_zone()
-
-
-def rate_override_from_row(row: ZoneRateOverrideRow) -> tuple[str, str, ZoneRate]:
-    """A stored override as the ``(seller_zone, buyer_zone, rate)`` of a zone-rate table."""
-    return row.seller_zone, row.buyer_zone, ZoneRate(row.wheeling_per_kwh, row.loss_bps)
 
 
 def spec_from_row(row: ZoneRow) -> ZoneSpec:
@@ -86,6 +82,11 @@ class ZoneService:
         self._db = db
         self._clock = clock
         self._listeners: list[ZonesChanged] = []
+        self._is_governed: IsGoverned | None = None
+
+    def governed_by(self, is_governed: IsGoverned) -> None:
+        """``is_governed(name)``: whether governance owns the parameter (a link capacity)."""
+        self._is_governed = is_governed
 
     def on_change(self, listener: ZonesChanged) -> None:
         """Called after every committed change (the market rebuilds its config)."""
@@ -116,7 +117,10 @@ class ZoneService:
         return row
 
     async def update_zone(self, spec: ZoneSpec) -> ZoneRow:
+        """Change a zone; a link capacity governance owns cannot change here
+        (``capacity_governed``): only an executed proposal changes it."""
         spec.to_zone()
+        await self._check_governed(spec)
         async with self._db.write() as session:
             row = await repo.zone_by_id(session, spec.id, lock=self._db.locks_rows)
             if row is None:
@@ -130,45 +134,6 @@ class ZoneService:
         await self._notify()
         return row
 
-    async def set_rate(
-        self, seller_zone: str, buyer_zone: str, rate: ZoneRate, *, updated_by: str
-    ) -> ZoneRateOverrideRow:
-        """Override the rate of one direction; the market matches with it once this returns.
-
-        Both zones must exist. Orders already resting keep their place in the
-        books; the new rate applies to every match made after this call.
-        """
-        async with self._db.write() as session:
-            await self._require_pair(session, seller_zone, buyer_zone)
-            row = await repo.rate_override(session, seller_zone, buyer_zone)
-            if row is None:
-                row = ZoneRateOverrideRow(seller_zone=seller_zone, buyer_zone=buyer_zone)
-                session.add(row)
-            row.wheeling_per_kwh = rate.wheeling_per_kwh
-            row.loss_bps = rate.loss_bps
-            row.updated_by = updated_by
-            row.updated_at = self._clock.now()
-        await self._notify()
-        return row
-
-    async def remove_rate(self, seller_zone: str, buyer_zone: str) -> bool:
-        """Drop the override of one direction (back to the default); False if there was none.
-
-        Both zones must exist. Removing an absent override changes nothing.
-        """
-        async with self._db.write() as session:
-            await self._require_pair(session, seller_zone, buyer_zone)
-            row = await repo.rate_override(session, seller_zone, buyer_zone)
-            if row is not None:
-                await session.delete(row)
-        if row is not None:
-            await self._notify()
-        return row is not None
-
-    async def rate_overrides(self) -> list[ZoneRateOverrideRow]:
-        async with self._db.read() as session:
-            return await repo.all_rate_overrides(session)
-
     async def seed_default(self, zone_id: str, name: str) -> bool:
         """Create one zone with the default tariff if there is none; True if created."""
         async with self._db.write() as session:
@@ -181,13 +146,24 @@ class ZoneService:
         await self._notify()
         return True
 
-    async def _require_pair(self, session: AsyncSession, seller_zone: str, buyer_zone: str) -> None:
-        # Locking the seller zone's row serialises concurrent changes of its
-        # overrides, so two first writes of one pair cannot both insert.
-        if await repo.zone_by_id(session, seller_zone, lock=self._db.locks_rows) is None:
-            raise ZoneNotFoundError("no such zone", zone=seller_zone)
-        if await repo.zone_by_id(session, buyer_zone) is None:
-            raise ZoneNotFoundError("no such zone", zone=buyer_zone)
+    async def _check_governed(self, spec: ZoneSpec) -> None:
+        if self._is_governed is None:
+            return
+        async with self._db.read() as session:
+            row = await repo.zone_by_id(session, spec.id)
+        if row is None:
+            return
+        for export, before, after in (
+            (False, row.import_capacity_wh, spec.import_capacity_wh),
+            (True, row.export_capacity_wh, spec.export_capacity_wh),
+        ):
+            name = link_parameter(spec.id, export=export)
+            if before != after and await self._is_governed(name):
+                raise CapacityGovernedError(
+                    "this link capacity is governed: propose the change instead",
+                    zone=spec.id,
+                    parameter=name,
+                )
 
     async def _notify(self) -> None:
         for listener in self._listeners:

@@ -398,6 +398,10 @@ class ContractChain:
     def vote(self, signer: Signer, proposal_id: int, support: bool) -> TxResult:
         return self.transact("Governance", "vote", proposal_id, support, signer=signer)
 
+    def define_parameter(self, name: str, initial: int, maximum: int) -> TxResult:
+        """Define a governed parameter (the operator, once per name)."""
+        return self.transact("Governance", "define_parameter", name, initial, maximum)
+
     def execute_proposal(self, proposal_id: int) -> TxResult:
         """Execute a passed proposal (anyone may; the operator pays)."""
         return self.transact("Governance", "execute", proposal_id)

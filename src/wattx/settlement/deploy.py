@@ -62,6 +62,9 @@ DEFAULT_PARAMETERS: tuple[GovernedParameter, ...] = (
     GovernedParameter("refprice_time_of_use_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_reliability_weight_bps", 10_000, 10_000),
     GovernedParameter("refprice_base_per_kwh", 0, 10_000_000),
+    GovernedParameter("price_floor_margin_bps", 0, 5_000),
+    GovernedParameter("price_ceiling_margin_bps", 0, 5_000),
+    GovernedParameter("mint_threshold_wh", 100, 1_000_000),
     GovernedParameter("incentive_budget_per_period", 10_000_000, 1_000_000_000_000),
     GovernedParameter("incentive_cap_per_node", 1_000_000, 1_000_000_000_000),
     GovernedParameter("incentive_min_bond", 10_000_000, 1_000_000_000_000),
@@ -82,6 +85,19 @@ class DeploySettings:
     timelock_seconds: int = 24 * 3600
     quorum_wh: int = 1_000_000
     parameters: Sequence[GovernedParameter] = field(default=DEFAULT_PARAMETERS)
+    mint_threshold_wh: int | None = None
+    """The service's ``mint_threshold_wh`` setting: the initial value of the governed
+    ``mint_threshold_wh`` (its maximum is raised to it if lower); None keeps the default."""
+
+    def defined(self) -> list[GovernedParameter]:
+        """The parameters to define, with the deployment's own initial values."""
+        found = []
+        for p in self.parameters:
+            if p.name == "mint_threshold_wh" and self.mint_threshold_wh is not None:
+                initial = self.mint_threshold_wh
+                p = GovernedParameter(p.name, initial, max(p.maximum, initial))
+            found.append(p)
+        return found
 
 
 def _deploy(transport: Transport, operator: Signer, name: str, *args: Any) -> str:
@@ -124,7 +140,7 @@ def deploy_contracts(
     )
     incentives = _deploy(transport, operator, "NetworkIncentives", registry, governance, credit)
     _send(transport, operator, "MeterOracle", oracle, "set_submitter", operator.address, True)
-    for p in settings.parameters:
+    for p in settings.defined():
         _send(
             transport,
             operator,

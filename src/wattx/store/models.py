@@ -72,19 +72,6 @@ class ZoneRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ZoneRateOverrideRow(Base):
-    """An operator's wheeling charge and loss for one direction (seller zone → buyer zone)."""
-
-    __tablename__ = "zone_rate_overrides"
-
-    seller_zone: Mapped[str] = mapped_column(String(40), primary_key=True)
-    buyer_zone: Mapped[str] = mapped_column(String(40), primary_key=True)
-    wheeling_per_kwh: Mapped[int] = mapped_column(BigInteger)  # micro-units per kWh sold
-    loss_bps: Mapped[int] = mapped_column(Integer)
-    updated_by: Mapped[str] = mapped_column(String(32))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
 class MeterRow(Base):
     __tablename__ = "meters"
 

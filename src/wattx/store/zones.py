@@ -1,11 +1,11 @@
-"""Repository of zones, their tariffs and the operator's zone-rate overrides."""
+"""Repository of zones and their tariffs."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wattx.store.models import ZoneRateOverrideRow, ZoneRow
+from wattx.store.models import ZoneRow
 
 
 async def all_zones(session: AsyncSession) -> list[ZoneRow]:
@@ -17,16 +17,3 @@ async def zone_by_id(session: AsyncSession, zone_id: str, *, lock: bool = False)
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).first()
-
-
-async def all_rate_overrides(session: AsyncSession) -> list[ZoneRateOverrideRow]:
-    query = select(ZoneRateOverrideRow).order_by(
-        ZoneRateOverrideRow.seller_zone, ZoneRateOverrideRow.buyer_zone
-    )
-    return list(await session.scalars(query))
-
-
-async def rate_override(
-    session: AsyncSession, seller_zone: str, buyer_zone: str
-) -> ZoneRateOverrideRow | None:
-    return await session.get(ZoneRateOverrideRow, (seller_zone, buyer_zone))

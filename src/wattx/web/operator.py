@@ -282,7 +282,7 @@ async def _zones_page(
         "operator_zones.html",
         {
             "zones": listed,
-            "overrides": await state.zones.rate_overrides(),
+            "rates": _rate_rows(state),
             "errors": errors or {},
             "values": values or {},
             "done": done,
@@ -291,10 +291,23 @@ async def _zones_page(
     )
 
 
+def _rate_rows(state: State) -> list[tuple[str, str, ZoneRate]]:
+    """Every ordered pair of zones and the governed rate of the first epoch open now."""
+    market = state.market
+    table = market.rates_for(market.first_open_epoch(state.clock.now()))
+    zones = market.zones
+    return [
+        (seller.id, buyer.id, table.rate(seller, buyer))
+        for seller in zones.values()
+        for buyer in zones.values()
+    ]
+
+
 @router.get("/zones", response_class=HTMLResponse)
 async def zones(request: Request, state: State) -> HTMLResponse:
-    """Zones with their tariffs and link capacities, and the zone-rate overrides: each
-    editable by an operator through the same service as ``PUT /api/v1/zones/...``."""
+    """Zones with their tariffs and link capacities, editable by an operator through the
+    same service as ``PUT /api/v1/zones/...``, and the governed rates between them (read
+    only: changing them is a governance proposal)."""
     return await _zones_page(request, state)
 
 
@@ -360,45 +373,6 @@ async def edit_zone(
             status_code=exc.http_status,
         )
     return await _zones_page(request, state, done=f"Zone {zone_id} saved.")
-
-
-@router.post("/zone-rates", response_class=HTMLResponse)
-async def edit_rate(request: Request, principal: CurrentPrincipal, state: State) -> Response:
-    """Override (or, with "remove", drop) the wheeling charge and loss of one direction,
-    as ``PUT``/``DELETE /api/v1/zones/rates/{seller}/{buyer}``."""
-    form = {k: str(v).strip() for k, v in (await request.form()).items()}
-    known = {row.id for row in await state.zones.list_zones()}
-    try:
-        seller, buyer = form.get("seller_zone", ""), form.get("buyer_zone", "")
-        if seller not in known:
-            raise FieldError("seller_zone", "Choose the zone the energy is sold in.")
-        if buyer not in known:
-            raise FieldError("buyer_zone", "Choose the zone the energy is delivered in.")
-        if form.get("action") == "remove":
-            await state.zones.remove_rate(seller, buyer)
-            done = f"The rate from {seller} to {buyer} is the default again."
-        else:
-            wheeling = scaled_or_zero("wheeling", form.get("wheeling", ""), 6, "per kWh")
-            loss = whole_number(
-                "loss_bps", form.get("loss_bps", ""), low=0, high=9_999, what="basis points"
-            )
-            await state.zones.set_rate(
-                seller, buyer, ZoneRate(wheeling, loss), updated_by=principal.user_id
-            )
-            done = f"Rate from {seller} to {buyer} saved."
-    except FieldError as exc:
-        return await _zones_page(
-            request, state, errors={exc.field: exc.message}, values=form, status_code=422
-        )
-    except DomainError as exc:
-        return await _zones_page(
-            request,
-            state,
-            errors={"rate_form": exc.detail},
-            values=form,
-            status_code=exc.http_status,
-        )
-    return await _zones_page(request, state, done=done)
 
 
 async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Zones, tariffs and zone-to-zone rates."""
+"""Zones, tariffs and the zone-to-zone rates in force (governed, read only)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,19 @@ import json
 
 from fastapi import APIRouter, status
 
-from wattx.api.auth import CurrentPrincipal, State
+from wattx.api.auth import State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.zones import (
     BandIn,
     BandOut,
     ZoneIn,
     ZoneOut,
-    ZoneRateIn,
     ZoneRateOut,
     ZoneRatesOut,
     ZoneUpdate,
 )
 from wattx.api.state import AppState
 from wattx.domain import TimeOfUseBand, Zone
-from wattx.market import ZoneRate
-from wattx.services.errors import ZoneNotFoundError
 from wattx.services.zones import ZoneSpec
 from wattx.store.models import ZoneRow
 
@@ -75,26 +72,15 @@ async def create_zone(body: ZoneIn, state: State) -> ZoneOut:
 
 def _rate_out(state: AppState, seller: Zone, buyer: Zone) -> ZoneRateOut:
     """The rate the market matches this direction with in the first epoch open for orders
-    (governance's zone rates of that epoch, or an operator's override), and its source."""
+    (governance's zone rates of that epoch)."""
     market = state.market
-    table = market.rates_for(market.first_open_epoch(state.clock.now()))
-    rate = table.rate(seller, buyer)
+    rate = market.rates_for(market.first_open_epoch(state.clock.now())).rate(seller, buyer)
     return ZoneRateOut(
         seller_zone=seller.id,
         buyer_zone=buyer.id,
         wheeling_per_kwh=rate.wheeling_per_kwh,
         loss_bps=rate.loss_bps,
-        source="override" if table.is_override(seller.id, buyer.id) else "default",
     )
-
-
-def _pair_out(state: AppState, seller_zone: str, buyer_zone: str) -> ZoneRateOut:
-    zones = state.market.zones
-    seller, buyer = zones.get(seller_zone), zones.get(buyer_zone)
-    if seller is None or buyer is None:
-        missing = seller_zone if seller is None else buyer_zone
-        raise ZoneNotFoundError("no such zone", zone=missing)
-    return _rate_out(state, seller, buyer)
 
 
 @router.get("/rates")
@@ -105,35 +91,6 @@ async def zone_rates(state: State) -> ZoneRatesOut:
         _rate_out(state, seller, buyer) for seller in zones.values() for buyer in zones.values()
     ]
     return ZoneRatesOut(fee_bps=state.market.fee_bps, rates=rates)
-
-
-@router.put("/rates/{seller_zone}/{buyer_zone}")
-async def set_zone_rate(
-    seller_zone: str,
-    buyer_zone: str,
-    body: ZoneRateIn,
-    principal: CurrentPrincipal,
-    state: State,
-) -> ZoneRateOut:
-    """Override the rate of energy sold in ``seller_zone`` and delivered in ``buyer_zone``.
-
-    The market matches with it from the moment this returns, and after a
-    restart. Resting orders stay in the books; trades already made keep
-    the rate they were made at.
-    """
-    rate = ZoneRate(body.wheeling_per_kwh, body.loss_bps)
-    await state.zones.set_rate(seller_zone, buyer_zone, rate, updated_by=principal.user_id)
-    return _pair_out(state, seller_zone, buyer_zone)
-
-
-@router.delete("/rates/{seller_zone}/{buyer_zone}")
-async def remove_zone_rate(seller_zone: str, buyer_zone: str, state: State) -> ZoneRateOut:
-    """Remove the override of one direction; answers with the default now in force.
-
-    Removing an override that does not exist changes nothing and answers the same.
-    """
-    await state.zones.remove_rate(seller_zone, buyer_zone)
-    return _pair_out(state, seller_zone, buyer_zone)
 
 
 @router.get("/{zone_id}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
@@ -71,21 +70,11 @@ class ZoneOut(BaseModel):
     created_at: datetime
 
 
-class ZoneRateIn(StrictModel):
-    """An operator's rate for one direction (seller zone → buyer zone)."""
-
-    wheeling_per_kwh: StrictInt = Field(ge=0, le=10**12, description="micro-units per kWh sold")
-    loss_bps: StrictInt = Field(ge=0, lt=10_000, description="energy lost, basis points")
-
-
 class ZoneRateOut(BaseModel):
     seller_zone: str
     buyer_zone: str
     wheeling_per_kwh: int = Field(description="micro-units per kWh sold")
     loss_bps: int
-    source: Literal["default", "override"] = Field(
-        description="override: set by the operator; default: computed from the zones' relation"
-    )
 
 
 class ZoneRatesOut(BaseModel):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,9 +52,7 @@ MECHANISM = "call_auction"
 """Every zone of the tree clears by call auction, so the gate closure couples them."""
 
 
-def feeder_layout(
-    feeders: TwoFeeders, scenario: Scenario, rates: dict[str, int] | None = None
-) -> ZoneLayout:
+def feeder_layout(feeders: TwoFeeders, scenario: Scenario) -> ZoneLayout:
     """The transformer first, then the two feeders with the feeder links' capacities;
     members placed as :meth:`TwoFeeders.zone_of` says."""
     return ZoneLayout(
@@ -70,7 +69,6 @@ def feeder_layout(
             ),
         ),
         member_zone={spec.id: feeders.zone_of(spec) for spec in scenario.community.members},
-        rates=rates,
     )
 
 
@@ -167,20 +165,21 @@ async def run_feeders_in_process(
     *,
     gate_closure_lead_s: int = 300,
     progress: ProgressHook | None = None,
-    rates: dict[str, int] | None = None,
+    governed: Mapping[str, int] | None = None,
 ) -> ServiceFeederRun:
     """Run ``scenario`` on a fresh in-process service whose zones form the two-feeder tree.
 
     Meters report every epoch without faults and sellers offer only minted
-    tokens, so every trading epoch can settle on chain. ``rates`` overrides
-    every zone pair's rate (see :class:`ZoneLayout`).
+    tokens, so every trading epoch can settle on chain. ``governed`` sets
+    governed parameters' values from the start, as a community would have voted them
+    (e.g. every ``wheeling_*`` and ``loss_*`` at 0 for wires without charges).
     """
     schedule = scenario.grid.schedule(gate_closure_lead_s)
     check_schedule(schedule)
     first_gate = schedule.epoch(scenario.grid.first_epoch_id).gate_closure
     clock = VirtualClock(first_gate - timedelta(seconds=QUOTE_LEAD_S))
-    layout = feeder_layout(feeders, scenario, rates)
-    async with scratch_service(schedule, clock) as service:
+    layout = feeder_layout(feeders, scenario)
+    async with scratch_service(schedule, clock, governed=governed) as service:
         before = await service.fee_account_credit()
         run = await run_against(
             service.client,

@@ -60,15 +60,12 @@ class ZoneLayout:
     """The zones a run creates, as a grid tree, and the zone of each member.
 
     ``zones`` lists parents before their children; ``member_zone`` maps a
-    member id to a zone name. With ``rates`` (``{"wheeling_per_kwh": ..,
-    "loss_bps": ..}``) the operator overrides the rate of every ordered pair
-    of the layout's zones; without, the governed zone rates apply, where a
+    member id to a zone name. The governed zone rates apply between them: a
     zone and its parent are neighbours.
     """
 
     zones: tuple[LayoutZone, ...]
     member_zone: Mapping[str, str]
-    rates: Mapping[str, int] | None = None
 
     @property
     def root(self) -> str:
@@ -131,8 +128,7 @@ async def create_layout(
     scenario: Scenario,
     mechanism: str,
 ) -> dict[str, str]:
-    """Create the layout's zones, parents first, and its rate overrides; returns
-    layout name → zone id."""
+    """Create the layout's zones, parents first; returns layout name → zone id."""
     ids = layout.zone_ids(run_tag)
     for zone in layout.zones:
         document = zone_document(
@@ -144,15 +140,6 @@ async def create_layout(
             export_capacity_wh=zone.export_capacity_wh,
         )
         await client.require("POST", f"{API}/zones", operator, json=document)
-    if layout.rates is not None:
-        for seller in ids.values():
-            for buyer in ids.values():
-                await client.require(
-                    "PUT",
-                    f"{API}/zones/rates/{seller}/{buyer}",
-                    operator,
-                    json=dict(layout.rates),
-                )
     return ids
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock
 from wattx.ingest.node_link import LinkClosedError
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
+from wattx.sim.errors import SimulationConfigError
 from wattx.sim.runner.client import ServiceClient, Session
 from wattx.sim.runner.devices import LinkConnection, LinkDialer
 from wattx.store import Database, upgrade_to_head
@@ -170,9 +174,13 @@ def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
 
 @asynccontextmanager
 async def scratch_service(
-    schedule: EpochSchedule, clock: EpochClock
+    schedule: EpochSchedule, clock: EpochClock, *, governed: Mapping[str, int] | None = None
 ) -> AsyncIterator[ServiceConnection]:
-    """Run a fresh service for the duration of the block; its database is deleted afterwards."""
+    """Run a fresh service for the duration of the block; its database is deleted afterwards.
+
+    ``governed`` gives governed parameters the values the chain is deployed with, as if
+    the community had voted them before the run (``SimulationConfigError`` for a name
+    the contracts do not govern)."""
     with tempfile.TemporaryDirectory(prefix="wattx-sim-") as tmp:
         settings = scratch_settings(Path(tmp), schedule)
         db = Database(settings.effective_database_url)
@@ -180,7 +188,8 @@ async def scratch_service(
             await upgrade_to_head(db)
         finally:
             await db.dispose()
-        app = create_app(settings, clock=clock, run_epoch_clock=False)
+        chain = None if governed is None else _chain_governing(settings, governed)
+        app = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
         async with app.router.lifespan_context(app):
             state: AppState = app.state.wattx
             await state.accounts.create_operator(
@@ -199,3 +208,19 @@ async def scratch_service(
                     return held.free_credit
 
                 yield ServiceConnection(client, operator, fee_account_credit, state)
+
+
+def _chain_governing(settings: Settings, governed: Mapping[str, int]) -> ContractChain:
+    """An embedded chain deployed with ``governed`` as those parameters' first values."""
+    from wattx.settlement.embedded import EmbeddedChain
+
+    unknown = set(governed) - {p.name for p in DEFAULT_PARAMETERS}
+    if unknown:
+        raise SimulationConfigError(f"not a governed parameter: {', '.join(sorted(unknown))}")
+    parameters = [
+        dataclasses.replace(p, initial=governed[p.name]) if p.name in governed else p
+        for p in DEFAULT_PARAMETERS
+    ]
+    return EmbeddedChain(
+        settings=DeploySettings(mint_threshold_wh=settings.mint_threshold_wh, parameters=parameters)
+    )
