@@ -154,8 +154,9 @@ async def test_sign_up_admit_deposit_trade_live_settle_and_prove(
     await buyer.click("#ticket button[type=submit]")
     await expect(buyer.locator("#placed")).to_contain_text("1 trade(s)")
 
-    # The trade shows up, pushed, on both parties' open pages and the public market.
-    for page in (buyer_orders, seller_orders, public):
+    # The trade shows up, pushed, on both parties' open pages, the public market and
+    # the operator's console (its trade list is a live part of its own).
+    for page in (buyer_orders, seller_orders, public, op):
         await expect(page.locator("tr[data-trade]")).to_have_count(1, timeout=LIVE_S)
     trade_id = await buyer_orders.locator("#my-trades tr[data-trade]").get_attribute("data-trade")
     assert trade_id

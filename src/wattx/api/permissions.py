@@ -185,6 +185,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/operator/zones/{zone_id}"): OPERATOR,
     ("GET", "/operator/epochs"): OVERSIGHT,
     ("GET", "/operator/epochs/live"): OVERSIGHT,
+    ("GET", "/operator/epochs/trades/live"): OVERSIGHT,
     ("POST", "/operator/epochs/{epoch_id}/close"): OPERATOR,
     ("POST", "/operator/epochs/{epoch_id}/settle"): OPERATOR,
     # governance pages: everyone signed in reads; participants and the operator propose;

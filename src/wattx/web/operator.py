@@ -375,11 +375,15 @@ async def edit_zone(
     return await _zones_page(request, state, done=f"Zone {zone_id} saved.")
 
 
-async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:
+async def _trades_context(state: State, principal: Principal) -> dict[str, Any]:
+    """The newest trades of every zone: fetched again on each ``trade.executed``."""
+    trades = await state.market.list_trades(principal, zone=None, epoch_id=None, limit=20, offset=0)
+    return {"trades": trades, "as_of": state.clock.now()}
+
+
+async def _epochs_context(state: State) -> dict[str, Any]:
     market = state.market
     closed = await market.closed_epochs(limit=50, offset=0)
-    # The newest trades of every zone: fetched again on each ``trade.executed``.
-    trades = await market.list_trades(principal, zone=None, epoch_id=None, limit=20, offset=0)
     batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
     open_epochs = sorted({o.epoch_id for o in market.open_orders()})
     now = state.clock.now()
@@ -387,7 +391,6 @@ async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:
         "closed": [(row, batches.get(row.id)) for row in closed],
         "open_epochs": [market.epoch_info(e) for e in open_epochs],
         "current": market.epoch_info(market.schedule.epoch_id_at(now)),
-        "trades": trades,
         "as_of": now,
     }
 
@@ -396,12 +399,20 @@ async def _epochs_context(state: State, principal: Principal) -> dict[str, Any]:
 async def epochs(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
     """The newest trades, the epochs with open orders and the closed ones with their
     settlement batch (live)."""
-    return page(request, "operator_epochs.html", await _epochs_context(state, principal))
+    context = await _epochs_context(state) | await _trades_context(state, principal)
+    return page(request, "operator_epochs.html", context)
 
 
 @router.get("/epochs/live", response_class=HTMLResponse)
-async def epochs_live(request: Request, principal: CurrentPrincipal, state: State) -> HTMLResponse:
-    return page(request, "_epochs_live.html", await _epochs_context(state, principal))
+async def epochs_live(request: Request, state: State) -> HTMLResponse:
+    return page(request, "_epochs_live.html", await _epochs_context(state))
+
+
+@router.get("/epochs/trades/live", response_class=HTMLResponse)
+async def epoch_trades_live(
+    request: Request, principal: CurrentPrincipal, state: State
+) -> HTMLResponse:
+    return page(request, "_epoch_trades_live.html", await _trades_context(state, principal))
 
 
 @router.post("/epochs/{epoch_id}/close")
