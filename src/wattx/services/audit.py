@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from wattx.domain.audit import ChainCheck, verify_chain
 from wattx.domain.epochs import EpochClock
 from wattx.store import audit as repo
@@ -35,18 +37,44 @@ class AuditService:
         after: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> None:
+        """Record an entry in a transaction of its own (an attempt that changed nothing)."""
         async with self._db.write() as session:
-            await repo.append(
+            await self.append(
                 session,
-                lock=self._db.locks_rows,
-                at=at or self._clock.now(),
                 actor=actor,
                 action=action,
                 target=target,
                 source=source,
                 before=before,
                 after=after,
+                at=at,
             )
+
+    async def append(
+        self,
+        session: AsyncSession,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        source: str,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Append an entry in the caller's transaction: the action and its entry commit
+        together, or neither does."""
+        await repo.append(
+            session,
+            lock=self._db.locks_rows,
+            at=at or self._clock.now(),
+            actor=actor,
+            action=action,
+            target=target,
+            source=source,
+            before=before,
+            after=after,
+        )
 
     async def entries(
         self, *, action: str | None, target: str | None, limit: int, offset: int

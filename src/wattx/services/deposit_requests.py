@@ -18,9 +18,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from wattx.domain.errors import ConflictError, NotFoundError, ValidationError
+from wattx.services.audit import AuditService
 from wattx.services.errors import InvalidAmountError, NotAdmittedError
 from wattx.services.principal import Principal
-from wattx.store import audit as audit_repo
 from wattx.store import deposits as repo
 from wattx.store.db import Database
 from wattx.store.models_deposits import DepositRequestRow
@@ -100,6 +100,7 @@ class DepositRequestService:
     def __init__(self, db: Database, wallet: WalletService) -> None:
         self._db = db
         self._wallet = wallet
+        self._trail = AuditService(db, wallet.clock)
 
     def _now(self) -> datetime:
         return self._wallet.clock.now()
@@ -222,10 +223,8 @@ class DepositRequestService:
         source: str,
         after: dict[str, Any],
     ) -> None:
-        await audit_repo.append(
+        await self._trail.append(
             session,
-            lock=self._db.locks_rows,
-            at=self._now(),
             actor=actor,
             action=action,
             target=f"deposit_request:{row.id}",

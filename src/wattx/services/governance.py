@@ -40,6 +40,7 @@ from wattx.governance import (
     check_vote,
     link_of,
 )
+from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.errors import NotAdmittedError
 from wattx.services.market import MarketService
@@ -47,7 +48,6 @@ from wattx.services.principal import Principal
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
 from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult
-from wattx.store import audit as audit_repo
 from wattx.store import governance as repo
 from wattx.store.db import Database
 from wattx.store.models_governance import GovernanceProposalRow, ParameterSetRow
@@ -127,6 +127,7 @@ class GovernanceService:
         self._clock = clock
         self._market = market
         self._index = index
+        self._trail = AuditService(db, clock)
         # keccak256 key → name, and name → deployed value, from ParameterDefined events.
         self._names: dict[bytes, str] = {}
         self._initial: dict[str, int] = {}
@@ -386,10 +387,8 @@ class GovernanceService:
         await self._accounts.run(send)
         await self._parameter_names(wanted={key})
         async with self._db.write() as session:
-            await audit_repo.append(
+            await self._trail.append(
                 session,
-                lock=self._db.locks_rows,
-                at=self._clock.now(),
                 actor=actor,
                 action="governance.defined",
                 target=f"parameter:{name}",
@@ -480,10 +479,8 @@ class GovernanceService:
         source: str,
         after: dict[str, Any],
     ) -> None:
-        await audit_repo.append(
+        await self._trail.append(
             session,
-            lock=self._db.locks_rows,
-            at=self._clock.now(),
             actor=actor,
             action=action,
             target=f"proposal:{proposal_id}",

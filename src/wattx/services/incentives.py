@@ -33,6 +33,7 @@ from wattx.incentives import (
     uptime_bps,
 )
 from wattx.nodes.errors import NodeNotFoundError
+from wattx.services.audit import AuditService
 from wattx.services.chain import ChainAccounts
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal, Role
@@ -40,7 +41,6 @@ from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DEFAULT_PARAMETERS, parameter_key
 from wattx.settlement.errors import InsufficientBalanceError, PeriodAlreadyReportedError
 from wattx.settlement.port import Asset, Signer, TxResult
-from wattx.store import audit as audit_repo
 from wattx.store import incentives as repo
 from wattx.store import settlement as settlement_repo
 from wattx.store.db import Database
@@ -128,6 +128,7 @@ class IncentivesService:
         self._db = db
         self._accounts = accounts
         self._clock = accounts.clock
+        self._trail = AuditService(db, accounts.clock)
         self.periods = PeriodClock(period_s)
         self._threshold = failed_command_threshold
 
@@ -531,10 +532,8 @@ class IncentivesService:
         source: str,
         after: dict[str, Any],
     ) -> None:
-        await audit_repo.append(
+        await self._trail.append(
             session,
-            lock=self._db.locks_rows,
-            at=self._clock.now(),
             actor=f"user:{principal.user_id}" if principal else "service",
             action=action,
             target=target,
