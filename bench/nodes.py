@@ -44,7 +44,9 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
+import signal
 import sqlite3
 import statistics
 import sys
@@ -57,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import websockets
 
@@ -108,6 +111,10 @@ class SimNode:
     ws: websockets.ClientConnection | None = None
     linked: asyncio.Event = field(default_factory=asyncio.Event)
     links: int = 0
+    apply: bool = False
+    """Carry commands out (the kill run): kept by id, run once, outcome re-sent on a resend."""
+    deliveries: dict[str, int] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
 
 
 async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
@@ -187,7 +194,17 @@ async def _serve(node: SimNode) -> None:
         if frame["type"] == "command":
             command_id = frame["command"]["id"]
             node.arrived.setdefault(command_id, time.perf_counter())
+            node.deliveries[command_id] = node.deliveries.get(command_id, 0) + 1
+            # As the daemon does: kept (here in memory: this process is not the one
+            # killed) before node_durable; a known id is never run again, its outcome
+            # is sent again.
             await node.ws.send(encode("ack", id=command_id, state="node_durable"))
+            if node.apply:
+                if command_id not in node.runs:
+                    node.runs[command_id] = 1
+                await node.ws.send(
+                    encode("ack", id=command_id, state="applied", result={"ran": True})
+                )
 
 
 async def _keep_linked(url: str, node: SimNode) -> None:
@@ -465,6 +482,207 @@ async def _replay(
     }
 
 
+@dataclass
+class KillResult:
+    backend: str
+    nodes: int
+    commands_issued: int
+    """Rows in the database at the end: every POST answered 201, and those whose answer
+    the kill took (the command may or may not have been stored)."""
+    answered_201: int
+    posts_without_answer: int
+    killed_after: int
+    """Requests (commands or jobs) answered 201 before the kill -9."""
+    down_s: float
+    applied: int
+    failed: int
+    failed_reasons: dict[str, int]
+    not_finished: int
+    answered_but_missing: int
+    applied_not_run_on_node: int
+    run_on_node_not_applied: int
+    run_twice: int
+    delivered_more_than_once: int
+    all_finished_s: float
+
+
+async def _kill_run(service: Service, backend: str, args: argparse.Namespace) -> KillResult:
+    """``--kill-commands N``: N commands over the nodes, the service killed with SIGKILL at
+    a random point while they are issued and carried out, started again on the same
+    database; then every command must end applied exactly once or failed with a reason."""
+    global _OPENING
+    _OPENING = asyncio.Semaphore(500)
+    rng = random.Random(args.seed)
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+        nodes = await _enrol(http, args.nodes)
+        for n in nodes:
+            n.apply = True
+        link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+        keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
+        await _all_linked(nodes, within_s=args.restart_timeout)
+        _progress(f"kill run: {sum(n.linked.is_set() for n in nodes)} linked")
+        login = await http.post(
+            "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
+        )
+        op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        size = max(1, min(args.kill_job_size, len(nodes)))
+        total = -(-args.kill_commands // size)  # requests: single commands or jobs
+        kill_at = rng.randint(total * 3 // 10, total * 7 // 10)
+        done = 0
+        answered: set[str] = set()
+        unanswered = 0
+        killed = asyncio.Event()
+        back = asyncio.Event()
+        back.set()
+        down_s = 0.0
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(total):
+            queue.put_nowait(i)
+
+        async def kill_and_restart() -> None:
+            nonlocal down_s
+            back.clear()
+            assert service.process is not None
+            service.process.send_signal(signal.SIGKILL)
+            service.process.wait()
+            killed.set()
+            _progress(f"kill run: service killed after {len(answered)} answered")
+            t0 = time.perf_counter()
+            await asyncio.to_thread(service.start)
+            down_s = time.perf_counter() - t0
+            back.set()
+            _progress(f"kill run: service back after {down_s:.1f} s")
+
+        async def issuer() -> None:
+            nonlocal unanswered, done
+            while not queue.empty():
+                i = queue.get_nowait()
+                body: dict[str, Any] = {"type": "diagnostics", "payload": {"name": "ping"}}
+                if size == 1:
+                    path = f"/api/v1/nodes/{nodes[(i * 7919) % len(nodes)].node_id}/commands"
+                else:
+                    # One command to each of ``size`` nodes, tracked as a job.
+                    first = (i * size) % len(nodes)
+                    body["node_ids"] = [
+                        nodes[(first + k) % len(nodes)].node_id for k in range(size)
+                    ]
+                    path = "/api/v1/nodes/jobs"
+                while True:
+                    await back.wait()
+                    try:
+                        response = await http.post(path, json=body, headers=op)
+                    except httpx.TransportError:
+                        # The kill took the answer: stored or not, the rows say (a retry
+                        # is a new command, which must end like any other).
+                        unanswered += 1
+                        await asyncio.sleep(0.2)
+                        continue
+                    if response.status_code == 201:
+                        answer = response.json()
+                        if size == 1:
+                            answered.add(answer["id"])
+                        else:
+                            answered.update(c["id"] for c in answer["commands"])
+                        done += 1
+                        break
+                    await asyncio.sleep(0.2)  # 503 while starting: try again
+                if done == kill_at and not killers:
+                    killers.append(asyncio.create_task(kill_and_restart()))
+
+        killers: list[asyncio.Task[None]] = []
+        await asyncio.gather(*(issuer() for _ in range(args.kill_concurrency)))
+        await asyncio.gather(*killers)
+        _progress(f"kill run: {len(answered)} answered 201, {unanswered} without an answer")
+        began = time.perf_counter()
+        finished_s = -1.0
+        rows: dict[str, tuple[str, str | None]] = {}
+        while time.perf_counter() - began < args.restart_timeout:
+            rows = await _command_rows(service, backend)
+            if all(state in ("applied", "rejected", "expired") for state, _ in rows.values()):
+                finished_s = time.perf_counter() - began
+                break
+            await asyncio.sleep(1.0)
+        for task in keepers:
+            task.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        for n in nodes:
+            if n.ws is not None:
+                await n.ws.close()
+    ran = {cid: count for n in nodes for cid, count in n.runs.items()}
+    applied = {cid for cid, (state, _) in rows.items() if state == "applied"}
+    reasons: dict[str, int] = {}
+    for state, detail in rows.values():
+        if state in ("rejected", "expired"):
+            key = f"{state}: {detail or 'expired before it became durable'}"
+            reasons[key] = reasons.get(key, 0) + 1
+    return KillResult(
+        backend=backend,
+        nodes=len(nodes),
+        commands_issued=len(rows),
+        answered_201=len(answered),
+        posts_without_answer=unanswered,
+        killed_after=kill_at,
+        down_s=round(down_s, 1),
+        applied=len(applied),
+        failed=sum(reasons.values()),
+        failed_reasons=reasons,
+        not_finished=sum(
+            1 for state, _ in rows.values() if state not in ("applied", "rejected", "expired")
+        ),
+        answered_but_missing=len(answered - rows.keys()),
+        applied_not_run_on_node=len(applied - ran.keys()),
+        run_on_node_not_applied=len(ran.keys() - applied),
+        run_twice=sum(1 for count in ran.values() if count > 1),
+        delivered_more_than_once=sum(
+            1 for n in nodes for count in n.deliveries.values() if count > 1
+        ),
+        all_finished_s=round(finished_s, 1),
+    )
+
+
+async def _kill_backend(backend: str, args: argparse.Namespace) -> list[KillResult]:
+    async with live_service(
+        backend,
+        WATTX_NODE_COMMAND_POLL_S="5",
+        WATTX_NODE_LINK_RECHECK_S="30",
+    ) as service:
+        return [await _kill_run(service, backend, args)]
+
+
+def _kill_table(results: list[KillResult]) -> str:
+    lines = [
+        "| backend | nodes | commands (answered 201 / POSTs unanswered) | killed after | down (s) "
+        "| applied | failed (reasons) | not finished | 201 but missing | applied twice "
+        "| applied ≠ run on node | delivered again | all finished after (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.backend} | {r.nodes} | {r.commands_issued} ({r.answered_201} / "
+            f"{r.posts_without_answer}) | {r.killed_after} | {r.down_s} | {r.applied} "
+            f"| {r.failed} {r.failed_reasons} | {r.not_finished} | {r.answered_but_missing} "
+            f"| {r.run_twice} | {r.applied_not_run_on_node + r.run_on_node_not_applied} "
+            f"| {r.delivered_more_than_once} | {r.all_finished_s} |"
+        )
+    return "\n".join(lines)
+
+
+async def _command_rows(service: Service, backend: str) -> dict[str, tuple[str, str | None]]:
+    """Every command row (id → state, detail), read from the service's database."""
+    query = "SELECT id, state, detail FROM node_commands"
+    url = service.env.get("WATTX_DATABASE_URL")
+    if backend == "postgres":
+        assert url is not None
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            return {r["id"]: (r["state"], r["detail"]) for r in await conn.fetch(query)}
+        finally:
+            await conn.close()
+    path = Path(service.env["WATTX_DATA_DIR"]) / "wattx.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return {r[0]: (r[1], r[2]) for r in db.execute(query)}
+
+
 def _table(results: list[Result]) -> str:
     lines = [
         "| backend | nodes linked | link all (s) | heartbeats/s | service CPU, heartbeats / idle "
@@ -520,13 +738,32 @@ def main() -> None:
     parser.add_argument("--reading-interval-s", type=float, default=60.0)
     parser.add_argument("--live-interval-s", type=float, default=1.0)
     parser.add_argument("--replay-timeout", type=float, default=1800.0, help="seconds")
+    parser.add_argument(
+        "--kill-commands",
+        type=int,
+        default=0,
+        help="instead of the figures above: this many commands over --nodes nodes, the "
+        "service killed with SIGKILL while they run and started again; checks that each "
+        "ends applied exactly once or failed with a reason",
+    )
+    parser.add_argument("--kill-concurrency", type=int, default=16, help="POSTs in flight")
+    parser.add_argument(
+        "--kill-job-size",
+        type=int,
+        default=1,
+        help="issue the commands as jobs of this many nodes each (1: one POST per command)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="of the kill's moment")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     _raise_fd_limit(args.nodes)
     # A restart is timed from the new process's start: let it load cached bytecode,
     # as an installed service does, rather than compile every module again.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    run_and_print(_bench_backend, args, _table)
+    if args.kill_commands:
+        run_and_print(_kill_backend, args, _kill_table)
+    else:
+        run_and_print(_bench_backend, args, _table)
 
 
 if __name__ == "__main__":

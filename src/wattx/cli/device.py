@@ -43,6 +43,13 @@ def simulate(
         Path | None,
         typer.Option(help="where the meter keeps its sequence number and registers"),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the battery keeps its state across restarts (battery.json), and the "
+            "meter its own (meter.json) unless --meter-state names another file"
+        ),
+    ] = None,
     telemetry_s: Annotated[float, typer.Option(help="seconds between telemetry messages")] = 5.0,
     reading_s: Annotated[float, typer.Option(help="seconds between meter readings")] = 60.0,
     readings_per_batch: Annotated[int, typer.Option(help="readings in one signed batch")] = 1,
@@ -55,8 +62,14 @@ def simulate(
 
     from wattx.metering.signing import SEED_SIZE
     from wattx.nodes.daemon.bridge import broker
-    from wattx.virtual_devices.model import BatterySpec, VirtualBattery
-    from wattx.virtual_devices.mqtt import BrokerUnreachableError, SiteConfig, VirtualSite
+    from wattx.private_files import private_dir
+    from wattx.virtual_devices.model import BatterySpec
+    from wattx.virtual_devices.mqtt import (
+        BrokerUnreachableError,
+        SiteConfig,
+        VirtualSite,
+        load_battery,
+    )
 
     for name, value in (("--device-id", device_id), ("--zone", zone), ("--meter-id", meter_id)):
         if value is not None and not _NAME.fullmatch(value):
@@ -91,6 +104,15 @@ def simulate(
             fail(f"{meter_key} does not hold a hex key (make one with `wattx meter keygen`)")
         if len(seed) != SEED_SIZE:
             fail(f"{meter_key} does not hold a {SEED_SIZE}-byte key")
+    battery_state: Path | None = None
+    if data_dir is not None:
+        try:
+            private_dir(data_dir)
+        except OSError as exc:
+            fail(f"cannot use --data-dir {data_dir}: {exc.strerror or exc}")
+        battery_state = data_dir / "battery.json"
+        if meter_id is not None and meter_state is None:
+            meter_state = data_dir / "meter.json"
     config = SiteConfig(
         mqtt_url=mqtt_url,
         prefix=mqtt_prefix,
@@ -102,19 +124,19 @@ def simulate(
         readings_per_batch=readings_per_batch,
         tick_s=min(1.0, telemetry_s, reading_s),
         state_path=meter_state,
+        battery_state_path=battery_state,
     )
     try:
-        site = VirtualSite(
-            config,
-            VirtualBattery.new(spec, soc_wh=soc_wh, at=datetime.now(UTC)),
-            meter_seed=seed,
-        )
+        battery, restored = load_battery(spec, battery_state, soc_wh=soc_wh, at=datetime.now(UTC))
+        site = VirtualSite(config, battery, meter_seed=seed)
     except (ValueError, KeyError, OSError) as exc:
         fail(f"cannot start: {exc}")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     meter = f" and meter {meter_id}" if meter_id else ""
+    kept = f", {battery.soc_wh} Wh kept from {battery_state}" if restored else ""
     typer.echo(
-        f"battery {zone}/{device_id}{meter} on {mqtt_url} (prefix {mqtt_prefix}); Ctrl-C stops"
+        f"battery {zone}/{device_id}{meter} on {mqtt_url} (prefix {mqtt_prefix}{kept}); "
+        "Ctrl-C stops"
     )
     try:
         asyncio.run(site.run())

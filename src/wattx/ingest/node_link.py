@@ -40,7 +40,7 @@ from wattx.nodes.frames import (
     encode,
     parse_node_frame,
 )
-from wattx.services.nodes import LinkGrant, NodeService, RelayOutcome
+from wattx.services.nodes import LINK_BATCH, LinkGrant, NodeService, RelayOutcome
 
 _log = logging.getLogger(__name__)
 
@@ -307,6 +307,12 @@ class _Link:
         the next round); a bare nudge or the hub's sweep takes the due commands from the
         database."""
         assert self.grant is not None
+        # What was due when the link was accepted was taken with its group's write.
+        initial = self._nodes.commands_at_link(self.grant)
+        if initial is not None:
+            for command in initial:
+                await self._send(encode("command", command=command))
+            self._check_due = len(initial) >= LINK_BATCH
         while True:
             self._wake.clear()
             pushed, self._pushed = self._pushed, []

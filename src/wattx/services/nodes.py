@@ -16,10 +16,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -85,8 +85,10 @@ from wattx.store.models_nodes import (
 _log = logging.getLogger(__name__)
 
 MAX_JOB_NODES = 1000
-# Heartbeats written per transaction by one flush.
+# Heartbeats written per transaction by one flush (and links checked, closed per group).
 HEARTBEAT_CHUNK = 1000
+# Commands taken for one node at once (the rest wait for the next take).
+LINK_BATCH = 100
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -184,6 +186,9 @@ class NodeService:
         self._pending_links: list[_PendingLink] = []
         self._link_writer: asyncio.Task[None] | None = None
         self._pending_sent: dict[str, datetime] = {}
+        self._due_at_link: dict[str, list[dict[str, Any]]] = {}
+        self._pending_closes: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._close_writer: asyncio.Task[None] | None = None
         self.periods = PeriodClock(incentive_period_s)
 
     # ------------------------------------------------------------------ enrolment
@@ -733,26 +738,67 @@ class NodeService:
                     for node_id in linked
                 ],
             )
-            # What was sent over an earlier link and never persisted goes out again now.
-            await session.execute(
-                update(NodeCommandRow)
-                .where(
-                    NodeCommandRow.node_id.in_(linked),
-                    NodeCommandRow.state == CommandState.SENT.value,
-                )
-                .values(next_attempt_at=now)
-            )
+            # What was sent over an earlier link and never persisted goes out again now,
+            # with what is due: taken here for the whole group, so that a link does not
+            # open a transaction of its own to look for its commands.
+            due = await self._take_due(session, linked, now, reset_sent=True)
+        for node_id in linked:
+            self._due_at_link[latest[node_id]] = due.get(node_id, [])
         for node_id in linked:
             await self._control(node_id, {"kind": "linked", "link_id": latest[node_id]})
         for pending, grant in accepted:
             if not pending.future.done():
                 pending.future.set_result(grant)
 
+    def commands_at_link(self, grant: LinkGrant) -> list[dict[str, Any]] | None:
+        """The commands taken for this link when it was accepted (marked ``sent``), once;
+        ``None`` if it was not accepted by this process's group write."""
+        return self._due_at_link.pop(grant.link_id, None)
+
     async def link_closed(self, grant: LinkGrant) -> None:
-        async with self._db.write() as session:
-            row = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
-            if row is not None and row.link_id == grant.link_id:
-                row.link_id = None
+        """Note that a link ended (the node's ``link_id`` cleared unless a newer link took
+        over). Links that end together (a service stopping, a network cut) are written in
+        one transaction, as they were accepted."""
+        self._due_at_link.pop(grant.link_id, None)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_closes.append((grant.node_id, grant.link_id, future))
+        writer = self._close_writer
+        if writer is None or writer.done() or writer.get_loop() is not asyncio.get_running_loop():
+            self._close_writer = asyncio.create_task(
+                self._write_pending_closes(), name="node-link-closes"
+            )
+        await future
+
+    async def _write_pending_closes(self) -> None:
+        while self._pending_closes:
+            group = self._pending_closes[:HEARTBEAT_CHUNK]
+            del self._pending_closes[:HEARTBEAT_CHUNK]
+            try:
+                table = cast(Table, NodeRow.__table__)
+                async with self._db.write() as session:
+                    # Core executemany: the ORM's by-primary-key form has no extra criteria.
+                    connection = await session.connection()
+                    await connection.execute(
+                        update(table)
+                        .where(
+                            table.c.id == bindparam("b_id"),
+                            table.c.link_id == bindparam("b_link"),
+                        )
+                        .values(link_id=None),
+                        [
+                            {"b_id": node_id, "b_link": link_id}
+                            for node_id, link_id, _ in sorted(group, key=lambda g: g[0])
+                        ],
+                    )
+            except Exception as exc:
+                _log.exception("recording %d closed links failed", len(group))
+                for *_, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for *_, future in group:
+                    if not future.done():
+                        future.set_result(None)
 
     async def links_to_close(self, grants: Sequence[LinkGrant]) -> dict[str, str]:
         """For many live links at once: node id → why its link must close (``revoked``,
@@ -879,7 +925,8 @@ class NodeService:
                 query = query.with_for_update()
             turned_healthy = []
             values = []
-            for row in (await session.execute(query)).all():
+            rows = (await session.execute(query)).all()
+            for row in rows:
                 beat = chunk[row.id]
                 if row.health != NodeHealth.HEALTHY.value and row.status != REVOKED:
                     turned_healthy.append(_NodeRef(row.id, row.name, row.owner_id))
@@ -894,25 +941,36 @@ class NodeService:
                         "health": NodeHealth.HEALTHY.value,
                     }
                 )
-                await self._count_up_slots(session, row.id, beat)
             if values:
                 await session.execute(update(NodeRow), values)
+            await self._count_up_slots(session, {row.id: chunk[row.id] for row in rows})
         return turned_healthy
 
     async def _count_up_slots(
-        self, session: AsyncSession, node_id: str, beat: _PendingHeartbeat
+        self, session: AsyncSession, beats: dict[str, _PendingHeartbeat]
     ) -> None:
         """The durable heartbeat history: per incentive period, the heartbeat intervals in
-        which the node sent at least one heartbeat (each counted once)."""
-        for period in sorted({p for p, _ in beat.slots}):
-            slots = sorted(s for p, s in beat.slots if p == period)
-            act = await incentives_repo.activity(
-                session, node_id, period, beat.interval_s, lock=self._db.locks_rows
+        which each node sent at least one heartbeat (each counted once). One read and one
+        write per period for all the nodes of the round, not one of each per node."""
+        for period in sorted({p for beat in beats.values() for p, _ in beat.slots}):
+            taken = {
+                node_id: sorted(s for p, s in beat.slots if p == period)
+                for node_id, beat in beats.items()
+                if any(p == period for p, _ in beat.slots)
+            }
+            current = await incentives_repo.up_slots_of(
+                session,
+                period,
+                {node_id: beats[node_id].interval_s for node_id in taken},
+                lock=self._db.locks_rows,
             )
-            fresh = [s for s in slots if s > act.last_slot]
-            if fresh:
-                act.up_slots += len(fresh)
-                act.last_slot = fresh[-1]
+            changed: dict[str, tuple[int, int]] = {}
+            for node_id, slots in taken.items():
+                up, last = current[node_id]
+                fresh = [s for s in slots if s > last]
+                if fresh:
+                    changed[node_id] = (up + len(fresh), fresh[-1])
+            await incentives_repo.set_up_slots(session, period, changed)
 
     async def _activity(self, session: AsyncSession, node: NodeRow) -> NodeActivityRow:
         """The node's activity row of the current incentive period."""
@@ -925,24 +983,59 @@ class NodeService:
         """Commands to send now: each marked ``sent`` with its next retry time; overdue
         ones expire instead. Returns their wire form."""
         now = self._clock.now()
-        out: list[dict[str, Any]] = []
         async with self._db.write() as session:
+            due = await self._take_due(session, [node_id], now, reset_sent=False)
+        return due.get(node_id, [])
+
+    async def _take_due(
+        self, session: AsyncSession, node_ids: Sequence[str], now: datetime, *, reset_sent: bool
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Inside a write: the due commands of these nodes (at most ``LINK_BATCH`` each, the
+        oldest first), marked ``sent`` with their next retry time, overdue ones expired.
+
+        With ``reset_sent`` (a new link), every ``sent`` one counts as due: what went out
+        over an older link and never became durable goes out again. So does every
+        ``node_durable`` one, state unchanged: its outcome may have been lost with the
+        older link (a service killed between the node's ack and its write), and the node
+        answers a command it knows with its stored outcome, never running it again.
+        Node id → wire forms."""
+        live = [CommandState.QUEUED.value, CommandState.SENT.value]
+        if reset_sent:
+            live.append(CommandState.NODE_DURABLE.value)
+        out: dict[str, list[dict[str, Any]]] = {}
+        ids = list(node_ids)
+        for start in range(0, len(ids), HEARTBEAT_CHUNK):
+            part = ids[start : start + HEARTBEAT_CHUNK]
+            due = NodeCommandRow.next_attempt_at <= now
+            if reset_sent:
+                due = or_(
+                    due,
+                    NodeCommandRow.state.in_(
+                        [CommandState.SENT.value, CommandState.NODE_DURABLE.value]
+                    ),
+                )
             query = (
                 select(NodeCommandRow)
-                .where(
-                    NodeCommandRow.node_id == node_id,
-                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
-                    NodeCommandRow.next_attempt_at <= now,
-                )
-                .order_by(NodeCommandRow.created_at, NodeCommandRow.id)
-                .limit(100)
+                .where(NodeCommandRow.node_id.in_(part), NodeCommandRow.state.in_(live), due)
+                .order_by(NodeCommandRow.node_id, NodeCommandRow.created_at, NodeCommandRow.id)
             )
+            if len(part) == 1 and not reset_sent:
+                query = query.limit(LINK_BATCH)
             if self._db.locks_rows:
                 query = query.with_for_update(skip_locked=True)
             for row in (await session.scalars(query)).all():
+                taken = out.setdefault(row.node_id, [])
+                if row.state == CommandState.NODE_DURABLE.value:
+                    # Asked again for its outcome: durable on the node, it never expires.
+                    taken.append(command_wire(row))
+                    continue
                 if now >= row.expires_at:
                     row.state = CommandState.EXPIRED.value
                     row.finished_at = now
+                    continue
+                if len(taken) >= LINK_BATCH:
+                    if reset_sent:
+                        row.next_attempt_at = now  # the link's first sweep takes the rest
                     continue
                 row.state = CommandState.SENT.value
                 row.retries += 1
@@ -950,7 +1043,7 @@ class NodeService:
                 row.next_attempt_at = now + timedelta(
                     seconds=retry_delay_s(row.retries, base_s=self._retry_base_s)
                 )
-                out.append(command_wire(row))
+                taken.append(command_wire(row))
         return out
 
     def note_sent(self, command_id: str) -> None:

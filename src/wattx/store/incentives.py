@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,58 @@ async def activity(
 ) -> NodeActivityRow:
     """The node's row for the period, created (all zero) if missing; locked when ``lock``.
     Created with ON CONFLICT DO NOTHING, so two writers never collide."""
-    values = {
+    values = _zero(node_id, period, interval_s)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(NodeActivityRow).values(**values).on_conflict_do_nothing())
+    query = select(NodeActivityRow).where(
+        NodeActivityRow.node_id == node_id, NodeActivityRow.period == period
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query.execution_options(populate_existing=True))).one()
+
+
+async def up_slots_of(
+    session: AsyncSession, period: int, intervals: dict[str, int], *, lock: bool
+) -> dict[str, tuple[int, int]]:
+    """For many nodes of one period at once: node id → (``up_slots``, ``last_slot``) of
+    its row, created (all zero, with the node's heartbeat interval) where missing. One
+    insert and one select for all, in node id order (two writers never deadlock)."""
+    if not intervals:
+        return {}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(NodeActivityRow)
+        .values([_zero(node_id, period, intervals[node_id]) for node_id in sorted(intervals)])
+        .on_conflict_do_nothing()
+    )
+    query = (
+        select(NodeActivityRow.node_id, NodeActivityRow.up_slots, NodeActivityRow.last_slot)
+        .where(NodeActivityRow.period == period, NodeActivityRow.node_id.in_(list(intervals)))
+        .order_by(NodeActivityRow.node_id)
+    )
+    if lock:
+        query = query.with_for_update()
+    return {r.node_id: (r.up_slots, r.last_slot) for r in (await session.execute(query)).all()}
+
+
+async def set_up_slots(
+    session: AsyncSession, period: int, slots: dict[str, tuple[int, int]]
+) -> None:
+    """Write node id → (``up_slots``, ``last_slot``) of one period, by primary key in one
+    executemany."""
+    if slots:
+        await session.execute(
+            update(NodeActivityRow),
+            [
+                {"node_id": node_id, "period": period, "up_slots": up, "last_slot": last}
+                for node_id, (up, last) in sorted(slots.items())
+            ],
+        )
+
+
+def _zero(node_id: str, period: int, interval_s: int) -> dict[str, object]:
+    return {
         "node_id": node_id,
         "period": period,
         "interval_s": interval_s,
@@ -30,14 +81,6 @@ async def activity(
         "tampered_batches": 0,
         "reward": None,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(NodeActivityRow).values(**values).on_conflict_do_nothing())
-    query = select(NodeActivityRow).where(
-        NodeActivityRow.node_id == node_id, NodeActivityRow.period == period
-    )
-    if lock:
-        query = query.with_for_update()
-    return (await session.scalars(query.execution_options(populate_existing=True))).one()
 
 
 async def period_activity(session: AsyncSession, period: int) -> Sequence[NodeActivityRow]:

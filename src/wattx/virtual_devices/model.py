@@ -21,6 +21,7 @@ MWH_PER_WH = 1000
 MS_PER_H = 3_600_000
 DEDUP = timedelta(days=7)
 MAX_DETAIL = 500
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,45 @@ class VirtualBattery:
         if not 0 <= soc_wh <= spec.capacity_wh:
             raise ValueError("soc_wh lies from 0 to capacity_wh")
         return cls(spec, soc_wh * MWH_PER_WH, at)
+
+    # -- what outlives a restart
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a restarted battery keeps: its charge, its trade locks and the acks it
+        gave in the last 7 days (so a resent command is still a duplicate). Not what it
+        was following: a restarted battery starts under its local policy, as a lapsed
+        lease would leave it."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "capacity_wh": self.spec.capacity_wh,
+            "soc_mwh": self.soc_mwh,
+            "at": self.at.isoformat(),
+            "locks": dict(sorted(self.locks.items())),
+            "acks": {k: [at.isoformat(), ack] for k, (at, ack) in self._acks.items()},
+            "applied": self.applied,
+        }
+
+    @classmethod
+    def restore(cls, spec: BatterySpec, doc: Any, *, at: datetime) -> VirtualBattery:
+        """The battery of a :meth:`snapshot`, running again from ``at`` (no energy flowed
+        while it was down). A charge above this spec's capacity (the capacity was
+        lowered) is cut to it. :class:`ValueError` for a document that is not one."""
+        try:
+            if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
+                raise ValueError("not a battery state of this version")
+            soc_mwh = doc["soc_mwh"]
+            if isinstance(soc_mwh, bool) or not isinstance(soc_mwh, int) or soc_mwh < 0:
+                raise ValueError("soc_mwh is not a whole number of mWh")
+            locks = {str(k): int(v) for k, v in dict(doc["locks"]).items()}
+            acks = {
+                str(k): (datetime.fromisoformat(str(v[0])), dict(v[1]))
+                for k, v in dict(doc["acks"]).items()
+            }
+            applied = int(doc["applied"])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"not a battery state: {exc}") from exc
+        soc = min(soc_mwh, spec.capacity_wh * MWH_PER_WH)
+        return cls(spec, soc, at, locks=locks, _acks=acks, applied=applied)
 
     # -- state
 

@@ -7,7 +7,8 @@ battery's flow and publishes one batch of readings signed with its key on
 ``{prefix}/{zone}/meters/{meter_id}/readings`` every ``reading_s`` ×
 ``readings_per_batch``; its sequence number and registers are kept in a state
 file, so a restarted meter goes on where it stopped (the service refuses a meter
-going back).
+going back); the battery's charge, locks and recent acks are kept in its own
+(:meth:`VirtualSite.save_battery`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from wattx.metering import reading_batch_to_json
 from wattx.metering.readings import Reading
 from wattx.metering.signing import MeterSigner
 from wattx.nodes.daemon.bridge import broker
-from wattx.virtual_devices.model import MWH_PER_WH, MeterRegisters, VirtualBattery
+from wattx.virtual_devices.model import MWH_PER_WH, BatterySpec, MeterRegisters, VirtualBattery
 
 _log = logging.getLogger(__name__)
 QOS = 1
@@ -51,6 +52,7 @@ class SiteConfig:
     readings_per_batch: int = 1
     tick_s: float = 1.0
     state_path: Path | None = None
+    battery_state_path: Path | None = None
 
 
 @dataclass(slots=True)
@@ -69,19 +71,50 @@ class MeterState:
     def save(self, path: Path | None) -> None:
         if path is None:
             return
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "next_seq": self.next_seq,
-                    "import_mwh": self.import_mwh,
-                    "export_mwh": self.export_mwh,
-                }
-            )
+        write_atomically(
+            path,
+            {
+                "next_seq": self.next_seq,
+                "import_mwh": self.import_mwh,
+                "export_mwh": self.export_mwh,
+            },
         )
-        with open(tmp, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
+
+
+def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+    """``doc`` as JSON at ``path``, whole or not at all: written to a file beside it,
+    synced, then renamed over it (a kill at any instant leaves the old or the new)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(json.dumps(doc, separators=(",", ":")))
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def load_battery(
+    spec: BatterySpec, path: Path | None, *, soc_wh: int, at: datetime
+) -> tuple[VirtualBattery, bool]:
+    """The battery kept at ``path`` by an earlier run (its charge, locks and recent acks),
+    or a new one at ``soc_wh``; and whether it was restored. :class:`ValueError` when the
+    file is there but does not hold a battery's state."""
+    if path is None or not path.exists():
+        return VirtualBattery.new(spec, soc_wh=soc_wh, at=at), False
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} does not hold a battery state: {exc}") from exc
+    try:
+        return VirtualBattery.restore(spec, doc, at=at), True
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 class VirtualSite:
@@ -116,6 +149,7 @@ class VirtualSite:
                 export_wh=self.registers.export_wh,
                 next_seq=self._meter_state.next_seq,
             )
+        self._saved_soc_mwh: int | None = None
         self._client: aiomqtt.Client | None = None
         self._pending: list[Reading] = []
         self.connected = asyncio.Event()
@@ -160,6 +194,17 @@ class VirtualSite:
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+            self._meter_flow()
+            self.save_battery()
+
+    def save_battery(self) -> None:
+        """The battery's state, to its file (if it has one): every control tick in which
+        its charge changed, after every command, and when the site stops."""
+        path = self.config.battery_state_path
+        if path is None:
+            return
+        write_atomically(path, self.battery.snapshot())
+        self._saved_soc_mwh = self.battery.soc_mwh
 
     async def _on_message(self, topic: str, payload: Any) -> None:
         try:
@@ -170,6 +215,8 @@ class VirtualSite:
             before = self.battery.state(self._now())
             ack = self.battery.handle(doc, self._now())
             self._meter_flow()
+            # On disk before the ack leaves: a restarted battery still knows the command.
+            self.save_battery()
             await self._publish(f"{self._dev}/ack", ack)
             self.acks_sent += 1
             _log.info(
@@ -191,6 +238,8 @@ class VirtualSite:
         while True:
             now = self._now()
             self._meter_flow()
+            if self.battery.soc_mwh != self._saved_soc_mwh:
+                self.save_battery()
             if now >= next_telemetry and self._client is not None:
                 await self._publish(f"{self._dev}/telemetry", self.telemetry())
                 _log.info(
