@@ -6,6 +6,7 @@ service's books."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,17 +16,23 @@ import pytest
 from typer.testing import CliRunner
 
 from wattx.cli.main import app
+from wattx.incentives import node_key
+from wattx.settlement.contract_chain import ContractChain
 from wattx.sim.bounds import PriceBounds
 from wattx.sim.community import CommunityMix, draw_community
 from wattx.sim.runner.client import API
 from wattx.sim.runner.clock import VirtualClock
+from wattx.sim.runner.compare import write_mechanism_report
 from wattx.sim.runner.devices import DeviceFault, DeviceFaultPlan, DeviceFleet
 from wattx.sim.runner.faults import FaultPlan
+from wattx.sim.runner.market_round import OrderAnswers
 from wattx.sim.runner.run import QUOTE_LEAD_S, MechanismRun, run_against
 from wattx.sim.runner.scratch import InProcessDeliveryWorker, in_process_dialer, scratch_service
 from wattx.sim.scenario import Scenario, build_scenario
+from wattx.sim.simulation import run_grid_only
 from wattx.sim.strategies import StrategyName
 from wattx.sim.timegrid import TimeGrid
+from wattx.units import format_money
 
 FAULTS = DeviceFaultPlan(no_ack_ppm=150_000, trip_ppm=200_000, partial_ppm=200_000)
 
@@ -40,6 +47,11 @@ class Outcome:
     books: dict[str, tuple[int, int, int, int]]
     """Per member: free credit and energy off chain, and on chain (free + locked)."""
     fleet: DeviceFleet
+    node_on_chain: tuple[int, int, int]
+    """The site node on NetworkIncentives: bond, earned and claimed (counted from 0)."""
+    rewards_paid: list[int]
+    """What each of the chain's ActivityReported events for the node paid it."""
+    report_dir: Path
 
 
 def _scenario() -> Scenario:
@@ -58,7 +70,7 @@ def _scenario() -> Scenario:
     return build_scenario(community, TimeGrid(datetime(2026, 6, 1, 8, tzinfo=UTC), 12, 3600))
 
 
-async def _run(scenario: Scenario) -> Outcome:
+async def _run(scenario: Scenario, report_dir: Path) -> Outcome:
     schedule = scenario.grid.schedule(300)
     first_gate = schedule.epoch(scenario.grid.first_epoch_id).gate_closure
     clock = VirtualClock(first_gate - timedelta(seconds=QUOTE_LEAD_S))
@@ -105,13 +117,40 @@ async def _run(scenario: Scenario) -> Outcome:
                 view.chain.credit.free + view.chain.credit.locked,
                 view.chain.energy.free + view.chain.energy.locked,
             )
-        return Outcome(run, scenario, deliveries, trades, leaves, books, fleet)
+        chain = state.chain_accounts.chain
+        _, bond, _, _, earned, claimed = await state.chain_accounts.read(
+            chain.view, "NetworkIncentives", "nodes", node_key(fleet.node_id)
+        )
+        paid = await state.chain_accounts.read(_rewards_paid, chain, fleet.node_id)
+    baseline = MechanismRun(run_grid_only(scenario), OrderAnswers(), 0)
+    write_mechanism_report(run, baseline, report_dir)
+    return Outcome(
+        run,
+        scenario,
+        deliveries,
+        trades,
+        leaves,
+        books,
+        fleet,
+        (int(bond), int(earned) - 1, int(claimed) - 1),
+        paid,
+        report_dir,
+    )
+
+
+def _rewards_paid(chain: ContractChain, node_id: str) -> list[int]:
+    return [
+        int(e.args["reward"])
+        for e in chain.events_since(0)
+        if (e.contract, e.name) == ("NetworkIncentives", "ActivityReported")
+        and bytes(e.args["node_id"]).rstrip(b"\0").decode() == node_id
+    ]
 
 
 @pytest.fixture(scope="module")
-def outcome() -> Outcome:
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     # One run serves every test; a synchronous fixture owns its own event loop.
-    return asyncio.run(_run(_scenario()))
+    return asyncio.run(_run(_scenario(), tmp_path_factory.mktemp("report")))
 
 
 def _retail(outcome: Outcome, epoch_id: int) -> int:
@@ -212,6 +251,28 @@ def test_the_report_figures_add_up(outcome: Outcome) -> None:
     )
     json_figures = figures.as_json()
     assert json_figures["imbalance_wh"] == figures.traded_wh - figures.delivered_wh
+
+
+def test_the_report_shows_the_rewards_the_chain_paid_the_site_node(outcome: Outcome) -> None:
+    """The node was bonded and the pool funded through the API; each ended hour was
+    reported as the service's worker does; the report's rewards are the chain's."""
+    kpis = json.loads((outcome.report_dir / "kpis.json").read_text())
+    (node,) = kpis["rewards_per_node"]
+    bond, earned, claimed = outcome.node_on_chain
+    assert node["node_id"] == outcome.fleet.node_id
+    assert (node["bond"], node["earned"], node["claimed"]) == (bond, earned, claimed)
+    assert node["pending"] == earned - claimed == 0, "the owner claimed everything"
+    # The node applied commands and heartbeated, so it scored and was paid for it.
+    assert node["commands_done"] > 0
+    assert node["score"] > 0
+    assert earned == sum(outcome.rewards_paid) > 0
+    # A 12-hour run has 12 one-hour periods; those with activity were reported.
+    assert len(outcome.rewards_paid) == node["periods_reported"]
+    assert 1 <= node["periods_reported"] <= 12
+    page = (outcome.report_dir / "index.html").read_text()
+    assert "<h2>Rewards per node</h2>" in page
+    assert f"<td>{outcome.fleet.node_id}</td>" in page
+    assert f"<td>{format_money(earned)}</td>" in page
 
 
 @pytest.mark.parametrize(

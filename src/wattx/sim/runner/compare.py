@@ -25,7 +25,9 @@ def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: P
     on-chain gas, see :mod:`wattx.sim.runner.ledger`), shown in a market section;
     with devices, a ``delivery`` object (physical trades traded vs delivered,
     imbalance, refunds and charges, commands, faults, devices at risk, see
-    :class:`wattx.sim.runner.devices.DeliveryFigures`) and its section.
+    :class:`wattx.sim.runner.devices.DeliveryFigures`) and its section, and a
+    ``rewards_per_node`` list (each site node's activity, score, rewards earned and
+    claimed, see :class:`wattx.sim.runner.devices.NodeRewardFigures`) and its section.
     """
     report = write_report(run.results, baseline.results, out_dir)
     service = service_answers(run)
@@ -37,11 +39,16 @@ def write_mechanism_report(run: MechanismRun, baseline: MechanismRun, out_dir: P
     delivery = run.delivery.as_json() if run.delivery is not None else None
     if delivery is not None:
         kpis["delivery"] = delivery
+    rewards = None if run.rewards is None else [r.as_json() for r in run.rewards]
+    if rewards is not None:
+        kpis["rewards_per_node"] = rewards
     kpis_path.write_text(json.dumps(kpis, indent=2) + "\n")
     index = out_dir / "index.html"
     sections = _market_section(market) + _service_section(service)
     if delivery is not None:
         sections += _delivery_section(delivery)
+    if rewards is not None:
+        sections += _rewards_section(rewards)
     index.write_text(index.read_text().replace("</body>", sections + "</body>"))
     return report
 
@@ -145,6 +152,50 @@ def _delivery_section(delivery: dict[str, Any]) -> str:
     return (
         "<h2>Physical delivery</h2><table><thead><tr><th>figure</th><th>value</th></tr>"
         f"</thead><tbody>{body}</tbody></table>\n"
+    )
+
+
+def _rewards_section(rewards: list[dict[str, Any]]) -> str:
+    heads = (
+        "node",
+        "periods reported",
+        "uptime (mean, %)",
+        "readings relayed",
+        "commands applied",
+        "commands failed",
+        "score",
+        "bond",
+        "slashed",
+        "reward earned",
+        "claimed",
+        "pending",
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(cell)}</td>"
+            for cell in (
+                r["node_id"],
+                str(r["periods_reported"]),
+                f"{r['uptime_bps'] / 100:.2f}",
+                str(r["readings"]),
+                str(r["commands_done"]),
+                str(r["commands_failed"]),
+                f"{r['score']:,}",
+                format_money(r["bond"]),
+                format_money(r["slashed"]),
+                format_money(r["earned"]),
+                format_money(r["claimed"]),
+                format_money(r["pending"]),
+            )
+        )
+        + "</tr>"
+        for r in rewards
+    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return (
+        f"<h2>Rewards per node</h2><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>\n"
     )
 
 

@@ -48,6 +48,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
+from wattx.incentives import Activity, IncentiveRules
 from wattx.nodes import challenge
 from wattx.nodes.frames import decode_service_frame, encode
 from wattx.sim.errors import SimulationConfigError
@@ -137,6 +138,9 @@ class DeliveryWorker(Protocol):
 
     async def answers_recorded(self) -> int:
         """How many delivery commands the service has the device's answer to."""
+
+    async def report_periods(self) -> list[int]:
+        """Report the ended node-incentive periods (the incentive worker's round)."""
 
 
 class _WebSocketLink:
@@ -260,6 +264,46 @@ class DeliveryFigures:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRewardFigures:
+    """A site node's incentives at the end of a run, as the service's API shows them."""
+
+    node_id: str
+    bond: int
+    periods_reported: int
+    uptime_bps: int
+    """Mean over the reported periods."""
+    up_slots: int
+    readings: int
+    commands_done: int
+    commands_failed: int
+    score: int
+    """The activity's score by the governed weights, summed over the reported periods
+    (docs/nodes.md); a period in which the bond was below the minimum is paid nothing."""
+    earned: int
+    claimed: int
+    pending: int
+    slashed: int
+    """Bond slashed in the run (held, appealed or final)."""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "node_id": self.node_id,
+            "bond": self.bond,
+            "periods_reported": self.periods_reported,
+            "uptime_bps": self.uptime_bps,
+            "up_slots": self.up_slots,
+            "readings": self.readings,
+            "commands_done": self.commands_done,
+            "commands_failed": self.commands_failed,
+            "score": self.score,
+            "earned": self.earned,
+            "claimed": self.claimed,
+            "pending": self.pending,
+            "slashed": self.slashed,
+        }
+
+
 def node_seed(seed: int, run_tag: str) -> bytes:
     return hashlib.blake2b(f"node|{seed}|{run_tag}".encode(), digest_size=32).digest()
 
@@ -288,6 +332,7 @@ class DeviceFleet:
         self._operator: Session | None = None
         self._clock: Timekeeper | None = None
         self._node_id = ""
+        self._owner: Session | None = None
         self._seed = b""
         self._link_task: asyncio.Task[None] | None = None
         self._linked = asyncio.Event()
@@ -302,6 +347,11 @@ class DeviceFleet:
     def devices(self) -> Mapping[str, VirtualDevice]:
         return self._devices
 
+    @property
+    def node_id(self) -> str:
+        """The site node's id (empty before :meth:`install`)."""
+        return self._node_id
+
     async def install(
         self,
         client: ServiceClient,
@@ -312,8 +362,10 @@ class DeviceFleet:
         *,
         seed: int,
         run_tag: str,
+        run_s: int,
     ) -> None:
-        """Enrol the site node, attach the meters, register the devices, open the link."""
+        """Enrol the site node, bond it and fund the reward pool for ``run_s`` simulated
+        seconds, attach the meters, register the devices, open the link."""
         self._client, self._operator, self._clock = client, operator, clock
         self._zone_members = {m.session.user_id for m in members}
         email = f"site-node.{run_tag}@community.wattx.test"
@@ -340,6 +392,8 @@ class DeviceFleet:
             },
         )
         self._node_id = enrolled["node_id"]
+        self._owner = await client.login(email, MEMBER_PASSWORD)
+        await self._bond_and_fund(owner_id, run_s)
         jobs: list[Callable[[], Awaitable[list[VirtualDevice]]]] = [
             partial(self._install_member, member, meter_ids[member.spec.id], seed)
             for member in members
@@ -349,6 +403,35 @@ class DeviceFleet:
             self._devices.update((d.id, d) for d in devices)
         self._link_task = asyncio.create_task(self._hold_link())
         await asyncio.wait_for(self._linked.wait(), timeout=ACK_WAIT_S)
+
+    async def _bond_and_fund(self, owner_id: str, run_s: int) -> None:
+        """The node's owner bonds twice the minimum bond, so that a slash or two leave it
+        earning (credit the operator deposited for it, withdrawn to its wallet); the
+        operator funds the pool with a period's budget for
+        every period the run spans, and one more."""
+        assert self._client is not None
+        assert self._operator is not None
+        assert self._owner is not None
+        client, operator, owner = self._client, self._operator, self._owner
+        overview = await client.require("GET", f"{API}/incentives", operator)
+        bond = 2 * overview["parameters"]["incentive_min_bond"]
+        budget = overview["parameters"]["incentive_budget_per_period"]
+        await client.require(
+            "POST",
+            f"{API}/admin/users/{owner_id}/credit-deposits",
+            operator,
+            json={"amount": bond},
+        )
+        await client.require(
+            "POST", f"{API}/wallet/withdraw", owner, json={"asset": "credit", "amount": bond}
+        )
+        await client.require(
+            "POST", f"{API}/nodes/{self._node_id}/bond", owner, json={"amount": bond}
+        )
+        periods = -(-run_s // overview["period_s"]) + 1
+        await client.require(
+            "POST", f"{API}/incentives/pool", operator, json={"amount": budget * periods}
+        )
 
     async def _install_member(
         self, member: Member, meter_id: str, seed: int
@@ -561,6 +644,7 @@ class DeviceFleet:
         assert self._client is not None
         if self._worker is not None:
             await self._worker.sweep()
+            await self._worker.report_periods()
         change: Counter[str] = Counter()
         tripped: list[VirtualDevice] = []
         moved: list[VirtualDevice] = []
@@ -644,6 +728,54 @@ class DeviceFleet:
                 figures.delivered_in_full += 1
         return figures
 
+    async def rewards(self) -> list[NodeRewardFigures]:
+        """Each site node's rewards: the ended periods are reported (with a worker), the
+        owner claims what is pending, then the API's view of the node is read."""
+        assert self._client is not None
+        assert self._operator is not None
+        assert self._owner is not None
+        client, owner = self._client, self._owner
+        if self._worker is not None:
+            await self._worker.report_periods()
+        base = f"{API}/nodes/{self._node_id}"
+        if (await client.require("GET", f"{base}/rewards", owner))["pending"] > 0:
+            await client.require("POST", f"{base}/rewards/claim", owner)
+        view = await client.require("GET", f"{base}/rewards", owner)
+        overview = await client.require("GET", f"{API}/incentives", self._operator)
+        rules = IncentiveRules.of(overview["parameters"])
+        reported = [p for p in view["periods"] if p["reward"] is not None]
+        score = sum(
+            rules.score(
+                Activity(
+                    node_id=self._node_id,
+                    uptime_bps=p["uptime_bps"],
+                    readings=p["readings"],
+                    commands_done=p["commands_done"],
+                ),
+                rules.min_bond,
+            )
+            for p in reported
+        )
+        return [
+            NodeRewardFigures(
+                node_id=self._node_id,
+                bond=view["bond"],
+                periods_reported=len(reported),
+                uptime_bps=(
+                    sum(p["uptime_bps"] for p in reported) // len(reported) if reported else 0
+                ),
+                up_slots=sum(p["up_slots"] for p in reported),
+                readings=sum(p["readings"] for p in reported),
+                commands_done=sum(p["commands_done"] for p in reported),
+                commands_failed=sum(p["commands_failed"] for p in reported),
+                score=score,
+                earned=view["earned"],
+                claimed=view["claimed"],
+                pending=view["pending"],
+                slashed=sum(s["amount"] for s in view["slashes"] if s["state"] != "reversed"),
+            )
+        ]
+
     async def _pages(self, path: str, session: Session) -> list[dict[str, Any]]:
         assert self._client is not None
         items: list[dict[str, Any]] = []
@@ -674,5 +806,6 @@ __all__ = [
     "DeviceFleet",
     "LinkConnection",
     "LinkDialer",
+    "NodeRewardFigures",
     "websocket_dialer",
 ]

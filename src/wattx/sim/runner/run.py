@@ -19,7 +19,12 @@ from wattx.sim.errors import SimulationConfigError
 from wattx.sim.results import RunResults
 from wattx.sim.runner.client import ServiceClient, Session
 from wattx.sim.runner.clock import Timekeeper, VirtualClock
-from wattx.sim.runner.devices import DeliveryFigures, DeviceFaultPlan, DeviceFleet
+from wattx.sim.runner.devices import (
+    DeliveryFigures,
+    DeviceFaultPlan,
+    DeviceFleet,
+    NodeRewardFigures,
+)
 from wattx.sim.runner.faults import FaultPlan
 from wattx.sim.runner.ledger import SettlementSummary, settlement_summary
 from wattx.sim.runner.market_round import EpochOutcome, MarketRound, OrderAnswers
@@ -71,6 +76,8 @@ class MechanismRun:
     """Per service epoch, each of the run's zones' clearing price as the gate closure answered."""
     delivery: DeliveryFigures | None = None
     """With devices: commands, physical trades, what was delivered and how it settled."""
+    rewards: list[NodeRewardFigures] | None = None
+    """With devices: each site node's incentive periods, score and rewards."""
 
 
 def check_schedule(schedule: EpochSchedule, quote_lead_s: int = QUOTE_LEAD_S) -> None:
@@ -189,7 +196,9 @@ async def run_against(
     With ``devices`` (and meters) the members' batteries and EV chargers are
     registered behind a site node and deliver the physical trades
     (:mod:`wattx.sim.runner.devices`); what they fall short by changes what
-    the meters report.
+    the meters report. Their node's owner bonds it and the operator funds the
+    reward pool; the node's incentive periods are reported as they end, and at
+    the end the owner claims what the node earned.
     """
     source = energy or (EnergySource.MINTED if faults is not None else EnergySource.GRANTS)
     if source is EnergySource.MINTED and faults is None:
@@ -222,6 +231,7 @@ async def run_against(
                 clock,
                 seed=scenario.seed,
                 run_tag=run_tag,
+                run_s=scenario.grid.steps * schedule.length_s,
             )
     elif devices is not None:
         raise SimulationConfigError("devices need meters that send readings")
@@ -277,8 +287,10 @@ async def run_against(
         client, market.service_epoch(0), market.service_epoch(steps - 1)
     )
     figures = None
+    rewards = None
     if devices is not None:
         figures = await devices.figures(market.service_epoch(0), market.service_epoch(steps - 1))
+        rewards = await devices.rewards()
         await devices.stop()
     return MechanismRun(
         simulation.results,
@@ -291,6 +303,7 @@ async def run_against(
         zones,
         market.clearing_prices,
         figures,
+        rewards,
     )
 
 

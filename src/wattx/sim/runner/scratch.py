@@ -126,7 +126,8 @@ def in_process_dialer(state: AppState) -> LinkDialer:
 
 @dataclass(frozen=True, slots=True)
 class InProcessDeliveryWorker:
-    """The chain worker's delivery steps, run when the simulation asks (no worker runs)."""
+    """The chain worker's delivery steps and the incentive worker's period reports, run
+    when the simulation asks (no worker runs)."""
 
     state: AppState
 
@@ -140,6 +141,18 @@ class InProcessDeliveryWorker:
     async def answers_recorded(self) -> int:
         return await self.state.delivery.device_answers_recorded()
 
+    async def report_periods(self) -> list[int]:
+        """The incentive worker's round: report each ended period, settle closed slashes.
+
+        The heartbeats the links took are written first, as the service's one-second
+        flush has done long before its worker's round on a real clock."""
+        await self.state.nodes.flush_heartbeats()
+        return await self.state.incentives.report_due()
+
+
+INCENTIVE_PERIOD_S = 3600
+"""Node-incentive periods of the in-process service: 24 per simulated day, so a run's
+site node is reported (and rewarded) several times a day."""
 
 DELIVERY_GRACE_S = 5
 """Late readings the in-process service waits for before settling physical trades: the
@@ -169,6 +182,7 @@ def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
         # A simulated site's node heartbeats every few wall seconds while the virtual
         # clock jumps from epoch to epoch: judged by a day, it stays online.
         node_heartbeat_interval_s=86_400,
+        incentive_period_s=INCENTIVE_PERIOD_S,
     )
 
 
