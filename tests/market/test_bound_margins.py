@@ -31,6 +31,11 @@ def test_bounds_stay_inside_the_tariffs_and_never_cross(
     assert wider_high == high
 
 
+def test_the_widest_margins_leave_a_price_on_an_odd_spread() -> None:
+    # ⌈1 × 5,000 ÷ 10,000⌉ up from feed-in and ⌊…⌋ down from retail: the range is 101..101.
+    assert BoundMargins(5_000, 5_000).bounds(100, 101) == (101, 101)
+
+
 def test_no_margin_is_the_tariffs_and_out_of_range_margins_are_refused() -> None:
     assert BoundMargins().bounds(FEED_IN, RETAIL) == (FEED_IN, RETAIL)
     # 350,000 spread: 10 % up from feed-in, 20 % down from retail.

@@ -112,11 +112,14 @@ class BoundMargins:
                 raise ValidationError("a bound margin must be in [0, 5000] bps", margin_bps=margin)
 
     def bounds(self, feed_in: int, retail: int) -> tuple[int, int]:
-        """The lowest and highest limit price allowed between these tariffs."""
+        """The lowest and highest limit price allowed between these tariffs.
+
+        The floor's margin is rounded up and the ceiling's down: with both at 5,000
+        and an odd spread, rounding both up would leave no price between them."""
         spread = max(retail - feed_in, 0)
         return (
             feed_in + -(-spread * self.floor_bps // BPS_PER_UNIT),
-            retail - -(-spread * self.ceiling_bps // BPS_PER_UNIT),
+            retail - spread * self.ceiling_bps // BPS_PER_UNIT,
         )
 
 
