@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from wattx.web.forms import FieldError, scaled
+from wattx.domain.errors import ConflictError
+from wattx.web.forms import FieldError, refusal, scaled
 from wattx.web.render import kwh, money
 
 
@@ -20,3 +21,16 @@ def test_exact_decimal_fields_and_figures() -> None:
     assert money(2_000_000) == "2.00"
     assert kwh(1_500) == "1.5"
     assert kwh(12_000_000) == "12\u202f000.0"
+
+
+def test_a_refused_form_shows_each_refusal_next_to_its_field() -> None:
+    class OverdrawnError(ConflictError):
+        code = "insufficient_balance"
+
+    fields = {"insufficient_balance": "amount"}
+    typed = refusal(FieldError("qty", "Enter a quantity."), fields, "form")
+    assert (typed.errors, typed.status_code) == ({"qty": "Enter a quantity."}, 422)
+    refused = refusal(OverdrawnError("Not enough credit."), fields, "form")
+    assert (refused.errors, refused.status_code) == ({"amount": "Not enough credit."}, 409)
+    coded = refusal(ConflictError("Taken."), fields, "form", with_code=True)
+    assert coded.errors == {"form": "Taken. (conflict)"}

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wattx.domain.errors import DomainError
 
 _DECIMAL = re.compile(r"^\s*(\d{1,12})(?:[.,](\d*))?\s*$")
 
@@ -12,6 +16,34 @@ class FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused form, to render again: each message next to its field, and the status."""
+
+    errors: dict[str, str]
+    status_code: int
+
+
+def refusal(
+    exc: FieldError | DomainError,
+    fields: Mapping[str, str],
+    form: str,
+    *,
+    with_code: bool = False,
+) -> Refusal:
+    """What a form shows when ``exc`` refused it.
+
+    A :class:`FieldError` is the user's typing: 422, next to the field it names. A
+    :class:`DomainError` is the service's refusal: its own status, next to the field
+    ``fields`` gives for its code, or next to the whole ``form`` when the code names
+    none; ``with_code`` appends the stable code, which users can quote to the operator.
+    """
+    if isinstance(exc, FieldError):
+        return Refusal({exc.field: exc.message}, 422)
+    message = f"{exc.detail} ({exc.code})" if with_code else exc.detail
+    return Refusal({fields.get(exc.code, form): message}, exc.http_status)
 
 
 def scaled(field: str, text: str, places: int, unit: str) -> int:

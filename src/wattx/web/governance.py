@@ -22,6 +22,7 @@ from wattx.governance import ProposalStatus
 from wattx.governance.parameters import unit_of
 from wattx.services.governance import chain_datetime
 from wattx.services.principal import Principal, Role
+from wattx.web.forms import refusal
 from wattx.web.render import page
 from wattx.web.session import require_csrf
 
@@ -152,14 +153,14 @@ async def propose(request: Request, principal: CurrentPrincipal, state: State) -
             source=_source(request),
         )
     except DomainError as exc:
-        field = PROPOSE_ERROR_FIELDS.get(exc.code, "propose_form")
+        refused = refusal(exc, PROPOSE_ERROR_FIELDS, "propose_form", with_code=True)
         return await _page(
             request,
             state,
             principal,
-            errors={field: f"{exc.detail} ({exc.code})"},
+            errors=refused.errors,
             values=values,
-            status_code=exc.http_status,
+            status_code=refused.status_code,
         )
     done = f"Proposal {view.proposal.proposal_id} made: voting is open."
     return await _page(request, state, principal, done=done)

@@ -22,7 +22,7 @@ from wattx.services.metering import ReviewDecision
 from wattx.services.meters import MeterStatus
 from wattx.services.principal import Principal, Role, UserStatus
 from wattx.services.zones import spec_from_row
-from wattx.web.forms import FieldError, scaled, scaled_or_zero, whole_number
+from wattx.web.forms import FieldError, refusal, scaled, scaled_or_zero, whole_number
 from wattx.web.render import page
 from wattx.web.session import require_csrf
 
@@ -360,17 +360,10 @@ async def edit_zone(
             ),
         )
         await state.zones.update_zone(spec)
-    except FieldError as exc:
+    except (FieldError, DomainError) as exc:
+        refused = refusal(exc, {}, f"{zone_id}-tariff")
         return await _zones_page(
-            request, state, errors={exc.field: exc.message}, values=form, status_code=422
-        )
-    except DomainError as exc:
-        return await _zones_page(
-            request,
-            state,
-            errors={f"{zone_id}-tariff": exc.detail},
-            values=form,
-            status_code=exc.http_status,
+            request, state, errors=refused.errors, values=form, status_code=refused.status_code
         )
     return await _zones_page(request, state, done=f"Zone {zone_id} saved.")
 

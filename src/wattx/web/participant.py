@@ -21,7 +21,7 @@ from wattx.services.market import OrderRequest
 from wattx.services.principal import Principal
 from wattx.services.statements import RANGES, StatementPeriodError, parse_month, period_of
 from wattx.store.balances import Asset
-from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, scaled
+from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, refusal, scaled
 from wattx.web.render import chart_data, page
 from wattx.web.session import require_csrf
 from wattx.web.statement_csv import statement_rows_csv
@@ -374,6 +374,11 @@ WALLET_ERROR_FIELDS = {
     "invalid_amount": "amount",
     "retirement_exceeds_consumption": "retire_qty",
 }
+# The retire form names its quantity ``retire_qty`` where the withdraw form has ``amount``.
+RETIRE_ERROR_FIELDS = {
+    code: "retire_qty" if field == "amount" else field
+    for code, field in WALLET_ERROR_FIELDS.items()
+}
 
 
 async def _wallet_page(
@@ -426,24 +431,15 @@ async def request_deposit(request: Request, principal: CurrentPrincipal, state: 
         filed = await state.wallet.requests.request(
             principal, amount, values["reference"], source=source
         )
-    except FieldError as exc:
+    except (FieldError, DomainError) as exc:
+        refused = refusal(exc, DEPOSIT_ERROR_FIELDS, "deposit_form", with_code=True)
         return await _wallet_page(
             request,
             state,
             principal,
-            errors={exc.field: exc.message},
+            errors=refused.errors,
             values=values,
-            status_code=422,
-        )
-    except DomainError as exc:
-        field = DEPOSIT_ERROR_FIELDS.get(exc.code, "deposit_form")
-        return await _wallet_page(
-            request,
-            state,
-            principal,
-            errors={field: f"{exc.detail} ({exc.code})"},
-            values=values,
-            status_code=exc.http_status,
+            status_code=refused.status_code,
         )
     done = f"Deposit request {filed.reference!r} sent: the operator credits it once paid."
     return await _wallet_page(request, state, principal, done=done)
@@ -463,24 +459,15 @@ async def withdraw(request: Request, principal: CurrentPrincipal, state: State) 
         else:
             amount = scaled("amount", values["amount"], 3, "kWh")
         await state.wallet.withdraw(principal.user_id, asset, amount)
-    except FieldError as exc:
+    except (FieldError, DomainError) as exc:
+        refused = refusal(exc, WALLET_ERROR_FIELDS, "withdraw_form")
         return await _wallet_page(
             request,
             state,
             principal,
-            errors={exc.field: exc.message},
+            errors=refused.errors,
             values=values,
-            status_code=422,
-        )
-    except DomainError as exc:
-        field = WALLET_ERROR_FIELDS.get(exc.code, "withdraw_form")
-        return await _wallet_page(
-            request,
-            state,
-            principal,
-            errors={field: exc.detail},
-            values=values,
-            status_code=exc.http_status,
+            status_code=refused.status_code,
         )
     return await _wallet_page(request, state, principal, done="Withdrawal sent.")
 
@@ -495,25 +482,14 @@ async def retire(request: Request, principal: CurrentPrincipal, state: State) ->
         if not 1 <= len(values["reason"]) <= 64:
             raise FieldError("reason", "Give a reason of 1 to 64 characters.")
         await state.retirement.retire(principal.user_id, qty_wh, values["reason"])
-    except FieldError as exc:
+    except (FieldError, DomainError) as exc:
+        refused = refusal(exc, RETIRE_ERROR_FIELDS, "retire_form")
         return await _wallet_page(
             request,
             state,
             principal,
-            errors={exc.field: exc.message},
+            errors=refused.errors,
             values=values,
-            status_code=422,
-        )
-    except DomainError as exc:
-        field = WALLET_ERROR_FIELDS.get(exc.code, "retire_form")
-        if field == "amount":
-            field = "retire_qty"
-        return await _wallet_page(
-            request,
-            state,
-            principal,
-            errors={field: exc.detail},
-            values=values,
-            status_code=exc.http_status,
+            status_code=refused.status_code,
         )
     return await _wallet_page(request, state, principal, done="Energy tokens retired.")
