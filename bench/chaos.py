@@ -591,7 +591,7 @@ class ChainReader:
                 for name in ("chain-journal.jsonl", "operator.key"):
                     if (self.data_dir / name).exists():
                         shutil.copy(self.data_dir / name, Path(tmp) / name)
-                from wattx.services.embedded_journal import open_durable_embedded_chain
+                from wattx.services.onchain.embedded_journal import open_durable_embedded_chain
 
                 chain = open_durable_embedded_chain(Path(tmp), None)
                 return self._read(chain, epochs, addresses)

@@ -6,7 +6,7 @@ meter behind one of ``--households / 20`` edge nodes and three devices (a
 battery, a PV inverter or an EV charger, and a switchable load), one closed
 epoch with ``--trades`` trades between random households, and the meters'
 energy for that epoch. Then it times the three steps of
-``wattx.services.delivery.DeliveryService`` the chain worker runs:
+``wattx.services.measurement.delivery.DeliveryService`` the chain worker runs:
 
 * ``plan``: the epoch's delivery rows, plans and ``schedule`` commands (the
   node-link commands queued for the nodes, one per planned device) — also
@@ -49,8 +49,8 @@ from sqlalchemy import select, update
 from wattx.bus.memory import InProcessBus
 from wattx.devices.plans import PlannedDevice, build_plans
 from wattx.domain.epochs import EpochSchedule
-from wattx.services.delivery import DeliveryService, limits_of
-from wattx.services.settlement import trade_from_row
+from wattx.services.measurement.delivery import DeliveryService, limits_of
+from wattx.services.onchain.settlement import trade_from_row
 from wattx.settlement.batch import MeasuredDelivery, build_epoch_batch
 from wattx.store import settlement as repo
 from wattx.store.db import Database

@@ -27,9 +27,9 @@ from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
-from wattx.services.chain_history import registration_present
+from wattx.services.onchain.chain_history import registration_present
+from wattx.services.onchain.settlement import ChainWorkerTask
 from wattx.services.principal import Role
-from wattx.services.settlement import ChainWorkerTask
 from wattx.settlement.errors import TransactionTimeoutError
 from wattx.settlement.jsonrpc import JsonRpcChain, JsonRpcTransport
 from wattx.settlement.keys import new_signer

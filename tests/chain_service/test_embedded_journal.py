@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typing_extensions import Buffer
 
-from wattx.services.embedded_journal import (
+from wattx.services.onchain.embedded_journal import (
     JOURNAL_FILE,
     JournaledTransport,
     open_durable_embedded_chain,

@@ -11,7 +11,7 @@ import pytest
 from service.client import ApiClient
 from service.conftest import ManualClock
 from wattx.api.state import AppState
-from wattx.services.epoch_clock import EpochClockTask
+from wattx.services.trading.epoch_clock import EpochClockTask
 
 from .flow import assert_books_agree, deposit, mint, record_export, set_up_market
 

@@ -22,7 +22,7 @@ from wattx.domain.epochs import EpochSchedule
 from wattx.metering.minting import MintPolicy
 from wattx.services import faults
 from wattx.services.faults import FAULT_INJECT_ENV, FAULT_POINTS, KILLED_EXIT_CODE
-from wattx.services.minting import MintCheckpoint, MintingService, PlannedMint
+from wattx.services.onchain.minting import MintCheckpoint, MintingService, PlannedMint
 from wattx.services.principal import Role
 from wattx.store import settlement as repo
 from wattx.store.balances import Asset, balance_for_update

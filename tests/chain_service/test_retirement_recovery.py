@@ -6,7 +6,7 @@ from __future__ import annotations
 from service.client import ApiClient
 from service.conftest import ManualClock
 from wattx.domain.epochs import EpochSchedule
-from wattx.services.retirement import STALE_AFTER, chain_reason
+from wattx.services.onchain.retirement import STALE_AFTER, chain_reason
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.units import wh_to_energy_base_units
 

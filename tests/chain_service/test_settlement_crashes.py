@@ -12,7 +12,7 @@ from service.conftest import ManualClock
 from wattx.api.state import AppState
 from wattx.domain.epochs import EpochSchedule
 from wattx.services import faults
-from wattx.services.settlement import Checkpoint, SettlementService
+from wattx.services.onchain.settlement import Checkpoint, SettlementService
 from wattx.settlement.errors import ChainUnavailableError
 from wattx.store import settlement as repo
 

@@ -7,7 +7,7 @@ from service.conftest import ManualClock
 from service.helpers import assert_problem
 from wattx.domain.epochs import EpochSchedule
 from wattx.metering.minting import MintPolicy
-from wattx.services.minting import MintingService
+from wattx.services.onchain.minting import MintingService
 from wattx.store import settlement as settlement_repo
 
 from .flow import (

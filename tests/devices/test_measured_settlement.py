@@ -26,7 +26,7 @@ from service.client import ApiClient, User
 from service.conftest import ManualClock
 from service.helpers import assert_problem
 from wattx.devices.allocation import allocate, settle_delivery
-from wattx.services.settlement import trade_from_row
+from wattx.services.onchain.settlement import trade_from_row
 from wattx.store import settlement as repo
 
 SELLER_CREDIT = 2_000_000

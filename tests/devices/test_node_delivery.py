@@ -23,8 +23,8 @@ from nodes.conftest import Service, clock, database_url, enrol, pg_url, service,
 from nodes.helpers import daemon_running, eventually
 from service.conftest import ManualClock
 from wattx.metering import reading_batch_to_json
+from wattx.services.onchain.settlement import trade_from_row
 from wattx.services.principal import Role
-from wattx.services.settlement import trade_from_row
 from wattx.store import settlement as repo
 from wattx.store.models_devices import TradeDeliveryRow
 

@@ -42,8 +42,8 @@ from wattx.bus.events import Event, EventType
 from wattx.devices.errors import DeliveryBalanceShortError
 from wattx.devices.plans import DeliveryPlan
 from wattx.nodes.frames import AckFrame
-from wattx.services.nodes import LinkGrant
-from wattx.services.settlement import trade_from_row
+from wattx.services.community.nodes import LinkGrant
+from wattx.services.onchain.settlement import trade_from_row
 from wattx.store import settlement as repo
 from wattx.store.models import BalanceRow
 from wattx.store.models_devices import DeviceCommandRow, TradeDeliveryRow

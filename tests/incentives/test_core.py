@@ -21,7 +21,7 @@ from wattx.incentives import (
     slash_reasons,
     uptime_bps,
 )
-from wattx.services.chain_history import registration_present
+from wattx.services.onchain.chain_history import registration_present
 from wattx.settlement.deploy import DEFAULT_PARAMETERS
 from wattx.settlement.embedded import EmbeddedChain
 

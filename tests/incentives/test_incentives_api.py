@@ -20,8 +20,8 @@ from wattx.api.state import AppState
 from wattx.incentives import FAILED_COMMANDS, TAMPERED_BATCH, uptime_bps
 from wattx.nodes import challenge
 from wattx.nodes.frames import AckFrame, HeartbeatFrame
-from wattx.services import incentives as incentives_service
-from wattx.services.nodes import LinkGrant
+from wattx.services.community import incentives as incentives_service
+from wattx.services.community.nodes import LinkGrant
 from wattx.services.principal import Role
 from wattx.settlement.deploy import DEFAULT_PARAMETERS
 

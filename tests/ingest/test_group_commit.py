@@ -13,7 +13,7 @@ import pytest
 
 from service.client import ApiClient
 from service.helpers import assert_problem
-from wattx.services import metering as metering_module
+from wattx.services.measurement import metering as metering_module
 
 from .conftest import SignedMeter, register_meter
 from .test_http_ingest import T0, batch_json, post

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 
 from support.pg import PG_ADMIN_DSN
 from wattx.domain.epochs import EpochSchedule
-from wattx.services.statements import StatementService
+from wattx.services.funds.statements import StatementService
 from wattx.store import journal
 from wattx.store.db import Database
 from wattx.store.migrate import alembic_config

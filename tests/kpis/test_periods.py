@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from wattx.domain.epochs import EpochSchedule
-from wattx.services.statements import END_OF_TIME, StatementPeriodError, period_of
+from wattx.services.funds.statements import END_OF_TIME, StatementPeriodError, period_of
 
 NOW = datetime(2026, 1, 7, 10, 7, tzinfo=UTC)
 SCHEDULE = EpochSchedule(length_s=900)

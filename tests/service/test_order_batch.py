@@ -13,8 +13,8 @@ import pytest
 from wattx.api.schemas.market import ORDER_BATCH_LIMIT, ORDER_BATCH_MAX_BYTES
 from wattx.domain import Side
 from wattx.market import escrow_required
-from wattx.services import market as market_module
 from wattx.services.principal import Role
+from wattx.services.trading import market as market_module
 
 from .client import ApiClient, User
 from .helpers import FLAT_ZONE, assert_problem

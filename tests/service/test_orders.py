@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.principal import Role
+from wattx.services.trading.epoch_clock import EpochClockTask
 
 from .client import ApiClient, User
 from .conftest import ManualClock

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from wattx.domain import Side
-from wattx.services import market as market_module
 from wattx.services.principal import Role
+from wattx.services.trading import market as market_module
 
 from .client import ApiClient
 from .helpers import FLAT_ZONE

@@ -21,9 +21,9 @@ from wattx.api.app import create_app
 from wattx.api.permissions import rule_for
 from wattx.config import Settings
 from wattx.domain.epochs import SystemClock
-from wattx.services.accounts import AccountService
+from wattx.services.identity.accounts import AccountService
+from wattx.services.identity.tokens import AccessTokenCodec
 from wattx.services.principal import Role
-from wattx.services.tokens import AccessTokenCodec
 from wattx.store import Database, upgrade_to_head
 
 from .client import PASSWORD

@@ -32,9 +32,9 @@ from wattx.api.ratelimit import (
 )
 from wattx.api.state import AppState
 from wattx.config import Settings
-from wattx.services.chain import keyring_from_settings
+from wattx.services.identity.tokens import AccessClaims, AccessTokenCodec
+from wattx.services.onchain.chain import keyring_from_settings
 from wattx.services.principal import Role
-from wattx.services.tokens import AccessClaims, AccessTokenCodec
 from wattx.settlement.keys import Keyring
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models import UserRow

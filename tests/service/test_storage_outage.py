@@ -18,8 +18,8 @@ from sqlalchemy import event
 from support.pg import PG_ADMIN_DSN, asyncpg_url, private_database
 from wattx.api.app import create_app
 from wattx.config import Settings
-from wattx.services.epoch_clock import EpochClockTask
 from wattx.services.principal import Role
+from wattx.services.trading.epoch_clock import EpochClockTask
 from wattx.store import Database, space, upgrade_to_head
 
 from .client import ApiClient, User

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wattx.domain import Side
 from wattx.market import escrow_required
 from wattx.market.errors import PriceOutOfBoundsError
-from wattx.services import market as market_module
 from wattx.services.errors import IdempotencyKeyReusedError, InsufficientBalanceError
-from wattx.services.market import OrderRequest, Submission
 from wattx.services.principal import Principal, Role
+from wattx.services.trading import market as market_module
+from wattx.services.trading.market import OrderRequest, Submission
 from wattx.store.db import Database
 
 from .client import ApiClient, User

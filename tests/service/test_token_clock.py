@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from wattx.services.errors import InvalidTokenError
+from wattx.services.identity.tokens import AccessClaims, AccessTokenCodec
 from wattx.services.principal import Role
-from wattx.services.tokens import AccessClaims, AccessTokenCodec
 
 KEY = "k" * 32
 CLAIMS = AccessClaims("user-1", Role.CONSUMER, "session-1")

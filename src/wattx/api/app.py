@@ -69,29 +69,29 @@ from wattx.ingest.mqtt import MqttReadingIngest
 from wattx.ingest.node_link import LinkTimings, NodeLinkHub
 from wattx.metering.minting import MintPolicy
 from wattx.metering.policy import ValidationPolicy
-from wattx.services.accounts import AccountService
 from wattx.services.audit import AuditService
-from wattx.services.chain import ChainAccounts, keyring_from_settings, open_chain
-from wattx.services.delivery import DeliveryService
-from wattx.services.delivery_metrics import DeliveryMetrics
-from wattx.services.energy_flow import EnergyFlowService
-from wattx.services.epoch_clock import EpochClockTask
-from wattx.services.governance import GovernanceService
-from wattx.services.incentives import IncentiveReportTask, IncentivesService
-from wattx.services.ledger_public import PublicLedgerService
-from wattx.services.market import MarketService
-from wattx.services.market_metrics import MarketMetrics
-from wattx.services.metering import MeteringService
-from wattx.services.meters import MeterRegistryService
-from wattx.services.minting import MintingService
-from wattx.services.nodes import HeartbeatFlushTask, NodeHealthTask, NodeService
-from wattx.services.retirement import RetirementService
-from wattx.services.settlement import ChainWorkerTask, SettlementService
-from wattx.services.statements import StatementService
-from wattx.services.tokens import AccessTokenCodec
+from wattx.services.community.governance import GovernanceService
+from wattx.services.community.incentives import IncentiveReportTask, IncentivesService
+from wattx.services.community.nodes import HeartbeatFlushTask, NodeHealthTask, NodeService
+from wattx.services.funds.statements import StatementService
+from wattx.services.funds.wallet import WalletService
+from wattx.services.identity.accounts import AccountService
+from wattx.services.identity.tokens import AccessTokenCodec
+from wattx.services.measurement.delivery import DeliveryService
+from wattx.services.measurement.delivery_metrics import DeliveryMetrics
+from wattx.services.measurement.metering import MeteringService
+from wattx.services.measurement.meters import MeterRegistryService
+from wattx.services.onchain.chain import ChainAccounts, keyring_from_settings, open_chain
+from wattx.services.onchain.ledger_public import PublicLedgerService
+from wattx.services.onchain.minting import MintingService
+from wattx.services.onchain.retirement import RetirementService
+from wattx.services.onchain.settlement import ChainWorkerTask, SettlementService
+from wattx.services.trading.energy_flow import EnergyFlowService
+from wattx.services.trading.epoch_clock import EpochClockTask
+from wattx.services.trading.market import MarketService
+from wattx.services.trading.market_metrics import MarketMetrics
+from wattx.services.trading.zones import ZoneService
 from wattx.services.wal_checkpoint import WalCheckpointTask
-from wattx.services.wallet import WalletService
-from wattx.services.zones import ZoneService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.store.db import Database
 from wattx.web import install_web

@@ -18,10 +18,10 @@ from fastapi import Depends, Request
 from wattx.api.errors import RateLimitedError
 from wattx.api.permissions import rule_for
 from wattx.api.state import AppState, app_state, state_of
-from wattx.services.accounts import TokenPair
 from wattx.services.errors import AuthenticationError, ForbiddenError, InvalidTokenError
+from wattx.services.identity.accounts import TokenPair
+from wattx.services.identity.tokens import hash_refresh_token
 from wattx.services.principal import Principal
-from wattx.services.tokens import hash_refresh_token
 
 _EXEMPT_FROM_LIMITS = frozenset({"/healthz", "/readyz", "/metrics"})
 HOW_TO_AUTHENTICATE = (

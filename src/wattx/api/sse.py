@@ -22,7 +22,7 @@ import structlog
 
 from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
-from wattx.services.views import trade_seen_by
+from wattx.services.trading.views import trade_seen_by
 
 _log = structlog.get_logger("wattx.events")
 _RESUBSCRIBE_S = 1.0

@@ -164,7 +164,7 @@ async def _upgrade(settings: Settings) -> None:
 
 async def _prepare(settings: Settings) -> bool:
     from wattx.domain.epochs import SystemClock
-    from wattx.services.zones import ZoneService
+    from wattx.services.trading.zones import ZoneService
     from wattx.store import Database, upgrade_to_head
 
     db = Database(settings.effective_database_url)
@@ -178,8 +178,8 @@ async def _prepare(settings: Settings) -> bool:
 
 async def _create_operator(settings: Settings, email: str, password: str, name: str) -> str:
     from wattx.domain.epochs import SystemClock
-    from wattx.services.accounts import AccountService
-    from wattx.services.tokens import AccessTokenCodec
+    from wattx.services.identity.accounts import AccountService
+    from wattx.services.identity.tokens import AccessTokenCodec
     from wattx.store import Database, upgrade_to_head
 
     db = Database(settings.effective_database_url)
@@ -200,8 +200,8 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
 
 async def _login(settings: Settings, email: str, password: str) -> str:
     from wattx.domain.epochs import SystemClock
-    from wattx.services.accounts import AccountService
-    from wattx.services.tokens import AccessTokenCodec
+    from wattx.services.identity.accounts import AccountService
+    from wattx.services.identity.tokens import AccessTokenCodec
     from wattx.store import Database
 
     db = Database(settings.effective_database_url)

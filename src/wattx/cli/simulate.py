@@ -400,7 +400,7 @@ async def _demo(
 
     from wattx.api.app import create_app
     from wattx.cli.serving import quiet, server_for, start
-    from wattx.services.zones import ZoneService
+    from wattx.services.trading.zones import ZoneService
     from wattx.sim.runner.client import ServiceClient
     from wattx.sim.runner.clock import AcceleratedClock
     from wattx.sim.runner.devices import DeviceFaultPlan, DeviceFleet, websocket_dialer

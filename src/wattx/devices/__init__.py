@@ -5,5 +5,5 @@ Device kinds and limits (:mod:`.model`), the trade's delivery state machine
 imbalance rule (:mod:`.allocation`), and delivery plans (:mod:`.plans`);
 battery scheduling (:mod:`.scheduling`) and the standard device protocols
 (:mod:`.protocols`). No I/O in the core; the use cases live in
-:mod:`wattx.services.delivery`.
+:mod:`wattx.services.measurement.delivery`.
 """

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 from wattx.domain.errors import DomainError
-from wattx.services.metering import MeteringService
+from wattx.services.measurement.metering import MeteringService
 
 _log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from wattx.nodes.frames import (
     encode,
     parse_node_frame,
 )
-from wattx.services.nodes import LINK_BATCH, LinkGrant, NodeService, RelayOutcome
+from wattx.services.community.nodes import LINK_BATCH, LinkGrant, NodeService, RelayOutcome
 
 _log = logging.getLogger(__name__)
 

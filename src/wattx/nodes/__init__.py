@@ -2,6 +2,6 @@
 
 The modules at this level do no I/O: registration tokens, the link challenge,
 the frame format of the link, node health and the command life cycle. The
-service (:mod:`wattx.services.nodes`) and the daemon (:mod:`wattx.nodes.daemon`)
+service (:mod:`wattx.services.community.nodes`) and the daemon (:mod:`wattx.nodes.daemon`)
 are built on them.
 """

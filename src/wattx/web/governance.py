@@ -3,7 +3,7 @@ proposals with tallies, quorum, deadlines and standing; a propose form for those
 contract lets propose, a vote form for participants and, once a proposal's timelock has
 passed, the operator's execute button.
 
-Every figure comes from :class:`wattx.services.governance.GovernanceService`, the same
+Every figure comes from :class:`wattx.services.community.governance.GovernanceService`, the same
 service as ``/api/v1/governance``; the contract's rules decide, and a refused vote
 is shown next to its form with the rule's words and changes nothing.
 """
@@ -20,7 +20,7 @@ from wattx.api.input import StrictJsonRoute
 from wattx.domain.errors import DomainError
 from wattx.governance import ProposalStatus
 from wattx.governance.parameters import unit_of
-from wattx.services.governance import chain_datetime
+from wattx.services.community.governance import chain_datetime
 from wattx.services.principal import Principal, Role
 from wattx.web.forms import refusal
 from wattx.web.render import page

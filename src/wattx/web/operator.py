@@ -17,11 +17,11 @@ from wattx.devices.lifecycle import DeliveryState
 from wattx.domain import TimeOfUseBand
 from wattx.domain.errors import DomainError
 from wattx.market import ZoneRate
-from wattx.services.deposit_requests import DepositRequestStatus
-from wattx.services.metering import ReviewDecision
-from wattx.services.meters import MeterStatus
+from wattx.services.funds.deposit_requests import DepositRequestStatus
+from wattx.services.measurement.metering import ReviewDecision
+from wattx.services.measurement.meters import MeterStatus
 from wattx.services.principal import Principal, Role, UserStatus
-from wattx.services.zones import spec_from_row
+from wattx.services.trading.zones import spec_from_row
 from wattx.web.forms import FieldError, refusal, scaled, scaled_or_zero, whole_number
 from wattx.web.render import page
 from wattx.web.session import require_csrf

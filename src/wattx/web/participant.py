@@ -17,9 +17,9 @@ from wattx.api.input import StrictJsonRoute
 from wattx.domain import OrderKind, Side
 from wattx.domain.errors import DomainError
 from wattx.domain.kpis import FORMULAS, HouseholdKpis
-from wattx.services.market import OrderRequest
+from wattx.services.funds.statements import RANGES, StatementPeriodError, parse_month, period_of
 from wattx.services.principal import Principal
-from wattx.services.statements import RANGES, StatementPeriodError, parse_month, period_of
+from wattx.services.trading.market import OrderRequest
 from wattx.store.balances import Asset
 from wattx.web.forms import ORDER_ERROR_FIELDS, FieldError, refusal, scaled
 from wattx.web.render import chart_data, page

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wattx.api.auth import REFRESH_COOKIE, SESSION_COOKIE
 from wattx.domain.errors import DomainError
-from wattx.services.accounts import TokenPair
+from wattx.services.identity.accounts import TokenPair
 
 CSRF_COOKIE = "wattx_csrf"
 CSRF_FIELD = "csrf_token"

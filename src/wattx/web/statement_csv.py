@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 
-from wattx.services.statements import AssetStatement, Statement
+from wattx.services.funds.statements import AssetStatement, Statement
 
 COLUMNS = ("section", "at", "kind", "ref", "amount")
 

@@ -17,8 +17,8 @@ from wattx.api.schemas.accounts import (
     WalletChallengeRequest,
     WalletLogin,
 )
-from wattx.services.accounts import TokenPair
 from wattx.services.errors import InvalidCredentialsError
+from wattx.services.identity.accounts import TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 

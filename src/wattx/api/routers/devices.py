@@ -27,7 +27,7 @@ from wattx.api.schemas.devices import (
     TelemetryOut,
 )
 from wattx.devices.scheduling.dayahead import Forecast
-from wattx.services.delivery import DeviceSpec
+from wattx.services.measurement.delivery import DeviceSpec
 from wattx.store.models import TradeRow
 from wattx.store.models_devices import TradeDeliveryRow
 

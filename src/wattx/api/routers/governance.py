@@ -20,7 +20,7 @@ from wattx.api.schemas.governance import (
     VoteOut,
 )
 from wattx.governance.parameters import unit_of
-from wattx.services.governance import ProposalView, chain_datetime
+from wattx.services.community.governance import ProposalView, chain_datetime
 
 router = APIRouter(prefix="/api/v1/governance", tags=["governance"], route_class=StrictJsonRoute)
 

@@ -21,8 +21,8 @@ from wattx.api.schemas.incentives import (
     SlashOut,
     UnbondOut,
 )
-from wattx.services.governance import chain_datetime
-from wattx.services.incentives import SlashView
+from wattx.services.community.governance import chain_datetime
+from wattx.services.community.incentives import SlashView
 
 router = APIRouter(prefix="/api/v1", tags=["incentives"], route_class=StrictJsonRoute)
 

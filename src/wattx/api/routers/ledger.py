@@ -29,7 +29,7 @@ from wattx.api.schemas.settlement import (
     SettlementsOut,
 )
 from wattx.governance import set_for_epoch
-from wattx.services.ledger_public import ChainEventView
+from wattx.services.onchain.ledger_public import ChainEventView
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], route_class=StrictJsonRoute)
 

@@ -26,8 +26,8 @@ from wattx.api.schemas.market import (
     ReferencePriceOut,
     TradeOut,
 )
-from wattx.services.market import EpochInfo, MarketPause
-from wattx.services.views import trade_view
+from wattx.services.trading.market import EpochInfo, MarketPause
+from wattx.services.trading.views import trade_view
 
 router = APIRouter(prefix="/api/v1", tags=["markets"], route_class=StrictJsonRoute)
 

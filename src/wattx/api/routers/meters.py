@@ -8,7 +8,7 @@ from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.schemas.common import Limit, Offset, page_of
 from wattx.api.schemas.meters import MeterIn, MeterList, MeterOut
-from wattx.services.meters import MeterStatus
+from wattx.services.measurement.meters import MeterStatus
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], route_class=StrictJsonRoute)
 

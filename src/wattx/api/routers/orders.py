@@ -24,9 +24,9 @@ from wattx.api.schemas.market import (
     TradeOut,
 )
 from wattx.domain import DomainError, OrderStatus, Side
-from wattx.services.market import OrderRequest, Submission
 from wattx.services.principal import Principal
-from wattx.services.views import order_row_view, trade_row_view, trade_seen_by
+from wattx.services.trading.market import OrderRequest, Submission
+from wattx.services.trading.views import order_row_view, trade_row_view, trade_seen_by
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], route_class=StrictJsonRoute)
 

@@ -33,8 +33,8 @@ from wattx.api.schemas.readings import (
 )
 from wattx.domain.errors import DomainError
 from wattx.metering import AlertKind
-from wattx.services.metering import IngestResult, ReviewDecision
-from wattx.services.settlement import SETTLEMENT_FAILED_ALERT
+from wattx.services.measurement.metering import IngestResult, ReviewDecision
+from wattx.services.onchain.settlement import SETTLEMENT_FAILED_ALERT
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], route_class=StrictJsonRoute)
 

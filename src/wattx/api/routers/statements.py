@@ -18,7 +18,7 @@ from wattx.api.schemas.statements import (
     StatementOut,
 )
 from wattx.domain.kpis import FORMULAS, HouseholdKpis
-from wattx.services.statements import (
+from wattx.services.funds.statements import (
     AssetStatement,
     StatementPeriodError,
     month_bounds,

@@ -32,8 +32,8 @@ from wattx.api.schemas.wallet import (
     WithdrawalOut,
     WithdrawPermitOut,
 )
-from wattx.services.deposit_requests import DepositRequest, DepositRequestStatus
-from wattx.services.wallet import ChainHolding, WalletView
+from wattx.services.funds.deposit_requests import DepositRequest, DepositRequestStatus
+from wattx.services.funds.wallet import ChainHolding, WalletView
 from wattx.settlement.port import WithdrawPermit
 from wattx.store.balances import Asset
 

@@ -19,7 +19,7 @@ from wattx.api.schemas.zones import (
 )
 from wattx.api.state import AppState
 from wattx.domain import TimeOfUseBand, Zone
-from wattx.services.zones import ZoneSpec
+from wattx.services.trading.zones import ZoneSpec
 from wattx.store.models import ZoneRow
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones"], route_class=StrictJsonRoute)

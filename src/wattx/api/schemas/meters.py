@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from wattx.api.schemas.common import Page, StrictModel
-from wattx.services.meters import MeterStatus
+from wattx.services.measurement.meters import MeterStatus
 
 
 class MeterIn(StrictModel):

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictInt
 
 from wattx.api.schemas.common import Page, StrictModel
 from wattx.nodes import commands, registration
-from wattx.services.nodes import NodeStats, NodeView
+from wattx.services.community.nodes import NodeStats, NodeView
 from wattx.store.models_nodes import AuditLogRow, NodeCommandRow
 
 

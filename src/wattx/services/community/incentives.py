@@ -2,7 +2,7 @@
 with their custodial keys), each period's activity report, and slashing.
 
 The activity comes from the control plane's durable per-period aggregate
-(``node_activity``, written by :class:`wattx.services.nodes.NodeService`): heartbeat
+(``node_activity``, written by :class:`wattx.services.community.nodes.NodeService`): heartbeat
 intervals covered, readings relayed and accepted, commands applied and failed, relayed
 batches whose meter signature did not verify. After a period ends the service reports
 every bonded node's uptime, readings and commands to NetworkIncentives in one
@@ -34,7 +34,7 @@ from wattx.incentives import (
 )
 from wattx.nodes.errors import NodeNotFoundError
 from wattx.services.audit import AuditService
-from wattx.services.chain import ChainAccounts
+from wattx.services.onchain.chain import ChainAccounts
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal, Role
 from wattx.settlement.contract_chain import ContractChain

@@ -43,8 +43,8 @@ import structlog
 
 from wattx.domain.epochs import EpochClock
 from wattx.incentives import node_key
-from wattx.services.chain import ChainAccounts, meter_key, zone_key
-from wattx.services.minting import MintingService
+from wattx.services.onchain.chain import ChainAccounts, meter_key, zone_key
+from wattx.services.onchain.minting import MintingService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.store import settlement as repo
 from wattx.store.db import Database

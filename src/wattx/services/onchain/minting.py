@@ -51,9 +51,9 @@ from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError
 from wattx.metering.intervals import EpochEnergy
 from wattx.metering.minting import MintPolicy, MintWatermark, compute_mint
-from wattx.services.chain import ChainAccounts, meter_key
 from wattx.services.faults import AFTER_CHAIN_TX_MINT, fault_point
-from wattx.services.ledger import credit
+from wattx.services.onchain.chain import ChainAccounts, meter_key
+from wattx.services.onchain.ledger import credit
 from wattx.settlement.errors import ChainError, ContractRevertError, MintBatchAlreadyMintedError
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.settlement.port import ChainEvent, MeterMint

@@ -87,8 +87,8 @@ from wattx.domain.errors import DomainError
 from wattx.domain.trades import Trade
 from wattx.domain.zones import Tariff, TimeOfUseBand
 from wattx.nodes.commands import CommandState, CommandType
-from wattx.services.accounts import new_id
-from wattx.services.delivery_metrics import DeliveryMetrics
+from wattx.services.identity.accounts import new_id
+from wattx.services.measurement.delivery_metrics import DeliveryMetrics
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
 from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances

@@ -25,19 +25,19 @@ from wattx.services.errors import (
     UserNotFoundError,
     WalletSignatureError,
 )
-from wattx.services.principal import SELF_SERVICE_ROLES, Principal, Role, UserStatus
-from wattx.services.tokens import (
+from wattx.services.identity.tokens import (
     AccessClaims,
     AccessTokenCodec,
     hash_refresh_token,
     new_refresh_token,
 )
-from wattx.services.wallet_auth import (
+from wattx.services.identity.wallet_auth import (
     normalise_address,
     sign_in_message,
     signer_of,
     spend_nonce,
 )
+from wattx.services.principal import SELF_SERVICE_ROLES, Principal, Role, UserStatus
 from wattx.store import accounts as repo
 from wattx.store.db import Database
 from wattx.store.models import AuthSessionRow, RefreshTokenRow, UserRow, WalletNonceRow

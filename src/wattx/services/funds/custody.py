@@ -30,10 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain.errors import ConflictError
-from wattx.services.chain import ChainAccounts
 from wattx.services.errors import WalletSignatureError
-from wattx.services.ledger import credit
-from wattx.services.wallet_auth import normalise_address, signer_of, spend_nonce
+from wattx.services.identity.wallet_auth import normalise_address, signer_of, spend_nonce
+from wattx.services.onchain.chain import ChainAccounts
+from wattx.services.onchain.ledger import credit
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.settlement.port import ChainEvent, TxResult, WithdrawPermit

@@ -41,7 +41,7 @@ from wattx.metering import (
     validate_batch,
 )
 from wattx.services.errors import MeterNotFoundError
-from wattx.services.meters import MeterStatus
+from wattx.services.measurement.meters import MeterStatus
 from wattx.services.principal import Principal
 from wattx.store import meters as meter_repo
 from wattx.store import readings as repo

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Order, Trade
 from wattx.domain.orders import OrderStatus
-from wattx.services.ledger import release_escrow, transfer_for_trade
+from wattx.services.onchain.ledger import release_escrow, transfer_for_trade
 from wattx.store import orders as order_repo
 from wattx.store.balances import Asset
 from wattx.store.models import OrderRow

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from wattx.devices.model import DeviceKind
 from wattx.domain.energy_flow import BatteryState, EnergyFlow, energy_flow
-from wattx.services.delivery import DeliveryService
-from wattx.services.market import MarketService
-from wattx.services.metering import MeteringService
-from wattx.services.meters import MeterRegistryService
+from wattx.services.measurement.delivery import DeliveryService
+from wattx.services.measurement.metering import MeteringService
+from wattx.services.measurement.meters import MeterRegistryService
 from wattx.services.principal import Principal
+from wattx.services.trading.market import MarketService
 
 _MAX_METERS = 100
 _MAX_TRADES = 1_000

@@ -2,14 +2,14 @@
 
 :func:`open_chain` gives the embedded chain (in-process; its transactions are
 journaled in the data dir and replayed on start, see
-:mod:`wattx.services.embedded_journal`) unless ``WATTX_CHAIN_RPC_URL`` is
+:mod:`wattx.services.onchain.embedded_journal`) unless ``WATTX_CHAIN_RPC_URL`` is
 set; then it connects to the contracts in the deployment file, or deploys
 them and writes that file on first start.
 
 :class:`ChainAccounts` gives each participant a custodial address on first
 need (a Keyring-encrypted key in ``chain_accounts``) and admits it on the
 chain Registry once. A self-custody participant (custody ``self``) registered
-their own address instead (:mod:`wattx.services.custody`): no key is stored,
+their own address instead (:mod:`wattx.services.funds.custody`): no key is stored,
 and before admission the Marketplace is told to let that address withdraw
 only with an operator's permit. Every chain call blocks, so it runs in a
 worker thread; on a node, reads do not queue behind a transaction waiting for
@@ -60,7 +60,7 @@ def open_chain(settings: Settings) -> ContractChain:
     """The embedded chain, or the JSON-RPC node of ``settings.chain_rpc_url``."""
     if settings.chain_rpc_url is None:
         # Imported here so that a service on a real node never loads py-evm.
-        from wattx.services.embedded_journal import open_durable_embedded_chain
+        from wattx.services.onchain.embedded_journal import open_durable_embedded_chain
 
         has_key = os.environ.get(OPERATOR_KEY_ENV) or os.environ.get(OPERATOR_KEY_FILE_ENV)
         return open_durable_embedded_chain(
@@ -111,7 +111,7 @@ class ChainAccounts:
         # nonces locally: one chain call at a time.
         self._calling = asyncio.Lock()
         # Set when a transaction was not mined in time: the node may have lost
-        # blocks (see :mod:`wattx.services.chain_history`).
+        # blocks (see :mod:`wattx.services.onchain.chain_history`).
         self.history_suspect = False
         # Custodial signers by stored ciphertext: the same ciphertext always opens
         # to the same key, and opening (decrypt, derive) costs more than a read.

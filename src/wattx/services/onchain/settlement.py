@@ -47,16 +47,16 @@ from wattx.devices.errors import DeliveryBalanceShortError, DeliveryGracePending
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import ConflictError
 from wattx.market.errors import TradeNotFoundError
-from wattx.services.chain import ChainAccounts
-from wattx.services.chain_history import ChainHistoryCheck
-from wattx.services.custody import apply_self_custody_deposits
-from wattx.services.delivery import DeliveryService
 from wattx.services.errors import EpochNotClosedError
 from wattx.services.faults import AFTER_CHAIN_TX_SETTLE, fault_point
-from wattx.services.minting import MintingService
+from wattx.services.funds.custody import apply_self_custody_deposits
+from wattx.services.measurement.delivery import DeliveryService
+from wattx.services.onchain.chain import ChainAccounts
+from wattx.services.onchain.chain_history import ChainHistoryCheck
+from wattx.services.onchain.minting import MintingService
+from wattx.services.onchain.retirement import RetirementService
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal
-from wattx.services.retirement import RetirementService
 from wattx.settlement.batch import EpochBatch, MeasuredDelivery, build_epoch_batch
 from wattx.settlement.errors import (
     ChainError,
@@ -554,7 +554,7 @@ def _json_value(value: Any) -> Any:
 
 class ChainWorkerTask(PeriodicTask):
     """Every ``tick_s`` seconds: check the chain still holds what was recorded (and send
-    again what it lost, :mod:`wattx.services.chain_history`), mint what ended epochs
+    again what it lost, :mod:`wattx.services.onchain.chain_history`), mint what ended epochs
     earned, settle what is due, index new chain events, then settle interrupted
     retirements (which needs the index)."""
 

@@ -94,19 +94,19 @@ from wattx.services.errors import (
     NotAdmittedError,
     StorageUnavailableError,
 )
-from wattx.services.ledger import escrow_asset, lock_escrow, release_escrow
-from wattx.services.market_events import books_touched, order_event, trade_event
-from wattx.services.market_metrics import MarketMetrics
-from wattx.services.market_persistence import record_engine_changes
+from wattx.services.onchain.ledger import escrow_asset, lock_escrow, release_escrow
 from wattx.services.principal import Principal
-from wattx.services.views import (
+from wattx.services.trading.market_events import books_touched, order_event, trade_event
+from wattx.services.trading.market_metrics import MarketMetrics
+from wattx.services.trading.market_persistence import record_engine_changes
+from wattx.services.trading.views import (
     order_row_view,
     order_view,
     trade_row_view,
     trade_seen_by,
     trade_view,
 )
-from wattx.services.zones import spec_from_row
+from wattx.services.trading.zones import spec_from_row
 from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from wattx.bus.events import Event, EventType
 from wattx.domain import Order, Trade
-from wattx.services.views import order_view, trade_view
+from wattx.services.trading.views import order_view, trade_view
 
 
 def order_event(kind: EventType, order: Order) -> Event:

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 from wattx.domain.epochs import EpochClock
 from wattx.domain.errors import ConflictError
-from wattx.services.chain import ChainAccounts
 from wattx.services.errors import InsufficientBalanceError, InvalidAmountError
-from wattx.services.ledger import credit
+from wattx.services.onchain.chain import ChainAccounts
+from wattx.services.onchain.ledger import credit
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.store import journal
 from wattx.store import settlement as repo

@@ -3,7 +3,7 @@
 Credit arrives as an operator *deposit*: CreditToken is minted to the
 participant's custodial address and deposited into the Marketplace, then the
 off-chain free balance rises by the same amount. Energy tokens arrive by
-minting from verified meter readings (:mod:`wattx.services.minting`); the
+minting from verified meter readings (:mod:`wattx.services.onchain.minting`); the
 operator *energy grant* remains for demonstrations and raises only the
 off-chain balance, so an epoch trading granted energy cannot settle on chain.
 
@@ -13,7 +13,7 @@ participant's address; if the chain refuses, the off-chain balance is
 restored. Per-order locks are kept off-chain: the chain's Marketplace holds
 the same totals, all free, and ``settle_epoch`` moves them.
 
-A self-custody participant (:mod:`wattx.services.custody`) holds their own
+A self-custody participant (:mod:`wattx.services.funds.custody`) holds their own
 key: the operator's deposit only mints credit to their address (they deposit
 it themselves, and the off-chain balance rises when that deposit is seen),
 and a withdrawal debits the off-chain free balance and returns an operator's
@@ -25,11 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wattx.domain.epochs import EpochClock
-from wattx.services.chain import ChainAccounts
-from wattx.services.custody import CustodyService
-from wattx.services.deposit_requests import DepositRequestService
 from wattx.services.errors import InvalidAmountError, UserNotFoundError
-from wattx.services.ledger import credit, debit_free
+from wattx.services.funds.custody import CustodyService
+from wattx.services.funds.deposit_requests import DepositRequestService
+from wattx.services.onchain.chain import ChainAccounts
+from wattx.services.onchain.ledger import credit, debit_free
 from wattx.settlement.port import Asset as ChainAsset
 from wattx.settlement.port import WithdrawPermit
 from wattx.store import accounts as account_repo

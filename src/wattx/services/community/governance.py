@@ -41,10 +41,10 @@ from wattx.governance import (
     link_of,
 )
 from wattx.services.audit import AuditService
-from wattx.services.chain import ChainAccounts
 from wattx.services.errors import NotAdmittedError
-from wattx.services.market import MarketService
+from wattx.services.onchain.chain import ChainAccounts
 from wattx.services.principal import Principal
+from wattx.services.trading.market import MarketService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
 from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult

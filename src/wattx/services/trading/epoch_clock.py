@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from wattx.services.market import MarketService
 from wattx.services.periodic import PeriodicTask
+from wattx.services.trading.market import MarketService
 from wattx.store.db import is_storage_failure
 
 _log = structlog.get_logger("wattx.clock")

@@ -26,7 +26,7 @@ from wattx.store.db import Database
 from wattx.store.models_deposits import DepositRequestRow
 
 if TYPE_CHECKING:
-    from wattx.services.wallet import WalletService
+    from wattx.services.funds.wallet import WalletService
 
 MAX_PENDING = 5
 """Requests a participant may have waiting at once."""

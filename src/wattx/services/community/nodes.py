@@ -62,10 +62,10 @@ from wattx.nodes.frames import (
     heartbeat_channel,
 )
 from wattx.nodes.health import NodeHealth, node_health
-from wattx.services.accounts import new_id
 from wattx.services.errors import MeterNotFoundError
-from wattx.services.metering import IngestResult, MeteringService
-from wattx.services.meters import parse_ed25519_public_key
+from wattx.services.identity.accounts import new_id
+from wattx.services.measurement.metering import IngestResult, MeteringService
+from wattx.services.measurement.meters import parse_ed25519_public_key
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal, Role, UserStatus
 from wattx.store import accounts as account_repo

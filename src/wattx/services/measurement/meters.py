@@ -10,7 +10,6 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from wattx.domain.epochs import EpochClock
-from wattx.services.accounts import new_id
 from wattx.services.errors import (
     InvalidPublicKeyError,
     MeterNotFoundError,
@@ -18,6 +17,7 @@ from wattx.services.errors import (
     NotAdmittedError,
     ZoneNotFoundError,
 )
+from wattx.services.identity.accounts import new_id
 from wattx.services.principal import Principal
 from wattx.store import meters as repo
 from wattx.store import zones as zone_repo

@@ -1,0 +1,1 @@
+"""Who is calling: accounts and admission, access tokens, wallet sign-in."""

@@ -1,0 +1,2 @@
+"""What meters prove and devices deliver: readings and minting thresholds, meters, physical
+delivery and its metrics."""
