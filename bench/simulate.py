@@ -7,7 +7,12 @@ signed reading each epoch (through the data concentrator's
 ``POST /readings/batch`` unless ``--transport per_meter``). Reports simulated
 household-days per wall second (households counted without the school and the
 community battery); the wall time includes the service's start-up (contract
-deployment on the embedded chain) but not building the scenario. Usage::
+deployment on the embedded chain) but not building the scenario. ``cpu_s`` is
+the process's CPU time (every thread: the runner, the service, SQLite, the
+chain), the figure a busy machine moves least. ``setup_*`` runs until the first
+epoch is delivered (start-up, enrolment, the first quotes); ``*_per_day`` is
+the epoch loop after it, per simulated day, so a longer run costs about
+``setup + days × per_day``. Usage::
 
     .venv/bin/python bench/simulate.py [--json] [--households 10 100] [--days 1]
         [--transport concentrator|per_meter]
@@ -36,19 +41,31 @@ def measure(
 ) -> dict[str, float | int | str]:
     grid = TimeGrid.for_days(date(2026, 6, 1), days, EpochSchedule())
     scenario = build_scenario(draw_community(CommunityMix(households), seed=1), grid)
-    started = time.perf_counter()
+    delivered: list[tuple[float, float]] = []  # (wall, CPU) when each epoch was delivered
+
+    def progress(_epochs: int) -> None:
+        delivered.append((time.perf_counter(), time.process_time()))
+
+    started, started_cpu = time.perf_counter(), time.process_time()
     run = asyncio.run(
         run_in_process(
             scenario,
             "call_auction",
             StrategyName.ZERO_INTELLIGENCE,
+            progress=progress,
             faults=FaultPlan(),
             transport=transport,
         )
     )
     wall_s = time.perf_counter() - started
+    cpu_s = time.process_time() - started_cpu
     orders = sum(run.answers.orders.values())
     readings = run.readings.readings_accepted if run.readings is not None else 0
+    # The loop's cost per epoch, from the first epoch delivered to the last (set-up,
+    # enrolment and the first epoch's quotes come before the first).
+    loop_epochs = max(len(delivered) - 1, 1)
+    (first_wall, first_cpu), (last_wall, last_cpu) = delivered[0], delivered[-1]
+    epochs_per_day = grid.steps // days
     return {
         "households": households,
         "days": days,
@@ -56,7 +73,13 @@ def measure(
         "epochs": grid.steps,
         "orders": orders,
         "readings": readings,
+        "settled": run.settlement.settled if run.settlement is not None else 0,
         "wall_s": round(wall_s, 2),
+        "cpu_s": round(cpu_s, 2),
+        "setup_wall_s": round(first_wall - started, 2),
+        "setup_cpu_s": round(first_cpu - started_cpu, 2),
+        "wall_s_per_day": round((last_wall - first_wall) / loop_epochs * epochs_per_day, 1),
+        "cpu_s_per_day": round((last_cpu - first_cpu) / loop_epochs * epochs_per_day, 1),
         "household_days_per_s": round(households * days / wall_s, 3),
         "orders_and_readings_per_s": round((orders + readings) / wall_s, 1),
     }
@@ -85,13 +108,19 @@ def main() -> None:
         "epochs",
         "orders",
         "readings",
+        "settled",
         "wall_s",
+        "cpu_s",
+        "setup_wall_s",
+        "setup_cpu_s",
+        "wall_s_per_day",
+        "cpu_s_per_day",
         "household_days_per_s",
         "orders_and_readings_per_s",
     )
-    print(" | ".join(f"{h:>20}" for h in header))
+    print(" | ".join(header))
     for row in rows:
-        print(" | ".join(f"{row[h]!s:>20}" for h in header))
+        print(" | ".join(f"{row[h]!s:>{len(h)}}" for h in header))
 
 
 if __name__ == "__main__":

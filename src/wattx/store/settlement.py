@@ -89,6 +89,16 @@ async def registered_keys(session: AsyncSession, kind: str, keys: Sequence[str])
     return found
 
 
+async def meters_by_id(session: AsyncSession, meter_ids: Sequence[str]) -> dict[str, MeterRow]:
+    """The meters of ``meter_ids`` that exist, by id, in one query."""
+    found: dict[str, MeterRow] = {}
+    for chunk in _chunks(meter_ids):
+        found.update(
+            (m.id, m) for m in await session.scalars(select(MeterRow).where(MeterRow.id.in_(chunk)))
+        )
+    return found
+
+
 _IN_LIST = 500
 """Values per ``IN`` list: far below any database's limit on bound parameters."""
 

@@ -39,7 +39,7 @@ import asyncio
 import json
 import secrets
 from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -290,10 +290,9 @@ class MintingService:
             if await self._accounts.run(chain.is_batch_minted, batch_id):
                 minted = await self._adopt(intent, batch_id)
             else:
-                for plan in plans:
-                    # Registered before the intent was written; again here in case the
-                    # chain lost the registration (a node restarted from older state).
-                    await self._ensure_meter(plan)
+                # Registered before the intent was written; again here in case the
+                # chain lost the registration (a node restarted from older state).
+                await self._ensure_meters(plans)
                 mints = [
                     MeterMint(meter_key(p.meter_id), intent.period, p.address, p.wh) for p in plans
                 ]
@@ -377,12 +376,25 @@ class MintingService:
             return minted.tx_hash
 
     async def _ensure_meter(self, plan: PlannedMint) -> None:
+        await self._ensure_meters([plan])
+
+    async def _ensure_meters(self, plans: Sequence[PlannedMint]) -> None:
+        """Register the plans' meters (and their zones) on chain where they are not yet:
+        their rows and registrations are read in one query each, whatever their number."""
         async with self._db.read() as session:
-            meter = await session.get(MeterRow, plan.meter_id)
-        if meter is None:
-            return
-        rated_wh = meter.rated_capacity_w * _SECONDS_PER_DAY // _SECONDS_PER_HOUR
-        await self._accounts.ensure_meter(meter.id, plan.address, meter.zone_id, rated_wh)
+            meters = await repo.meters_by_id(session, [p.meter_id for p in plans])
+        await self._accounts.ensure_meters(
+            [
+                (
+                    meter.id,
+                    plan.address,
+                    meter.zone_id,
+                    meter.rated_capacity_w * _SECONDS_PER_DAY // _SECONDS_PER_HOUR,
+                )
+                for plan in plans
+                if (meter := meters.get(plan.meter_id)) is not None
+            ]
+        )
 
     async def _adopt(
         self, intent: MintIntentRow, batch_id: bytes, *, from_block: int | None = None
@@ -458,23 +470,26 @@ class MintingService:
         for plan in plans:
             per_owner[plan.owner_id] += wh_to_energy_base_units(plan.wh)
         chain = self._accounts.chain
-        self_custody: set[str] = set()
         sent: list[str] = []
         signers = await self._accounts.custody_signers(per_owner)
-        for owner_id, amount in per_owner.items():
-            _address, signer = signers[owner_id]
-            if signer is None:
-                self_custody.add(owner_id)
-                continue
-            held = await self._accounts.run(chain.wallet_balance, signer.address, ChainAsset.ENERGY)
-            # After a crash the deposit may have happened already: deposit only
-            # what is still in the wallet.
-            to_deposit = min(amount, held)
-            if to_deposit:
-                result = await self._accounts.run(
-                    chain.deposit, signer, ChainAsset.ENERGY, to_deposit
-                )
-                sent.append(result.tx_hash)
+        self_custody = {owner_id for owner_id in per_owner if signers[owner_id][1] is None}
+        custodial = [
+            (signer, amount)
+            for owner_id, amount in per_owner.items()
+            if (signer := signers[owner_id][1]) is not None
+        ]
+
+        def deposit_all() -> None:
+            # One trip to the chain's worker thread for every owner, in order.
+            for signer, amount in custodial:
+                held = chain.wallet_balance(signer.address, ChainAsset.ENERGY)
+                # After a crash the deposit may have happened already: deposit only
+                # what is still in the wallet.
+                to_deposit = min(amount, held)
+                if to_deposit:
+                    sent.append(chain.deposit(signer, ChainAsset.ENERGY, to_deposit).tx_hash)
+
+        await self._accounts.run(deposit_all)
         self._deposits[intent_id] = (plans, sent)
         self._deposits.move_to_end(intent_id)
         while len(self._deposits) > _DEPOSITS_KEPT:

@@ -31,9 +31,10 @@ T = TypeVar("T")
 PARALLEL_REQUESTS = 8
 """Set-up requests in flight at once (sign-ups hash passwords; the machine is small)."""
 
-ORDER_PARALLEL_REQUESTS = 64
+ORDER_PARALLEL_REQUESTS = 256
 """An epoch's orders in flight at once: the service commits the submissions queued
-together in one transaction, so a burst of orders costs few commits."""
+together in one transaction (up to its writer's group of 256), so a community of up
+to that many households places an epoch's orders in one burst and few commits."""
 
 
 @dataclass
