@@ -37,7 +37,6 @@ from wattx.metering import (
     decode_reading_batch,
     epoch_energies,
     parse_reading_batch,
-    reading_digest,
     validate_batch,
 )
 from wattx.services.errors import MeterNotFoundError
@@ -531,6 +530,7 @@ def _reading_row(
     meter_id: str,
     reading: Reading,
     quarantined: QuarantinedReading | None,
+    digest: bytes,
     *,
     via: str,
     now: datetime,
@@ -546,7 +546,7 @@ def _reading_row(
         "voltage_mv": reading.voltage_mv,
         "frequency_millihz": reading.frequency_millihz,
         "soc_permille": reading.soc_permille,
-        "digest": reading_digest(reading).hex(),
+        "digest": digest.hex(),
         "status": repo.ACCEPTED if quarantined is None else repo.QUARANTINED,
         "quarantine_reason": None if quarantined is None else quarantined.reason.value,
         "quarantine_detail": None if quarantined is None else quarantined.detail,
@@ -607,13 +607,16 @@ class _GroupWrites:
         via: str,
         now: datetime,
     ) -> None:
-        rows = [_reading_row(meter_id, r, None, via=via, now=now) for r in verdict.accepted]
-        rows += [
-            _reading_row(meter_id, q.reading, q, via=via, now=now) for q in verdict.quarantined
+        digests = verdict.digests
+        rows = [
+            _reading_row(meter_id, r, None, digests[r.seq], via=via, now=now)
+            for r in verdict.accepted
         ]
-        digests = self.digests.setdefault(meter_id, {})
-        for row in rows:
-            digests[row["seq"]] = bytes.fromhex(row["digest"])
+        rows += [
+            _reading_row(meter_id, q.reading, q, digests[q.reading.seq], via=via, now=now)
+            for q in verdict.quarantined
+        ]
+        self.digests.setdefault(meter_id, {}).update(digests)
         self.readings += rows
         if verdict.alerts:
             times = {
