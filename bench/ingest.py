@@ -15,6 +15,11 @@ which a machine loaded by other work does not hide.
 
     .venv/bin/python bench/ingest.py                 # both backends, table
     .venv/bin/python bench/ingest.py --backend postgres --requests 400 --json
+    .venv/bin/python bench/ingest.py --backend postgres --batch-sizes 100 --profile prof
+
+``--profile PREFIX`` records the service with ``py-spy`` while each batch size
+runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed stacks, for a
+flame graph or ``sort``) and prints the functions with the most own samples.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +149,7 @@ async def _run_batch_size(
     clocks: list[list[datetime]],
     size: int,
     requests: int,
+    profile: str | None = None,
 ) -> Result:
     per_meter = max(1, requests // len(signers))
     bodies = [
@@ -157,12 +166,15 @@ async def _run_batch_size(
         )
     )
     print(f"[{backend}] batches of {size}", file=sys.stderr, flush=True)
+    profiler = _start_profiler(service, profile, backend, size)
     await start_line.wait()
     cpu_before = service.cpu_seconds()
     started = time.perf_counter()
     await clients
     elapsed = time.perf_counter() - started
     cpu_s = service.cpu_seconds() - cpu_before
+    if profiler is not None:
+        _stop_profiler(*profiler)
     sent = per_meter * len(signers)
     accepted_readings = (sent - len(errors)) * size
     ordered = sorted(latencies)
@@ -194,9 +206,46 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
         clocks = [[start] for _ in signers]
         return [
-            await _run_batch_size(backend, service, signers, clocks, size, args.requests)
+            await _run_batch_size(
+                backend, service, signers, clocks, size, args.requests, args.profile
+            )
             for size in args.batch_sizes
         ]
+
+
+def _start_profiler(
+    service: Service, prefix: str | None, backend: str, size: int
+) -> tuple[subprocess.Popen[bytes], Path] | None:
+    """``py-spy record`` on the service process, collapsed stacks, until stopped."""
+    if prefix is None:
+        return None
+    assert service.process is not None
+    out = Path(f"{prefix}-{backend}-{size}.txt")
+    spy = Path(sys.executable).with_name("py-spy")
+    process = subprocess.Popen(
+        [
+            *(str(spy), "record", "--pid", str(service.process.pid), "--format", "raw"),
+            *("--rate", "200", "--nonblocking", "--output", str(out)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return process, out
+
+
+def _stop_profiler(process: subprocess.Popen[bytes], out: Path) -> None:
+    """Stop the recording and print the 25 functions with the most own samples."""
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    own: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        own[stack.rpartition(";")[2]] += int(count)
+    print(f"py-spy: {total} samples in {out}; most own samples:", file=sys.stderr)
+    for frame, count in own.most_common(25):
+        print(f"  {100 * count / max(1, total):5.1f}%  {frame}", file=sys.stderr)
 
 
 def _table(results: list[Result]) -> str:
@@ -230,6 +279,9 @@ def main() -> None:
         help="comma-separated readings per batch",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="record the service with py-spy per batch size"
+    )
     run_and_print(_bench_backend, parser.parse_args(), _table)
 
 

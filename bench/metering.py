@@ -27,7 +27,6 @@ from wattx.metering import (
     ReadingBatch,
     decode_reading_batch,
     encode_reading_batch,
-    reading_digest,
     validate_batch,
     verify_batch_signature,
 )
@@ -106,8 +105,7 @@ def measure(batch_size: int, total_readings: int) -> list[Row]:
                 stored_digests=stored,
                 now=now,
             )
-            for reading in verdict.accepted:
-                stored[reading.seq] = reading_digest(reading)
+            stored.update(verdict.digests)
             last = verdict.last_reading
         if len(stored) != len(batches) * batch_size:
             raise RuntimeError("the benchmark chain was not accepted in full")

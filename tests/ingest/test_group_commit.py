@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from service.client import ApiClient
 from service.helpers import assert_problem
@@ -109,6 +110,42 @@ async def test_a_failed_commit_fails_every_post_of_the_group_and_stores_nothing(
         again = await post(api, meter, body)
         assert again.status_code == 200, again.text
         assert again.json()["accepted"] == 2
+
+
+async def test_a_group_that_fails_on_one_batch_keeps_the_others_readings(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meters = [await register_meter(api) for _ in range(3)]
+    poisoned = meters[1].id
+    real = metering_module.repo.insert_readings
+
+    async def conflicting(session: Any, rows: Any) -> None:
+        # A conflict that belongs to one meter's readings, as a duplicate key would.
+        if any(row["meter_id"] == poisoned for row in rows):
+            raise IntegrityError("INSERT INTO readings", None, ValueError("duplicate key"))
+        await real(session, rows)
+
+    monkeypatch.setattr(metering_module.repo, "insert_readings", conflicting)
+    groups = _count_groups(monkeypatch, api)
+    bodies = [batch_json(m, 3) for m in meters]
+    answers = await asyncio.gather(*(post(api, m, b) for m, b in zip(meters, bodies, strict=True)))
+    # The three arrived together and shared a transaction, which failed; then each
+    # was stored alone.
+    assert groups[0] == 3
+    assert groups[1:] == [1, 1, 1]
+    assert_problem(answers[1], 409, "conflict")
+    monkeypatch.setattr(metering_module.repo, "insert_readings", real)
+    for meter, answer in zip(meters, answers, strict=True):
+        readings = await api.http.get(
+            f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers
+        )
+        stored = [r["seq"] for r in readings.json()["items"]]
+        if meter.id == poisoned:
+            assert stored == []
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["accepted"] == 3
+            assert stored == [3, 2, 1]
 
 
 def test_the_documented_group_limit_is_the_service_limit() -> None:

@@ -272,6 +272,18 @@ def test_a_resend_with_new_readings_stores_only_the_new_ones(
     assert verdict.verified_segments[0] == RegisterSegment(readings[1].ts, readings[2].ts, 0, 50)
 
 
+def test_the_verdict_digests_every_new_reading_and_no_duplicate(
+    signer: MeterSigner, meter: MeterInfo
+) -> None:
+    readings = _steady(signer, 3)
+    readings.append(signer.record(readings[-1].ts + timedelta(minutes=1), exported_wh=9_000))
+    verdict = _validate(signer.sign(readings), meter, last=readings[0], stored=readings[:1])
+    assert verdict.duplicates == (readings[0],)
+    assert [q.reading for q in verdict.quarantined] == [readings[3]]
+    # Accepted and quarantined readings are stored, so both need their digest.
+    assert verdict.digests == {r.seq: reading_digest(r) for r in readings[1:]}
+
+
 def test_duplicates_are_acknowledged_even_when_they_have_aged(
     signer: MeterSigner, meter: MeterInfo
 ) -> None:

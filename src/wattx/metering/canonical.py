@@ -12,6 +12,7 @@ byte for byte against the ``rfc8785`` reference implementation.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 from wattx.metering.readings import Reading, ReadingBatch
@@ -23,12 +24,11 @@ READING_DIGEST_SIZE = 32
 def format_timestamp(ts: datetime) -> str:
     """``2025-06-01T12:00:00Z``: the one textual form of a reading timestamp.
 
-    Written field by field rather than with ``strftime`` so that years below
-    1000 keep their four digits on every platform.
+    Taken from ``isoformat`` (whose first 19 characters are the date and time
+    to the second, years always in four digits) rather than ``strftime``, which
+    drops the leading zeros of years below 1000 on some platforms.
     """
-    return (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}Z"
-    )
+    return ts.isoformat()[:19] + "Z"
 
 
 def reading_members(reading: Reading) -> dict[str, int | str]:
@@ -72,9 +72,17 @@ def canonical_reading_bytes(reading: Reading) -> bytes:
     return "".join(parts).encode("ascii")
 
 
-def canonical_batch_bytes(batch: ReadingBatch) -> bytes:
-    """The signed bytes: JCS of ``{meter_id, readings, version}`` (no ``signature``)."""
-    readings = b",".join(canonical_reading_bytes(r) for r in batch.readings)
+def canonical_batch_bytes(
+    batch: ReadingBatch, reading_bytes: Sequence[bytes] | None = None
+) -> bytes:
+    """The signed bytes: JCS of ``{meter_id, readings, version}`` (no ``signature``).
+
+    ``reading_bytes``, when given, are the readings' :func:`canonical_reading_bytes`
+    already computed (validation reuses them for the readings' digests).
+    """
+    if reading_bytes is None:
+        reading_bytes = [canonical_reading_bytes(r) for r in batch.readings]
+    readings = b",".join(reading_bytes)
     # Members in JCS order: "meter_id" < "readings" < "version".
     return b"".join(
         (
@@ -92,3 +100,8 @@ def canonical_batch_bytes(batch: ReadingBatch) -> bytes:
 def reading_digest(reading: Reading) -> bytes:
     """SHA-256 of the reading's canonical bytes: what makes two readings "the same"."""
     return hashlib.sha256(canonical_reading_bytes(reading)).digest()
+
+
+def digest_of_bytes(reading_bytes: bytes) -> bytes:
+    """:func:`reading_digest` of a reading whose canonical bytes are ``reading_bytes``."""
+    return hashlib.sha256(reading_bytes).digest()

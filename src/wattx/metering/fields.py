@@ -59,8 +59,11 @@ def _check_range(value: int, low: int, high: int, field: str) -> None:
         )
 
 
+_ZERO = timedelta(0)
+
+
 def _check_timestamp(ts: datetime, field: str) -> None:
-    if ts.utcoffset() != timedelta(0) or ts.microsecond != 0:
+    if ts.utcoffset() != _ZERO or ts.microsecond != 0:
         raise MalformedReadingBatchError(
             f"{field} must be a UTC time in whole seconds", field=field
         )

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from wattx.domain.epochs import EpochSchedule
 from wattx.domain.errors import ValidationError
 from wattx.metering.readings import Reading
-
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +73,9 @@ def split_segment(segment: RegisterSegment, schedule: EpochSchedule) -> list[Epo
     length_s = end_s - start_s
     first_epoch = start_s // schedule.length_s
     last_epoch = (end_s - 1) // schedule.length_s
+    if first_epoch == last_epoch:
+        # Most segments (readings every few seconds or minutes) lie in one epoch.
+        return [EpochEnergy(first_epoch, segment.import_wh, segment.export_wh)]
     shares: list[EpochEnergy] = []
     import_before = export_before = 0
     for epoch_id in range(first_epoch, last_epoch + 1):
@@ -108,7 +109,7 @@ def epoch_energies(
 
 
 def _unix_seconds(at: datetime) -> int:
-    if at.utcoffset() is None or at.microsecond != 0:
+    if at.microsecond != 0 or at.utcoffset() is None:
         raise ValidationError("segment bounds must be timezone-aware and in whole seconds")
-    delta = at - _UNIX_EPOCH
-    return delta.days * 86_400 + delta.seconds
+    # Exact: a whole number of seconds since 1970 is far below 2**53.
+    return int(at.timestamp())

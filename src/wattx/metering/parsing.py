@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from wattx.metering.canonical import reading_members
@@ -21,7 +21,7 @@ from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatV
 from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading
 from wattx.metering.readings import FORMAT_VERSION, Reading, ReadingBatch
 
-_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z")
 _SIGNATURE = re.compile(rf"[0-9a-f]{{{2 * SIGNATURE_SIZE}}}")
 _BATCH_MEMBERS = frozenset({"version", "meter_id", "readings", "signature"})
 _READING_REQUIRED = frozenset({"seq", "ts", "import_wh", "export_wh"})
@@ -94,11 +94,11 @@ def encode_reading_batch(batch: ReadingBatch) -> bytes:
 
 def parse_timestamp(text: str) -> datetime:
     """Parse ``YYYY-MM-DDTHH:MM:SSZ``, the only timestamp form the format allows."""
-    match = _TIMESTAMP.fullmatch(text)
-    if match is None:
+    if _TIMESTAMP.fullmatch(text) is None:
         raise ValueError(f"{text!r} is not of the form YYYY-MM-DDTHH:MM:SSZ")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups())
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    # The pattern leaves one spelling of a time of day, which ``fromisoformat``
+    # reads as a UTC time (refusing a date that does not exist).
+    return datetime.fromisoformat(text)
 
 
 def _parse_reading(raw: object, index: int) -> Reading:
@@ -157,7 +157,7 @@ def _require_members(
             field=where,
             unknown=sorted(unknown),
         )
-    if any(value[name] is None for name in value):
+    if None in value.values():
         raise MalformedReadingBatchError(
             f"{where}: null is not allowed; leave an absent value out", field=where
         )

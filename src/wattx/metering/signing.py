@@ -46,15 +46,22 @@ def public_key_of(seed: bytes) -> bytes:
     return bytes(_signing_key(seed).verify_key)
 
 
-def verify_batch_signature(batch: ReadingBatch, public_key: bytes) -> None:
-    """Raise :class:`BadSignatureError` unless ``batch`` is signed by ``public_key``."""
+def verify_batch_signature(
+    batch: ReadingBatch, public_key: bytes, *, signed_bytes: bytes | None = None
+) -> None:
+    """Raise :class:`BadSignatureError` unless ``batch`` is signed by ``public_key``.
+
+    ``signed_bytes``, when given, is ``canonical_batch_bytes(batch)`` already computed.
+    """
     if len(public_key) != PUBLIC_KEY_SIZE:
         raise BadSignatureError(
             "the meter's registered public key is not a 32-byte Ed25519 key",
             meter_id=batch.meter_id,
         )
     try:
-        VerifyKey(public_key).verify(canonical_batch_bytes(batch), batch.signature)
+        if signed_bytes is None:
+            signed_bytes = canonical_batch_bytes(batch)
+        VerifyKey(public_key).verify(signed_bytes, batch.signature)
     except (NaclBadSignatureError, ValueError) as exc:
         raise BadSignatureError(
             "the signature does not verify with the meter's public key", meter_id=batch.meter_id

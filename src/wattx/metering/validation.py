@@ -14,7 +14,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from wattx.metering.canonical import reading_digest
+from wattx.metering.canonical import (
+    canonical_batch_bytes,
+    canonical_reading_bytes,
+    digest_of_bytes,
+)
 from wattx.metering.errors import (
     BatchTooLargeError,
     MeterIdMismatchError,
@@ -64,13 +68,21 @@ def validate_batch(
     """
     _check_size(batch, policy)
     registered = _check_meter(batch, meter)
-    verify_batch_signature(batch, registered.public_key)
+    # Each reading's canonical bytes are both signed and digested: encoded once.
+    encoded = [canonical_reading_bytes(r) for r in batch.readings]
+    verify_batch_signature(
+        batch, registered.public_key, signed_bytes=canonical_batch_bytes(batch, encoded)
+    )
     _check_order(batch.readings)
-    duplicates, fresh = _split_duplicates(batch.readings, last_reading, stored_digests)
+    duplicates, fresh = _split_duplicates(batch.readings, encoded, last_reading, stored_digests)
     if fresh and last_reading is not None:
         _check_successor(last_reading, fresh[0])
     _check_times(fresh, now, policy)
-    return _judge_fresh_readings(fresh, duplicates, last_reading, registered, policy)
+    digests = {
+        r.seq: digest_of_bytes(b)
+        for r, b in zip(batch.readings[len(duplicates) :], encoded[len(duplicates) :], strict=True)
+    }
+    return _judge_fresh_readings(fresh, duplicates, last_reading, registered, policy, digests)
 
 
 def _check_size(batch: ReadingBatch, policy: ValidationPolicy) -> None:
@@ -128,7 +140,10 @@ def _check_successor(previous: Reading, reading: Reading) -> None:
 
 
 def _split_duplicates(
-    readings: Sequence[Reading], last_reading: Reading | None, stored_digests: Mapping[int, bytes]
+    readings: Sequence[Reading],
+    encoded: Sequence[bytes],
+    last_reading: Reading | None,
+    stored_digests: Mapping[int, bytes],
 ) -> tuple[tuple[Reading, ...], tuple[Reading, ...]]:
     """Readings already stored (a leading run, since the batch is in order) and the rest.
 
@@ -137,7 +152,7 @@ def _split_duplicates(
     """
     newest_seq = -1 if last_reading is None else last_reading.seq
     count = 0
-    for reading in readings:
+    for reading, reading_bytes in zip(readings, encoded, strict=True):
         if reading.seq > newest_seq:
             break
         stored = stored_digests.get(reading.seq)
@@ -147,7 +162,7 @@ def _split_duplicates(
                 seq=reading.seq,
                 previous_seq=newest_seq,
             )
-        if stored != reading_digest(reading):
+        if stored != digest_of_bytes(reading_bytes):
             raise SequenceReusedError(
                 f"reading {reading.seq} is already stored with different content",
                 seq=reading.seq,
@@ -181,6 +196,7 @@ def _judge_fresh_readings(
     last_reading: Reading | None,
     meter: MeterInfo,
     policy: ValidationPolicy,
+    digests: Mapping[int, bytes],
 ) -> ValidationVerdict:
     accepted: list[Reading] = []
     quarantined: list[QuarantinedReading] = []
@@ -212,4 +228,5 @@ def _judge_fresh_readings(
         alerts=tuple(alerts),
         verified_segments=tuple(verified_segments),
         last_reading=previous,
+        digests=digests,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wattx.metering.intervals import RegisterSegment
@@ -63,7 +64,9 @@ class ValidationVerdict:
     - ``verified_segments``: for each accepted reading that has a predecessor,
       the interval between them, whose energy is verified;
     - ``last_reading``: the meter's newest reading once the new ones are
-      stored (accepted or quarantined), the reference for the next batch.
+      stored (accepted or quarantined), the reference for the next batch;
+    - ``digests``: the :func:`~wattx.metering.canonical.reading_digest` of
+      every new reading (accepted or quarantined), by sequence number.
     """
 
     accepted: tuple[Reading, ...]
@@ -72,3 +75,4 @@ class ValidationVerdict:
     alerts: tuple[ReadingAlert, ...]
     verified_segments: tuple[RegisterSegment, ...]
     last_reading: Reading | None
+    digests: Mapping[int, bytes] = field(default_factory=dict)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable, insert, select, text
+from sqlalchemy import Executable, bindparam, insert, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,6 +21,7 @@ from wattx.store.models_metering import (
     MeterLastReadingRow,
     ReadingRow,
 )
+from wattx.store.types import UTCDateTime
 
 QUARANTINED = "quarantined"
 ACCEPTED = "accepted"
@@ -64,7 +66,21 @@ async def upsert_last_readings(
     session: AsyncSession, readings: Mapping[str, Reading], *, now: datetime
 ) -> None:
     """Set the newest stored reading of each meter, creating pointers as needed, in one
-    statement (per 1,000 meters)."""
+    statement (per 1,000 meters; on PostgreSQL one statement in all)."""
+    if _is_postgres(session):
+        ordered = sorted(readings.items())
+        await session.execute(
+            _PG_UPSERT_LAST_READINGS,
+            {
+                "meter_ids": [meter_id for meter_id, _ in ordered],
+                "seqs": [r.seq for _, r in ordered],
+                "ts": [r.ts for _, r in ordered],
+                "import_wh": [r.import_wh for _, r in ordered],
+                "export_wh": [r.export_wh for _, r in ordered],
+                "updated_at": now,
+            },
+        )
+        return
     rows = [
         {
             "meter_id": meter_id,
@@ -93,6 +109,34 @@ async def upsert_last_readings(
         )
 
 
+# On PostgreSQL the group's rows go in as arrays (``unnest``): one statement text whatever
+# their number, so it is compiled and prepared once per connection, not once per group.
+_PG_UPSERT_LAST_READINGS = text(
+    "INSERT INTO meter_last_readings (meter_id, seq, ts, import_wh, export_wh, updated_at) "
+    "SELECT m, s, t, i, e, CAST(:updated_at AS timestamptz) FROM unnest("
+    "CAST(:meter_ids AS varchar[]), CAST(:seqs AS bigint[]), CAST(:ts AS timestamptz[]), "
+    "CAST(:import_wh AS bigint[]), CAST(:export_wh AS bigint[])) AS u(m, s, t, i, e) "
+    "ON CONFLICT (meter_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, "
+    "import_wh = excluded.import_wh, export_wh = excluded.export_wh, "
+    "updated_at = excluded.updated_at"
+).bindparams(bindparam("updated_at", type_=UTCDateTime()))
+_PG_UPSERT_EPOCH_ENERGY = text(
+    "INSERT INTO meter_epoch_energy (meter_id, epoch_id, import_wh, export_wh, "
+    "verified_export_wh) "
+    "SELECT * FROM unnest(CAST(:meter_ids AS varchar[]), CAST(:epoch_ids AS bigint[]), "
+    "CAST(:import_wh AS bigint[]), CAST(:export_wh AS bigint[]), "
+    "CAST(:verified_export_wh AS bigint[])) "
+    "ON CONFLICT (meter_id, epoch_id) DO UPDATE SET "
+    "import_wh = meter_epoch_energy.import_wh + excluded.import_wh, "
+    "export_wh = meter_epoch_energy.export_wh + excluded.export_wh, "
+    "verified_export_wh = meter_epoch_energy.verified_export_wh + excluded.verified_export_wh"
+)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
 _ROWS_PER_STATEMENT = 1_000
 """Rows per multi-row ``VALUES``: well below SQLite's and PostgreSQL's parameter limits."""
 
@@ -119,6 +163,8 @@ async def digests_by_seq(
 
 
 _READING_COLUMNS = tuple(column.name for column in ReadingRow.__table__.columns)
+_reading_record = operator.itemgetter(*_READING_COLUMNS)
+"""A row's values in column order, as ``COPY`` takes them."""
 
 
 async def insert_readings(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -136,7 +182,7 @@ async def insert_readings(session: AsyncSession, rows: Sequence[Mapping[str, Any
         # The driver's adapter sends BEGIN with the session's first statement; COPY goes
         # around the adapter, so without one before it, it would commit on its own.
         await session.execute(select(1))
-    records = [tuple(row[name] for name in _READING_COLUMNS) for row in rows]
+    records = list(map(_reading_record, rows))
     try:
         await driver.copy_records_to_table(
             ReadingRow.__tablename__, columns=_READING_COLUMNS, records=records
@@ -203,7 +249,20 @@ def energy_by_epoch(
 
 async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Add each row's energy to its ``(meter_id, epoch_id)`` row, creating it as needed;
-    one statement per 1,000 rows. A key may appear only once in ``rows``."""
+    one statement per 1,000 rows (on PostgreSQL one in all). A key may appear only once
+    in ``rows``."""
+    if _is_postgres(session):
+        await session.execute(
+            _PG_UPSERT_EPOCH_ENERGY,
+            {
+                "meter_ids": [row["meter_id"] for row in rows],
+                "epoch_ids": [row["epoch_id"] for row in rows],
+                "import_wh": [row["import_wh"] for row in rows],
+                "export_wh": [row["export_wh"] for row in rows],
+                "verified_export_wh": [row["verified_export_wh"] for row in rows],
+            },
+        )
+        return
     keys = ["meter_id", "epoch_id"]
     for chunk in _chunks(rows):
         statement = _dialect_insert(session)(MeterEpochEnergyRow).values(chunk)

@@ -37,7 +37,6 @@ from wattx.metering import (
     decode_reading_batch,
     epoch_energies,
     parse_reading_batch,
-    reading_digest,
     validate_batch,
 )
 from wattx.services.errors import MeterNotFoundError
@@ -45,7 +44,7 @@ from wattx.services.measurement.meters import MeterStatus
 from wattx.services.principal import Principal
 from wattx.store import meters as meter_repo
 from wattx.store import readings as repo
-from wattx.store.db import Database
+from wattx.store.db import Database, is_storage_failure
 from wattx.store.models import MeterRow
 from wattx.store.models_metering import MeterAlertRow, MeterEpochEnergyRow, ReadingRow
 
@@ -159,7 +158,10 @@ class MeteringService:
 
         Each is judged as if stored alone, in arrival order per meter; its
         caller is answered only after the commit. A storage failure fails every
-        batch of its group (and stores none of them).
+        batch of its group (and stores none of them). Any other failure of the
+        group's transaction (a conflict, a fault) may belong to one batch, so
+        each batch of the group is then stored in a transaction of its own and
+        answered with its own outcome: the others' valid readings are kept.
         """
         try:
             while self._queue:
@@ -174,6 +176,9 @@ class MeteringService:
                         p.future.cancel()
                     raise
                 except Exception as exc:
+                    if len(group) > 1 and not is_storage_failure(exc):
+                        await self._store_each_alone(group)
+                        continue
                     for p in group:
                         if not p.future.done():
                             p.future.set_exception(exc)
@@ -186,6 +191,25 @@ class MeteringService:
                 p.future.cancel()
             self._queue.clear()
             raise
+
+    async def _store_each_alone(self, group: Sequence[_PendingBatch]) -> None:
+        """Store each batch of a failed group in its own transaction; answer each."""
+        for index, pending in enumerate(group):
+            pending.owner.clear()
+            try:
+                (outcome,) = await self._store_group(
+                    [(pending.batch, pending.via)], [pending.owner]
+                )
+            except asyncio.CancelledError:
+                for p in group[index:]:
+                    p.future.cancel()
+                raise
+            except Exception as exc:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+                continue
+            if not pending.future.done():
+                pending.future.set_result(outcome)
 
     async def ingest_many(
         self, documents: Sequence[bytes | str | Mapping[str, Any]], *, via: str
@@ -531,6 +555,7 @@ def _reading_row(
     meter_id: str,
     reading: Reading,
     quarantined: QuarantinedReading | None,
+    digest: bytes,
     *,
     via: str,
     now: datetime,
@@ -546,7 +571,7 @@ def _reading_row(
         "voltage_mv": reading.voltage_mv,
         "frequency_millihz": reading.frequency_millihz,
         "soc_permille": reading.soc_permille,
-        "digest": reading_digest(reading).hex(),
+        "digest": digest.hex(),
         "status": repo.ACCEPTED if quarantined is None else repo.QUARANTINED,
         "quarantine_reason": None if quarantined is None else quarantined.reason.value,
         "quarantine_detail": None if quarantined is None else quarantined.detail,
@@ -607,13 +632,16 @@ class _GroupWrites:
         via: str,
         now: datetime,
     ) -> None:
-        rows = [_reading_row(meter_id, r, None, via=via, now=now) for r in verdict.accepted]
-        rows += [
-            _reading_row(meter_id, q.reading, q, via=via, now=now) for q in verdict.quarantined
+        digests = verdict.digests
+        rows = [
+            _reading_row(meter_id, r, None, digests[r.seq], via=via, now=now)
+            for r in verdict.accepted
         ]
-        digests = self.digests.setdefault(meter_id, {})
-        for row in rows:
-            digests[row["seq"]] = bytes.fromhex(row["digest"])
+        rows += [
+            _reading_row(meter_id, q.reading, q, digests[q.reading.seq], via=via, now=now)
+            for q in verdict.quarantined
+        ]
+        self.digests.setdefault(meter_id, {}).update(digests)
         self.readings += rows
         if verdict.alerts:
             times = {
