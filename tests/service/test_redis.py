@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from wattx.api.app import create_app
 from wattx.api.ratelimit import RedisRateLimiter
@@ -30,7 +31,7 @@ async def test_redis_bus_delivers_in_order_to_every_subscriber() -> None:
     try:
         streams = [subscriber_a.subscribe(), subscriber_b.subscribe()]
         firsts = [asyncio.ensure_future(anext(s)) for s in streams]
-        await asyncio.sleep(0.3)
+        await _until_subscribed(channel, 2)
         sent = [
             Event(EventType.BOOK_UPDATED, {"zone": "main", "n": n}, audience=None) for n in range(5)
         ]
@@ -49,6 +50,19 @@ async def test_redis_bus_delivers_in_order_to_every_subscriber() -> None:
     finally:
         for bus in (publisher, subscriber_a, subscriber_b):
             await bus.close()
+
+
+async def _until_subscribed(channel: str, count: int, within_s: float = 10.0) -> None:
+    """Wait until the server counts ``count`` subscribers on ``channel``: a message published
+    before that is lost to a subscriber, however long a fixed pause was."""
+    admin: Redis[bytes] = Redis.from_url(REDIS_URL)
+    try:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while sum(n for _, n in await admin.pubsub_numsub(channel)) < count:
+            assert asyncio.get_running_loop().time() < deadline, "subscribers never arrived"
+            await asyncio.sleep(0.01)
+    finally:
+        await admin.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
 
 async def test_redis_rate_limiter_counts_across_instances() -> None:
