@@ -1113,14 +1113,18 @@ class NodeService:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
-            for node_id, command_id, state in finished:
-                await self._bus.publish_to(
-                    events_channel(node_id),
-                    json.dumps({"kind": "command", "id": command_id, "state": state}),
-                )
             for pending, answer in zip(group, answers, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(answer)
+            # Committed and answered: a lost notice must not stop the writer.
+            try:
+                for node_id, command_id, state in finished:
+                    await self._bus.publish_to(
+                        events_channel(node_id),
+                        json.dumps({"kind": "command", "id": command_id, "state": state}),
+                    )
+            except Exception:
+                _log.exception("publishing finished commands failed")
 
     async def _write_acks(
         self, group: list[_PendingAck]
