@@ -548,6 +548,8 @@ class KillResult:
     run_twice: int
     delivered_more_than_once: int
     all_finished_s: float
+    service_cpu_s_after_restart: float = -1
+    """The restarted service's CPU time from its readiness until every command finished."""
 
 
 async def _kill_run(service: Service, backend: str, args: argparse.Namespace) -> KillResult:
@@ -594,6 +596,7 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
             t0 = time.perf_counter()
             await asyncio.to_thread(service.start)
             down_s = time.perf_counter() - t0
+            cpu_at_ready.append(service.cpu_seconds())
             back.set()
             _progress(f"kill run: service back after {down_s:.1f} s")
 
@@ -634,16 +637,20 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
                     killers.append(asyncio.create_task(kill_and_restart()))
 
         killers: list[asyncio.Task[None]] = []
+        cpu_at_ready: list[float] = []
         await asyncio.gather(*(issuer() for _ in range(args.kill_concurrency)))
         await asyncio.gather(*killers)
         _progress(f"kill run: {len(answered)} answered 201, {unanswered} without an answer")
         began = time.perf_counter()
         finished_s = -1.0
+        cpu_after_restart = -1.0
         rows: dict[str, tuple[str, str | None]] = {}
         while time.perf_counter() - began < args.restart_timeout:
             rows = await _command_rows(service, backend)
             if all(state in ("applied", "rejected", "expired") for state, _ in rows.values()):
                 finished_s = time.perf_counter() - began
+                if cpu_at_ready:
+                    cpu_after_restart = service.cpu_seconds() - cpu_at_ready[0]
                 break
             await asyncio.sleep(1.0)
         for task in keepers:
@@ -681,6 +688,7 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
             1 for n in nodes for count in n.deliveries.values() if count > 1
         ),
         all_finished_s=round(finished_s, 1),
+        service_cpu_s_after_restart=round(cpu_after_restart, 2),
     )
 
 
