@@ -101,6 +101,12 @@ class Result:
     live_batches: int = -1
     live_during_replay_p50_ms: float = -1
     live_during_replay_p99_ms: float = -1
+    client_cpu_linking_pct_of_core: float = -1
+    """This process (the simulated nodes) while every node links for the first time."""
+    client_cpu_heartbeat_pct_of_core: float = -1
+    service_cpu_relinking_pct_of_core: float = -1
+    """The new service process from its readiness until every node is back."""
+    client_cpu_relinking_pct_of_core: float = -1
 
 
 @dataclass
@@ -280,6 +286,22 @@ async def _cpu_share(service: Service, work: Coroutine[Any, Any, Any]) -> tuple[
     return 100 * (service.cpu_seconds() - cpu_before) / wall, wall
 
 
+def _own_cpu_s() -> float:
+    """CPU time this process (the load generator) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _OwnCpu:
+    """This process's CPU share of one core (%) between its start and :meth:`pct`."""
+
+    def __init__(self) -> None:
+        self._cpu, self._wall = _own_cpu_s(), time.perf_counter()
+
+    def pct(self) -> float:
+        return round(100 * (_own_cpu_s() - self._cpu) / (time.perf_counter() - self._wall), 1)
+
+
 async def _run(service: Service, backend: str, args: argparse.Namespace) -> Result:
     global _OPENING
     _OPENING = asyncio.Semaphore(500)  # bound to this run's event loop
@@ -287,13 +309,19 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         nodes = await _enrol(http, args.nodes)
         link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
         started = time.perf_counter()
+        client_linking = _OwnCpu()
         # Every node dials as the daemon does (a refused or timed-out link retries).
         keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
         await _all_linked(nodes, within_s=args.restart_timeout)
         link_all_s = time.perf_counter() - started
-        _progress(f"{sum(n.linked.is_set() for n in nodes)} linked in {link_all_s:.1f} s")
+        client_linking_pct = client_linking.pct()
+        _progress(
+            f"{sum(n.linked.is_set() for n in nodes)} linked in {link_all_s:.1f} s "
+            f"(load generator CPU {client_linking_pct:.1f} %)"
+        )
 
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
+        client_heartbeat = _OwnCpu()
         heartbeat_pct, wall = await _cpu_share(
             service,
             asyncio.gather(
@@ -303,8 +331,12 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
                 )
             ),
         )
+        client_heartbeat_pct = client_heartbeat.pct()
         heartbeats = args.heartbeats * len(nodes)
-        _progress(f"heartbeats: {heartbeats} in {wall:.1f} s, service CPU {heartbeat_pct:.1f} %")
+        _progress(
+            f"heartbeats: {heartbeats} in {wall:.1f} s, service CPU {heartbeat_pct:.1f} %, "
+            f"load generator CPU {client_heartbeat_pct:.1f} %"
+        )
 
         login = await http.post(
             "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
@@ -345,15 +377,23 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         _progress(f"commands: {len(issued)} issued, {lost} not durable")
         from_start = from_ready = -1.0
         relinked = 0
+        service_relinking_pct = client_relinking_pct = -1.0
         if args.restart:
             before = {n.node_id: n.links for n in nodes}
             service.stop()
             t_start = time.perf_counter()
             await asyncio.to_thread(service.start)
             t_ready = time.perf_counter()
-            await _all_linked(nodes, within_s=args.restart_timeout)
+            client_relinking = _OwnCpu()
+            service_relinking_pct, _ = await _cpu_share(
+                service, _all_linked(nodes, within_s=args.restart_timeout)
+            )
+            client_relinking_pct = client_relinking.pct()
             relinked = sum(1 for n in nodes if n.links > before[n.node_id] and n.linked.is_set())
-            _progress(f"restart: {relinked} relinked")
+            _progress(
+                f"restart: {relinked} relinked; service CPU {service_relinking_pct:.1f} %, "
+                f"load generator CPU {client_relinking_pct:.1f} %"
+            )
             if relinked == len(nodes):
                 done = time.perf_counter()
                 from_start, from_ready = done - t_start, done - t_ready
@@ -382,6 +422,10 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             relinked_after_restart=relinked,
             restart_all_back_from_start_s=round(from_start, 1),
             restart_all_back_from_ready_s=round(from_ready, 1),
+            client_cpu_linking_pct_of_core=client_linking_pct,
+            client_cpu_heartbeat_pct_of_core=client_heartbeat_pct,
+            service_cpu_relinking_pct_of_core=round(service_relinking_pct, 1),
+            client_cpu_relinking_pct_of_core=client_relinking_pct,
         )
 
 
@@ -504,6 +548,8 @@ class KillResult:
     run_twice: int
     delivered_more_than_once: int
     all_finished_s: float
+    service_cpu_s_after_restart: float = -1
+    """The restarted service's CPU time from its readiness until every command finished."""
 
 
 async def _kill_run(service: Service, backend: str, args: argparse.Namespace) -> KillResult:
@@ -550,6 +596,7 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
             t0 = time.perf_counter()
             await asyncio.to_thread(service.start)
             down_s = time.perf_counter() - t0
+            cpu_at_ready.append(service.cpu_seconds())
             back.set()
             _progress(f"kill run: service back after {down_s:.1f} s")
 
@@ -590,16 +637,20 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
                     killers.append(asyncio.create_task(kill_and_restart()))
 
         killers: list[asyncio.Task[None]] = []
+        cpu_at_ready: list[float] = []
         await asyncio.gather(*(issuer() for _ in range(args.kill_concurrency)))
         await asyncio.gather(*killers)
         _progress(f"kill run: {len(answered)} answered 201, {unanswered} without an answer")
         began = time.perf_counter()
         finished_s = -1.0
+        cpu_after_restart = -1.0
         rows: dict[str, tuple[str, str | None]] = {}
         while time.perf_counter() - began < args.restart_timeout:
             rows = await _command_rows(service, backend)
             if all(state in ("applied", "rejected", "expired") for state, _ in rows.values()):
                 finished_s = time.perf_counter() - began
+                if cpu_at_ready:
+                    cpu_after_restart = service.cpu_seconds() - cpu_at_ready[0]
                 break
             await asyncio.sleep(1.0)
         for task in keepers:
@@ -637,6 +688,7 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
             1 for n in nodes for count in n.deliveries.values() if count > 1
         ),
         all_finished_s=round(finished_s, 1),
+        service_cpu_s_after_restart=round(cpu_after_restart, 2),
     )
 
 

@@ -188,6 +188,8 @@ class NodeService:
         self._pending_sent: dict[str, datetime] = {}
         self._due_at_link: dict[str, list[dict[str, Any]]] = {}
         self._pending_closes: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._pending_acks: list[_PendingAck] = []
+        self._ack_writer: asyncio.Task[None] | None = None
         self._close_writer: asyncio.Task[None] | None = None
         self.periods = PeriodClock(incentive_period_s)
 
@@ -1083,25 +1085,102 @@ class NodeService:
         return len(pending)
 
     async def acknowledge(self, grant: LinkGrant, frame: AckFrame, *, source: str = "link") -> bool:
-        """Apply a node's ack; False (and counted) if it names no command of this node."""
+        """Apply a node's ack; False (and counted) if it names no command of this node.
+
+        Acks arriving together (across links) are written in one transaction by one
+        writer, as links are accepted (see :meth:`_write_acks`); each caller returns only
+        after the write holding its ack committed. If that write fails, the caller gets
+        its error and nothing of the group is kept: the command keeps its earlier state,
+        so it is sent again at the node's next link and the node answers again."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_acks.append(_PendingAck(grant, frame, source, future))
+        writer = self._ack_writer
+        if writer is None or writer.done() or writer.get_loop() is not asyncio.get_running_loop():
+            self._ack_writer = asyncio.create_task(self._write_pending_acks(), name="node-acks")
+        return await future
+
+    async def _write_pending_acks(self) -> None:
+        """Drain the waiting acks, ``HEARTBEAT_CHUNK`` at a time; those that arrive while a
+        group is being written form the next group."""
+        while self._pending_acks:
+            group = self._pending_acks[:HEARTBEAT_CHUNK]
+            del self._pending_acks[:HEARTBEAT_CHUNK]
+            try:
+                answers, finished = await self._write_acks(group)
+            except Exception as exc:
+                _log.exception("writing %d node acks failed", len(group))
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, answer in zip(group, answers, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(answer)
+            # Committed and answered: a lost notice must not stop the writer.
+            try:
+                for node_id, command_id, state in finished:
+                    await self._bus.publish_to(
+                        events_channel(node_id),
+                        json.dumps({"kind": "command", "id": command_id, "state": state}),
+                    )
+            except Exception:
+                _log.exception("publishing finished commands failed")
+
+    async def _write_acks(
+        self, group: list[_PendingAck]
+    ) -> tuple[list[bool], list[tuple[str, str, str]]]:
+        """One transaction for a group of acks, applied in their order of arrival (so a
+        ``node_durable`` and an ``applied`` of one command in one group both count, and a
+        repeated ack changes nothing). Returns each ack's answer and the commands finished
+        by the group: (node id, command id, state)."""
         now = self._clock.now()
-        target = CommandState(frame.state)
-        finished = False
         async with self._db.write() as session:
-            row = await session.get(NodeCommandRow, frame.id, with_for_update=self._db.locks_rows)
-            node = await session.get(NodeRow, grant.node_id, with_for_update=self._db.locks_rows)
-            assert node is not None
-            if row is None or row.node_id != grant.node_id:
-                node.frames_rejected += 1
-                return False
-            current = CommandState(row.state)
-            if not can_move(current, target):
-                # A repeated ack (after a reconnect) changes nothing.
-                return True
-            row.state = target.value
-            if target is CommandState.NODE_DURABLE:
-                row.durable_at = now
-            else:
+            # Rows locked in one order (commands, then nodes, each by id): two processes
+            # writing groups never deadlock.
+            query = (
+                select(NodeCommandRow)
+                .where(NodeCommandRow.id.in_(sorted({p.frame.id for p in group})))
+                .order_by(NodeCommandRow.id)
+            )
+            if self._db.locks_rows:
+                query = query.with_for_update()
+            commands = {row.id: row for row in (await session.scalars(query)).all()}
+            # The node rows are needed only to count: an ack naming no command of its
+            # node, or a command finished.
+            counted = sorted(
+                {
+                    p.grant.node_id
+                    for p in group
+                    if (row := commands.get(p.frame.id)) is None
+                    or row.node_id != p.grant.node_id
+                    or CommandState(p.frame.state) is not CommandState.NODE_DURABLE
+                }
+            )
+            nodes: dict[str, NodeRow] = {}
+            if counted:
+                node_query = select(NodeRow).where(NodeRow.id.in_(counted)).order_by(NodeRow.id)
+                if self._db.locks_rows:
+                    node_query = node_query.with_for_update()
+                nodes = {n.id: n for n in (await session.scalars(node_query)).all()}
+            answers: list[bool] = []
+            finished: list[tuple[str, str, str]] = []
+            for pending in group:
+                grant, frame = pending.grant, pending.frame
+                row = commands.get(frame.id)
+                if row is None or row.node_id != grant.node_id:
+                    if (counter := nodes.get(grant.node_id)) is not None:
+                        counter.frames_rejected += 1
+                    answers.append(False)
+                    continue
+                answers.append(True)
+                target = CommandState(frame.state)
+                if not can_move(CommandState(row.state), target):
+                    continue  # a repeated ack (after a reconnect) changes nothing
+                row.state = target.value
+                if target is CommandState.NODE_DURABLE:
+                    row.durable_at = now
+                    continue
+                node = nodes[grant.node_id]
                 row.durable_at = row.durable_at or now
                 row.finished_at = now
                 row.detail = frame.detail
@@ -1113,12 +1192,12 @@ class NodeService:
                 else:
                     node.commands_failed += 1
                     act.commands_failed += 1
-                finished = True
+                finished.append((grant.node_id, frame.id, target.value))
                 if row.type == CommandType.CONFIG.value:
                     applied = target is CommandState.APPLIED
                     await self._audit(
                         session,
-                        Caller(f"node:{grant.node_id}", source),
+                        Caller(f"node:{grant.node_id}", pending.source),
                         "node.config.applied" if applied else "node.config.refused",
                         f"node:{grant.node_id}",
                         after={
@@ -1127,12 +1206,7 @@ class NodeService:
                             "result": frame.result,
                         },
                     )
-        if finished:
-            await self._bus.publish_to(
-                events_channel(grant.node_id),
-                json.dumps({"kind": "command", "id": frame.id, "state": target.value}),
-            )
-        return True
+        return answers, finished
 
     async def relay_readings(
         self, grant: LinkGrant, batches: Sequence[dict[str, Any]]
@@ -1402,6 +1476,14 @@ class _PendingLink:
     signature: str
     source: str
     future: asyncio.Future[LinkGrant]
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingAck:
+    grant: LinkGrant
+    frame: AckFrame
+    source: str
+    future: asyncio.Future[bool]
 
 
 @dataclass(frozen=True, slots=True)
