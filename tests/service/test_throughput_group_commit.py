@@ -158,7 +158,7 @@ async def test_an_order_filled_later_in_its_own_batch_is_stored_as_it_ends(
     async with api.state.db.read() as session:
         stored = await session.get(OrderRow, sell_id)
         assert stored is not None
-        assert (stored.filled_wh, stored.status) == (700, "partially_filled")
+        assert (stored.filled_wh, stored.status) == (trade["qty_wh"], "partially_filled")
         assert stored.escrow_remaining == 2_000 - trade["qty_wh"]
     # Cancelling gives back exactly what the stored escrow still holds.
     cancelled = await api.http.delete(f"/api/v1/orders/{sell_id}", headers=seller.headers)
