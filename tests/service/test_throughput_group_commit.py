@@ -23,6 +23,7 @@ from wattx.services.principal import Principal, Role
 from wattx.services.trading import market as market_module
 from wattx.services.trading.market import OrderRequest, Submission
 from wattx.store.db import Database
+from wattx.store.models import OrderRow
 
 from .client import ApiClient, User
 from .helpers import FLAT_ZONE
@@ -135,6 +136,34 @@ async def test_crossing_orders_in_one_batch_trade_and_settle_escrow(api: ApiClie
     assert seller_wallet["credit"]["free"] == trade["value"] - trade["seller_fee"]
     trades = await api.http.get("/api/v1/trades", headers=buyer.headers)
     assert [t["id"] for t in trades.json()["items"]] == [trade["id"]]
+
+
+async def test_an_order_filled_later_in_its_own_batch_is_stored_as_it_ends(
+    api: ApiClient,
+) -> None:
+    """A new order is written when the batch first reads the database; a later trade
+    of the same batch still reaches its stored fill and escrow."""
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    buyer = await api.signup(Role.CONSUMER)
+    await api.fund(seller, energy_wh=2_000)
+    await api.fund(buyer, credit=10**9)
+    market = api.state.market
+    sell_answer, buy_answer = await asyncio.gather(
+        market.submit(await _principal(api, seller), _sell(2_000, 100_000), idempotency_key=None),
+        market.submit(await _principal(api, buyer), _buy(700, 120_000), idempotency_key=None),
+    )
+    (trade,) = buy_answer.body["trades"]
+    sell_id = sell_answer.body["order"]["id"]
+    async with api.state.db.read() as session:
+        stored = await session.get(OrderRow, sell_id)
+        assert stored is not None
+        assert (stored.filled_wh, stored.status) == (trade["qty_wh"], "partially_filled")
+        assert stored.escrow_remaining == 2_000 - trade["qty_wh"]
+    # Cancelling gives back exactly what the stored escrow still holds.
+    cancelled = await api.http.delete(f"/api/v1/orders/{sell_id}", headers=seller.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await api.wallet(seller))["energy"] == {"free": 2_000 - trade["qty_wh"], "locked": 0}
 
 
 async def test_idempotency_keys_hold_within_one_batch(api: ApiClient) -> None:

@@ -43,6 +43,9 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
 )
 
+_SQLITE_READ_POOL = 20
+"""Connections kept open for reads on SQLite (up to as many again open for a burst)."""
+
 _SQLITE_WRITER_PRAGMAS = (
     # The commit that crosses the WAL's size limit would otherwise copy the WAL
     # into the database and sync it before answering: a stall of every queued
@@ -62,7 +65,12 @@ class Database:
             self.write_engine = _sqlite_engine(
                 url, begin="BEGIN IMMEDIATE", echo=echo, pragmas=_SQLITE_WRITER_PRAGMAS
             )
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
+            # Readers keep their connections: each new aiosqlite connection is a new
+            # thread and a new file handle, and with the default pool (5, overflow
+            # closed on return) concurrent requests opened and closed them all the time.
+            self.read_engine = _sqlite_engine(
+                url, begin="BEGIN", echo=echo, pool_size=_SQLITE_READ_POOL, max_overflow=20
+            )
         else:
             engine = create_async_engine(
                 url,
@@ -187,9 +195,11 @@ def is_storage_failure(exc: BaseException) -> bool:
 
 
 def _sqlite_engine(
-    url: str, *, begin: str, echo: bool, pragmas: tuple[str, ...] = ()
+    url: str, *, begin: str, echo: bool, pragmas: tuple[str, ...] = (), **pool: int
 ) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}, **pool
+    )
 
     # pysqlite's own transaction handling is switched off so that SQLAlchemy
     # emits BEGIN itself, as SQLAlchemy's SQLite documentation recommends.

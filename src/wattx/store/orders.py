@@ -3,21 +3,76 @@
 Order rows a write transaction has created or read for update are remembered
 by its session (:func:`hold_order_rows`), so a later step of the same
 transaction gets them without another round trip.
+
+A new order is a plain :class:`NewOrderRow`, not an ORM object: the writer
+creates up to a thousand per transaction, and an ORM instance costs its
+construction, its state tracking and its share of the unit of work. They are
+written with one multi-row ``INSERT`` (and, for those a later step of the same
+transaction changed after that, one ``UPDATE`` each) before the session runs
+any ORM statement, before it flushes and before it commits: every query of
+the transaction sees them, and the commit includes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import event, func, select, tuple_
+from sqlalchemy import bindparam, event, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side
 from wattx.store.models import OrderRow
 
 OPEN_STATUSES = (OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value)
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class NewOrderRow:
+    """An order this transaction creates: the columns of :class:`OrderRow`, written by
+    :func:`_write_new_rows` (not tracked by the ORM)."""
+
+    id: str
+    owner_id: str
+    side: str
+    kind: str
+    zone: str
+    epoch_id: int
+    qty_wh: int
+    limit_price: int
+    client_order_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    seq: int
+    filled_wh: int
+    cancelled_wh: int
+    status: str
+    escrow_asset: str
+    escrow_remaining: int
+    # What the database holds, once written (the columns an order's life changes).
+    written: tuple[object, ...] | None = None
+
+    def changing(self) -> tuple[object, ...]:
+        return (
+            self.seq,
+            self.filled_wh,
+            self.cancelled_wh,
+            self.status,
+            self.updated_at,
+            self.escrow_remaining,
+        )
+
+    def columns(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(NewOrderRow) if f.name != "written")
+
+OrderRecord = OrderRow | NewOrderRow
+"""An order row a write transaction holds: read from the database or created by it."""
 
 
 def order_from_row(row: OrderRow) -> Order:
@@ -39,9 +94,9 @@ def order_from_row(row: OrderRow) -> Order:
     )
 
 
-def new_order_row(order: Order, *, escrow_asset: str, escrow: int, at: datetime) -> OrderRow:
+def new_order_row(order: Order, *, escrow_asset: str, escrow: int, at: datetime) -> NewOrderRow:
     assert order.created_at is not None
-    return OrderRow(
+    return NewOrderRow(
         id=order.id,
         owner_id=order.owner,
         side=order.side.value,
@@ -62,7 +117,7 @@ def new_order_row(order: Order, *, escrow_asset: str, escrow: int, at: datetime)
     )
 
 
-def copy_fill_state(row: OrderRow, order: Order, at: datetime) -> None:
+def copy_fill_state(row: OrderRecord, order: Order, at: datetime) -> None:
     row.seq = order.seq
     row.filled_wh = order.filled_wh
     row.cancelled_wh = order.cancelled_wh
@@ -72,7 +127,7 @@ def copy_fill_state(row: OrderRow, order: Order, at: datetime) -> None:
 
 async def orders_for_update(
     session: AsyncSession, order_ids: Sequence[str], *, lock: bool
-) -> dict[str, OrderRow]:
+) -> dict[str, OrderRecord]:
     held = _held_rows(session)
     found = {order_id: held[order_id] for order_id in order_ids if order_id in held}
     missing = sorted(order_id for order_id in order_ids if order_id not in held)
@@ -80,18 +135,23 @@ async def orders_for_update(
         query = select(OrderRow).where(OrderRow.id.in_(missing)).order_by(OrderRow.id)
         if lock:
             query = query.with_for_update()
-        for row in await session.scalars(query):
-            found[row.id] = row
-            held[row.id] = row
+        # Rows not held are older than this transaction: what it changed so far can
+        # wait for the commit's flush instead of a flush of its own here.
+        with session.no_autoflush:
+            for row in await session.scalars(query):
+                found[row.id] = row
+                held[row.id] = row
     return found
 
 
-def hold_order_rows(session: AsyncSession, rows: Iterable[OrderRow]) -> None:
-    """Add new rows to the session and remember them for :func:`orders_for_update`."""
+def hold_order_rows(session: AsyncSession, rows: Iterable[NewOrderRow]) -> None:
+    """Remember new rows for :func:`orders_for_update` and write them before the session's
+    next statement, flush or commit."""
     held = _held_rows(session)
+    pending = _pending_rows(session)
     for row in rows:
-        session.add(row)
         held[row.id] = row
+        pending.append(row)
 
 
 async def order_by_id(session: AsyncSession, order_id: str) -> OrderRow | None:
@@ -156,14 +216,84 @@ async def list_orders(
 
 
 _HELD_ROWS = "wattx.orders.held"
+_NEW_ROWS = "wattx.orders.new"
 
 
-def _held_rows(session: AsyncSession) -> dict[str, OrderRow]:
-    held: dict[str, OrderRow] = session.info.setdefault(_HELD_ROWS, {})
+def _held_rows(session: AsyncSession) -> dict[str, OrderRecord]:
+    held: dict[str, OrderRecord] = session.info.setdefault(_HELD_ROWS, {})
     return held
+
+
+def _pending_rows(session: AsyncSession) -> list[NewOrderRow]:
+    pending: list[NewOrderRow] = session.info.setdefault(_NEW_ROWS, [])
+    return pending
+
+
+_INSERT = insert(OrderRow.__table__)  # type: ignore[arg-type]
+_UPDATE = (
+    update(OrderRow.__table__)  # type: ignore[arg-type]
+    .where(OrderRow.__table__.c.id == bindparam("b_id"))
+    .values(
+        seq=bindparam("b_seq"),
+        filled_wh=bindparam("b_filled_wh"),
+        cancelled_wh=bindparam("b_cancelled_wh"),
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_updated_at"),
+        escrow_remaining=bindparam("b_escrow_remaining"),
+    )
+)
+
+
+def _write_new_rows(session: Session) -> None:
+    """Insert the new rows not yet written and update those changed since they were."""
+    rows: list[NewOrderRow] | None = session.info.get(_NEW_ROWS)
+    if not rows:
+        return
+    fresh = [row for row in rows if row.written is None]
+    changed = [row for row in rows if row.written is not None and row.written != row.changing()]
+    if not fresh and not changed:
+        return
+    # The session's own connection, so no ORM event runs again for these statements.
+    connection = session.connection()
+    if fresh:
+        connection.execute(_INSERT, [row.columns() for row in fresh])
+    if changed:
+        connection.execute(
+            _UPDATE,
+            [
+                {
+                    "b_id": row.id,
+                    "b_seq": row.seq,
+                    "b_filled_wh": row.filled_wh,
+                    "b_cancelled_wh": row.cancelled_wh,
+                    "b_status": row.status,
+                    "b_updated_at": row.updated_at,
+                    "b_escrow_remaining": row.escrow_remaining,
+                }
+                for row in changed
+            ],
+        )
+    for row in fresh + changed:
+        row.written = row.changing()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_statement(state: ORMExecuteState) -> None:
+    _write_new_rows(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _write_before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    _write_new_rows(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    _write_new_rows(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_held_rows(session: Session, _previous: SessionTransaction) -> None:
     # A rollback (also to a savepoint) may release locks and discard new rows.
     session.info.pop(_HELD_ROWS, None)
+    session.info.pop(_NEW_ROWS, None)

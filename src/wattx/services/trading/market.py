@@ -526,7 +526,10 @@ class MarketService:
             f"client-order-id:{request.client_order_id}" if request.client_order_id else None
         )
         future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
-        return _PendingSubmission(principal, request, key, request.fingerprint(), future)
+        # The fingerprint tells a retry from another request under the same key: only
+        # a submission with a key needs it.
+        fingerprint = request.fingerprint() if key is not None else ""
+        return _PendingSubmission(principal, request, key, fingerprint, future)
 
     def _enqueue(self, group: list[_PendingSubmission]) -> None:
         """Queue submissions that must share one transaction, and wake the writer."""

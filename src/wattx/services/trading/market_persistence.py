@@ -22,7 +22,7 @@ from wattx.domain.orders import OrderStatus
 from wattx.services.onchain.ledger import release_escrow, transfer_for_trade
 from wattx.store import orders as order_repo
 from wattx.store.balances import Asset
-from wattx.store.models import OrderRow
+from wattx.store.orders import NewOrderRow, OrderRecord
 from wattx.store.trades import trade_row
 
 
@@ -33,13 +33,13 @@ class EscrowInvariantError(RuntimeError):
 async def record_engine_changes(
     session: AsyncSession,
     *,
-    new_rows: Sequence[OrderRow],
+    new_rows: Sequence[NewOrderRow],
     changed: Iterable[Order],
     trades: Sequence[Trade],
     at: datetime,
     lock: bool,
 ) -> None:
-    rows = {row.id: row for row in new_rows}
+    rows: dict[str, OrderRecord] = {row.id: row for row in new_rows}
     order_repo.hold_order_rows(session, new_rows)
     changed_orders = {order.id: order for order in changed}
     needed = set(changed_orders)
@@ -62,7 +62,7 @@ async def record_engine_changes(
             row.escrow_remaining = 0
 
 
-def _draw(row: OrderRow, amount: int) -> None:
+def _draw(row: OrderRecord, amount: int) -> None:
     if amount > row.escrow_remaining:
         raise EscrowInvariantError(
             f"order {row.id} escrow {row.escrow_remaining} < {amount} drawn by a trade"
