@@ -4,9 +4,12 @@ Starts the service as a subprocess (see ``bench/api.py``), enrols ``--nodes``
 nodes through the API (registration token, enrolment), opens one link per node
 (the challenge signed with the node's own key), then
 
-* heartbeats: every node sends ``--heartbeats`` heartbeats, spread evenly over
-  ``--window`` seconds; reports heartbeats per second handled and the service's
-  CPU share of one core over the window;
+* heartbeats: every node sends ``--heartbeats`` heartbeats, one every
+  ``--window`` / ``--heartbeats`` seconds (the nodes' first sends spread over
+  that interval, nothing waited after the last), so the window carries the steady
+  rate; reports heartbeats per second handled and the service's CPU share of one
+  core over the window (``--heartbeats 2 --window 60``: the 30-second interval of
+  the daemon);
 * idle: the service's CPU share of one core with every link held and nothing
   sent over ``--window`` seconds (the sweeps, health);
 * commands: ``--commands`` diagnostics commands, issued through the API round
@@ -32,7 +35,7 @@ generator stays small beside the service on one machine; they run in this
 process (uvloop).
 
     .venv/bin/python bench/nodes.py --nodes 500
-    .venv/bin/python bench/nodes.py --nodes 5000 --heartbeats 1 --window 30 --restart --json
+    .venv/bin/python bench/nodes.py --nodes 5000 --heartbeats 2 --window 60 --restart --json
     .venv/bin/python bench/nodes.py --backend postgres --nodes 1000 --json
     .venv/bin/python bench/nodes.py --nodes 0 --replay --json      # the replay alone
 """
@@ -235,11 +238,12 @@ async def _keep_linked(url: str, node: SimNode) -> None:
 async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: float) -> None:
     await asyncio.sleep(offset_s)
     for i in range(count):
+        if i:
+            await asyncio.sleep(window_s / count)
         if node.ws is not None:
             await node.ws.send(
                 encode("heartbeat", uptime_s=i, version="bench", buffer_depth=0, devices={})
             )
-        await asyncio.sleep(window_s / count)
 
 
 async def _all_arrived(issued: dict[str, tuple[SimNode, float]], *, within_s: float) -> None:
@@ -322,11 +326,15 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
 
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
         client_heartbeat = _OwnCpu()
+        # Each node sends every ``interval`` seconds, the nodes' first sends spread over the
+        # first interval, and nothing waits after the last send: the measured wall is the
+        # window, so the CPU share is that of the steady rate nodes × heartbeats / window.
+        interval = args.window / args.heartbeats
         heartbeat_pct, wall = await _cpu_share(
             service,
             asyncio.gather(
                 *(
-                    _heartbeats(n, args.heartbeats, args.window, i * args.window / len(nodes))
+                    _heartbeats(n, args.heartbeats, args.window, i * interval / len(nodes))
                     for i, n in enumerate(nodes)
                 )
             ),
