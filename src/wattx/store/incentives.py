@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,19 +34,33 @@ async def up_slots_of(
     session: AsyncSession, period: int, intervals: dict[str, int], *, lock: bool
 ) -> dict[str, tuple[int, int]]:
     """For many nodes of one period at once: node id → (``up_slots``, ``last_slot``) of
-    its row, created (all zero, with the node's heartbeat interval) where missing. One
-    insert and one select for all, in node id order (two writers never deadlock)."""
+    its row, created (all zero, with the node's heartbeat interval) where missing.
+
+    One select for all, in node id order (two writers never deadlock); only the nodes
+    it did not find are inserted (one executemany of a statement compiled once, a row
+    another writer made meanwhile left alone) and read again. A heartbeat round of a
+    period whose rows exist, which is nearly every round, is one select."""
     if not intervals:
         return {}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(NodeActivityRow)
-        .values([_zero(node_id, period, intervals[node_id]) for node_id in sorted(intervals)])
-        .on_conflict_do_nothing()
-    )
+    found = await _up_slots(session, period, list(intervals), lock=lock)
+    missing = sorted(set(intervals) - set(found))
+    if missing:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(cast(Table, NodeActivityRow.__table__)).on_conflict_do_nothing(),
+            [_zero(node_id, period, intervals[node_id]) for node_id in missing],
+        )
+        found.update(await _up_slots(session, period, missing, lock=lock))
+    return dict(sorted(found.items()))
+
+
+async def _up_slots(
+    session: AsyncSession, period: int, node_ids: list[str], *, lock: bool
+) -> dict[str, tuple[int, int]]:
     query = (
         select(NodeActivityRow.node_id, NodeActivityRow.up_slots, NodeActivityRow.last_slot)
-        .where(NodeActivityRow.period == period, NodeActivityRow.node_id.in_(list(intervals)))
+        .where(NodeActivityRow.period == period, NodeActivityRow.node_id.in_(node_ids))
         .order_by(NodeActivityRow.node_id)
     )
     if lock:
