@@ -78,6 +78,15 @@ async def running(
 
 
 @pytest.fixture
+def manual_rounds(settings: Settings) -> Settings:
+    """Settings where nothing sweeps for due commands and no heartbeat round runs: only
+    the links, and the test, act."""
+    return settings.model_copy(
+        update={"node_heartbeat_flush_s": 3600.0, "node_command_poll_s": 3600.0}
+    )
+
+
+@pytest.fixture
 async def service(settings: Settings, clock: ManualClock) -> AsyncIterator[Service]:
     async with running(settings, clock) as svc:
         yield svc

@@ -12,9 +12,12 @@ from typing import Any
 
 import aiomqtt
 import pytest
+import websockets
 
 from service.client import User
+from wattx.nodes import challenge
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
+from wattx.nodes.frames import encode
 
 from .conftest import Enrolled, Service
 
@@ -99,3 +102,38 @@ async def applying_device(prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def link_node(service: Service, node: Enrolled) -> Any:
+    """A bare WebSocket link of ``node``, authenticated by its signed challenge."""
+    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
+    ws = await websockets.connect(link_url)
+    hello = json.loads(await ws.recv())
+    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
+    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
+    assert json.loads(await ws.recv())["type"] == "welcome"
+    return ws
+
+
+async def next_command(ws: Any) -> dict[str, Any]:
+    """The next frame on a bare link, which must be a command."""
+    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+    assert frame["type"] == "command", frame
+    sent: dict[str, Any] = frame["command"]
+    return sent
+
+
+def count_writes(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the service's write transactions from now on (in the list's one item)."""
+    db = service.state.db
+    original = db.write
+    writes = [0]
+
+    @asynccontextmanager
+    async def counting() -> AsyncIterator[Any]:
+        writes[0] += 1
+        async with original() as session:
+            yield session
+
+    monkeypatch.setattr(db, "write", counting)
+    return writes

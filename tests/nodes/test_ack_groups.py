@@ -22,30 +22,16 @@ from wattx.nodes.frames import AckFrame, CloseCode, encode
 from wattx.services.community.nodes import LinkGrant
 
 from .conftest import Enrolled, Service, enrol, running
-from .helpers import audit_actions, command, command_state, eventually, stats
-
-
-@pytest.fixture
-def manual_rounds(settings: Settings) -> Settings:
-    # Nothing sweeps for due commands and no round runs: only the links act.
-    return settings.model_copy(
-        update={"node_heartbeat_flush_s": 3600.0, "node_command_poll_s": 3600.0}
-    )
-
-
-def _count_writes(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    db = service.state.db
-    original = db.write
-    writes = [0]
-
-    @asynccontextmanager
-    async def counting() -> AsyncIterator[Any]:
-        writes[0] += 1
-        async with original() as session:
-            yield session
-
-    monkeypatch.setattr(db, "write", counting)
-    return writes
+from .helpers import (
+    audit_actions,
+    command,
+    command_state,
+    count_writes,
+    eventually,
+    link_node,
+    next_command,
+    stats,
+)
 
 
 def _published(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
@@ -109,7 +95,7 @@ async def test_acks_arriving_together_are_written_in_one_transaction_each_applie
             (second, AckFrame(issued[first.node_id][0], "applied", None, None)),  # not its own
             (second, AckFrame("no-such-command", "node_durable", None, None)),
         ]
-        writes = _count_writes(service, monkeypatch)
+        writes = count_writes(service, monkeypatch)
         events = _published(service, monkeypatch)
         answers = await asyncio.gather(
             *(service.state.nodes.acknowledge(g, f, source="127.0.0.1") for g, f in acks)
@@ -140,33 +126,16 @@ async def test_acks_arriving_together_are_written_in_one_transaction_each_applie
         assert actions.count("node.config.applied") == 1
 
 
-async def _link(service: Service, node: Enrolled) -> Any:
-    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
-    ws = await websockets.connect(link_url)
-    hello = json.loads(await ws.recv())
-    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
-    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
-    assert json.loads(await ws.recv())["type"] == "welcome"
-    return ws
-
-
-async def _next_command(ws: Any) -> dict[str, Any]:
-    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-    assert frame["type"] == "command", frame
-    sent: dict[str, Any] = frame["command"]
-    return sent
-
-
 async def test_an_ack_whose_group_write_fails_is_not_lost(
     manual_rounds: Settings, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with running(manual_rounds, clock) as service:
         node = await enrol(service.api, tmp_path)
-        ws = await _link(service, node)
+        ws = await link_node(service, node)
         issued = await command(
             service, node.owner, node.node_id, type="diagnostics", payload={"name": "ping"}
         )
-        sent = await _next_command(ws)
+        sent = await next_command(ws)
         assert sent["id"] == issued["id"]
         assert await service.state.nodes.flush_sent() == 1
 
@@ -201,8 +170,8 @@ async def test_an_ack_whose_group_write_fails_is_not_lost(
 
         await eventually(unlinked)
         # Sent again at the next link, and the node's answers now count, once.
-        ws = await _link(service, node)
-        assert (await _next_command(ws))["id"] == issued["id"]
+        ws = await link_node(service, node)
+        assert (await next_command(ws))["id"] == issued["id"]
         await ws.send(encode("ack", id=issued["id"], state="node_durable"))
         await ws.send(encode("ack", id=issued["id"], state="applied", result={"ok": True}))
 

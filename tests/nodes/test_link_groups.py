@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import websockets
 from sqlalchemy import select
 
 from service.conftest import ManualClock
@@ -26,30 +23,7 @@ from wattx.nodes.frames import encode
 from wattx.store.models_nodes import NodeRow
 
 from .conftest import Enrolled, Service, enrol, running
-from .helpers import audit_actions, command, command_state, eventually
-
-
-@pytest.fixture
-def manual_rounds(settings: Settings) -> Settings:
-    # Only the test writes the rounds and nothing sweeps for due commands.
-    return settings.model_copy(
-        update={"node_heartbeat_flush_s": 3600.0, "node_command_poll_s": 3600.0}
-    )
-
-
-def _count_writes(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    db = service.state.db
-    original = db.write
-    writes = [0]
-
-    @asynccontextmanager
-    async def counting() -> AsyncIterator[Any]:
-        writes[0] += 1
-        async with original() as session:
-            yield session
-
-    monkeypatch.setattr(db, "write", counting)
-    return writes
+from .helpers import audit_actions, command, command_state, count_writes, eventually, link_node
 
 
 async def test_links_arriving_together_are_checked_in_one_read_and_recorded_in_one_write(
@@ -60,7 +34,7 @@ async def test_links_arriving_together_are_checked_in_one_read_and_recorded_in_o
     op = await service.api.operator()
     response = await service.api.http.delete(f"/api/v1/nodes/{revoked.node_id}", headers=op.headers)
     assert response.status_code == 200, response.text
-    writes = _count_writes(service, monkeypatch)
+    writes = count_writes(service, monkeypatch)
 
     def answer(node: Enrolled, seed: bytes) -> Any:
         nonce = new_nonce()
@@ -104,23 +78,13 @@ async def test_links_arriving_together_are_checked_in_one_read_and_recorded_in_o
     assert (f"node:{forger.node_id}", "bad signature") in refused
 
 
-async def _link(service: Service, node: Enrolled) -> Any:
-    link_url = service.url.replace("http://", "ws://") + "/api/v1/nodes/link"
-    ws = await websockets.connect(link_url)
-    hello = json.loads(await ws.recv())
-    signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
-    await ws.send(encode("auth", node_id=node.node_id, signature=signature))
-    assert json.loads(await ws.recv())["type"] == "welcome"
-    return ws
-
-
 async def test_a_queued_command_is_pushed_to_its_linked_node_and_marked_sent_with_the_round(
     manual_rounds: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     async with running(manual_rounds, clock) as service:
         node = await enrol(service.api, tmp_path)
         nodes = service.state.nodes
-        ws = await _link(service, node)
+        ws = await link_node(service, node)
         taken: list[str] = []
         original = nodes.take_due_commands
 
