@@ -137,3 +137,15 @@ def count_writes(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]
 
     monkeypatch.setattr(db, "write", counting)
     return writes
+
+
+async def two_diagnostics_each(service: Service, nodes: list[Enrolled]) -> dict[str, list[str]]:
+    """Queue a ``ping`` and a ``buffer`` diagnostics command for each node: node id → the
+    two command ids, in that order."""
+    return {
+        n.node_id: [
+            (await command(service, n.owner, n.node_id, type="diagnostics", payload=p))["id"]
+            for p in ({"name": "ping"}, {"name": "buffer"})
+        ]
+        for n in nodes
+    }

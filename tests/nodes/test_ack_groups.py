@@ -31,6 +31,7 @@ from .helpers import (
     link_node,
     next_command,
     stats,
+    two_diagnostics_each,
 )
 
 
@@ -60,13 +61,7 @@ async def test_acks_arriving_together_are_written_in_one_transaction_each_applie
 ) -> None:
     async with running(manual_rounds, clock) as service:
         nodes = [await enrol(service.api, tmp_path / str(i)) for i in range(4)]
-        issued = {
-            n.node_id: [
-                (await command(service, n.owner, n.node_id, type="diagnostics", payload=p))["id"]
-                for p in ({"name": "ping"}, {"name": "buffer"})
-            ]
-            for n in nodes
-        }
+        issued = await two_diagnostics_each(service, nodes)
         config = await service.api.http.put(
             f"/api/v1/nodes/{nodes[0].node_id}/config",
             json={"config": {"heartbeat_interval_s": 10}},

@@ -24,6 +24,7 @@ from .helpers import (
     link_node,
     next_command,
     stats,
+    two_diagnostics_each,
 )
 
 
@@ -35,13 +36,7 @@ async def test_nodes_linking_together_get_their_due_commands_from_the_groups_one
 ) -> None:
     async with running(manual_rounds, clock) as service:
         nodes = [await enrol(service.api, tmp_path / str(i)) for i in range(4)]
-        queued = {
-            n.node_id: [
-                (await command(service, n.owner, n.node_id, type="diagnostics", payload=p))["id"]
-                for p in ({"name": "ping"}, {"name": "buffer"})
-            ]
-            for n in nodes
-        }
+        queued = await two_diagnostics_each(service, nodes)
         taken: list[str] = []
         original = service.state.nodes.take_due_commands
 
