@@ -15,6 +15,10 @@ everything queued so far as a batch, runs it through the engine in arrival
 order and commits it in one transaction, then answers each caller. Under load
 one commit (and one read of the balances involved) serves many submissions;
 alone, a submission is a batch of one.
+
+With several replicas on PostgreSQL one of them is elected to be this writer
+(:mod:`wattx.services.trading.writer_election`); every write transaction
+checks its fencing token first, and the others hand their submissions to it.
 """
 
 from __future__ import annotations
