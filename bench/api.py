@@ -13,6 +13,10 @@ participants, then lets 50 concurrent clients submit limit orders:
   ``POST /api/v1/orders/batch`` with ``--batch`` orders (default 500) as soon as
   the previous batch is answered: orders per second through the batch route,
   and the latency of one batch request;
+* ``--replicas 2`` (PostgreSQL): two ``wattx up`` replicas on the same
+  database elect one market writer (``WATTX_MARKET_WRITER=elect``); the
+  clients are spread over both, so half the orders reach the writer through
+  the other replica (docs/operations.md, "Scaling out");
 * ``ceiling``: the same clients send ``GET /healthz`` (a bare FastAPI route
   behind the same middleware, no database) closed loop: what the server and
   this machine can answer at all in this run. Every other mode's ``ratio`` is
@@ -26,6 +30,7 @@ the figures include matching, trades and escrow transfers.
     .venv/bin/python bench/api.py --backend sqlite --rates 100,300 --json
     .venv/bin/python bench/api.py --modes batch --batch 1000   # the batch route only
     .venv/bin/python bench/api.py --backend sqlite --modes ceiling,max,batch --json
+    .venv/bin/python bench/api.py --backend postgres --replicas 2 --modes ceiling,max,paced
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ class Result:
     max_ms: float
     server_cpu_ms: float  # the service's CPU time per submission (all its threads)
     orders_per_request: int = 1
-    ratio: float | None = None  # per_second over the ceiling mode's requests per second
+    ratio: float | None = None
+    replicas: int = 1  # per_second over the ceiling mode's requests per second
 
 
 def _free_port() -> int:
@@ -175,6 +181,16 @@ class RawHttpConnection:
 @contextlib.asynccontextmanager
 async def live_service(backend: str, **extra_env: str) -> AsyncIterator[Service]:
     """A real ``wattx up`` on a scratch SQLite file or PostgreSQL database, with an operator."""
+    async with live_replicas(backend, 1, **extra_env) as services:
+        yield services[0]
+
+
+@contextlib.asynccontextmanager
+async def live_replicas(
+    backend: str, replicas: int, **extra_env: str
+) -> AsyncIterator[list[Service]]:
+    """Real ``wattx up`` replicas on a scratch SQLite file or PostgreSQL database, with
+    an operator (more than one: PostgreSQL only, electing one market writer)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATTX_")}
         env.update(
@@ -192,16 +208,21 @@ async def live_service(backend: str, **extra_env: str) -> AsyncIterator[Service]
             await conn.execute(f'CREATE DATABASE "{pg_name}"')
             await conn.close()
             env["WATTX_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
-        service = Service(env)
+        if replicas > 1:
+            env.update(WATTX_MARKET_WRITER="elect", WATTX_JWT_SECRET=uuid.uuid4().hex)
+        services = [Service(env)]
+        services += [Service({**env, "WATTX_PORT": str(_free_port())}) for _ in range(replicas - 1)]
         try:
-            service.cli("db", "upgrade")
-            service.cli(
+            services[0].cli("db", "upgrade")
+            services[0].cli(
                 "admin", "create-operator", "--email", "op@bench.test", "--password", PASSWORD
             )
-            service.start()
-            yield service
+            for service in services:
+                service.start()
+            yield services
         finally:
-            service.stop()
+            for service in services:
+                service.stop()
             if pg_name:
                 conn = await asyncpg.connect(PG_ADMIN_DSN)
                 await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
@@ -320,7 +341,7 @@ def _order_body(rng: random.Random, side: str, mid: int) -> dict[str, object]:
 
 
 async def _run_mode(
-    url: str,
+    urls: list[str],
     people: list[tuple[str, str]],
     bounds: tuple[int, int],
     seconds: float,
@@ -335,7 +356,7 @@ async def _run_mode(
     clients = asyncio.gather(
         *(
             _client(
-                url,
+                urls[seed % len(urls)],
                 side,
                 token,
                 bounds,
@@ -390,10 +411,11 @@ def _summarise(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    async with live_service(
-        backend, WATTX_EPOCH_LENGTH_S="86400", WATTX_GATE_CLOSURE_LEAD_S="0"
-    ) as service:
-        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+    async with live_replicas(
+        backend, args.replicas, WATTX_EPOCH_LENGTH_S="86400", WATTX_GATE_CLOSURE_LEAD_S="0"
+    ) as services:
+        urls = [service.url for service in services]
+        async with httpx.AsyncClient(base_url=urls[0], timeout=30) as http:
             people = await _participants(http, args.clients)
             bounds = await _bounds(http, people[0][1])
         results = []
@@ -409,11 +431,11 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
             modes.append((f"batch {args.batch}", None, args.batch, people[: args.batch_clients]))
         for mode, rate, batch, clients in modes:
             print(f"[{backend}] {mode} for {args.seconds:g} s", file=sys.stderr, flush=True)
-            cpu_before = service.cpu_seconds()
+            cpu_before = sum(service.cpu_seconds() for service in services)
             latencies, errors, elapsed = await _run_mode(
-                service.url, clients, bounds, args.seconds, rate, max(batch, 0), batch < 0
+                urls, clients, bounds, args.seconds, rate, max(batch, 0), batch < 0
             )
-            cpu_s = service.cpu_seconds() - cpu_before
+            cpu_s = sum(service.cpu_seconds() for service in services) - cpu_before
             results.append(
                 _summarise(
                     backend, mode, len(clients), latencies, errors, elapsed, cpu_s, max(batch, 1)
@@ -421,6 +443,7 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
             )
         ceiling = next((r.per_second for r in results if r.mode == "ceiling"), None)
         for r in results:
+            r.replicas = len(services)
             if ceiling:
                 r.ratio = round(r.per_second / ceiling, 3)
         return results
@@ -428,13 +451,14 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
 
 def _table(results: list[Result]) -> str:
     header = (
-        f"{'backend':<9} {'mode':<13} {'clients':>7} {'subs':>7} {'errors':>6} "
+        f"{'backend':<9} {'repl':>4} {'mode':<13} {'clients':>7} {'subs':>7} {'errors':>6} "
         f"{'subs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms':>7} {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.backend:<9} {r.mode:<13} {r.clients:>7} {r.submissions:>7} {r.errors:>6} "
+            f"{r.backend:<9} {r.replicas:>4} {r.mode:<13} {r.clients:>7} "
+            f"{r.submissions:>7} {r.errors:>6} "
             f"{r.per_second:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
             f"{r.server_cpu_ms:>7.2f} {'' if r.ratio is None else f'{r.ratio:.3f}':>6}"
         )
@@ -460,8 +484,17 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=500, help="orders per batch request")
     parser.add_argument("--batch-clients", type=int, default=4, help="clients in batch mode")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="wattx up processes on one PostgreSQL database, electing one market writer",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    run_and_print(_bench_backend, parser.parse_args(), _table)
+    args = parser.parse_args()
+    if args.replicas < 1 or (args.replicas > 1 and args.backend != "postgres"):
+        parser.exit(2, "bench/api.py: --replicas above 1 needs --backend postgres\n")
+    run_and_print(_bench_backend, args, _table)
 
 
 def run_and_print(

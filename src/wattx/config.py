@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -186,6 +186,19 @@ class Settings(BaseSettings):
     node_auth_timeout_s: float = 10.0
     node_max_frame_bytes: int = 256 * 1024
     node_health_tick_s: float = 10.0
+    market_writer: Literal["always", "elect", "never"] = Field(
+        default="always",
+        description="always: this process writes the market (one process); elect: "
+        "PostgreSQL replicas elect one writer by an advisory lock; never: forward only",
+    )
+    market_writer_tick_s: float = Field(
+        default=1.0, gt=0, description="how often a replica tries the market writer lock"
+    )
+    market_forward_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how long a replica waits for the writer to answer a forwarded order",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -90,6 +90,7 @@ from wattx.services.trading.energy_flow import EnergyFlowService
 from wattx.services.trading.epoch_clock import EpochClockTask
 from wattx.services.trading.market import MarketService
 from wattx.services.trading.market_metrics import MarketMetrics
+from wattx.services.trading.writer_election import MarketWriterElection
 from wattx.services.trading.zones import ZoneService
 from wattx.services.wal_checkpoint import WalCheckpointTask
 from wattx.settlement.contract_chain import ContractChain
@@ -127,16 +128,25 @@ def create_app(
         checkpoints = WalCheckpointTask(state.db, tick_s=2.0)
         if state.db.is_sqlite:
             checkpoints.start()
+        if state.market_writer is not None:
+            state.market_writer.start()
         clock_task = EpochClockTask(state.market, tick_s=settings.clock_tick_s)
         if run_epoch_clock:
             clock_task.start()
+
+        async def apply_governance() -> int:
+            """Executed proposals change the market: only its writer applies them."""
+            if not state.market.is_writer:
+                return 0
+            return await state.governance.apply_executed()
+
         chain_worker = ChainWorkerTask(
             state.settlement,
             state.minting,
             state.retirement,
             tick_s=settings.settlement_tick_s,
             delivery=state.delivery,
-            governance=state.governance.apply_executed,
+            governance=apply_governance,
         )
         incentive_reports = IncentiveReportTask(state.incentives, tick_s=settings.incentive_tick_s)
         if run_epoch_clock:
@@ -167,6 +177,8 @@ def create_app(
             await incentive_reports.stop()
             await chain_worker.stop()
             await clock_task.stop()
+            if state.market_writer is not None:
+                await state.market_writer.stop()
             await checkpoints.stop()
             await state.events.stop()
             await state.rate_limiter.close()
@@ -305,6 +317,21 @@ async def _start_services(
     )
     zone_service.on_change(market.reload_zones)
     await market.start()
+    election = (
+        MarketWriterElection(
+            db,
+            market,
+            clock,
+            tick_s=settings.market_writer_tick_s,
+            forward_timeout_s=settings.market_forward_timeout_s,
+            candidate=settings.market_writer == "elect",
+        )
+        if settings.market_writer != "always" and not db.is_sqlite
+        else None
+    )
+    if election is not None:
+        # One round before serving: a lone replica (or the first) writes from the start.
+        await election.run_round()
     metering = MeteringService(
         db, the_bus, clock, schedule=schedule, policy=validation_policy(settings)
     )
@@ -407,6 +434,7 @@ async def _start_services(
         energy_flow=EnergyFlowService(
             meters=meter_registry, metering=metering, market=market, delivery=delivery
         ),
+        market_writer=election,
     )
 
 

@@ -30,6 +30,7 @@ from wattx.services.onchain.retirement import RetirementService
 from wattx.services.onchain.settlement import SettlementService
 from wattx.services.trading.energy_flow import EnergyFlowService
 from wattx.services.trading.market import MarketService
+from wattx.services.trading.writer_election import MarketWriterElection
 from wattx.services.trading.zones import ZoneService
 from wattx.store.db import Database
 
@@ -63,6 +64,8 @@ class AppState:
     incentives: IncentivesService
     statements: StatementService
     energy_flow: EnergyFlowService
+    market_writer: MarketWriterElection | None = None
+    """The market writer election (PostgreSQL replicas with ``market_writer`` elect/never)."""
 
 
 def state_of(request: Request) -> AppState:

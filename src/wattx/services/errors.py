@@ -126,3 +126,19 @@ class StorageUnavailableError(DomainError):
     def __init__(self, detail: str, **context: object) -> None:
         super().__init__(detail, **context)
         self.headers = {"Retry-After": str(self.retry_after_s)}
+
+
+class NotMarketWriterError(DomainError):
+    """This replica is not the market writer and cannot do this itself (an operator's
+    market action, a cancel or an amendment), or no writer answered a forwarded order
+    in time. Nothing was changed: send it again (to the writer, or later, with the same
+    ``Idempotency-Key``)."""
+
+    code = "not_market_writer"
+    http_status = 503
+    title = "Not the market writer"
+    retry_after_s = 1
+
+    def __init__(self, detail: str, **context: object) -> None:
+        super().__init__(detail, **context)
+        self.headers = {"Retry-After": str(self.retry_after_s)}

@@ -181,3 +181,41 @@ class IdempotencyRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MarketWriterRow(Base):
+    """Who writes the market now: the fencing token of the elected market writer.
+
+    The process holding the market's PostgreSQL advisory lock raises ``term`` when it
+    becomes the writer, and every market write transaction checks it (``FOR SHARE``):
+    a former writer that lost its lock can no longer commit once a new one has taken over.
+    """
+
+    __tablename__ = "market_writer"
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    term: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class MarketInboxRow(Base):
+    """Order submissions a replica that is not the market writer hands to the writer.
+
+    ``status`` is ``pending`` until the writer answers it (``done``, with the answer in
+    ``response``, in the transaction that placed the orders) or the sender gives up
+    (``abandoned``, never placed). The sender deletes the row once it has the answer.
+    """
+
+    __tablename__ = "market_inbox"
+    __table_args__ = (Index("ix_market_inbox_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    owner_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    response: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

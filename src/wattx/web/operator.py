@@ -378,6 +378,7 @@ async def _epochs_context(state: State) -> dict[str, Any]:
     market = state.market
     closed = await market.closed_epochs(limit=50, offset=0)
     batches = {row.epoch_id: row for row in await state.public_ledger.epochs(limit=200, offset=0)}
+    await market.refresh_view()
     open_epochs = sorted({o.epoch_id for o in market.open_orders()})
     now = state.clock.now()
     return {

@@ -113,6 +113,7 @@ async def get_book(
     levels: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> DepthOut:
     """Aggregated depth, best first (bids: landed limits; asks: seller limits)."""
+    await state.market.refresh_view()
     depth = state.market.depth(zone_id, epoch_id, levels)
     return DepthOut(
         zone=depth.zone,

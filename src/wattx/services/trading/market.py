@@ -15,6 +15,10 @@ everything queued so far as a batch, runs it through the engine in arrival
 order and commits it in one transaction, then answers each caller. Under load
 one commit (and one read of the balances involved) serves many submissions;
 alone, a submission is a batch of one.
+
+With several replicas on PostgreSQL one of them is elected to be this writer
+(:mod:`wattx.services.trading.writer_election`); every write transaction
+checks its fencing token first, and the others hand their submissions to it.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ from wattx.services.errors import (
     IdempotencyKeyReusedError,
     InvalidEpochError,
     NotAdmittedError,
+    NotMarketWriterError,
     StorageUnavailableError,
 )
 from wattx.services.onchain.ledger import escrow_asset, lock_escrow, release_escrow
@@ -110,6 +115,7 @@ from wattx.services.trading.zones import spec_from_row
 from wattx.store import audit as audit_repo
 from wattx.store import epochs as epoch_repo
 from wattx.store import idempotency as idem_repo
+from wattx.store import market_writer as writer_repo
 from wattx.store import orders as order_repo
 from wattx.store import reference_inputs as reference_repo
 from wattx.store import trades as trade_repo
@@ -289,6 +295,14 @@ class MarketService:
         self._unclosed: set[int] = set()
         # True while the engine may hold changes the database rolled back.
         self._stale = False
+        # Scaling out (docs/operations.md): with an elected writer, ``_term`` is the
+        # fencing token every write transaction checks; a replica that is not the
+        # writer forwards submissions (``_forward``) and reads a copy of the books.
+        self.is_writer = True
+        self._term: int | None = None
+        self._forward: Forward | None = None
+        self._on_follower_change: Callable[[], Awaitable[None]] | None = None
+        self._view_at = 0.0
 
     # lifecycle ------------------------------------------------------------
 
@@ -307,6 +321,81 @@ class MarketService:
         """
         async with self._lock:
             await self._rebuild_from_database()
+            self._view_at = time.monotonic()
+        if not self.is_writer and self._on_follower_change is not None:
+            await self._on_follower_change()
+
+    # the elected writer ---------------------------------------------------------
+
+    def follow(self, forward: Forward, on_change: Callable[[], Awaitable[None]]) -> None:
+        """Stop writing (at once) and from now on hand submissions to the elected writer
+        with ``forward``; ``on_change`` tells the writer that zones changed here."""
+        self.is_writer = False
+        self._forward = forward
+        self._on_follower_change = on_change
+
+    def stop_writing(self) -> None:
+        """The writer lock is lost: write nothing more (the fencing token stops whatever
+        transaction is under way from committing once another writer has taken over)."""
+        self.is_writer = False
+
+    async def become_writer(self, term: int) -> None:
+        """This process holds the writer lock and raised the term to ``term``: rebuild the
+        books from the database (everything the former writer committed) and write."""
+        async with self._lock:
+            self._term = term
+            await self._rebuild_from_database()
+            async with self._db.read() as session:
+                self._unclosed = await epoch_repo.unclosed_epochs_with_trades(session)
+            self.is_writer = True
+
+    @property
+    def term(self) -> int | None:
+        """The fencing token this process writes under (None without an election)."""
+        return self._term
+
+    async def refresh_view(self, max_age_s: float = 1.0) -> None:
+        """On a replica that is not the writer: rebuild the copy of the books that depth,
+        reference prices and open orders are read from, if older than ``max_age_s``."""
+        if self.is_writer or time.monotonic() - self._view_at < max_age_s:
+            return
+        async with self._lock:
+            if time.monotonic() - self._view_at < max_age_s:
+                return
+            await self._rebuild_from_database()
+            self._view_at = time.monotonic()
+
+    def _require_writer(self) -> None:
+        if not self.is_writer:
+            raise NotMarketWriterError(
+                "this replica is not the market writer; send it to the writer or try again"
+            )
+
+    async def _fence(self, session: AsyncSession) -> None:
+        """Inside a write transaction: refuse to commit unless this process is still the
+        writer of its term (nothing to check without an election)."""
+        if self._term is None:
+            return
+        current = await writer_repo.check_term(session)
+        if current is None or current[0] != self._term:
+            self.is_writer = False
+            raise NotMarketWriterError("another replica has become the market writer")
+
+    def enqueue_forwarded(
+        self,
+        inbox_id: int,
+        principal: Principal,
+        requests: Sequence[OrderRequest],
+        keys: Sequence[str | None],
+    ) -> list[asyncio.Future[Submission]]:
+        """Queue submissions another replica handed over, as one group; the writer
+        answers them in the inbox in the transaction that places them."""
+        group = [
+            replace(self._pending(principal, request, key), inbox_id=inbox_id)
+            for request, key in zip(requests, keys, strict=True)
+        ]
+        self._enqueue(group)
+        return [p.future for p in group]
 
     @property
     def engine(self) -> MarketEngine | None:
@@ -369,11 +458,13 @@ class MarketService:
         escrowed for the old fee or matched at the old rates. ``record`` writes the change
         (given that epoch) in the same transaction; the engine takes it only once that has
         committed."""
+        self._require_writer()
         async with self._lock:
             engine = await self._current_engine()
             now = self._clock.now()
             busy = [order.epoch_id for order in engine.open_orders()] if engine else []
             async with self._db.write() as session:
+                await self._fence(session)
                 last_traded = await trade_repo.max_trade_epoch(session)
                 start = max(
                     [self.schedule.first_open_epoch(now), *(e + 1 for e in busy)]
@@ -406,11 +497,13 @@ class MarketService:
         """Halt the zone's order intake now (new orders and amendments are refused with
         ``market_paused``; cancels, gate closure and settlement go on), in the audit log."""
         self._require_zone(zone_id)
+        self._require_writer()
         async with self._lock:
             if zone_id in self._paused:
                 raise MarketAlreadyPausedError("the market is paused already", zone=zone_id)
             now = self._clock.now()
             async with self._db.write() as session:
+                await self._fence(session)
                 session.add(
                     MarketPauseRow(zone_id=zone_id, paused_by=actor, reason=reason, paused_at=now)
                 )
@@ -436,12 +529,14 @@ class MarketService:
     async def resume(self, actor: str, zone_id: str, *, source: str) -> None:
         """Take orders for the zone again, in the audit log."""
         self._require_zone(zone_id)
+        self._require_writer()
         async with self._lock:
             pause = self._paused.get(zone_id)
             if pause is None:
                 raise MarketNotPausedError("the market is not paused", zone=zone_id)
             now = self._clock.now()
             async with self._db.write() as session:
+                await self._fence(session)
                 row = await session.get(MarketPauseRow, zone_id)
                 if row is not None:
                     await session.delete(row)
@@ -473,6 +568,11 @@ class MarketService:
         """
         if not principal.is_admitted:
             raise NotAdmittedError("orders are placed by admitted participants")
+        if not self.is_writer:
+            (answer,) = await self._forwarded(principal, [request], [idempotency_key])
+            if isinstance(answer, DomainError):
+                raise answer
+            return answer
         pending = self._pending(principal, request, idempotency_key)
         self._enqueue([pending])
         # Shielded: a caller that goes away must not cancel the batch it is part of.
@@ -498,13 +598,15 @@ class MarketService:
             raise NotAdmittedError("orders are placed by admitted participants")
         if not requests:
             return []
+        keys = [
+            None if idempotency_key is None else f"{idempotency_key}#{index}"
+            for index in range(len(requests))
+        ]
+        if not self.is_writer:
+            return await self._forwarded(principal, requests, keys)
         group = [
-            self._pending(
-                principal,
-                request,
-                None if idempotency_key is None else f"{idempotency_key}#{index}",
-            )
-            for index, request in enumerate(requests)
+            self._pending(principal, request, key)
+            for request, key in zip(requests, keys, strict=True)
         ]
         self._enqueue(group)
         done = await asyncio.shield(
@@ -518,6 +620,16 @@ class MarketService:
                 # The transaction failed (or the writer stopped): it failed for every order.
                 raise outcome
         return answers
+
+    async def _forwarded(
+        self,
+        principal: Principal,
+        requests: Sequence[OrderRequest],
+        keys: Sequence[str | None],
+    ) -> list[Submission | DomainError]:
+        if self._forward is None:
+            raise NotMarketWriterError("this replica is not the market writer")
+        return await self._forward(principal, requests, keys)
 
     def _pending(
         self, principal: Principal, request: OrderRequest, idempotency_key: str | None
@@ -538,6 +650,7 @@ class MarketService:
             self._writer = asyncio.get_running_loop().create_task(self._write_queued_submissions())
 
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        self._require_writer()
         events: list[Event] = []
         async with self._lock:
             engine = await self._current_engine()
@@ -550,6 +663,7 @@ class MarketService:
             moved = False
             try:
                 async with self._db.write() as session:
+                    await self._fence(session)
                     cancelled = engine.cancel(order_id, principal.user_id)
                     moved = True
                     await record_engine_changes(
@@ -587,6 +701,7 @@ class MarketService:
         reuse it; should that not cover it, or the engine refuse it, nothing
         changes. Answers like a submission, plus ``replaces``: the old order's id.
         """
+        self._require_writer()
         events: list[Event] = []
         async with self._lock:
             engine = await self._current_engine()
@@ -595,6 +710,7 @@ class MarketService:
             moved = False
             try:
                 async with self._db.write() as session:
+                    await self._fence(session)
                     row = (await order_repo.orders_for_update(session, [order_id], lock=locks)).get(
                         order_id
                     )
@@ -785,6 +901,7 @@ class MarketService:
           zone when the book has none), neutral without history;
         - weights: the governed ``refprice_*_weight_bps`` of that epoch's set.
         """
+        await self.refresh_view()
         zone = self._require_zone(zone_id)
         source = self._require_zone(from_zone) if from_zone is not None else zone
         engine = self._require_engine()
@@ -901,6 +1018,7 @@ class MarketService:
         ``forced`` closes it now even though its gate time has not come; the
         epoch then accepts no more orders.
         """
+        self._require_writer()
         async with self._lock:
             summary, events = await self._close_gate_locked(epoch_id, forced=forced)
         await self._publish(events)
@@ -914,6 +1032,8 @@ class MarketService:
         the books (all filled or cancelled): its trades settle only once it is
         closed. A closure that fails stays due and is retried on the next call.
         """
+        if not self.is_writer:
+            return []  # the writer's clock closes the gates
         if self._stale:
             # A failed closure may have moved the engine: the books must be
             # the database's again before anything is found due.
@@ -945,6 +1065,7 @@ class MarketService:
         congestion: list[dict[str, object]] = []
         try:
             async with self._db.write() as session:
+                await self._fence(session)
                 closure = engine.close_gate(epoch_id, engine_now)
                 moved = True
                 congestion = congestion_view(closure.congestion)
@@ -1059,6 +1180,11 @@ class MarketService:
         accepted: list[SubmitResult] = []
         try:
             async with self._db.write() as session:
+                await self._fence(session)
+                # Forwarded submissions another replica withdrew (or that were
+                # answered already) are left out; the others stay locked until commit.
+                forwarded = sorted({p.inbox_id for p in batch if p.inbox_id is not None})
+                live = await writer_repo.lock_pending(session, forwarded) if forwarded else set()
                 await lock_balances(
                     session,
                     [(p.principal.user_id, escrow_asset(p.request.side)) for p in batch],
@@ -1066,6 +1192,11 @@ class MarketService:
                 )
                 seen = await _BatchLookups.load(session, batch)
                 for pending in batch:
+                    if pending.inbox_id is not None and pending.inbox_id not in live:
+                        outcomes.append(
+                            NotMarketWriterError("withdrawn by the replica that sent it")
+                        )
+                        continue
                     try:
                         outcome, result = await self._submit_one(
                             session, engine, pending, now, seen
@@ -1076,6 +1207,18 @@ class MarketService:
                     outcomes.append(outcome)
                     if result is not None:
                         accepted.append(result)
+                if live:
+                    answers: dict[int, list[dict[str, Any]]] = {}
+                    for pending, answered in zip(batch, outcomes, strict=True):
+                        if pending.inbox_id in live:
+                            answers.setdefault(pending.inbox_id, []).append(
+                                outcome_to_json(answered)
+                            )
+                    await writer_repo.answer(
+                        session,
+                        {inbox_id: json.dumps(found) for inbox_id, found in answers.items()},
+                        now,
+                    )
         except BaseException:
             # The engine may be ahead of the rolled-back database (even the
             # submission that failed may have reached it): resync it.
@@ -1344,6 +1487,78 @@ class _PendingSubmission:
     key: str | None
     fingerprint: str
     future: asyncio.Future[Submission]
+    inbox_id: int | None = None
+    """The inbox row of a submission another replica handed over."""
+
+
+Forward = Callable[
+    [Principal, Sequence[OrderRequest], Sequence[str | None]],
+    Awaitable[list[Submission | DomainError]],
+]
+"""Hands submissions (with their idempotency keys) to the elected writer and returns its
+answers, once it has committed them."""
+
+
+def request_to_json(request: OrderRequest) -> dict[str, Any]:
+    return {
+        "side": request.side.value,
+        "qty_wh": request.qty_wh,
+        "zone": request.zone,
+        "epoch_id": request.epoch_id,
+        "limit_price": request.limit_price,
+        "kind": request.kind.value,
+        "client_order_id": request.client_order_id,
+    }
+
+
+def request_from_json(raw: Mapping[str, Any]) -> OrderRequest:
+    return OrderRequest(
+        side=Side(raw["side"]),
+        qty_wh=int(raw["qty_wh"]),
+        zone=str(raw["zone"]),
+        epoch_id=raw["epoch_id"],
+        limit_price=raw["limit_price"],
+        kind=OrderKind(raw["kind"]),
+        client_order_id=raw["client_order_id"],
+    )
+
+
+def outcome_to_json(outcome: Submission | DomainError) -> dict[str, Any]:
+    """An answer as the inbox keeps it: a submission, or the rule that refused it."""
+    if isinstance(outcome, Submission):
+        return {
+            "status_code": outcome.status_code,
+            "body": outcome.body,
+            "replayed": outcome.replayed,
+        }
+    return {
+        "error": outcome.code,
+        "detail": outcome.detail,
+        "context": json.loads(json.dumps(outcome.context, default=str)),
+    }
+
+
+def outcome_from_json(raw: Mapping[str, Any]) -> Submission | DomainError:
+    """The inbox's answer as the writer's own route would have it (same error class)."""
+    if "error" not in raw:
+        return Submission(int(raw["status_code"]), dict(raw["body"]), bool(raw["replayed"]))
+    cls = _error_classes().get(str(raw["error"]), DomainError)
+    error = cls.__new__(cls)
+    DomainError.__init__(error, str(raw["detail"]), **dict(raw["context"]))
+    retry = getattr(cls, "retry_after_s", None)
+    if retry is not None:
+        error.headers = {"Retry-After": str(retry)}  # type: ignore[attr-defined]
+    return error
+
+
+def _error_classes() -> dict[str, type[DomainError]]:
+    found: dict[str, type[DomainError]] = {}
+    stack: list[type[DomainError]] = [DomainError]
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.code, cls)
+        stack.extend(cls.__subclasses__())
+    return found
 
 
 def _settle(future: asyncio.Future[Submission], outcome: Submission | Exception) -> None:

@@ -1,0 +1,64 @@
+"""The fencing token: a market writer whose term another replica took over commits
+nothing more, whatever it was doing (docs/operations.md, "Scaling out")."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from service.client import ApiClient
+from service.helpers import FLAT_ZONE, assert_problem
+from wattx.api.state import AppState
+from wattx.services.principal import Role
+from wattx.store import market_writer as writer_repo
+from wattx.store.models import MarketWriterRow, OrderRow
+
+pytestmark = pytest.mark.postgres
+
+
+async def _raise_term(state: AppState, holder: str) -> int:
+    async with state.db.write() as session:
+        if await session.get(MarketWriterRow, writer_repo.SCOPE) is None:
+            # The shared test database is emptied between tests, this row with it.
+            session.add(MarketWriterRow(scope=writer_repo.SCOPE, term=0, holder=""))
+            await session.flush()
+        return await writer_repo.raise_term(session, holder, state.clock.now())
+
+
+async def _orders(state: AppState) -> int:
+    async with state.db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(OrderRow)) or 0)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_writer_whose_term_was_taken_over_commits_nothing(
+    api: ApiClient, state: AppState
+) -> None:
+    op = await api.operator()
+    zone = await api.http.post("/api/v1/zones", json=FLAT_ZONE, headers=op.headers)
+    assert zone.status_code == 201, zone.text
+    buyer = await api.signup(Role.CONSUMER)
+    await api.fund(buyer, credit=10_000_000)
+    await state.market.become_writer(await _raise_term(state, "this-process"))
+    placed = await api.order(buyer, side="buy", qty_wh=100, limit_price=100_000, zone="main")
+    assert placed.status_code == 201, placed.text
+    assert await _orders(state) == 1
+
+    # Another replica became the writer (without this one noticing its lock go).
+    await _raise_term(state, "another-process")
+    refused = await api.order(buyer, side="buy", qty_wh=100, limit_price=100_000, zone="main")
+    assert_problem(refused, 503, "not_market_writer")
+    assert refused.headers["retry-after"] == "1"
+    assert await _orders(state) == 1
+    # From then on it knows: nothing that changes the market is done here.
+    assert not state.market.is_writer
+    order_id = placed.json()["order"]["id"]
+    cancel = await api.http.delete(f"/api/v1/orders/{order_id}", headers=buyer.headers)
+    assert_problem(cancel, 503, "not_market_writer")
+    assert await state.market.close_due_epochs() == []
+
+    # Elected again (a new term), it writes again, from the database's books.
+    await state.market.become_writer(await _raise_term(state, "this-process"))
+    cancelled = await api.http.delete(f"/api/v1/orders/{order_id}", headers=buyer.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
