@@ -363,12 +363,16 @@ class NodeDaemon:
         command_id = str(command.get("id"))
         known = self.store.command(command_id)
         if known is None and self.store.accept_command(command):
-            await self._send(encode("ack", id=command_id, state="node_durable"))
+            # Started before the ack goes out (the ack still leaves first): a link lost
+            # while acking must not leave a stored command unrun.
             self._spawn(command)
+            await self._send(encode("ack", id=command_id, state="node_durable"))
             return
         # A resend (a lost ack, a reconnect): answer from the store, never run it again.
         await self._send(encode("ack", id=command_id, state="node_durable"))
-        if known is not None and known.state != "node_durable":
+        if known is not None and known.state == "node_durable":
+            self._spawn(known.body)  # stored and not finished: running, or started now
+        elif known is not None:
             await self._report(command_id)
 
     def _spawn(self, command: dict[str, Any]) -> None:
