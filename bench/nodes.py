@@ -615,14 +615,20 @@ async def _enrol_daemons(
     ``node.json``), one data directory each under ``root``."""
     op, owner = await _operator_and_owner(http)
     gate = asyncio.Semaphore(4)
+    # One token at a time: on PostgreSQL two at once for one owner may answer 409
+    # conflict (a concurrent request), which a client retries.
+    one_token = asyncio.Lock()
 
     async def one(i: int) -> DaemonNode:
         async with gate:
-            token = await http.post(
-                "/api/v1/nodes/registration-tokens",
-                json={"owner_id": owner, "name": f"gateway-{i}"},
-                headers=op,
-            )
+            async with one_token:
+                token = await http.post(
+                    "/api/v1/nodes/registration-tokens",
+                    json={"owner_id": owner, "name": f"gateway-{i}"},
+                    headers=op,
+                )
+            if token.status_code != 201:
+                raise RuntimeError(f"registration token refused: {token.status_code} {token.text}")
             data_dir = root / f"node-{i:03d}"
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
