@@ -38,6 +38,16 @@ process (uvloop).
     .venv/bin/python bench/nodes.py --nodes 5000 --heartbeats 2 --window 60 --restart --json
     .venv/bin/python bench/nodes.py --backend postgres --nodes 1000 --json
     .venv/bin/python bench/nodes.py --nodes 0 --replay --json      # the replay alone
+
+Kill runs (``--kill-commands N``, docs/nodes.md "10 000 commands and a kill -9"): N
+``diagnostics`` commands, the service killed with SIGKILL once at a random point and started
+again. The nodes are ``--nodes`` simulated ones, or with ``--daemons D`` D real node daemons
+(``wattx node enrol``, then ``wattx node run``, one process and one on-disk store each),
+``--daemon-kills`` times one of them killed with SIGKILL at a random moment (from ``--seed``)
+and started again; the node side of the check is then read from the daemons' stores:
+
+    .venv/bin/python bench/nodes.py --daemons 25 --kill-commands 10000 --kill-job-size 25 \
+        --kill-concurrency 4 --daemon-kills 20 --seed 7 --restart-timeout 900
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import resource
 import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,7 +137,8 @@ class SimNode:
     runs: dict[str, int] = field(default_factory=dict)
 
 
-async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
+async def _operator_and_owner(http: httpx.AsyncClient) -> tuple[dict[str, str], str]:
+    """The operator's headers and a new admitted node operator's user id."""
     login = await http.post(
         "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
     )
@@ -138,6 +150,11 @@ async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
     )
     owner = signup.json()["id"]
     await http.patch(f"/api/v1/admin/users/{owner}", json={"status": "admitted"}, headers=op)
+    return op, owner
+
+
+async def _enrol(http: httpx.AsyncClient, count: int) -> list[SimNode]:
+    op, owner = await _operator_and_owner(http)
 
     async def one(i: int) -> SimNode:
         token = await http.post(
@@ -534,6 +551,126 @@ async def _replay(
     }
 
 
+class DaemonNode:
+    """A real node daemon (``wattx node run``) in its own process, enrolled by
+    ``wattx node enrol`` with its own key, config and on-disk store in ``data_dir``."""
+
+    def __init__(self, node_id: str, data_dir: Path) -> None:
+        self.node_id = node_id
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lock = asyncio.Lock()
+        self.kills = 0
+        self.starts = 0
+
+    def start(self) -> None:
+        with open(self.data_dir / "daemon.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wattx.cli.node",
+                    "run",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        self.starts += 1
+
+    async def kill(self) -> None:
+        """SIGKILL, as a power cut would: nothing of the daemon runs after it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(self.process.wait)
+        self.kills += 1
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.process.wait, 30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                await asyncio.to_thread(self.process.wait)
+
+    def stored_commands(self) -> dict[str, tuple[str, int]]:
+        """The daemon's own durable record, read from its store on disk: command id →
+        (state, times its run was started)."""
+        path = self.data_dir / "node.sqlite3"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return {
+                r[0]: (r[1], int(r[2])) for r in db.execute("SELECT id, state, runs FROM commands")
+            }
+
+
+async def _enrol_daemons(
+    service: Service, http: httpx.AsyncClient, count: int, root: Path
+) -> list[DaemonNode]:
+    """Enrol ``count`` nodes with ``wattx node enrol`` (the real CLI: a key of its own,
+    ``node.json``), one data directory each under ``root``."""
+    op, owner = await _operator_and_owner(http)
+    gate = asyncio.Semaphore(4)
+    # One token at a time: on PostgreSQL two at once for one owner may answer 409
+    # conflict (a concurrent request), which a client retries.
+    one_token = asyncio.Lock()
+
+    async def one(i: int) -> DaemonNode:
+        async with gate:
+            async with one_token:
+                token = await http.post(
+                    "/api/v1/nodes/registration-tokens",
+                    json={"owner_id": owner, "name": f"gateway-{i}"},
+                    headers=op,
+                )
+            if token.status_code != 201:
+                raise RuntimeError(f"registration token refused: {token.status_code} {token.text}")
+            data_dir = root / f"node-{i:03d}"
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "wattx.cli.node",
+                "enrol",
+                "--server",
+                service.url,
+                "--registration-token",
+                token.json()["token"],
+                "--data-dir",
+                str(data_dir),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"wattx node enrol failed: {err.decode().strip()}")
+            config = json.loads((data_dir / "node.json").read_text())
+            return DaemonNode(config["node_id"], data_dir)
+
+    daemons = list(await asyncio.gather(*(one(i) for i in range(count))))
+    _progress(f"enrolled {len(daemons)} node daemons (wattx node enrol)")
+    return daemons
+
+
+async def _daemons_linked(
+    http: httpx.AsyncClient, op: dict[str, str], daemons: list[DaemonNode], within_s: float
+) -> int:
+    """Wait until the service reports every daemon linked; how many are."""
+    deadline = time.perf_counter() + within_s
+    linked = 0
+    while True:
+        linked = 0
+        for d in daemons:
+            stats = await http.get(f"/api/v1/nodes/{d.node_id}/stats", headers=op)
+            linked += bool(stats.status_code == 200 and stats.json().get("linked"))
+        if linked == len(daemons) or time.perf_counter() > deadline:
+            return linked
+        await asyncio.sleep(0.5)
+
+
 @dataclass
 class KillResult:
     backend: str
@@ -558,16 +695,70 @@ class KillResult:
     all_finished_s: float
     service_cpu_s_after_restart: float = -1
     """The restarted service's CPU time from its readiness until every command finished."""
+    resent_by_service: int = -1
+    """Commands the service sent more than once (``retries``, its count of sends, above 1)."""
+    daemons: int = 0
+    """Real node daemons (``--daemons``); the counts below then come from their stores."""
+    daemon_kills: int = 0
+    daemon_kills_while_service_down: int = 0
+    daemons_killed: int = 0
+    """Distinct daemons killed at least once."""
+    node_store_commands: int = -1
+    """Command rows in the daemons' stores at the end, all daemons together."""
+    node_store_unfinished: int = -1
+    outcome_differs: int = -1
+    """Commands whose outcome in the node's store differs from the service's (or that one
+    side has and the other has not)."""
+    node_store_runs: dict[str, int] = field(default_factory=dict)
+    """How many commands the node stores show started 0, 1, 2, … times."""
 
 
 async def _kill_run(service: Service, backend: str, args: argparse.Namespace) -> KillResult:
     """``--kill-commands N``: N commands over the nodes, the service killed with SIGKILL at
     a random point while they are issued and carried out, started again on the same
-    database; then every command must end applied exactly once or failed with a reason."""
+    database; then every command must end applied exactly once or failed with a reason.
+
+    With ``--daemons D`` the nodes are D real daemons, each killed with SIGKILL at random
+    moments (``--daemon-kills``) and started again; the node side of the check is then
+    read from the daemons' stores on disk."""
     global _OPENING
     _OPENING = asyncio.Semaphore(500)
     rng = random.Random(args.seed)
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+    daemons: list[DaemonNode] = []
+    with tempfile.TemporaryDirectory(prefix="wattx-nodes-") as root:
+        try:
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+                return await _kill_fleet(service, backend, args, rng, http, Path(root), daemons)
+        finally:
+            for d in daemons:  # a run that failed half-way leaves no daemon behind
+                if d.process is not None and d.process.poll() is None:
+                    d.process.kill()
+                    d.process.wait()
+
+
+async def _kill_fleet(
+    service: Service,
+    backend: str,
+    args: argparse.Namespace,
+    rng: random.Random,
+    http: httpx.AsyncClient,
+    root: Path,
+    daemons: list[DaemonNode],
+) -> KillResult:
+    nodes: list[SimNode] = []
+    keepers: list[asyncio.Task[None]] = []
+    login = await http.post(
+        "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
+    )
+    op = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    if args.daemons:
+        daemons.extend(await _enrol_daemons(service, http, args.daemons, root))
+        for d in daemons:
+            d.start()
+        linked = await _daemons_linked(http, op, daemons, args.restart_timeout)
+        _progress(f"kill run: {linked} of {len(daemons)} daemons linked")
+        ids = [d.node_id for d in daemons]
+    else:
         nodes = await _enrol(http, args.nodes)
         for n in nodes:
             n.apply = True
@@ -575,108 +766,179 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
         keepers = [asyncio.create_task(_keep_linked(link_url, n)) for n in nodes]
         await _all_linked(nodes, within_s=args.restart_timeout)
         _progress(f"kill run: {sum(n.linked.is_set() for n in nodes)} linked")
-        login = await http.post(
-            "/api/v1/auth/login", json={"email": "op@bench.test", "password": PASSWORD}
-        )
-        op = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        size = max(1, min(args.kill_job_size, len(nodes)))
-        total = -(-args.kill_commands // size)  # requests: single commands or jobs
-        kill_at = rng.randint(total * 3 // 10, total * 7 // 10)
-        done = 0
-        answered: set[str] = set()
-        unanswered = 0
-        killed = asyncio.Event()
-        back = asyncio.Event()
+        ids = [n.node_id for n in nodes]
+    size = max(1, min(args.kill_job_size, len(ids)))
+    total = -(-args.kill_commands // size)  # requests: single commands or jobs
+    kill_at = rng.randint(total * 3 // 10, total * 7 // 10)
+    # The daemons' kill schedule, drawn from the seed: after which answered request, which
+    # daemon, a random moment (0–1 s) after it, and how long it stays down (0–3 s).
+    daemon_kills: dict[int, list[tuple[int, float, float]]] = {}
+    if daemons:
+        for point in sorted(rng.choices(range(1, total), k=args.daemon_kills)):
+            daemon_kills.setdefault(point, []).append(
+                (rng.randrange(len(daemons)), rng.uniform(0, 1), rng.uniform(0, 3))
+            )
+    done = 0
+    answered: set[str] = set()
+    unanswered = 0
+    back = asyncio.Event()
+    back.set()
+    down_s = 0.0
+    kills_while_down = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+    killers: list[asyncio.Task[None]] = []
+    cpu_at_ready: list[float] = []
+
+    async def kill_and_restart() -> None:
+        nonlocal down_s
+        back.clear()
+        assert service.process is not None
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait()
+        _progress(f"kill run: service killed after {len(answered)} answered")
+        t0 = time.perf_counter()
+        await asyncio.to_thread(service.start)
+        down_s = time.perf_counter() - t0
+        cpu_at_ready.append(service.cpu_seconds())
         back.set()
-        down_s = 0.0
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(total):
-            queue.put_nowait(i)
+        _progress(f"kill run: service back after {down_s:.1f} s")
 
-        async def kill_and_restart() -> None:
-            nonlocal down_s
-            back.clear()
-            assert service.process is not None
-            service.process.send_signal(signal.SIGKILL)
-            service.process.wait()
-            killed.set()
-            _progress(f"kill run: service killed after {len(answered)} answered")
-            t0 = time.perf_counter()
-            await asyncio.to_thread(service.start)
-            down_s = time.perf_counter() - t0
-            cpu_at_ready.append(service.cpu_seconds())
-            back.set()
-            _progress(f"kill run: service back after {down_s:.1f} s")
+    async def kill_daemon(daemon: DaemonNode, after_s: float, stay_down_s: float) -> None:
+        nonlocal kills_while_down
+        await asyncio.sleep(after_s)
+        async with daemon.lock:
+            await daemon.kill()
+            kills_while_down += not back.is_set()
+            _progress(
+                f"kill run: daemon {daemons.index(daemon)} killed (kill {daemon.kills} of it; "
+                f"{len(answered)} commands answered)"
+            )
+            await asyncio.sleep(stay_down_s)
+            daemon.start()
 
-        async def issuer() -> None:
-            nonlocal unanswered, done
-            while not queue.empty():
-                i = queue.get_nowait()
-                body: dict[str, Any] = {"type": "diagnostics", "payload": {"name": "ping"}}
-                if size == 1:
-                    path = f"/api/v1/nodes/{nodes[(i * 7919) % len(nodes)].node_id}/commands"
-                else:
-                    # One command to each of ``size`` nodes, tracked as a job.
-                    first = (i * size) % len(nodes)
-                    body["node_ids"] = [
-                        nodes[(first + k) % len(nodes)].node_id for k in range(size)
-                    ]
-                    path = "/api/v1/nodes/jobs"
-                while True:
-                    await back.wait()
-                    try:
-                        response = await http.post(path, json=body, headers=op)
-                    except httpx.TransportError:
-                        # The kill took the answer: stored or not, the rows say (a retry
-                        # is a new command, which must end like any other).
-                        unanswered += 1
-                        await asyncio.sleep(0.2)
-                        continue
-                    if response.status_code == 201:
-                        answer = response.json()
-                        if size == 1:
-                            answered.add(answer["id"])
-                        else:
-                            answered.update(c["id"] for c in answer["commands"])
-                        done += 1
-                        break
-                    await asyncio.sleep(0.2)  # 503 while starting: try again
-                if done == kill_at and not killers:
-                    killers.append(asyncio.create_task(kill_and_restart()))
+    async def issuer() -> None:
+        nonlocal unanswered, done
+        while not queue.empty():
+            i = queue.get_nowait()
+            body: dict[str, Any] = {"type": "diagnostics", "payload": {"name": "ping"}}
+            if size == 1:
+                path = f"/api/v1/nodes/{ids[(i * 7919) % len(ids)]}/commands"
+            else:
+                # One command to each of ``size`` nodes, tracked as a job.
+                first = (i * size) % len(ids)
+                body["node_ids"] = [ids[(first + k) % len(ids)] for k in range(size)]
+                path = "/api/v1/nodes/jobs"
+            while True:
+                await back.wait()
+                try:
+                    response = await http.post(path, json=body, headers=op)
+                except httpx.TransportError:
+                    # The kill took the answer: stored or not, the rows say (a retry
+                    # is a new command, which must end like any other).
+                    unanswered += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                if response.status_code == 201:
+                    answer = response.json()
+                    if size == 1:
+                        answered.add(answer["id"])
+                    else:
+                        answered.update(c["id"] for c in answer["commands"])
+                    done += 1
+                    break
+                await asyncio.sleep(0.2)  # 503 while starting: try again
+            if done % max(1, total // 20) == 0:
+                _progress(f"kill run: {done}/{total} requests answered ({len(answered)} commands)")
+            if done == kill_at:
+                killers.append(asyncio.create_task(kill_and_restart()))
+            for index, after_s, stay_down_s in daemon_kills.pop(done, []):
+                killers.append(
+                    asyncio.create_task(kill_daemon(daemons[index], after_s, stay_down_s))
+                )
 
-        killers: list[asyncio.Task[None]] = []
-        cpu_at_ready: list[float] = []
-        await asyncio.gather(*(issuer() for _ in range(args.kill_concurrency)))
-        await asyncio.gather(*killers)
-        _progress(f"kill run: {len(answered)} answered 201, {unanswered} without an answer")
-        began = time.perf_counter()
-        finished_s = -1.0
-        cpu_after_restart = -1.0
-        rows: dict[str, tuple[str, str | None]] = {}
-        while time.perf_counter() - began < args.restart_timeout:
-            rows = await _command_rows(service, backend)
-            if all(state in ("applied", "rejected", "expired") for state, _ in rows.values()):
-                finished_s = time.perf_counter() - began
-                if cpu_at_ready:
-                    cpu_after_restart = service.cpu_seconds() - cpu_at_ready[0]
-                break
-            await asyncio.sleep(1.0)
-        for task in keepers:
-            task.cancel()
-        await asyncio.gather(*keepers, return_exceptions=True)
-        for n in nodes:
-            if n.ws is not None:
-                await n.ws.close()
-    ran = {cid: count for n in nodes for cid, count in n.runs.items()}
-    applied = {cid for cid, (state, _) in rows.items() if state == "applied"}
+    await asyncio.gather(*(issuer() for _ in range(args.kill_concurrency)))
+    await asyncio.gather(*killers)
+    _progress(f"kill run: {len(answered)} answered 201, {unanswered} without an answer")
+    began = time.perf_counter()
+    finished_s = -1.0
+    cpu_after_restart = -1.0
+    rows: dict[str, _CommandRow] = {}
+    last_note = began
+    while time.perf_counter() - began < args.restart_timeout:
+        rows = await _command_rows(service, backend)
+        open_rows = sum(1 for r in rows.values() if r.state not in _TERMINAL)
+        if not open_rows:
+            finished_s = time.perf_counter() - began
+            if cpu_at_ready:
+                cpu_after_restart = service.cpu_seconds() - cpu_at_ready[0]
+            break
+        if time.perf_counter() - last_note > 10:
+            last_note = time.perf_counter()
+            _progress(f"kill run: {open_rows} of {len(rows)} commands not finished yet")
+        await asyncio.sleep(1.0)
+    for task in keepers:
+        task.cancel()
+    await asyncio.gather(*keepers, return_exceptions=True)
+    for n in nodes:
+        if n.ws is not None:
+            await n.ws.close()
+    await asyncio.gather(*(d.stop() for d in daemons))
+
+    applied = {cid for cid, r in rows.items() if r.state == "applied"}
     reasons: dict[str, int] = {}
-    for state, detail in rows.values():
-        if state in ("rejected", "expired"):
-            key = f"{state}: {detail or 'expired before it became durable'}"
+    for r in rows.values():
+        if r.state in ("rejected", "expired"):
+            key = f"{r.state}: {r.detail or 'expired before it became durable'}"
             reasons[key] = reasons.get(key, 0) + 1
+    extra: dict[str, Any] = {}
+    if daemons:
+        # The node side from the daemons' own stores on disk, node by node.
+        stores = {d.node_id: d.stored_commands() for d in daemons}
+        ran: dict[str, int] = {}
+        node_applied: set[str] = set()
+        differs = 0
+        runs_hist: dict[str, int] = {}
+        for node_id, stored in stores.items():
+            for cid, (state, runs) in stored.items():
+                ran[cid] = runs
+                runs_hist[str(runs)] = runs_hist.get(str(runs), 0) + 1
+                if state == "applied":
+                    node_applied.add(cid)
+                row = rows.get(cid)
+                if row is None or row.node_id != node_id or row.state != state:
+                    differs += 1
+            differs += sum(
+                1
+                for cid, r in rows.items()
+                if r.node_id == node_id and r.state in ("applied", "rejected") and cid not in stored
+            )
+        extra = {
+            "daemons": len(daemons),
+            "daemon_kills": sum(d.kills for d in daemons),
+            "daemon_kills_while_service_down": kills_while_down,
+            "daemons_killed": sum(1 for d in daemons if d.kills),
+            "node_store_commands": sum(len(s) for s in stores.values()),
+            "node_store_unfinished": sum(
+                1 for s in stores.values() for state, _ in s.values() if state == "node_durable"
+            ),
+            "outcome_differs": differs,
+            "node_store_runs": dict(sorted(runs_hist.items())),
+        }
+        applied_not_run = len(applied - node_applied)
+        run_not_applied = len(node_applied - applied)
+        run_twice = sum(1 for runs in ran.values() if runs > 1)
+        delivered_again = -1  # the daemon does not count deliveries; see resent_by_service
+    else:
+        sim_ran = {cid: count for n in nodes for cid, count in n.runs.items()}
+        applied_not_run = len(applied - sim_ran.keys())
+        run_not_applied = len(sim_ran.keys() - applied)
+        run_twice = sum(1 for count in sim_ran.values() if count > 1)
+        delivered_again = sum(1 for n in nodes for count in n.deliveries.values() if count > 1)
     return KillResult(
         backend=backend,
-        nodes=len(nodes),
+        nodes=len(ids),
         commands_issued=len(rows),
         answered_201=len(answered),
         posts_without_answer=unanswered,
@@ -685,18 +947,16 @@ async def _kill_run(service: Service, backend: str, args: argparse.Namespace) ->
         applied=len(applied),
         failed=sum(reasons.values()),
         failed_reasons=reasons,
-        not_finished=sum(
-            1 for state, _ in rows.values() if state not in ("applied", "rejected", "expired")
-        ),
+        not_finished=sum(1 for r in rows.values() if r.state not in _TERMINAL),
         answered_but_missing=len(answered - rows.keys()),
-        applied_not_run_on_node=len(applied - ran.keys()),
-        run_on_node_not_applied=len(ran.keys() - applied),
-        run_twice=sum(1 for count in ran.values() if count > 1),
-        delivered_more_than_once=sum(
-            1 for n in nodes for count in n.deliveries.values() if count > 1
-        ),
+        applied_not_run_on_node=applied_not_run,
+        run_on_node_not_applied=run_not_applied,
+        run_twice=run_twice,
+        delivered_more_than_once=delivered_again,
         all_finished_s=round(finished_s, 1),
         service_cpu_s_after_restart=round(cpu_after_restart, 2),
+        resent_by_service=sum(1 for r in rows.values() if r.retries > 1),
+        **extra,
     )
 
 
@@ -711,36 +971,52 @@ async def _kill_backend(backend: str, args: argparse.Namespace) -> list[KillResu
 
 def _kill_table(results: list[KillResult]) -> str:
     lines = [
-        "| backend | nodes | commands (answered 201 / POSTs unanswered) | killed after | down (s) "
-        "| applied | failed (reasons) | not finished | 201 but missing | applied twice "
-        "| applied ≠ run on node | delivered again | all finished after (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | nodes (daemons, kills of them) | commands (answered 201 / POSTs unanswered) "
+        "| service killed after | down (s) | applied | failed (reasons) | not finished "
+        "| 201 but missing | applied twice | applied ≠ run on node | outcome differs "
+        "| delivered again / resent by the service | all finished after (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.backend} | {r.nodes} | {r.commands_issued} ({r.answered_201} / "
-            f"{r.posts_without_answer}) | {r.killed_after} | {r.down_s} | {r.applied} "
-            f"| {r.failed} {r.failed_reasons} | {r.not_finished} | {r.answered_but_missing} "
-            f"| {r.run_twice} | {r.applied_not_run_on_node + r.run_on_node_not_applied} "
-            f"| {r.delivered_more_than_once} | {r.all_finished_s} |"
+            f"| {r.backend} | {r.nodes} ({r.daemons}, {r.daemon_kills}) | {r.commands_issued} "
+            f"({r.answered_201} / {r.posts_without_answer}) | {r.killed_after} | {r.down_s} "
+            f"| {r.applied} | {r.failed} {r.failed_reasons} | {r.not_finished} "
+            f"| {r.answered_but_missing} | {r.run_twice} "
+            f"| {r.applied_not_run_on_node + r.run_on_node_not_applied} | {r.outcome_differs} "
+            f"| {r.delivered_more_than_once} / {r.resent_by_service} | {r.all_finished_s} |"
         )
     return "\n".join(lines)
 
 
-async def _command_rows(service: Service, backend: str) -> dict[str, tuple[str, str | None]]:
-    """Every command row (id → state, detail), read from the service's database."""
-    query = "SELECT id, state, detail FROM node_commands"
+_TERMINAL = ("applied", "rejected", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class _CommandRow:
+    node_id: str
+    state: str
+    detail: str | None
+    retries: int
+
+
+async def _command_rows(service: Service, backend: str) -> dict[str, _CommandRow]:
+    """Every command row (id → node, state, detail, resends), from the service's database."""
+    query = "SELECT id, node_id, state, detail, retries FROM node_commands"
     url = service.env.get("WATTX_DATABASE_URL")
     if backend == "postgres":
         assert url is not None
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
         try:
-            return {r["id"]: (r["state"], r["detail"]) for r in await conn.fetch(query)}
+            return {
+                r["id"]: _CommandRow(r["node_id"], r["state"], r["detail"], r["retries"])
+                for r in await conn.fetch(query)
+            }
         finally:
             await conn.close()
     path = Path(service.env["WATTX_DATA_DIR"]) / "wattx.sqlite3"
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        return {r[0]: (r[1], r[2]) for r in db.execute(query)}
+        return {r[0]: _CommandRow(r[1], r[2], r[3], int(r[4])) for r in db.execute(query)}
 
 
 def _table(results: list[Result]) -> str:
@@ -813,9 +1089,24 @@ def main() -> None:
         default=1,
         help="issue the commands as jobs of this many nodes each (1: one POST per command)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="of the kill's moment")
+    parser.add_argument(
+        "--daemons",
+        type=int,
+        default=0,
+        help="with --kill-commands: the nodes are this many real node daemons (wattx node "
+        "run, one process each) instead of --nodes simulated ones, killed with SIGKILL at "
+        "random moments and started again",
+    )
+    parser.add_argument(
+        "--daemon-kills", type=int, default=10, help="SIGKILLs of a daemon (with --daemons)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="of the kills' moments")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.daemons < 0 or args.daemon_kills < 0:
+        parser.error("--daemons and --daemon-kills must not be negative")
+    if args.daemons and not args.kill_commands:
+        parser.error("--daemons goes with --kill-commands")
     _raise_fd_limit(args.nodes)
     # A restart is timed from the new process's start: let it load cached bytecode,
     # as an installed service does, rather than compile every module again.

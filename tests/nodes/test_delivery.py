@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 import websockets
 
 from wattx.nodes import challenge
@@ -149,3 +150,39 @@ async def test_a_node_killed_mid_command_resumes_it_and_the_device_applies_it_on
     assert (body["commands_applied"], body["commands_failed"]) == (1, 0)
     row: dict[str, Any] = await command_state(service, node.owner, node.node_id, issued["id"])
     assert row["result"]["device_ack"]["status"] == "applied"
+
+
+@sqlite_only
+async def test_a_command_stored_while_its_link_drops_before_the_ack_is_run_once(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await enrol(service.api, tmp_path)
+    async with daemon_running(node, service) as daemon:
+        send = daemon._send
+        dropped: list[str] = []
+
+        async def link_lost_at_the_first_ack(text: str) -> None:
+            # The link goes down the moment the node acks its first new command: the
+            # command is already in the node's store; the ack never leaves.
+            frame = json.loads(text)
+            if not dropped and frame.get("state") == "node_durable":
+                dropped.append(frame["id"])
+                raise ConnectionError("link lost")
+            await send(text)
+
+        monkeypatch.setattr(daemon, "_send", link_lost_at_the_first_ack)
+        issued = await command(
+            service, node.owner, node.node_id, type="diagnostics", payload={"name": "buffer"}
+        )
+
+        async def applied() -> bool:
+            row = await command_state(service, node.owner, node.node_id, issued["id"])
+            return bool(row["state"] == "applied")
+
+        # Sent again at the node's next link and answered from its store, it still runs.
+        await eventually(applied, within_s=30)
+        assert dropped == [issued["id"]]
+        stored = daemon.store.command(issued["id"])
+        assert stored is not None
+        assert (stored.state, stored.runs) == ("applied", 1)
+    assert (await stats(service, node.owner, node.node_id))["commands_applied"] == 1

@@ -363,12 +363,16 @@ class NodeDaemon:
         command_id = str(command.get("id"))
         known = self.store.command(command_id)
         if known is None and self.store.accept_command(command):
-            await self._send(encode("ack", id=command_id, state="node_durable"))
+            # Started before the ack goes out (the ack still leaves first): a link lost
+            # while acking must not leave a stored command unrun.
             self._spawn(command)
+            await self._send(encode("ack", id=command_id, state="node_durable"))
             return
         # A resend (a lost ack, a reconnect): answer from the store, never run it again.
         await self._send(encode("ack", id=command_id, state="node_durable"))
-        if known is not None and known.state != "node_durable":
+        if known is not None and known.state == "node_durable":
+            self._spawn(known.body)  # stored and not finished: running, or started now
+        elif known is not None:
             await self._report(command_id)
 
     def _spawn(self, command: dict[str, Any]) -> None:
@@ -380,13 +384,20 @@ class NodeDaemon:
 
     async def _execute(self, command: dict[str, Any]) -> None:
         command_id = str(command["id"])
-        self.store.start_run(command_id)
+        # A diagnostics command touches nothing outside this process: its run is counted
+        # in the write that records its outcome, so a kill can never leave a run counted
+        # without its outcome (and the resumed command counted twice). Any other command
+        # acts beyond the daemon (a device, the key, the config), so its run is on disk
+        # before it starts.
+        local = command.get("type") == CommandType.DIAGNOSTICS
+        if not local:
+            self.store.start_run(command_id)
         try:
             state, detail, result = await self._perform(command)
         except Exception as exc:  # a failing command is reported, the daemon goes on
             _log.exception("command %s failed", command_id)
             state, detail, result = "rejected", f"failed: {type(exc).__name__}", None
-        self.store.finish_command(command_id, state, detail, result)
+        self.store.finish_command(command_id, state, detail, result, count_run=local)
         await self._report(command_id)
 
     async def _report(self, command_id: str) -> None:

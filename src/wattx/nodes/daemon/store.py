@@ -254,13 +254,28 @@ class NodeStore:
             self._db.execute("UPDATE commands SET runs = runs + 1 WHERE id = ?", (command_id,))
 
     def finish_command(
-        self, command_id: str, state: str, detail: str | None, result: dict[str, Any] | None
+        self,
+        command_id: str,
+        state: str,
+        detail: str | None,
+        result: dict[str, Any] | None,
+        *,
+        count_run: bool = False,
     ) -> None:
+        """Record the outcome; ``count_run``: count the run in the same transaction (a
+        command run without :meth:`start_run`)."""
         with self._tx():
             self._db.execute(
                 "UPDATE commands SET state = ?, detail = ?, result = ?, finished_at = ?, "
-                "reported = 0 WHERE id = ?",
-                (state, detail, None if result is None else json.dumps(result), _now(), command_id),
+                "reported = 0, runs = runs + ? WHERE id = ?",
+                (
+                    state,
+                    detail,
+                    None if result is None else json.dumps(result),
+                    _now(),
+                    int(count_run),
+                    command_id,
+                ),
             )
 
     def mark_reported(self, command_id: str) -> None:
