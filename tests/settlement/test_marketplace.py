@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from wattx.settlement.batch import AccountDelta, build_epoch_batch
-from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.contract_chain import STANDING_APPROVAL, ContractChain
 from wattx.settlement.errors import (
+    ChainError,
     ChainPermissionError,
     ConservationViolatedError,
     EpochAlreadySettledError,
@@ -14,7 +17,7 @@ from wattx.settlement.errors import (
     InsufficientBalanceError,
 )
 from wattx.settlement.keys import new_signer
-from wattx.settlement.port import Asset, Balances
+from wattx.settlement.port import Asset, Balances, TxResult
 from wattx.units import wh_to_energy_base_units
 
 from .helpers import admitted_user, funded_trader, make_trade
@@ -51,6 +54,40 @@ def test_only_admitted_participants_deposit(chain: ContractChain) -> None:
     chain.mint_credit(stranger.address, 10)
     with pytest.raises(ChainPermissionError, match="not an active participant"):
         chain.deposit(stranger, Asset.CREDIT, 10)
+
+
+def test_only_an_accounts_first_deposit_of_an_asset_sends_an_approve(
+    chain: ContractChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = admitted_user(chain)
+    marketplace = chain.deployment.address_of("Marketplace")
+    chain.mint_credit(user.address, 3_000)
+    sent: list[str] = []
+    transact = chain.transact
+
+    def counted(contract: str, function: str, *args: Any, **kwargs: Any) -> TxResult:
+        sent.append(function)
+        return transact(contract, function, *args, **kwargs)
+
+    monkeypatch.setattr(chain, "transact", counted)
+    chain.deposit(user, Asset.CREDIT, 1_000)
+    assert sent == ["approve", "deposit_credit"]
+    assert chain.view("CreditToken", "allowance", user.address, marketplace) == STANDING_APPROVAL
+    chain.deposit(user, Asset.CREDIT, 1_000)
+    chain.deposit(user, Asset.CREDIT, 1_000)
+    assert sent == ["approve", "deposit_credit", "deposit_credit", "deposit_credit"]
+    monkeypatch.undo()
+    assert chain.view("CreditToken", "allowance", user.address, marketplace) == STANDING_APPROVAL
+    assert chain.balances(user.address) == Balances(0, 0, 3_000, 0)
+    assert chain.wallet_balance(user.address, Asset.CREDIT) == 0
+    # The Marketplace pulls from the caller only: another account's deposit cannot
+    # take what the approving account holds in its wallet.
+    chain.mint_credit(user.address, 500)
+    other = funded_trader(chain, credit=1)
+    with pytest.raises(ChainError):
+        chain.transact("Marketplace", "deposit_credit", 500, signer=other)
+    assert chain.wallet_balance(user.address, Asset.CREDIT) == 500
+    assert chain.balances(user.address) == Balances(0, 0, 3_000, 0)
 
 
 def test_settles_an_epoch_once_and_emits_events(chain: ContractChain) -> None:

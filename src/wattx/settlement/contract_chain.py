@@ -43,6 +43,9 @@ from wattx.settlement.transport import Transport, TxOutcome
 _DEPOSIT = {Asset.ENERGY: "deposit_energy", Asset.CREDIT: "deposit_credit"}
 _WITHDRAW = {Asset.ENERGY: "withdraw_energy", Asset.CREDIT: "withdraw_credit"}
 _TOKEN = {Asset.ENERGY: "EnergyToken", Asset.CREDIT: "CreditToken"}
+STANDING_APPROVAL = 2**256 - 1
+"""The allowance a custodial account gives the Marketplace with its first deposit: the
+tokens do not count it down, so no later deposit needs an ``approve``."""
 
 # What a participant may have the service relay: (contract, function signature).
 _RELAYABLE = {
@@ -210,9 +213,19 @@ class ContractChain:
         return bool(self.view("MeterOracle", "minted_batches", batch_id))
 
     def deposit(self, signer: Signer, asset: Asset, amount: int) -> TxResult:
-        """Approve the Marketplace for ``amount`` and deposit it (two transactions)."""
+        """Deposit ``amount`` into the Marketplace: one transaction once the account's
+        standing approval is in place, two for its first deposit of the asset.
+
+        The first deposit approves the Marketplace for the largest amount, which the
+        tokens never count down, so later deposits need no ``approve`` of their own.
+        That grants nothing to anyone else: the Marketplace moves an account's
+        tokens only in ``deposit_*``, from the caller, so only the account (here:
+        the service with its custodial key) can make it pull them.
+        """
         marketplace = self._deployment.address_of("Marketplace")
-        self.transact(_TOKEN[asset], "approve", marketplace, amount, signer=signer)
+        token = _TOKEN[asset]
+        if int(self.view(token, "allowance", signer.address, marketplace)) < amount:
+            self.transact(token, "approve", marketplace, STANDING_APPROVAL, signer=signer)
         return self.transact("Marketplace", _DEPOSIT[asset], amount, signer=signer)
 
     def withdraw(self, signer: Signer, asset: Asset, amount: int) -> TxResult:

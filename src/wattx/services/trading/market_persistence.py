@@ -21,7 +21,7 @@ from wattx.domain import Order, Trade
 from wattx.domain.orders import OrderStatus
 from wattx.services.onchain.ledger import release_escrow, transfer_for_trade
 from wattx.store import orders as order_repo
-from wattx.store.balances import Asset
+from wattx.store.balances import FEE_ACCOUNT, GRID_ACCOUNT, Asset, lock_balances
 from wattx.store.orders import NewOrderRow, OrderRecord
 from wattx.store.trades import trade_row
 
@@ -49,6 +49,9 @@ async def record_engine_changes(
     rows.update(await order_repo.orders_for_update(session, to_load, lock=lock))
     for order_id, order in changed_orders.items():
         order_repo.copy_fill_state(rows[order_id], order, at)
+    # Every balance the trades and escrow releases below touch, read (and on
+    # PostgreSQL locked) in one statement instead of one per trade and party.
+    await lock_balances(session, _balance_keys(trades, rows.values()), lock=lock)
     for trade in trades:
         session.add(trade_row(trade, at))
         await transfer_for_trade(session, trade, lock=lock, at=at)
@@ -60,6 +63,26 @@ async def record_engine_changes(
                 session, row.owner_id, Asset(row.escrow_asset), row.escrow_remaining, lock=lock
             )
             row.escrow_remaining = 0
+
+
+def _balance_keys(trades: Sequence[Trade], rows: Iterable[OrderRecord]) -> set[tuple[str, Asset]]:
+    keys: set[tuple[str, Asset]] = set()
+    for trade in trades:
+        keys.update(
+            (
+                (trade.buyer, Asset.CREDIT),
+                (trade.buyer, Asset.ENERGY),
+                (trade.seller, Asset.ENERGY),
+                (trade.seller, Asset.CREDIT),
+                (FEE_ACCOUNT, Asset.CREDIT),
+            )
+        )
+        if trade.qty_wh != trade.delivered_wh:
+            keys.add((GRID_ACCOUNT, Asset.ENERGY))
+    for row in rows:
+        if OrderStatus(row.status).is_final:
+            keys.add((row.owner_id, Asset(row.escrow_asset)))
+    return keys
 
 
 def _draw(row: OrderRecord, amount: int) -> None:

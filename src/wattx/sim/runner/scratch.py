@@ -38,6 +38,9 @@ from wattx.store import Database, upgrade_to_head
 OPERATOR_EMAIL = "operator@community.wattx.test"
 OPERATOR_PASSWORD = "community-operator-password"
 SIMULATED_YEAR_S = 366 * 86_400
+SESSION_CACHE_S = 3600.0
+"""Wall seconds a live session is trusted: each household orders once an epoch, a
+second or two apart, longer than the service's default of 2 s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,10 @@ def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
     """A private service: its own database and key, no rate limits that a community would hit.
 
     Tokens last a simulated year, as the virtual clock makes minutes pass in
-    milliseconds; the client still refreshes them if they expire.
+    milliseconds; the client still refreshes them if they expire. A live
+    session is trusted for an hour without a database read: there is no other
+    replica whose logout could be missed, and this process's own revocations
+    and suspensions drop it from the cache at once.
     """
     return Settings(
         data_dir=data_dir,
@@ -173,6 +179,7 @@ def scratch_settings(data_dir: Path, schedule: EpochSchedule) -> Settings:
         gate_closure_lead_s=schedule.gate_closure_lead_s,
         access_token_ttl_s=SIMULATED_YEAR_S,
         refresh_token_ttl_s=SIMULATED_YEAR_S,
+        session_cache_s=SESSION_CACHE_S,
         rate_limit_auth_per_window=10**9,
         rate_limit_default_per_window=10**9,
         log_level="WARNING",
