@@ -196,10 +196,13 @@ def _progress(message: str) -> None:
 # Links being opened at once by this load generator (its own CPU is the limit).
 _OPENING = asyncio.Semaphore(500)
 
+# Each simulated node pings as the daemon does: once per heartbeat interval (30 s by default).
+_DAEMON_PING_S = 30.0
+
 
 async def _link(url: str, node: SimNode) -> None:
     async with _OPENING:
-        ws = await websockets.connect(url, open_timeout=60)
+        ws = await websockets.connect(url, open_timeout=60, ping_interval=_DAEMON_PING_S)
         hello = json.loads(await ws.recv())
         signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
         await ws.send(encode("auth", node_id=node.node_id, signature=signature))

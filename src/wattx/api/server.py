@@ -28,6 +28,10 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
         "server_header": False,
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or [],
+        # No WebSocket pings from the service: the only WebSocket is the node link, whose
+        # heartbeats are its liveness check (a silent link is closed, 4410), and pinging
+        # thousands of links was most of the service's idle CPU.
+        "ws_ping_interval": None,
     }
     chosen.update(options)
     return uvicorn.Config(app, **chosen)

@@ -40,6 +40,7 @@ from wattx.nodes.frames import (
     encode,
     parse_node_frame,
 )
+from wattx.nodes.health import OFFLINE_AFTER_MISSED
 from wattx.services.community.nodes import LINK_BATCH, LinkGrant, NodeService, RelayOutcome
 
 _log = logging.getLogger(__name__)
@@ -265,8 +266,18 @@ class _Link:
 
     async def _receive_loop(self) -> None:
         assert self.grant is not None
+        # The node's heartbeats are the link's liveness check: the service sends no
+        # WebSocket pings (with thousands of links they were most of its idle CPU), so a
+        # link whose node fell silent as long as the health round needs to call it
+        # offline is closed here, and a half-open connection does not linger.
+        silence_s = OFFLINE_AFTER_MISSED * self.grant.heartbeat_interval_s
         while True:
-            raw = await self._socket.receive_text()
+            try:
+                async with asyncio.timeout(silence_s):
+                    raw = await self._socket.receive_text()
+            except TimeoutError:
+                await self.close(CloseCode.LINK_SILENT, "no frame for five heartbeat intervals")
+                return
             try:
                 frame = parse_node_frame(raw, max_bytes=self._timings.max_frame_bytes)
                 if isinstance(frame, AuthFrame):

@@ -38,6 +38,8 @@ class CloseCode(IntEnum):
     AUTH_TIMEOUT = 4408
     SUPERSEDED = 4409
     """The node opened a newer link; this one is closed."""
+    LINK_SILENT = 4410
+    """No frame from the node for five heartbeat intervals: the link is presumed dead."""
     FRAME_TOO_LARGE = 4413
     UNSUPPORTED_VERSION = 4426
 

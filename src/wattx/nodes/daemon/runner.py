@@ -180,8 +180,15 @@ class NodeDaemon:
     # ------------------------------------------------------------------ the link
 
     async def _session(self) -> None:
+        # One ping per heartbeat interval finds a dead link for the node (the service
+        # sends none: it closes a link whose heartbeats stop); the websockets default of
+        # one every 20 s would cost a service holding thousands of links more than the
+        # heartbeats themselves.
         async with websockets.connect(
-            self.config.link_url, max_size=1024 * 1024, open_timeout=10
+            self.config.link_url,
+            max_size=1024 * 1024,
+            open_timeout=10,
+            ping_interval=self.config.heartbeat_interval_s,
         ) as ws:
             hello = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
             if hello["type"] != "challenge" or not isinstance(hello.get("nonce"), str):
