@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def two_processes(pg_url: str, tmp_path: Path) -> Iterator[tuple[Up, Up]]:
         WATTX_DATA_DIR=str(tmp_path / "data"),
         WATTX_DATABASE_URL=pg_url,
         WATTX_REDIS_URL=REDIS_URL,
+        # Channels and keys of its own on the shared server.
+        WATTX_REDIS_PREFIX=f"wattx-test-{uuid.uuid4().hex}",
         WATTX_LOG_LEVEL="WARNING",
         # Only the bus may bring the command in time.
         WATTX_NODE_COMMAND_POLL_S="600",

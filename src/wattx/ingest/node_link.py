@@ -38,6 +38,7 @@ from wattx.nodes.frames import (
     ReadingsFrame,
     RotateKeyFrame,
     encode,
+    node_of_channel,
     parse_node_frame,
 )
 from wattx.services.community.nodes import LINK_BATCH, LinkGrant, NodeService, RelayOutcome
@@ -152,7 +153,7 @@ class NodeLinkHub:
         while True:
             try:
                 async for channel, message in self._bus.subscribe_to(COMMANDS_PATTERN):
-                    node_id = channel.split(":")[2]
+                    node_id = node_of_channel(channel)
                     link = self._links.get(node_id)
                     if link is not None:
                         await link.notify(json.loads(message))
