@@ -71,18 +71,24 @@ def two_processes(pg_url: str, tmp_path: Path) -> Iterator[tuple[Up, Up]]:
         # Channels and keys of its own on the shared server.
         WATTX_REDIS_PREFIX=f"wattx-test-{uuid.uuid4().hex}",
         WATTX_LOG_LEVEL="WARNING",
+        # Replicas share their token key (docs/operations.md), set rather than generated.
+        WATTX_JWT_SECRET=f"two-processes-{uuid.uuid4().hex}",
         # Only the bus may bring the command in time.
         WATTX_NODE_COMMAND_POLL_S="600",
         WATTX_NODE_LINK_RECHECK_S="600",
     )
-    for args in (
-        ("db", "upgrade"),
-        ("admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD),
-    ):
-        done = subprocess.run(_cli(*args), env=env, capture_output=True, check=False)
-        assert done.returncode == 0, done.stderr.decode()
+    # The session's database is migrated already (and both commands migrate first): the
+    # operator is created while the first process starts. The second starts once the
+    # first is ready, so that only one seeds the default zone.
     first = Up(env)
     try:
+        done = subprocess.run(
+            _cli("admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD),
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
         first.wait_ready()
         second = Up(env)
         try:
