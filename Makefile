@@ -4,6 +4,10 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+# Installed packages are compiled to bytecode once, at install: where PYTHONDONTWRITEBYTECODE
+# is set, every Python process would otherwise compile each module it imports anew: about
+# half the CPU of starting `wattx` (7 of 14 s), in every test process and subprocess.
+export UV_COMPILE_BYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
@@ -53,7 +57,10 @@ typecheck: setup
 # suite can run in parallel (pytest-xdist, e.g. PYTEST_WORKERS=4). It runs in one process by
 # default until a parallel run of the whole suite is proven free of flakes on a 2-CPU machine.
 PYTEST_WORKERS ?= 0
+# The project's own modules too (an editable install leaves them uncompiled; only the
+# changed ones are compiled again).
 pytest: setup chromium
+	$(PY) -m compileall -q -j 0 src
 	.venv/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## The chaos suite's longer runs: faults injected into real processes, invariants checked

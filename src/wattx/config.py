@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for the bus and rate limits; in-process when unset"
     )
+    redis_prefix: str = Field(
+        default="wattx",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="first part of every Redis channel and key: {prefix}:events:global, "
+        "{prefix}:nodes:{id}:commands, {prefix}:ratelimit:...",
+    )
     mqtt_url: str | None = Field(
         default=None, description="MQTT broker for meter readings, mqtt://host:port; off if unset"
     )

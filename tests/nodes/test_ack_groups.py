@@ -18,7 +18,7 @@ from service.conftest import ManualClock
 from wattx.config import Settings
 from wattx.nodes import challenge
 from wattx.nodes.challenge import new_nonce
-from wattx.nodes.frames import AckFrame, CloseCode, encode
+from wattx.nodes.frames import AckFrame, CloseCode, encode, events_channel
 from wattx.services.community.nodes import LinkGrant
 
 from .conftest import Enrolled, Service, enrol, running
@@ -112,7 +112,7 @@ async def test_acks_arriving_together_are_written_in_one_transaction_each_applie
             finished = sorted(
                 json.loads(message)["id"]
                 for channel, message in events
-                if channel == f"wattx:nodes:{node.node_id}:events"
+                if channel == events_channel(node.node_id)
             )
             assert finished == sorted(
                 [applied, refused, *([config_id] if node is nodes[0] else [])]

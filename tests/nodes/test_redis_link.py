@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,8 @@ async def test_a_command_issued_on_one_process_reaches_a_node_linked_to_another(
     shared = settings.model_copy(
         update={
             "redis_url": REDIS_URL,
+            # Channels of its own on the shared server: no other test's commands come in.
+            "redis_prefix": f"wattx-test-{uuid.uuid4().hex}",
             # Only the bus may bring the command or the revocation in time.
             "node_command_poll_s": 600.0,
             "node_link_recheck_s": 600.0,

@@ -221,7 +221,10 @@ async def test_the_node_runs_its_schedule_through_a_lost_link_and_a_restart(
     config = replace(node.config, server=f"http://127.0.0.1:{port}", control_cycle_s=0.05)
 
     def daemon() -> NodeDaemon:
-        return NodeDaemon(config, backoff_initial_s=0.05, clock=node_clock)
+        # Redials at most 1 s apart: with the default 30 s cap (full jitter), a daemon that
+        # failed for long while the service was away could wait longer than the 15 s the
+        # test gives the link once the service is back (it did, under load).
+        return NodeDaemon(config, backoff_initial_s=0.05, backoff_max_s=1.0, clock=node_clock)
 
     async def stop(task: asyncio.Task[None]) -> None:
         task.cancel()

@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +140,10 @@ def test_ctrl_c_stops_the_demo_quietly(env: dict[str, str]) -> None:
     try:
         first = process.stdout.readline()
         assert f"127.0.0.1:{port}" in first, first
-        # Into the set-up and trading, then Ctrl-C.
-        time.sleep(3)
+        # Into the set-up (the operator exists, the households are being enrolled), then
+        # Ctrl-C. The demo ending first closes its output and fails the test here.
+        into_setup = any(line.startswith("operator login: ") for line in process.stdout)
+        assert into_setup, "the demo ended before its set-up"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:

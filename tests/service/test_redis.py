@@ -15,6 +15,7 @@ from wattx.api.ratelimit import RedisRateLimiter
 from wattx.bus.events import Event, EventType
 from wattx.bus.redis import RedisBus
 from wattx.config import Settings
+from wattx.nodes.frames import COMMANDS_PATTERN, commands_channel
 
 from .conftest import ManualClock
 from .helpers import assert_problem
@@ -24,14 +25,14 @@ pytestmark = pytest.mark.redis
 
 
 async def test_redis_bus_delivers_in_order_to_every_subscriber() -> None:
-    channel = f"wattx:test:{uuid.uuid4().hex}"
-    publisher = RedisBus(REDIS_URL, channel=channel)
-    subscriber_a = RedisBus(REDIS_URL, channel=channel)
-    subscriber_b = RedisBus(REDIS_URL, channel=channel)
+    prefix = f"wattx-test-{uuid.uuid4().hex}"
+    publisher = RedisBus(REDIS_URL, prefix=prefix)
+    subscriber_a = RedisBus(REDIS_URL, prefix=prefix)
+    subscriber_b = RedisBus(REDIS_URL, prefix=prefix)
     try:
         streams = [subscriber_a.subscribe(), subscriber_b.subscribe()]
         firsts = [asyncio.ensure_future(anext(s)) for s in streams]
-        await _until_subscribed(channel, 2)
+        await _until_subscribed(f"{prefix}:events:global", 2)
         sent = [
             Event(EventType.BOOK_UPDATED, {"zone": "main", "n": n}, audience=None) for n in range(5)
         ]
@@ -65,9 +66,70 @@ async def _until_subscribed(channel: str, count: int, within_s: float = 10.0) ->
         await admin.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
 
+async def test_buses_under_different_prefixes_do_not_hear_each_other() -> None:
+    """Every channel lives under the bus's prefix, the event channel and the named ones
+    (``{prefix}:nodes:{id}:commands``), and a bus hears only its own prefix."""
+    mine, other = (f"wattx-test-{uuid.uuid4().hex}" for _ in range(2))
+    bus, other_bus = RedisBus(REDIS_URL, prefix=mine), RedisBus(REDIS_URL, prefix=other)
+    admin: Redis[bytes] = Redis.from_url(REDIS_URL)
+    watcher = admin.pubsub()
+    commands = bus.subscribe_to(COMMANDS_PATTERN)
+    events = bus.subscribe()
+    try:
+        await watcher.psubscribe(f"{mine}:*", f"{other}:*")
+        for _ in range(2):  # both pattern subscriptions confirmed by the server
+            confirmed = await watcher.get_message(timeout=5)
+            assert confirmed is not None
+            assert confirmed["type"] == "psubscribe"
+        first_event = asyncio.ensure_future(anext(events))
+        await _until_subscribed(f"{mine}:events:global", 1)
+        # The pattern subscription is live once a probe sent on it comes back.
+        probe = asyncio.ensure_future(anext(commands))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not probe.done():
+            assert asyncio.get_running_loop().time() < deadline, "pattern never subscribed"
+            await bus.publish_to(commands_channel("probe"), "probe")
+            await asyncio.wait({probe}, timeout=0.05)
+        assert probe.result() == ("nodes:probe:commands", "probe")
+
+        await other_bus.publish_to(commands_channel("n-1"), "not for this bus")
+        await other_bus.publish(Event(EventType.BOOK_UPDATED, {"n": 0}, audience=None))
+        await bus.publish_to(commands_channel("n-1"), "for this bus")
+        await bus.publish(Event(EventType.BOOK_UPDATED, {"n": 1}, audience=None))
+
+        heard = await asyncio.wait_for(anext(commands), 5)
+        while heard == ("nodes:probe:commands", "probe"):  # probes sent before the first came
+            heard = await asyncio.wait_for(anext(commands), 5)
+        assert heard == ("nodes:n-1:commands", "for this bus")
+        assert (await asyncio.wait_for(first_event, 5)).data == {"n": 1}
+        seen: list[str] = []
+        while len(seen) < 4:
+            message = await watcher.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert message is not None, seen
+            if message["data"] != b"probe":
+                seen.append(message["channel"].decode())
+        assert sorted(seen) == sorted(
+            [
+                f"{other}:nodes:n-1:commands",
+                f"{other}:events:global",
+                f"{mine}:nodes:n-1:commands",
+                f"{mine}:events:global",
+            ]
+        )
+    finally:
+        await commands.aclose()  # type: ignore[attr-defined]
+        await events.aclose()  # type: ignore[attr-defined]
+        await watcher.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+        await admin.aclose()  # type: ignore[attr-defined]
+        await bus.close()
+        await other_bus.close()
+
+
 async def test_redis_rate_limiter_counts_across_instances() -> None:
     key = f"test:{uuid.uuid4().hex}"
-    first, second = RedisRateLimiter(REDIS_URL), RedisRateLimiter(REDIS_URL)
+    prefix = f"wattx-test-{uuid.uuid4().hex}"
+    first = RedisRateLimiter(REDIS_URL, prefix=prefix)
+    second = RedisRateLimiter(REDIS_URL, prefix=prefix)
     try:
         results = [await first.hit(key, 3, 60), await second.hit(key, 3, 60)]
         results += [await first.hit(key, 3, 60), await second.hit(key, 3, 60)]
@@ -83,10 +145,13 @@ async def test_redis_rate_limiter_counts_across_instances() -> None:
 async def test_auth_routes_are_rate_limited_with_retry_after(
     tmp_path: Path, clock: ManualClock, redis_url: str | None
 ) -> None:
+    prefix = f"wattx-test-{uuid.uuid4().hex}"
     settings = Settings(
         data_dir=tmp_path,
         jwt_secret="test-secret-key-of-sufficient-length",
         redis_url=redis_url,
+        # Windows are keyed by client address: a prefix of its own starts them empty.
+        redis_prefix=prefix,
         rate_limit_auth_per_window=3,
         rate_limit_window_s=3600,
         log_level="WARNING",
@@ -96,15 +161,6 @@ async def test_auth_routes_are_rate_limited_with_retry_after(
     db = Database(settings.effective_database_url)
     await upgrade_to_head(db)
     await db.dispose()
-    if redis_url:
-        # Windows are keyed by client address; start this test from an empty one.
-        from redis.asyncio import Redis
-
-        redis: Redis[bytes] = Redis.from_url(redis_url)
-        keys = [k async for k in redis.scan_iter("wattx:ratelimit:auth:*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()  # type: ignore[attr-defined]
     app = create_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -119,3 +175,10 @@ async def test_auth_routes_are_rate_limited_with_retry_after(
             assert 1 <= int(limited.headers["Retry-After"]) <= 3600
             # Other route groups have their own budget.
             assert (await http.get("/healthz")).status_code == 200
+    if redis_url:
+        # The counts were kept in Redis, under the service's prefix.
+        redis: Redis[bytes] = Redis.from_url(redis_url)
+        try:
+            assert [k async for k in redis.scan_iter(f"{prefix}:ratelimit:auth:*")] != []
+        finally:
+            await redis.aclose()  # type: ignore[attr-defined]

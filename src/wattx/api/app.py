@@ -280,13 +280,19 @@ async def _start_services(
 ) -> AppState:
     db = Database(settings.effective_database_url)
     the_bus: EventBus = bus or (
-        RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+        RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+        if settings.redis_url
+        else InProcessBus()
     )
     limiter: RateLimiter = (
-        RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+        RedisRateLimiter(settings.redis_url, prefix=settings.redis_prefix)
+        if settings.redis_url
+        else MemoryRateLimiter()
     )
     failures: FailureStore = (
-        RedisFailureStore(settings.redis_url) if settings.redis_url else MemoryFailureStore()
+        RedisFailureStore(settings.redis_url, prefix=settings.redis_prefix)
+        if settings.redis_url
+        else MemoryFailureStore()
     )
     login_backoff = LoginBackoff(
         failures,

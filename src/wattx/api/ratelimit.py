@@ -16,7 +16,7 @@ from typing import Protocol
 
 import structlog
 
-from wattx.bus.redis import REDIS_DOWN, fail_fast_client
+from wattx.bus.redis import DEFAULT_PREFIX, REDIS_DOWN, fail_fast_client
 
 _log = structlog.get_logger("wattx.ratelimit")
 
@@ -63,10 +63,11 @@ class RedisRateLimiter:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "wattx:ratelimit", retry_redis_s: float = 5.0
+        self, url: str, *, prefix: str = DEFAULT_PREFIX, retry_redis_s: float = 5.0
     ) -> None:
         self._redis = fail_fast_client(url)
-        self._prefix = prefix
+        # Keys: ``{prefix}:ratelimit:{client and route group}:{window}``.
+        self._prefix = f"{prefix}:ratelimit"
         self._fallback = MemoryRateLimiter()
         self._retry_redis_s = retry_redis_s
         self._redis_down_until = 0.0
@@ -146,10 +147,11 @@ class RedisFailureStore:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "wattx:login-failures", retry_redis_s: float = 5.0
+        self, url: str, *, prefix: str = DEFAULT_PREFIX, retry_redis_s: float = 5.0
     ) -> None:
         self._redis = fail_fast_client(url)
-        self._prefix = prefix
+        # Keys: ``{prefix}:login-failures:{account}``.
+        self._prefix = f"{prefix}:login-failures"
         self._fallback = MemoryFailureStore()
         self._retry_redis_s = retry_redis_s
         self._redis_down_until = 0.0

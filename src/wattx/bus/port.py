@@ -16,7 +16,7 @@ class EventBus(Protocol):
         """Events published from now on, in publication order per publisher."""
 
     async def publish_to(self, channel: str, message: str) -> None:
-        """Send ``message`` on a named channel (e.g. ``wattx:nodes:{id}:commands``)."""
+        """Send ``message`` on a named channel (e.g. ``nodes:{id}:commands``)."""
 
     def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
         """(channel, message) of channels matching a glob ``pattern``, from now on."""

@@ -22,7 +22,12 @@ from redis.exceptions import RedisError
 
 from wattx.bus.events import Event
 
-GLOBAL_CHANNEL = "wattx:events:global"
+# Every channel and key the service makes in Redis starts with ``{prefix}:``
+# (``Settings.redis_prefix``, ``wattx`` by default): services or tests sharing one
+# server keep apart by giving each its own prefix.
+DEFAULT_PREFIX = "wattx"
+# The typed events of the event stream, under the prefix: ``wattx:events:global``.
+GLOBAL_CHANNEL = "events:global"
 # After a failed publish, events are dropped without trying Redis for this long.
 _PUBLISH_PAUSE_S = 1.0
 _log = structlog.get_logger("wattx.bus")
@@ -52,8 +57,7 @@ class RedisBus:
         self,
         url: str,
         *,
-        channel: str = GLOBAL_CHANNEL,
-        prefix: str = "",
+        prefix: str = DEFAULT_PREFIX,
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 5.0,
     ) -> None:
@@ -63,9 +67,10 @@ class RedisBus:
         self._listener: Redis[bytes] = Redis.from_url(
             url, socket_connect_timeout=2, socket_keepalive=True
         )
-        self._channel = channel
-        # Named channels are namespaced by ``prefix`` (tests sharing one server).
-        self._prefix = prefix
+        # The event channel and every named channel live under ``{prefix}:``; named
+        # channels are handed in and out without it (``nodes:{id}:commands``).
+        self._channel = f"{prefix}:{GLOBAL_CHANNEL}"
+        self._prefix = f"{prefix}:"
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._listening = 0

@@ -38,6 +38,7 @@ from wattx.nodes.frames import (
     ReadingsFrame,
     RotateKeyFrame,
     encode,
+    node_of_channel,
     parse_node_frame,
 )
 from wattx.nodes.health import OFFLINE_AFTER_MISSED
@@ -153,7 +154,7 @@ class NodeLinkHub:
         while True:
             try:
                 async for channel, message in self._bus.subscribe_to(COMMANDS_PATTERN):
-                    node_id = channel.split(":")[2]
+                    node_id = node_of_channel(channel)
                     link = self._links.get(node_id)
                     if link is not None:
                         await link.notify(json.loads(message))

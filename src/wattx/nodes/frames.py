@@ -241,16 +241,25 @@ def decode_service_frame(raw: str | bytes) -> dict[str, Any]:
     return doc
 
 
+# Bus channel names, relative to the deployment's Redis prefix: the Redis bus adds
+# ``{prefix}:`` (``wattx:nodes:{id}:commands`` by default, docs/nodes.md).
+
+
 def commands_channel(node_id: str) -> str:
-    return f"wattx:nodes:{node_id}:commands"
+    return f"nodes:{node_id}:commands"
 
 
 def events_channel(node_id: str) -> str:
-    return f"wattx:nodes:{node_id}:events"
+    return f"nodes:{node_id}:events"
 
 
 def heartbeat_channel(node_id: str) -> str:
-    return f"wattx:nodes:{node_id}:heartbeat"
+    return f"nodes:{node_id}:heartbeat"
 
 
-COMMANDS_PATTERN = "wattx:nodes:*:commands"
+COMMANDS_PATTERN = "nodes:*:commands"
+
+
+def node_of_channel(channel: str) -> str:
+    """The node id in a channel name made by the functions above."""
+    return channel.split(":")[1]
