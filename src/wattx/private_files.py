@@ -10,6 +10,7 @@ open it.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,16 +28,28 @@ def private_dir(path: Path) -> Path:
 
 def create_private_file(path: Path, text: str) -> bool:
     """Write ``text`` to a new file of mode 0600; ``False`` (and nothing written) if
-    ``path`` already exists, so that two starts racing keep the first one's file."""
+    ``path`` already exists, so that two starts racing keep the first one's file.
+
+    The file appears whole or not at all: the text is written and synced under a
+    temporary name first and then hard-linked to ``path`` (which fails if ``path``
+    exists), so a second process starting at the same moment never reads it empty.
+    """
     private_dir(path.parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    except FileExistsError:
+    if path.exists():
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            return False
+    finally:
+        staging.unlink(missing_ok=True)
     return True
 
 

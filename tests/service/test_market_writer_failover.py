@@ -72,9 +72,10 @@ def replicas(tmp_path: Path) -> Iterator[tuple[Up, Up, str]]:
         env.update(
             WATTX_DATA_DIR=str(tmp_path / "data"),
             WATTX_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
-            # Redis database 0 is shared with other clients: the bus channels carry
-            # nothing this test relies on, and its participants are its own.
+            # Redis is shared with other clients: this test's channels and keys are
+            # under a prefix of its own.
             WATTX_REDIS_URL="redis://127.0.0.1:6379/0",
+            WATTX_REDIS_PREFIX=f"wattx-test-{uuid.uuid4().hex}",
             WATTX_LOG_LEVEL="WARNING",
             WATTX_MARKET_WRITER="elect",
             WATTX_EPOCH_LENGTH_S="86400",
