@@ -28,13 +28,10 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +41,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from api import PASSWORD, RawHttpConnection, Service, live_service, run_and_print
 from metering import measure as measure_core
+from profiling import start_profiler, stop_profiler
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -166,7 +164,7 @@ async def _run_batch_size(
         )
     )
     print(f"[{backend}] batches of {size}", file=sys.stderr, flush=True)
-    profiler = _start_profiler(service, profile, backend, size)
+    profiler = start_profiler(service, f"{profile}-{backend}-{size}" if profile else None)
     await start_line.wait()
     cpu_before = service.cpu_seconds()
     started = time.perf_counter()
@@ -174,7 +172,7 @@ async def _run_batch_size(
     elapsed = time.perf_counter() - started
     cpu_s = service.cpu_seconds() - cpu_before
     if profiler is not None:
-        _stop_profiler(*profiler)
+        stop_profiler(*profiler)
     sent = per_meter * len(signers)
     accepted_readings = (sent - len(errors)) * size
     ordered = sorted(latencies)
@@ -211,41 +209,6 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
             )
             for size in args.batch_sizes
         ]
-
-
-def _start_profiler(
-    service: Service, prefix: str | None, backend: str, size: int
-) -> tuple[subprocess.Popen[bytes], Path] | None:
-    """``py-spy record`` on the service process, collapsed stacks, until stopped."""
-    if prefix is None:
-        return None
-    assert service.process is not None
-    out = Path(f"{prefix}-{backend}-{size}.txt")
-    spy = Path(sys.executable).with_name("py-spy")
-    process = subprocess.Popen(
-        [
-            *(str(spy), "record", "--pid", str(service.process.pid), "--format", "raw"),
-            *("--rate", "200", "--nonblocking", "--output", str(out)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return process, out
-
-
-def _stop_profiler(process: subprocess.Popen[bytes], out: Path) -> None:
-    """Stop the recording and print the 25 functions with the most own samples."""
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
-    own: Counter[str] = Counter()
-    total = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        total += int(count)
-        own[stack.rpartition(";")[2]] += int(count)
-    print(f"py-spy: {total} samples in {out}; most own samples:", file=sys.stderr)
-    for frame, count in own.most_common(25):
-        print(f"  {100 * count / max(1, total):5.1f}%  {frame}", file=sys.stderr)
 
 
 def _table(results: list[Result]) -> str:

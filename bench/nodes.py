@@ -80,6 +80,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).parent))
 from api import PASSWORD, Service, live_service, run_and_print
 from ingest import _register_meters
+from profiling import start_profiler, stop_profiler
 from wattx.metering import reading_batch_to_json
 from wattx.nodes import challenge
 from wattx.nodes.backoff import next_step_s, reconnect_wait_s
@@ -344,7 +345,11 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             f"(load generator CPU {client_linking_pct:.1f} %)"
         )
 
+        profiler = start_profiler(service, f"{args.profile}-idle" if args.profile else None)
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
+        if profiler is not None:
+            stop_profiler(*profiler)
+        profiler = start_profiler(service, f"{args.profile}-heartbeats" if args.profile else None)
         client_heartbeat = _OwnCpu()
         # Each node sends every ``interval`` seconds, the nodes' first sends spread over the
         # first interval, and nothing waits after the last send: the measured wall is the
@@ -360,6 +365,8 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             ),
         )
         client_heartbeat_pct = client_heartbeat.pct()
+        if profiler is not None:
+            stop_profiler(*profiler)
         heartbeats = args.heartbeats * len(nodes)
         _progress(
             f"heartbeats: {heartbeats} in {wall:.1f} s, service CPU {heartbeat_pct:.1f} %, "
@@ -1104,6 +1111,12 @@ def main() -> None:
         "--daemon-kills", type=int, default=10, help="SIGKILLs of a daemon (with --daemons)"
     )
     parser.add_argument("--seed", type=int, default=None, help="of the kills' moments")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record the service with py-spy while idle and while heartbeating "
+        "(PREFIX-idle.txt, PREFIX-heartbeats.txt)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.daemons < 0 or args.daemon_kills < 0:
