@@ -197,13 +197,12 @@ def _progress(message: str) -> None:
 # Links being opened at once by this load generator (its own CPU is the limit).
 _OPENING = asyncio.Semaphore(500)
 
-# Each simulated node pings as the daemon does: once per heartbeat interval (30 s by default).
-_DAEMON_PING_S = 30.0
-
 
 async def _link(url: str, node: SimNode) -> None:
     async with _OPENING:
-        ws = await websockets.connect(url, open_timeout=60, ping_interval=_DAEMON_PING_S)
+        # As the daemon: no keepalive timer and no compression; a ping goes with each
+        # heartbeat (see _heartbeats).
+        ws = await websockets.connect(url, open_timeout=60, ping_interval=None, compression=None)
         hello = json.loads(await ws.recv())
         signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
         await ws.send(encode("auth", node_id=node.node_id, signature=signature))
@@ -265,6 +264,8 @@ async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: floa
             await node.ws.send(
                 encode("heartbeat", uptime_s=i, version="bench", buffer_depth=0, devices={})
             )
+            pong = asyncio.ensure_future(await node.ws.ping())
+            pong.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def _all_arrived(issued: dict[str, tuple[SimNode, float]], *, within_s: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from api import Service
+
+PY_SPY_EXTRA = [a for a in os.environ.get("BENCH_PY_SPY_ARGS", "").split() if a]
 
 
 def start_profiler(
@@ -25,7 +28,7 @@ def start_profiler(
     process = subprocess.Popen(
         [
             *(str(spy), "record", "--pid", str(service.process.pid), "--format", "raw"),
-            *("--rate", "200", "--nonblocking", "--output", str(out)),
+            *("--rate", "200", "--nonblocking", *PY_SPY_EXTRA, "--output", str(out)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -78,3 +78,7 @@ async def test_a_heartbeating_link_stays_open_past_the_silence_bound(
 
 def test_the_service_sends_no_websocket_pings(settings: Settings) -> None:
     assert server_config(object(), settings).ws_ping_interval is None
+
+
+def test_the_link_is_not_compressed(settings: Settings) -> None:
+    assert server_config(object(), settings).ws_per_message_deflate is False

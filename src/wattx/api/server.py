@@ -32,6 +32,10 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
         # heartbeats are its liveness check (a silent link is closed, 4410), and pinging
         # thousands of links was most of the service's idle CPU.
         "ws_ping_interval": None,
+        # No per-message compression on the link: its frames are small JSON, and a zlib
+        # stream in each direction of every link cost CPU on each frame and memory per
+        # link (thousands of links on one process).
+        "ws_per_message_deflate": False,
     }
     chosen.update(options)
     return uvicorn.Config(app, **chosen)
