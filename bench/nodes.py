@@ -85,6 +85,7 @@ from wattx.metering import reading_batch_to_json
 from wattx.nodes import challenge
 from wattx.nodes.backoff import next_step_s, reconnect_wait_s
 from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
+from wattx.nodes.daemon.liveness import PING_EVERY_HEARTBEATS
 from wattx.nodes.daemon.runner import NodeDaemon
 from wattx.nodes.frames import encode
 
@@ -200,8 +201,8 @@ _OPENING = asyncio.Semaphore(500)
 
 async def _link(url: str, node: SimNode) -> None:
     async with _OPENING:
-        # As the daemon: no keepalive timer and no compression; a ping goes with each
-        # heartbeat (see _heartbeats).
+        # As the daemon: no keepalive timer and no compression; a ping goes with one
+        # heartbeat in ten (see _heartbeats).
         ws = await websockets.connect(url, open_timeout=60, ping_interval=None, compression=None)
         hello = json.loads(await ws.recv())
         signature = challenge.sign(challenge.link_message(node.node_id, hello["nonce"]), node.seed)
@@ -256,6 +257,7 @@ async def _keep_linked(url: str, node: SimNode) -> None:
 
 
 async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: float) -> None:
+    first_beat = int(node.node_id, 16) % PING_EVERY_HEARTBEATS
     await asyncio.sleep(offset_s)
     for i in range(count):
         if i:
@@ -264,8 +266,11 @@ async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: floa
             await node.ws.send(
                 encode("heartbeat", uptime_s=i, version="bench", buffer_depth=0, devices={})
             )
-            pong = asyncio.ensure_future(await node.ws.ping())
-            pong.add_done_callback(lambda done: done.cancelled() or done.exception())
+            # As the daemon: a ping with one heartbeat in ten (each node at its own phase,
+            # as if its link had come up at its own moment).
+            if (first_beat + i) % PING_EVERY_HEARTBEATS == 0:
+                pong = asyncio.ensure_future(await node.ws.ping())
+                pong.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def _all_arrived(issued: dict[str, tuple[SimNode, float]], *, within_s: float) -> None:

@@ -38,6 +38,7 @@ from wattx.nodes.daemon.config import (
     write_key,
     write_private_json,
 )
+from wattx.nodes.daemon.liveness import PING_EVERY_HEARTBEATS, tune_link_socket
 from wattx.nodes.daemon.store import Lease, NodeStore, SlotRun, StoredCommand
 from wattx.nodes.desired import ROLLBACK_S, check_apply_payload
 from wattx.nodes.errors import InvalidCommandError, InvalidNodeConfigError
@@ -180,8 +181,8 @@ class NodeDaemon:
     # ------------------------------------------------------------------ the link
 
     async def _session(self) -> None:
-        # No keepalive pings of the library's own: each heartbeat carries one (see
-        # _heartbeats). Uncompressed: the frames are small JSON, and the service offers none.
+        # No keepalive pings of the library's own (see wattx.nodes.daemon.liveness).
+        # Uncompressed: the frames are small JSON, and the service offers no compression.
         async with websockets.connect(
             self.config.link_url,
             max_size=1024 * 1024,
@@ -189,6 +190,9 @@ class NodeDaemon:
             ping_interval=None,
             compression=None,
         ) as ws:
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                tune_link_socket(sock, self.config.heartbeat_interval_s)
             hello = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
             if hello["type"] != "challenge" or not isinstance(hello.get("nonce"), str):
                 raise FrameError(CloseCode.MALFORMED_FRAME, "expected a challenge")
@@ -250,15 +254,15 @@ class NodeDaemon:
                 _log.info("ignoring a %s frame", kind)
 
     async def _heartbeats(self) -> None:
-        """A heartbeat every interval, a WebSocket ping right behind it. The ping finds a
-        dead link for the node (the service sends no pings: it closes a link whose
-        heartbeats stop): a pong not back by the next heartbeat ends the link, which is
-        then dialled again. Sent together, the two reach the service in one read instead
-        of waking it twice (a separate ping timer did, on every link)."""
+        """A heartbeat every interval; with the first of a link and every
+        :data:`PING_EVERY_HEARTBEATS` th after it, a WebSocket ping. A pong not back by
+        the next heartbeat ends the link, which is then dialled again."""
         pong: asyncio.Future[float] | None = None
+        beats = 0
         while True:
             if pong is not None and not pong.done():
                 raise ConnectionError("no pong within a heartbeat interval")
+            pong = None
             await self._send(
                 encode(
                     "heartbeat",
@@ -268,7 +272,9 @@ class NodeDaemon:
                     devices=self.bridge.devices if self.bridge else {},
                 )
             )
-            pong = await self._ping()
+            if beats % PING_EVERY_HEARTBEATS == 0:
+                pong = await self._ping()
+            beats += 1
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
     async def _ping(self) -> asyncio.Future[float]:

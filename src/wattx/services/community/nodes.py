@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -61,7 +61,12 @@ from wattx.nodes.frames import (
     events_channel,
     heartbeat_channel,
 )
-from wattx.nodes.health import NodeHealth, node_health
+from wattx.nodes.health import (
+    OFFLINE_AFTER_MISSED,
+    UNHEALTHY_AFTER_MISSED,
+    NodeHealth,
+    node_health,
+)
 from wattx.services.errors import MeterNotFoundError
 from wattx.services.identity.accounts import new_id
 from wattx.services.measurement.metering import IngestResult, MeteringService
@@ -1319,11 +1324,19 @@ class NodeService:
         await self.flush_heartbeats()
         now = self._clock.now()
         changed: list[tuple[_NodeRef, NodeHealth]] = []
+        # Only the nodes whose health may have changed are read (most rounds: none), the
+        # counts are counted by the database: with thousands of nodes the round's cost was
+        # the rows it built, every one of them every round.
+        overdue = (
+            NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
+            NodeCommandRow.expires_at <= now,
+        )
         counts = dict.fromkeys(NodeHealth, 0)
-        # The columns health needs, not whole rows: with thousands of nodes the
-        # round's cost is the rows it builds.
         async with self._db.read() as session:
-            nodes = (
+            intervals = (
+                await session.scalars(select(NodeRow.heartbeat_interval_s).distinct())
+            ).all()
+            candidates = (
                 await session.execute(
                     select(
                         NodeRow.id,
@@ -1333,27 +1346,50 @@ class NodeService:
                         NodeRow.health,
                         NodeRow.last_heartbeat_at,
                         NodeRow.heartbeat_interval_s,
-                    )
+                    ).where(_health_may_have_changed(now, intervals))
                 )
             ).all()
-        for node in nodes:
+            for stored, count in await session.execute(
+                select(NodeRow.health, func.count()).group_by(NodeRow.health)
+            ):
+                counts[NodeHealth(stored)] += count
+            any_overdue = (
+                await session.scalar(select(NodeCommandRow.id).where(*overdue).limit(1))
+            ) is not None
+        was: dict[str, NodeHealth] = {}
+        for node in candidates:
             health = node_health(
                 revoked=node.status == REVOKED,
                 last_heartbeat_at=node.last_heartbeat_at,
                 now=now,
                 interval_s=node.heartbeat_interval_s,
             )
-            counts[health] += 1
             if health.value != node.health:
                 changed.append((_NodeRef(node.id, node.name, node.owner_id), health))
+                was[node.id] = NodeHealth(node.health)
+        if changed or any_overdue:
+            changed = await self._write_health(changed, overdue, now)
+        for row, health in changed:
+            counts[was[row.id]] -= 1
+            counts[health] += 1
+            if health is NodeHealth.OFFLINE:
+                _log.warning("node offline: %s (%s)", row.id, row.name)
+            await self._publish_status(row, health)
+        return counts
+
+    async def _write_health(
+        self,
+        changed: list[tuple[_NodeRef, NodeHealth]],
+        overdue: tuple[ColumnElement[bool], ...],
+        now: datetime,
+    ) -> list[tuple[_NodeRef, NodeHealth]]:
+        """One write (opened only when there is something to write): overdue commands
+        expired, and the health changes still true inside it. Returns those."""
         async with self._db.write() as session:
             # Commands that never became durable on their node in time expire, linked or not.
             await session.execute(
                 update(NodeCommandRow)
-                .where(
-                    NodeCommandRow.state.in_([CommandState.QUEUED.value, CommandState.SENT.value]),
-                    NodeCommandRow.expires_at <= now,
-                )
+                .where(*overdue)
                 .values(state=CommandState.EXPIRED.value, finished_at=now)
             )
             # Only the nodes whose health changed, judged again inside the write: a
@@ -1384,12 +1420,7 @@ class NodeService:
                         confirmed.append((by_id[fresh.id], health))
                 if values:
                     await session.execute(update(NodeRow), values)
-            changed = confirmed
-        for row, health in changed:
-            if health is NodeHealth.OFFLINE:
-                _log.warning("node offline: %s (%s)", row.id, row.name)
-            await self._publish_status(row, health)
-        return counts
+        return confirmed
 
     # ------------------------------------------------------------------ helpers
 
@@ -1517,6 +1548,43 @@ def command_wire(row: NodeCommandRow) -> dict[str, Any]:
         "not_before": row.not_before.isoformat(),
         "expires_at": row.expires_at.isoformat(),
     }
+
+
+def _health_may_have_changed(now: datetime, intervals: Sequence[int]) -> ColumnElement[bool]:
+    """Every node whose health by :func:`node_health` may differ from its stored health
+    at ``now`` (and a few more: each bound is widened by a second, so no rounding at a
+    bound can leave one out). A healthy node turns unhealthy 3 intervals after its last
+    heartbeat, an unhealthy one offline after 5 (or healthy again on a newer heartbeat),
+    an offline one healthy or unhealthy on a newer heartbeat, a pending one on its first,
+    and a revoked node is revoked."""
+    slack = timedelta(seconds=1)
+    last = NodeRow.last_heartbeat_at
+    by_interval = []
+    for interval_s in intervals:
+        unhealthy_from = now - timedelta(seconds=UNHEALTHY_AFTER_MISSED * interval_s)
+        offline_from = now - timedelta(seconds=OFFLINE_AFTER_MISSED * interval_s)
+        by_interval.append(
+            and_(
+                NodeRow.heartbeat_interval_s == interval_s,
+                or_(
+                    and_(
+                        NodeRow.health == NodeHealth.HEALTHY.value, last <= unhealthy_from + slack
+                    ),
+                    and_(
+                        NodeRow.health == NodeHealth.UNHEALTHY.value,
+                        or_(last <= offline_from + slack, last > unhealthy_from - slack),
+                    ),
+                    and_(NodeRow.health == NodeHealth.OFFLINE.value, last > offline_from - slack),
+                ),
+            )
+        )
+    return or_(
+        and_(NodeRow.status == REVOKED, NodeRow.health != NodeHealth.REVOKED.value),
+        and_(NodeRow.status != REVOKED, NodeRow.health == NodeHealth.REVOKED.value),
+        and_(NodeRow.health == NodeHealth.PENDING.value, last.is_not(None)),
+        and_(NodeRow.health != NodeHealth.PENDING.value, last.is_(None)),
+        *by_interval,
+    )
 
 
 class NodeHealthTask(PeriodicTask):
