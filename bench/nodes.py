@@ -256,6 +256,16 @@ async def _keep_linked(url: str, node: SimNode) -> None:
         node.linked.clear()
 
 
+async def _unlink(keepers: list[asyncio.Task[None]], nodes: list[SimNode]) -> None:
+    """The end of a run: stop the keepers (no relinking), then close every node's link."""
+    for task in keepers:
+        task.cancel()
+    await asyncio.gather(*keepers, return_exceptions=True)
+    for n in nodes:
+        if n.ws is not None:
+            await n.ws.close()
+
+
 async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: float) -> None:
     first_beat = int(node.node_id, 16) % PING_EVERY_HEARTBEATS
     await asyncio.sleep(offset_s)
@@ -439,12 +449,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
                 done = time.perf_counter()
                 from_start, from_ready = done - t_start, done - t_ready
 
-        for task in keepers:
-            task.cancel()
-        await asyncio.gather(*keepers, return_exceptions=True)
-        for n in nodes:
-            if n.ws is not None:
-                await n.ws.close()
+        await _unlink(keepers, nodes)
         return Result(
             backend=backend,
             nodes=len(nodes),
@@ -894,12 +899,7 @@ async def _kill_fleet(
             last_note = time.perf_counter()
             _progress(f"kill run: {open_rows} of {len(rows)} commands not finished yet")
         await asyncio.sleep(1.0)
-    for task in keepers:
-        task.cancel()
-    await asyncio.gather(*keepers, return_exceptions=True)
-    for n in nodes:
-        if n.ws is not None:
-            await n.ws.close()
+    await _unlink(keepers, nodes)
     await asyncio.gather(*(d.stop() for d in daemons))
 
     applied = {cid for cid, r in rows.items() if r.state == "applied"}

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.live import free_port
+from service.live import Up, wattx_cli
 from wattx.nodes import challenge
 from wattx.nodes.daemon.config import KEY_NAME, NodeConfig, write_key
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
@@ -28,38 +26,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "wattx.cli.main", *args]
-
-
-class Up:
-    """One `wattx up` process."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**env, "WATTX_PORT": str(free_port())}
-        self.url = f"http://127.0.0.1:{self.env['WATTX_PORT']}"
-        self.process = subprocess.Popen(
-            _cli("up"), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    # Start-up alone took over 180 s on a loaded 2-CPU machine in a parallel run.
-    def wait_ready(self, within_s: float = 360.0) -> None:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "wattx up exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise AssertionError("wattx up did not become ready")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+READY_WITHIN_S = 360.0
+"""Start-up alone took over 180 s on a loaded 2-CPU machine in a parallel run."""
 
 
 @pytest.fixture
@@ -84,16 +52,18 @@ def two_processes(pg_url: str, tmp_path: Path) -> Iterator[tuple[Up, Up]]:
     first = Up(env)
     try:
         done = subprocess.run(
-            _cli("admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD),
+            wattx_cli(
+                "admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD
+            ),
             env=env,
             capture_output=True,
             check=False,
         )
         assert done.returncode == 0, done.stderr.decode()
-        first.wait_ready()
+        first.wait_ready(READY_WITHIN_S)
         second = Up(env)
         try:
-            second.wait_ready()
+            second.wait_ready(READY_WITHIN_S)
             yield first, second
         finally:
             second.stop()

@@ -1,12 +1,19 @@
-"""A real uvicorn server in the test's event loop, for streaming responses."""
+"""The service on a real port: a uvicorn server in the test's event loop (for streaming
+responses), or a real `wattx up` process (:class:`Up`, for tests of several replicas)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -40,3 +47,52 @@ async def serving(
     finally:
         server.should_exit = True
         await task
+
+
+def wattx_cli(*args: str) -> list[str]:
+    """The command line of ``wattx *args`` with this interpreter."""
+    return [sys.executable, "-m", "wattx.cli.main", *args]
+
+
+class Up:
+    """One real `wattx up` process, started at once with ``env`` on a free port.
+
+    Its stderr goes to ``log`` when given (and its tail into the failure message),
+    else nowhere.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path | None = None) -> None:
+        self.env = {**env, "WATTX_PORT": str(free_port())}
+        self.url = f"http://127.0.0.1:{self.env['WATTX_PORT']}"
+        self.log = log
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+            self.process = subprocess.Popen(
+                wattx_cli("up"), env=self.env, stdout=subprocess.DEVNULL, stderr=sink
+            )
+
+    def _tail(self) -> str:
+        return self.log.read_text()[-2000:] if self.log is not None else ""
+
+    def wait_ready(self, within_s: float) -> None:
+        """Wait until ``/readyz`` answers 200 (start-up deploys the contracts: minutes on
+        a loaded shared machine, so each test gives its own bound)."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"wattx up exited: {self._tail()}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"wattx up did not become ready: {self._tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 20 s; nothing if it has ended already."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

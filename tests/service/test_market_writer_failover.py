@@ -5,11 +5,9 @@ replica takes over, and every order answered 201 is stored and in its books once
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,49 +17,15 @@ import asyncpg
 import httpx
 import pytest
 
-from service.live import free_port
+from service.live import Up, wattx_cli
 from support.pg import private_database
 
 PASSWORD = "correct horse battery staple"
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "wattx.cli.main", *args]
-
-
-class Up:
-    """One `wattx up` replica."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = {**env, "WATTX_PORT": str(free_port())}
-        self.url = f"http://127.0.0.1:{self.env['WATTX_PORT']}"
-        self.log = log
-        with log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                _cli("up"), env=self.env, stdout=subprocess.DEVNULL, stderr=sink
-            )
-
-    def wait_ready(self, within_s: float = 420.0) -> None:
-        # Start-up deploys the contracts: minutes on a loaded shared machine.
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise AssertionError(f"wattx up did not become ready: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+READY_WITHIN_S = 420.0
+"""Start-up deploys the contracts: minutes on a loaded shared machine."""
 
 
 @pytest.fixture
@@ -88,14 +52,14 @@ def replicas(tmp_path: Path) -> Iterator[tuple[Up, Up, str]]:
             ("db", "upgrade"),
             ("admin", "create-operator", "--email", "op@wattx.test", "--password", PASSWORD),
         ):
-            done = subprocess.run(_cli(*args), env=env, capture_output=True, check=False)
+            done = subprocess.run(wattx_cli(*args), env=env, capture_output=True, check=False)
             assert done.returncode == 0, done.stderr.decode()
         first = Up(env, tmp_path / "first.log")
         try:
-            first.wait_ready()
+            first.wait_ready(READY_WITHIN_S)
             second = Up(env, tmp_path / "second.log")
             try:
-                second.wait_ready()
+                second.wait_ready(READY_WITHIN_S)
                 yield first, second, dsn
             finally:
                 second.stop()

@@ -3,6 +3,8 @@ nothing more, whatever it was doing (docs/operations.md, "Scaling out")."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
 
@@ -11,7 +13,7 @@ from service.helpers import FLAT_ZONE, assert_problem
 from wattx.api.state import AppState
 from wattx.services.principal import Role
 from wattx.store import market_writer as writer_repo
-from wattx.store.models import MarketWriterRow, OrderRow
+from wattx.store.models import MarketInboxRow, MarketWriterRow, OrderRow
 
 pytestmark = pytest.mark.postgres
 
@@ -62,3 +64,47 @@ async def test_a_writer_whose_term_was_taken_over_commits_nothing(
     cancelled = await api.http.delete(f"/api/v1/orders/{order_id}", headers=buyer.headers)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_never_placed(
+    state: AppState,
+) -> None:
+    now = state.clock.now()
+    async with state.db.write() as session:
+        answered = await writer_repo.add(session, "sender", "{}", now)
+        withdrawn = await writer_repo.add(session, "sender", "{}", now)
+    # Nothing to take before the writer answers: the row stays pending for it.
+    async with state.db.write() as session:
+        assert await writer_repo.take_answer(session, answered) is None
+    async with state.db.read() as session:
+        assert await writer_repo.answered(session, [answered]) == set()
+        pending = await writer_repo.pending(session, excluding=[], limit=10)
+        assert [row.id for row in pending] == [answered, withdrawn]
+
+    # The writer locks the row, places and answers; the sender's withdrawal waits for
+    # that transaction and then finds the row answered.
+    async with state.db.write() as session:
+        assert await writer_repo.lock_pending(session, [answered]) == {answered}
+        late = asyncio.create_task(_abandon(state, answered))
+        await writer_repo.answer(session, {answered: '["the answer"]'}, now)
+    assert await late is False
+    async with state.db.write() as session:
+        assert await writer_repo.take_answer(session, answered) == '["the answer"]'
+    async with state.db.write() as session:
+        # Taken once: the row went with the answer.
+        assert await writer_repo.take_answer(session, answered) is None
+    async with state.db.read() as session:
+        assert await session.get(MarketInboxRow, answered) is None
+
+    # Withdrawn first: the writer finds nothing to place, and there is no answer.
+    assert await _abandon(state, withdrawn) is True
+    async with state.db.write() as session:
+        assert await writer_repo.lock_pending(session, [withdrawn]) == set()
+    async with state.db.write() as session:
+        assert await writer_repo.take_answer(session, withdrawn) is None
+
+
+async def _abandon(state: AppState, inbox_id: int) -> bool:
+    async with state.db.write() as session:
+        return await writer_repo.abandon(session, inbox_id)

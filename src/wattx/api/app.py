@@ -86,6 +86,7 @@ from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.services.onchain.minting import MintingService
 from wattx.services.onchain.retirement import RetirementService
 from wattx.services.onchain.settlement import ChainWorkerTask, SettlementService
+from wattx.services.periodic import WriterOnlyTask
 from wattx.services.trading.energy_flow import EnergyFlowService
 from wattx.services.trading.epoch_clock import EpochClockTask
 from wattx.services.trading.market import MarketService
@@ -140,15 +141,36 @@ def create_app(
                 return 0
             return await state.governance.apply_executed()
 
-        chain_worker = ChainWorkerTask(
-            state.settlement,
-            state.minting,
-            state.retirement,
-            tick_s=settings.settlement_tick_s,
-            delivery=state.delivery,
-            governance=apply_governance,
+        def runs_singletons() -> bool:
+            """With several replicas, the chain worker and the incentive reports run on
+            the elected market writer alone (docs/operations.md, "Scaling out")."""
+            return state.market_writer is None or state.market_writer.is_writer
+
+        singleton_rounds = Counter(
+            "wattx_writer_job_rounds_total",
+            "Rounds of the jobs only the market writer runs, by job and whether they ran here",
+            ["job", "ran"],
+            registry=registry,
         )
-        incentive_reports = IncentiveReportTask(state.incentives, tick_s=settings.incentive_tick_s)
+        chain_worker = WriterOnlyTask(
+            ChainWorkerTask(
+                state.settlement,
+                state.minting,
+                state.retirement,
+                tick_s=settings.settlement_tick_s,
+                delivery=state.delivery,
+                governance=apply_governance,
+            ),
+            job="chain-worker",
+            runs_here=runs_singletons,
+            rounds=singleton_rounds,
+        )
+        incentive_reports = WriterOnlyTask(
+            IncentiveReportTask(state.incentives, tick_s=settings.incentive_tick_s),
+            job="incentives",
+            runs_here=runs_singletons,
+            rounds=singleton_rounds,
+        )
         if run_epoch_clock:
             chain_worker.start()
             incentive_reports.start()

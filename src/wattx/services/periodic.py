@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from prometheus_client import Counter
 
 
 class PeriodicTask(ABC):
@@ -38,3 +41,35 @@ class PeriodicTask(ABC):
         while True:
             await self.run_round()
             await asyncio.sleep(self._tick_s)
+
+
+class WriterOnlyTask(PeriodicTask):
+    """Another task's rounds, run only while ``runs_here()`` is true: with several
+    replicas, only on the elected market writer (docs/operations.md, "Scaling out").
+
+    Every replica keeps the task started; one that is not the writer skips its rounds
+    and starts running them on the round after it is elected. ``rounds`` counts the
+    rounds by ``job`` and whether they ``ran`` (``yes``) or were skipped (``no``).
+    """
+
+    def __init__(
+        self,
+        inner: PeriodicTask,
+        *,
+        job: str,
+        runs_here: Callable[[], bool],
+        rounds: Counter,
+    ) -> None:
+        super().__init__(tick_s=inner._tick_s)
+        self.name = inner.name
+        self._inner = inner
+        self._runs_here = runs_here
+        self._ran = rounds.labels(job=job, ran="yes")
+        self._skipped = rounds.labels(job=job, ran="no")
+
+    async def run_round(self) -> None:
+        if not self._runs_here():
+            self._skipped.inc()
+            return
+        self._ran.inc()
+        await self._inner.run_round()

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain.audit import GENESIS_HASH, AuditRecord, entry_hash
@@ -28,11 +29,31 @@ async def append(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditLogRow:
-    """Add one entry at the end of the chain, in the caller's transaction."""
-    head = await session.get(AuditHeadRow, HEAD_ID, with_for_update=lock)
-    if head is None:
-        head = AuditHeadRow(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+    """Add one entry at the end of the chain, in the caller's transaction.
+
+    With ``lock`` (PostgreSQL) the head row is first inserted if missing with ``ON
+    CONFLICT DO NOTHING`` and then read ``FOR UPDATE``, so the first two entries of a
+    database, written at once, queue on the head instead of both inserting it (the
+    loser's commit failed on the key). Without it (SQLite) the transaction already
+    holds the database's write lock.
+    """
+    if lock:
+        await session.execute(
+            pg_insert(AuditHeadRow)
+            .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = (
+            await session.scalars(
+                select(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).with_for_update()
+            )
+        ).one()
+    else:
+        found = await session.get(AuditHeadRow, HEAD_ID)
+        if found is None:
+            found = AuditHeadRow(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
+            session.add(found)
+        head = found
     seq = head.seq + 1
     digest = entry_hash(
         prev_hash=head.hash,

@@ -235,13 +235,19 @@ async def abandon(session: AsyncSession, inbox_id: int) -> bool:
 
 
 async def take_answer(session: AsyncSession, inbox_id: int) -> str | None:
-    """The writer's answer to a row, deleting the row; None if it has none."""
-    row = await session.get(MarketInboxRow, inbox_id)
-    if row is None or row.status != DONE:
-        return None
-    response = row.response
-    await session.execute(delete(MarketInboxRow).where(MarketInboxRow.id == inbox_id))
-    return response
+    """The writer's answer to a row, deleting the row in the same statement
+    (``DELETE ... RETURNING``); None if the row has no answer (and it is kept).
+
+    Only an answered row is deleted: a pending one stays for the writer, and the
+    sender withdraws it with :func:`abandon` (which the writer's
+    :func:`lock_pending` orders against), never here.
+    """
+    response = await session.scalar(
+        delete(MarketInboxRow)
+        .where(MarketInboxRow.id == inbox_id, MarketInboxRow.status == DONE)
+        .returning(MarketInboxRow.response)
+    )
+    return None if response is None else str(response)
 
 
 async def forget(session: AsyncSession, inbox_id: int) -> None:

@@ -137,7 +137,11 @@ class GovernanceService:
 
     async def start(self) -> None:
         """Record the deployed values as the first set (once), apply what was executed
-        since, and give the market its fees."""
+        since, and give the market its fees.
+
+        Only the market writer applies executed proposals (they change the market): a
+        replica that is not the writer starts with the sets recorded so far and leaves
+        the rest to the writer's chain worker (docs/operations.md, "Scaling out")."""
         async with self._db.read() as session:
             has_sets = bool(await repo.parameter_sets(session))
         if not has_sets:
@@ -155,7 +159,8 @@ class GovernanceService:
                 )
         sets = await self.parameter_sets()
         await self._market.load_parameter_sets({s.from_epoch: s.parameters.values for s in sets})
-        await self.apply_executed()
+        if self._market.is_writer:
+            await self.apply_executed()
 
     async def parameter_sets(self) -> list[RecordedSet]:
         """Every recorded set, oldest first."""
