@@ -4,12 +4,14 @@ Starts the service as a subprocess (see ``bench/api.py``), enrols ``--nodes``
 nodes through the API (registration token, enrolment), opens one link per node
 (the challenge signed with the node's own key), then
 
-* heartbeats: every node sends ``--heartbeats`` heartbeats, one every
-  ``--window`` / ``--heartbeats`` seconds (the nodes' first sends spread over
-  that interval, nothing waited after the last), so the window carries the steady
-  rate; reports heartbeats per second handled and the service's CPU share of one
-  core over the window (``--heartbeats 2 --window 60``: the 30-second interval of
-  the daemon);
+* heartbeats: first every node sends one heartbeat, the nodes spread over one
+  interval (``--window`` / ``--heartbeats`` seconds): the first of the incentive
+  period, which creates the node's activity row (once a day in a real fleet),
+  reported apart; then every node sends ``--heartbeats`` heartbeats, one every
+  interval (the nodes' sends spread over the interval, nothing waited after the
+  last), so the window carries the steady rate; reports heartbeats per second
+  handled and the service's CPU share of one core over the window
+  (``--heartbeats 2 --window 60``: the 30-second interval of the daemon);
 * idle: the service's CPU share of one core with every link held and nothing
   sent over ``--window`` seconds (the sweeps, health);
 * commands: ``--commands`` diagnostics commands, issued through the API round
@@ -119,6 +121,9 @@ class Result:
     live_during_replay_p99_ms: float = -1
     client_cpu_linking_pct_of_core: float = -1
     """This process (the simulated nodes) while every node links for the first time."""
+    first_heartbeats_cpu_pct_of_core: float = -1
+    """The service over the interval of each node's first heartbeat of the incentive period
+    (each creates the node's activity row of the period), before the steady window."""
     client_cpu_heartbeat_pct_of_core: float = -1
     service_cpu_relinking_pct_of_core: float = -1
     """The new service process from its readiness until every node is back."""
@@ -266,8 +271,10 @@ async def _unlink(keepers: list[asyncio.Task[None]], nodes: list[SimNode]) -> No
             await n.ws.close()
 
 
-async def _heartbeats(node: SimNode, count: int, window_s: float, offset_s: float) -> None:
-    first_beat = int(node.node_id, 16) % PING_EVERY_HEARTBEATS
+async def _heartbeats(
+    node: SimNode, count: int, window_s: float, offset_s: float, sent_before: int = 0
+) -> None:
+    first_beat = int(node.node_id, 16) % PING_EVERY_HEARTBEATS + sent_before
     await asyncio.sleep(offset_s)
     for i in range(count):
         if i:
@@ -365,17 +372,31 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
         if profiler is not None:
             stop_profiler(*profiler)
-        profiler = start_profiler(service, f"{args.profile}-heartbeats" if args.profile else None)
-        client_heartbeat = _OwnCpu()
         # Each node sends every ``interval`` seconds, the nodes' first sends spread over the
         # first interval, and nothing waits after the last send: the measured wall is the
         # window, so the CPU share is that of the steady rate nodes × heartbeats / window.
         interval = args.window / args.heartbeats
+        # First, one interval of each node's first heartbeat of the incentive period (the
+        # one that creates its activity row, once a day in a real fleet), measured apart:
+        # the window after it carries the steady rate.
+        first_pct, _ = await _cpu_share(
+            service,
+            asyncio.gather(
+                *(
+                    _heartbeats(n, 1, interval, i * interval / len(nodes))
+                    for i, n in enumerate(nodes)
+                ),
+                asyncio.sleep(interval),
+            ),
+        )
+        _progress(f"first heartbeats of the period: service CPU {first_pct:.1f} %")
+        profiler = start_profiler(service, f"{args.profile}-heartbeats" if args.profile else None)
+        client_heartbeat = _OwnCpu()
         heartbeat_pct, wall = await _cpu_share(
             service,
             asyncio.gather(
                 *(
-                    _heartbeats(n, args.heartbeats, args.window, i * interval / len(nodes))
+                    _heartbeats(n, args.heartbeats, args.window, i * interval / len(nodes), 1)
                     for i, n in enumerate(nodes)
                 )
             ),
@@ -458,6 +479,7 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
             heartbeats=heartbeats,
             heartbeats_per_s=round(heartbeats / wall, 1),
             heartbeat_cpu_pct_of_core=round(heartbeat_pct, 1),
+            first_heartbeats_cpu_pct_of_core=round(first_pct, 1),
             idle_cpu_pct_of_core=round(idle_pct, 1),
             commands=len(issued),
             command_to_node_p50_ms=round(statistics.median(to_node), 1) if to_node else -1,

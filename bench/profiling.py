@@ -44,6 +44,8 @@ def stop_profiler(process: subprocess.Popen[bytes], out: Path) -> None:
     total = 0
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue  # a frame name of generated code may carry its source over lines
         total += int(count)
         own[stack.rpartition(";")[2]] += int(count)
     print(f"py-spy: {total} samples in {out}; most own samples:", file=sys.stderr)

@@ -89,6 +89,8 @@ def test_frames_parse_strictly() -> None:
         ('{"v": 1, "type": "readings", "id": "r", "batches": []}', CloseCode.MALFORMED_FRAME),
         ('{"v": 1, "type": "auth", "node_id": "n", "signature": "ab"}', CloseCode.MALFORMED_FRAME),
         ("x" * 2000, CloseCode.FRAME_TOO_LARGE),
+        # 400 characters, 1,200 bytes of UTF-8: the limit is in bytes.
+        ("\u20ac" * 400, CloseCode.FRAME_TOO_LARGE),
     ],
 )
 def test_bad_frames_carry_their_close_code(raw: str | bytes, code: CloseCode) -> None:
