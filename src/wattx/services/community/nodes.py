@@ -927,35 +927,40 @@ class NodeService:
         """One transaction: the few columns needed read, every row updated by primary key
         in one executemany (no ORM objects: a round may hold thousands of nodes)."""
         async with self._db.write() as session:
-            # Locked in one order, so two processes flushing never deadlock.
-            query = (
-                select(NodeRow.id, NodeRow.name, NodeRow.owner_id, NodeRow.status, NodeRow.health)
-                .where(NodeRow.id.in_(list(chunk)))
-                .order_by(NodeRow.id)
-            )
+            query = select(
+                NodeRow.id, NodeRow.name, NodeRow.owner_id, NodeRow.status, NodeRow.health
+            ).where(NodeRow.id.in_(list(chunk)))
             if self._db.locks_rows:
-                query = query.with_for_update()
-            turned_healthy = []
-            values = []
-            rows = (await session.execute(query)).all()
-            for row in rows:
-                beat = chunk[row.id]
-                if row.health != NodeHealth.HEALTHY.value and row.status != REVOKED:
-                    turned_healthy.append(_NodeRef(row.id, row.name, row.owner_id))
-                values.append(
+                # Every row locked, in one order (two processes flushing never deadlock),
+                # so no health round changes one between this read and the write.
+                query = query.order_by(NodeRow.id).with_for_update()
+            else:
+                # SQLite: the write transaction holds the database; only the nodes that a
+                # heartbeat turns healthy are needed (nearly every round: none).
+                query = query.where(NodeRow.health != NodeHealth.HEALTHY.value)
+            turned_healthy = [
+                _NodeRef(row.id, row.name, row.owner_id)
+                for row in (await session.execute(query)).all()
+                if row.health != NodeHealth.HEALTHY.value and row.status != REVOKED
+            ]
+            # By primary key in id order; a node id with no row (none: nodes are revoked,
+            # never deleted) updates nothing.
+            await session.execute(
+                _HEARTBEAT_UPDATE,
+                [
                     {
-                        "node": row.id,
+                        "node": node_id,
                         "last_heartbeat_at": beat.at,
                         "uptime_s": beat.frame.uptime_s,
                         "software_version": beat.frame.version,
                         "buffer_depth": beat.frame.buffer_depth,
-                        "device_summary": json.dumps(beat.frame.devices, sort_keys=True),
+                        "device_summary": _device_summary(beat.frame.devices),
                         "health": NodeHealth.HEALTHY.value,
                     }
-                )
-            if values:
-                await session.execute(_HEARTBEAT_UPDATE, values)
-            await self._count_up_slots(session, {row.id: chunk[row.id] for row in rows})
+                    for node_id, beat in sorted(chunk.items())
+                ],
+            )
+            await self._count_up_slots(session, chunk)
         return turned_healthy
 
     async def _count_up_slots(
@@ -1548,6 +1553,14 @@ def command_wire(row: NodeCommandRow) -> dict[str, Any]:
         "not_before": row.not_before.isoformat(),
         "expires_at": row.expires_at.isoformat(),
     }
+
+
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+
+
+def _device_summary(devices: dict[str, Any]) -> str:
+    """A heartbeat's device summary as stored: JSON, keys sorted (one encoder for all)."""
+    return _SORTED_JSON.encode(devices) if devices else "{}"
 
 
 def _health_may_have_changed(now: datetime, intervals: Sequence[int]) -> ColumnElement[bool]:
