@@ -29,6 +29,7 @@ from wattx.config import Settings
 from wattx.domain import EpochSchedule
 from wattx.domain.epochs import EpochClock
 from wattx.ingest.node_link import LinkClosedError
+from wattx.services.identity.accounts import SCRATCH_PASSWORD_HASHER
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
 from wattx.sim.errors import SimulationConfigError
@@ -211,7 +212,13 @@ async def scratch_service(
         finally:
             await db.dispose()
         chain = None if governed is None else _chain_governing(settings, governed)
-        app = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
+        app = create_app(
+            settings,
+            clock=clock,
+            run_epoch_clock=False,
+            chain=chain,
+            password_hasher=SCRATCH_PASSWORD_HASHER,
+        )
         async with app.router.lifespan_context(app):
             with _started_heap_frozen():
                 state: AppState = app.state.wattx
