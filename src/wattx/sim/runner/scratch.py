@@ -201,6 +201,10 @@ async def scratch_service(
 ) -> AsyncIterator[ServiceConnection]:
     """Run a fresh service for the duration of the block; its database is deleted afterwards.
 
+    Its chain is the embedded EVM without the journal a service keeps on disk
+    (``chain-journal.jsonl``, an append and an ``fsync`` per transaction): the
+    chain lives exactly as long as the run, like the temporary database, so
+    nothing would ever replay the journal.
     ``governed`` gives governed parameters the values the chain is deployed with, as if
     the community had voted them before the run (``SimulationConfigError`` for a name
     the contracts do not govern)."""
@@ -211,7 +215,7 @@ async def scratch_service(
             await upgrade_to_head(db)
         finally:
             await db.dispose()
-        chain = None if governed is None else _chain_governing(settings, governed)
+        chain = _scratch_chain(settings, governed or {})
         app = create_app(
             settings,
             clock=clock,
@@ -268,8 +272,9 @@ def _started_heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _chain_governing(settings: Settings, governed: Mapping[str, int]) -> ContractChain:
-    """An embedded chain deployed with ``governed`` as those parameters' first values."""
+def _scratch_chain(settings: Settings, governed: Mapping[str, int]) -> ContractChain:
+    """An embedded chain deployed with ``governed`` as those parameters' first values, and
+    the others' defaults; in memory only."""
     from wattx.settlement.embedded import EmbeddedChain
 
     unknown = set(governed) - {p.name for p in DEFAULT_PARAMETERS}
