@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -102,6 +102,9 @@ API_VERSION = "1.0.0"
 DEFAULT_FEE_BPS = 25
 """The market fee before the chain's governed ``market_fee_bps`` is read at start-up."""
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 
 def create_app(
     settings: Settings,
@@ -110,6 +113,7 @@ def create_app(
     bus: EventBus | None = None,
     run_epoch_clock: bool = True,
     chain: ContractChain | None = None,
+    password_hasher: PasswordHasher | None = None,
 ) -> FastAPI:
     """Build the app. The database must be migrated (``wattx db upgrade``) before start-up.
 
@@ -117,6 +121,8 @@ def create_app(
     ``run_epoch_clock`` false, gates close only when an operator forces them
     (and epochs are minted for and settled only on operator request). ``chain``
     replaces the chain from the settings (tests share one across restarts).
+    ``password_hasher`` replaces the service's Argon2 parameters (the simulator's
+    scratch service only; no setting reaches it).
     """
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
@@ -124,7 +130,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _start_services(settings, the_clock, bus, registry, chain)
+        state = await _start_services(settings, the_clock, bus, registry, chain, password_hasher)
         app.state.wattx = state
         checkpoints = WalCheckpointTask(state.db, tick_s=2.0)
         if state.db.is_sqlite:
@@ -299,6 +305,7 @@ async def _start_services(
     bus: EventBus | None,
     registry: CollectorRegistry,
     chain: ContractChain | None,
+    password_hasher: PasswordHasher | None = None,
 ) -> AppState:
     db = Database(settings.effective_database_url)
     the_bus: EventBus = bus or (
@@ -330,6 +337,7 @@ async def _start_services(
         refresh_ttl_s=settings.refresh_token_ttl_s,
         nonce_ttl_s=settings.wallet_nonce_ttl_s,
         session_cache_s=settings.session_cache_s,
+        password_hasher=password_hasher,
     )
     zone_service = ZoneService(db, clock)
     schedule = EpochSchedule(settings.epoch_length_s, settings.gate_closure_lead_s)

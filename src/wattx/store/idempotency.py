@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import IdempotencyRow
+from wattx.store.pairs import pair_filters
 
 
 async def stored_response(session: AsyncSession, owner_id: str, key: str) -> IdempotencyRow | None:
@@ -24,7 +25,8 @@ async def stored_responses(
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    query = select(IdempotencyRow).where(
-        tuple_(IdempotencyRow.owner_id, IdempotencyRow.key).in_(wanted)
-    )
-    return {(row.owner_id, row.key): row for row in await session.scalars(query)}
+    found: dict[tuple[str, str], IdempotencyRow] = {}
+    for where in pair_filters(IdempotencyRow.owner_id, IdempotencyRow.key, wanted):
+        for row in await session.scalars(select(IdempotencyRow).where(where)):
+            found[(row.owner_id, row.key)] = row
+    return found

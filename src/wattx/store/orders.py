@@ -20,12 +20,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side
 from wattx.store.models import OrderRow
+from wattx.store.pairs import pair_filters
 
 OPEN_STATUSES = (OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value)
 
@@ -174,10 +175,11 @@ async def used_client_ids(
     wanted = sorted(set(pairs))
     if not wanted:
         return set()
-    query = select(OrderRow.owner_id, OrderRow.client_order_id).where(
-        tuple_(OrderRow.owner_id, OrderRow.client_order_id).in_(wanted)
-    )
-    return {(owner, str(client_id)) for owner, client_id in await session.execute(query)}
+    used: set[tuple[str, str]] = set()
+    for where in pair_filters(OrderRow.owner_id, OrderRow.client_order_id, wanted):
+        query = select(OrderRow.owner_id, OrderRow.client_order_id).where(where)
+        used.update((owner, str(client_id)) for owner, client_id in await session.execute(query))
+    return used
 
 
 async def open_orders(session: AsyncSession) -> list[Order]:

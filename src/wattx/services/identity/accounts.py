@@ -42,10 +42,17 @@ from wattx.store import accounts as repo
 from wattx.store.db import Database
 from wattx.store.models import AuthSessionRow, RefreshTokenRow, UserRow, WalletNonceRow
 
-# A hash of a random password, verified against when the email is unknown so
-# that a login takes as long whether or not the account exists.
+# The service's password hashing: argon2-cffi's defaults (Argon2id, 3 passes over
+# 64 MiB). A hash of a random password, verified against when the email is unknown
+# so that a login takes as long whether or not the account exists.
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+SCRATCH_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Argon2id at its minimum cost (one pass over 8 KiB), for the simulator's scratch
+service only: its accounts live in a temporary database for one run, with passwords
+the runner made up, and a community of 100 signs up and logs in 100 times. Never a
+deployment's: its hashes would be cheap to guess."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +86,15 @@ class AccountService:
         refresh_ttl_s: int,
         nonce_ttl_s: int,
         session_cache_s: float = 0.0,
+        password_hasher: PasswordHasher | None = None,
     ) -> None:
+        """``password_hasher`` replaces the service's Argon2 parameters (the
+        simulator's scratch service: :data:`SCRATCH_PASSWORD_HASHER`)."""
         self._db = db
+        self._hasher = password_hasher or _hasher
+        self._dummy_hash = (
+            _DUMMY_HASH if password_hasher is None else password_hasher.hash(secrets.token_hex(16))
+        )
         self._session_cache_s = session_cache_s
         self._live_sessions: dict[str, tuple[float, Principal]] = {}
         self._codec = codec
@@ -104,9 +118,9 @@ class AccountService:
     async def login_password(self, *, email: str, password: str) -> TokenPair:
         async with self._db.write() as session:
             user = await repo.user_by_email(session, email.lower())
-            stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+            stored = user.password_hash if user and user.password_hash else self._dummy_hash
             try:
-                _hasher.verify(stored, password)
+                self._hasher.verify(stored, password)
             except (VerificationError, InvalidHashError) as exc:
                 raise InvalidCredentialsError("wrong email or password") from exc
             if user is None or user.password_hash is None:
@@ -278,7 +292,7 @@ class AccountService:
         problem = email_problem(email) or password_problem(password)
         if problem is not None:
             raise InvalidCredentialFormatError(problem)
-        password_hash = _hasher.hash(password)
+        password_hash = self._hasher.hash(password)
         async with self._db.write() as session:
             if await repo.user_by_email(session, email.lower()) is not None:
                 raise EmailTakenError("email already registered")
