@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -349,7 +349,9 @@ class _SilenceWatch:
     (A timeout around every receive cost a timer made and cancelled per frame: with
     thousands of links heartbeating, a measurable share of the service's CPU.)"""
 
-    def __init__(self, silence_s: float, on_silence: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, silence_s: float, on_silence: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._silence_s = silence_s
         self._on_silence = on_silence
@@ -368,10 +370,7 @@ class _SilenceWatch:
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._check)
             return
-        self._closing = self._loop.create_task(self._close())
-
-    async def _close(self) -> None:
-        await self._on_silence()
+        self._closing = self._loop.create_task(self._on_silence())
 
 
 def _outcomes(outcomes: list[RelayOutcome]) -> list[dict[str, Any]]:

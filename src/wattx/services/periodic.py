@@ -24,6 +24,10 @@ class PeriodicTask(ABC):
         self._tick_s = tick_s
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def tick_s(self) -> float:
+        return self._tick_s
+
     @abstractmethod
     async def run_round(self) -> None:
         """One round of work; it handles and logs its own failures."""
@@ -60,7 +64,7 @@ class WriterOnlyTask(PeriodicTask):
         runs_here: Callable[[], bool],
         rounds: Counter,
     ) -> None:
-        super().__init__(tick_s=inner._tick_s)
+        super().__init__(tick_s=inner.tick_s)
         self.name = inner.name
         self._inner = inner
         self._runs_here = runs_here

@@ -786,7 +786,7 @@ class NodeService:
             group = self._pending_closes[:HEARTBEAT_CHUNK]
             del self._pending_closes[:HEARTBEAT_CHUNK]
             try:
-                table = cast(Table, NodeRow.__table__)
+                table = _NODES
                 async with self._db.write() as session:
                     # Core executemany: the ORM's by-primary-key form has no extra criteria.
                     connection = await session.connection()
