@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from wattx.api.sse import EventHub
 from wattx.bus.events import Event, EventType
 from wattx.bus.memory import InProcessBus
@@ -45,3 +48,21 @@ async def test_a_stream_cancelled_while_it_waits_leaves_publishing_free() -> Non
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     await asyncio.wait_for(hub._append(Event(EventType.TRADE_EXECUTED, {})), timeout=1.0)
+
+
+@given(
+    ring_size=st.integers(min_value=1, max_value=20),
+    appended=st.integers(min_value=0, max_value=60),
+    cursor=st.integers(min_value=-5, max_value=70),
+)
+def test_the_events_after_a_cursor_are_those_of_the_ring_above_it(
+    ring_size: int, appended: int, cursor: int
+) -> None:
+    hub = EventHub(InProcessBus(), ring_size=ring_size)
+
+    async def fill() -> None:
+        for n in range(appended):
+            await hub._append(Event(EventType.TRADE_EXECUTED, {"n": n}))
+
+    asyncio.run(fill())
+    assert hub.after(cursor) == [n for n in hub._ring if n.id > cursor]

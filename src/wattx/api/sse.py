@@ -132,7 +132,7 @@ class EventHub:
         if ping_clock is not None:
             yield _ping(ping_clock(), cursor)
         while True:
-            pending = [n for n in self._ring if n.id > cursor]
+            pending = self.after(cursor)
             for numbered in pending:
                 cursor = numbered.id
                 if numbered.event.visible_to(user_id, sees_everything=sees_everything):
@@ -141,6 +141,18 @@ class EventHub:
                 continue
             if not await self._wait_beyond(cursor, keepalive_s):
                 yield ": keep-alive\n\n" if ping_clock is None else _ping(ping_clock(), cursor)
+
+    def after(self, cursor: int) -> list[NumberedEvent]:
+        """The events of the ring whose id is above ``cursor``, oldest first.
+
+        Ids in the ring are consecutive, so the first one wanted is found by its offset
+        from the oldest, not by reading the ring: every live stream asks at every event,
+        and with thousands of nodes heartbeating the ring turns over every few seconds."""
+        ring = self._ring
+        if not ring or cursor >= self._last_id:
+            return []
+        start = max(0, cursor + 1 - ring[0].id)
+        return [ring[i] for i in range(start, len(ring))]
 
     async def _wait_beyond(self, cursor: int, timeout_s: float) -> bool:
         """Wait until an event newer than ``cursor`` exists; False on timeout."""
