@@ -52,17 +52,26 @@ async def test_a_stream_cancelled_while_it_waits_leaves_publishing_free() -> Non
 
 @given(
     ring_size=st.integers(min_value=1, max_value=20),
-    appended=st.integers(min_value=0, max_value=60),
+    kinds=st.lists(st.sampled_from([EventType.TRADE_EXECUTED, EventType.NODE_HEARTBEAT])),
     cursor=st.integers(min_value=-5, max_value=70),
 )
-def test_the_events_after_a_cursor_are_those_of_the_ring_above_it(
-    ring_size: int, appended: int, cursor: int
+def test_the_events_after_a_cursor_are_the_last_of_each_ring_above_it(
+    ring_size: int, kinds: list[EventType], cursor: int
 ) -> None:
+    """Node heartbeats have a ring of their own: however many came, the last
+    ``ring_size`` other events stay within reach of a reconnecting stream."""
     hub = EventHub(InProcessBus(), ring_size=ring_size)
 
     async def fill() -> None:
-        for n in range(appended):
-            await hub._append(Event(EventType.TRADE_EXECUTED, {"n": n}))
+        for kind in kinds:
+            await hub._append(Event(kind, {}))
 
     asyncio.run(fill())
-    assert hub.after(cursor) == [n for n in hub._ring if n.id > cursor]
+    kept: list[int] = []
+    for kind in (EventType.TRADE_EXECUTED, EventType.NODE_HEARTBEAT):
+        ids_of_kind = [n for n, k in enumerate(kinds, start=1) if k is kind]
+        kept += ids_of_kind[-ring_size:]
+    expected = sorted(n for n in kept if n > cursor)
+    after = hub.after(cursor)
+    assert [e.id for e in after] == expected
+    assert all(e.event.type is kinds[e.id - 1] for e in after)

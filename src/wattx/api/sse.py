@@ -2,7 +2,9 @@
 
 The hub reads the bus, numbers each event (ids increase by one per event in
 this process) and keeps the last ``ring_size`` so a client reconnecting with
-``Last-Event-ID`` gets what it missed, if still in the ring. Each client only
+``Last-Event-ID`` gets what it missed, if still in the ring. Node heartbeats are
+kept in a ring of their own of the same size: thousands of nodes heartbeating
+would otherwise push every other event out of reach within seconds. Each client only
 receives events it may see (its own orders and trades, public market events;
 operators and auditors see everything); a trade shows a party its own user id
 and order, not its counterparty's.
@@ -11,7 +13,9 @@ and order, not its counterparty's.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import heapq
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +30,8 @@ from wattx.services.trading.views import trade_seen_by
 
 _log = structlog.get_logger("wattx.events")
 _RESUBSCRIBE_S = 1.0
+# Events kept apart from the replay ring of the others (see the module's docstring).
+_OWN_RING = frozenset({EventType.NODE_HEARTBEAT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,7 @@ class EventHub:
     def __init__(self, bus: EventBus, *, ring_size: int) -> None:
         self._bus = bus
         self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
+        self._heartbeats: deque[NumberedEvent] = deque(maxlen=ring_size)
         self._last_id = 0
         # Set, then replaced, at every append: waiters need no lock, so a stream cancelled
         # while it waits (its client gone, the server stopping) can never leave one held.
@@ -108,7 +115,8 @@ class EventHub:
 
     async def _append(self, event: Event) -> None:
         self._last_id += 1
-        self._ring.append(NumberedEvent(self._last_id, event))
+        ring = self._heartbeats if event.type in _OWN_RING else self._ring
+        ring.append(NumberedEvent(self._last_id, event))
         appended, self._appended = self._appended, asyncio.Event()
         appended.set()
 
@@ -143,16 +151,17 @@ class EventHub:
                 yield ": keep-alive\n\n" if ping_clock is None else _ping(ping_clock(), cursor)
 
     def after(self, cursor: int) -> list[NumberedEvent]:
-        """The events of the ring whose id is above ``cursor``, oldest first.
+        """The events kept whose id is above ``cursor``, in id order.
 
-        Ids in the ring are consecutive, so the first one wanted is found by its offset
-        from the oldest, not by reading the ring: every live stream asks at every event,
-        and with thousands of nodes heartbeating the ring turns over every few seconds."""
-        ring = self._ring
-        if not ring or cursor >= self._last_id:
+        Every live stream asks at every event, so the first event wanted is found by
+        bisection on the ids (increasing along each ring), not by reading the rings."""
+        if cursor >= self._last_id:
             return []
-        start = max(0, cursor + 1 - ring[0].id)
-        return [ring[i] for i in range(start, len(ring))]
+        others = _after(self._ring, cursor)
+        heartbeats = _after(self._heartbeats, cursor)
+        if not heartbeats or not others:
+            return others or heartbeats
+        return list(heapq.merge(others, heartbeats, key=_event_id))
 
     async def _wait_beyond(self, cursor: int, timeout_s: float) -> bool:
         """Wait until an event newer than ``cursor`` exists; False on timeout."""
@@ -163,3 +172,13 @@ class EventHub:
         except TimeoutError:
             return False
         return True
+
+
+def _event_id(numbered: NumberedEvent) -> int:
+    return numbered.id
+
+
+def _after(ring: deque[NumberedEvent], cursor: int) -> list[NumberedEvent]:
+    """The events of one ring (ids increasing along it) whose id is above ``cursor``."""
+    start = bisect.bisect_right(ring, cursor, key=_event_id)
+    return [ring[i] for i in range(start, len(ring))]
