@@ -13,7 +13,8 @@ nodes through the API (registration token, enrolment), opens one link per node
   handled and the service's CPU share of one core over the window
   (``--heartbeats 2 --window 60``: the 30-second interval of the daemon);
 * idle: the service's CPU share of one core with every link held and nothing
-  sent over ``--window`` seconds (the sweeps, health);
+  sent over ``--window`` seconds, at most 60 (the sweeps, health; a link silent
+  for five heartbeat intervals is closed);
 * commands: ``--commands`` diagnostics commands, issued through the API round
   robin over the nodes; each simulated node persists nothing but answers
   ``node_durable`` at once, so the figure is the platform's: from the issuing
@@ -350,6 +351,9 @@ class _OwnCpu:
         return round(100 * (_own_cpu_s() - self._cpu) / (time.perf_counter() - self._wall), 1)
 
 
+IDLE_MAX_S = 60.0
+
+
 async def _run(service: Service, backend: str, args: argparse.Namespace) -> Result:
     global _OPENING
     _OPENING = asyncio.Semaphore(500)  # bound to this run's event loop
@@ -369,7 +373,9 @@ async def _run(service: Service, backend: str, args: argparse.Namespace) -> Resu
         )
 
         profiler = start_profiler(service, f"{args.profile}-idle" if args.profile else None)
-        idle_pct, _ = await _cpu_share(service, asyncio.sleep(args.window))
+        # Idle at most IDLE_MAX_S: the nodes send nothing meanwhile, and the service closes
+        # a link silent for five heartbeat intervals (150 s at the default 30 s).
+        idle_pct, _ = await _cpu_share(service, asyncio.sleep(min(args.window, IDLE_MAX_S)))
         if profiler is not None:
             stop_profiler(*profiler)
         # Each node sends every ``interval`` seconds, the nodes' first sends spread over the
