@@ -10,14 +10,15 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "tests" / "README.md").read_text()
 
 
-def test_make_test_runs_the_suite_with_the_documented_number_of_workers() -> None:
+def test_make_test_runs_the_suite_with_the_documented_workers_and_sharing() -> None:
     makefile = (ROOT / "Makefile").read_text()
     default = re.search(r"^PYTEST_WORKERS \?= (\d+)$", makefile, re.MULTILINE)
     assert default is not None
     recipe = re.search(r"^pytest:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe is not None
-    assert "-n $(PYTEST_WORKERS)" in recipe.group(1)
+    assert "-n $(PYTEST_WORKERS) --dist loadscope" in recipe.group(1)
     assert f"`pytest -n $(PYTEST_WORKERS)`, {default.group(1)} by default" in README
+    assert "(`--dist loadscope`)" in README
 
 
 def test_the_shared_pieces_it_names_exist() -> None:
