@@ -16,8 +16,10 @@ import websockets
 
 from service.client import User
 from wattx.nodes import challenge
+from wattx.nodes.challenge import new_nonce
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
 from wattx.nodes.frames import encode
+from wattx.services.community.nodes import LinkGrant
 
 from .conftest import Enrolled, Service
 
@@ -149,3 +151,12 @@ async def two_diagnostics_each(service: Service, nodes: list[Enrolled]) -> dict[
         ]
         for n in nodes
     }
+
+
+async def grant_for(service: Service, node: Enrolled) -> LinkGrant:
+    """A link grant for ``node``, as the link's signed challenge gets it (no socket)."""
+    nonce = new_nonce()
+    signature = challenge.sign(challenge.link_message(node.node_id, nonce), node.seed)
+    return await service.state.nodes.authenticate_link(
+        node.node_id, nonce, signature, source="127.0.0.1"
+    )

@@ -16,18 +16,17 @@ import websockets
 
 from service.conftest import ManualClock
 from wattx.config import Settings
-from wattx.nodes import challenge
-from wattx.nodes.challenge import new_nonce
 from wattx.nodes.frames import AckFrame, CloseCode, encode, events_channel
 from wattx.services.community.nodes import LinkGrant
 
-from .conftest import Enrolled, Service, enrol, running
+from .conftest import Service, enrol, running
 from .helpers import (
     audit_actions,
     command,
     command_state,
     count_writes,
     eventually,
+    grant_for,
     link_node,
     next_command,
     stats,
@@ -48,14 +47,6 @@ def _published(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[tuple[
     return seen
 
 
-async def _grant(service: Service, node: Enrolled) -> LinkGrant:
-    nonce = new_nonce()
-    signature = challenge.sign(challenge.link_message(node.node_id, nonce), node.seed)
-    return await service.state.nodes.authenticate_link(
-        node.node_id, nonce, signature, source="127.0.0.1"
-    )
-
-
 async def test_acks_arriving_together_are_written_in_one_transaction_each_applied_once(
     manual_rounds: Settings, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,7 +61,7 @@ async def test_acks_arriving_together_are_written_in_one_transaction_each_applie
         assert config.status_code == 201, config.text
         config_id = config.json()["desired"]["command_id"]
         # Linked together: every queued command is taken and marked sent.
-        grants = await asyncio.gather(*(_grant(service, n) for n in nodes))
+        grants = await asyncio.gather(*(grant_for(service, n) for n in nodes))
         for grant in grants:
             assert service.state.nodes.commands_at_link(grant)
 

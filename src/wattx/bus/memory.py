@@ -41,6 +41,9 @@ class InProcessBus:
                     queue.get_nowait()
                 queue.put_nowait((channel, message))
 
+    def may_hear(self, channel: str) -> bool:
+        return any(fnmatch.fnmatchcase(channel, p) for p in self._channel_queues.values())
+
     async def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         self._channel_queues[queue] = pattern

@@ -21,4 +21,9 @@ class EventBus(Protocol):
     def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
         """(channel, message) of channels matching a glob ``pattern``, from now on."""
 
+    def may_hear(self, channel: str) -> bool:
+        """Whether a message on ``channel`` could reach a subscriber now. False only when
+        the bus knows that none could (so a publisher may skip encoding the message); a
+        bus shared between processes cannot know, and always says True."""
+
     async def close(self) -> None: ...

@@ -142,6 +142,9 @@ class RedisBus:
             self._publish_down_until = time.monotonic() + _PUBLISH_PAUSE_S
             _log.warning("message_dropped", channel=channel, error=type(exc).__name__)
 
+    def may_hear(self, channel: str) -> bool:
+        return True  # a subscriber may be in another process
+
     async def subscribe_to(self, pattern: str) -> AsyncIterator[tuple[str, str]]:
         delay = self._reconnect_min_s
         while True:

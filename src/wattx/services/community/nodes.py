@@ -894,7 +894,11 @@ class NodeService:
             "at": now.isoformat(),
         }
         await self._bus.publish(Event(EventType.NODE_HEARTBEAT, data, frozenset({grant.owner_id})))
-        await self._bus.publish_to(heartbeat_channel(grant.node_id), json.dumps(data))
+        # Encoded only for a channel someone may hear: a fleet heartbeats on thousands of
+        # channels, and in one process nothing usually listens to them.
+        channel = heartbeat_channel(grant.node_id)
+        if self._bus.may_hear(channel):
+            await self._bus.publish_to(channel, json.dumps(data))
 
     @property
     def pending_heartbeats(self) -> int:
@@ -1317,7 +1321,9 @@ class NodeService:
 
     async def publish_node_event(self, grant: LinkGrant, name: str, data: dict[str, Any]) -> None:
         payload = {"node_id": grant.node_id, "name": name, "data": data}
-        await self._bus.publish_to(events_channel(grant.node_id), json.dumps(payload))
+        channel = events_channel(grant.node_id)
+        if self._bus.may_hear(channel):
+            await self._bus.publish_to(channel, json.dumps(payload))
         await self._bus.publish(Event(EventType.NODE_EVENT, payload, frozenset({grant.owner_id})))
 
     # ------------------------------------------------------------------ health
