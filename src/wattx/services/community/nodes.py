@@ -894,11 +894,13 @@ class NodeService:
             "at": now.isoformat(),
         }
         await self._bus.publish(Event(EventType.NODE_HEARTBEAT, data, frozenset({grant.owner_id})))
-        # Encoded only for a channel someone may hear: a fleet heartbeats on thousands of
-        # channels, and in one process nothing usually listens to them.
-        channel = heartbeat_channel(grant.node_id)
+        await self._publish_if_heard(heartbeat_channel(grant.node_id), data)
+
+    async def _publish_if_heard(self, channel: str, payload: dict[str, Any]) -> None:
+        """Encoded only for a channel someone may hear: a fleet heartbeats on thousands of
+        channels, and in one process nothing usually listens to them."""
         if self._bus.may_hear(channel):
-            await self._bus.publish_to(channel, json.dumps(data))
+            await self._bus.publish_to(channel, json.dumps(payload))
 
     @property
     def pending_heartbeats(self) -> int:
@@ -1321,9 +1323,7 @@ class NodeService:
 
     async def publish_node_event(self, grant: LinkGrant, name: str, data: dict[str, Any]) -> None:
         payload = {"node_id": grant.node_id, "name": name, "data": data}
-        channel = events_channel(grant.node_id)
-        if self._bus.may_hear(channel):
-            await self._bus.publish_to(channel, json.dumps(payload))
+        await self._publish_if_heard(events_channel(grant.node_id), payload)
         await self._bus.publish(Event(EventType.NODE_EVENT, payload, frozenset({grant.owner_id})))
 
     # ------------------------------------------------------------------ health
