@@ -82,3 +82,8 @@ def test_the_service_sends_no_websocket_pings(settings: Settings) -> None:
 
 def test_the_link_is_not_compressed(settings: Settings) -> None:
     assert server_config(object(), settings).ws_per_message_deflate is False
+
+
+def test_the_link_runs_on_the_sans_io_websocket_protocol(settings: Settings) -> None:
+    """No task per connection between a frame's arrival and the link (docs/nodes.md)."""
+    assert server_config(object(), settings).ws == "websockets-sansio"

@@ -36,6 +36,11 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
         # stream in each direction of every link cost CPU on each frame and memory per
         # link (thousands of links on one process).
         "ws_per_message_deflate": False,
+        # The sans-I/O protocol of the websockets library: a frame is parsed where it
+        # arrives and handed to the link, with no task per connection in between. Over
+        # 5 000 links at heartbeat rate it cost less CPU per frame than the default
+        # protocol in 7 of 8 paired runs, and 36 MiB less memory (docs/nodes.md).
+        "ws": "websockets-sansio",
     }
     chosen.update(options)
     return uvicorn.Config(app, **chosen)

@@ -8,9 +8,9 @@ subscription to ``wattx:nodes:*:commands``, so a command issued on any API
 process (or a revocation) reaches the process where the node is linked. The hub
 also re-checks all its links in one query every ``recheck_s`` seconds, so a
 revoked node's link closes within that time even if a bus message was lost, and
-looks for due commands (retries, a ``not_before`` reached) of all its links in one
-query every ``command_poll_s``: the cost of the sweeps does not grow with a query
-per link.
+looks for due commands (retries, a ``not_before`` reached) every ``command_poll_s``
+in one query by state and time, kept for its links: the cost of the sweeps does not
+grow with a query per link, and the command sweep's not with the links held.
 """
 
 from __future__ import annotations

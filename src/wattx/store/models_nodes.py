@@ -66,7 +66,11 @@ class NodeRegistrationTokenRow(Base):
 
 class NodeCommandRow(Base):
     __tablename__ = "node_commands"
-    __table_args__ = (Index("ix_node_commands_node_state", "node_id", "state"),)
+    __table_args__ = (
+        Index("ix_node_commands_node_state", "node_id", "state"),
+        # The link hub's sweep: the due commands of all nodes, read by state and time.
+        Index("ix_node_commands_due", "state", "next_attempt_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(32))
