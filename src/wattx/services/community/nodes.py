@@ -856,8 +856,7 @@ class NodeService:
         One query for the due commands of every node, by the ``(state, next_attempt_at)``
         index, kept for the nodes asked about. Its cost follows the commands due (those of
         unlinked nodes too, until the health round expires them), not the thousands of
-        links a process holds: a query naming every linked node, every few seconds, was
-        the largest part of the hub's idle work."""
+        links a process holds, as a query naming every linked node did."""
         wanted = set(node_ids)
         if not wanted:
             return set()
