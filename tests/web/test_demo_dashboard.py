@@ -18,7 +18,9 @@ HTML = {"accept": "text/html"}
 
 
 def test_demo_opens_onto_a_live_community(env: dict[str, str], started: list[Running]) -> None:
-    demo = Running(_cli("demo", "--speed", "300", "--households", "4"), env)
+    # At 600 times real time, as the README starts it: the simulated sun is up about 42 s
+    # in (at 300 the test waited twice as long for the same trades).
+    demo = Running(_cli("demo", "--speed", "600", "--households", "4"), env)
     started.append(demo)
     url = f"http://127.0.0.1:{env['WATTX_PORT']}"
     dashboard = demo.wait_for("dashboard: ", timeout_s=300)
