@@ -10,9 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient
-from service.conftest import ManualClock, clock, database_url, pg_url, settings
+from service.conftest import ManualClock, clock, database_url, in_process_app, pg_url, settings
 from settlement.conftest import anvil_url
-from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
@@ -30,7 +29,7 @@ def chain() -> ContractChain:
 async def app(
     settings: Settings, clock: ManualClock, chain: ContractChain
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
+    application = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
     async with application.router.lifespan_context(application):
         yield application
 

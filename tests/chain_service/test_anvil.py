@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from service.client import ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from settlement.conftest import funded_anvil_signer
-from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
 from wattx.settlement.deployment import Deployment
@@ -39,7 +38,7 @@ async def test_full_flow_on_anvil(
         log_level="WARNING",
         chain_rpc_url=anvil_url,
     )
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:
@@ -49,7 +48,7 @@ async def test_full_flow_on_anvil(
 
     saved = Deployment.load(tmp_path / "deployment.json")
     assert saved == deployed
-    restarted = create_app(settings, clock=clock, run_epoch_clock=False)
+    restarted = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with restarted.router.lifespan_context(restarted):
         chain = restarted.state.wattx.chain_accounts.chain
         assert chain.deployment == saved

@@ -21,9 +21,8 @@ import pytest
 import requests
 
 from service.client import ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from settlement.conftest import ANVIL, _free_port, _rpc
-from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
@@ -136,7 +135,7 @@ async def service(
         log_level="WARNING",
         chain_rpc_url=node.url,
     )
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:

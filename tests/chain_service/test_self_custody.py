@@ -14,10 +14,9 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from service.client import ApiClient, User
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from service.helpers import assert_problem
 from settlement.conftest import funded_anvil_signer
-from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.settlement.errors import ContractRevertError
 from wattx.settlement.jsonrpc import JsonRpcChain, JsonRpcTransport
@@ -132,7 +131,7 @@ async def test_self_custody_on_anvil(
 ) -> None:
     """The same flow on a node: the participant's transactions are broadcast as signed."""
     chain = JsonRpcChain.deploy(anvil_url, funded_anvil_signer(anvil_url))
-    app = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:
@@ -291,7 +290,7 @@ async def test_deposit_sent_straight_to_the_node_is_credited_by_the_indexer(
     """Without the relay: the participant broadcasts their own deposit; the indexer credits
     it once, however often it reads the event."""
     chain = JsonRpcChain.deploy(anvil_url, funded_anvil_signer(anvil_url))
-    app = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:

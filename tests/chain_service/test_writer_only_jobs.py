@@ -11,8 +11,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 from fastapi import FastAPI
 
-from service.conftest import ManualClock
-from wattx.api.app import create_app
+from service.conftest import ManualClock, in_process_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
@@ -65,8 +64,8 @@ async def test_only_the_elected_writer_runs_the_chain_worker_and_incentive_repor
     )
     await _fencing_row(replica.database_url)
     # Two replicas on one database and one chain, as two `wattx up` on one RPC node.
-    first = create_app(replica, clock=clock, chain=chain)
-    second = create_app(replica, clock=clock, chain=chain)
+    first = in_process_app(replica, clock=clock, chain=chain)
+    second = in_process_app(replica, clock=clock, chain=chain)
     first_life: AbstractAsyncContextManager[None] = first.router.lifespan_context(first)
     await first_life.__aenter__()
     first_running = True

@@ -9,8 +9,7 @@ from sqlalchemy import delete, select
 
 from chain_service.flow import mint, record_export, set_up_market
 from service.client import ApiClient
-from service.conftest import ManualClock
-from wattx.api.app import create_app
+from service.conftest import ManualClock, in_process_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
@@ -50,7 +49,7 @@ async def test_a_replica_that_is_not_the_writer_starts_with_an_executed_proposal
         )
     assert await _applied(api.state) == [None]
 
-    follower = create_app(
+    follower = in_process_app(
         settings.model_copy(update={"market_writer": "never"}),
         clock=clock,
         run_epoch_clock=False,

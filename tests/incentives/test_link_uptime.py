@@ -15,9 +15,8 @@ import websockets
 from nodes.conftest import Enrolled, enrol
 from nodes.helpers import eventually
 from service.client import ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from service.live import serving
-from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.nodes import challenge
@@ -43,7 +42,7 @@ async def test_uptime_from_link_heartbeats(
             "node_health_tick_s": 3600.0,
         }
     )
-    app = create_app(
+    app = in_process_app(
         live, clock=clock, run_epoch_clock=False, chain=EmbeddedChain(settings=INCENTIVES)
     )
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:

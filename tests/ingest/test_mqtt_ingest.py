@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.config import Settings
 from wattx.ingest.mqtt import MqttReadingIngest, broker_address
 from wattx.metering import encode_reading_batch
@@ -34,7 +34,7 @@ async def mqtt_app(
 ) -> AsyncIterator[tuple[FastAPI, ApiClient]]:
     """The app with MQTT ingestion on its own topic prefix, which no other service uses:
     another service on the same broker neither hears this test's meters nor answers them."""
-    application = create_app(
+    application = in_process_app(
         settings.model_copy(update={"mqtt_url": BROKER, "mqtt_topic_prefix": prefix}),
         clock=clock,
         run_epoch_clock=False,

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from service.client import ApiClient
+from service.conftest import in_process_app
 from service.helpers import assert_problem
-from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.metering import Reading, reading_batch_to_json, sign_batch
 
@@ -69,7 +69,7 @@ async def test_a_batch_breaking_several_rules_gets_the_first_documented(
 @pytest.fixture
 async def strict_api(settings: Settings, clock: ManualClock) -> AsyncIterator[ApiClient]:
     strict = replace_settings(settings, reading_batch_limit=3, alert_voltage_max_mv=240_000)
-    app = create_app(strict, clock=clock, run_epoch_clock=False)
+    app = in_process_app(strict, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:

@@ -16,9 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient, User
-from service.conftest import ManualClock, api, app, database_url, pg_url, state
+from service.conftest import ManualClock, api, app, database_url, in_process_app, pg_url, state
 from service.live import serving
-from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.nodes import challenge
@@ -72,7 +71,7 @@ class Service:
 async def running(
     settings: Settings, clock: ManualClock, *, port: int | None = None
 ) -> AsyncIterator[Service]:
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with serving(app, port=port) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield Service(app, url, ApiClient(http, app.state.wattx))
 

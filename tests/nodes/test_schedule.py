@@ -19,9 +19,8 @@ import httpx
 import pytest
 
 from service.client import ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from service.live import free_port, serving
-from wattx.api.app import create_app
 from wattx.bus.events import EventType
 from wattx.bus.memory import InProcessBus
 from wattx.config import Settings
@@ -184,7 +183,7 @@ async def _service_with_events(
 
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0)
-    app = create_app(settings, clock=clock, run_epoch_clock=False, bus=bus)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False, bus=bus)
     try:
         async with (
             serving(app, port=port) as url,

@@ -30,6 +30,7 @@ from support.pg import asyncpg_url, private_database, run_in_thread
 from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
+from wattx.services.identity.accounts import SCRATCH_PASSWORD_HASHER
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models import Base
 
@@ -143,9 +144,21 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return service_settings(database_url, tmp_path)
 
 
+def in_process_app(settings: Settings, **options: Any) -> FastAPI:
+    """``create_app(settings, **options)`` for a service a test runs in its own process.
+
+    Passwords are hashed with Argon2id at its minimum cost, as the simulator's scratch
+    service does: at the service's cost (about 0.1 s of CPU a hash or check), the sign-ups
+    and logins of the suite's fixtures took minutes. What the cost is in a deployment is
+    checked by ``tests/sim_runner/test_scratch_passwords.py``, and every real ``wattx up``
+    process a test starts keeps it.
+    """
+    return create_app(settings, password_hasher=SCRATCH_PASSWORD_HASHER, **options)
+
+
 @pytest.fixture
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, clock=clock, run_epoch_clock=False)
+    application = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.config import Settings
 from wattx.services.principal import Role
 
@@ -55,7 +55,7 @@ async def _collect(stream: AsyncIterator[dict[str, Any]], count: int) -> list[di
 
 
 async def test_sse_filters_orders_and_resumes(settings: Settings, clock: ManualClock) -> None:
-    app: FastAPI = create_app(settings, clock=clock, run_epoch_clock=False)
+    app: FastAPI = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         api = ApiClient(http, app.state.wattx)
         op = await api.operator()
@@ -99,7 +99,7 @@ async def test_sse_filters_orders_and_resumes(settings: Settings, clock: ManualC
 
 
 async def test_sse_keepalive_and_query_token(settings: Settings, clock: ManualClock) -> None:
-    app: FastAPI = create_app(settings, clock=clock, run_epoch_clock=False)
+    app: FastAPI = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         api = ApiClient(http, app.state.wattx)
         user = await api.signup(Role.CONSUMER)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.config import CONFIG_FILE_ENV, Settings
 from wattx.store import Database, is_at_head, upgrade_to_head
 
@@ -82,7 +82,7 @@ async def test_health_readiness_metrics_and_request_id(api: ApiClient) -> None:
 
 async def test_readiness_fails_before_migrations(tmp_path: Path, clock: ManualClock) -> None:
     settings = Settings(data_dir=tmp_path, jwt_secret="k" * 40, log_level="WARNING")
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     db = Database(settings.effective_database_url)
     await upgrade_to_head(db)
     async with db.write() as session:

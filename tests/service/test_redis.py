@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.api.ratelimit import RedisRateLimiter
 from wattx.bus.events import Event, EventType
 from wattx.bus.redis import RedisBus
@@ -161,7 +161,7 @@ async def test_auth_routes_are_rate_limited_with_retry_after(
     db = Database(settings.effective_database_url)
     await upgrade_to_head(db)
     await db.dispose()
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

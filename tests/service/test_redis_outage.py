@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.api.ratelimit import RedisRateLimiter
 from wattx.config import Settings
 from wattx.services.principal import Role
@@ -128,7 +128,7 @@ async def test_redis_outage_keeps_writes_answered_and_events_come_back(
 ) -> None:
     settings = settings_for(redis_server.url)
     await _migrate(settings)
-    app = create_app(settings, clock=ManualClock(), run_epoch_clock=False)
+    app = in_process_app(settings, clock=ManualClock(), run_epoch_clock=False)
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=20) as http:
         api = ApiClient(http, app.state.wattx)
         op = await api.operator()
@@ -181,7 +181,7 @@ async def test_rate_limits_are_counted_in_the_process_while_redis_is_down(
 ) -> None:
     settings = settings_for(redis_server.url, auth_limit=3)
     await _migrate(settings)
-    app = create_app(settings, clock=ManualClock(), run_epoch_clock=False)
+    app = in_process_app(settings, clock=ManualClock(), run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -17,7 +17,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from wattx.api.app import create_app
+from service.conftest import in_process_app
 from wattx.api.permissions import rule_for
 from wattx.config import Settings
 from wattx.domain.epochs import SystemClock
@@ -46,7 +46,7 @@ class ThreadedServer:
             rate_limit_default_per_window=1_000_000,
             log_level="ERROR",
         )
-        self.app = create_app(self.settings, run_epoch_clock=False)
+        self.app = in_process_app(self.settings, run_epoch_clock=False)
         self.url = f"http://127.0.0.1:{free_port()}"
         port = int(self.url.rsplit(":", 1)[1])
         self.server = uvicorn.Server(

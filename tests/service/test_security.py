@@ -19,10 +19,9 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 
 from service.client import PASSWORD, ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from service.helpers import assert_problem
 from service.live import serving
-from wattx.api.app import create_app
 from wattx.api.logging import configure_logging
 from wattx.api.ratelimit import (
     FailureStore,
@@ -70,7 +69,7 @@ async def test_non_finite_numbers_are_malformed_and_keep_the_connection(
     settings: Settings, clock: ManualClock
 ) -> None:
     json_type = {"content-type": "application/json"}
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with serving(app) as base_url:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, limits=limits) as http:
@@ -213,7 +212,7 @@ async def test_database_errors_never_log_bound_parameters(
 async def _app_with(
     settings: Settings, clock: ManualClock, **changes: Any
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(
+    application = in_process_app(
         settings.model_copy(update=changes), clock=clock, run_epoch_clock=False
     )
     async with application.router.lifespan_context(application):
@@ -235,7 +234,7 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(
     )
     for trusted, expect_limit in (("", True), ("127.0.0.1", False)):
         chosen = limited.model_copy(update={"trusted_proxies": trusted})
-        app = create_app(chosen, clock=clock, run_epoch_clock=False)
+        app = in_process_app(chosen, clock=clock, run_epoch_clock=False)
         statuses = []
         async with serving(app, chosen) as base_url, httpx.AsyncClient(base_url=base_url) as http:
             for attempt in range(8):
@@ -308,7 +307,7 @@ async def test_security_headers(api: ApiClient, app: FastAPI, settings: Settings
 
 
 async def test_served_without_a_server_header(settings: Settings, clock: ManualClock) -> None:
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with serving(app, settings) as base_url, httpx.AsyncClient(base_url=base_url) as http:
         response = await http.get("/healthz")
     assert response.status_code == 200
@@ -343,7 +342,7 @@ async def test_data_directory_and_its_files_are_private(tmp_path: Path, clock: M
         db = Database(chosen.effective_database_url)
         await upgrade_to_head(db)
         await db.dispose()
-        app = create_app(chosen, clock=clock, run_epoch_clock=False)
+        app = in_process_app(chosen, clock=clock, run_epoch_clock=False)
         async with app.router.lifespan_context(app), _client(app) as http:
             signup = await http.post(
                 "/api/v1/auth/signup",

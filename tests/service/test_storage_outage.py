@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from service.conftest import in_process_app
 from support.pg import PG_ADMIN_DSN, asyncpg_url, private_database
-from wattx.api.app import create_app
 from wattx.config import Settings
 from wattx.services.principal import Role
 from wattx.services.trading.epoch_clock import EpochClockTask
@@ -43,7 +43,7 @@ async def _service(settings: Settings, clock: ManualClock) -> AsyncIterator[ApiC
     db = Database(settings.effective_database_url)
     await upgrade_to_head(db)
     await db.dispose()
-    app = create_app(settings, clock=clock, run_epoch_clock=False)
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wattx.test") as http:

@@ -11,8 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient
-from service.conftest import ManualClock, clock, database_url, pg_url, settings
-from wattx.api.app import create_app
+from service.conftest import ManualClock, clock, database_url, in_process_app, pg_url, settings
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.embedded import EmbeddedChain
@@ -22,7 +21,9 @@ __all__ = ["clock", "database_url", "pg_url", "settings"]
 
 @pytest.fixture
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain())
+    application = in_process_app(
+        settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain()
+    )
     async with application.router.lifespan_context(application):
         yield application
 

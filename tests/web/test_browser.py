@@ -17,9 +17,8 @@ from chain_service.flow import mint, record_export, set_up_market
 from ingest.conftest import register_meter
 from ingest.test_quarantine_review import send_implausible
 from service.client import PASSWORD, ApiClient
-from service.conftest import ManualClock
+from service.conftest import ManualClock, in_process_app
 from service.live import serving
-from wattx.api.app import create_app
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.embedded import EmbeddedChain
@@ -41,7 +40,7 @@ def shots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def served(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple[str, FastAPI]]:
-    app = create_app(settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain())
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain())
     async with serving(app) as base_url:
         yield base_url, app
 

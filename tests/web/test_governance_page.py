@@ -14,8 +14,7 @@ from fastapi import FastAPI
 from chain_service.flow import mint, record_export, set_up_market
 from governance.test_governance_api import _generator, _proposal, _propose
 from service.client import ApiClient
-from service.conftest import ManualClock
-from wattx.api.app import create_app
+from service.conftest import ManualClock, in_process_app
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
 from wattx.services.principal import Role
@@ -44,7 +43,7 @@ def chain() -> EmbeddedChain:
 async def app(
     settings: Settings, clock: ManualClock, chain: EmbeddedChain
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
+    application = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=chain)
     async with application.router.lifespan_context(application):
         yield application
 
