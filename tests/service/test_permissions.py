@@ -6,9 +6,11 @@ import re
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import Route
 
-from wattx.api.app import route_rules
-from wattx.api.permissions import MATRIX, rule_for
+from wattx.api.app import check_strict_json, route_rules
+from wattx.api.permissions import MATRIX, check_complete, rule_for
 from wattx.services.principal import Role
 
 from .client import ApiClient, User
@@ -22,6 +24,30 @@ _LOGOUTS = {("POST", "/api/v1/auth/logout"), ("POST", "/logout")}
 
 def _concrete(path: str) -> str:
     return re.sub(r"\{epoch_id\}", "1", re.sub(r"\{[a-z_]+\}", "unknown", path))
+
+
+def test_the_declared_routes_are_the_routes_fastapi_serves(app: FastAPI) -> None:
+    """``route_rules`` reads the routers, not FastAPI's per-app effective routes; a router
+    included some other way than through ``create_app``'s lists would be missed."""
+    effective = {
+        (method, context.path or context.original_route.path)
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute | Route)
+        for method in context.original_route.methods or ()
+        if method != "HEAD"
+    }
+    assert sorted(route_rules(app)) == sorted(effective)
+
+
+def test_a_route_added_without_a_rule_or_strict_json_is_refused(app: FastAPI) -> None:
+    async def lax() -> dict[str, str]:
+        return {}
+
+    app.add_api_route("/api/v1/lax", lax, methods=["POST"])
+    with pytest.raises(RuntimeError, match="POST /api/v1/lax"):
+        check_complete(route_rules(app))
+    with pytest.raises(RuntimeError, match="without StrictJsonRoute: /api/v1/lax"):
+        check_strict_json(app)
 
 
 def test_every_route_has_exactly_one_rule(app: FastAPI) -> None:

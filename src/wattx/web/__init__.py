@@ -2,6 +2,6 @@
 stream for live parts, browser assets from npm. Pages call the same service objects as
 the API; the permission matrix (``wattx.api.permissions``) covers every page."""
 
-from wattx.web.app import install_web
+from wattx.web.app import WEB_ROUTERS, install_web
 
-__all__ = ["install_web"]
+__all__ = ["WEB_ROUTERS", "install_web"]

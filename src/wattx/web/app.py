@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,9 +20,17 @@ from wattx.web.assets import OWN, VendorFiles, node_modules
 from wattx.web.render import page
 from wattx.web.session import BrowserCookieMiddleware
 
+WEB_ROUTERS: tuple[APIRouter, ...] = (
+    public.router,
+    participant.router,
+    operator.router,
+    governance.router,
+)
+"""The dashboard's page routers, in the order ``install_web`` includes them."""
+
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    for router in (public.router, participant.router, operator.router, governance.router):
+    for router in WEB_ROUTERS:
         app.include_router(router)
     # Scripts and styles go out gzipped to a browser that accepts it (a phone's
     # first visit downloads about a third of the bytes).
