@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from wattx.domain.epochs import SystemClock
 from wattx.services.errors import InvalidCredentialsError
 from wattx.services.identity.accounts import AccountService
-from wattx.services.identity.tokens import AccessTokenCodec
 from wattx.store import Database, upgrade_to_head
+
+from .accounts import bare_account_service
 
 PASSWORD = "a member's password"
 
@@ -53,15 +53,7 @@ async def accounts(tmp_path: Path) -> AsyncIterator[tuple[AccountService, Watche
     hasher = WatchedHasher()
     try:
         await upgrade_to_head(db)
-        service = AccountService(
-            db,
-            AccessTokenCodec(secrets.token_urlsafe(48), 900),
-            SystemClock(),
-            refresh_ttl_s=3600,
-            nonce_ttl_s=300,
-            password_hasher=hasher,
-        )
-        yield service, hasher, path
+        yield bare_account_service(db, hasher), hasher, path
     finally:
         await db.dispose()
 

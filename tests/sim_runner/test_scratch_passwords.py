@@ -6,9 +6,8 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wattx.domain.epochs import EpochSchedule, SystemClock
-from wattx.services.identity.accounts import AccountService
-from wattx.services.identity.tokens import AccessTokenCodec
+from service.accounts import bare_account_service
+from wattx.domain.epochs import EpochSchedule
 from wattx.sim.runner.client import API
 from wattx.sim.runner.clock import VirtualClock
 from wattx.sim.runner.scratch import scratch_service
@@ -55,13 +54,7 @@ async def test_an_account_service_without_a_hasher_keeps_the_service_parameters(
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}")
     try:
         await upgrade_to_head(db)
-        accounts = AccountService(
-            db,
-            AccessTokenCodec(secrets.token_urlsafe(48), 900),
-            SystemClock(),
-            refresh_ttl_s=3600,
-            nonce_ttl_s=300,
-        )
+        accounts = bare_account_service(db)
         email = f"member-{secrets.token_hex(4)}@community.wattx.test"
         await accounts.create_operator(
             email=email, password="an operator's password", display_name="Operator"
