@@ -50,8 +50,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import csc_array
 
 from wattx.units import PPM_PER_UNIT, WH_PER_KWH
 
@@ -182,6 +180,12 @@ def _solve_lp(
     soc_margin: int,
     power_margin: int,
 ) -> tuple[np.ndarray, float]:
+    # Imported here, not with the module: the service imports this module at start, and
+    # scipy.optimize costs about 0.4 s of every process's start-up, most of which never
+    # plans a battery's day.
+    from scipy.optimize import linprog
+    from scipy.sparse import csc_array
+
     n = len(forecast.pv_wh)
     eta_c = battery.charge_efficiency_ppm / PPM_PER_UNIT
     eta_d = battery.discharge_efficiency_ppm / PPM_PER_UNIT

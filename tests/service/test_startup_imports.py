@@ -1,0 +1,29 @@
+"""What the service loads when a process starts: not what only some of its paths need.
+
+Every ``wattx`` process (``up``, ``demo``, each CLI command) pays its imports at start.
+scipy's optimiser plans a battery's day (``wattx.devices.scheduling.dayahead``) and
+costs about 0.4 s of CPU to import, so it is loaded when a plan is first made
+(``tests/devices/scheduling`` makes plans).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _loaded_after(statement: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{statement}\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return set(done.stdout.split())
+
+
+def test_importing_the_service_leaves_scipy_out() -> None:
+    loaded = _loaded_after("import wattx.api.app, wattx.cli.main")
+    assert "wattx.devices.scheduling.dayahead" in loaded
+    assert not {name for name in loaded if name == "scipy" or name.startswith("scipy.")}
