@@ -54,8 +54,9 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     """A hash of a random password, checked against when the email is unknown so that a
     login takes as long whether or not the account exists.
 
-    Made on first use, once per hasher and process: made at import, it cost every
-    process that loads the service (each CLI command, each test worker) about 0.2 s of CPU.
+    Made on first use, once per hasher and process (so the first unknown email's login
+    takes one hash longer): made at import, it cost every process that loads the
+    service (each CLI command, each test worker) about 0.2 s of CPU.
     """
     return hasher.hash(secrets.token_hex(16))
 
@@ -126,7 +127,7 @@ class AccountService:
 
     async def login_password(self, *, email: str, password: str) -> TokenPair:
         # The hash is checked outside any transaction and off the event loop: one
-        # Argon2 verification takes about 0.1 s of CPU, which would otherwise stall every
+        # Argon2 check takes about 0.2 s of CPU, which would otherwise stall every
         # other request of the process and hold the write lock for as long.
         async with self._db.read() as session:
             user = await repo.user_by_email(session, email.lower())
