@@ -56,13 +56,15 @@ typecheck: setup
 # Every test has its own database, ids, MQTT topic prefix and ports (tests/README.md), so the
 # suite runs in parallel (pytest-xdist): two workers, one per CPU of the 2-CPU machines it runs
 # on (PYTEST_WORKERS=0 runs it in one process). A module's tests stay on one worker
-# (--dist loadscope), so a module-scoped chain or service is built once, not once per worker.
+# (--dist loadscope), so a module-scoped chain or service is built once, not once per worker;
+# they take the modules in the order tests/conftest.py sets (--no-loadscope-reorder): the ones
+# with a slow test first, so that no long module is left to run alone at the end.
 PYTEST_WORKERS ?= 2
 # The project's own modules too (an editable install leaves them uncompiled; only the
 # changed ones are compiled again).
 pytest: setup chromium
 	$(PY) -m compileall -q -j 0 src
-	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## The chaos suite's longer runs: faults injected into real processes, invariants checked
 ## (its short run, tests/chaos/test_short_run.py, is part of `make test`).

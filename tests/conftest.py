@@ -7,16 +7,45 @@ Under pytest-xdist (``-n``) the controller compiles the contracts into the
 on-disk artifact cache once, before the workers start, so that they read it
 instead of each compiling the same contracts. The rules every test follows to
 run in parallel are in ``tests/README.md``.
+
+The workers take the suite module by module (``--dist loadscope``) in the order of
+collection (``--no-loadscope-reorder``), which :func:`pytest_collection_modifyitems`
+sets: modules with a ``slow`` test first, then the rest by their number of tests. A
+module of one long test (the chaos short run, the demo in a browser) would otherwise
+come last and run alone while the other workers wait.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from wattx.settlement.artifacts import load_all_artifacts
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the modules (keeping each one's tests together and in order): those with a
+    ``slow`` test first, as collected, then the others by their number of tests, most
+    first (pytest-xdist's own order)."""
+    sizes: Counter[str] = Counter(_scope(item) for item in items)
+    slow = {_scope(item) for item in items if item.get_closest_marker("slow") is not None}
+    first_seen = {scope: index for index, scope in enumerate(dict.fromkeys(map(_scope, items)))}
+
+    def rank(item: pytest.Item) -> tuple[bool, int, int]:
+        scope = _scope(item)
+        if scope in slow:
+            return False, 0, first_seen[scope]
+        return True, -sizes[scope], first_seen[scope]
+
+    items.sort(key=rank)
+
+
+def _scope(item: pytest.Item) -> str:
+    """The unit pytest-xdist's ``loadscope`` hands to one worker: a module, or a class."""
+    return item.nodeid.rsplit("::", 1)[0]
 
 
 def pytest_configure(config: pytest.Config) -> None:

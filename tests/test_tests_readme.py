@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,9 +18,52 @@ def test_make_test_runs_the_suite_with_the_documented_workers_and_sharing() -> N
     assert default is not None
     recipe = re.search(r"^pytest:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe is not None
-    assert "-n $(PYTEST_WORKERS) --dist loadscope" in recipe.group(1)
+    assert "-n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder" in recipe.group(1)
     assert f"`pytest -n $(PYTEST_WORKERS)`, {default.group(1)} by default" in README
     assert "(`--dist loadscope`)" in README
+    assert "(`--no-loadscope-reorder`)" in README
+
+
+@dataclass
+class _Item:
+    """What the ordering hook reads of a collected test."""
+
+    nodeid: str
+    slow: bool = False
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return object() if name == "slow" and self.slow else None
+
+
+def test_modules_with_a_slow_test_come_first_then_the_largest() -> None:
+    spec = importlib.util.spec_from_file_location("suite_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None
+    assert spec.loader is not None
+    suite_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite_conftest)
+    items = [
+        _Item("a/test_small.py::test_one"),
+        _Item("b/test_large.py::test_one"),
+        _Item("b/test_large.py::test_two"),
+        _Item("b/test_large.py::test_three"),
+        _Item("c/test_classes.py::TestThing::test_one"),
+        _Item("c/test_classes.py::TestThing::test_two"),
+        _Item("d/test_long.py::test_quick"),
+        _Item("d/test_long.py::test_long", slow=True),
+        _Item("e/test_also_long.py::test_long", slow=True),
+    ]
+    suite_conftest.pytest_collection_modifyitems(items)
+    assert [item.nodeid for item in items] == [
+        "d/test_long.py::test_quick",
+        "d/test_long.py::test_long",
+        "e/test_also_long.py::test_long",
+        "b/test_large.py::test_one",
+        "b/test_large.py::test_two",
+        "b/test_large.py::test_three",
+        "c/test_classes.py::TestThing::test_one",
+        "c/test_classes.py::TestThing::test_two",
+        "a/test_small.py::test_one",
+    ]
 
 
 def test_the_shared_pieces_it_names_exist() -> None:
