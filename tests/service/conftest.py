@@ -127,10 +127,12 @@ def clock() -> ManualClock:
 
 
 def service_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    """The service's settings in tests: a fixed signing secret, rate limits no test reaches,
+    """The service's settings in tests: fixed signing and keyring secrets (the keyring's
+    scrypt then runs once per worker, not once per test), rate limits no test reaches,
     quick keep-alives and quiet logs; ``overrides`` for what a test area needs besides."""
     values: dict[str, Any] = {
         "jwt_secret": "test-secret-key-of-sufficient-length",
+        "keyring_secret": "test-keyring-secret-of-sufficient-length",
         "rate_limit_auth_per_window": 10_000,
         "rate_limit_default_per_window": 100_000,
         "sse_keepalive_s": 0.5,

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import base64
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_keys import KeyAPI
 from eth_keys.backends import CoinCurveECCBackend
 
+from wattx.settlement import keys
 from wattx.settlement.errors import CustodialKeyUnreadableError, OperatorKeyMissingError
 from wattx.settlement.keys import (
     CustodialKey,
@@ -17,6 +23,7 @@ from wattx.settlement.keys import (
 
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ANVIL_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+ANVIL_KEY_BYTES = bytes.fromhex(ANVIL_KEY[2:])
 
 
 def test_operator_key_from_env_or_file(tmp_path: Path) -> None:
@@ -51,6 +58,37 @@ def test_custodial_keys_need_the_right_secret_and_address() -> None:
         Keyring("a long enough secret for tests").open(swapped)
     with pytest.raises(ValueError, match="16 bytes"):
         Keyring("short")
+
+
+def test_a_secret_is_derived_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyring opened again under the same secret (a service restarted in one process)
+    reuses the scrypt key; another secret is derived anew."""
+    derived: list[bytes] = []
+
+    class CountingScrypt:
+        def __init__(self, **parameters: Any) -> None:
+            self._kdf = Scrypt(**parameters)
+
+        def derive(self, secret: bytes) -> bytes:
+            derived.append(secret)
+            return self._kdf.derive(secret)
+
+    monkeypatch.setattr(keys, "Scrypt", CountingScrypt)
+    secret = f"a secret of this test alone {uuid.uuid4()}"
+    stored = Keyring(secret).generate()
+    assert Keyring(secret).open(stored).address == stored.address
+    assert derived == [secret.encode()]
+    with pytest.raises(CustodialKeyUnreadableError):
+        Keyring(f"another secret of this test {uuid.uuid4()}").open(stored)
+    assert len(derived) == 2
+
+
+def test_the_key_is_scrypt_of_the_secret_as_stored_keys_need() -> None:
+    """Keys stored by earlier versions open: the derivation's parameters are fixed."""
+    secret = b"a long enough secret for tests"
+    expected = Scrypt(salt=b"wattx custodial keyring v1", length=32, n=2**14, r=8, p=1)
+    token = Fernet(base64.urlsafe_b64encode(expected.derive(secret))).encrypt(ANVIL_KEY_BYTES)
+    assert Keyring(secret).open(CustodialKey(ANVIL_ADDRESS, token)).address == ANVIL_ADDRESS
 
 
 def test_signatures_use_libsecp256k1() -> None:

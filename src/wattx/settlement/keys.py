@@ -11,6 +11,7 @@ withdrawals, and settlement only needs their address.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,6 +84,19 @@ class CustodialKey:
     ciphertext: bytes
 
 
+@functools.lru_cache(maxsize=4)
+def _derived_key(secret: bytes) -> bytes:
+    """The key that encrypts custodial keys under ``secret``: scrypt, derived once per
+    process and secret.
+
+    scrypt is there to make guessing a weak secret slow, not to slow the process that
+    holds the secret: a service started again in the same process (the simulator's
+    scratch service, a test's) opens the keyring without deriving again (about 0.05 s of
+    CPU each time).
+    """
+    return Scrypt(salt=_KDF_SALT, length=32, n=2**14, r=8, p=1).derive(secret)
+
+
 class Keyring:
     """Generates custodial keys and opens them with the secret from configuration."""
 
@@ -90,8 +104,7 @@ class Keyring:
         raw = secret.encode("utf-8") if isinstance(secret, str) else secret
         if len(raw) < 16:
             raise ValueError("the keyring secret must be at least 16 bytes")
-        kdf = Scrypt(salt=_KDF_SALT, length=32, n=2**14, r=8, p=1)
-        self._fernet = Fernet(base64.urlsafe_b64encode(kdf.derive(raw)))
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derived_key(raw)))
 
     def generate(self) -> CustodialKey:
         signer = new_signer()
