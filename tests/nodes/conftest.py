@@ -16,16 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient, User
-from service.conftest import (
-    ManualClock,
-    api,
-    app,
-    database_url,
-    in_process_app,
-    pg_url,
-    service_settings,
-    state,
-)
+from service.conftest import ManualClock, api, app, database_url, in_process_app, pg_url, state
 from service.live import serving
 from wattx.api.state import AppState
 from wattx.config import Settings
@@ -45,10 +36,15 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return service_settings(
-        database_url,
-        tmp_path,
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        jwt_secret="test-secret-key-of-sufficient-length",
+        keyring_secret="test-keyring-secret-of-sufficient-length",
+        rate_limit_auth_per_window=10_000,
+        rate_limit_default_per_window=100_000,
         max_body_bytes=1024 * 1024,
+        log_level="WARNING",
         node_heartbeat_interval_s=30,
         node_link_recheck_s=1.0,
         node_command_poll_s=0.2,
