@@ -32,14 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first (pytest-xdist's own order)."""
     sizes: Counter[str] = Counter(_scope(item) for item in items)
     slow = {_scope(item) for item in items if item.get_closest_marker("slow") is not None}
-    first_seen = {scope: index for index, scope in enumerate(dict.fromkeys(map(_scope, items)))}
 
-    def rank(item: pytest.Item) -> tuple[bool, int, int]:
+    def rank(item: pytest.Item) -> tuple[bool, int]:
         scope = _scope(item)
-        if scope in slow:
-            return False, 0, first_seen[scope]
-        return True, -sizes[scope], first_seen[scope]
+        return (False, 0) if scope in slow else (True, -sizes[scope])
 
+    # The sort is stable: ties keep their collected order, so a module stays in one piece.
     items.sort(key=rank)
 
 

@@ -16,7 +16,16 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient, User
-from service.conftest import ManualClock, api, app, database_url, in_process_app, pg_url, state
+from service.conftest import (
+    TEST_KEYRING_SECRET,
+    ManualClock,
+    api,
+    app,
+    database_url,
+    in_process_app,
+    pg_url,
+    state,
+)
 from service.live import serving
 from wattx.api.state import AppState
 from wattx.config import Settings
@@ -40,7 +49,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         database_url=database_url,
         jwt_secret="test-secret-key-of-sufficient-length",
-        keyring_secret="test-keyring-secret-of-sufficient-length",
+        keyring_secret=TEST_KEYRING_SECRET,
         rate_limit_auth_per_window=10_000,
         rate_limit_default_per_window=100_000,
         max_body_bytes=1024 * 1024,

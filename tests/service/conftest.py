@@ -37,6 +37,8 @@ from wattx.store.models import Base
 from .client import ApiClient
 
 START = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
+TEST_KEYRING_SECRET = "test-keyring-secret-of-sufficient-length"
+"""The keyring secret of every test service: its scrypt key is derived once per worker."""
 
 
 class ManualClock:
@@ -132,7 +134,7 @@ def service_settings(database_url: str, data_dir: Path, **overrides: Any) -> Set
     quick keep-alives and quiet logs; ``overrides`` for what a test area needs besides."""
     values: dict[str, Any] = {
         "jwt_secret": "test-secret-key-of-sufficient-length",
-        "keyring_secret": "test-keyring-secret-of-sufficient-length",
+        "keyring_secret": TEST_KEYRING_SECRET,
         "rate_limit_auth_per_window": 10_000,
         "rate_limit_default_per_window": 100_000,
         "sse_keepalive_s": 0.5,
