@@ -18,6 +18,7 @@ from service.client import User
 from wattx.nodes import challenge
 from wattx.nodes.challenge import new_nonce
 from wattx.nodes.daemon.runner import NodeDaemon, NodeStoppedError
+from wattx.nodes.daemon.stopping import stop_tasks
 from wattx.nodes.frames import encode
 from wattx.services.community.nodes import LinkGrant
 
@@ -41,12 +42,14 @@ async def daemon_running(
     daemon = NodeDaemon(replace(node.config, server=service.url, **changes), backoff_initial_s=0.1)
     task = asyncio.create_task(daemon.run())
     try:
-        await asyncio.wait_for(daemon.linked.wait(), timeout=15)
+        async with asyncio.timeout(15):
+            await daemon.linked.wait()
         yield daemon
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, NodeStoppedError):
-            await task
+        await stop_tasks([task])
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and not isinstance(failure, NodeStoppedError):
+            raise failure
 
 
 async def command(service: Service, user: User, node_id: str, **body: Any) -> dict[str, Any]:
@@ -102,8 +105,8 @@ async def applying_device(prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
         try:
             yield got
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # The client's publish may drop a cancellation (see stop_tasks).
+            await stop_tasks([task])
 
 
 async def link_node(service: Service, node: Enrolled) -> Any:

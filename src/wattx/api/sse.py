@@ -80,7 +80,8 @@ class EventHub:
         self._task = asyncio.create_task(self._pump(), name="wattx-event-hub")
         # Wait until the bus subscription is live, so no event published after
         # start() returns is missed.
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        async with asyncio.timeout(10):
+            await self._subscribed.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -168,7 +169,8 @@ class EventHub:
         if self._last_id > cursor:
             return True
         try:
-            await asyncio.wait_for(self._appended.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._appended.wait()
         except TimeoutError:
             return False
         return True

@@ -185,9 +185,8 @@ class _Link:
     async def handshake(self) -> LinkGrant | None:
         await self._send(encode("challenge", nonce=self._nonce))
         try:
-            raw = await asyncio.wait_for(
-                self._socket.receive_text(), timeout=self._timings.auth_timeout_s
-            )
+            async with asyncio.timeout(self._timings.auth_timeout_s):
+                raw = await self._socket.receive_text()
             frame = parse_node_frame(raw, max_bytes=self._timings.max_frame_bytes)
             if not isinstance(frame, AuthFrame):
                 raise FrameError(CloseCode.MALFORMED_FRAME, "the first frame must be auth")

@@ -89,7 +89,8 @@ async def _database_checks(state: AppState) -> tuple[bool, bool]:
         return True, await is_at_head(state.db)
 
     try:
-        return await asyncio.wait_for(check(), _CHECK_TIMEOUT_S)
+        async with asyncio.timeout(_CHECK_TIMEOUT_S):
+            return await check()
     except Exception:  # any failure to reach the database means "not ready"
         return False, False
 
@@ -100,7 +101,8 @@ async def _redis_check(state: AppState) -> bool | None:
     if not isinstance(bus, RedisBus):
         return None
     try:
-        answers = await asyncio.wait_for(bus.ping(), _CHECK_TIMEOUT_S)
+        async with asyncio.timeout(_CHECK_TIMEOUT_S):
+            answers = await bus.ping()
     except TimeoutError:
         return False
     return answers and bus.listening

@@ -111,9 +111,8 @@ class DeviceBridge:
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.publish(topic, json.dumps(envelope), qos=QOS)
                 try:
-                    return await asyncio.wait_for(
-                        asyncio.shield(future), timeout=min(RESEND_S, remaining)
-                    )
+                    async with asyncio.timeout(min(RESEND_S, remaining)):
+                        return await asyncio.shield(future)
                 except TimeoutError:
                     continue
         finally:

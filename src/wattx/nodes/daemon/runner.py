@@ -39,6 +39,7 @@ from wattx.nodes.daemon.config import (
     write_private_json,
 )
 from wattx.nodes.daemon.liveness import PING_EVERY_HEARTBEATS, tune_link_socket
+from wattx.nodes.daemon.stopping import stop_tasks
 from wattx.nodes.daemon.store import Lease, NodeStore, SlotRun, StoredCommand
 from wattx.nodes.desired import ROLLBACK_S, check_apply_payload
 from wattx.nodes.errors import InvalidCommandError, InvalidNodeConfigError
@@ -158,10 +159,10 @@ class NodeDaemon:
                 # Exponential backoff with full jitter: a fleet does not reconnect in
                 # step, and no wait exceeds the cap. A config change dials again at once.
                 try:
-                    await asyncio.wait_for(
-                        self._wake_dial.wait(),
-                        timeout=reconnect_wait_s(backoff, cap_s=self._backoff_max_s),
-                    )
+                    async with asyncio.timeout(
+                        reconnect_wait_s(backoff, cap_s=self._backoff_max_s)
+                    ):
+                        await self._wake_dial.wait()
                     backoff = self._backoff_initial_s
                 except TimeoutError:
                     backoff = next_step_s(backoff, cap_s=self._backoff_max_s)
@@ -173,9 +174,7 @@ class NodeDaemon:
                 *self._releases,
                 *self._slot_tasks.values(),
             ]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
             self.store.close()
 
     # ------------------------------------------------------------------ the link
@@ -193,7 +192,8 @@ class NodeDaemon:
             sock = ws.transport.get_extra_info("socket")
             if sock is not None:
                 tune_link_socket(sock, self.config.heartbeat_interval_s)
-            hello = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
+            async with asyncio.timeout(10):
+                hello = decode_service_frame(await ws.recv())
             if hello["type"] != "challenge" or not isinstance(hello.get("nonce"), str):
                 raise FrameError(CloseCode.MALFORMED_FRAME, "expected a challenge")
             nonce = hello["nonce"]
@@ -201,7 +201,8 @@ class NodeDaemon:
                 challenge.link_message(self.config.node_id, nonce), self._seed
             )
             await ws.send(encode("auth", node_id=self.config.node_id, signature=signature))
-            welcome = decode_service_frame(await asyncio.wait_for(ws.recv(), timeout=10))
+            async with asyncio.timeout(10):
+                welcome = decode_service_frame(await ws.recv())
             if welcome["type"] != "welcome":
                 raise FrameError(CloseCode.MALFORMED_FRAME, "expected welcome")
             self._ws = ws
@@ -226,9 +227,7 @@ class NodeDaemon:
                 for task in done:
                     task.result()
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await stop_tasks(tasks)
 
     async def _send(self, text: str) -> None:
         ws = self._ws
@@ -306,7 +305,8 @@ class NodeDaemon:
                 await self._send(
                     encode("readings", id=frame_id, batches=[b.batch for b in batches])
                 )
-                outcomes = await asyncio.wait_for(future, timeout=RESULT_TIMEOUT_S)
+                async with asyncio.timeout(RESULT_TIMEOUT_S):
+                    outcomes = await future
             finally:
                 self._results.pop(frame_id, None)
             refused = sum(1 for o in outcomes if o.get("status") != 200)
@@ -780,7 +780,8 @@ class NodeDaemon:
         )
         self._rotation = asyncio.get_running_loop().create_future()
         await self._send(encode("rotate_key", public_key=public_key, signature=signature))
-        answer = await asyncio.wait_for(self._rotation, timeout=RESULT_TIMEOUT_S)
+        async with asyncio.timeout(RESULT_TIMEOUT_S):
+            answer = await self._rotation
         if answer.get("type") != "key_rotated":
             self._next_key_path.unlink(missing_ok=True)
             return "rejected", str(answer.get("code")), None

@@ -155,7 +155,8 @@ class MarketWriterElection(PeriodicTask):
             await writer_repo.notify(session, writer_repo.INBOX_CHANNEL, str(inbox_id))
         done = self._waiting[inbox_id] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(done), self._forward_timeout_s)
+            async with asyncio.timeout(self._forward_timeout_s):
+                await asyncio.shield(done)
         except TimeoutError:
             async with self._db.write() as session:
                 withdrawn = await writer_repo.abandon(session, inbox_id)

@@ -402,7 +402,8 @@ class DeviceFleet:
         for devices in await gather_limited(jobs):
             self._devices.update((d.id, d) for d in devices)
         self._link_task = asyncio.create_task(self._hold_link())
-        await asyncio.wait_for(self._linked.wait(), timeout=ACK_WAIT_S)
+        async with asyncio.timeout(ACK_WAIT_S):
+            await self._linked.wait()
 
     async def _bond_and_fund(self, owner_id: str, run_s: int) -> None:
         """The node's owner bonds twice the minimum bond, so that a slash or two leave it
@@ -626,7 +627,8 @@ class DeviceFleet:
         while self._answered - before < queued and time.monotonic() < deadline:
             self._answer_event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._answer_event.wait(), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    await self._answer_event.wait()
         # The answers reach the service's books before the clock moves on.
         while time.monotonic() < deadline:
             if await self._worker.answers_recorded() >= self._final_acks:
