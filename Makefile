@@ -54,12 +54,13 @@ typecheck: setup
 	.venv/bin/mypy
 
 # Every test has its own database, ids, MQTT topic prefix and ports (tests/README.md), so the
-# suite runs in parallel (pytest-xdist): two workers, one per CPU of the 2-CPU machines it runs
-# on (PYTEST_WORKERS=0 runs it in one process). A module's tests stay on one worker
+# suite runs in parallel (pytest-xdist): three workers on the 2-CPU machines it runs on, since
+# a third of a run is waiting (real-time tests, processes starting); four were no faster
+# (tests/README.md). PYTEST_WORKERS=0 runs it in one process. A module's tests stay on one worker
 # (--dist loadscope), so a module-scoped chain or service is built once, not once per worker;
 # they take the modules in the order tests/conftest.py sets (--no-loadscope-reorder): the ones
 # with a slow test first, so that no long module is left to run alone at the end.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 # The project's own modules too (an editable install leaves them uncompiled; only the
 # changed ones are compiled again).
 pytest: setup chromium
