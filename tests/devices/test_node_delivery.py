@@ -7,7 +7,6 @@ exported, and the epoch settles on the embedded chain with that measured
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from datetime import timedelta
@@ -23,6 +22,7 @@ from nodes.conftest import Service, clock, database_url, enrol, pg_url, service,
 from nodes.helpers import daemon_running, eventually
 from service.conftest import ManualClock
 from wattx.metering import reading_batch_to_json
+from wattx.nodes.daemon.stopping import stop_tasks
 from wattx.services.onchain.settlement import trade_from_row
 from wattx.services.principal import Role
 from wattx.store import settlement as repo
@@ -170,9 +170,7 @@ async def test_trade_plan_commands_readings_settlement(
 
                 await eventually(relayed, within_s=30)
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await worker
+            await stop_tasks([worker])
 
     schedule_cmd = commands[battery]
     assert schedule_cmd["type"] == "schedule"

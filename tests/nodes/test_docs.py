@@ -16,6 +16,7 @@ import aiomqtt
 from wattx.nodes import challenge, commands, desired
 from wattx.nodes.commands import DEVICE_COMMAND_TYPES
 from wattx.nodes.daemon.bridge import DeviceBridge
+from wattx.nodes.daemon.stopping import stop_tasks
 from wattx.nodes.frames import AuthFrame, CloseCode, HeartbeatFrame, parse_node_frame
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -84,8 +85,7 @@ async def test_the_worked_example_runs_through_a_real_bridge() -> None:
             assert await asyncio.wait_for(sent, timeout=10) == ack
         assert "bat-1" in bridge.devices
     finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
+        await stop_tasks([runner])
 
 
 def test_the_settable_config_table_is_the_code() -> None:
