@@ -1,8 +1,11 @@
 """Every app a process makes serves the API through the same route objects, built once
-(``wattx.api.app._api_router``), and each still answers from its own state."""
+(``wattx.api.app._api_router``), and each still answers from its own state; an app that
+has stopped is freed, whatever the process keeps."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -78,3 +81,19 @@ async def test_two_apps_share_the_routes_and_keep_their_own_state(
         anonymous = await second.http.get("/api/v1/users/me")
         assert anonymous.status_code == 401, anonymous.text
         assert anonymous.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_stopped_app_is_freed(tmp_path: Path) -> None:
+    # FastAPI keeps every endpoint it has classified in process-wide caches: an endpoint
+    # that closed over its app kept the app (its database, chain and metrics) alive for as
+    # long as the process lived; the tests make hundreds of apps in one process.
+    async with _service(tmp_path) as (app, api):
+        for path in ("/docs", "/docs/oauth2-redirect", "/healthz", "/"):
+            answer = await api.http.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+        app_ref = weakref.ref(app)
+        state_ref = weakref.ref(app.state.wattx)
+    del app, api
+    gc.collect()
+    assert app_ref() is None
+    assert state_ref() is None

@@ -280,7 +280,7 @@ def create_app(
     )
     # The same route objects in every app: see _api_router.
     app.router.routes.extend(_api_router().routes)
-    install_docs(app, app.openapi_url or "/openapi.json")
+    install_docs(app)
     # The node link authenticates by its own signed challenge, not by the bearer
     # token dependency every HTTP route carries, so it is a plain Starlette route.
     app.router.routes.append(WebSocketRoute("/api/v1/nodes/link", nodes.node_link))
