@@ -13,10 +13,14 @@ collection (``--no-loadscope-reorder``), which :func:`pytest_collection_modifyit
 sets: modules with a ``slow`` test first, then the rest by their number of tests. A
 module of one long test (the chaos short run, the demo in a browser) would otherwise
 come last and run alone while the other workers wait.
+
+At the end of the session the heap is frozen (:func:`pytest_sessionfinish`): a worker's
+exit no longer collects it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
 
@@ -50,6 +54,17 @@ def pytest_configure(config: pytest.Config) -> None:
     is_worker = hasattr(config, "workerinput")
     if not is_worker and getattr(config.option, "numprocesses", None):
         load_all_artifacts()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Freeze the heap once every test has finished: pytest's clean-up and the interpreter's
+    exit each collect the whole heap once more, and a worker's heap is large by the end of a
+    run (a collection took seconds); pytest-xdist waits at most 10 s for its workers to
+    exit before it kills them, and the run ends only then. Garbage left at this point is
+    not collected: an object that would have raised while being finalised then is not
+    reported at the end of the run (as it would only have been as a warning)."""
+    gc.freeze()
 
 
 settings.register_profile(
