@@ -18,9 +18,8 @@ up: setup
 	.venv/bin/wattx up
 
 ## Install everything, then lint, type-check and run the whole test suite.
-# The type check runs beside the tests (-j 2): the suite leaves the CPUs idle a fifth of its
-# run, and the type check then costs no time of its own. A failure of either fails `make test`
-# once both have finished.
+# The type check runs beside the tests (-j 2), in the CPU time the suite leaves idle (a fifth
+# of its run). A failure of either fails `make test` once both have finished.
 test: setup chromium lint
 	@$(MAKE) --no-print-directory -j 2 typecheck pytest
 

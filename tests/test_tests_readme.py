@@ -77,3 +77,21 @@ def test_the_shared_pieces_it_names_exist() -> None:
         loaded = importlib.import_module(module)
         for name in re.findall(r"`(\w+)`", names):
             assert hasattr(loaded, name), f"{module}.{name}"
+
+
+def test_installed_packages_are_imported_from_their_bytecode() -> None:
+    # Plugins are loaded by name (pyproject.toml): with pytest's autoload, every module of a
+    # package that declares a plugin had its asserts rewritten whenever it was imported.
+    import boa
+    import hypothesis
+    import schemathesis
+
+    assert "plugins are loaded by name" in README
+    for package in (boa, hypothesis, schemathesis):
+        loader = package.__spec__.loader if package.__spec__ else None
+        assert type(loader).__name__ != "AssertionRewritingHook", package.__name__
+    from _pytest.assertion.rewrite import AssertionRewritingHook
+
+    # The suite's own test modules still have theirs rewritten.
+    this = __spec__.loader if __spec__ else None
+    assert isinstance(this, AssertionRewritingHook)
