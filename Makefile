@@ -18,10 +18,11 @@ up: setup
 	.venv/bin/wattx up
 
 ## Install everything, then lint, type-check and run the whole test suite.
-# The type check runs beside the tests (-j 2), in the CPU time the suite leaves idle (a fifth
-# of its run). A failure of either fails `make test` once both have finished.
+# The type check runs beside the tests (-j 2), at a low priority (nice), in the CPU time the
+# suite leaves idle (a fifth of its run) rather than while the workers start. A failure of
+# either fails `make test` once both have finished.
 test: setup chromium lint
-	@$(MAKE) --no-print-directory -j 2 typecheck pytest
+	@$(MAKE) --no-print-directory -j 2 typecheck pytest TYPECHECK_NICE="nice -n 15"
 
 setup: .venv/.synced node_modules/.installed
 
@@ -54,7 +55,7 @@ lint: setup
 	.venv/bin/ruff format --check src tests bench
 
 typecheck: setup
-	.venv/bin/mypy
+	$(TYPECHECK_NICE) .venv/bin/mypy
 
 # Every test has its own database, ids, MQTT topic prefix and ports (tests/README.md), so the
 # suite runs in parallel (pytest-xdist): four workers on the 2-CPU machines it runs on, since
