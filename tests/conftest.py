@@ -62,8 +62,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     exit each collect the whole heap once more, and a worker's heap is large by the end of a
     run (a collection took seconds); pytest-xdist waits at most 10 s for its workers to
     exit before it kills them, and the run ends only then. Garbage left at this point is
-    not collected: an object that would have raised while being finalised then is not
-    reported at the end of the run (as it would only have been as a warning)."""
+    never collected, so an object that would raise while being finalised is not reported at
+    the end of the run (pytest reports those as warnings only)."""
     gc.freeze()
 
 
