@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,11 +151,45 @@ def test_ctrl_c_stops_the_demo_quietly(env: dict[str, str]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    # The whole of stderr on failure: pytest would cut it short, and a traceback seen once
-    # under load (an `unhandled_error` log line of a request in flight) could not be read.
+    # The whole of stderr on failure: pytest cuts it short. A traceback seen once under load
+    # was an ``unhandled_error`` log line of a request in flight as the demo stopped (see
+    # test_stopping_quiets_the_services_own_logs_too).
     assert "Traceback" not in stderr, stderr
     assert len(stderr.strip().splitlines()) <= 1, stderr
     assert process.returncode == 130
+
+
+def test_stopping_quiets_the_services_own_logs_too() -> None:
+    # What a request still in flight logs as the demo stops (``unhandled_error``, with its
+    # traceback) goes through structlog, which the standard library's levels do not reach.
+    # In a child process: the test process's logging stays as it is.
+    code = """
+        import structlog
+        from wattx.api.logging import configure_logging
+        from wattx.cli.serving import quiet
+
+        configure_logging("INFO")
+        log = structlog.get_logger("wattx.api")
+        log.error("before_stopping")
+        quiet()
+        try:
+            raise RuntimeError("cut short on the way out")
+        except RuntimeError:
+            log.exception("unhandled_error", path="/api/v1/orders")
+        log.error("after_stopping")
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "before_stopping" in done.stderr
+    assert "unhandled_error" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "after_stopping" not in done.stderr, done.stderr
 
 
 def test_meter_keygen_writes_a_private_key_only_its_owner_reads(

@@ -24,3 +24,10 @@ def configure_logging(level: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def drop_below(level: int) -> None:
+    """From now on, drop every event below ``level``: loggers already handed out follow,
+    since none is cached on first use. The standard library's levels do not reach
+    structlog's own filtering, so a stopping process has to say it here too."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from wattx.api.logging import drop_below
 from wattx.api.server import server_config
 from wattx.cli.errors import fail
 from wattx.config import Settings
@@ -54,9 +55,14 @@ class _SignalBlindServer(uvicorn.Server):
 
 
 def quiet() -> None:
-    """Stopping on Ctrl-C: what is cut short on the way out is not an error to report."""
+    """Stopping on Ctrl-C: what is cut short on the way out is not an error to report.
+
+    Both kinds of logger: uvicorn's go through the standard library, the service's
+    through structlog (a request still in flight that fails as the service closes logs
+    ``unhandled_error`` there)."""
     for name in ("uvicorn", "uvicorn.error", "wattx"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    drop_below(logging.CRITICAL)
 
 
 async def start(
