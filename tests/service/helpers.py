@@ -1,6 +1,10 @@
-"""Assertions shared by the service tests."""
+"""Assertions and helpers shared by the service tests."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
 
 import httpx
 
@@ -19,3 +23,17 @@ FLAT_ZONE = {
     "name": "Main feeder",
     "tariff": [{"start_hour": 0, "feed_in": 50_000, "retail": 300_000}],
 }
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` (dedented) in a child Python process that must succeed: for checks that
+    change process-wide state (the collector, logging) the test process must keep."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done

@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typer.testing import CliRunner
 from wattx.cli.main import app
 from wattx.metering.signing import public_key_of
 
+from .helpers import run_python
 from .live import free_port
 
 pytestmark = pytest.mark.slow
@@ -178,14 +178,7 @@ def test_stopping_quiets_the_services_own_logs_too() -> None:
             log.exception("unhandled_error", path="/api/v1/orders")
         log.error("after_stopping")
     """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_python(code)
     assert "before_stopping" in done.stderr
     assert "unhandled_error" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr

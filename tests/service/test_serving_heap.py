@@ -6,21 +6,11 @@ itself would keep every later test's start-up garbage alive.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+from .helpers import run_python
 
 
 def _run(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return run_python(code).stdout.strip()
 
 
 def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None:
