@@ -147,3 +147,48 @@ def test_epoch_energies_of_a_register_chain_add_up_to_the_register_difference(
     assert sum(t.net_export_wh for t in totals) == (
         (chain[-1].export_wh - chain[0].export_wh) - (chain[-1].import_wh - chain[0].import_wh)
     )
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    cases=st.lists(_segments(), min_size=1, max_size=12),
+    chained=st.booleans(),
+)
+def test_epoch_energies_are_the_per_epoch_sums_of_the_splits(
+    cases: list[tuple[RegisterSegment, EpochSchedule]], chained: bool
+) -> None:
+    # epoch_energies reuses a bound's seconds when a segment starts where the previous one
+    # ended: with chained segments (shared bounds) and with unrelated ones it must agree
+    # with splitting each segment alone.
+    schedule = cases[0][1]
+    segments = [segment for segment, _ in cases]
+    if chained:
+        segments = [segments[0]]
+        for segment, _ in cases[1:]:
+            start = segments[-1].end
+            segments.append(
+                RegisterSegment(
+                    start,
+                    start + (segment.end - segment.start),
+                    segment.import_wh,
+                    segment.export_wh,
+                )
+            )
+    expected: dict[int, list[int]] = {}
+    for segment in segments:
+        for share in split_segment(segment, schedule):
+            total = expected.setdefault(share.epoch_id, [0, 0])
+            total[0] += share.import_wh
+            total[1] += share.export_wh
+    assert epoch_energies(segments, schedule) == [
+        EpochEnergy(epoch_id, imported, exported)
+        for epoch_id, (imported, exported) in sorted(expected.items())
+    ]
+
+
+def test_segment_bounds_must_carry_a_time_zone() -> None:
+    segment = RegisterSegment(datetime(2026, 1, 1), datetime(2026, 1, 1, 0, 0, 10), 1, 1)
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        split_segment(segment, QUARTER)
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        epoch_energies([segment], QUARTER)

@@ -36,24 +36,26 @@ def check_meter_id(meter_id: str) -> None:
 
 def check_reading(reading: Reading, index: int) -> None:
     """Raise :class:`MalformedReadingBatchError` unless every value of ``reading`` is in range."""
-    where = f"readings[{index}]"
-    _check_range(reading.seq, 0, MAX_SAFE_INTEGER, f"{where}.seq")
-    _check_timestamp(reading.ts, f"{where}.ts")
-    _check_range(reading.import_wh, 0, MAX_SAFE_INTEGER, f"{where}.import_wh")
-    _check_range(reading.export_wh, 0, MAX_SAFE_INTEGER, f"{where}.export_wh")
+    # The field's name (``readings[3].seq``) is only spelled out for an error: this runs for
+    # every reading ingested.
+    _check_range(reading.seq, 0, MAX_SAFE_INTEGER, index, "seq")
+    _check_timestamp(reading.ts, index)
+    _check_range(reading.import_wh, 0, MAX_SAFE_INTEGER, index, "import_wh")
+    _check_range(reading.export_wh, 0, MAX_SAFE_INTEGER, index, "export_wh")
     if reading.power_w is not None:
-        _check_range(reading.power_w, -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, f"{where}.power_w")
+        _check_range(reading.power_w, -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, index, "power_w")
     if reading.voltage_mv is not None:
-        _check_range(reading.voltage_mv, 0, MAX_SAFE_INTEGER, f"{where}.voltage_mv")
+        _check_range(reading.voltage_mv, 0, MAX_SAFE_INTEGER, index, "voltage_mv")
     if reading.frequency_millihz is not None:
-        _check_range(reading.frequency_millihz, 0, MAX_SAFE_INTEGER, f"{where}.frequency_millihz")
+        _check_range(reading.frequency_millihz, 0, MAX_SAFE_INTEGER, index, "frequency_millihz")
     if reading.soc_permille is not None:
-        _check_range(reading.soc_permille, 0, MAX_SOC_PERMILLE, f"{where}.soc_permille")
+        _check_range(reading.soc_permille, 0, MAX_SOC_PERMILLE, index, "soc_permille")
 
 
-def _check_range(value: int, low: int, high: int, field: str) -> None:
+def _check_range(value: int, low: int, high: int, index: int, name: str) -> None:
     # bool is an int in Python but never a number in the format.
     if type(value) is not int or not low <= value <= high:
+        field = f"readings[{index}].{name}"
         raise MalformedReadingBatchError(
             f"{field} must be an integer in {low}..{high}", field=field, value=value
         )
@@ -62,8 +64,9 @@ def _check_range(value: int, low: int, high: int, field: str) -> None:
 _ZERO = timedelta(0)
 
 
-def _check_timestamp(ts: datetime, field: str) -> None:
+def _check_timestamp(ts: datetime, index: int) -> None:
     if ts.utcoffset() != _ZERO or ts.microsecond != 0:
+        field = f"readings[{index}].ts"
         raise MalformedReadingBatchError(
             f"{field} must be a UTC time in whole seconds", field=field
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from wattx.domain.epochs import EpochSchedule
 from wattx.domain.errors import ValidationError
@@ -68,23 +68,36 @@ class EpochEnergy:
 
 def split_segment(segment: RegisterSegment, schedule: EpochSchedule) -> list[EpochEnergy]:
     """The energy of ``segment`` per epoch it overlaps, in epoch order."""
-    start_s = _unix_seconds(segment.start)
-    end_s = _unix_seconds(segment.end)
-    length_s = end_s - start_s
-    first_epoch = start_s // schedule.length_s
-    last_epoch = (end_s - 1) // schedule.length_s
+    return [
+        EpochEnergy(epoch_id, imported, exported)
+        for epoch_id, imported, exported in _split_seconds(
+            _unix_seconds(segment.start),
+            _unix_seconds(segment.end),
+            segment.import_wh,
+            segment.export_wh,
+            schedule.length_s,
+        )
+    ]
+
+
+def _split_seconds(
+    start_s: int, end_s: int, import_wh: int, export_wh: int, epoch_length_s: int
+) -> list[tuple[int, int, int]]:
+    """``(epoch_id, import_wh, export_wh)`` per epoch of ``[start_s, end_s)``, by the
+    cumulative rounding of the module docstring."""
+    first_epoch = start_s // epoch_length_s
+    last_epoch = (end_s - 1) // epoch_length_s
     if first_epoch == last_epoch:
         # Most segments (readings every few seconds or minutes) lie in one epoch.
-        return [EpochEnergy(first_epoch, segment.import_wh, segment.export_wh)]
-    shares: list[EpochEnergy] = []
+        return [(first_epoch, import_wh, export_wh)]
+    length_s = end_s - start_s
+    shares: list[tuple[int, int, int]] = []
     import_before = export_before = 0
     for epoch_id in range(first_epoch, last_epoch + 1):
-        elapsed_s = min(end_s, (epoch_id + 1) * schedule.length_s) - start_s
-        import_through = segment.import_wh * elapsed_s // length_s
-        export_through = segment.export_wh * elapsed_s // length_s
-        shares.append(
-            EpochEnergy(epoch_id, import_through - import_before, export_through - export_before)
-        )
+        elapsed_s = min(end_s, (epoch_id + 1) * epoch_length_s) - start_s
+        import_through = import_wh * elapsed_s // length_s
+        export_through = export_wh * elapsed_s // length_s
+        shares.append((epoch_id, import_through - import_before, export_through - export_before))
         import_before, export_before = import_through, export_through
     return shares
 
@@ -97,19 +110,44 @@ def epoch_energies(
     Every epoch a segment overlaps is listed, even with zero energy; epochs no
     segment overlaps are absent.
     """
-    totals: dict[int, tuple[int, int]] = {}
+    totals: dict[int, list[int]] = {}
+    # Consecutive segments of a meter share a bound (one reading ends one segment and
+    # starts the next): its seconds are worked out once. This runs for every reading.
+    previous_end: datetime | None = None
+    previous_end_s = 0
     for segment in segments:
-        for share in split_segment(segment, schedule):
-            imported, exported = totals.get(share.epoch_id, (0, 0))
-            totals[share.epoch_id] = (imported + share.import_wh, exported + share.export_wh)
+        shared = segment.start is previous_end
+        start_s = previous_end_s if shared else _unix_seconds(segment.start)
+        previous_end, previous_end_s = segment.end, _unix_seconds(segment.end)
+        for epoch_id, imported, exported in _split_seconds(
+            start_s, previous_end_s, segment.import_wh, segment.export_wh, schedule.length_s
+        ):
+            total = totals.get(epoch_id)
+            if total is None:
+                totals[epoch_id] = [imported, exported]
+            else:
+                total[0] += imported
+                total[1] += exported
     return [
         EpochEnergy(epoch_id, imported, exported)
         for epoch_id, (imported, exported) in sorted(totals.items())
     ]
 
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
+
+
 def _unix_seconds(at: datetime) -> int:
-    if at.microsecond != 0 or at.utcoffset() is None:
-        raise ValidationError("segment bounds must be timezone-aware and in whole seconds")
-    # Exact: a whole number of seconds since 1970 is far below 2**53.
-    return int(at.timestamp())
+    if at.microsecond != 0:
+        raise _not_whole_aware_seconds()
+    try:
+        # Exact integer arithmetic on the difference (no float on the way).
+        return (at - _UNIX_EPOCH) // _ONE_SECOND
+    except TypeError:
+        # A naive time (or one whose zone gives no offset) cannot be subtracted from an aware one.
+        raise _not_whole_aware_seconds() from None
+
+
+def _not_whole_aware_seconds() -> ValidationError:
+    return ValidationError("segment bounds must be timezone-aware and in whole seconds")

@@ -660,10 +660,13 @@ class _GroupWrites:
                 )
                 for alert in verdict.alerts
             ]
-        segments = [*verdict.verified_segments, *(q.segment for q in verdict.quarantined)]
-        energies = repo.energy_by_epoch(
-            epoch_energies(segments, schedule), epoch_energies(verdict.verified_segments, schedule)
-        )
+        verified = epoch_energies(verdict.verified_segments, schedule)
+        if verdict.quarantined:
+            segments = [*verdict.verified_segments, *(q.segment for q in verdict.quarantined)]
+            totals = epoch_energies(segments, schedule)
+        else:
+            totals = verified  # every interval is verified: the same energies
+        energies = repo.energy_by_epoch(totals, verified)
         for epoch_id, values in energies.items():
             total = self.energy.setdefault((meter_id, epoch_id), [0, 0, 0])
             for i, value in enumerate(values):
