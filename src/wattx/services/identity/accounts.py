@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import secrets
 import time
 import uuid
@@ -234,6 +235,12 @@ class AccountService:
         never) to spare the database a read per request. Revocations made in
         this process take effect at once; those made by another replica within
         that many seconds.
+
+        Each session is remembered for a random time between half of
+        ``session_cache_s`` and all of it. Clients that start together (a
+        market maker's, a simulation's, a dashboard's after a restart) would
+        otherwise all have their sessions re-read at the same instant, again and
+        again: a burst of reads that every request then waits behind.
         """
         claims = self._codec.verify(access_token, self._clock.now())
         cached = self._live_sessions.get(claims.session_id)
@@ -245,23 +252,26 @@ class AccountService:
         ):
             return cached[1]
         async with self._db.read() as session:
-            query = select(UserRow, AuthSessionRow.revoked_at).join(
+            # Only the columns a principal needs, not the user's whole row: after a
+            # restart every client's first request comes here at once.
+            query = select(UserRow.role, UserRow.status, AuthSessionRow.revoked_at).join(
                 AuthSessionRow, AuthSessionRow.user_id == UserRow.id
             )
             query = query.where(
                 AuthSessionRow.id == claims.session_id, UserRow.id == claims.user_id
             )
             found = (await session.execute(query)).first()
-        if found is None or found[1] is not None:
+        if found is None or found.revoked_at is not None:
             raise InvalidTokenError("session revoked")
-        user: UserRow = found[0]
-        if user.status == UserStatus.SUSPENDED.value:
+        if found.status == UserStatus.SUSPENDED.value:
             raise InvalidTokenError("account suspended")
-        principal = Principal(user.id, Role(user.role), UserStatus(user.status), claims.session_id)
+        principal = Principal(
+            claims.user_id, Role(found.role), UserStatus(found.status), claims.session_id
+        )
         if self._session_cache_s > 0:
             if len(self._live_sessions) > 100_000:
                 self._live_sessions.clear()
-            expires = time.monotonic() + self._session_cache_s
+            expires = time.monotonic() + self._session_cache_s * random.uniform(0.5, 1.0)
             self._live_sessions[claims.session_id] = (expires, principal)
         return principal
 
