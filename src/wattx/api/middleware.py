@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
@@ -12,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wattx.api.errors import PayloadTooLargeError
 from wattx.api.problems import problem_response
+from wattx.domain.ids import new_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _log = structlog.get_logger("wattx.access")
@@ -37,7 +37,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers", []))
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.match(offered) else new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

@@ -20,12 +20,12 @@ Rules, in ``docs/market.md``:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade, ValidationError, Zone
+from wattx.domain.ids import new_id
 from wattx.market.book import ContinuousBook, Fill
 from wattx.market.config import MarketConfig
 from wattx.market.coupling import LinkReport, run_coupled_auction
@@ -58,10 +58,6 @@ from wattx.market.mechanism import Mechanism
 from wattx.market.rates import ZoneRate
 
 _OPEN = OrderStatus.OPEN
-
-
-def _uuid_hex() -> str:
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -101,7 +97,7 @@ class _EpochTerms:
 class MarketEngine:
     """Continuous books and call auctions for every zone of one market."""
 
-    def __init__(self, config: MarketConfig, *, id_factory: Callable[[], str] = _uuid_hex) -> None:
+    def __init__(self, config: MarketConfig, *, id_factory: Callable[[], str] = new_id) -> None:
         self._config = config
         self._new_id = id_factory
         zones = config.zones

@@ -26,6 +26,7 @@ from wattx.bus.events import Event, EventType
 from wattx.bus.port import EventBus
 from wattx.domain.epochs import EpochClock
 from wattx.domain.errors import DomainError
+from wattx.domain.ids import new_id
 from wattx.incentives import PeriodClock, heartbeat_slot
 from wattx.metering.errors import BadSignatureError
 from wattx.nodes import challenge, registration
@@ -68,7 +69,6 @@ from wattx.nodes.health import (
     node_health,
 )
 from wattx.services.errors import MeterNotFoundError
-from wattx.services.identity.accounts import new_id
 from wattx.services.measurement.metering import IngestResult, MeteringService
 from wattx.services.measurement.meters import parse_ed25519_public_key
 from wattx.services.periodic import PeriodicTask

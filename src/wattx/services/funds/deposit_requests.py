@@ -11,13 +11,13 @@ it then deposits into the Marketplace with its own signed transactions.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from wattx.domain.errors import ConflictError, NotFoundError, ValidationError
+from wattx.domain.ids import new_id
 from wattx.services.audit import AuditService
 from wattx.services.errors import InvalidAmountError, NotAdmittedError
 from wattx.services.principal import Principal
@@ -117,7 +117,7 @@ class DepositRequestService:
             )
         text = check_reference(reference)
         row = DepositRequestRow(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             user_id=principal.user_id,
             amount=amount,
             reference=text,

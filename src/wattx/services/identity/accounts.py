@@ -7,7 +7,6 @@ import functools
 import random
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain.credentials import email_problem, password_problem
 from wattx.domain.epochs import EpochClock
+from wattx.domain.ids import new_id
 from wattx.services.errors import (
     EmailTakenError,
     ForbiddenError,
@@ -84,10 +84,6 @@ class WalletChallenge:
     nonce: str
     message: str
     expires_at: datetime
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class AccountService:

@@ -84,10 +84,10 @@ from wattx.devices.scheduling.dayahead import (
 )
 from wattx.domain.epochs import EpochClock, EpochSchedule
 from wattx.domain.errors import DomainError
+from wattx.domain.ids import new_id
 from wattx.domain.trades import Trade
 from wattx.domain.zones import Tariff, TimeOfUseBand
 from wattx.nodes.commands import CommandState, CommandType
-from wattx.services.identity.accounts import new_id
 from wattx.services.measurement.delivery_metrics import DeliveryMetrics
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery

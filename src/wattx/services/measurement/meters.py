@@ -10,6 +10,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from wattx.domain.epochs import EpochClock
+from wattx.domain.ids import new_id
 from wattx.services.errors import (
     InvalidPublicKeyError,
     MeterNotFoundError,
@@ -17,7 +18,6 @@ from wattx.services.errors import (
     NotAdmittedError,
     ZoneNotFoundError,
 )
-from wattx.services.identity.accounts import new_id
 from wattx.services.principal import Principal
 from wattx.store import meters as repo
 from wattx.store import zones as zone_repo

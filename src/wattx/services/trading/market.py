@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,6 +49,7 @@ from wattx.domain import (
     Zone,
 )
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
+from wattx.domain.ids import new_id
 from wattx.governance.parameters import (
     MARKET_FEE,
     PRICE_CEILING_MARGIN,
@@ -743,7 +743,7 @@ class MarketService:
                     old, result = engine.amend(
                         order_id,
                         principal.user_id,
-                        new_order_id=uuid.uuid4().hex,
+                        new_order_id=new_id(),
                         qty_wh=new_qty,
                         limit_price=new_price,
                         now=now,
@@ -1315,7 +1315,7 @@ class MarketService:
         if limit < 0:
             raise PriceOutOfBoundsError("prices are not negative", limit_price=limit)
         return Order(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             owner=owner,
             side=request.side,
             qty_wh=request.qty_wh,
