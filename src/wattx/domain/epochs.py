@@ -51,7 +51,7 @@ class EpochSchedule:
 
     def epoch_id_at(self, at: datetime) -> int:
         """The id of the epoch that is being delivered at ``at``."""
-        return _unix_seconds(at) // self.length_s
+        return unix_seconds(at) // self.length_s
 
     def epoch(self, epoch_id: int) -> DeliveryEpoch:
         start = _UNIX_EPOCH + timedelta(seconds=epoch_id * self.length_s)
@@ -73,7 +73,9 @@ class EpochSchedule:
         return epoch_id
 
 
-def _unix_seconds(at: datetime) -> int:
+def unix_seconds(at: datetime) -> int:
+    """Whole seconds from 1970-01-01 UTC to ``at`` (a part second is dropped), in exact
+    integer arithmetic."""
     if at.tzinfo is None:
         raise ValidationError("times must be timezone-aware UTC")
     delta = at - _UNIX_EPOCH

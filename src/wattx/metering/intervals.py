@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from wattx.domain.epochs import EpochSchedule
+from wattx.domain.epochs import EpochSchedule, unix_seconds
 from wattx.domain.errors import ValidationError
 from wattx.metering.readings import Reading
 
@@ -134,20 +134,7 @@ def epoch_energies(
     ]
 
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_SECOND = timedelta(seconds=1)
-
-
 def _unix_seconds(at: datetime) -> int:
-    if at.microsecond != 0:
-        raise _not_whole_aware_seconds()
-    try:
-        # Exact integer arithmetic on the difference (no float on the way).
-        return (at - _UNIX_EPOCH) // _ONE_SECOND
-    except TypeError:
-        # A naive time (or one whose zone gives no offset) cannot be subtracted from an aware one.
-        raise _not_whole_aware_seconds() from None
-
-
-def _not_whole_aware_seconds() -> ValidationError:
-    return ValidationError("segment bounds must be timezone-aware and in whole seconds")
+    if at.microsecond != 0 or at.tzinfo is None:
+        raise ValidationError("segment bounds must be timezone-aware and in whole seconds")
+    return unix_seconds(at)
