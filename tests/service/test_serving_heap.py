@@ -17,7 +17,7 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
     out = _run(
         """
         import gc, weakref
-        from wattx.cli.serving import settle_heap
+        from wattx.cli.heap import settle_heap
 
         class Node:
             pass
@@ -33,6 +33,7 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
         settle_heap()
         assert before() is None, "start-up garbage was not collected"
         assert gc.get_freeze_count() > 0, "nothing was frozen"
+        assert gc.isenabled(), "the collector was left off"
         after = cycle()
         gc.collect()
         assert after() is None, "garbage made after start-up is no longer collected"
@@ -41,6 +42,34 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
     )
     assert out.startswith("ok ")
     assert int(out.split()[1]) > 0
+
+
+def test_the_collector_is_off_while_paused_and_back_as_it_was_after() -> None:
+    out = _run(
+        """
+        import gc
+        from wattx.cli.heap import collector_paused, settle_heap
+
+        with collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        try:
+            with collector_paused():
+                raise RuntimeError("start-up failed")
+        except RuntimeError:
+            pass
+        assert gc.isenabled(), "a failed start left the collector off"
+        with collector_paused():
+            settle_heap()  # the service listens: collected, frozen, collector on
+            assert gc.isenabled()
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a collector its caller had turned off was turned on"
+        print("ok")
+        """
+    )
+    assert out == "ok"
 
 
 def test_start_settles_the_heap_once_the_app_has_started() -> None:

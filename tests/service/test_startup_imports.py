@@ -4,6 +4,10 @@ Every ``wattx`` process (``up``, ``demo``, each CLI command) pays its imports at
 scipy's optimiser plans a battery's day (``wattx.devices.scheduling.dayahead``) and
 costs about 0.4 s of CPU to import, so it is loaded when a plan is first made
 (``tests/devices/scheduling`` makes plans).
+
+Every ``wattx`` command (``--help`` too) imports every area's commands to list them; the
+market engine's numpy and solver and the settlement batch's Ethereum ABI codec (about 0.4 s
+of CPU together, half of ``wattx --help``) are loaded by the commands that use them.
 """
 
 from __future__ import annotations
@@ -27,3 +31,17 @@ def test_importing_the_service_leaves_scipy_out() -> None:
     loaded = _loaded_after("import wattx.api.app, wattx.cli.main")
     assert "wattx.devices.scheduling.dayahead" in loaded
     assert not {name for name in loaded if name == "scipy" or name.startswith("scipy.")}
+
+
+def test_the_command_line_loads_the_engine_and_the_abi_codec_only_when_used() -> None:
+    heavy = {"numpy", "highspy", "eth_abi", "eth_utils", "wattx.market", "wattx.settlement.batch"}
+    assert heavy & _loaded_after("import wattx.cli.main") == set()
+    used = _loaded_after(
+        "from wattx.cli.delivery_demo import demo_delivery\n"
+        "from wattx.cli.market_demo import demo_market\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    demo_delivery()\n"
+        "    demo_market()"
+    )
+    assert heavy <= used

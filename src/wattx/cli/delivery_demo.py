@@ -18,7 +18,6 @@ from wattx.devices.allocation import reconcile
 from wattx.devices.model import DeviceKind, DeviceLimits
 from wattx.devices.plans import PlannedDevice, build_plans
 from wattx.domain.trades import Trade
-from wattx.settlement.batch import MeasuredDelivery, build_epoch_batch
 from wattx.units import fee_of, format_kwh, format_money, trade_value
 
 EPOCH_S = 900
@@ -76,6 +75,10 @@ def register(app: typer.Typer) -> None:
 
 def demo_delivery() -> None:
     """Plan two trades onto devices, measure them, and settle what was delivered."""
+    # Imported here: the settlement batch brings the Ethereum ABI codec (a quarter of a
+    # second), which every other ``wattx`` command would otherwise load at start.
+    from wattx.settlement.batch import MeasuredDelivery, build_epoch_batch
+
     console = Console()
     plans = build_plans(TRADES, DEVICES, EPOCH_S)
     table = Table(title="Delivery plans (setpoints for the 15-minute epoch)")

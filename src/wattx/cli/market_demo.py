@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from wattx.domain import Order, OrderKind, Side, Trade, Zone
-from wattx.market import BookDepth, MarketConfig, MarketEngine, Mechanism
 from wattx.units import format_kwh, format_money
+
+if TYPE_CHECKING:
+    from wattx.market import BookDepth
 
 DEMO_START = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -54,6 +57,10 @@ def register(app: typer.Typer) -> None:
 
 def demo_market() -> None:
     """Run a scripted community through a continuous book and a call auction."""
+    # Imported here: the engine brings numpy and the solver (a tenth of a second), which
+    # every other ``wattx`` command would otherwise load at start.
+    from wattx.market import MarketConfig, MarketEngine, Mechanism
+
     console = Console()
     config = MarketConfig(zones=ZONES, mechanisms={"south": Mechanism.CALL_AUCTION})
     ids = count(1)

@@ -42,6 +42,15 @@ def up(
     port: Annotated[int | None, typer.Option(help="port (WATTX_PORT)")] = None,
 ) -> None:
     """Migrate, seed a default zone if there is none, and serve the API and the epoch clock."""
+    from wattx.cli.heap import collector_paused
+
+    # Until the service listens (``settle_heap``): start-up builds what lives as long as the
+    # process, and the collector would walk it over and over while it is built.
+    with collector_paused():
+        _up(host, port)
+
+
+def _up(host: str | None, port: int | None) -> None:
     from wattx.api.app import create_app
     from wattx.cli.serving import bind
 

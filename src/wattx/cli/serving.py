@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from fastapi import FastAPI
 from wattx.api.logging import drop_below
 from wattx.api.server import server_config
 from wattx.cli.errors import fail
+from wattx.cli.heap import settle_heap
 from wattx.config import Settings
 
 
@@ -85,17 +85,3 @@ async def start(
     settle_heap()
     on_listening()
     return serving
-
-
-def settle_heap() -> None:
-    """Collect start-up garbage, then leave what remains out of later full collections.
-
-    Start-up imports the contract compiler, the solver and the web stack:
-    hundreds of thousands of objects that live as long as the process. Every
-    full collection of the cyclic garbage collector walked all of them (about
-    0.3 s on the 2-core machine), stalling every request in flight; frozen,
-    they are never walked again. Objects made afterwards (orders, sessions,
-    responses) are collected as before.
-    """
-    gc.collect()
-    gc.freeze()

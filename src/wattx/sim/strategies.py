@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from wattx.domain.orders import Side
 from wattx.sim.bounds import PriceBounds
 from wattx.sim.errors import SimulationConfigError
+
+if TYPE_CHECKING:
+    # Only named in annotations: ``wattx`` imports this module (for the strategies' names)
+    # at every start, and numpy is a tenth of a second of it.
+    import numpy as np
 
 
 class StrategyName(StrEnum):
