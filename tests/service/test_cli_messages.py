@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,39 @@ def test_create_operator_validates_like_the_api_and_refuses_a_taken_email(
     assert_one_line_error(wrong, "wrong email or password")
     nothing = run(env, "admin", "create-operator", "--email", "x@example.org")
     assert_one_line_error(nothing, "WATTX_OPERATOR_PASSWORD")
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
+    env: dict[str, str],
+) -> None:
+    # Nothing listens on a port just freed: as when PostgreSQL is not running.
+    url = f"postgresql+asyncpg://wattx:do-not-show@127.0.0.1:{free_port()}/wattx"
+    down = {**env, "WATTX_DATABASE_URL": url, "WATTX_PORT": str(free_port())}
+    login = ("--email", "ops@example.org", "--password", "long-pass")
+    for done in (
+        run(down, "db", "upgrade"),
+        run(down, "admin", "create-operator", *login),
+        run(down, "admin", "token", *login),
+        run_process(down, "up"),
+    ):
+        assert_one_line_error(done, "cannot reach the database", "wattx:***@127.0.0.1")
+        assert "do-not-show" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_is_one_line(env: dict[str, str]) -> None:
+    missing = f"wattx_test_{uuid.uuid4().hex[:10]}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{missing}"
+    done = run({**env, "WATTX_DATABASE_URL": url}, "db", "upgrade")
+    assert_one_line_error(done, "refused", f'database "{missing}" does not exist')
+
+
+def test_a_token_before_any_migration_says_what_to_run(env: dict[str, str]) -> None:
+    done = run(env, "admin", "token", "--email", "ops@example.org", "--password", "long-pass")
+    assert_one_line_error(done, "not at the newest migration", "wattx db upgrade")
+    assert run(env, "db", "upgrade").returncode == 0
+    wrong = run(env, "admin", "token", "--email", "ops@example.org", "--password", "long-pass")
+    assert_one_line_error(wrong, "wrong email or password")
 
 
 def test_create_operator_help_does_not_require_the_password(env: dict[str, str]) -> None:

@@ -62,7 +62,7 @@ def _up(host: str | None, port: int | None) -> None:
     settings = Settings().model_copy(update=overrides)
     # Bound before anything else: a busy port is one line, and nothing is migrated for nothing.
     sock = bind(settings.host, settings.port)
-    seeded = asyncio.run(_prepare(settings))
+    seeded = _run(_prepare(settings), settings)
     if seeded:
         typer.echo(f"seeded default zone '{settings.seed_zone_id}'")
     try:
@@ -87,7 +87,7 @@ async def _serve(app: FastAPI, settings: Settings, sock: socket.socket, url: str
 def db_upgrade() -> None:
     """Apply every database migration not yet applied."""
     settings = Settings()
-    asyncio.run(_upgrade(settings))
+    _run(_upgrade(settings), settings)
     typer.echo("database at the newest migration")
 
 
@@ -117,7 +117,8 @@ def create_operator(
     problem = password_problem(secret)
     if problem is not None:
         fail(problem)
-    user_id = _run(_create_operator(Settings(), email, secret, name))
+    settings = Settings()
+    user_id = _run(_create_operator(settings, email, secret, name), settings)
     typer.echo(f"operator {email} created with id {user_id}")
 
 
@@ -131,7 +132,8 @@ def token(
     as ``Authorization: Bearer $TOKEN``. The same as ``POST /api/v1/auth/login``.
     """
     secret = password if password is not None else _ask_password(confirm=False)
-    pair = _run(_login(Settings(), email, secret))
+    settings = Settings()
+    pair = _run(_login(settings, email, secret), settings)
     typer.echo(pair)
 
 
@@ -149,14 +151,35 @@ def _ask_password(*, confirm: bool) -> str:
     return line
 
 
-def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a command's work; a rule it breaks is one line and exit 1."""
+class NotMigratedError(Exception):
+    """The database does not carry the newest migration (a command that only reads met it)."""
+
+
+def _run(work: Coroutine[Any, Any, T], settings: Settings) -> T:
+    """Run a command's work on the database of ``settings``: a rule it breaks, a database it
+    cannot reach or one that refuses it is one line and exit 1 (the URL without its
+    password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
     from wattx.domain.errors import DomainError
 
+    where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     try:
         return asyncio.run(work)
     except DomainError as refused:
         fail(refused.detail)
+    except (ConnectionError, TimeoutError, socket.gaierror) as unreachable:
+        fail(f"cannot reach the database {where}: {unreachable}")
+    except DBAPIError as refused:
+        # The driver's own message, first line: never the statement or its parameters.
+        reason = str(refused.orig).strip().splitlines() or [type(refused.orig).__name__]
+        fail(f"the database {where} refused: {reason[0]}")
+    except NotMigratedError:
+        fail(
+            f"the database {where} is not at the newest migration: "
+            "run `wattx db upgrade` (or `wattx up`) first"
+        )
 
 
 def config_show() -> None:
@@ -214,10 +237,12 @@ async def _login(settings: Settings, email: str, password: str) -> str:
     from wattx.domain.epochs import SystemClock
     from wattx.services.identity.accounts import AccountService
     from wattx.services.identity.tokens import AccessTokenCodec
-    from wattx.store import Database
+    from wattx.store import Database, is_at_head
 
     db = Database(settings.effective_database_url)
     try:
+        if not await is_at_head(db):
+            raise NotMigratedError
         accounts = AccountService(
             db,
             AccessTokenCodec(settings.jwt_key(), settings.access_token_ttl_s),
