@@ -45,3 +45,17 @@ def test_the_command_line_loads_the_engine_and_the_abi_codec_only_when_used() ->
         "    demo_market()"
     )
     assert heavy <= used
+
+
+def test_the_accounts_service_loads_eth_account_only_to_check_a_wallet_signature() -> None:
+    # eth_account brings eth_keyfile and py_ecc's pairing tables: 0.7 s of each `wattx admin`.
+    assert "eth_account" not in _loaded_after("import wattx.services.identity.accounts")
+    checked = _loaded_after(
+        "from wattx.services.identity.wallet_auth import signer_of\n"
+        "from wattx.services.errors import WalletSignatureError\n"
+        "try:\n"
+        "    signer_of('Sign in to wattx', '0x00')\n"
+        "except WalletSignatureError:\n"
+        "    pass"
+    )
+    assert "eth_account" in checked

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils.address import is_address, to_checksum_address
 
 from wattx.services.errors import WalletSignatureError
@@ -25,6 +23,12 @@ def sign_in_message(address: str, nonce: str) -> str:
 
 
 def signer_of(message: str, signature: str) -> str:
+    # Imported here, by the one use: eth_account brings eth_keyfile and py_ecc's pairing
+    # tables (0.7 s of CPU), which every process that imports the accounts service (each
+    # `wattx admin` command) would otherwise pay at start, wallet or not.
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
     try:
         recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
     except Exception as exc:  # eth-account raises several unrelated types on bad input
