@@ -33,7 +33,6 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
         settle_heap()
         assert before() is None, "start-up garbage was not collected"
         assert gc.get_freeze_count() > 0, "nothing was frozen"
-        assert gc.isenabled(), "the collector was left off"
         after = cycle()
         gc.collect()
         assert after() is None, "garbage made after start-up is no longer collected"
@@ -44,28 +43,32 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
     assert int(out.split()[1]) > 0
 
 
-def test_the_collector_is_off_while_paused_and_back_as_it_was_after() -> None:
+def test_start_up_collects_seldom_then_settling_puts_the_thresholds_back() -> None:
     out = _run(
         """
         import gc
-        from wattx.cli.heap import collector_paused, settle_heap
+        from wattx.cli.heap import START_UP_THRESHOLDS, settle_heap, start_up_collections
 
-        with collector_paused():
-            assert not gc.isenabled()
-        assert gc.isenabled()
+        default = gc.get_threshold()
+        assert START_UP_THRESHOLDS[0] > default[0]
+        with start_up_collections():
+            assert gc.get_threshold() == START_UP_THRESHOLDS
+            assert gc.isenabled(), "garbage made while starting must still be collected"
+            settle_heap()  # the service listens: collected, frozen, thresholds back
+            assert gc.get_threshold() == default
+        assert gc.get_threshold() == default
         try:
-            with collector_paused():
+            with start_up_collections():
                 raise RuntimeError("start-up failed")
         except RuntimeError:
             pass
-        assert gc.isenabled(), "a failed start left the collector off"
-        with collector_paused():
-            settle_heap()  # the service listens: collected, frozen, collector on
-            assert gc.isenabled()
-        gc.disable()
-        with collector_paused():
-            pass
-        assert not gc.isenabled(), "a collector its caller had turned off was turned on"
+        assert gc.get_threshold() == default, "a failed start left the start-up thresholds"
+        gc.set_threshold(1000, 5, 5)
+        with start_up_collections():
+            settle_heap()
+            assert gc.get_threshold() == (1000, 5, 5), "not the caller's own thresholds"
+        settle_heap()  # outside a start-up: thresholds left as they are
+        assert gc.get_threshold() == (1000, 5, 5)
         print("ok")
         """
     )

@@ -42,11 +42,11 @@ def up(
     port: Annotated[int | None, typer.Option(help="port (WATTX_PORT)")] = None,
 ) -> None:
     """Migrate, seed a default zone if there is none, and serve the API and the epoch clock."""
-    from wattx.cli.heap import collector_paused
+    from wattx.cli.heap import start_up_collections
 
     # Until the service listens (``settle_heap``): start-up builds what lives as long as the
     # process, and the collector would walk it over and over while it is built.
-    with collector_paused():
+    with start_up_collections():
         _up(host, port)
 
 

@@ -372,13 +372,16 @@ def demo(
     line per simulated hour says what happened. Ctrl-C stops it.
     """
     from wattx.cli.errors import fail
+    from wattx.cli.heap import start_up_collections
     from wattx.cli.serving import bind
 
     if not speed > 0:
         fail(f"--speed must be above 0 (simulated seconds per wall second), not {speed:g}")
     sock = bind(host, port)
     try:
-        asyncio.run(_demo(households, speed, host, port, days, seed, strategy, sock))
+        # Collecting seldom until the service listens, as ``wattx up`` does.
+        with start_up_collections():
+            asyncio.run(_demo(households, speed, host, port, days, seed, strategy, sock))
     except KeyboardInterrupt:
         typer.echo("wattx demo stopped", err=True)
         raise typer.Exit(130) from None
