@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,8 @@ from pydantic_settings import (
 from wattx.private_files import read_or_create_secret
 
 CONFIG_FILE_ENV = "WATTX_CONFIG_FILE"
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+"""The database URLs the service runs on: SQLite through aiosqlite, PostgreSQL through asyncpg."""
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,28 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite under data_dir when unset"
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_supported_database(cls, url: str | None) -> str | None:
+        # Refused here, with the setting's name, rather than as a driver's traceback at
+        # the first connection. The message never repeats the URL (it may hold a password).
+        if not url:
+            return url  # unset: SQLite under data_dir
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            driver = None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(
+                "not a database URL the service runs on: sqlite+aiosqlite:///<file> or "
+                "postgresql+asyncpg://<user>@<host>/<database>"
+            )
+        return url
+
     redis_url: str | None = Field(
         default=None, description="Redis for the bus and rate limits; in-process when unset"
     )

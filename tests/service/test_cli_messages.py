@@ -117,6 +117,18 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
         assert "do-not-show" not in done.stderr
 
 
+def test_a_wrong_setting_is_one_line_naming_it_without_its_value(env: dict[str, str]) -> None:
+    wrong = {
+        **env,
+        "WATTX_DATABASE_URL": "mysql://root:do-not-show@127.0.0.1/wattx",
+        "WATTX_ACCESS_TOKEN_TTL_S": "fifteen minutes",
+    }
+    shown, upgraded = run(wrong, "config", "show"), run(wrong, "db", "upgrade")
+    for done in (shown, upgraded, run_process(wrong, "up")):
+        assert_one_line_error(done, "WATTX_DATABASE_URL", "WATTX_ACCESS_TOKEN_TTL_S", "asyncpg")
+        assert "do-not-show" not in done.stderr
+
+
 @pytest.mark.postgres
 def test_a_database_that_does_not_exist_is_one_line(env: dict[str, str]) -> None:
     missing = f"wattx_test_{uuid.uuid4().hex[:10]}"

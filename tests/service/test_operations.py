@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from service.conftest import in_process_app
@@ -36,6 +37,36 @@ def test_settings_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from_yaml = Settings()
     assert from_yaml.port == 9200
     assert from_yaml.redacted()["redis_url"] == "redis://user:***@localhost:6379/0"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "mysql://root:secret@127.0.0.1/wattx",
+        "postgresql://postgres@127.0.0.1/wattx",  # a driver the service does not run on
+        "sqlite:///wattx.sqlite3",
+    ],
+)
+def test_a_database_url_the_service_cannot_run_on_is_refused_without_repeating_it(
+    url: str,
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(database_url=url)
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("database_url",)
+    assert "sqlite+aiosqlite" in error["msg"]
+    assert "postgresql+asyncpg" in error["msg"]
+    assert url not in error["msg"]
+
+
+def test_the_database_urls_the_service_runs_on_are_taken_as_they_are() -> None:
+    for url in (
+        "sqlite+aiosqlite:////var/lib/wattx/wattx.sqlite3",
+        "postgresql+asyncpg://wattx:secret@db.example.org:5432/wattx",
+    ):
+        assert Settings(database_url=url).effective_database_url == url
+    assert Settings(database_url="").effective_database_url.startswith("sqlite+aiosqlite:///")
 
 
 def test_sqlite_default_url_and_generated_key(tmp_path: Path) -> None:
