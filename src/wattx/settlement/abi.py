@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
 from eth_abi.abi import decode, encode
@@ -18,7 +19,7 @@ from eth_utils.abi import (
 )
 from eth_utils.address import to_checksum_address
 
-from wattx.settlement.artifacts import ContractArtifact
+from wattx.settlement.artifacts import ContractArtifact, load_artifact
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +75,19 @@ class ContractCodec:
     def __init__(self, artifact: ContractArtifact) -> None:
         self.name = artifact.name
         self._functions: dict[str, dict[str, Any]] = {}
+        # Each function's selector and argument types, hashed and collapsed once here
+        # rather than at every call (the deployment alone makes 37).
+        self._calls: dict[str, tuple[bytes, list[str]]] = {}
         self._events: dict[bytes, tuple[str, list[dict[str, Any]]]] = {}
         self._constructor_types: list[str] = []
         for entry in artifact.abi:
             kind = entry.get("type")
             if kind == "function":
                 self._functions[entry["name"]] = entry
+                self._calls[entry["name"]] = (
+                    function_abi_to_4byte_selector(cast(Any, entry)),
+                    [collapse_if_tuple(i) for i in entry["inputs"]],
+                )
             elif kind == "event":
                 self._events[event_abi_to_log_topic(cast(Any, entry))] = (
                     entry["name"],
@@ -92,9 +100,8 @@ class ContractCodec:
         return encode(self._constructor_types, list(args)) if self._constructor_types else b""
 
     def encode_call(self, function: str, args: Sequence[Any]) -> bytes:
-        entry = self._functions[function]
-        types = [collapse_if_tuple(i) for i in entry["inputs"]]
-        return function_abi_to_4byte_selector(cast(Any, entry)) + encode(types, list(args))
+        selector, types = self._calls[function]
+        return selector + encode(types, list(args))
 
     def decode_result(self, function: str, data: bytes) -> Any:
         """The return value: a single value unwrapped, several as a tuple, none as ``None``."""
@@ -121,3 +128,10 @@ class ContractCodec:
         ):
             args[item["name"]] = _normalise(abi_type, value)
         return DecodedEvent(name=name, args=args)
+
+
+@cache
+def codec_of(name: str) -> ContractCodec:
+    """The codec of the compiled contract ``name``, built once per process: building one
+    hashes every event's signature, and each deployment and chain needs all seven."""
+    return ContractCodec(load_artifact(name))

@@ -20,8 +20,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from wattx.settlement.abi import ContractCodec, RawLog
-from wattx.settlement.artifacts import load_artifact
+from wattx.settlement.abi import RawLog, codec_of
 from wattx.settlement.batch import EpochBatch
 from wattx.settlement.deployment import Deployment
 from wattx.settlement.errors import FeeAccountMismatchError
@@ -121,7 +120,7 @@ class ContractChain:
         self._transport = transport
         self._deployment = deployment
         self._operator = operator
-        self._codecs = {name: ContractCodec(load_artifact(name)) for name in deployment.contracts}
+        self._codecs = {name: codec_of(name) for name in deployment.contracts}
         self._by_address = {
             address.lower(): self._codecs[name] for name, address in deployment.contracts.items()
         }

@@ -16,7 +16,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from wattx.settlement.abi import ContractCodec
+from wattx.settlement.abi import codec_of
 from wattx.settlement.artifacts import load_artifact
 from wattx.settlement.deployment import Deployment
 from wattx.settlement.port import Signer
@@ -101,8 +101,7 @@ class DeploySettings:
 
 
 def _deploy(transport: Transport, operator: Signer, name: str, *args: Any) -> str:
-    artifact = load_artifact(name)
-    code = artifact.bytecode + ContractCodec(artifact).encode_constructor(args)
+    code = load_artifact(name).bytecode + codec_of(name).encode_constructor(args)
     outcome = transport.deploy(code, operator)
     if outcome.contract_address is None:
         raise RuntimeError(f"deploying {name} returned no contract address")
@@ -110,7 +109,7 @@ def _deploy(transport: Transport, operator: Signer, name: str, *args: Any) -> st
 
 
 def _send(transport: Transport, operator: Signer, name: str, to: str, fn: str, *args: Any) -> None:
-    transport.send(to, ContractCodec(load_artifact(name)).encode_call(fn, args), operator)
+    transport.send(to, codec_of(name).encode_call(fn, args), operator)
 
 
 def deploy_contracts(
