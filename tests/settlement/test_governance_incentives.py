@@ -10,7 +10,7 @@ import pytest
 from eth_utils import keccak
 
 from wattx.settlement.contract_chain import ContractChain
-from wattx.settlement.deploy import parameter_key
+from wattx.settlement.deploy import DEFAULT_PARAMETERS, parameter_key
 from wattx.settlement.errors import ContractRevertError, GovernanceRuleError
 from wattx.settlement.port import MeterMint
 
@@ -86,3 +86,37 @@ def test_proposal_rules(chain: ContractChain) -> None:
         chain.transact("Governance", "propose", FEE, 1_001, signer=voter)
     with pytest.raises(ContractRevertError, match="parameter already defined"):
         chain.transact("Governance", "define_parameter", "market_fee_bps", 1, 2)
+
+
+def test_parameters_are_defined_together_all_or_none(chain: ContractChain) -> None:
+    first, second = parameter_key("test_first_per_kwh"), parameter_key("test_second_ppm")
+    chain.transact(
+        "Governance",
+        "define_parameters",
+        [("test_first_per_kwh", 5, 50), ("test_second_ppm", 0, 10)],
+    )
+    assert chain.view("Governance", "parameters", first) == 5
+    assert chain.view("Governance", "parameter_max", first) == 50
+    assert chain.view("Governance", "parameter_defined", second)
+    assert chain.view("Governance", "parameter_max", second) == 10
+
+    third = parameter_key("test_third")
+    for refused, reason in (
+        ([("test_third", 1, 2), ("test_first_per_kwh", 1, 2)], "parameter already defined"),
+        ([("test_third", 1, 2), ("test_third", 1, 2)], "parameter already defined"),
+        ([("test_third", 1, 2), ("test_fourth", 3, 2)], "above the parameter's maximum"),
+    ):
+        with pytest.raises(ContractRevertError, match=reason):
+            chain.transact("Governance", "define_parameters", refused)
+        assert not chain.view("Governance", "parameter_defined", third), "half a batch stayed"
+    outsider = admitted_user(chain)
+    with pytest.raises(ContractRevertError, match="caller is not an operator"):
+        chain.transact("Governance", "define_parameters", [("test_third", 1, 2)], signer=outsider)
+
+
+def test_the_deployment_defines_every_default_parameter(chain: ContractChain) -> None:
+    for p in DEFAULT_PARAMETERS:
+        assert chain.view("Governance", "parameter_max", p.key) == p.maximum
+        # Tests deploy with their own mint threshold; every other default is as listed.
+        if p.name != "mint_threshold_wh":
+            assert chain.view("Governance", "parameters", p.key) == p.initial

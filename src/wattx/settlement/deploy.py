@@ -4,7 +4,7 @@ Order: Registry, EnergyToken, CreditToken(registry), MeterOracle(registry,
 energy), ``EnergyToken.set_minter(oracle)``, Marketplace(registry, energy,
 credit, fee account), Governance(registry, oracle, …), NetworkIncentives(
 registry, governance, credit); then the operator becomes an oracle submitter
-and the governed parameters are defined with their defaults.
+and the governed parameters are defined with their defaults, in one transaction.
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ DEFAULT_PARAMETERS: tuple[GovernedParameter, ...] = (
 )
 
 
+DEFINITIONS_PER_TRANSACTION = 64
+"""Governance's ``MAX_DEFINITIONS``: the most parameters ``define_parameters`` takes at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeploySettings:
     """Governance timing and quorum (quorum in Wh of verified generation)."""
@@ -139,17 +143,11 @@ def deploy_contracts(
     )
     incentives = _deploy(transport, operator, "NetworkIncentives", registry, governance, credit)
     _send(transport, operator, "MeterOracle", oracle, "set_submitter", operator.address, True)
-    for p in settings.defined():
-        _send(
-            transport,
-            operator,
-            "Governance",
-            governance,
-            "define_parameter",
-            p.name,
-            p.initial,
-            p.maximum,
-        )
+    # In as few transactions as Governance takes (28 parameters by default: one), not one each.
+    definitions = [(p.name, p.initial, p.maximum) for p in settings.defined()]
+    for start in range(0, len(definitions), DEFINITIONS_PER_TRANSACTION):
+        chunk = definitions[start : start + DEFINITIONS_PER_TRANSACTION]
+        _send(transport, operator, "Governance", governance, "define_parameters", chunk)
     return Deployment(
         chain_id=transport.chain_id,
         block_number=start_block,

@@ -15,7 +15,9 @@
         the timelock. Executed values are public.
 
         A parameter is addressed by keccak256 of its name; an operator defines
-        it once with its initial value and the largest value a proposal may set.
+        it once with its initial value and the largest value a proposal may set
+        (one at a time, or up to MAX_DEFINITIONS in one transaction, as the
+        deployment defines its defaults).
 """
 
 import roles
@@ -23,6 +25,13 @@ import IRegistry
 
 interface IGenerationLedger:
     def generated_wh(owner: address) -> uint256: view
+
+struct ParameterDefinition:
+    name: String[64]
+    initial_value: uint256
+    largest_value: uint256
+
+MAX_DEFINITIONS: constant(uint256) = 64
 
 struct Proposal:
     proposer: address
@@ -98,6 +107,19 @@ def __init__(
 @external
 def define_parameter(name: String[64], initial_value: uint256, largest_value: uint256):
     assert staticcall registry.has_role(msg.sender, roles.ROLE_OPERATOR), "caller is not an operator"
+    self._define(name, initial_value, largest_value)
+
+
+@external
+def define_parameters(definitions: DynArray[ParameterDefinition, MAX_DEFINITIONS]):
+    """@notice All or none: one definition refused refuses them all."""
+    assert staticcall registry.has_role(msg.sender, roles.ROLE_OPERATOR), "caller is not an operator"
+    for definition: ParameterDefinition in definitions:
+        self._define(definition.name, definition.initial_value, definition.largest_value)
+
+
+@internal
+def _define(name: String[64], initial_value: uint256, largest_value: uint256):
     key: bytes32 = keccak256(name)
     assert not self.parameter_defined[key], "parameter already defined"
     assert initial_value <= largest_value, "value above the parameter's maximum"
