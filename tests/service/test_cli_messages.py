@@ -127,6 +127,16 @@ def test_a_wrong_setting_is_one_line_naming_it_without_its_value(env: dict[str, 
     for done in (shown, upgraded, run_process(wrong, "up")):
         assert_one_line_error(done, "WATTX_DATABASE_URL", "WATTX_ACCESS_TOKEN_TTL_S", "asyncpg")
         assert "do-not-show" not in done.stderr
+    # The simulator's own services take what they do not set from the same environment.
+    # (A setting they do not set themselves: before, `simulate` ran to its end regardless.)
+    wrong_number = {**env, "WATTX_SSE_KEEPALIVE_S": "often"}
+    out = str(Path(env["WATTX_DATA_DIR"]).parent / "report")
+    for command in (
+        ["simulate", "--households", "2", "--out", out],
+        ["simulate-feeders", "--out", out],
+        ["demo"],
+    ):
+        assert_one_line_error(run(wrong_number, *command), "WATTX_SSE_KEEPALIVE_S", "valid number")
 
 
 @pytest.mark.postgres

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 import uvloop
 
+from wattx.cli.configuration import load_settings
 from wattx.cli.errors import fail
 from wattx.config import Settings
 
@@ -59,7 +60,7 @@ def _up(host: str | None, port: int | None) -> None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = _settings().model_copy(update=overrides)
+    settings = load_settings().model_copy(update=overrides)
     # Bound before anything else: a busy port is one line, and nothing is migrated for nothing.
     sock = bind(settings.host, settings.port)
     seeded = _run(_prepare(settings), settings)
@@ -86,7 +87,7 @@ async def _serve(app: FastAPI, settings: Settings, sock: socket.socket, url: str
 
 def db_upgrade() -> None:
     """Apply every database migration not yet applied."""
-    settings = _settings()
+    settings = load_settings()
     _run(_upgrade(settings), settings)
     typer.echo("database at the newest migration")
 
@@ -117,7 +118,7 @@ def create_operator(
     problem = password_problem(secret)
     if problem is not None:
         fail(problem)
-    settings = _settings()
+    settings = load_settings()
     user_id = _run(_create_operator(settings, email, secret, name), settings)
     typer.echo(f"operator {email} created with id {user_id}")
 
@@ -132,7 +133,7 @@ def token(
     as ``Authorization: Bearer $TOKEN``. The same as ``POST /api/v1/auth/login``.
     """
     secret = password if password is not None else _ask_password(confirm=False)
-    settings = _settings()
+    settings = load_settings()
     pair = _run(_login(settings, email, secret), settings)
     typer.echo(pair)
 
@@ -149,23 +150,6 @@ def _ask_password(*, confirm: bool) -> str:
             "or run on a terminal to be asked"
         )
     return line
-
-
-def _settings() -> Settings:
-    """The configuration (environment, ``WATTX_CONFIG_FILE``), or one line naming each
-    setting that is wrong (never its value: it may be a secret) and exit 1."""
-    from pydantic import ValidationError
-
-    try:
-        return Settings()
-    except ValidationError as wrong:
-        fail(
-            "; ".join(
-                f"WATTX_{'_'.join(str(part) for part in error['loc']).upper()}: "
-                + error["msg"].removeprefix("Value error, ")
-                for error in wrong.errors()
-            )
-        )
 
 
 class NotMigratedError(Exception):
@@ -201,7 +185,7 @@ def _run(work: Coroutine[Any, Any, T], settings: Settings) -> T:
 
 def config_show() -> None:
     """Print the effective configuration (secrets masked) as JSON."""
-    typer.echo(json.dumps(_settings().redacted(), indent=2, sort_keys=True))
+    typer.echo(json.dumps(load_settings().redacted(), indent=2, sort_keys=True))
 
 
 async def _upgrade(settings: Settings) -> None:
