@@ -30,7 +30,7 @@ def start_up_collections() -> Iterator[None]:
     try:
         yield
     finally:
-        _settled_thresholds.remove(before)
+        _settled_thresholds.pop()
         gc.set_threshold(*before)
 
 

@@ -175,9 +175,7 @@ def simulate(
     closes each gate at its gate time. A service that is not ready yet (still
     starting) is waited for, with a line that says so, up to --service-wait-s.
     """
-    # Its service takes what it does not set itself from the environment: a wrong WATTX_*
-    # setting is one line here, not a traceback from inside that service.
-    load_settings()
+    load_settings()  # the environment its service reads: see load_settings
     from rich.progress import Progress, TaskID
 
     from wattx.cli.errors import fail
@@ -375,9 +373,7 @@ def demo(
     trades in its own zone, sim-demo (the seeded zone main stays empty); a
     line per simulated hour says what happened. Ctrl-C stops it.
     """
-    # Its service takes what it does not set itself from the environment: a wrong WATTX_*
-    # setting is one line here, not a traceback from inside that service.
-    load_settings()
+    load_settings()  # the environment its service reads: see load_settings
     from wattx.cli.errors import fail
     from wattx.cli.heap import start_up_collections
     from wattx.cli.serving import bind
@@ -650,9 +646,7 @@ def simulate_feeders(
     OUT/model/with_limits and OUT/model/without_limits, the community model
     alone on the same weather and loads, with and without the limits.
     """
-    # Its service takes what it does not set itself from the environment: a wrong WATTX_*
-    # setting is one line here, not a traceback from inside that service.
-    load_settings()
+    load_settings()  # the environment its service reads: see load_settings
     from rich.progress import Progress
 
     from wattx.cli.errors import fail
