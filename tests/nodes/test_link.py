@@ -59,6 +59,14 @@ async def test_enrol_link_heartbeat_command_round_trip(service: Service, tmp_pat
             return bool(row["state"] == "applied")
 
         await eventually(applied)
+
+        # A command pushed as it was queued is marked sent (one try) by the heartbeat
+        # flush's next round, which may come after the node's ack on a busy machine.
+        async def sent_mark_written() -> bool:
+            row = await command_state(service, node.owner, node.node_id, issued["id"])
+            return bool(row["retries"] > 0)
+
+        await eventually(sent_mark_written)
         row = await command_state(service, node.owner, node.node_id, issued["id"])
         assert row["result"]["pong"] is True
         assert row["durable_at"] is not None
