@@ -247,21 +247,21 @@ async def test_a_failed_commit_fails_the_whole_batch_and_leaves_no_trace(
     seller, buyer = market
     kept = await api.order(seller, **_sell(1_000, 90_000))
     assert kept.status_code == 201
-    real = market_module.record_engine_changes
+    real = market_module.EngineChanges.add
     calls: list[int] = []
 
-    async def failing_second(*args: Any, **kwargs: Any) -> None:
+    async def failing_second(changes: market_module.EngineChanges, **kwargs: Any) -> None:
         calls.append(1)
         if len(calls) == 2:
             raise ConnectionError("the database went away")
-        await real(*args, **kwargs)
+        await real(changes, **kwargs)
 
-    monkeypatch.setattr(market_module, "record_engine_changes", failing_second)
+    monkeypatch.setattr(market_module.EngineChanges, "add", failing_second)
     response = await api.http.post(
         BATCH, json={"orders": [_buy(300, 200_000), _buy(300, 200_000)]}, headers=buyer.headers
     )
     assert_problem(response, 503, "storage_unavailable")
-    monkeypatch.setattr(market_module, "record_engine_changes", real)
+    monkeypatch.setattr(market_module.EngineChanges, "add", real)
     assert [o.id for o in api.state.market.open_orders()] == [kept.json()["order"]["id"]]
     assert (await api.wallet(buyer))["credit"] == {"free": 50_000_000, "locked": 0}
     assert (await api.http.get("/api/v1/trades", headers=buyer.headers)).json()["items"] == []

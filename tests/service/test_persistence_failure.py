@@ -24,19 +24,19 @@ async def test_failed_commit_leaves_no_trace(
     await api.fund(seller, energy_wh=5_000)
     kept = await api.order(seller, side="sell", qty_wh=1_000, limit_price=90_000, zone="main")
     assert kept.status_code == 201
-    real = market_module.record_engine_changes
+    real = market_module.EngineChanges.add
 
     async def failing(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(market_module, "record_engine_changes", failing)
+    monkeypatch.setattr(market_module.EngineChanges, "add", failing)
     with pytest.raises(OSError, match="disk full"):
         await api.state.market.submit(
             await api.state.accounts.authenticate(seller.access_token),
             market_module.OrderRequest(side=Side.SELL, qty_wh=500, zone="main", limit_price=91_000),
             idempotency_key=None,
         )
-    monkeypatch.setattr(market_module, "record_engine_changes", real)
+    monkeypatch.setattr(market_module.EngineChanges, "add", real)
     book = (await api.http.get("/api/v1/markets/main/book", headers=seller.headers)).json()
     assert book["asks"] == [{"price": 90_000, "qty_wh": 1_000, "orders": 1}]
     assert [o.id for o in api.state.market.open_orders()] == [kept.json()["order"]["id"]]

@@ -197,16 +197,16 @@ async def test_a_failed_batch_commit_fails_every_caller_and_leaves_no_trace(
     await api.fund(buyer, credit=10**9)
     kept = await api.order(seller, side="sell", qty_wh=1_000, limit_price=90_000, zone="main")
     assert kept.status_code == 201
-    real = market_module.record_engine_changes
+    real = market_module.EngineChanges.add
     calls: list[int] = []
 
-    async def failing_third(*args: Any, **kwargs: Any) -> None:
+    async def failing_third(changes: market_module.EngineChanges, **kwargs: Any) -> None:
         calls.append(1)
         if len(calls) == 3:
             raise OSError("disk full")
-        await real(*args, **kwargs)
+        await real(changes, **kwargs)
 
-    monkeypatch.setattr(market_module, "record_engine_changes", failing_third)
+    monkeypatch.setattr(market_module.EngineChanges, "add", failing_third)
     market = api.state.market
     seller_principal = await _principal(api, seller)
     outcomes = await asyncio.gather(
@@ -216,7 +216,7 @@ async def test_a_failed_batch_commit_fails_every_caller_and_leaves_no_trace(
         return_exceptions=True,
     )
     assert all(isinstance(o, OSError) for o in outcomes)
-    monkeypatch.setattr(market_module, "record_engine_changes", real)
+    monkeypatch.setattr(market_module.EngineChanges, "add", real)
     book = (await api.http.get("/api/v1/markets/main/book", headers=seller.headers)).json()
     assert book["asks"] == [{"price": 90_000, "qty_wh": 1_000, "orders": 1}]
     assert book["bids"] == []

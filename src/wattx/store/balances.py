@@ -5,6 +5,11 @@ PostgreSQL; on SQLite the write transaction already holds the database lock.
 A row read that way stays locked until the transaction ends, so the session
 remembers it and hands the same row out again without another round trip;
 :func:`lock_balances` reads many at once for writers that touch many accounts.
+
+:func:`move_balance` changes a balance without a round trip: at once on a row
+the transaction holds, otherwise when the transaction first reads that row
+(:func:`lock_moved_balances` reads every such row in one statement). A writer
+that moves many counterparties' balances (a batch of trades) reads them once.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ async def balance_for_update(
     else:
         found = (await session.scalars(query)).first()
         row = found if found is not None else _new_zero_row(session, account_id, asset.value)
-    held[(account_id, asset.value)] = row
+    _hold(session, row)
     return row
 
 
@@ -91,10 +96,46 @@ async def lock_balances(
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     for row in await session.scalars(query):
-        held[(row.account_id, row.asset)] = row
+        _hold(session, row)
     for account, asset in wanted:
         if (account, asset) not in held:
-            held[(account, asset)] = _new_zero_row(session, account, asset)
+            _hold(session, _new_zero_row(session, account, asset))
+
+
+def held_balance(session: AsyncSession, account_id: str, asset: Asset) -> BalanceRow | None:
+    """The row, when this transaction has already read it for update (no round trip)."""
+    return _held_rows(session).get((account_id, asset.value))
+
+
+def move_balance(
+    session: AsyncSession, account_id: str, asset: Asset, *, free: int = 0, locked: int = 0
+) -> None:
+    """Add ``free`` and ``locked`` (either may be negative) to the balance: at once when
+    this transaction holds the row, otherwise when it reads it, which
+    :func:`balance_for_update`, :func:`lock_balances` or :func:`lock_moved_balances` do.
+
+    No rule is checked here: the caller moves what its own rules allow (a trade's
+    transfer out of escrow it locked, a credit). Whoever reads the row in this
+    transaction sees the moves made so far.
+    """
+    row = held_balance(session, account_id, asset)
+    if row is not None:
+        row.free += free
+        row.locked += locked
+        return
+    moves = _pending_moves(session)
+    pending = moves.get((account_id, asset.value), (0, 0))
+    moves[(account_id, asset.value)] = (pending[0] + free, pending[1] + locked)
+
+
+async def lock_moved_balances(session: AsyncSession, *, lock: bool) -> None:
+    """Read (and on PostgreSQL lock) every row :func:`move_balance` is waiting for, in one
+    statement, and apply its moves: call it before the transaction commits."""
+    moves = _pending_moves(session)
+    if moves:
+        await lock_balances(
+            session, [(account, Asset(asset)) for account, asset in moves], lock=lock
+        )
 
 
 async def balances_of(session: AsyncSession, account_id: str) -> dict[Asset, BalanceRow]:
@@ -115,13 +156,40 @@ def _held_rows(session: AsyncSession) -> dict[tuple[str, str], BalanceRow]:
     return held
 
 
+_PENDING_MOVES = "wattx.balances.pending_moves"
+
+
+def _pending_moves(session: AsyncSession) -> dict[tuple[str, str], tuple[int, int]]:
+    """Moves of rows this transaction has not read yet: (free, locked) by key."""
+    moves: dict[tuple[str, str], tuple[int, int]] = session.info.setdefault(_PENDING_MOVES, {})
+    return moves
+
+
+def _hold(session: AsyncSession, row: BalanceRow) -> None:
+    """Remember a row read for update, with the moves that were waiting for it."""
+    key = (row.account_id, row.asset)
+    _held_rows(session)[key] = row
+    pending = _pending_moves(session).pop(key, None)
+    if pending is not None:
+        row.free += pending[0]
+        row.locked += pending[1]
+
+
 def _new_zero_row(session: AsyncSession, account_id: str, asset: str) -> BalanceRow:
     row = BalanceRow(account_id=account_id, asset=asset, free=0, locked=0)
     session.add(row)
     return row
 
 
+@event.listens_for(Session, "before_commit")
+def _refuse_unapplied_moves(session: Session) -> None:
+    # A move never applied would vanish with the commit: a defect, so nothing commits.
+    if session.info.get(_PENDING_MOVES):
+        raise RuntimeError("balance moves were not applied before the commit")
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_held_rows(session: Session, _previous: SessionTransaction) -> None:
     # A rollback (also to a savepoint) may release locks and discard new rows.
     session.info.pop(_HELD_ROWS, None)
+    session.info.pop(_PENDING_MOVES, None)

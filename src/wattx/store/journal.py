@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import MeterRow, TradeRow
@@ -29,6 +31,34 @@ def record(
                 account_id=account_id, asset=asset, amount=amount, kind=kind, ref=ref, at=at
             )
         )
+
+
+def entry(
+    account_id: str,
+    asset: str,
+    amount: int,
+    *,
+    kind: str,
+    at: datetime,
+    ref: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one journal entry, for :func:`record_many`."""
+    return {
+        "account_id": account_id,
+        "asset": asset,
+        "amount": amount,
+        "kind": kind,
+        "ref": ref,
+        "at": at,
+    }
+
+
+async def record_many(session: AsyncSession, entries: Sequence[dict[str, Any]]) -> None:
+    """Journal many changes (made by :func:`entry`) in one statement, without ORM objects;
+    entries of zero are left out, as :func:`record` leaves them out."""
+    kept = [columns for columns in entries if columns["amount"]]
+    if kept:
+        await session.execute(insert(LedgerEntryRow), kept)
 
 
 async def entries(

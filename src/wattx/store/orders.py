@@ -145,6 +145,11 @@ async def orders_for_update(
     return found
 
 
+def held_order_row(session: AsyncSession, order_id: str) -> OrderRecord | None:
+    """The row, when this transaction has created it or read it for update (no round trip)."""
+    return _held_rows(session).get(order_id)
+
+
 def hold_order_rows(session: AsyncSession, rows: Iterable[NewOrderRow]) -> None:
     """Remember new rows for :func:`orders_for_update` and write them before the session's
     next statement, flush or commit."""

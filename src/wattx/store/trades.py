@@ -2,40 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Trade
 from wattx.store.models import TradeRow
 
 
-def trade_row(trade: Trade, at: datetime) -> TradeRow:
-    return TradeRow(
-        id=trade.id,
-        seq=trade.seq,
-        epoch_id=trade.epoch_id,
-        zone=trade.zone,
-        buy_order_id=trade.buy_order_id,
-        sell_order_id=trade.sell_order_id,
-        buyer=trade.buyer,
-        seller=trade.seller,
-        buyer_zone=trade.buyer_zone,
-        seller_zone=trade.seller_zone,
-        qty_wh=trade.qty_wh,
-        delivered_wh=trade.delivered_wh,
-        price=trade.price,
-        value=trade.value,
-        buyer_fee=trade.buyer_fee,
-        seller_fee=trade.seller_fee,
-        wheeling_fee=trade.wheeling_fee,
-        executed_at=trade.executed_at or at,
-    )
+def trade_columns(trade: Trade, at: datetime) -> dict[str, Any]:
+    """The columns of a new trade row (executed at ``at`` when the trade has no time)."""
+    return {
+        "id": trade.id,
+        "seq": trade.seq,
+        "epoch_id": trade.epoch_id,
+        "zone": trade.zone,
+        "buy_order_id": trade.buy_order_id,
+        "sell_order_id": trade.sell_order_id,
+        "buyer": trade.buyer,
+        "seller": trade.seller,
+        "buyer_zone": trade.buyer_zone,
+        "seller_zone": trade.seller_zone,
+        "qty_wh": trade.qty_wh,
+        "delivered_wh": trade.delivered_wh,
+        "price": trade.price,
+        "value": trade.value,
+        "buyer_fee": trade.buyer_fee,
+        "seller_fee": trade.seller_fee,
+        "wheeling_fee": trade.wheeling_fee,
+        "executed_at": trade.executed_at or at,
+    }
+
+
+async def insert_trades(session: AsyncSession, columns: Sequence[dict[str, Any]]) -> None:
+    """Insert new trades given by :func:`trade_columns` in one statement (no ORM objects)."""
+    await session.execute(insert(TradeRow), list(columns))
 
 
 def trade_from_row(row: TradeRow) -> Trade:
-    """The domain trade a stored row holds (the inverse of :func:`trade_row`)."""
+    """The domain trade a stored row holds (the inverse of :func:`trade_columns`)."""
     return Trade(
         id=row.id,
         epoch_id=row.epoch_id,

@@ -10,13 +10,20 @@ moves between free and locked are not.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Side, Trade
 from wattx.services.errors import InsufficientBalanceError
 from wattx.store import journal
-from wattx.store.balances import FEE_ACCOUNT, GRID_ACCOUNT, Asset, balance_for_update
+from wattx.store.balances import (
+    FEE_ACCOUNT,
+    GRID_ACCOUNT,
+    Asset,
+    balance_for_update,
+    move_balance,
+)
 
 
 def escrow_asset(side: Side) -> Asset:
@@ -90,53 +97,38 @@ async def release_escrow(
     row.free += amount
 
 
-async def transfer_for_trade(
-    session: AsyncSession, trade: Trade, *, lock: bool, at: datetime
-) -> None:
-    """Move a trade's amounts out of both escrows, to the counterparty and the fee account.
+def transfer_for_trade(
+    session: AsyncSession, trade: Trade, *, at: datetime
+) -> list[dict[str, Any]]:
+    """Move a trade's amounts out of both escrows, to the counterparty and the fee account,
+    and return the journal entries of the moves for the caller to record
+    (:func:`wattx.store.journal.record_many`) in the same transaction.
 
     Buyer: locked credit pays value + wheeling + fee; receives the delivered Wh.
     Seller: locked energy gives qty_wh; receives value - fee. The loss
     (qty_wh - delivered_wh) goes to the grid account, so energy is conserved.
     Journaled at the trade's execution time (``at`` when it has none), as the
     trade row stores it.
+
+    The moves use :func:`wattx.store.balances.move_balance`: rows the transaction holds
+    change at once, the others when it reads them (so a batch of trades reads its
+    counterparties' balances once; :func:`~wattx.store.balances.lock_moved_balances`).
     """
     at, ref = trade.executed_at or at, trade.id
-    buyer_credit = await balance_for_update(session, trade.buyer, Asset.CREDIT, lock=lock)
-    buyer_credit.locked -= trade.buyer_pays
-    journal.record(
-        session, trade.buyer, Asset.CREDIT.value, -trade.buyer_pays, kind="purchase", at=at, ref=ref
-    )
-    seller_energy = await balance_for_update(session, trade.seller, Asset.ENERGY, lock=lock)
-    seller_energy.locked -= trade.qty_wh
-    journal.record(
-        session, trade.seller, Asset.ENERGY.value, -trade.qty_wh, kind="sale", at=at, ref=ref
-    )
-    await credit(
-        session,
-        trade.buyer,
-        Asset.ENERGY,
-        trade.delivered_wh,
-        lock=lock,
-        kind="purchase",
-        at=at,
-        ref=ref,
-    )
-    await credit(
-        session,
-        trade.seller,
-        Asset.CREDIT,
-        trade.seller_receives,
-        lock=lock,
-        kind="sale",
-        at=at,
-        ref=ref,
-    )
-    await credit(
-        session, FEE_ACCOUNT, Asset.CREDIT, trade.fees, lock=lock, kind="fee", at=at, ref=ref
-    )
     loss = trade.qty_wh - trade.delivered_wh
-    if loss:
-        await credit(
-            session, GRID_ACCOUNT, Asset.ENERGY, loss, lock=lock, kind="loss", at=at, ref=ref
-        )
+    moves = (
+        (trade.buyer, Asset.CREDIT, 0, -trade.buyer_pays, "purchase"),
+        (trade.seller, Asset.ENERGY, 0, -trade.qty_wh, "sale"),
+        (trade.buyer, Asset.ENERGY, trade.delivered_wh, 0, "purchase"),
+        (trade.seller, Asset.CREDIT, trade.seller_receives, 0, "sale"),
+        (FEE_ACCOUNT, Asset.CREDIT, trade.fees, 0, "fee"),
+        (GRID_ACCOUNT, Asset.ENERGY, loss, 0, "loss"),
+    )
+    entries = []
+    for account, asset, free, locked, kind in moves:
+        if free or locked:
+            move_balance(session, account, asset, free=free, locked=locked)
+            entries.append(
+                journal.entry(account, asset.value, free + locked, kind=kind, at=at, ref=ref)
+            )
+    return entries

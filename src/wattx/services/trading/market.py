@@ -103,7 +103,7 @@ from wattx.services.onchain.ledger import escrow_asset, lock_escrow, release_esc
 from wattx.services.principal import Principal
 from wattx.services.trading.market_events import books_touched, order_event, trade_event
 from wattx.services.trading.market_metrics import MarketMetrics
-from wattx.services.trading.market_persistence import record_engine_changes
+from wattx.services.trading.market_persistence import EngineChanges, record_engine_changes
 from wattx.services.trading.views import (
     order_row_view,
     order_view,
@@ -1191,6 +1191,7 @@ class MarketService:
                     lock=self._db.locks_rows,
                 )
                 seen = await _BatchLookups.load(session, batch)
+                changes = EngineChanges(session, at=now, lock=self._db.locks_rows)
                 for pending in batch:
                     if pending.inbox_id is not None and pending.inbox_id not in live:
                         outcomes.append(
@@ -1199,7 +1200,7 @@ class MarketService:
                         continue
                     try:
                         outcome, result = await self._submit_one(
-                            session, engine, pending, now, seen
+                            session, engine, pending, now, seen, changes
                         )
                     except DomainError as refused:
                         outcomes.append(refused)
@@ -1207,6 +1208,7 @@ class MarketService:
                     outcomes.append(outcome)
                     if result is not None:
                         accepted.append(result)
+                await changes.write()
                 if live:
                     answers: dict[int, list[dict[str, Any]]] = {}
                     for pending, answered in zip(batch, outcomes, strict=True):
@@ -1241,6 +1243,7 @@ class MarketService:
         pending: _PendingSubmission,
         now: datetime,
         seen: _BatchLookups,
+        changes: EngineChanges,
     ) -> tuple[Submission, SubmitResult | None]:
         """One submission inside the batch's transaction; a refusal leaves no change."""
         principal, request, key = pending.principal, pending.request, pending.key
@@ -1275,9 +1278,7 @@ class MarketService:
             result.order, escrow_asset=asset.value, escrow=escrow, at=now
         )
         touched = [o for o in result.touched if o.id != result.order.id]
-        await record_engine_changes(
-            session, new_rows=[row], changed=touched, trades=result.trades, at=now, lock=locks
-        )
+        await changes.add(new_rows=[row], changed=touched, trades=result.trades)
         body = {
             "order": order_view(result.order),
             "trades": [trade_view(t) for t in result.trades],
