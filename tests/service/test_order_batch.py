@@ -5,6 +5,8 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +276,24 @@ def test_the_documented_limits_are_the_service_limits() -> None:
     section = doc.split("### Batches", 1)[1].split("\n## ", 1)[0]
     assert f"**{ORDER_BATCH_LIMIT:,}** orders per request" in section
     assert f"**{ORDER_BATCH_MAX_BYTES // 1024} KiB**" in section
+
+
+async def test_a_batch_tells_watchers_of_each_book_once_after_its_orders(
+    api: ApiClient, market: tuple[User, User]
+) -> None:
+    seller, _ = market
+    stream = api.state.bus.subscribe()
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)  # the subscription is registered once the stream waits
+    placed = await _post(api, seller, [_sell(100, 90_000 + i) for i in range(3)])
+    assert placed["placed"] == 3
+    seen = [await asyncio.wait_for(waiting, timeout=5)]
+    with contextlib.suppress(TimeoutError):
+        while True:
+            seen.append(await asyncio.wait_for(anext(stream), timeout=0.5))
+    assert [(e.type.value, e.data.get("zone")) for e in seen] == [
+        ("order.created", "main"),
+        ("order.created", "main"),
+        ("order.created", "main"),
+        ("book.updated", "main"),
+    ]

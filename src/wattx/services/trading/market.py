@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -771,7 +772,7 @@ class MarketService:
                     await self._resync()
                 raise
             self._unclosed.add(result.order.epoch_id)
-            self._count(result.order, result.trades)
+            self._count([result])
             events.append(order_event(EventType.ORDER_CANCELLED, old))
             events.append(order_event(EventType.ORDER_CREATED, result.order))
             events.extend(trade_event(trade) for trade in result.trades)
@@ -1230,10 +1231,16 @@ class MarketService:
         events: list[Event] = []
         for result in accepted:
             self._unclosed.add(result.order.epoch_id)
-            self._count(result.order, result.trades)
             events.append(order_event(EventType.ORDER_CREATED, result.order))
             events.extend(trade_event(trade) for trade in result.trades)
-            events.extend(books_touched([result.order, *result.touched], result.trades))
+        self._count(accepted)
+        # One "refetch this book" per book the transaction changed, after its orders and trades.
+        events.extend(
+            books_touched(
+                [order for result in accepted for order in (result.order, *result.touched)],
+                [trade for result in accepted for trade in result.trades],
+            )
+        )
         return outcomes, events
 
     async def _submit_one(
@@ -1394,11 +1401,21 @@ class MarketService:
             open_for_orders=epoch_id not in self._closed and now < epoch.gate_closure,
         )
 
-    def _count(self, order: Order, trades: Sequence[Trade]) -> None:
-        self._metrics.orders.labels(order.zone, order.side.value).inc()
-        for trade in trades:
-            self._metrics.trades.labels(trade.zone).inc()
-            self._metrics.traded_wh.labels(trade.zone).inc(trade.qty_wh)
+    def _count(self, accepted: Sequence[SubmitResult]) -> None:
+        """Count placed orders and their trades: one increment per series, not per order."""
+        orders: Counter[tuple[str, str]] = Counter()
+        trades: Counter[str] = Counter()
+        traded_wh: Counter[str] = Counter()
+        for result in accepted:
+            orders[(result.order.zone, result.order.side.value)] += 1
+            for trade in result.trades:
+                trades[trade.zone] += 1
+                traded_wh[trade.zone] += trade.qty_wh
+        for (zone, side), count in orders.items():
+            self._metrics.orders.labels(zone, side).inc(count)
+        for zone, count in trades.items():
+            self._metrics.trades.labels(zone).inc(count)
+            self._metrics.traded_wh.labels(zone).inc(traded_wh[zone])
 
     async def _rebuild_from_database(self) -> None:
         async with self._db.read() as session:
