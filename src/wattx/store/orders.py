@@ -10,12 +10,15 @@ construction, its state tracking and its share of the unit of work. They are
 written with one multi-row ``INSERT`` (and, for those a later step of the same
 transaction changed after that, one ``UPDATE`` each) before the session runs
 any ORM statement, before it flushes and before it commits: every query of
-the transaction sees them, and the commit includes them.
+the transaction sees them, and the commit includes them. A writer that knows
+when it is done creating them calls :func:`write_new_rows`, which on PostgreSQL
+sends the new ones with ``COPY`` instead (:mod:`wattx.store.copy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side
+from wattx.store.copy import copies, copy_records
 from wattx.store.models import OrderRow
 from wattx.store.pairs import pair_filters
 
@@ -71,6 +75,8 @@ class NewOrderRow:
 
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(NewOrderRow) if f.name != "written")
+_record = operator.attrgetter(*_COLUMNS)
+"""A new row's values in :data:`_COLUMNS` order, as ``COPY`` takes them."""
 
 OrderRecord = OrderRow | NewOrderRow
 """An order row a write transaction holds: read from the database or created by it."""
@@ -249,6 +255,23 @@ _UPDATE = (
         escrow_remaining=bindparam("b_escrow_remaining"),
     )
 )
+
+
+async def write_new_rows(session: AsyncSession) -> None:
+    """Write the new rows now (as the session would before its next statement): on
+    PostgreSQL those not yet written in one ``COPY``, the rest as one statement each."""
+    rows: list[NewOrderRow] | None = session.info.get(_NEW_ROWS)
+    if not rows:
+        return
+    if copies(session):
+        fresh = [row for row in rows if row.written is None]
+        if fresh:
+            await copy_records(
+                session, OrderRow.__tablename__, _COLUMNS, [_record(row) for row in fresh]
+            )
+            for row in fresh:
+                row.written = row.changing()
+    await session.run_sync(_write_new_rows)
 
 
 def _write_new_rows(session: Session) -> None:

@@ -7,14 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Executable, bindparam, insert, select, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.metering import EpochEnergy, Reading
+from wattx.store.copy import copies, copy_records
 from wattx.store.models_metering import (
     MeterAlertRow,
     MeterEpochEnergyRow,
@@ -170,33 +169,14 @@ _reading_record = operator.itemgetter(*_READING_COLUMNS)
 async def insert_readings(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert readings given as column values, in the session's transaction, without ORM
     objects (building and flushing those was most of the cost of ingest): on PostgreSQL
-    with ``COPY`` (binary, one round trip, no statement to parse; rows reach their month's
-    partition as an insert's would), elsewhere as one multi-row statement."""
-    if session.get_bind().dialect.name != "postgresql":
+    with ``COPY`` (:mod:`wattx.store.copy`; rows reach their month's partition as an
+    insert's would), elsewhere as one multi-row statement."""
+    if not copies(session):
         await session.execute(insert(ReadingRow), list(rows))
         return
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert isinstance(driver, asyncpg.Connection)
-    if not driver.is_in_transaction():
-        # The driver's adapter sends BEGIN with the session's first statement; COPY goes
-        # around the adapter, so without one before it, it would commit on its own.
-        await session.execute(select(1))
-    records = list(map(_reading_record, rows))
-    try:
-        await driver.copy_records_to_table(
-            ReadingRow.__tablename__, columns=_READING_COLUMNS, records=records
-        )
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise sa_exc.IntegrityError(_COPY_STATEMENT, None, exc) from exc
-    except asyncpg.PostgresError as exc:
-        # Its SQLSTATE tells a storage failure (503) from a bug, as for any statement.
-        raise sa_exc.DBAPIError(_COPY_STATEMENT, None, exc) from exc
-    except (asyncpg.InterfaceError, OSError) as exc:
-        raise sa_exc.InterfaceError(_COPY_STATEMENT, None, exc) from exc
-
-
-_COPY_STATEMENT = "COPY readings FROM STDIN (binary)"
+    await copy_records(
+        session, ReadingRow.__tablename__, _READING_COLUMNS, list(map(_reading_record, rows))
+    )
 
 
 async def insert_alerts(session: AsyncSession, rows: Sequence[MeterAlertRow]) -> None:

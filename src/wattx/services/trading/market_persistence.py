@@ -92,7 +92,9 @@ class EngineChanges:
                 self._release_if_final(row)
 
     async def write(self) -> None:
-        """Read the rows left for later, change them and write trades and journal entries."""
+        """Write the new orders, read the rows left for later and change them, and write
+        trades and journal entries."""
+        await order_repo.write_new_rows(self._session)
         if self._unread:
             for row in await self._read(sorted(self._unread)):
                 self._release_if_final(row)
