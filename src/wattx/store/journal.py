@@ -26,11 +26,7 @@ def record(
 ) -> None:
     """Journal a change of ``account_id``'s holding of ``asset`` (nothing for zero)."""
     if amount:
-        session.add(
-            LedgerEntryRow(
-                account_id=account_id, asset=asset, amount=amount, kind=kind, ref=ref, at=at
-            )
-        )
+        session.add(LedgerEntryRow(**entry(account_id, asset, amount, kind=kind, at=at, ref=ref)))
 
 
 def entry(

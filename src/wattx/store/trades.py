@@ -13,8 +13,9 @@ from wattx.domain import Trade
 from wattx.store.models import TradeRow
 
 
-def trade_columns(trade: Trade, at: datetime) -> dict[str, Any]:
-    """The columns of a new trade row (executed at ``at`` when the trade has no time)."""
+def trade_columns(trade: Trade, at: datetime | None) -> dict[str, Any]:
+    """The columns of a new trade row (executed at ``at`` when the trade has no time), in
+    the order of its table."""
     return {
         "id": trade.id,
         "seq": trade.seq,

@@ -7,6 +7,7 @@ from typing import Any
 
 from wattx.domain import Order, Trade
 from wattx.store.models import OrderRow, TradeRow
+from wattx.store.trades import trade_columns
 
 
 def order_view(order: Order) -> dict[str, Any]:
@@ -50,26 +51,9 @@ def order_row_view(row: OrderRow) -> dict[str, Any]:
 
 
 def trade_view(trade: Trade) -> dict[str, Any]:
-    return {
-        "id": trade.id,
-        "seq": trade.seq,
-        "epoch_id": trade.epoch_id,
-        "zone": trade.zone,
-        "buy_order_id": trade.buy_order_id,
-        "sell_order_id": trade.sell_order_id,
-        "buyer": trade.buyer,
-        "seller": trade.seller,
-        "buyer_zone": trade.buyer_zone,
-        "seller_zone": trade.seller_zone,
-        "qty_wh": trade.qty_wh,
-        "delivered_wh": trade.delivered_wh,
-        "price": trade.price,
-        "value": trade.value,
-        "buyer_fee": trade.buyer_fee,
-        "seller_fee": trade.seller_fee,
-        "wheeling_fee": trade.wheeling_fee,
-        "executed_at": trade.executed_at.isoformat() if trade.executed_at else None,
-    }
+    view = trade_columns(trade, None)
+    view["executed_at"] = trade.executed_at.isoformat() if trade.executed_at else None
+    return view
 
 
 def trade_row_view(row: TradeRow) -> dict[str, Any]:
