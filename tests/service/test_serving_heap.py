@@ -43,19 +43,22 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_what_lives() -> None
     assert int(out.split()[1]) > 0
 
 
-def test_start_up_collects_seldom_then_settling_puts_the_thresholds_back() -> None:
+def test_start_up_and_serving_collect_seldom_then_the_thresholds_come_back() -> None:
     out = _run(
         """
         import gc
-        from wattx.cli.heap import START_UP_THRESHOLDS, settle_heap, start_up_collections
+        from wattx.cli.heap import (
+            SERVING_THRESHOLDS, START_UP_THRESHOLDS, settle_heap, start_up_collections
+        )
 
         default = gc.get_threshold()
         assert START_UP_THRESHOLDS[0] > default[0]
+        assert SERVING_THRESHOLDS[0] > default[0]
         with start_up_collections():
             assert gc.get_threshold() == START_UP_THRESHOLDS
             assert gc.isenabled(), "garbage made while starting must still be collected"
-            settle_heap()  # the service listens: collected, frozen, thresholds back
-            assert gc.get_threshold() == default
+            settle_heap()  # the service listens: collected, frozen, serving thresholds
+            assert gc.get_threshold() == SERVING_THRESHOLDS
         assert gc.get_threshold() == default
         try:
             with start_up_collections():
@@ -66,7 +69,7 @@ def test_start_up_collects_seldom_then_settling_puts_the_thresholds_back() -> No
         gc.set_threshold(1000, 5, 5)
         with start_up_collections():
             settle_heap()
-            assert gc.get_threshold() == (1000, 5, 5), "not the caller's own thresholds"
+        assert gc.get_threshold() == (1000, 5, 5), "not the caller's own thresholds"
         settle_heap()  # outside a start-up: thresholds left as they are
         assert gc.get_threshold() == (1000, 5, 5)
         print("ok")

@@ -1,5 +1,7 @@
-"""The garbage collector around a service's start: seldom while it starts, then told to
-leave what start-up built alone."""
+"""The garbage collector of a service process: seldom while it starts, told to leave
+what start-up built alone once it listens, and seldom enough while it serves that the
+objects each write batch holds for a moment do not make the whole heap walked again
+and again."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from collections.abc import Iterator
 
 START_UP_THRESHOLDS = (50_000, 20, 100)
 """The collector's thresholds while a service starts (the interpreter's are 700, 10, 10)."""
+
+SERVING_THRESHOLDS = (50_000, 20, 10)
+"""The collector's thresholds once a service listens (see :func:`settle_heap`)."""
 
 
 @contextlib.contextmanager
@@ -21,36 +26,44 @@ def start_up_collections() -> Iterator[None]:
     they were made (about a tenth of a start's CPU) and found little garbage among them.
     Here the youngest objects are collected every 50,000 allocations, so garbage made while
     starting (a long chain journal replayed, say) is still collected, and the whole heap
-    is walked far less often. :func:`settle_heap` puts the thresholds back once the service
-    listens; so does the end of this block, whatever happened.
+    is walked far less often. :func:`settle_heap` sets :data:`SERVING_THRESHOLDS` once the
+    service listens; the end of this block puts the thresholds from before it back,
+    whatever happened.
     """
     before = gc.get_threshold()
     gc.set_threshold(*START_UP_THRESHOLDS)
-    _settled_thresholds.append(before)
+    _serving.append(True)
     try:
         yield
     finally:
-        _settled_thresholds.pop()
+        _serving.pop()
         gc.set_threshold(*before)
 
 
-_settled_thresholds: list[tuple[int, int, int]] = []
-"""The thresholds :func:`settle_heap` restores: those from before the innermost
-:func:`start_up_collections` still open."""
+_serving: list[bool] = []
+"""One entry per :func:`start_up_collections` block open: :func:`settle_heap` sets the
+serving thresholds only inside one."""
 
 
 def settle_heap() -> None:
-    """Collect start-up garbage, then leave what remains out of later full collections.
+    """Collect start-up garbage, then leave what remains out of later full collections,
+    and (inside :func:`start_up_collections`) collect as :data:`SERVING_THRESHOLDS` say.
 
     Start-up imports the contract compiler, the solver and the web stack:
     hundreds of thousands of objects that live as long as the process. Every
     full collection of the cyclic garbage collector walked all of them (about
     0.3 s on the 2-core machine), stalling every request in flight; frozen,
-    they are never walked again. Objects made afterwards (orders, sessions,
-    responses) are collected as before, with the thresholds from before
-    :func:`start_up_collections`.
+    they are never walked again.
+
+    Objects made afterwards (orders, sessions, responses) are collected, but not every
+    700 allocations: the market writer's batch of a thousand orders holds tens of
+    thousands of objects for a tenth of a second, and at the interpreter's thresholds
+    the collector moved them to the oldest generation, where they soon set off a full
+    collection, walking the whole book each time (a sixth of the service's CPU in the
+    batch benchmark, ``docs/operations.md``). Collected every 50,000 allocations, few of
+    them live long enough to be moved.
     """
     gc.collect()
     gc.freeze()
-    if _settled_thresholds:
-        gc.set_threshold(*_settled_thresholds[-1])
+    if _serving:
+        gc.set_threshold(*SERVING_THRESHOLDS)
