@@ -1179,6 +1179,7 @@ class MarketService:
         now = self._clock.now()
         outcomes: list[Submission | DomainError] = []
         accepted: list[SubmitResult] = []
+        bodies: list[dict[str, Any]] = []  # the answer's body of each accepted submission
         try:
             async with self._db.write() as session:
                 await self._fence(session)
@@ -1209,6 +1210,7 @@ class MarketService:
                     outcomes.append(outcome)
                     if result is not None:
                         accepted.append(result)
+                        bodies.append(outcome.body)
                 await changes.write()
                 if live:
                     answers: dict[int, list[dict[str, Any]]] = {}
@@ -1229,10 +1231,11 @@ class MarketService:
             raise
         # The transaction is committed: only now may anyone hear of it.
         events: list[Event] = []
-        for result in accepted:
+        for result, body in zip(accepted, bodies, strict=True):
             self._unclosed.add(result.order.epoch_id)
-            events.append(order_event(EventType.ORDER_CREATED, result.order))
-            events.extend(trade_event(trade) for trade in result.trades)
+            # The events carry the views the answers carry (built once).
+            events.append(order_event(EventType.ORDER_CREATED, result.order, body["order"]))
+            events.extend(map(trade_event, result.trades, body["trades"]))
         self._count(accepted)
         # One "refetch this book" per book the transaction changed, after its orders and trades.
         events.extend(

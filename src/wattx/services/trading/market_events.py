@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from wattx.bus.events import Event, EventType
 from wattx.domain import Order, Trade
 from wattx.services.trading.views import order_view, trade_view
 
 
-def order_event(kind: EventType, order: Order) -> Event:
-    return Event(kind, order_view(order), audience=frozenset({order.owner}))
+def order_event(kind: EventType, order: Order, view: dict[str, Any] | None = None) -> Event:
+    """``view``: the order's :func:`order_view` when the caller has it already (an answer's,
+    shared: neither the answer nor the event changes it)."""
+    data = view if view is not None else order_view(order)
+    return Event(kind, data, audience=frozenset({order.owner}))
 
 
-def trade_event(trade: Trade) -> Event:
-    return Event(
-        EventType.TRADE_EXECUTED, trade_view(trade), audience=frozenset({trade.buyer, trade.seller})
-    )
+def trade_event(trade: Trade, view: dict[str, Any] | None = None) -> Event:
+    """``view``: as for :func:`order_event`, the trade's :func:`trade_view`."""
+    data = view if view is not None else trade_view(trade)
+    return Event(EventType.TRADE_EXECUTED, data, audience=frozenset({trade.buyer, trade.seller}))
 
 
 def book_event(zone: str, epoch_id: int) -> Event:
