@@ -14,19 +14,10 @@ from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_statements import LedgerEntryRow, ZoneTariffRow
 
 
-def record(
-    session: AsyncSession,
-    account_id: str,
-    asset: str,
-    amount: int,
-    *,
-    kind: str,
-    at: datetime,
-    ref: str | None = None,
-) -> None:
-    """Journal a change of ``account_id``'s holding of ``asset`` (nothing for zero)."""
-    if amount:
-        session.add(LedgerEntryRow(**entry(account_id, asset, amount, kind=kind, at=at, ref=ref)))
+def record(session: AsyncSession, columns: dict[str, Any]) -> None:
+    """Journal one change made by :func:`entry` (nothing for zero)."""
+    if columns["amount"]:
+        session.add(LedgerEntryRow(**columns))
 
 
 def entry(
@@ -38,7 +29,8 @@ def entry(
     at: datetime,
     ref: str | None = None,
 ) -> dict[str, Any]:
-    """The columns of one journal entry, for :func:`record_many`."""
+    """The columns of one journal entry: a change of ``account_id``'s holding of ``asset``,
+    for :func:`record` or :func:`record_many`."""
     return {
         "account_id": account_id,
         "asset": asset,

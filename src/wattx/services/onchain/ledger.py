@@ -45,7 +45,7 @@ async def credit(
     """Raise the free balance, journaled as ``kind`` at ``at``."""
     row = await balance_for_update(session, account, asset, lock=lock)
     row.free += amount
-    journal.record(session, account, asset.value, amount, kind=kind, at=at, ref=ref)
+    journal.record(session, journal.entry(account, asset.value, amount, kind=kind, at=at, ref=ref))
 
 
 async def debit_free(
@@ -69,7 +69,7 @@ async def debit_free(
             required=amount,
         )
     row.free -= amount
-    journal.record(session, account, asset.value, -amount, kind=kind, at=at, ref=ref)
+    journal.record(session, journal.entry(account, asset.value, -amount, kind=kind, at=at, ref=ref))
 
 
 async def lock_escrow(

@@ -151,11 +151,9 @@ class RetirementService:
             energy.free -= qty_wh
             journal.record(
                 session,
-                user_id,
-                Asset.ENERGY.value,
-                -qty_wh,
-                kind="retirement",
-                at=self._clock.now(),
+                journal.entry(
+                    user_id, Asset.ENERGY.value, -qty_wh, kind="retirement", at=self._clock.now()
+                ),
             )
             row = RetirementRow(
                 user_id=user_id,
