@@ -68,9 +68,10 @@ class EngineChanges:
         """Record new orders, orders the engine changed and its trades, in that order."""
         session = self._session
         order_repo.hold_order_rows(session, new_rows)
-        involved: dict[str, Order | None] = {row.id: None for row in new_rows}
+        # The orders this result touched, in order (a dict as an ordered set).
+        involved = dict.fromkeys(row.id for row in new_rows)
         for order in changed:
-            involved[order.id] = order
+            involved[order.id] = None
             row = order_repo.held_order_row(session, order.id)
             if row is None:
                 self._unread_of(order.id).order = order
