@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
+from wattx.api import order_answers
 from wattx.api.auth import CurrentPrincipal, State
 from wattx.api.input import StrictJsonRoute
 from wattx.api.problems import problem_type
@@ -76,11 +77,12 @@ async def submit_order(
     )
     outcome = await state.market.submit(principal, request, idempotency_key=idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    answer = {**outcome.body, "trades": _seen(outcome.body["trades"], principal)}
-    # Validated and serialised once here; returning the model would have FastAPI
-    # validate it a second time on the busiest route.
+    trades = _seen(outcome.body["trades"], principal)
+    # Rendered here, as SubmitOut renders it (wattx.api.order_answers); returning the
+    # model would have FastAPI validate it a second time on the busiest route.
+    render = order_answers.modelled_answer if outcome.replayed else order_answers.placed_answer
     return Response(
-        SubmitOut.model_validate(answer).model_dump_json(),
+        render(outcome.body, trades),
         status_code=outcome.status_code,
         media_type="application/json",
         headers=headers,
@@ -135,7 +137,7 @@ async def submit_order_batch(
         "refused": len(results) - placed - replayed,
     }
     return Response(
-        OrderBatchOut.model_validate(answer).model_dump_json(),
+        order_answers.to_json(answer),
         status_code=207 if answer["refused"] else 201,
         media_type="application/json",
     )
@@ -153,14 +155,20 @@ def _batch_item(outcome: Submission | DomainError, principal: Principal) -> dict
         }
         if outcome.context:
             problem["context"] = outcome.context
-        return {"status": outcome.http_status, "replayed": False, "problem": problem}
-    return {
-        "status": outcome.status_code,
-        "replayed": outcome.replayed,
-        "problem": None,
-        "order": outcome.body["order"],
-        "trades": _seen(outcome.body["trades"], principal),
-    }
+        return order_answers.modelled_item(
+            {"status": outcome.http_status, "replayed": False, "problem": problem}
+        )
+    trades = _seen(outcome.body["trades"], principal)
+    if not outcome.replayed:
+        return order_answers.placed_item(outcome.body["order"], trades)
+    return order_answers.modelled_item(
+        {
+            "status": outcome.status_code,
+            "replayed": True,
+            "order": outcome.body["order"],
+            "trades": trades,
+        }
+    )
 
 
 @router.get("/orders")
