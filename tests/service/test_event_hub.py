@@ -26,7 +26,7 @@ async def test_a_waiting_stream_gets_the_next_event_and_keepalives_between() -> 
 
     reader = asyncio.create_task(read())
     await asyncio.sleep(0.2)
-    await hub._append(Event(EventType.TRADE_EXECUTED, {"n": 1}))
+    hub._append(Event(EventType.TRADE_EXECUTED, {"n": 1}))
     await asyncio.wait_for(reader, timeout=2.0)
     assert got[0].startswith(": connected")
     assert ": keep-alive\n\n" in got
@@ -47,7 +47,24 @@ async def test_a_stream_cancelled_while_it_waits_leaves_publishing_free() -> Non
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
-    await asyncio.wait_for(hub._append(Event(EventType.TRADE_EXECUTED, {})), timeout=1.0)
+    hub._append(Event(EventType.TRADE_EXECUTED, {"n": 1}))
+
+    # A stream that waits now is woken by the next event.
+    got: list[str] = []
+
+    async def read_next() -> None:
+        async for chunk in hub.stream(
+            user_id="u-1", sees_everything=True, last_event_id=hub.last_id, keepalive_s=5.0
+        ):
+            got.append(chunk)
+            if "trade.executed" in chunk:
+                return
+
+    reader = asyncio.create_task(read_next())
+    await asyncio.sleep(0.05)
+    hub._append(Event(EventType.TRADE_EXECUTED, {"n": 2}))
+    await asyncio.wait_for(reader, timeout=1.0)
+    assert '"n":2' in got[-1]
 
 
 @given(
@@ -64,7 +81,7 @@ def test_the_events_after_a_cursor_are_the_last_of_each_ring_above_it(
 
     async def fill() -> None:
         for kind in kinds:
-            await hub._append(Event(kind, {}))
+            hub._append(Event(kind, {}))
 
     asyncio.run(fill())
     kept: list[int] = []

@@ -70,9 +70,13 @@ class EventHub:
         self._ring: deque[NumberedEvent] = deque(maxlen=ring_size)
         self._heartbeats: deque[NumberedEvent] = deque(maxlen=ring_size)
         self._last_id = 0
-        # Set, then replaced, at every append: waiters need no lock, so a stream cancelled
-        # while it waits (its client gone, the server stopping) can never leave one held.
+        # Set, then replaced, at an append while streams wait on it: waiters need no lock,
+        # so a stream cancelled while it waits (its client gone, the server stopping) can
+        # never leave one held. With nobody waiting (no stream, or every stream busy
+        # sending) an append leaves it as it is: a batch of a thousand orders is a
+        # thousand events, and an Event each was a cost of its own.
         self._appended = asyncio.Event()
+        self._waiting = 0
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -105,7 +109,7 @@ class EventHub:
                 self._subscribed.set()
                 event = await first
                 while True:
-                    await self._append(event)
+                    self._append(event)
                     event = await anext(stream)
             except Exception as exc:
                 _log.warning("event_hub_resubscribing", error=type(exc).__name__)
@@ -114,12 +118,13 @@ class EventHub:
                     await stream.aclose()  # type: ignore[attr-defined]
             await asyncio.sleep(_RESUBSCRIBE_S)
 
-    async def _append(self, event: Event) -> None:
+    def _append(self, event: Event) -> None:
         self._last_id += 1
         ring = self._heartbeats if event.type in _OWN_RING else self._ring
         ring.append(NumberedEvent(self._last_id, event))
-        appended, self._appended = self._appended, asyncio.Event()
-        appended.set()
+        if self._waiting:
+            appended, self._appended = self._appended, asyncio.Event()
+            appended.set()
 
     async def stream(
         self,
@@ -168,11 +173,14 @@ class EventHub:
         """Wait until an event newer than ``cursor`` exists; False on timeout."""
         if self._last_id > cursor:
             return True
+        self._waiting += 1
         try:
             async with asyncio.timeout(timeout_s):
                 await self._appended.wait()
         except TimeoutError:
             return False
+        finally:
+            self._waiting -= 1
         return True
 
 
