@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from wattx.api import order_answers
 from wattx.api.schemas.market import OrderBatchItemOut, OrderBatchOut, SubmitOut
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade
-from wattx.services.trading.views import order_view, trade_seen_by, trade_view
+from wattx.services.trading.views import order_view, time_text, trade_seen_by, trade_view
 
 texts = st.text(min_size=1, max_size=12)
 amounts = st.integers(min_value=0, max_value=10**15)
@@ -152,3 +152,15 @@ def test_a_whole_batch_answer_is_what_the_model_writes() -> None:
         order_answers.to_json(fast)
         == OrderBatchOut.model_validate(answer).model_dump_json().encode()
     )
+
+
+@given(values=st.lists(times, max_size=6), picks=st.lists(st.integers(0, 5), max_size=12))
+def test_a_views_time_text_is_its_isoformat_however_often_asked(
+    values: list[datetime | None], picks: list[int]
+) -> None:
+    """time_text keeps the last time's text: asking again, for the same object or for
+    another, gives what isoformat gives."""
+    for pick in picks:
+        if values:
+            value = values[pick % len(values)]
+            assert time_text(value) == (None if value is None else value.isoformat())

@@ -3,11 +3,29 @@ idempotency store (which must replay exactly what was first answered)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from wattx.domain import Order, Trade
 from wattx.store.models import OrderRow, TradeRow
 from wattx.store.trades import trade_columns
+
+_last_time: tuple[datetime | None, str | None] = (None, None)
+
+
+def time_text(value: datetime | None) -> str | None:
+    """``value.isoformat()`` (``None`` for ``None``), kept for the last time asked.
+
+    The orders and trades of one write transaction share its time, the same object,
+    and ``isoformat`` cost more than the rest of a view. The last time and its text
+    are one tuple, replaced at once, so a thread never reads one without the other."""
+    global _last_time
+    last, text = _last_time
+    if value is last:
+        return text
+    text = None if value is None else value.isoformat()
+    _last_time = (value, text)
+    return text
 
 
 def order_view(order: Order) -> dict[str, Any]:
@@ -21,7 +39,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "qty_wh": order.qty_wh,
         "limit_price": order.limit_price,
         "client_order_id": order.client_order_id,
-        "created_at": order.created_at.isoformat() if order.created_at else None,
+        "created_at": time_text(order.created_at),
         "seq": order.seq,
         "filled_wh": order.filled_wh,
         "cancelled_wh": order.cancelled_wh,
@@ -52,7 +70,7 @@ def order_row_view(row: OrderRow) -> dict[str, Any]:
 
 def trade_view(trade: Trade) -> dict[str, Any]:
     view = trade_columns(trade, None)
-    view["executed_at"] = trade.executed_at.isoformat() if trade.executed_at else None
+    view["executed_at"] = time_text(trade.executed_at)
     return view
 
 
