@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import event, select
 
 from wattx.domain import Order, Side
@@ -52,7 +53,7 @@ async def test_rows_changed_after_writing_are_updated_and_only_they(database_url
             first.filled_wh, first.status, first.escrow_remaining = 400, "partially_filled", 60_000
             third = _row("new-rows-3")
             order_repo.hold_order_rows(session, [third])
-            await order_repo.write_new_rows(session)  # COPY on PostgreSQL
+            await session.scalars(select(OrderRow.id))
             assert updates == [1]  # the first row only
             third.cancelled_wh, third.status = 1_000, "cancelled"
         # The commit wrote the third row's change too, in its own update.
@@ -71,4 +72,41 @@ async def test_rows_changed_after_writing_are_updated_and_only_they(database_url
         )
     finally:
         event.remove(db.write_engine.sync_engine, "before_cursor_execute", count)
+        await db.dispose()
+
+
+async def test_rows_handed_over_are_read_again_and_never_changed_unseen(
+    database_url: str,
+) -> None:
+    """After write_new_rows (COPY on PostgreSQL) the transaction reads its new rows like
+    stored ones; a change to a row object handed over refuses the commit."""
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            row = _row("handed-1")
+            order_repo.hold_order_rows(session, [row])
+            await order_repo.write_new_rows(session)
+            assert order_repo.held_order_row(session, "handed-1") is None
+            found = await order_repo.orders_for_update(session, ["handed-1"], lock=db.locks_rows)
+            stored = found["handed-1"]
+            assert isinstance(stored, OrderRow)
+            stored.filled_wh, stored.status = 1_000, "filled"
+            assert order_repo.held_order_row(session, "handed-1") is stored
+        async with db.read() as session:
+            again = await session.get(OrderRow, "handed-1")
+            assert again is not None
+            assert (again.filled_wh, again.status) == (1_000, "filled")
+
+        async def change_after_handing_over() -> None:
+            async with db.write() as session:
+                lost = _row("handed-2")
+                order_repo.hold_order_rows(session, [lost])
+                await order_repo.write_new_rows(session)
+                lost.cancelled_wh, lost.status = 1_000, "cancelled"
+
+        with pytest.raises(RuntimeError, match="handed over"):
+            await change_after_handing_over()
+        async with db.read() as session:
+            assert await session.get(OrderRow, "handed-2") is None  # nothing committed
+    finally:
         await db.dispose()

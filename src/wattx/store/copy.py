@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -37,8 +36,10 @@ async def copy_records(
     assert isinstance(driver, asyncpg.Connection)
     if not driver.is_in_transaction():
         # The driver's adapter sends BEGIN with the session's first statement; COPY goes
-        # around the adapter, so without one before it, it would commit on its own.
-        await session.execute(select(1))
+        # around the adapter, so without one before it, it would commit on its own. A Core
+        # statement on the connection: an ORM one would first have the session's hooks
+        # write what the caller is about to copy (wattx.store.orders).
+        await connection.exec_driver_sql("SELECT 1")
     statement = f"COPY {table} FROM STDIN (binary)"
     try:
         await driver.copy_records_to_table(table, columns=list(columns), records=records)

@@ -12,7 +12,11 @@ transaction changed after that, one ``UPDATE`` each) before the session runs
 any ORM statement, before it flushes and before it commits: every query of
 the transaction sees them, and the commit includes them. A writer that knows
 when it is done creating them calls :func:`write_new_rows`, which on PostgreSQL
-sends the new ones with ``COPY`` instead (:mod:`wattx.store.copy`).
+sends the new ones with ``COPY`` instead (:mod:`wattx.store.copy`), and hands
+them over to the database: from then on the transaction reads them again (for
+update, as ORM rows) like any stored order, and its statements no longer look
+for changes to them. A handed-over row changed all the same refuses the commit
+(a defect: the change would be lost).
 """
 
 from __future__ import annotations
@@ -92,33 +96,44 @@ class _NewRows:
 
     rows: list[NewOrderRow] = dataclasses.field(default_factory=list)
     written: int = 0
+    # Written and handed over to the database (:func:`write_new_rows`): never to change.
+    released: list[NewOrderRow] = dataclasses.field(default_factory=list)
 
     def unwritten(self) -> list[NewOrderRow]:
         return self.rows[self.written :]
 
     def changed(self) -> list[NewOrderRow]:
         """The written rows whose changing columns differ from what was written."""
-        # _changing(row), inlined: a batch of a thousand orders asks this at each of the
-        # transaction's last few statements, and the call was most of the cost.
-        return [
-            row
-            for row in self.rows[: self.written]
-            if row.written
-            != (
-                row.seq,
-                row.filled_wh,
-                row.cancelled_wh,
-                row.status,
-                row.updated_at,
-                row.escrow_remaining,
-            )
-        ]
+        return _changed(self.rows[: self.written])
+
+    def release(self) -> None:
+        """Every row is written: hand them over (see the module's docstring)."""
+        self.released += self.rows
+        self.rows = []
+        self.written = 0
 
     def mark_written(self, rows: Iterable[NewOrderRow]) -> None:
         """``rows`` (this transaction's unwritten ones, or changed ones) are written now."""
         for row in rows:
             row.written = _changing(row)
         self.written = len(self.rows)
+
+
+def _changed(rows: list[NewOrderRow]) -> list[NewOrderRow]:
+    # _changing(row), inlined: the call was most of the cost for a thousand rows.
+    return [
+        row
+        for row in rows
+        if row.written
+        != (
+            row.seq,
+            row.filled_wh,
+            row.cancelled_wh,
+            row.status,
+            row.updated_at,
+            row.escrow_remaining,
+        )
+    ]
 
 
 OrderRecord = OrderRow | NewOrderRow
@@ -304,7 +319,13 @@ _UPDATE = (
 
 async def write_new_rows(session: AsyncSession) -> None:
     """Write the new rows now (as the session would before its next statement): on
-    PostgreSQL those not yet written in one ``COPY``, the rest as one statement each."""
+    PostgreSQL those not yet written in one ``COPY``, the rest as one statement each;
+    then hand them over to the database.
+
+    The caller is done with them: a later step of the transaction that needs one reads
+    it again (:func:`orders_for_update`), and a change to a row handed over refuses the
+    commit. Before, each of the transaction's last statements compared every new row
+    with what was written of it."""
     new_rows: _NewRows | None = session.info.get(_NEW_ROWS)
     if new_rows is None:
         return
@@ -316,6 +337,10 @@ async def write_new_rows(session: AsyncSession) -> None:
             )
             new_rows.mark_written(fresh)
     await session.run_sync(_write_new_rows)
+    held = _held_rows(session)
+    for row in new_rows.rows:
+        held.pop(row.id, None)
+    new_rows.release()
 
 
 def _write_new_rows(session: Session) -> None:
@@ -363,6 +388,10 @@ def _write_before_flush(session: Session, _flush: UOWTransaction, _instances: ob
 @event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
     _write_new_rows(session)
+    new_rows: _NewRows | None = session.info.get(_NEW_ROWS)
+    if new_rows is not None and _changed(new_rows.released):
+        # The change would vanish with the commit: a defect, so nothing commits.
+        raise RuntimeError("a new order row changed after it was handed over to the database")
 
 
 @event.listens_for(Session, "after_soft_rollback")
