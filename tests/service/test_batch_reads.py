@@ -31,6 +31,8 @@ def _counting_reads(api: ApiClient, reads: dict[str, list[str]]) -> Any:
             for table in reads:
                 if f"from {table}" in text:
                     reads[table].append(statement)
+        elif text.lstrip().startswith("insert into balances") and "inserts" in reads:
+            reads["inserts"].append(statement)
 
     return count
 
@@ -49,7 +51,7 @@ async def test_a_batch_trading_with_five_resting_orders_reads_them_in_one_query(
         assert rested.status_code == 201, rested.text
         buyers.append(buyer)
 
-    reads: dict[str, list[str]] = {"orders": [], "balances": []}
+    reads: dict[str, list[str]] = {"orders": [], "balances": [], "inserts": []}
     count = _counting_reads(api, reads)
     engine = api.state.db.write_engine.sync_engine
     sell = {"side": "sell", "qty_wh": 1_000, "limit_price": 90_000, "zone": "main"}
@@ -65,9 +67,12 @@ async def test_a_batch_trading_with_five_resting_orders_reads_them_in_one_query(
     trades = [trade for result in results for trade in result["trades"]]
     assert len(trades) >= BUYERS  # each sell fills at least one resting buy
     # One read of the resting orders; balances: the seller's escrow, then every
-    # counterparty and fee account the trades moved.
+    # counterparty and fee account the trades moved. On PostgreSQL a row not there yet
+    # (the fee account's, at the market's first trade) is read again once inserted.
     assert len(reads["orders"]) == 1, reads["orders"]
-    assert len(reads["balances"]) == 2, reads["balances"]
+    assert len(reads["balances"]) == (3 if api.state.db.locks_rows else 2), reads["balances"]
+    # Rows that exist are not inserted again: only the fee account's, new, is.
+    assert len(reads["inserts"]) == 1, reads["inserts"]
 
     wallet = await api.wallet(seller)
     assert wallet["energy"] == {"free": 10_000 - 1_000 * BUYERS, "locked": 0}

@@ -77,29 +77,43 @@ async def lock_balances(
     Later :func:`balance_for_update` calls for these keys in the same
     transaction need no round trip. Rows are locked in key order, the order
     every multi-row locker uses, so two of them cannot deadlock each other.
+    On PostgreSQL, rows not there yet are then inserted (``ON CONFLICT DO NOTHING``,
+    in key order too) and read for update in a second statement; the usual case,
+    where every row exists, is the one statement. (Inserting every row first cost a
+    statement per call, compiled anew each time for its number of rows.)
     """
     held = _held_rows(session)
     wanted = sorted({(account, asset.value) for account, asset in keys} - held.keys())
     if not wanted:
         return
+    for row in await _select_balances(session, wanted, lock=lock):
+        _hold(session, row)
+    missing = [key for key in wanted if key not in held]
+    if not missing:
+        return
     if lock:
         await session.execute(
-            pg_insert(BalanceRow)
-            .values([{"account_id": a, "asset": s, "free": 0, "locked": 0} for a, s in wanted])
-            .on_conflict_do_nothing(index_elements=["account_id", "asset"])
+            pg_insert(BalanceRow).on_conflict_do_nothing(index_elements=["account_id", "asset"]),
+            [{"account_id": a, "asset": s, "free": 0, "locked": 0} for a, s in missing],
         )
+        for row in await _select_balances(session, missing, lock=lock):
+            _hold(session, row)
+    else:
+        for account, asset in missing:
+            _hold(session, _new_zero_row(session, account, asset))
+
+
+async def _select_balances(
+    session: AsyncSession, keys: list[tuple[str, str]], *, lock: bool
+) -> Iterable[BalanceRow]:
     query = (
         select(BalanceRow)
-        .where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(wanted))
+        .where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(keys))
         .order_by(BalanceRow.account_id, BalanceRow.asset)
     )
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    for row in await session.scalars(query):
-        _hold(session, row)
-    for account, asset in wanted:
-        if (account, asset) not in held:
-            _hold(session, _new_zero_row(session, account, asset))
+    return await session.scalars(query)
 
 
 def held_balance(session: AsyncSession, account_id: str, asset: Asset) -> BalanceRow | None:
