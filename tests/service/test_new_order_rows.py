@@ -65,6 +65,21 @@ async def test_rows_changed_after_writing_are_updated_and_only_they(database_url
             "partially_filled",
         )
         assert stored["new-rows-1"].escrow_remaining == 60_000
+        # Every column as given, times included (bound by their column type).
+        first_stored = stored["new-rows-2"]
+        assert (first_stored.created_at, first_stored.updated_at) == (AT, AT)
+        assert (first_stored.owner_id, first_stored.side, first_stored.kind) == (
+            "owner-new-rows",
+            "buy",
+            "limit",
+        )
+        assert (first_stored.qty_wh, first_stored.limit_price, first_stored.epoch_id) == (
+            1_000,
+            100_000,
+            1,
+        )
+        assert first_stored.client_order_id is None
+        assert (first_stored.escrow_asset, first_stored.escrow_remaining) == ("credit", 100_000)
         assert (stored["new-rows-2"].filled_wh, stored["new-rows-2"].status) == (0, "open")
         assert (stored["new-rows-3"].cancelled_wh, stored["new-rows-3"].status) == (
             1_000,
