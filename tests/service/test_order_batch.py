@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +286,9 @@ async def test_a_batch_tells_watchers_of_each_book_once_after_its_orders(
     stream = api.state.bus.subscribe()
     waiting = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0)  # the subscription is registered once the stream waits
+    sent = datetime.now(UTC)
     placed = await _post(api, seller, [_sell(100, 90_000 + i) for i in range(3)])
+    answered = datetime.now(UTC)
     assert placed["placed"] == 3
     seen = [await asyncio.wait_for(waiting, timeout=5)]
     with contextlib.suppress(TimeoutError):
@@ -297,3 +300,6 @@ async def test_a_batch_tells_watchers_of_each_book_once_after_its_orders(
         ("order.created", "main"),
         ("book.updated", "main"),
     ]
+    # Told at once, after the commit: one time for all of them.
+    (told,) = {e.at for e in seen}
+    assert sent <= told <= answered

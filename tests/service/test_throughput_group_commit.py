@@ -229,3 +229,38 @@ async def test_a_failed_batch_commit_fails_every_caller_and_leaves_no_trace(
     again = await api.order(buyer, side="buy", qty_wh=300, limit_price=200_000, zone="main")
     assert again.status_code == 201
     assert [t["price"] for t in again.json()["trades"]] == [90_000]
+
+
+async def test_single_and_batch_callers_in_one_transaction_get_their_own_answers(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each caller's answers are its own, in its order, however the writer's transaction
+    groups them: a single order, a batch with a refusal in it, another single order."""
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=100_000)
+    principal = await _principal(api, seller)
+    opened = _count_write_transactions(monkeypatch, api.state.db)
+    market = api.state.market
+    first, batch, last, refused = await asyncio.gather(
+        market.submit(principal, _sell(100, 100_001), idempotency_key=None),
+        market.submit_many(
+            principal,
+            [_sell(200, 100_002), _sell(300, 10), _sell(400, 100_004)],
+            idempotency_key=None,
+        ),
+        market.submit(principal, _sell(500, 100_005), idempotency_key=None),
+        market.submit(principal, _sell(600, 10), idempotency_key=None),
+        return_exceptions=True,
+    )
+    assert len(opened) == 1
+    assert isinstance(first, Submission)
+    assert isinstance(last, Submission)
+    assert (first.body["order"]["qty_wh"], last.body["order"]["qty_wh"]) == (100, 500)
+    assert isinstance(batch, list)
+    assert isinstance(batch[0], Submission)
+    assert isinstance(batch[2], Submission)
+    assert [batch[0].body["order"]["qty_wh"], batch[2].body["order"]["qty_wh"]] == [200, 400]
+    assert isinstance(batch[1], PriceOutOfBoundsError)
+    assert isinstance(refused, PriceOutOfBoundsError)
+    assert (await api.wallet(seller))["energy"] == {"free": 98_800, "locked": 1_200}

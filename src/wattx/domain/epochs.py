@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from wattx.domain.errors import ValidationError
@@ -54,13 +55,7 @@ class EpochSchedule:
         return unix_seconds(at) // self.length_s
 
     def epoch(self, epoch_id: int) -> DeliveryEpoch:
-        start = _UNIX_EPOCH + timedelta(seconds=epoch_id * self.length_s)
-        return DeliveryEpoch(
-            id=epoch_id,
-            start=start,
-            end=start + timedelta(seconds=self.length_s),
-            gate_closure=start - timedelta(seconds=self.gate_closure_lead_s),
-        )
+        return _delivery_epoch(self.length_s, self.gate_closure_lead_s, epoch_id)
 
     def is_open_for_orders(self, epoch_id: int, at: datetime) -> bool:
         return at < self.epoch(epoch_id).gate_closure
@@ -71,6 +66,19 @@ class EpochSchedule:
         while not self.is_open_for_orders(epoch_id, at):
             epoch_id += 1
         return epoch_id
+
+
+@lru_cache(maxsize=4096)
+def _delivery_epoch(length_s: int, gate_closure_lead_s: int, epoch_id: int) -> DeliveryEpoch:
+    """An epoch's times, kept for the epochs asked of lately: the market asks for the same
+    few epochs once or twice per order, and an epoch (frozen) never changes."""
+    start = _UNIX_EPOCH + timedelta(seconds=epoch_id * length_s)
+    return DeliveryEpoch(
+        id=epoch_id,
+        start=start,
+        end=start + timedelta(seconds=length_s),
+        gate_closure=start - timedelta(seconds=gate_closure_lead_s),
+    )
 
 
 def unix_seconds(at: datetime) -> int:

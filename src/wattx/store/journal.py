@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wattx.store.bulk import insert_many
 from wattx.store.models import MeterRow, TradeRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_statements import LedgerEntryRow, ZoneTariffRow
@@ -44,9 +46,14 @@ def entry(
 async def record_many(session: AsyncSession, entries: Sequence[dict[str, Any]]) -> None:
     """Journal many changes (made by :func:`entry`) in one statement, without ORM objects;
     entries of zero are left out, as :func:`record` leaves them out."""
-    kept = [columns for columns in entries if columns["amount"]]
-    if kept:
-        await session.execute(insert(LedgerEntryRow), kept)
+    kept = [_entry_record(columns) for columns in entries if columns["amount"]]
+    await insert_many(session, _TABLE, _ENTRY_COLUMNS, kept)
+
+
+_TABLE: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
+_ENTRY_COLUMNS = ("account_id", "asset", "amount", "kind", "ref", "at")
+"""The columns :func:`entry` gives, in its order."""
+_entry_record = operator.itemgetter(*_ENTRY_COLUMNS)
 
 
 async def entries(

@@ -22,18 +22,17 @@ for changes to them. A handed-over row changed all the same refuses the commit
 from __future__ import annotations
 
 import dataclasses
-import functools
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select, update
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import Table, bindparam, event, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side
+from wattx.store.bulk import driver_insert
 from wattx.store.copy import copies, copy_records
 from wattx.store.models import OrderRow
 from wattx.store.pairs import pair_filters
@@ -301,7 +300,7 @@ def _new_rows(session: AsyncSession | Session) -> _NewRows:
     return rows
 
 
-_INSERT = insert(OrderRow.__table__)  # type: ignore[arg-type]
+_TABLE: Table = OrderRow.__table__  # type: ignore[assignment]
 _UPDATE = (
     update(OrderRow.__table__)  # type: ignore[arg-type]
     .where(OrderRow.__table__.c.id == bindparam("b_id"))
@@ -375,43 +374,10 @@ def _write_new_rows(session: Session) -> None:
 
 
 def _insert(connection: Connection, rows: list[NewOrderRow]) -> None:
-    """One ``INSERT`` of many rows, through the driver: the statement is compiled once per
-    dialect and each value bound by its column's type, once per object (a batch's
-    rows share their times; formatting every row's two times anew, and SQLAlchemy's
-    parameters built row by row, were a tenth of a batch of a thousand on SQLite)."""
-    sql, processors = _driver_insert(connection.dialect)
-    # By the value's identity (the rows hold every value until this returns): the same
-    # object is bound once, and no two values merely equal share a result.
-    bound: dict[tuple[int, int], object] = {}
-    records = []
-    for row in rows:
-        values = list(_record(row))
-        for index, process in processors:
-            value = values[index]
-            key = (index, id(value))
-            if key not in bound:
-                bound[key] = process(value)
-            values[index] = bound[key]
-        records.append(tuple(values))
-    connection.exec_driver_sql(sql, records)
-
-
-@functools.lru_cache(maxsize=8)
-def _driver_insert(
-    dialect: Dialect,
-) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """The ``INSERT`` of every column, as the driver takes it, and the bind processor of
-    each column (by its index in :data:`_COLUMNS`) that has one."""
-    compiled = _INSERT.compile(dialect=dialect, column_keys=list(_COLUMNS))
-    if not compiled.positional or list(compiled.positiontup or ()) != list(_COLUMNS):
-        raise RuntimeError(f"no positional insert of the order columns on {dialect.name}")
-    table = OrderRow.__table__
-    processors = []
-    for index, name in enumerate(_COLUMNS):
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors.append((index, process))
-    return str(compiled), tuple(processors)
+    """One ``INSERT`` of many rows, through the driver (:func:`wattx.store.bulk.driver_insert`:
+    SQLAlchemy's parameters built row by row, and every row's two times formatted anew,
+    were a tenth of a batch of a thousand on SQLite)."""
+    driver_insert(connection, _TABLE, _COLUMNS, [_record(row) for row in rows])
 
 
 @event.listens_for(Session, "do_orm_execute")

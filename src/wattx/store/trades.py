@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Trade
+from wattx.store.bulk import insert_many
 from wattx.store.models import TradeRow
+
+_TABLE: Table = TradeRow.__table__  # type: ignore[assignment]
 
 
 def trade_columns(trade: Trade, at: datetime | None) -> dict[str, Any]:
@@ -39,8 +43,11 @@ def trade_columns(trade: Trade, at: datetime | None) -> dict[str, Any]:
 
 
 async def insert_trades(session: AsyncSession, columns: Sequence[dict[str, Any]]) -> None:
-    """Insert new trades given by :func:`trade_columns` in one statement (no ORM objects)."""
-    await session.execute(insert(TradeRow), list(columns))
+    """Insert new trades given by :func:`trade_columns` in one round trip (no ORM objects,
+    :func:`wattx.store.bulk.insert_many`)."""
+    if columns:
+        names = tuple(columns[0])
+        await insert_many(session, _TABLE, names, list(map(operator.itemgetter(*names), columns)))
 
 
 def trade_from_row(row: TradeRow) -> Trade:

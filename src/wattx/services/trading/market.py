@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -282,7 +282,7 @@ class MarketService:
         self._upcoming = upcoming_epochs
         self._lock = asyncio.Lock()
         self.max_batch = max_batch
-        self._queue: list[list[_PendingSubmission]] = []
+        self._queue: list[_Group] = []
         self._writer: asyncio.Task[None] | None = None
         self._zones: dict[str, Zone] = {}
         # Zones whose order intake the operator paused (an emergency), by zone id.
@@ -388,15 +388,20 @@ class MarketService:
         principal: Principal,
         requests: Sequence[OrderRequest],
         keys: Sequence[str | None],
-    ) -> list[asyncio.Future[Submission]]:
+    ) -> asyncio.Future[list[Submission | DomainError]]:
         """Queue submissions another replica handed over, as one group; the writer
-        answers them in the inbox in the transaction that places them."""
-        group = [
-            replace(self._pending(principal, request, key), inbox_id=inbox_id)
-            for request, key in zip(requests, keys, strict=True)
-        ]
+        answers them in the inbox in the transaction that places them.
+
+        The future is done once that transaction ended: with one answer per
+        submission, or the failure of the transaction."""
+        group = self._group(
+            [
+                replace(self._pending(principal, request, key), inbox_id=inbox_id)
+                for request, key in zip(requests, keys, strict=True)
+            ]
+        )
         self._enqueue(group)
-        return [p.future for p in group]
+        return group.future
 
     @property
     def engine(self) -> MarketEngine | None:
@@ -574,10 +579,13 @@ class MarketService:
             if isinstance(answer, DomainError):
                 raise answer
             return answer
-        pending = self._pending(principal, request, idempotency_key)
-        self._enqueue([pending])
+        group = self._group([self._pending(principal, request, idempotency_key)])
+        self._enqueue(group)
         # Shielded: a caller that goes away must not cancel the batch it is part of.
-        return await asyncio.shield(pending.future)
+        (answer,) = await asyncio.shield(group.future)
+        if isinstance(answer, DomainError):
+            raise answer
+        return answer
 
     async def submit_many(
         self,
@@ -605,22 +613,15 @@ class MarketService:
         ]
         if not self.is_writer:
             return await self._forwarded(principal, requests, keys)
-        group = [
-            self._pending(principal, request, key)
-            for request, key in zip(requests, keys, strict=True)
-        ]
-        self._enqueue(group)
-        done = await asyncio.shield(
-            asyncio.gather(*(p.future for p in group), return_exceptions=True)
+        group = self._group(
+            [
+                self._pending(principal, request, key)
+                for request, key in zip(requests, keys, strict=True)
+            ]
         )
-        answers: list[Submission | DomainError] = []
-        for outcome in done:
-            if isinstance(outcome, Submission | DomainError):
-                answers.append(outcome)
-            else:
-                # The transaction failed (or the writer stopped): it failed for every order.
-                raise outcome
-        return answers
+        self._enqueue(group)
+        # A failure of the transaction (or the writer stopping) fails every order: raised.
+        return await asyncio.shield(group.future)
 
     async def _forwarded(
         self,
@@ -638,13 +639,16 @@ class MarketService:
         key = idempotency_key or (
             f"client-order-id:{request.client_order_id}" if request.client_order_id else None
         )
-        future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
         # The fingerprint tells a retry from another request under the same key: only
         # a submission with a key needs it.
         fingerprint = request.fingerprint() if key is not None else ""
-        return _PendingSubmission(principal, request, key, fingerprint, future)
+        return _PendingSubmission(principal, request, key, fingerprint)
 
-    def _enqueue(self, group: list[_PendingSubmission]) -> None:
+    @staticmethod
+    def _group(submissions: list[_PendingSubmission]) -> _Group:
+        return _Group(submissions, asyncio.get_running_loop().create_future())
+
+    def _enqueue(self, group: _Group) -> None:
         """Queue submissions that must share one transaction, and wake the writer."""
         self._queue.append(group)
         if self._writer is None or self._writer.done():
@@ -1136,32 +1140,35 @@ class MarketService:
                 taken = 0
                 size = 0
                 for group in self._queue:
-                    if taken and size + len(group) > self.max_batch:
+                    if taken and size + len(group.submissions) > self.max_batch:
                         break
                     taken += 1
-                    size += len(group)
-                batch = [pending for group in self._queue[:taken] for pending in group]
+                    size += len(group.submissions)
+                groups = self._queue[:taken]
                 del self._queue[:taken]
+                batch = [pending for group in groups for pending in group.submissions]
                 try:
                     async with self._lock:
                         outcomes, events = await self._submit_batch(batch)
                 except asyncio.CancelledError:
-                    for pending in batch:
-                        pending.future.cancel()
+                    for group in groups:
+                        group.future.cancel()
                     raise
                 except Exception as exc:
-                    for pending in batch:
-                        _settle(pending.future, exc)
+                    for group in groups:
+                        _settle(group.future, exc)
                     continue
                 # Committed: the callers are answered whatever becomes of the events.
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    _settle(pending.future, outcome)
+                start = 0
+                for group in groups:
+                    end = start + len(group.submissions)
+                    _settle(group.future, outcomes[start:end])
+                    start = end
                 await self._publish(events)
         except asyncio.CancelledError:
             # Shutting down: nobody will take the rest, so their callers must not wait.
             for group in self._queue:
-                for pending in group:
-                    pending.future.cancel()
+                group.future.cancel()
             self._queue.clear()
             raise
 
@@ -1229,19 +1236,26 @@ class MarketService:
             # submission that failed may have reached it): resync it.
             await self._resync()
             raise
-        # The transaction is committed: only now may anyone hear of it.
+        # The transaction is committed: only now may anyone hear of it (all at once).
         events: list[Event] = []
+        published = datetime.now(UTC)
         for result, body in zip(accepted, bodies, strict=True):
             self._unclosed.add(result.order.epoch_id)
             # The events carry the views the answers carry (built once).
-            events.append(order_event(EventType.ORDER_CREATED, result.order, body["order"]))
-            events.extend(map(trade_event, result.trades, body["trades"]))
+            events.append(
+                order_event(EventType.ORDER_CREATED, result.order, body["order"], at=published)
+            )
+            events.extend(
+                trade_event(trade, view, at=published)
+                for trade, view in zip(result.trades, body["trades"], strict=True)
+            )
         self._count(accepted)
         # One "refetch this book" per book the transaction changed, after its orders and trades.
         events.extend(
             books_touched(
                 [order for result in accepted for order in (result.order, *result.touched)],
                 [trade for result in accepted for trade in result.trades],
+                at=published,
             )
         )
         return outcomes, events
@@ -1507,9 +1521,18 @@ class _PendingSubmission:
     request: OrderRequest
     key: str | None
     fingerprint: str
-    future: asyncio.Future[Submission]
     inbox_id: int | None = None
     """The inbox row of a submission another replica handed over."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Submissions that share one transaction (a request's), answered together: one
+    future for the group, done with an answer per submission once it committed, or with
+    the transaction's failure (a thousand orders need not make a thousand futures)."""
+
+    submissions: list[_PendingSubmission]
+    future: asyncio.Future[list[Submission | DomainError]]
 
 
 Forward = Callable[
@@ -1582,7 +1605,10 @@ def _error_classes() -> dict[str, type[DomainError]]:
     return found
 
 
-def _settle(future: asyncio.Future[Submission], outcome: Submission | Exception) -> None:
+def _settle(
+    future: asyncio.Future[list[Submission | DomainError]],
+    outcome: list[Submission | DomainError] | Exception,
+) -> None:
     if future.done():
         return
     if isinstance(outcome, Exception):

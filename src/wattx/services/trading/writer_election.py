@@ -23,6 +23,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -230,12 +231,13 @@ class MarketWriterElection(PeriodicTask):
             )
             requests = [request_from_json(r) for r in raw["requests"]]
             self._taken.add(row.id)
-            futures = self._market.enqueue_forwarded(row.id, principal, requests, raw["keys"])
-            gathered = asyncio.gather(*futures, return_exceptions=True)
-            gathered.add_done_callback(functools.partial(self._finished, row.id))
+            answered = self._market.enqueue_forwarded(row.id, principal, requests, raw["keys"])
+            answered.add_done_callback(functools.partial(self._finished, row.id))
         if len(rows) == _CLAIM_LIMIT:
             self._wake.set()
 
-    def _finished(self, inbox_id: int, _done: object) -> None:
+    def _finished(self, inbox_id: int, done: asyncio.Future[Any]) -> None:
         """A taken row's batch ended: answered (no longer pending) or failed (taken again)."""
         self._taken.discard(inbox_id)
+        if not done.cancelled():
+            done.exception()  # a failure is handled by taking the row again: seen, not raised

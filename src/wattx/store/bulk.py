@@ -1,0 +1,97 @@
+"""Many new rows of one table, written around the ORM inside the session's transaction.
+
+The market writer adds hundreds of rows per transaction (orders, trades, journal
+entries). Given to the session as ORM objects or as a list of dicts to an ORM
+``insert``, each row costs its share of the unit of work or of the ORM's bulk
+path (a few percent of the batch route for its trades and journal entries); here
+the ``INSERT`` is compiled once per table, columns and dialect, and each value
+is bound by its column's type exactly as a statement would bind it, so what is
+stored is the same. On PostgreSQL :func:`insert_many` sends the rows with
+``COPY`` (:mod:`wattx.store.copy`) instead.
+
+These go straight to the driver: they do not flush the session first. A caller
+writes rows that depend on nothing the session holds unflushed (no foreign key
+to a pending ORM row), or flushes before.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wattx.store.copy import copies, copy_records
+
+Record = Sequence[Any]
+"""One row's values, in the order of the columns given with it."""
+
+
+async def insert_many(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: Sequence[Record]
+) -> None:
+    """Insert ``records`` into ``table`` in the session's transaction: ``COPY`` on
+    PostgreSQL, one driver-level ``INSERT`` of many rows elsewhere."""
+    if not records:
+        return
+    names = tuple(columns)
+    if copies(session):
+        bound = bind(session.get_bind().dialect, table, names, records)
+        await copy_records(session, table.name, names, bound)
+        return
+    await session.run_sync(lambda sync: driver_insert(sync.connection(), table, names, records))
+
+
+def driver_insert(
+    connection: Connection, table: Table, columns: tuple[str, ...], records: Sequence[Record]
+) -> None:
+    """One ``INSERT`` of many rows through ``connection``'s driver (no ORM event runs)."""
+    if not records:
+        return
+    sql, _ = _statement(connection.dialect, table, columns)
+    connection.exec_driver_sql(sql, bind(connection.dialect, table, columns, records))
+
+
+def bind(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], records: Sequence[Record]
+) -> list[tuple[Any, ...]]:
+    """``records`` with each value bound by its column's type for ``dialect``.
+
+    By the value's identity (``records`` hold every value until this returns): the same
+    object is bound once (a transaction's rows share their time), and no two values
+    merely equal share a result."""
+    _, processors = _statement(dialect, table, columns)
+    if not processors:
+        return [tuple(record) for record in records]
+    bound: dict[tuple[int, int], object] = {}
+    out = []
+    for record in records:
+        values = list(record)
+        for index, process in processors:
+            value = values[index]
+            key = (index, id(value))
+            if key not in bound:
+                bound[key] = process(value)
+            values[index] = bound[key]
+        out.append(tuple(values))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The ``INSERT`` of ``columns`` as the driver takes it, and the bind processor of
+    each column (by its index in ``columns``) that has one."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    if not compiled.positional or tuple(compiled.positiontup or ()) != columns:
+        raise RuntimeError(f"no positional insert of {table.name}'s columns on {dialect.name}")
+    processors = []
+    for index, name in enumerate(columns):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((index, process))
+    return str(compiled), tuple(processors)
