@@ -232,6 +232,10 @@ async def live_replicas(
                 await conn.close()
 
 
+MARKET_ENV = {"WATTX_EPOCH_LENGTH_S": "86400", "WATTX_GATE_CLOSURE_LEAD_S": "0"}
+"""Day-long epochs whose gate never closes during a run: every order goes to one book."""
+
+
 async def _participants(http: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
     """``count`` admitted, funded participants: (side, access token)."""
     login = await http.post(
@@ -416,9 +420,7 @@ def _summarise(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    async with live_replicas(
-        backend, args.replicas, WATTX_EPOCH_LENGTH_S="86400", WATTX_GATE_CLOSURE_LEAD_S="0"
-    ) as services:
+    async with live_replicas(backend, args.replicas, **MARKET_ENV) as services:
         urls = [service.url for service in services]
         async with httpx.AsyncClient(base_url=urls[0], timeout=30) as http:
             people = await _participants(http, args.clients)

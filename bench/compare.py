@@ -38,10 +38,9 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import Service, _bounds, _participants, _run_mode, live_replicas
+from api import MARKET_ENV, Service, _bounds, _participants, _run_mode, live_replicas
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-_BENCH_ENV = {"WATTX_EPOCH_LENGTH_S": "86400", "WATTX_GATE_CLOSURE_LEAD_S": "0"}
 
 
 @dataclass
@@ -92,7 +91,7 @@ async def _running(backend: str, source: Path) -> AsyncIterator[Service]:
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(source)
     try:
-        async with live_replicas(backend, 1, **_BENCH_ENV) as (service,):
+        async with live_replicas(backend, 1, **MARKET_ENV) as (service,):
             yield service
     finally:
         if before is None:
