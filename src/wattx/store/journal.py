@@ -44,8 +44,9 @@ def entry(
 
 
 async def record_many(session: AsyncSession, entries: Sequence[dict[str, Any]]) -> None:
-    """Journal many changes (made by :func:`entry`) in one statement, without ORM objects;
-    entries of zero are left out, as :func:`record` leaves them out."""
+    """Journal many changes (made by :func:`entry`) in one round trip, without ORM objects
+    (:func:`wattx.store.bulk.insert_many`); entries of zero are left out, as :func:`record`
+    leaves them out."""
     kept = [_entry_record(columns) for columns in entries if columns["amount"]]
     await insert_many(session, _TABLE, _ENTRY_COLUMNS, kept)
 
