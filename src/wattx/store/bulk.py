@@ -39,8 +39,8 @@ async def insert_many(
         return
     names = tuple(columns)
     if copies(session):
-        bound = bind(session.get_bind().dialect, table, names, records)
-        await copy_records(session, table.name, names, bound)
+        _, processors = _statement(session.get_bind().dialect, table, names)
+        await copy_records(session, table.name, names, _bound(records, processors))
         return
     await session.run_sync(lambda sync: driver_insert(sync.connection(), table, names, records))
 
@@ -51,19 +51,20 @@ def driver_insert(
     """One ``INSERT`` of many rows through ``connection``'s driver (no ORM event runs)."""
     if not records:
         return
-    sql, _ = _statement(connection.dialect, table, columns)
-    connection.exec_driver_sql(sql, bind(connection.dialect, table, columns, records))
+    sql, processors = _statement(connection.dialect, table, columns)
+    connection.exec_driver_sql(sql, _bound(records, processors))
 
 
-def bind(
-    dialect: Dialect, table: Table, columns: tuple[str, ...], records: Sequence[Record]
-) -> list[tuple[Any, ...]]:
-    """``records`` with each value bound by its column's type for ``dialect``.
+_Processors = tuple[tuple[int, Callable[[Any], Any]], ...]
+"""Bind processors by the index of their column in a record."""
+
+
+def _bound(records: Sequence[Record], processors: _Processors) -> list[tuple[Any, ...]]:
+    """``records`` with each value bound by its column's type, as a statement binds it.
 
     By the value's identity (``records`` hold every value until this returns): the same
     object is bound once (a transaction's rows share their time), and no two values
     merely equal share a result."""
-    _, processors = _statement(dialect, table, columns)
     if not processors:
         return [tuple(record) for record in records]
     bound: dict[tuple[int, int], object] = {}
@@ -81,9 +82,7 @@ def bind(
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(
-    dialect: Dialect, table: Table, columns: tuple[str, ...]
-) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+def _statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, _Processors]:
     """The ``INSERT`` of ``columns`` as the driver takes it, and the bind processor of
     each column (by its index in ``columns``) that has one."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
