@@ -326,6 +326,13 @@ async def test_a_newer_version_replaces_the_schedule_and_an_older_one_is_refused
                 return await command_state(service, node.owner, node.node_id, issued["id"])
 
             assert (await outcome(_payload(start, [100] * SLOTS, version=2)))["state"] == "applied"
+
+            async def slot0_under_version_2() -> bool:
+                return (0, 100) in _setpoints(got)
+
+            # Seen before version 3 is sent: on a loaded machine the control cycle may not
+            # have run in between, and slot 0 would then never have run under version 2.
+            await eventually(slot0_under_version_2)
             older = await outcome(_payload(start, [200] * SLOTS, version=1))
             assert older["state"] == "rejected"
             assert "version 2 is in force" in older["detail"]
