@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain.credentials import email_problem, password_problem
@@ -28,6 +27,7 @@ from wattx.services.errors import (
     UserNotFoundError,
     WalletSignatureError,
 )
+from wattx.services.identity.live_sessions import LiveSessions
 from wattx.services.identity.tokens import (
     AccessClaims,
     AccessTokenCodec,
@@ -86,6 +86,11 @@ class WalletChallenge:
     expires_at: datetime
 
 
+_SessionRead = Row[str, str, datetime | None, str, str]
+"""A session as :meth:`AccountService.authenticate` reads it: id, user, revoked at, role,
+status."""
+
+
 class AccountService:
     def __init__(
         self,
@@ -102,8 +107,7 @@ class AccountService:
         simulator's scratch service: :data:`SCRATCH_PASSWORD_HASHER`)."""
         self._db = db
         self._hasher = password_hasher or _hasher
-        self._session_cache_s = session_cache_s
-        self._live_sessions: dict[str, tuple[float, Principal]] = {}
+        self._live_sessions = LiveSessions(session_cache_s)
         self._codec = codec
         self._clock = clock
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
@@ -204,7 +208,7 @@ class AccountService:
                 raise InvalidTokenError("refresh token revoked or expired")
             if row.rotated_at is not None:
                 await repo.revoke_session(session, row.session_id, at=now, reason="reuse")
-                self._live_sessions.pop(row.session_id, None)
+                self._live_sessions.forget(row.session_id)
                 reused = True
             else:
                 row.rotated_at = now
@@ -218,7 +222,7 @@ class AccountService:
         raise RefreshTokenReusedError("refresh token was already used; session revoked")
 
     async def logout(self, principal: Principal) -> None:
-        self._live_sessions.pop(principal.session_id, None)
+        self._live_sessions.forget(principal.session_id)
         async with self._db.write() as session:
             await repo.revoke_session(
                 session, principal.session_id, at=self._clock.now(), reason="logout"
@@ -227,49 +231,58 @@ class AccountService:
     async def authenticate(self, access_token: str) -> Principal:
         """The caller behind an access token whose session is still live.
 
-        A session found live is remembered for ``session_cache_s`` seconds (0:
-        never) to spare the database a read per request. Revocations made in
-        this process take effect at once; those made by another replica within
-        that many seconds.
-
-        Each session is remembered for a random time between half of
-        ``session_cache_s`` and all of it. Clients that start together (a
-        market maker's, a simulation's, a dashboard's after a restart) would
-        otherwise all have their sessions re-read at the same instant, again and
-        again: a burst of reads that every request then waits behind.
+        A session found live is trusted for up to ``session_cache_s`` seconds (0:
+        never) without a database read (:mod:`wattx.services.identity.live_sessions`).
+        Revocations made in this process take effect at once; those made by another
+        replica within that many seconds. The read made for a session not (or no
+        longer) trusted also re-reads the busy sessions about to expire, so many
+        clients cost a read about every half of that time, not one each.
         """
         claims = self._codec.verify(access_token, self._clock.now())
-        cached = self._live_sessions.get(claims.session_id)
-        # The cache vouches for the session, so only for a token of that session's user.
-        if (
-            cached is not None
-            and cached[0] > time.monotonic()
-            and cached[1].user_id == claims.user_id
-        ):
-            return cached[1]
+        read_at = time.monotonic()
+        cached = self._live_sessions.get(claims.session_id, claims.user_id, read_at)
+        if cached is not None:
+            return cached
+        session_ids = [claims.session_id]
+        if self._live_sessions.enabled:
+            session_ids.extend(
+                sid for sid in self._live_sessions.due(read_at) if sid != claims.session_id
+            )
         async with self._db.read() as session:
-            # Only the columns a principal needs, not the user's whole row: after a
+            # Only the columns a principal needs, not the users' whole rows: after a
             # restart every client's first request comes here at once.
-            query = select(UserRow.role, UserRow.status, AuthSessionRow.revoked_at).join(
-                AuthSessionRow, AuthSessionRow.user_id == UserRow.id
+            query = (
+                select(
+                    AuthSessionRow.id,
+                    AuthSessionRow.user_id,
+                    AuthSessionRow.revoked_at,
+                    UserRow.role,
+                    UserRow.status,
+                )
+                .join(UserRow, UserRow.id == AuthSessionRow.user_id)
+                .where(AuthSessionRow.id.in_(session_ids))
             )
-            query = query.where(
-                AuthSessionRow.id == claims.session_id, UserRow.id == claims.user_id
-            )
-            found = (await session.execute(query)).first()
-        if found is None or found.revoked_at is not None:
+            found = {row.id: row for row in await session.execute(query)}
+        for session_id in session_ids[1:]:
+            self._refresh(session_id, found.get(session_id), read_at)
+        row = found.get(claims.session_id)
+        if row is None or row.user_id != claims.user_id or row.revoked_at is not None:
             raise InvalidTokenError("session revoked")
-        if found.status == UserStatus.SUSPENDED.value:
+        if row.status == UserStatus.SUSPENDED.value:
             raise InvalidTokenError("account suspended")
         principal = Principal(
-            claims.user_id, Role(found.role), UserStatus(found.status), claims.session_id
+            claims.user_id, Role(row.role), UserStatus(row.status), claims.session_id
         )
-        if self._session_cache_s > 0:
-            if len(self._live_sessions) > 100_000:
-                self._live_sessions.clear()
-            expires = time.monotonic() + self._session_cache_s * random.uniform(0.5, 1.0)
-            self._live_sessions[claims.session_id] = (expires, principal)
+        self._live_sessions.remember(principal, read_at)
         return principal
+
+    def _refresh(self, session_id: str, row: _SessionRead | None, read_at: float) -> None:
+        """Another cached session, read along with the caller's: trusted anew or forgotten."""
+        if row is None or row.revoked_at is not None or row.status == UserStatus.SUSPENDED.value:
+            self._live_sessions.forget(session_id)
+            return
+        principal = Principal(row.user_id, Role(row.role), UserStatus(row.status), session_id)
+        self._live_sessions.remember(principal, read_at)
 
     # participants ---------------------------------------------------------
 
@@ -308,7 +321,7 @@ class AccountService:
             user.status = status.value
             if role is not None:
                 user.role = role.value
-        self._forget_sessions_of(user_id)
+        self._live_sessions.forget_user(user_id)
         return user
 
     # internals ------------------------------------------------------------
@@ -335,11 +348,6 @@ class AccountService:
             )
             session.add(user)
             return user
-
-    def _forget_sessions_of(self, user_id: str) -> None:
-        stale = [sid for sid, (_, p) in self._live_sessions.items() if p.user_id == user_id]
-        for session_id in stale:
-            self._live_sessions.pop(session_id, None)
 
     @staticmethod
     def _refuse_suspended(user: UserRow) -> None:
