@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from wattx.domain.ids import new_id
 
@@ -28,3 +30,31 @@ def test_every_random_bit_of_a_uuid_varies() -> None:
         zeros |= ~value
     varying = ones & zeros & ((1 << 128) - 1)
     assert varying == ((1 << 128) - 1) & ~fixed
+
+
+def test_threads_drawing_at_once_get_distinct_ids() -> None:
+    def draw(_: int) -> list[str]:
+        return [new_id() for _ in range(5_000)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        drawn = [i for batch in pool.map(draw, range(8)) for i in batch]
+    assert len(set(drawn)) == len(drawn) == 40_000
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    # Ids are drawn ahead in bulk; a child must not inherit the ones its parent has
+    # yet to hand out.
+    new_id()  # the parent now holds ids drawn ahead
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        os.write(write_end, " ".join(new_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as from_child:
+        childs = set(from_child.read().split())
+    os.waitpid(pid, 0)
+    parents = {new_id() for _ in range(10)}
+    assert len(childs) == 10
+    assert not childs & parents

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 
 # A version-4 UUID is 122 random bits with the version (0100) in bits 76-79 and the
 # RFC 4122 variant (10) in bits 62-63, counting from the least significant.
 _CLEAR = ~((0xF << 76) | (0x3 << 62))
 _SET = (0x4 << 76) | (0x2 << 62)
+_DRAWN_AT_ONCE = 256
+
+# Ids drawn ahead. deque's append and popleft are atomic, so threads may share it; a
+# forked child starts with none, or it would hand out the ids its parent hands out.
+_ahead: deque[str] = deque()
+os.register_at_fork(after_in_child=_ahead.clear)
 
 
 def new_id() -> str:
-    """What ``uuid.uuid4().hex`` returns, in about half its time.
+    """What ``uuid.uuid4().hex`` returns, in about a third of its time.
 
     Every request gets one (its request id), and so does every order and trade; the
     ``uuid.UUID`` object that ``uuid4()`` builds on the way was a few percent of the
-    service's time in a batch of orders.
+    service's time in a batch of orders, and so, after it, was a system call for 16
+    random bytes per id: the bytes of :data:`_DRAWN_AT_ONCE` ids are now read at once.
     """
-    return f"{int.from_bytes(os.urandom(16), 'big') & _CLEAR | _SET:032x}"
+    while True:
+        try:
+            return _ahead.popleft()
+        except IndexError:
+            _draw()
+
+
+def _draw() -> None:
+    raw = os.urandom(16 * _DRAWN_AT_ONCE)
+    _ahead.extend(
+        f"{int.from_bytes(raw[i : i + 16], 'big') & _CLEAR | _SET:032x}"
+        for i in range(0, len(raw), 16)
+    )
