@@ -81,8 +81,8 @@ def test_forgotten_sessions_are_neither_trusted_nor_due() -> None:
     sessions.remember(principal(3, user="user-x"), read_at=0.0)
     for n, user in ((1, "user-1"), (2, "user-x"), (3, "user-x")):
         sessions.get(f"session-{n}", user, now=0.1)
-    sessions.forget("session-1")
-    sessions.forget_user("user-x")
+    sessions.forget("session-1", now=0.15)
+    sessions.forget_user("user-x", now=0.15)
     assert sessions.get("session-1", "user-1", now=0.2) is None
     assert sessions.get("session-2", "user-x", now=0.2) is None
     assert sessions.due(now=1.5) == []
@@ -102,3 +102,40 @@ def test_a_flood_of_sessions_starts_the_cache_again(monkeypatch: pytest.MonkeyPa
         sessions.remember(principal(n), read_at=0.0)
     assert sessions.get("session-0", "user-0", now=0.1) is None
     assert sessions.get("session-3", "user-3", now=0.1) == principal(3)
+
+
+def test_a_read_sent_before_a_forgetting_is_not_remembered() -> None:
+    # A read sent at 1.0 may have seen the session before its logout (at 1.2) committed.
+    sessions = cache()
+    sessions.forget("session-1", now=1.2)
+    sessions.remember(principal(1), read_at=1.0)
+    assert sessions.get("session-1", "user-1", now=1.3) is None
+    sessions.remember(principal(1), read_at=1.2)  # sent at the same instant: not after it
+    assert sessions.get("session-1", "user-1", now=1.3) is None
+    sessions.remember(principal(1), read_at=1.25)  # sent after: it saw what was committed
+    assert sessions.get("session-1", "user-1", now=1.3) == principal(1)
+
+
+def test_a_read_sent_before_a_users_sessions_were_forgotten_is_not_remembered() -> None:
+    sessions = cache()
+    sessions.forget_user("user-x", now=1.2)
+    sessions.remember(principal(1, user="user-x"), read_at=1.0)
+    sessions.remember(principal(2, user="user-y"), read_at=1.0)
+    assert sessions.get("session-1", "user-x", now=1.3) is None
+    assert sessions.get("session-2", "user-y", now=1.3) == principal(2, user="user-y")
+    sessions.remember(principal(1, user="user-x"), read_at=1.3)
+    assert sessions.get("session-1", "user-x", now=1.4) == principal(1, user="user-x")
+
+
+def test_forgettings_are_kept_long_enough_and_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_sessions, "_FORGOTTEN_MAX", 3)
+    sessions = cache()
+    kept = live_sessions.FORGOTTEN_KEPT_S
+    for n in range(3):
+        sessions.forget(f"session-{n}", now=float(n))
+    # A fourth forgetting, long after: the old ones go, the recent one stays.
+    sessions.forget("session-3", now=1.5 + kept)
+    sessions.remember(principal(0), read_at=0.5)
+    sessions.remember(principal(2), read_at=1.5)
+    assert sessions.get("session-0", "user-0", now=1.0) == principal(0)
+    assert sessions.get("session-2", "user-2", now=1.6) is None

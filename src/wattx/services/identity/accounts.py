@@ -208,7 +208,7 @@ class AccountService:
                 raise InvalidTokenError("refresh token revoked or expired")
             if row.rotated_at is not None:
                 await repo.revoke_session(session, row.session_id, at=now, reason="reuse")
-                self._live_sessions.forget(row.session_id)
+                self._live_sessions.forget(row.session_id, time.monotonic())
                 reused = True
             else:
                 row.rotated_at = now
@@ -217,16 +217,21 @@ class AccountService:
                     raise InvalidTokenError("user no longer exists")
                 self._refuse_suspended(user)
                 return await self._issue(session, user, login.id)
-        # Raised after the block so the revocation above is committed.
+        # Raised after the block so the revocation above is committed; forgotten again
+        # now that it is, so no read sent before the commit can bring the session back.
         assert reused
+        self._live_sessions.forget(row.session_id, time.monotonic())
         raise RefreshTokenReusedError("refresh token was already used; session revoked")
 
     async def logout(self, principal: Principal) -> None:
-        self._live_sessions.forget(principal.session_id)
+        # Forgotten at once, and again once the revocation committed: a read of the
+        # session sent in between may still have seen it live.
+        self._live_sessions.forget(principal.session_id, time.monotonic())
         async with self._db.write() as session:
             await repo.revoke_session(
                 session, principal.session_id, at=self._clock.now(), reason="logout"
             )
+        self._live_sessions.forget(principal.session_id, time.monotonic())
 
     async def authenticate(self, access_token: str) -> Principal:
         """The caller behind an access token whose session is still live.
@@ -279,7 +284,7 @@ class AccountService:
     def _refresh(self, session_id: str, row: _SessionRead | None, read_at: float) -> None:
         """Another cached session, read along with the caller's: trusted anew or forgotten."""
         if row is None or row.revoked_at is not None or row.status == UserStatus.SUSPENDED.value:
-            self._live_sessions.forget(session_id)
+            self._live_sessions.forget(session_id, read_at)
             return
         principal = Principal(row.user_id, Role(row.role), UserStatus(row.status), session_id)
         self._live_sessions.remember(principal, read_at)
@@ -321,7 +326,7 @@ class AccountService:
             user.status = status.value
             if role is not None:
                 user.role = role.value
-        self._live_sessions.forget_user(user_id)
+        self._live_sessions.forget_user(user_id, time.monotonic())
         return user
 
     # internals ------------------------------------------------------------

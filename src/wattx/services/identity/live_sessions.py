@@ -8,6 +8,11 @@ expiring within half the cache time — so that a process serving many busy sess
 reads them together, about once per half cache time, instead of once per session
 and cache time. Entries nobody used since their last read are left to expire.
 
+A session forgotten (a logout, a revoked refresh token) or a user whose sessions are
+forgotten (suspended, given another role) is not remembered from a read sent before
+that: the read may have seen the session before its revocation committed, and this
+process must stop trusting it at once.
+
 The times are ``time.monotonic()`` readings passed in, so the rules can be checked
 without waiting.
 """
@@ -23,6 +28,9 @@ MAX_ENTRIES = 100_000
 """More entries than this and the cache starts again empty (a flood of one-use tokens)."""
 MAX_DUE = 500
 """At most this many due entries ride along with one read."""
+FORGOTTEN_KEPT_S = 300.0
+"""How long a forgetting is kept to refuse reads sent before it (far longer than a read)."""
+_FORGOTTEN_MAX = 10_000
 
 
 class LiveSessions:
@@ -43,6 +51,9 @@ class LiveSessions:
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._used: set[str] = set()  # used since their last read
         self._next_sweep = float("-inf")
+        # When each session and user was last forgotten.
+        self._forgotten_sessions: dict[str, float] = {}
+        self._forgotten_users: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -75,8 +86,15 @@ class LiveSessions:
         return [session_id for _, session_id in due[:MAX_DUE]]
 
     def remember(self, principal: Principal, read_at: float) -> None:
-        """A session read live; ``read_at`` is when the read was sent."""
+        """A session read live; ``read_at`` is when the read was sent. Nothing is
+        remembered of a read sent before the session or its user was forgotten."""
         if not self.enabled:
+            return
+        never = float("-inf")
+        if (
+            self._forgotten_sessions.get(principal.session_id, never) >= read_at
+            or self._forgotten_users.get(principal.user_id, never) >= read_at
+        ):
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
@@ -85,11 +103,25 @@ class LiveSessions:
         self._entries[principal.session_id] = (expires, principal)
         self._used.discard(principal.session_id)
 
-    def forget(self, session_id: str) -> None:
+    def forget(self, session_id: str, now: float) -> None:
+        """Trust the session no more, nor a read of it sent before ``now``."""
+        self._drop(session_id)
+        _mark(self._forgotten_sessions, session_id, now)
+
+    def forget_user(self, user_id: str, now: float) -> None:
+        """Trust none of the user's sessions, nor a read of one sent before ``now``."""
+        stale = [sid for sid, (_, p) in self._entries.items() if p.user_id == user_id]
+        for session_id in stale:
+            self._drop(session_id)
+        _mark(self._forgotten_users, user_id, now)
+
+    def _drop(self, session_id: str) -> None:
         self._entries.pop(session_id, None)
         self._used.discard(session_id)
 
-    def forget_user(self, user_id: str) -> None:
-        stale = [sid for sid, (_, p) in self._entries.items() if p.user_id == user_id]
-        for session_id in stale:
-            self.forget(session_id)
+
+def _mark(forgotten: dict[str, float], key: str, now: float) -> None:
+    if len(forgotten) >= _FORGOTTEN_MAX:
+        for old in [k for k, at in forgotten.items() if at < now - FORGOTTEN_KEPT_S]:
+            del forgotten[old]
+    forgotten[key] = now
