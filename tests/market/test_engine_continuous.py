@@ -368,3 +368,8 @@ def test_fees_and_wheeling_on_a_trade() -> None:
     assert trade.buyer_fee == trade.seller_fee == 249
     assert trade.buyer_pays == 105_144
     assert trade.seller_receives == 99_651
+
+
+def test_filled_cancelled_and_expired_are_the_final_statuses() -> None:
+    final = {status for status in OrderStatus if status.is_final}
+    assert final == {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}

@@ -39,7 +39,11 @@ class OrderStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+        return self in _FINAL_STATUSES
+
+
+# A set, not a tuple of members: asked once or more per order and trade.
+_FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
 
 
 @dataclass(slots=True, eq=False)

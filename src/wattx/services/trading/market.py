@@ -1245,10 +1245,11 @@ class MarketService:
             events.append(
                 order_event(EventType.ORDER_CREATED, result.order, body["order"], at=published)
             )
-            events.extend(
-                trade_event(trade, view, at=published)
-                for trade, view in zip(result.trades, body["trades"], strict=True)
-            )
+            if result.trades:  # most orders of a batch rest: no generator for nothing
+                events.extend(
+                    trade_event(trade, view, at=published)
+                    for trade, view in zip(result.trades, body["trades"], strict=True)
+                )
         self._count(accepted)
         # One "refetch this book" per book the transaction changed, after its orders and trades.
         events.extend(
