@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from wattx.cli.main import app
+from wattx.cli.simulate import demo_start
 
 pytestmark = pytest.mark.slow
 
@@ -120,8 +121,12 @@ def test_the_demo_clock_starts_today(env: dict[str, str], started: list[Running]
     started.append(demo)
     where = demo.wait_for("the community trades in zone", timeout_s=300)
     day = datetime.now(UTC).date()
-    # The simulated day is the date of now (UTC), not a fixed date.
-    assert f" from {today} (UTC)" in where or f" from {day} (UTC)" in where, where
+    # The simulated day is the date of now (UTC), not a fixed date; it starts an hour
+    # before the sun rises at the community's site.
+    assert f" from {today} " in where or f" from {day} " in where, where
+    starts = datetime.fromisoformat(where.split(" from ", 1)[1].split(" (UTC", 1)[0] + "+00:00")
+    assert starts == demo_start(starts.date(), 900), where
+    assert "(UTC, an hour before sunrise at its site)" in where, where
     # The service's own clock agrees: after the first simulated hour, its current
     # epoch starts on that day.
     hour = demo.wait_for(" UTC +1 h: ", timeout_s=300)

@@ -18,8 +18,8 @@ HTML = {"accept": "text/html"}
 
 
 def test_demo_opens_onto_a_live_community(env: dict[str, str], started: list[Running]) -> None:
-    # At 600 times real time, as the README starts it: the simulated sun is up about 42 s
-    # in (at 300 the test waited twice as long for the same trades).
+    # At 600 times real time, as the README starts it: the simulated day starts an hour
+    # before sunrise, so the sun is up about 6 s in (from midnight, it took 42 s).
     demo = Running(_cli("demo", "--speed", "600", "--households", "4"), env)
     started.append(demo)
     url = f"http://127.0.0.1:{env['WATTX_PORT']}"
@@ -30,7 +30,7 @@ def test_demo_opens_onto_a_live_community(env: dict[str, str], started: list[Run
     member = next(line for line in demo.lines if re.match(r"^(prosumer|consumer) login: ", line))
     email, password = member.split(" login: ", 1)[1].split(" / ")
     with httpx.Client(base_url=url, timeout=30, headers=HTML) as anonymous:
-        # The simulated day starts at midnight: the households trade once the sun is up.
+        # The households trade once the sun is up.
         deadline = time.monotonic() + 600
         while True:
             home = anonymous.get("/")

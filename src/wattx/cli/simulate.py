@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 DEMO_RUN_TAG = "demo"
 DEMO_QUOTE_LEAD_S = 540
 """The demo's agents quote nine minutes before gate closure: its clock does not wait for them."""
+DEMO_EPOCH_MINUTES = 15
+DEMO_DARK_LEAD = timedelta(hours=1)
+"""How long before the sun rises at the community's site the demo's day starts."""
+
+
+def demo_start(day: date, step_s: int) -> datetime:
+    """Where ``wattx demo``'s simulated day begins: ``DEMO_DARK_LEAD`` before the first step
+    of ``day`` with the sun up at the community's site, not before midnight (UTC); midnight
+    on a day without sunrise. A demo that began at midnight showed an empty market until
+    the sun came up: seven simulated hours in December, 42 s at 600 times real time."""
+    from wattx.sim.daylight import first_light
+    from wattx.sim.site import DEFAULT_SITE
+
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    light = first_light(DEFAULT_SITE, day, step_s)
+    return midnight if light is None else max(midnight, light - DEMO_DARK_LEAD)
 
 
 class MechanismChoice(StrEnum):
@@ -61,14 +77,18 @@ def build(
     epoch_minutes: int,
     epochs: int | None = None,
     shared_assets: bool = True,
+    starts_at: datetime | None = None,
 ) -> Scenario:
-    """The scenario of ``days`` days from ``start``, or of its first ``epochs`` epochs."""
+    """The scenario of ``days`` days from ``start``, or of its first ``epochs`` epochs;
+    from ``starts_at`` (an epoch start) rather than midnight when it is given."""
     from wattx.sim.community import draw_community
     from wattx.sim.scenario import build_scenario
     from wattx.sim.timegrid import TimeGrid
 
     community = draw_community(_mix(households, shared_assets), seed=seed)
     grid = TimeGrid.for_days(start, days, EpochSchedule(epoch_minutes * 60))
+    if starts_at is not None:
+        grid = TimeGrid(starts_at, grid.steps, grid.step_s)
     if epochs is not None:
         grid = TimeGrid(grid.start, min(epochs, grid.steps), grid.step_s)
     return build_scenario(community, grid)
@@ -369,9 +389,9 @@ def demo(
 ) -> None:
     """Serve the API with a small community trading in it, SPEED times faster than real time.
 
-    The simulated day starts today (UTC) on a scratch database. The community
-    trades in its own zone, sim-demo (the seeded zone main stays empty); a
-    line per simulated hour says what happened. Ctrl-C stops it.
+    The simulated day starts today (UTC), an hour before sunrise, on a scratch
+    database. The community trades in its own zone, sim-demo (the seeded zone main
+    stays empty); a line per simulated hour says what happened. Ctrl-C stops it.
     """
     load_settings()  # the environment its service reads: see load_settings
     from wattx.cli.errors import fail
@@ -419,7 +439,8 @@ async def _demo(
     # Tokens are checked against the service's own (accelerated) clock, so the
     # simulated day can be today.
     first_day = datetime.now(UTC).date()
-    scenario = build(households, days, first_day, seed, 15)
+    starts_at = demo_start(first_day, DEMO_EPOCH_MINUTES * 60)
+    scenario = build(households, days, first_day, seed, DEMO_EPOCH_MINUTES, starts_at=starts_at)
     schedule = scenario.grid.schedule()
     check_schedule(schedule, DEMO_QUOTE_LEAD_S)
     first_gate = schedule.epoch(scenario.grid.first_epoch_id).gate_closure
@@ -474,7 +495,8 @@ async def _demo(
                         login = member_email(spec.id, DEMO_RUN_TAG)
                         typer.echo(f"{spec.kind} login: {login} / {MEMBER_PASSWORD}")
                     typer.echo(
-                        f"the community trades in zone '{zone}' from {first_day} (UTC); watch "
+                        f"the community trades in zone '{zone}' from {starts_at:%Y-%m-%d %H:%M} "
+                        "(UTC, an hour before sunrise at its site); watch "
                         f"it at {url}/api/v1/markets/{zone}/book and "
                         f"{url}/api/v1/trades?zone={zone} (zone 'main' stays empty)"
                     )
