@@ -50,9 +50,21 @@ def _untraced(env: boa.Env) -> boa.Env:
     after n environments in a process every SHA3 and SSTORE ran through n tracers (a
     deployment took 0.33 s instead of 0.07 s after 300). This environment gets a
     table of its own, with the bare opcodes.
+
+    The shared table gets back what it held before this environment wrapped it: its
+    tracers hold the environment, so every environment a process made stayed alive,
+    with its whole chain state (about 800 objects a test for the suite's in-process
+    services, and every full garbage collection walked them all).
     """
     computation = env.evm.vm.state.computation_class
-    opcodes = dict(computation.opcodes)
+    # Not yet an attribute of this environment's own class: the table its base shares.
+    shared = computation.opcodes
+    sha3_tracer, sstore_tracer = shared[_SHA3], shared[_SSTORE]
+    if isinstance(sha3_tracer, Sha3PreimageTracer) and sha3_tracer.env is env:
+        shared[_SHA3] = sha3_tracer.sha3
+    if isinstance(sstore_tracer, SstoreTracer) and sstore_tracer.env is env:
+        shared[_SSTORE] = sstore_tracer.sstore
+    opcodes = dict(shared)
     sha3 = opcodes[_SHA3]
     while isinstance(sha3, Sha3PreimageTracer):
         sha3 = sha3.sha3
