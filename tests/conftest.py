@@ -14,8 +14,10 @@ sets: modules with a ``slow`` test first, then the rest by their number of tests
 module of one long test (the chaos short run, the demo in a browser) would otherwise
 come last and run alone while the other workers wait.
 
-At the end of the session the heap is frozen (:func:`pytest_sessionfinish`): a worker's
-exit no longer collects it.
+Every process of the suite collects garbage at the thresholds a listening service uses
+(:data:`wattx.cli.heap.SERVING_THRESHOLDS`, :func:`pytest_configure`). At the end of the
+session the heap is frozen (:func:`pytest_sessionfinish`): a worker's exit no longer
+collects it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, settings
 
+from wattx.cli.heap import SERVING_THRESHOLDS
 from wattx.settlement.artifacts import load_all_artifacts
 
 
@@ -51,6 +54,11 @@ def _scope(item: pytest.Item) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The services a test runs in its own process collect garbage as `wattx up` does once
+    # it listens (``wattx.cli.heap``), not every 700 allocations: at the interpreter's
+    # thresholds the cyclic collector took a tenth of a worker's CPU, most of it in full
+    # collections of a heap that grows with every module's imports (tests/README.md).
+    gc.set_threshold(*SERVING_THRESHOLDS)
     is_worker = hasattr(config, "workerinput")
     if not is_worker and getattr(config.option, "numprocesses", None):
         load_all_artifacts()

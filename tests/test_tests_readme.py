@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import re
@@ -95,3 +96,10 @@ def test_installed_packages_are_imported_from_their_bytecode() -> None:
     # The suite's own test modules still have theirs rewritten.
     this = __spec__.loader if __spec__ else None
     assert isinstance(this, AssertionRewritingHook)
+
+
+def test_the_suite_collects_garbage_at_a_serving_services_thresholds() -> None:
+    from wattx.cli.heap import SERVING_THRESHOLDS
+
+    assert "thresholds a listening service uses" in " ".join(README.split())
+    assert gc.get_threshold() == SERVING_THRESHOLDS
