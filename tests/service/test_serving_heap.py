@@ -103,3 +103,21 @@ def test_start_settles_the_heap_once_the_app_has_started() -> None:
     assert out.split()[0] == "ok"
     assert int(out.split()[1]) > 0
     assert out.split()[2] == "1"
+
+
+def test_every_command_collects_at_the_serving_thresholds() -> None:
+    out = _run(
+        """
+        import gc
+        from typer.testing import CliRunner
+        from wattx.cli.heap import SERVING_THRESHOLDS
+        from wattx.cli.main import app
+
+        assert gc.get_threshold() != SERVING_THRESHOLDS
+        done = CliRunner().invoke(app, ["config", "show"])
+        assert done.exit_code == 0, done.output
+        assert gc.get_threshold() == SERVING_THRESHOLDS, gc.get_threshold()
+        print("ok")
+        """
+    )
+    assert out == "ok"
