@@ -99,14 +99,16 @@ def service(env: dict[str, str], workdir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{env['WATTX_PORT']}"
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "wattx up exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("wattx up did not become ready")
+        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
+        with httpx.Client(timeout=1) as http:
+            while time.monotonic() < deadline:
+                assert process.poll() is None, "wattx up exited"
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{url}/readyz").status_code == 200:
+                        break
+                time.sleep(0.2)
+            else:
+                raise AssertionError("wattx up did not become ready")
         yield url
     finally:
         process.send_signal(signal.SIGINT)

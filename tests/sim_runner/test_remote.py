@@ -73,13 +73,15 @@ def service_url(tmp_path: Path) -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 240  # a start-up on a busy machine takes long
-        while True:
-            assert process.poll() is None, "wattx up exited"
-            assert time.monotonic() < deadline, "wattx up did not become ready"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
+        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
+        with httpx.Client(timeout=1) as http:
+            while True:
+                assert process.poll() is None, "wattx up exited"
+                assert time.monotonic() < deadline, "wattx up did not become ready"
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{url}/readyz").status_code == 200:
+                        break
+                time.sleep(0.2)
         yield url
     finally:
         process.terminate()
