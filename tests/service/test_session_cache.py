@@ -63,10 +63,15 @@ async def test_sessions_revoked_elsewhere_are_refused_within_the_cache_time(
     # delays: it still passed when last asked, and its caching happened between `before`
     # and `after`.
     at_least = {u: last_passed[u] - cached[u][1] for u in refused_at}
-    at_most = {u: refused_at[u] - cached[u][0] for u in refused_at}
     for user_id in refused_at:
         assert at_least[user_id] < CACHE_S  # a logout elsewhere counts within the cache time
-        assert at_most[user_id] >= CACHE_S / 2  # and every session was trusted half of it
+    # And the cache was used: nothing was read again before the first session cached was
+    # due. A session is due U(0.5, 1) cache times after it was cached, and a read then takes
+    # along every busy session due within half a cache time, so a session cached last (the
+    # twelve sign-ins take a while on a busy machine) may be refused sooner than half a
+    # cache time after its own caching, but none before the first one was due.
+    first_cached = min(before for before, _ in cached.values())
+    assert min(refused_at.values()) - first_cached >= CACHE_S / 2
 
 
 async def test_busy_sessions_are_read_together_not_one_read_each(
