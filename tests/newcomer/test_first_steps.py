@@ -8,19 +8,18 @@ Every HTTP answer must be 2xx except those the walk-through marks ``# expect NNN
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from support.ready import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -98,17 +97,7 @@ def service(env: dict[str, str], workdir: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{env['WATTX_PORT']}"
     try:
-        deadline = time.monotonic() + 240
-        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
-        with httpx.Client(timeout=1) as http:
-            while time.monotonic() < deadline:
-                assert process.poll() is None, "wattx up exited"
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{url}/readyz").status_code == 200:
-                        break
-                time.sleep(0.2)
-            else:
-                raise AssertionError("wattx up did not become ready")
+        wait_ready(url, process, 240)
         yield url
     finally:
         process.send_signal(signal.SIGINT)

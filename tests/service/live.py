@@ -8,15 +8,14 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from support.ready import wait_ready
 from wattx.api.server import server_config
 from wattx.config import Settings
 
@@ -77,16 +76,7 @@ class Up:
     def wait_ready(self, within_s: float) -> None:
         """Wait until ``/readyz`` answers 200 (start-up deploys the contracts: minutes on
         a loaded shared machine, so each test gives its own bound)."""
-        deadline = time.monotonic() + within_s
-        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
-        with httpx.Client(timeout=1) as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, f"wattx up exited: {self._tail()}"
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{self.url}/readyz").status_code == 200:
-                        return
-                time.sleep(0.2)
-        raise AssertionError(f"wattx up did not become ready: {self._tail()}")
+        wait_ready(self.url, self.process, within_s, self._tail)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 20 s; nothing if it has ended already."""

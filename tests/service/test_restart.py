@@ -6,18 +6,18 @@ same balances, and numbering continues where it stopped.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from support.ready import wait_ready
 
 from .client import PASSWORD
 from .live import free_port
@@ -53,16 +53,7 @@ class Service:
         self.process = subprocess.Popen(
             _cli("up"), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
-        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
-        with httpx.Client(timeout=1) as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, "wattx up exited"
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{self.url}/readyz").status_code == 200:
-                        return
-                time.sleep(0.2)
-        raise AssertionError("wattx up did not become ready")
+        wait_ready(self.url, self.process, 60)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -7,18 +7,17 @@ back with every meter's reading of every epoch stored.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from support.ready import wait_ready
 from wattx.domain import EpochSchedule
 from wattx.sim.balance import check_energy_balance
 from wattx.sim.community import CommunityMix, draw_community
@@ -72,16 +71,7 @@ def service_url(tmp_path: Path) -> Iterator[str]:
         _cli("up"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 240  # a start-up on a busy machine takes long
-        # One client for every poll: each new one loads the CA bundle (35 ms of CPU).
-        with httpx.Client(timeout=1) as http:
-            while True:
-                assert process.poll() is None, "wattx up exited"
-                assert time.monotonic() < deadline, "wattx up did not become ready"
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{url}/readyz").status_code == 200:
-                        break
-                time.sleep(0.2)
+        wait_ready(url, process, 240)  # a start-up on a busy machine takes long
         yield url
     finally:
         process.terminate()
