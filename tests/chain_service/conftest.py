@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service.client import ApiClient
 from service.conftest import ManualClock, clock, database_url, in_process_app, pg_url, settings
 from settlement.conftest import anvil_url
+from support.operator import WORKER_OPERATOR
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
@@ -22,7 +23,7 @@ __all__ = ["anvil_url", "clock", "database_url", "pg_url", "settings"]
 
 @pytest.fixture
 def chain() -> ContractChain:
-    return EmbeddedChain()
+    return EmbeddedChain(WORKER_OPERATOR)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 
 from chain_service.conftest import anvil_url, api, app, state
 from service.conftest import clock, database_url, pg_url, settings
+from support.operator import WORKER_OPERATOR
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings
 from wattx.settlement.embedded import EmbeddedChain
@@ -23,4 +24,4 @@ GOVERNANCE = DeploySettings(
 
 @pytest.fixture
 def chain() -> ContractChain:
-    return EmbeddedChain(settings=GOVERNANCE)
+    return EmbeddedChain(WORKER_OPERATOR, settings=GOVERNANCE)

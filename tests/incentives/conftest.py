@@ -10,6 +10,7 @@ import pytest
 
 from chain_service.conftest import anvil_url, api, app, state
 from service.conftest import ManualClock, clock, database_url, pg_url, service_settings
+from support.operator import WORKER_OPERATOR
 from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
@@ -41,9 +42,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def chain() -> ContractChain:
-    return EmbeddedChain(settings=INCENTIVES)
+    return EmbeddedChain(WORKER_OPERATOR, settings=INCENTIVES)
 
 
 @pytest.fixture(scope="module")
 def embedded_chain() -> EmbeddedChain:
-    return EmbeddedChain()
+    return EmbeddedChain(WORKER_OPERATOR)

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from support.operator import use_worker_operator
 from support.pg import asyncpg_url, private_database, run_in_thread
 from wattx.api.app import create_app
 from wattx.api.state import AppState
@@ -154,8 +155,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return service_settings(database_url, tmp_path)
 
 
-def in_process_app(settings: Settings, **options: Any) -> FastAPI:
+def in_process_app(settings: Settings, *, own_operator: bool = False, **options: Any) -> FastAPI:
     """``create_app(settings, **options)`` for a service a test runs in its own process.
+
+    Its embedded chain's operator is the worker's (``support.operator``), so that its
+    deployment is copied rather than run again, unless ``own_operator`` asks for the key
+    the service makes itself, as ``wattx up`` does.
 
     Passwords are hashed with Argon2id at its minimum cost, as the simulator's scratch
     service does: at the service's cost (about 0.1 s of CPU a hash or check), the sign-ups
@@ -163,6 +168,8 @@ def in_process_app(settings: Settings, **options: Any) -> FastAPI:
     checked by ``tests/sim_runner/test_scratch_passwords.py``, and every real ``wattx up``
     process a test starts keeps it.
     """
+    if not own_operator and "chain" not in options and settings.chain_rpc_url is None:
+        use_worker_operator(settings.data_dir)
     return create_app(settings, password_hasher=SCRATCH_PASSWORD_HASHER, **options)
 
 

@@ -342,7 +342,7 @@ async def test_data_directory_and_its_files_are_private(tmp_path: Path, clock: M
         db = Database(chosen.effective_database_url)
         await upgrade_to_head(db)
         await db.dispose()
-        app = in_process_app(chosen, clock=clock, run_epoch_clock=False)
+        app = in_process_app(chosen, own_operator=True, clock=clock, run_epoch_clock=False)
         async with app.router.lifespan_context(app), _client(app) as http:
             signup = await http.post(
                 "/api/v1/auth/signup",

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from service.client import ApiClient
 from service.conftest import ManualClock, clock, database_url, in_process_app, pg_url, settings
+from support.operator import WORKER_OPERATOR
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.embedded import EmbeddedChain
@@ -22,7 +23,7 @@ __all__ = ["clock", "database_url", "pg_url", "settings"]
 @pytest.fixture
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
     application = in_process_app(
-        settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain()
+        settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain(WORKER_OPERATOR)
     )
     async with application.router.lifespan_context(application):
         yield application

@@ -19,6 +19,7 @@ from ingest.test_quarantine_review import send_implausible
 from service.client import PASSWORD, ApiClient
 from service.conftest import ManualClock, in_process_app
 from service.live import serving
+from support.operator import WORKER_OPERATOR
 from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.settlement.embedded import EmbeddedChain
@@ -40,7 +41,9 @@ def shots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def served(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple[str, FastAPI]]:
-    app = in_process_app(settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain())
+    app = in_process_app(
+        settings, clock=clock, run_epoch_clock=False, chain=EmbeddedChain(WORKER_OPERATOR)
+    )
     async with serving(app) as base_url:
         yield base_url, app
 

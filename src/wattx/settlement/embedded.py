@@ -7,17 +7,20 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import boa
 from boa.vm.py_evm import Sha3PreimageTracer, SstoreTracer
+from eth.db.backends.memory import MemoryDB
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings, deploy_contracts
+from wattx.settlement.deployment import Deployment
 from wattx.settlement.errors import revert_error
 from wattx.settlement.keys import new_signer
 from wattx.settlement.port import Signer
@@ -34,6 +37,19 @@ class EmbeddedSnapshot:
     timestamp: int
     log_count: int
     mined_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedState:
+    """A new chain's state right after a deployment, for other new chains to start from."""
+
+    nodes: Mapping[bytes, bytes]
+    """The EVM database's entries (state trie nodes, storage, code) by key."""
+    state_root: bytes
+    blocks: int
+    """Blocks the deployment mined (one transaction each, one second apart)."""
+    logs: tuple[RawLog, ...]
+    tx_hashes: tuple[str, ...]
 
 
 _SHA3 = 0x20
@@ -215,6 +231,45 @@ class EmbeddedTransport:
     def advance_time(self, seconds: int) -> None:
         self._env.evm.patch.timestamp += seconds
 
+    def _memory(self) -> dict[bytes, bytes]:
+        """The dictionary under the EVM's database (py-evm keeps a new chain in memory)."""
+        memory = self._env.evm.vm.state._db.wrapped_db
+        if not isinstance(memory, MemoryDB):
+            raise RuntimeError(f"the embedded EVM's database is a {type(memory).__name__}")
+        return memory.kv_store
+
+    def deployed_state(self, start_block: int) -> DeployedState:
+        """This chain's state, for :meth:`start_from`; ``start_block`` is where the
+        deployment began. Its changes are written through to the EVM's database first
+        (what a block boundary does to storage's original values, so later
+        transactions are priced the same)."""
+        if self._open_snapshots:
+            raise RuntimeError("a chain with an open snapshot cannot be copied")
+        account_db = self._env.evm.vm.state._account_db
+        account_db.persist()
+        return DeployedState(
+            nodes=dict(self._memory()),
+            state_root=account_db.state_root,
+            blocks=self.block_number() - start_block,
+            logs=tuple(self._logs),
+            tx_hashes=tuple(self._tx_hashes),
+        )
+
+    def start_from(self, deployed: DeployedState) -> None:
+        """Give this new chain (nothing mined yet) the state of ``deployed``: the same
+        accounts, code, storage, blocks, logs and transaction hashes. Its clock stays its
+        own, as if it had mined those blocks itself."""
+        if self._tx_hashes or self._logs:
+            raise RuntimeError("only a new chain can start from a deployed state")
+        state = self._env.evm.vm.state
+        self._memory().update(deployed.nodes)
+        state._account_db = state.get_account_db_class()(state._db, deployed.state_root)
+        patch = self._env.evm.patch
+        patch.block_number += deployed.blocks
+        patch.timestamp += deployed.blocks
+        self._logs.extend(deployed.logs)
+        self._tx_hashes.extend(deployed.tx_hashes)
+
     def snapshot(self) -> EmbeddedSnapshot:
         self._open_snapshots += 1
         return EmbeddedSnapshot(
@@ -234,6 +289,52 @@ class EmbeddedTransport:
         del self._tx_hashes[snapshot.mined_count :]
 
 
+_DEPLOYED_KEPT = 8
+_deployed: OrderedDict[tuple[object, ...], tuple[Deployment, DeployedState]] = OrderedDict()
+
+
+def deploy_embedded(
+    transport: EmbeddedTransport,
+    operator: Signer,
+    fee_account: str,
+    settings: DeploySettings | None = None,
+) -> Deployment:
+    """:func:`deploy_contracts` onto a new embedded chain, run once per process for the
+    same operator, fee account and settings.
+
+    A deployment reads no clock and nothing random: the same inputs give the same
+    addresses, storage, blocks, logs and transaction hashes on every new chain. So the
+    first one runs on a chain of its own and its state is kept (the last
+    ``_DEPLOYED_KEPT`` sets of inputs); every chain, that first one's too, starts from a
+    copy (about 1 ms; the deployment about 30: the governed parameters' definitions are
+    most of it). ``tests/settlement/test_embedded_deployed.py`` checks that a copy and a
+    deployment are the same chain.
+    """
+    settings = settings or DeploySettings()
+    key = (
+        operator.address.lower(),
+        fee_account.lower(),
+        settings.voting_period_seconds,
+        settings.timelock_seconds,
+        settings.quorum_wh,
+        tuple((p.name, p.initial, p.maximum) for p in settings.defined()),
+    )
+    kept = _deployed.get(key)
+    if kept is None:
+        first = EmbeddedTransport()
+        start_block = first.block_number()
+        deployment = deploy_contracts(first, operator, fee_account, settings)
+        kept = (deployment, first.deployed_state(start_block))
+        _deployed[key] = kept
+        if len(_deployed) > _DEPLOYED_KEPT:
+            _deployed.popitem(last=False)
+    else:
+        _deployed.move_to_end(key)
+    deployment, deployed = kept
+    transport.start_from(deployed)
+    return deployment
+
+
 class EmbeddedChain(ContractChain):
     """The default chain: in-process, deploys every contract when created."""
 
@@ -245,9 +346,7 @@ class EmbeddedChain(ContractChain):
     ) -> None:
         operator = operator or new_signer()
         transport = EmbeddedTransport()
-        deployment = deploy_contracts(
-            transport, operator, fee_account or operator.address, settings
-        )
+        deployment = deploy_embedded(transport, operator, fee_account or operator.address, settings)
         super().__init__(transport, deployment, operator)
         self._embedded = transport
 

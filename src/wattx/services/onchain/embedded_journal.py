@@ -31,8 +31,8 @@ from typing import IO
 from wattx.private_files import open_private_append, private_dir, read_or_create_secret
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
-from wattx.settlement.deploy import DeploySettings, deploy_contracts
-from wattx.settlement.embedded import EmbeddedTransport
+from wattx.settlement.deploy import DeploySettings
+from wattx.settlement.embedded import EmbeddedTransport, deploy_embedded
 from wattx.settlement.errors import ChainUnavailableError
 from wattx.settlement.keys import new_signer, signer_from_private_key
 from wattx.settlement.port import Signer
@@ -144,7 +144,7 @@ def open_durable_embedded_chain(
             read_or_create_secret(key_file, new_signer().private_key.hex())
         )
     transport = EmbeddedTransport()
-    deployment = deploy_contracts(transport, operator, operator.address, settings)
+    deployment = deploy_embedded(transport, operator, operator.address, settings)
     journal_path = data_dir / JOURNAL_FILE
     length = _replay(transport, journal_path)
     if journal_path.exists() and journal_path.stat().st_size > length:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import secrets
 import tempfile
@@ -32,6 +33,8 @@ from wattx.ingest.node_link import LinkClosedError
 from wattx.services.identity.accounts import SCRATCH_PASSWORD_HASHER
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DEFAULT_PARAMETERS, DeploySettings
+from wattx.settlement.keys import new_signer
+from wattx.settlement.port import Signer
 from wattx.sim.errors import SimulationConfigError
 from wattx.sim.runner.client import ServiceClient, Session
 from wattx.sim.runner.devices import LinkConnection, LinkDialer
@@ -272,6 +275,14 @@ def _started_heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+@functools.cache
+def _scratch_operator() -> Signer:
+    """One operator for every scratch chain of a process (a key of its own, made once):
+    each chain is still its own, in memory, and the same operator lets a later one copy
+    the first one's deployment (``wattx.settlement.embedded.deploy_embedded``)."""
+    return new_signer()
+
+
 def _scratch_chain(settings: Settings, governed: Mapping[str, int]) -> ContractChain:
     """An embedded chain deployed with ``governed`` as those parameters' first values, and
     the others' defaults; in memory only."""
@@ -284,6 +295,5 @@ def _scratch_chain(settings: Settings, governed: Mapping[str, int]) -> ContractC
         dataclasses.replace(p, initial=governed[p.name]) if p.name in governed else p
         for p in DEFAULT_PARAMETERS
     ]
-    return EmbeddedChain(
-        settings=DeploySettings(mint_threshold_wh=settings.mint_threshold_wh, parameters=parameters)
-    )
+    deploy = DeploySettings(mint_threshold_wh=settings.mint_threshold_wh, parameters=parameters)
+    return EmbeddedChain(_scratch_operator(), settings=deploy)
