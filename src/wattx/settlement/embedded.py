@@ -7,6 +7,7 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -291,6 +292,7 @@ class EmbeddedTransport:
 
 _DEPLOYED_KEPT = 8
 _deployed: OrderedDict[tuple[object, ...], tuple[Deployment, DeployedState]] = OrderedDict()
+_deployed_lock = threading.Lock()  # services open their chains in worker threads
 
 
 def deploy_embedded(
@@ -319,17 +321,20 @@ def deploy_embedded(
         settings.quorum_wh,
         tuple((p.name, p.initial, p.maximum) for p in settings.defined()),
     )
-    kept = _deployed.get(key)
+    with _deployed_lock:
+        kept = _deployed.get(key)
+        if kept is not None:
+            _deployed.move_to_end(key)
     if kept is None:
+        # Outside the lock: two threads may both deploy the same; both results are equal.
         first = EmbeddedTransport()
         start_block = first.block_number()
         deployment = deploy_contracts(first, operator, fee_account, settings)
         kept = (deployment, first.deployed_state(start_block))
-        _deployed[key] = kept
-        if len(_deployed) > _DEPLOYED_KEPT:
-            _deployed.popitem(last=False)
-    else:
-        _deployed.move_to_end(key)
+        with _deployed_lock:
+            _deployed[key] = kept
+            if len(_deployed) > _DEPLOYED_KEPT:
+                _deployed.popitem(last=False)
     deployment, deployed = kept
     transport.start_from(deployed)
     return deployment
