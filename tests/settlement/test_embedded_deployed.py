@@ -14,6 +14,7 @@ import pytest
 import wattx.settlement.embedded as embedded
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings, deploy_contracts
+from wattx.settlement.deployment import Deployment
 from wattx.settlement.embedded import EmbeddedChain, EmbeddedTransport, deploy_embedded
 from wattx.settlement.keys import new_signer
 from wattx.settlement.port import Asset, ParticipantRole, Signer
@@ -34,10 +35,15 @@ def _some_transactions(chain: ContractChain, users: list[Signer]) -> list[object
     return outcomes
 
 
+def _copied(operator: Signer) -> tuple[EmbeddedTransport, Deployment]:
+    """A new chain of ``operator``'s that starts from its kept deployment."""
+    transport = EmbeddedTransport()
+    return transport, deploy_embedded(transport, operator, operator.address)
+
+
 def test_a_copied_deployment_is_the_chain_a_deployment_makes() -> None:
     operator = new_signer()
-    copied = EmbeddedTransport()
-    copied_deployment = deploy_embedded(copied, operator, operator.address)
+    copied, copied_deployment = _copied(operator)
     deployed = EmbeddedTransport()
     deployment = deploy_contracts(deployed, operator, operator.address)
 
@@ -56,8 +62,7 @@ def test_a_copied_deployment_is_the_chain_a_deployment_makes() -> None:
 
 def test_a_deployment_reads_no_clock() -> None:
     operator = new_signer()
-    kept = EmbeddedTransport()
-    deploy_embedded(kept, operator, operator.address)
+    kept, _ = _copied(operator)
     later = EmbeddedTransport()
     later.advance_time(400 * 24 * 3600)  # as if deployed a year and more later
     deploy_contracts(later, operator, operator.address)
@@ -66,8 +71,7 @@ def test_a_deployment_reads_no_clock() -> None:
 
 def test_a_copy_keeps_its_own_clock_and_its_own_state() -> None:
     operator = new_signer()
-    first = EmbeddedTransport()
-    deploy_embedded(first, operator, operator.address)
+    first, _ = _copied(operator)
     second = EmbeddedTransport()
     second.advance_time(3600)
     start = second.timestamp()
