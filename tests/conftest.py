@@ -29,6 +29,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, settings
 
+from support.compiled_sql import share_compiled_sql
 from wattx.cli.heap import SERVING_THRESHOLDS
 from wattx.settlement.artifacts import load_all_artifacts
 
@@ -59,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # thresholds the cyclic collector took a tenth of a worker's CPU, most of it in full
     # collections of a heap that grows with every module's imports (tests/README.md).
     gc.set_threshold(*SERVING_THRESHOLDS)
+    # Every statement compiled once per process, not once per service a test starts.
+    share_compiled_sql()
     is_worker = hasattr(config, "workerinput")
     if not is_worker and getattr(config.option, "numprocesses", None):
         load_all_artifacts()

@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import literal, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "tests" / "README.md").read_text()
 
@@ -103,3 +106,17 @@ def test_the_suite_collects_garbage_at_a_serving_services_thresholds() -> None:
 
     assert "thresholds a listening service uses" in " ".join(README.split())
     assert gc.get_threshold() == SERVING_THRESHOLDS
+
+
+async def test_engines_of_one_process_share_their_compiled_statements(tmp_path: Path) -> None:
+    first = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite3'}")
+    second = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'two.sqlite3'}")
+    try:
+        for engine in (first, second, second):
+            async with engine.connect() as connection:
+                await connection.execute(select(literal(1)))
+        assert second.sync_engine.dialect is first.sync_engine.dialect
+        assert second.sync_engine._compiled_cache is first.sync_engine._compiled_cache
+    finally:
+        await first.dispose()
+        await second.dispose()
