@@ -328,9 +328,8 @@ def deploy_embedded(
     if kept is None:
         # Outside the lock: two threads may both deploy the same; both results are equal.
         first = EmbeddedTransport()
-        start_block = first.block_number()
         deployment = deploy_contracts(first, operator, fee_account, settings)
-        kept = (deployment, first.deployed_state(start_block))
+        kept = (deployment, first.deployed_state(deployment.block_number))
         with _deployed_lock:
             _deployed[key] = kept
             if len(_deployed) > _DEPLOYED_KEPT:
