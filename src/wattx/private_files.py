@@ -53,6 +53,28 @@ def create_private_file(path: Path, text: str) -> bool:
     return True
 
 
+def replace_private_file(path: Path, data: bytes) -> None:
+    """Make ``path`` hold ``data`` (mode 0600), whole or not at all: written and synced
+    under a temporary name, renamed over ``path``, and the directory synced, so a crash
+    leaves either the old file or the new one."""
+    private_dir(path.parent)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def touch_private_file(path: Path) -> None:
     """Create an empty file of mode 0600 if there is none (for SQLite: its WAL and
     shared-memory files take the database file's mode)."""

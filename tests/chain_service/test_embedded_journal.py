@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 from pathlib import Path
 
 import pytest
+from eth._utils import headers
 from typing_extensions import Buffer
 
+from settlement.self_custody import permit_args, self_custody_user, signed_call
 from wattx.services.onchain.embedded_journal import (
     JOURNAL_FILE,
     JournaledTransport,
     open_durable_embedded_chain,
 )
 from wattx.settlement.contract_chain import ContractChain
-from wattx.settlement.deploy import deploy_contracts
+from wattx.settlement.deploy import deploy_contracts, parameter_key
 from wattx.settlement.embedded import EmbeddedChain, EmbeddedTransport
 from wattx.settlement.errors import ChainUnavailableError
 from wattx.settlement.keys import new_signer
@@ -36,6 +39,10 @@ def test_restart_replays_the_journal(tmp_path: Path) -> None:
     assert again.balances(user.address).free_credit == 1_000
     assert again.wallet_balance(user.address, Asset.CREDIT) == 234
     assert minted.tx_hash in {e.tx_hash for e in again.events_since(0)}
+    # The format docs/settlement.md gives: each transaction with its block's time.
+    lines = [json.loads(line) for line in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
+    assert [set(line) for line in lines] == [{"to", "data", "sender", "at"}] * 4
+    assert [line["at"] for line in lines] == sorted({line["at"] for line in lines})
 
 
 def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
@@ -127,3 +134,82 @@ def test_journaling_does_not_change_gas(tmp_path: Path) -> None:
         for chain in (plain, journaled)
     ]
     assert gas[0] == gas[1]
+
+
+def test_a_used_permit_survives_a_restart_after_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None)
+    user = self_custody_user(chain, credit=1_000)
+    chain.deposit(user, Asset.CREDIT, 1_000)
+    deadline = chain.timestamp() + 600
+    permit = chain.sign_withdraw_permit(user.address, Asset.CREDIT, 400, 1, deadline)
+    raw = signed_call(chain, user, "Marketplace", "withdraw_with_permit", *permit_args(permit))
+    chain.send_raw_transaction(raw, sender=user.address)
+    head, now = chain.block_number(), chain.timestamp()
+
+    # Restarted two hours later: the permit's deadline has long passed.
+    later = headers.eth_now() + 7_200
+    monkeypatch.setattr(headers, "eth_now", lambda: later)
+    again = open_durable_embedded_chain(tmp_path, None)
+    assert again.wallet_balance(user.address, Asset.CREDIT) == 400
+    assert again.permit_used(user.address, 1)
+    assert again.block_number() == head
+    # The replayed blocks keep their times; the clock goes on from the restart.
+    assert again.timestamp() >= later > now
+
+
+def _restart_later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> int:
+    """Make the next chain opened start ``seconds`` from now; returns that time."""
+    later = headers.eth_now() + seconds
+    monkeypatch.setattr(headers, "eth_now", lambda: later)
+    return later
+
+
+def test_a_stored_deadline_keeps_its_time_across_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None)
+    chain.propose(chain._operator, parameter_key("market_fee_bps"), 30)
+    before = chain.proposal(1)
+    assert before is not None
+
+    later = _restart_later(monkeypatch, 30 * 86_400)
+    again = open_durable_embedded_chain(tmp_path, None)
+    # The vote closed while the service was down, as it would have on a node.
+    assert again.proposal(1) == before
+    assert again.timestamp() >= later > before.voting_ends
+
+
+def test_an_older_journal_is_replayed_as_before_then_given_its_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None)
+    user = new_signer()
+    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    chain.mint_credit(user.address, 500)
+    chain.propose(chain._operator, parameter_key("market_fee_bps"), 30)
+    path = tmp_path / JOURNAL_FILE
+    untimed = []
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        del entry["at"]
+        untimed.append(json.dumps(entry, separators=(",", ":")))
+    path.write_text("\n".join(untimed) + "\n" + '{"to":"0x')  # and a torn last line
+
+    later = _restart_later(monkeypatch, 3_600)
+    first = open_durable_embedded_chain(tmp_path, None)
+    proposal = first.proposal(1)
+    # As an older version replayed it: a block a second, from the restart's time.
+    assert proposal is not None
+    assert proposal.voting_ends - first.governance_rules().voting_period_s > later
+    assert first.wallet_balance(user.address, Asset.CREDIT) == 500
+    timed = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(timed) == len(untimed)
+    assert all(later < entry["at"] <= first.timestamp() for entry in timed)
+
+    _restart_later(monkeypatch, 7_200)
+    second = open_durable_embedded_chain(tmp_path, None)
+    assert second.proposal(1) == proposal
+    assert second.block_number() == first.block_number()
+    assert [json.loads(line) for line in path.read_text().splitlines()] == timed

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Barrier
 
-from wattx.private_files import create_private_file, read_or_create_secret
+from wattx.private_files import create_private_file, read_or_create_secret, replace_private_file
 
 
 def test_a_new_file_has_mode_0600_and_the_first_text_wins(tmp_path: Path) -> None:
@@ -39,3 +39,14 @@ def test_starts_racing_for_a_secret_all_read_the_same_whole_secret(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"secret-{i}.key" for i in range(20)
     )
+
+
+def test_a_replaced_file_has_mode_0600_and_only_the_new_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "chain-journal.jsonl"
+    path.parent.mkdir(mode=0o700)
+    path.write_bytes(b"old and longer\n")
+    path.chmod(0o644)
+    replace_private_file(path, b"new\n")
+    assert path.read_bytes() == b"new\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["chain-journal.jsonl"]

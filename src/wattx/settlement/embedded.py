@@ -232,6 +232,11 @@ class EmbeddedTransport:
     def advance_time(self, seconds: int) -> None:
         self._env.evm.patch.timestamp += seconds
 
+    def set_time(self, timestamp: int) -> None:
+        """Set the latest block's time; the next block is mined a second later. For a
+        replay, which gives each transaction the time it was first mined at."""
+        self._env.evm.patch.timestamp = timestamp
+
     def _memory(self) -> dict[bytes, bytes]:
         """The dictionary under the EVM's database (py-evm keeps a new chain in memory)."""
         memory = self._env.evm.vm.state._db.wrapped_db

@@ -3,12 +3,21 @@
 The embedded EVM lives in memory. So that the chain survives a restart (even
 ``kill -9``) like the database does, each successful transaction is appended
 to ``data_dir/chain-journal.jsonl`` (flushed and fsynced before the caller
-continues) as ``{"to", "data", "sender"}``. On start the contracts are
-deployed again by the same operator key (kept in ``data_dir/operator.key``
-unless one is configured), which gives the same addresses, and the journal is
-replayed in order: the same blocks, the same transaction hashes, the same
-state. The embedded transport executes as the sender's address, so replay
-needs no custodial keys.
+continues) as ``{"to", "data", "sender", "at"}``, ``at`` being its block's
+time. On start the contracts are deployed again by the same operator key (kept
+in ``data_dir/operator.key`` unless one is configured), which gives the same
+addresses, and the journal is replayed in order, each transaction mined at its
+own ``at``: the same blocks, the same transaction hashes, the same state — the
+deadlines contracts stored (votes, appeals, unbonding) and the ones callers
+signed (withdrawal permits) judged at the times they first were. After the
+replay the clock goes on from the later of the last block's time and the
+restart's, as a node's does across a downtime. The embedded transport executes
+as the sender's address, so replay needs no custodial keys.
+
+A journal written before lines carried their times is replayed as it was then
+(each block a second after the one before, from the restart's time) and then
+rewritten, whole, with the times that replay gave, so from then on each restart
+sees the same chain.
 
 A transaction is final only once its line is on disk: if the append fails
 (a full disk), the journal is cut back to where it was, the transaction is
@@ -25,10 +34,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from wattx.private_files import open_private_append, private_dir, read_or_create_secret
+from wattx.private_files import (
+    open_private_append,
+    private_dir,
+    read_or_create_secret,
+    replace_private_file,
+)
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings
@@ -57,12 +72,14 @@ class JournaledTransport:
     def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
         self._usable()
         entry: dict[str, object] = {"deploy": code.hex(), "sender": signer.address}
-        return self._inner.deploy(code, signer, confirm=lambda _outcome: self._append(entry))
+        return self._inner.deploy(code, signer, confirm=lambda _outcome: self._append_mined(entry))
 
     def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
         self._usable()
         entry: dict[str, object] = {"to": to, "data": data.hex(), "sender": signer.address}
-        return self._inner.send(to, data, signer, confirm=lambda _outcome: self._append(entry))
+        return self._inner.send(
+            to, data, signer, confirm=lambda _outcome: self._append_mined(entry)
+        )
 
     def call(self, to: str, data: bytes) -> bytes:
         return self._inner.call(to, data)
@@ -90,6 +107,10 @@ class JournaledTransport:
                 f"the chain journal is unusable until a restart: {self._broken}"
             )
 
+    def _append_mined(self, entry: dict[str, object]) -> None:
+        # Called while the transaction's block is the latest: its time is the chain's.
+        self._append({**entry, "at": self._inner.timestamp()})
+
     def _append(self, entry: dict[str, object]) -> None:
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
         fd = self._journal.fileno()
@@ -111,26 +132,43 @@ class JournaledTransport:
             ) from exc
 
 
-def _replay(transport: EmbeddedTransport, path: Path) -> int:
-    """Replay the journal's whole lines; returns the byte length they take."""
+@dataclass(frozen=True, slots=True)
+class _Replayed:
+    length: int
+    """The byte length of the journal's whole lines."""
+    untimed: bool
+    """Some transaction line had no ``at`` (a journal of an older version)."""
+    lines: list[bytes]
+    """The whole lines, each transaction's with the time the replay gave it."""
+
+
+def _replay(transport: EmbeddedTransport, path: Path) -> _Replayed:
+    """Replay the journal's whole lines, each transaction at its recorded time."""
     if not path.exists():
-        return 0
-    length = 0
-    with path.open("rb") as lines:
-        for line in lines:
+        return _Replayed(0, untimed=False, lines=[])
+    length, untimed, lines = 0, False, []
+    with path.open("rb") as journal:
+        for line in journal:
             if not line.endswith(b"\n"):
                 break  # a write cut short by a crash: that transaction never returned
             entry = json.loads(line)
             length += len(line)
             if "advance" in entry:
                 transport.advance_time(int(entry["advance"]))
+                lines.append(line)
                 continue
+            if "at" in entry:
+                transport.set_time(int(entry["at"]) - 1)  # mined a second after the latest
+            else:
+                untimed = True
             sender = Signer(address=str(entry["sender"]), private_key=b"")
             if "deploy" in entry:
                 transport.deploy(bytes.fromhex(entry["deploy"]), sender)
             else:
                 transport.send(str(entry["to"]), bytes.fromhex(entry["data"]), sender)
-    return length
+            entry["at"] = transport.timestamp()
+            lines.append((json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8"))
+    return _Replayed(length, untimed=untimed, lines=lines)
 
 
 def open_durable_embedded_chain(
@@ -145,9 +183,15 @@ def open_durable_embedded_chain(
         )
     transport = EmbeddedTransport()
     deployment = deploy_embedded(transport, operator, operator.address, settings)
+    restarted_at = transport.timestamp()
     journal_path = data_dir / JOURNAL_FILE
-    length = _replay(transport, journal_path)
-    if journal_path.exists() and journal_path.stat().st_size > length:
-        os.truncate(journal_path, length)  # drop a torn last line before appending
+    replayed = _replay(transport, journal_path)
+    # Time does not go back: a downtime passes on this chain as it does on a node.
+    transport.set_time(max(transport.timestamp(), restarted_at))
+    if replayed.untimed:
+        # Written once with the times this replay gave (a torn last line left out).
+        replace_private_file(journal_path, b"".join(replayed.lines))
+    elif journal_path.exists() and journal_path.stat().st_size > replayed.length:
+        os.truncate(journal_path, replayed.length)  # drop a torn last line before appending
     journal = open_private_append(journal_path)
     return ContractChain(JournaledTransport(transport, journal), deployment, operator)
