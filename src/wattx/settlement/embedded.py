@@ -8,6 +8,7 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,30 @@ class DeployedState:
     """Blocks the deployment mined (one transaction each, one second apart)."""
     logs: tuple[RawLog, ...]
     tx_hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """A chain's accounts, code and storage with its latest block, for a checkpoint."""
+
+    nodes: Mapping[bytes, bytes]
+    """The EVM database's entries by key."""
+    state_root: bytes
+    block_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinedTransaction:
+    """A mined transaction as the chain remembers it: its hash, block and logs."""
+
+    tx_hash: str
+    block_number: int
+    logs: tuple[RawLog, ...]
+
+
+def _block_of(log: RawLog) -> int:
+    return log.block_number
 
 
 _SHA3 = 0x20
@@ -99,9 +124,11 @@ class EmbeddedTransport:
 
     def __init__(self) -> None:
         self._env = _untraced(boa.Env())
-        self._logs: list[RawLog] = []
+        self._logs: list[RawLog] = []  # in block order
         self._tx_hashes: list[str] = []  # transaction hashes, in order
+        self._known: set[str] = set()  # the same, to look one up
         self._open_snapshots = 0
+        self._started_from: bytes | None = None
 
     @property
     def chain_id(self) -> int:
@@ -148,6 +175,7 @@ class EmbeddedTransport:
         )
         self._logs.extend(logs)
         self._tx_hashes.append(tx_hash)
+        self._known.add(tx_hash)
         return TxOutcome(tx_hash=tx_hash, block_number=block, gas_used=gas_used, logs=logs)
 
     def deploy(self, code: bytes, signer: Signer, *, confirm: Confirm | None = None) -> TxOutcome:
@@ -198,8 +226,7 @@ class EmbeddedTransport:
         except BaseException:
             state.revert(checkpoint)
             patch.block_number, patch.timestamp = block, timestamp
-            del self._logs[log_count:]
-            del self._tx_hashes[mined_count:]
+            self._forget(log_count, mined_count)
             raise
         state.commit(checkpoint)
         return outcome
@@ -214,17 +241,14 @@ class EmbeddedTransport:
 
     def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
         wanted = {a.lower() for a in addresses}
-        return [
-            log
-            for log in self._logs
-            if log.block_number >= from_block and log.address.lower() in wanted
-        ]
+        start = bisect_left(self._logs, from_block, key=_block_of)
+        return [log for log in self._logs[start:] if log.address.lower() in wanted]
 
     def block_number(self) -> int:
         return int(self._env.evm.patch.block_number)
 
     def transaction_known(self, tx_hash: str) -> bool:
-        return tx_hash in self._tx_hashes
+        return tx_hash in self._known
 
     def timestamp(self) -> int:
         return int(self._env.evm.patch.timestamp)
@@ -275,6 +299,61 @@ class EmbeddedTransport:
         patch.timestamp += deployed.blocks
         self._logs.extend(deployed.logs)
         self._tx_hashes.extend(deployed.tx_hashes)
+        self._known.update(deployed.tx_hashes)
+        self._started_from = deployed.state_root
+
+    @property
+    def started_from(self) -> bytes | None:
+        """The state root of the deployment this chain started from (:meth:`start_from`)."""
+        return self._started_from
+
+    def mined_count(self) -> int:
+        """How many transactions this chain has mined (its deployment's included)."""
+        return len(self._tx_hashes)
+
+    def mined_after(self, count: int) -> list[MinedTransaction]:
+        """The transactions mined after the first ``count``, in order, with their logs."""
+        hashes = self._tx_hashes[count:]
+        if not hashes:
+            return []
+        # One block per transaction, consecutive up to the latest.
+        first = self.block_number() - len(hashes) + 1
+        logs: dict[int, list[RawLog]] = {}
+        for log in self._logs[bisect_left(self._logs, first, key=_block_of) :]:
+            logs.setdefault(log.block_number, []).append(log)
+        return [
+            MinedTransaction(tx_hash, first + i, tuple(logs.get(first + i, ())))
+            for i, tx_hash in enumerate(hashes)
+        ]
+
+    def state(self) -> ChainState:
+        """The accounts, code and storage now, written through to the EVM's database first
+        (see :meth:`deployed_state`), with the latest block."""
+        if self._open_snapshots:
+            raise RuntimeError("a chain with an open snapshot cannot be copied")
+        account_db = self._env.evm.vm.state._account_db
+        account_db.persist()
+        return ChainState(
+            nodes=dict(self._memory()),
+            state_root=account_db.state_root,
+            block_number=self.block_number(),
+            timestamp=self.timestamp(),
+        )
+
+    def restore(self, state: ChainState, mined: Sequence[MinedTransaction]) -> None:
+        """Continue, on this chain just deployed, a chain that had the same deployment:
+        its ``state`` and the transactions it ``mined`` after the deployment's."""
+        if self._open_snapshots:
+            raise RuntimeError("a chain with an open snapshot cannot be restored")
+        evm_state = self._env.evm.vm.state
+        self._memory().update(state.nodes)
+        evm_state._account_db = evm_state.get_account_db_class()(evm_state._db, state.state_root)
+        patch = self._env.evm.patch
+        patch.block_number, patch.timestamp = state.block_number, state.timestamp
+        for transaction in mined:
+            self._logs.extend(transaction.logs)
+            self._tx_hashes.append(transaction.tx_hash)
+            self._known.add(transaction.tx_hash)
 
     def snapshot(self) -> EmbeddedSnapshot:
         self._open_snapshots += 1
@@ -291,8 +370,13 @@ class EmbeddedTransport:
         self._open_snapshots -= 1
         self._env.evm.patch.block_number = snapshot.block_number
         self._env.evm.patch.timestamp = snapshot.timestamp
-        del self._logs[snapshot.log_count :]
-        del self._tx_hashes[snapshot.mined_count :]
+        self._forget(snapshot.log_count, snapshot.mined_count)
+
+    def _forget(self, log_count: int, mined_count: int) -> None:
+        """Drop the logs and transactions after the first ``log_count`` and ``mined_count``."""
+        del self._logs[log_count:]
+        self._known.difference_update(self._tx_hashes[mined_count:])
+        del self._tx_hashes[mined_count:]
 
 
 _DEPLOYED_KEPT = 8

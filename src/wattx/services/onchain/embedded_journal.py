@@ -38,12 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import structlog
+
 from wattx.private_files import (
     open_private_append,
     private_dir,
     read_or_create_secret,
     replace_private_file,
 )
+from wattx.services.onchain.chain_checkpoint import JOURNAL_START, ChainCheckpoints, JournalMark
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings
@@ -56,14 +59,36 @@ from wattx.settlement.transport import TxOutcome
 JOURNAL_FILE = "chain-journal.jsonl"
 OPERATOR_KEY_FILE = "operator.key"
 
+_log = structlog.get_logger("wattx.chain_journal")
+
+
+CHECKPOINT_EVERY = 1_000
+"""Journal lines between two checkpoints: a restart replays at most about this many."""
+
 
 class JournaledTransport:
-    """An :class:`EmbeddedTransport` whose transactions are final only once journaled."""
+    """An :class:`EmbeddedTransport` whose transactions are final only once journaled,
+    checkpointed every ``every`` lines when given ``checkpoints`` (``deployed``: how many
+    of the chain's transactions were its deployment's; ``mark``: where the journal ends)."""
 
-    def __init__(self, inner: EmbeddedTransport, journal: IO[bytes]) -> None:
+    def __init__(
+        self,
+        inner: EmbeddedTransport,
+        journal: IO[bytes],
+        *,
+        checkpoints: ChainCheckpoints | None = None,
+        deployed: int = 0,
+        mark: JournalMark = JOURNAL_START,
+        every: int = CHECKPOINT_EVERY,
+    ) -> None:
         self._inner = inner
         self._journal = journal
         self._broken: str | None = None
+        self._checkpoints = checkpoints
+        self._deployed = deployed
+        self._mark = mark
+        self._every = every
+        self._since_checkpoint = 0
 
     @property
     def chain_id(self) -> int:
@@ -72,14 +97,20 @@ class JournaledTransport:
     def deploy(self, code: bytes, signer: Signer) -> TxOutcome:
         self._usable()
         entry: dict[str, object] = {"deploy": code.hex(), "sender": signer.address}
-        return self._inner.deploy(code, signer, confirm=lambda _outcome: self._append_mined(entry))
+        outcome = self._inner.deploy(
+            code, signer, confirm=lambda _outcome: self._append_mined(entry)
+        )
+        self._checkpoint_when_due()
+        return outcome
 
     def send(self, to: str, data: bytes, signer: Signer) -> TxOutcome:
         self._usable()
         entry: dict[str, object] = {"to": to, "data": data.hex(), "sender": signer.address}
-        return self._inner.send(
+        outcome = self._inner.send(
             to, data, signer, confirm=lambda _outcome: self._append_mined(entry)
         )
+        self._checkpoint_when_due()
+        return outcome
 
     def call(self, to: str, data: bytes) -> bytes:
         return self._inner.call(to, data)
@@ -100,6 +131,23 @@ class JournaledTransport:
         self._usable()
         self._append({"advance": seconds})
         self._inner.advance_time(seconds)
+        self._checkpoint_when_due()
+
+    def checkpoint(self) -> None:
+        """Checkpoint the chain as it is now (see :mod:`.chain_checkpoint`). A failure is
+        logged and the journal, which holds everything, goes on alone until the next."""
+        self._since_checkpoint = 0
+        if self._checkpoints is None:
+            return
+        try:
+            self._checkpoints.save(self._inner, self._deployed, self._mark)
+        except OSError as exc:
+            _log.warning("chain_checkpoint_failed", reason=str(exc))
+
+    def _checkpoint_when_due(self) -> None:
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self._every:
+            self.checkpoint()
 
     def _usable(self) -> None:
         if self._broken is not None:
@@ -130,29 +178,35 @@ class JournaledTransport:
             raise ChainUnavailableError(
                 f"the chain journal cannot be written, transaction undone: {exc}"
             ) from exc
+        self._mark = JournalMark(size + len(line), line)
 
 
 @dataclass(frozen=True, slots=True)
 class _Replayed:
     length: int
-    """The byte length of the journal's whole lines."""
+    """The byte length of the whole lines replayed."""
     untimed: bool
     """Some transaction line had no ``at`` (a journal of an older version)."""
     lines: list[bytes]
-    """The whole lines, each transaction's with the time the replay gave it."""
+    """The whole lines replayed, each transaction's with the time the replay gave it."""
+    last_line: bytes
+    """The last whole line replayed, as the journal holds it."""
 
 
-def _replay(transport: EmbeddedTransport, path: Path) -> _Replayed:
-    """Replay the journal's whole lines, each transaction at its recorded time."""
+def _replay(transport: EmbeddedTransport, path: Path, start: int) -> _Replayed:
+    """Replay the journal's whole lines from byte ``start``, each transaction at its
+    recorded time."""
     if not path.exists():
-        return _Replayed(0, untimed=False, lines=[])
-    length, untimed, lines = 0, False, []
+        return _Replayed(0, untimed=False, lines=[], last_line=b"")
+    length, untimed, lines, last_line = 0, False, [], b""
     with path.open("rb") as journal:
+        journal.seek(start)
         for line in journal:
             if not line.endswith(b"\n"):
                 break  # a write cut short by a crash: that transaction never returned
             entry = json.loads(line)
             length += len(line)
+            last_line = line
             if "advance" in entry:
                 transport.advance_time(int(entry["advance"]))
                 lines.append(line)
@@ -168,13 +222,18 @@ def _replay(transport: EmbeddedTransport, path: Path) -> _Replayed:
                 transport.send(str(entry["to"]), bytes.fromhex(entry["data"]), sender)
             entry["at"] = transport.timestamp()
             lines.append((json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8"))
-    return _Replayed(length, untimed=untimed, lines=lines)
+    return _Replayed(length, untimed=untimed, lines=lines, last_line=last_line)
 
 
 def open_durable_embedded_chain(
-    data_dir: Path, operator: Signer | None, settings: DeploySettings | None = None
+    data_dir: Path,
+    operator: Signer | None,
+    settings: DeploySettings | None = None,
+    *,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> ContractChain:
-    """The embedded chain of ``data_dir``: deployed, journal replayed, journaling on."""
+    """The embedded chain of ``data_dir``: deployed, brought to its newest checkpoint, the
+    journal's tail replayed, journaling on."""
     private_dir(data_dir)
     if operator is None:
         key_file = data_dir / OPERATOR_KEY_FILE
@@ -183,15 +242,32 @@ def open_durable_embedded_chain(
         )
     transport = EmbeddedTransport()
     deployment = deploy_embedded(transport, operator, operator.address, settings)
-    restarted_at = transport.timestamp()
+    deployed, restarted_at = transport.mined_count(), transport.timestamp()
     journal_path = data_dir / JOURNAL_FILE
-    replayed = _replay(transport, journal_path)
+    checkpoints = ChainCheckpoints(data_dir)
+    start = checkpoints.restore(transport, journal_path)
+    replayed = _replay(transport, journal_path, start.offset)
     # Time does not go back: a downtime passes on this chain as it does on a node.
     transport.set_time(max(transport.timestamp(), restarted_at))
+    end, last_line = start.offset + replayed.length, replayed.last_line
     if replayed.untimed:
         # Written once with the times this replay gave (a torn last line left out).
-        replace_private_file(journal_path, b"".join(replayed.lines))
-    elif journal_path.exists() and journal_path.stat().st_size > replayed.length:
-        os.truncate(journal_path, replayed.length)  # drop a torn last line before appending
-    journal = open_private_append(journal_path)
-    return ContractChain(JournaledTransport(transport, journal), deployment, operator)
+        with journal_path.open("rb") as before:
+            kept = before.read(start.offset)
+        replace_private_file(journal_path, kept + b"".join(replayed.lines))
+        end = len(kept) + sum(len(line) for line in replayed.lines)
+        last_line = replayed.lines[-1]
+    elif journal_path.exists() and journal_path.stat().st_size > end:
+        os.truncate(journal_path, end)  # drop a torn last line before appending
+    mark = JournalMark(end, last_line) if replayed.lines else start
+    journaled = JournaledTransport(
+        transport,
+        open_private_append(journal_path),
+        checkpoints=checkpoints,
+        deployed=deployed,
+        mark=mark,
+        every=checkpoint_every,
+    )
+    if replayed.lines:
+        journaled.checkpoint()  # the next restart starts here
+    return ContractChain(journaled, deployment, operator)

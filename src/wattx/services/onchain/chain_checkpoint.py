@@ -1,0 +1,197 @@
+"""Checkpoints of the durable embedded chain: a restart replays only the journal's tail.
+
+Replaying a transaction costs about a millisecond, so without checkpoints every
+restart would replay the chain's whole life. Two files of the data directory
+hold a checkpoint:
+
+- ``chain-receipts.jsonl``, appended to: one line per journaled transaction up to
+  the newest checkpoint, in order — ``{"hash", "block", "logs": [[address,
+  [topic, …], data], …]}`` (hex) — which the chain must remember (events, known
+  transactions) but cannot recompute without running them;
+- ``chain-checkpoint.json``, replaced whole: the accounts, code and storage after
+  those transactions (the EVM database's entries and state root), the latest
+  block and its time, the state root of the deployment they were mined after, and
+  where the checkpoint stands in both files (the journal's offset and the SHA-256
+  of the journal line that ends there; the receipts' length and count).
+
+A checkpoint is used only when everything matches: the same deployment, the
+journal still holding that line at that offset, the receipts file its whole
+length. Otherwise (none yet, a journal restored from elsewhere, a file cut short
+or edited) the journal is replayed whole, as without checkpoints; the next
+checkpoint then writes the receipts anew. Either file written half by a crash
+is found out the same way: the checkpoint is replaced only after the receipts it
+counts are synced, and the receipts past its count are cut before appending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from wattx.private_files import open_private_append, replace_private_file
+from wattx.settlement.abi import RawLog
+from wattx.settlement.embedded import ChainState, EmbeddedTransport, MinedTransaction
+
+CHECKPOINT_FILE = "chain-checkpoint.json"
+RECEIPTS_FILE = "chain-receipts.jsonl"
+_VERSION = 1
+
+_log = structlog.get_logger("wattx.chain_checkpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalMark:
+    """A place in the journal: the length of its first whole lines and the last of them."""
+
+    offset: int
+    last_line: bytes
+
+    @property
+    def last_line_sha256(self) -> str:
+        return hashlib.sha256(self.last_line).hexdigest()
+
+
+JOURNAL_START = JournalMark(0, b"")
+
+
+class UnusableCheckpointError(ValueError):
+    """The checkpoint does not belong to this journal and deployment, or is damaged."""
+
+
+class ChainCheckpoints:
+    """The checkpoints of one data directory's embedded chain."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._checkpoint = data_dir / CHECKPOINT_FILE
+        self._receipts = data_dir / RECEIPTS_FILE
+        # What the newest checkpoint covers of the receipts file (nothing: write anew).
+        self._receipts_bytes = 0
+        self._receipts_count = 0
+
+    def restore(self, transport: EmbeddedTransport, journal: Path) -> JournalMark:
+        """Bring ``transport`` (just deployed) to the newest usable checkpoint; returns where
+        in the journal to replay from (its start when there is none)."""
+        if not self._checkpoint.exists():
+            return JOURNAL_START
+        try:
+            state, mined, mark, receipts_bytes = self._read(transport, journal)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _log.warning("chain_checkpoint_unused", reason=str(exc))
+            return JOURNAL_START
+        transport.restore(state, mined)
+        self._receipts_bytes, self._receipts_count = receipts_bytes, len(mined)
+        return mark
+
+    def save(self, transport: EmbeddedTransport, deployed: int, mark: JournalMark) -> None:
+        """A checkpoint of ``transport`` standing at ``mark`` of the journal; ``deployed`` is
+        how many of its transactions were the deployment's (they are not journaled)."""
+        started_from = transport.started_from
+        if started_from is None:
+            raise RuntimeError("a chain that did not start from a deployment")
+        mined = transport.mined_after(deployed + self._receipts_count)
+        lines = b"".join(_receipt_line(transaction) for transaction in mined)
+        with open_private_append(self._receipts) as receipts:
+            # Past the newest checkpoint's count is what a crash left half done.
+            os.ftruncate(receipts.fileno(), self._receipts_bytes)
+            receipts.write(lines)
+            os.fsync(receipts.fileno())
+        receipts_bytes = self._receipts_bytes + len(lines)
+        count = self._receipts_count + len(mined)
+        state = transport.state()
+        checkpoint = {
+            "version": _VERSION,
+            "deployment_root": started_from.hex(),
+            "journal_offset": mark.offset,
+            "journal_last_line_sha256": mark.last_line_sha256,
+            "receipts_bytes": receipts_bytes,
+            "transactions": count,
+            "state_root": state.state_root.hex(),
+            "block_number": state.block_number,
+            "timestamp": state.timestamp,
+            "nodes": {key.hex(): value.hex() for key, value in state.nodes.items()},
+        }
+        replace_private_file(self._checkpoint, json.dumps(checkpoint).encode("utf-8"))
+        self._receipts_bytes, self._receipts_count = receipts_bytes, count
+
+    def _read(
+        self, transport: EmbeddedTransport, journal: Path
+    ) -> tuple[ChainState, list[MinedTransaction], JournalMark, int]:
+        found: dict[str, Any] = json.loads(self._checkpoint.read_bytes())
+        if found["version"] != _VERSION:
+            raise UnusableCheckpointError(f"checkpoint version {found['version']}")
+        started_from = transport.started_from
+        if started_from is None or found["deployment_root"] != started_from.hex():
+            raise UnusableCheckpointError("made after another deployment")
+        offset = int(found["journal_offset"])
+        mark = JournalMark(offset, _line_ending_at(journal, offset))
+        if mark.last_line_sha256 != found["journal_last_line_sha256"]:
+            raise UnusableCheckpointError("made from another journal")
+        receipts_bytes, count = int(found["receipts_bytes"]), int(found["transactions"])
+        mined = _read_receipts(self._receipts, receipts_bytes)
+        if len(mined) != count:
+            raise UnusableCheckpointError(f"{len(mined)} receipts, the checkpoint counts {count}")
+        state = ChainState(
+            nodes={bytes.fromhex(k): bytes.fromhex(v) for k, v in found["nodes"].items()},
+            state_root=bytes.fromhex(found["state_root"]),
+            block_number=int(found["block_number"]),
+            timestamp=int(found["timestamp"]),
+        )
+        if mined and mined[-1].block_number != state.block_number:
+            raise UnusableCheckpointError("the receipts end before the checkpoint's block")
+        return state, mined, mark, receipts_bytes
+
+
+def _line_ending_at(journal: Path, offset: int) -> bytes:
+    """The journal line that ends at ``offset`` (empty at the start)."""
+    if offset <= 0:
+        return b""
+    with journal.open("rb") as file:
+        # A line is one transaction's call data: read back far enough for the longest.
+        start = max(0, offset - (1 << 22))
+        file.seek(start)
+        before = file.read(offset - start)
+    if len(before) != offset - start or not before.endswith(b"\n"):
+        raise UnusableCheckpointError("the journal ends before the checkpoint")
+    return before[before.rfind(b"\n", 0, len(before) - 1) + 1 :]
+
+
+def _receipt_line(transaction: MinedTransaction) -> bytes:
+    logs = [
+        [log.address, [topic.hex() for topic in log.topics], log.data.hex()]
+        for log in transaction.logs
+    ]
+    entry = {"hash": transaction.tx_hash, "block": transaction.block_number, "logs": logs}
+    return (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _read_receipts(path: Path, length: int) -> list[MinedTransaction]:
+    with path.open("rb") as file:
+        data = file.read(length)
+    if len(data) != length or (data and not data.endswith(b"\n")):
+        raise UnusableCheckpointError("the receipts end before the checkpoint")
+    return [_mined(json.loads(line)) for line in data.splitlines()]
+
+
+def _mined(entry: dict[str, Any]) -> MinedTransaction:
+    tx_hash, block = str(entry["hash"]), int(entry["block"])
+    return MinedTransaction(
+        tx_hash=tx_hash,
+        block_number=block,
+        logs=tuple(
+            RawLog(
+                address=str(address),
+                topics=tuple(bytes.fromhex(topic) for topic in topics),
+                data=bytes.fromhex(data),
+                block_number=block,
+                tx_hash=tx_hash,
+                log_index=index,
+            )
+            for index, (address, topics, data) in enumerate(entry["logs"])
+        ),
+    )

@@ -1,0 +1,188 @@
+"""A restart starts from the embedded chain's newest checkpoint and replays only the
+journal's tail; a checkpoint that does not match falls back to the whole journal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from eth._utils import headers
+
+from settlement.self_custody import permit_args, self_custody_user, signed_call
+from wattx.services.onchain.chain_checkpoint import CHECKPOINT_FILE, RECEIPTS_FILE
+from wattx.services.onchain.embedded_journal import JOURNAL_FILE, open_durable_embedded_chain
+from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.embedded import EmbeddedChain, EmbeddedTransport
+from wattx.settlement.keys import new_signer
+from wattx.settlement.port import Asset, ParticipantRole, Signer
+
+EVERY = 4
+
+
+@pytest.fixture(autouse=True)
+def fixed_restart_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chain opened starts at the same time, so two restarts can be compared."""
+    now = headers.eth_now()
+    monkeypatch.setattr(headers, "eth_now", lambda: now)
+
+
+def _sends_while(monkeypatch: pytest.MonkeyPatch, opening: Callable[[], ContractChain]) -> int:
+    """How many transactions the EVM ran while ``opening`` (the replay's)."""
+    ran = []
+    send = EmbeddedTransport.send
+
+    def counted(self: EmbeddedTransport, *args: object, **kwargs: object) -> object:
+        ran.append(1)
+        return send(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EmbeddedTransport, "send", counted)
+        opening()
+    return len(ran)
+
+
+def _trade_a_little(chain: ContractChain, user: Signer, rounds: int) -> None:
+    for amount in range(1, rounds + 1):
+        chain.mint_credit(user.address, amount)
+
+
+def _history(chain: ContractChain) -> tuple[object, ...]:
+    """What a caller can see of a chain: head, time, events, balances, the state root."""
+    inner = chain.transport._inner  # type: ignore[attr-defined]
+    return (
+        chain.block_number(),
+        chain.timestamp(),
+        [(e.name, e.tx_hash, e.block_number, e.args) for e in chain.events_since(0)],
+        inner.state().state_root,
+    )
+
+
+def _a_chain_with_history(data_dir: Path) -> tuple[ContractChain, Signer]:
+    chain = open_durable_embedded_chain(data_dir, None, checkpoint_every=EVERY)
+    user = self_custody_user(chain, credit=1_000)
+    chain.deposit(user, Asset.CREDIT, 1_000)
+    permit = chain.sign_withdraw_permit(user.address, Asset.CREDIT, 300, 1, chain.timestamp() + 600)
+    raw = signed_call(chain, user, "Marketplace", "withdraw_with_permit", *permit_args(permit))
+    chain.send_raw_transaction(raw, sender=user.address)
+    chain.advance_time(3_600)
+    _trade_a_little(chain, user, 6)  # 13 lines: the last is after the newest checkpoint
+    return chain, user
+
+
+def test_a_restart_from_a_checkpoint_is_the_chain_a_whole_replay_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointed, whole = tmp_path / "checkpointed", tmp_path / "whole"
+    chain, user = _a_chain_with_history(checkpointed)
+    lines = len((checkpointed / JOURNAL_FILE).read_text().splitlines())
+    shutil.copytree(checkpointed, whole)
+    (whole / CHECKPOINT_FILE).unlink()
+    (whole / RECEIPTS_FILE).unlink()
+
+    # Only the lines after the newest checkpoint run again.
+    assert (
+        _sends_while(monkeypatch, lambda: open_durable_embedded_chain(checkpointed, None))
+        == lines % EVERY
+    )
+    assert _sends_while(monkeypatch, lambda: open_durable_embedded_chain(whole, None)) == lines - 1
+    fast = open_durable_embedded_chain(checkpointed, None)
+    slow = open_durable_embedded_chain(whole, None)
+    assert _history(fast) == _history(slow) == _history(chain)
+    assert fast.balances(user.address) == slow.balances(user.address)
+    assert fast.permit_used(user.address, 1)
+    # And both go on alike: the same hash, block and gas for the same transaction.
+    after = [c.mint_credit(user.address, 77) for c in (fast, slow)]
+    assert after[0] == after[1]
+    assert fast.transport.transaction_known(after[0].tx_hash)
+
+
+def test_checkpoints_follow_the_journal_and_are_private(tmp_path: Path) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=EVERY)
+    user = new_signer()
+    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    _trade_a_little(chain, user, 2 * EVERY)
+    journal = (tmp_path / JOURNAL_FILE).read_bytes()
+    lines = journal.splitlines(keepends=True)
+    checkpoint = json.loads((tmp_path / CHECKPOINT_FILE).read_text())
+    covered = len(lines) - len(lines) % EVERY
+    assert checkpoint["journal_offset"] == len(b"".join(lines[:covered]))
+    assert checkpoint["transactions"] == covered
+    receipts = (tmp_path / RECEIPTS_FILE).read_text().splitlines()
+    assert len(receipts) == covered
+    for name in (JOURNAL_FILE, CHECKPOINT_FILE, RECEIPTS_FILE):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [JOURNAL_FILE, CHECKPOINT_FILE, RECEIPTS_FILE, "operator.key"]
+    )
+
+
+def _journal_of_another_chain(data_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    shutil.copy(data_dir / "operator.key", other / "operator.key")
+    chain = open_durable_embedded_chain(other, None)
+    chain.admit_participant(new_signer().address, ParticipantRole.CONSUMER)
+    shutil.copy(other / JOURNAL_FILE, data_dir / JOURNAL_FILE)
+
+
+def _cut_receipts(data_dir: Path, _tmp_path: Path) -> None:
+    receipts = data_dir / RECEIPTS_FILE
+    receipts.write_bytes(receipts.read_bytes()[:-10])
+
+
+def _garbled_checkpoint(data_dir: Path, _tmp_path: Path) -> None:
+    (data_dir / CHECKPOINT_FILE).write_text('{"version": 1, "nodes": ')
+
+
+@pytest.mark.parametrize("damage", [_journal_of_another_chain, _cut_receipts, _garbled_checkpoint])
+def test_a_checkpoint_that_does_not_match_is_not_used(
+    tmp_path: Path, damage: Callable[[Path, Path], None]
+) -> None:
+    data_dir = tmp_path / "data"
+    _a_chain_with_history(data_dir)
+    damage(data_dir, tmp_path)
+    whole = tmp_path / "whole"
+    shutil.copytree(data_dir, whole)
+    for name in (CHECKPOINT_FILE, RECEIPTS_FILE):
+        (whole / name).unlink(missing_ok=True)
+    assert _history(open_durable_embedded_chain(data_dir, None)) == _history(
+        open_durable_embedded_chain(whole, None)
+    )
+    # The restart wrote a checkpoint of its own, which the next one uses.
+    again = open_durable_embedded_chain(data_dir, None)
+    assert _history(again) == _history(open_durable_embedded_chain(whole, None))
+
+
+def test_receipts_a_crash_left_past_the_checkpoint_are_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain, user = _a_chain_with_history(tmp_path)
+    expected = _history(chain)
+    with (tmp_path / RECEIPTS_FILE).open("a") as receipts:
+        receipts.write('{"hash":"0xabc","block":1,"logs":[]}\n{"ha')
+    again = open_durable_embedded_chain(tmp_path, None, checkpoint_every=1)
+    assert _history(again) == expected
+    again.mint_credit(user.address, 5)  # the next checkpoint
+    receipts = (tmp_path / RECEIPTS_FILE).read_text().splitlines()
+    assert len(receipts) == json.loads((tmp_path / CHECKPOINT_FILE).read_text())["transactions"]
+    assert all(json.loads(line)["hash"] != "0xabc" for line in receipts)
+    assert _sends_while(monkeypatch, lambda: open_durable_embedded_chain(tmp_path, None)) == 0
+
+
+def test_checkpoints_do_not_change_gas_or_state(tmp_path: Path) -> None:
+    operator = new_signer()
+    plain = EmbeddedChain(operator)
+    checkpointed = open_durable_embedded_chain(tmp_path, operator, checkpoint_every=1)
+    user = new_signer()
+    results = []
+    for chain in (plain, checkpointed):
+        chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+        minted = [chain.mint_credit(user.address, amount) for amount in (5, 7, 11)]
+        chain.deposit(user, Asset.CREDIT, 20)
+        results.append([(r.tx_hash, r.block_number, r.gas_used) for r in minted])
+    assert results[0] == results[1]
+    assert plain._embedded.state().state_root == _history(checkpointed)[3]
