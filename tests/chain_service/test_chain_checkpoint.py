@@ -138,7 +138,16 @@ def _garbled_checkpoint(data_dir: Path, _tmp_path: Path) -> None:
     (data_dir / CHECKPOINT_FILE).write_text('{"version": 1, "nodes": ')
 
 
-@pytest.mark.parametrize("damage", [_journal_of_another_chain, _cut_receipts, _garbled_checkpoint])
+def _state_root_missing(data_dir: Path, _tmp_path: Path) -> None:
+    checkpoint = json.loads((data_dir / CHECKPOINT_FILE).read_text())
+    del checkpoint["nodes"][checkpoint["state_root"]]
+    (data_dir / CHECKPOINT_FILE).write_text(json.dumps(checkpoint))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_journal_of_another_chain, _cut_receipts, _garbled_checkpoint, _state_root_missing],
+)
 def test_a_checkpoint_that_does_not_match_is_not_used(
     tmp_path: Path, damage: Callable[[Path, Path], None]
 ) -> None:

@@ -99,7 +99,9 @@ class ChainCheckpoints:
         with open_private_append(self._receipts) as receipts:
             # Past the newest checkpoint's count is what a crash left half done.
             os.ftruncate(receipts.fileno(), self._receipts_bytes)
-            receipts.write(lines)
+            written = 0
+            while written < len(lines):  # an unbuffered write may take only a part
+                written += receipts.write(lines[written:]) or 0
             os.fsync(receipts.fileno())
         receipts_bytes = self._receipts_bytes + len(lines)
         count = self._receipts_count + len(mined)
@@ -142,6 +144,8 @@ class ChainCheckpoints:
             block_number=int(found["block_number"]),
             timestamp=int(found["timestamp"]),
         )
+        if state.state_root not in state.nodes:
+            raise UnusableCheckpointError("the state root is not among the checkpoint's nodes")
         if mined and mined[-1].block_number != state.block_number:
             raise UnusableCheckpointError("the receipts end before the checkpoint's block")
         return state, mined, mark, receipts_bytes
