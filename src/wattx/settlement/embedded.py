@@ -273,14 +273,11 @@ class EmbeddedTransport:
         deployment began. Its changes are written through to the EVM's database first
         (what a block boundary does to storage's original values, so later
         transactions are priced the same)."""
-        if self._open_snapshots:
-            raise RuntimeError("a chain with an open snapshot cannot be copied")
-        account_db = self._env.evm.vm.state._account_db
-        account_db.persist()
+        state = self.state()
         return DeployedState(
-            nodes=dict(self._memory()),
-            state_root=account_db.state_root,
-            blocks=self.block_number() - start_block,
+            nodes=state.nodes,
+            state_root=state.state_root,
+            blocks=state.block_number - start_block,
             logs=tuple(self._logs),
             tx_hashes=tuple(self._tx_hashes),
         )
@@ -291,9 +288,7 @@ class EmbeddedTransport:
         own, as if it had mined those blocks itself."""
         if self._tx_hashes or self._logs:
             raise RuntimeError("only a new chain can start from a deployed state")
-        state = self._env.evm.vm.state
-        self._memory().update(deployed.nodes)
-        state._account_db = state.get_account_db_class()(state._db, deployed.state_root)
+        self._load(deployed.nodes, deployed.state_root)
         patch = self._env.evm.patch
         patch.block_number += deployed.blocks
         patch.timestamp += deployed.blocks
@@ -345,15 +340,19 @@ class EmbeddedTransport:
         its ``state`` and the transactions it ``mined`` after the deployment's."""
         if self._open_snapshots:
             raise RuntimeError("a chain with an open snapshot cannot be restored")
-        evm_state = self._env.evm.vm.state
-        self._memory().update(state.nodes)
-        evm_state._account_db = evm_state.get_account_db_class()(evm_state._db, state.state_root)
+        self._load(state.nodes, state.state_root)
         patch = self._env.evm.patch
         patch.block_number, patch.timestamp = state.block_number, state.timestamp
         for transaction in mined:
             self._logs.extend(transaction.logs)
             self._tx_hashes.append(transaction.tx_hash)
             self._known.add(transaction.tx_hash)
+
+    def _load(self, nodes: Mapping[bytes, bytes], state_root: bytes) -> None:
+        """Put ``nodes`` in the EVM's database and make ``state_root`` its state."""
+        state = self._env.evm.vm.state
+        self._memory().update(nodes)
+        state._account_db = state.get_account_db_class()(state._db, state_root)
 
     def snapshot(self) -> EmbeddedSnapshot:
         self._open_snapshots += 1
