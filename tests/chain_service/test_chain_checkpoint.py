@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from eth._utils import headers
+from structlog.testing import capture_logs
 
 from settlement.self_custody import permit_args, self_custody_user, signed_call
+from wattx.services.onchain import embedded_journal
 from wattx.services.onchain.chain_checkpoint import CHECKPOINT_FILE, RECEIPTS_FILE
 from wattx.services.onchain.embedded_journal import JOURNAL_FILE, open_durable_embedded_chain
 from wattx.settlement.contract_chain import ContractChain
@@ -195,3 +197,26 @@ def test_checkpoints_do_not_change_gas_or_state(tmp_path: Path) -> None:
         results.append([(r.tx_hash, r.block_number, r.gas_used) for r in minted])
     assert results[0] == results[1]
     assert plain._embedded.state().state_root == _history(checkpointed)[3]
+
+
+def test_a_start_logs_where_it_began_and_how_far_a_long_replay_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=1_000)
+    user = new_signer()
+    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    _trade_a_little(chain, user, 6)
+    monkeypatch.setattr(embedded_journal, "REPLAY_PROGRESS_EVERY", 3)
+    with capture_logs() as logs:
+        open_durable_embedded_chain(tmp_path, None)
+    progress = [e for e in logs if e["event"] == "chain_replay_progress"]
+    assert [e["lines"] for e in progress] == [3, 6]
+    assert progress[-1]["of"] == (tmp_path / JOURNAL_FILE).stat().st_size
+    (opened,) = [e for e in logs if e["event"] == "chain_opened"]
+    assert opened["checkpoint_offset"] == 0
+    assert opened["replayed_lines"] == 7
+    with capture_logs() as logs:
+        open_durable_embedded_chain(tmp_path, None)
+    (opened,) = [e for e in logs if e["event"] == "chain_opened"]
+    assert opened["checkpoint_offset"] == (tmp_path / JOURNAL_FILE).stat().st_size
+    assert opened["replayed_lines"] == 0

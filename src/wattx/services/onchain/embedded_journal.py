@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ _log = structlog.get_logger("wattx.chain_journal")
 
 CHECKPOINT_EVERY = 1_000
 """Journal lines between two checkpoints: a restart replays at most about this many."""
+
+REPLAY_PROGRESS_EVERY = 10_000
+"""Journal lines between two progress lines of the log while a start replays them."""
 
 
 class JournaledTransport:
@@ -198,7 +202,9 @@ def _replay(transport: EmbeddedTransport, path: Path, start: int) -> _Replayed:
     recorded time."""
     if not path.exists():
         return _Replayed(0, untimed=False, lines=[], last_line=b"")
-    length, untimed, lines, last_line = 0, False, [], b""
+    length, untimed, last_line = 0, False, b""
+    lines: list[bytes] = []
+    total = path.stat().st_size - start
     with path.open("rb") as journal:
         journal.seek(start)
         for line in journal:
@@ -207,6 +213,9 @@ def _replay(transport: EmbeddedTransport, path: Path, start: int) -> _Replayed:
             entry = json.loads(line)
             length += len(line)
             last_line = line
+            if len(lines) % REPLAY_PROGRESS_EVERY == REPLAY_PROGRESS_EVERY - 1:
+                # A long replay (a journal without checkpoints) says how far it is.
+                _log.info("chain_replay_progress", lines=len(lines) + 1, bytes=length, of=total)
             if "advance" in entry:
                 transport.advance_time(int(entry["advance"]))
                 lines.append(line)
@@ -240,6 +249,7 @@ def open_durable_embedded_chain(
         operator = signer_from_private_key(
             read_or_create_secret(key_file, new_signer().private_key.hex())
         )
+    began = time.perf_counter()
     transport = EmbeddedTransport()
     deployment = deploy_embedded(transport, operator, operator.address, settings)
     deployed, restarted_at = transport.mined_count(), transport.timestamp()
@@ -247,6 +257,13 @@ def open_durable_embedded_chain(
     checkpoints = ChainCheckpoints(data_dir)
     start = checkpoints.restore(transport, journal_path)
     replayed = _replay(transport, journal_path, start.offset)
+    _log.info(
+        "chain_opened",
+        checkpoint_offset=start.offset,
+        replayed_lines=len(replayed.lines),
+        block=transport.block_number(),
+        seconds=round(time.perf_counter() - began, 3),
+    )
     # Time does not go back: a downtime passes on this chain as it does on a node.
     transport.set_time(max(transport.timestamp(), restarted_at))
     end, last_line = start.offset + replayed.length, replayed.last_line
