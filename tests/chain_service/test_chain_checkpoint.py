@@ -4,12 +4,14 @@ journal's tail; a checkpoint that does not match falls back to the whole journal
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from eth._utils import headers
 from structlog.testing import capture_logs
 
@@ -199,6 +201,18 @@ def test_checkpoints_do_not_change_gas_or_state(tmp_path: Path) -> None:
     assert plain._embedded.state().state_root == _history(checkpointed)[3]
 
 
+@pytest.fixture
+def info_events() -> Iterator[None]:
+    """Info events reach the log whatever level an earlier test of the process set."""
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        yield
+    finally:
+        structlog.configure(**before)
+
+
+@pytest.mark.usefixtures("info_events")
 def test_a_start_logs_where_it_began_and_how_far_a_long_replay_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
