@@ -140,11 +140,17 @@ class EmbeddedTransport:
         # lock_changes() does both but flattens the journal snapshots need, so
         # while one is open only the accessed set is cleared (a journaled
         # clear), and storage written earlier may be priced as already dirty.
-        account_db = self._env.evm.vm.state._account_db
+        state = self._env.evm.vm.state
+        account_db = state._account_db
         if self._open_snapshots:
             account_db._journal_accessed_state.clear()
         else:
             account_db.lock_changes()
+            # A transaction starts with no transient storage (EIP-1153). A new store also
+            # drops the old one's journal, which kept an entry for every snapshot taken in
+            # it (py-evm keeps them until a persist, which transient storage never has):
+            # about 570 bytes a transaction, for as long as the chain ran.
+            state._transient_storage = None
         patch = self._env.evm.patch
         patch.block_number += 1
         patch.timestamp += 1
