@@ -17,7 +17,11 @@ from structlog.testing import capture_logs
 
 from settlement.self_custody import permit_args, self_custody_user, signed_call
 from wattx.services.onchain import embedded_journal
-from wattx.services.onchain.chain_checkpoint import CHECKPOINT_FILE, RECEIPTS_FILE
+from wattx.services.onchain.chain_checkpoint import (
+    CHECKPOINT_FILE,
+    RECEIPTS_FILE,
+    ChainCheckpoints,
+)
 from wattx.services.onchain.embedded_journal import JOURNAL_FILE, open_durable_embedded_chain
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.embedded import EmbeddedChain, EmbeddedTransport
@@ -234,3 +238,24 @@ def test_a_start_logs_where_it_began_and_how_far_a_long_replay_is(
     (opened,) = [e for e in logs if e["event"] == "chain_opened"]
     assert opened["checkpoint_offset"] == (tmp_path / JOURNAL_FILE).stat().st_size
     assert opened["replayed_lines"] == 0
+
+
+@pytest.mark.usefixtures("info_events")
+def test_a_failed_checkpoint_fails_no_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=2)
+    user = new_signer()
+    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("the checkpoint broke")
+
+    monkeypatch.setattr(ChainCheckpoints, "save", broken)
+    with capture_logs() as logs:
+        minted = chain.mint_credit(user.address, 500)  # the second line: a checkpoint is due
+    assert minted.block_number == chain.block_number()
+    assert [e["error"] for e in logs if e["event"] == "chain_checkpoint_failed"] == ["RuntimeError"]
+    monkeypatch.undo()
+    again = open_durable_embedded_chain(tmp_path, None)
+    assert again.wallet_balance(user.address, Asset.CREDIT) == 500

@@ -145,8 +145,10 @@ class JournaledTransport:
             return
         try:
             self._checkpoints.save(self._inner, self._deployed, self._mark)
-        except OSError as exc:
-            _log.warning("chain_checkpoint_failed", reason=str(exc))
+        except Exception as exc:
+            # Whatever went wrong, the caller's transaction is journaled and final: failing
+            # it now would have the caller send it again.
+            _log.warning("chain_checkpoint_failed", reason=str(exc), error=type(exc).__name__)
 
     def _checkpoint_when_due(self) -> None:
         self._since_checkpoint += 1
