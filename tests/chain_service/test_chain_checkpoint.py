@@ -58,6 +58,14 @@ def _trade_a_little(chain: ContractChain, user: Signer, rounds: int) -> None:
         chain.mint_credit(user.address, amount)
 
 
+def _one_participant(data_dir: Path, *, checkpoint_every: int) -> tuple[ContractChain, Signer]:
+    """A durable chain in ``data_dir`` with one admitted participant (one journal line)."""
+    chain = open_durable_embedded_chain(data_dir, None, checkpoint_every=checkpoint_every)
+    user = new_signer()
+    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    return chain, user
+
+
 def _history(chain: ContractChain) -> tuple[object, ...]:
     """What a caller can see of a chain: head, time, events, balances, the state root."""
     inner = chain.transport._inner  # type: ignore[attr-defined]
@@ -109,9 +117,7 @@ def test_a_restart_from_a_checkpoint_is_the_chain_a_whole_replay_gives(
 
 
 def test_checkpoints_follow_the_journal_and_are_private(tmp_path: Path) -> None:
-    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=EVERY)
-    user = new_signer()
-    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    chain, user = _one_participant(tmp_path, checkpoint_every=EVERY)
     _trade_a_little(chain, user, 2 * EVERY)
     journal = (tmp_path / JOURNAL_FILE).read_bytes()
     lines = journal.splitlines(keepends=True)
@@ -220,9 +226,7 @@ def info_events() -> Iterator[None]:
 def test_a_start_logs_where_it_began_and_how_far_a_long_replay_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=1_000)
-    user = new_signer()
-    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    chain, user = _one_participant(tmp_path, checkpoint_every=1_000)
     _trade_a_little(chain, user, 6)
     monkeypatch.setattr(embedded_journal, "REPLAY_PROGRESS_EVERY", 3)
     with capture_logs() as logs:
@@ -244,9 +248,7 @@ def test_a_start_logs_where_it_began_and_how_far_a_long_replay_is(
 def test_a_failed_checkpoint_fails_no_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chain = open_durable_embedded_chain(tmp_path, None, checkpoint_every=2)
-    user = new_signer()
-    chain.admit_participant(user.address, ParticipantRole.CONSUMER)
+    chain, user = _one_participant(tmp_path, checkpoint_every=2)
 
     def broken(*_args: object) -> None:
         raise RuntimeError("the checkpoint broke")
