@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from eth_abi.abi import decode, encode
@@ -40,10 +40,17 @@ class DecodedEvent:
     args: dict[str, Any]
 
 
+@lru_cache(maxsize=8_192)
+def checksummed(address: str | bytes) -> str:
+    """:func:`to_checksum_address`, remembered: each is a keccak, and the same contracts and
+    participants recur in every transaction's logs."""
+    return to_checksum_address(address)
+
+
 def _normalise(abi_type: str, value: Any) -> Any:
     """eth-abi gives lower-case addresses; return them checksummed, recursively."""
     if abi_type == "address":
-        return to_checksum_address(value)
+        return checksummed(value)
     if abi_type.endswith("]"):
         inner = abi_type[: abi_type.rindex("[")]
         return tuple(_normalise(inner, v) for v in value)

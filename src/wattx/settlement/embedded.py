@@ -19,7 +19,7 @@ from eth.db.backends.memory import MemoryDB
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from wattx.settlement.abi import RawLog
+from wattx.settlement.abi import RawLog, checksummed
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings, deploy_contracts
 from wattx.settlement.deployment import Deployment
@@ -170,7 +170,7 @@ class EmbeddedTransport:
         gas_used = used - min(comp.get_gas_refund(), used // 5)  # type: ignore[attr-defined]
         logs = tuple(
             RawLog(
-                address=to_checksum_address(address),
+                address=checksummed(address),
                 topics=tuple(t.to_bytes(32, "big") for t in topics),
                 data=bytes(payload),
                 block_number=block,
