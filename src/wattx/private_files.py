@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -87,6 +87,14 @@ def open_private_append(path: Path) -> BinaryIO:
     private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     return os.fdopen(fd, "ab", buffering=0)
+
+
+def write_whole(file: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` to ``file`` (opened unbuffered, as :func:`open_private_append`
+    opens it), where one write may take only a part."""
+    written = 0
+    while written < len(data):
+        written += file.write(data[written:]) or 0
 
 
 def read_or_create_secret(path: Path, make: str) -> str:

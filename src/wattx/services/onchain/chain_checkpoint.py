@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from wattx.private_files import open_private_append, replace_private_file
+from wattx.private_files import open_private_append, replace_private_file, write_whole
 from wattx.settlement.abi import RawLog
 from wattx.settlement.embedded import ChainState, EmbeddedTransport, MinedTransaction
 
@@ -99,9 +99,7 @@ class ChainCheckpoints:
         with open_private_append(self._receipts) as receipts:
             # Past the newest checkpoint's count is what a crash left half done.
             os.ftruncate(receipts.fileno(), self._receipts_bytes)
-            written = 0
-            while written < len(lines):  # an unbuffered write may take only a part
-                written += receipts.write(lines[written:]) or 0
+            write_whole(receipts, lines)
             os.fsync(receipts.fileno())
         receipts_bytes = self._receipts_bytes + len(lines)
         count = self._receipts_count + len(mined)

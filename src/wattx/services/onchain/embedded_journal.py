@@ -46,6 +46,7 @@ from wattx.private_files import (
     private_dir,
     read_or_create_secret,
     replace_private_file,
+    write_whole,
 )
 from wattx.services.onchain.chain_checkpoint import JOURNAL_START, ChainCheckpoints, JournalMark
 from wattx.settlement.abi import RawLog
@@ -170,9 +171,7 @@ class JournaledTransport:
         fd = self._journal.fileno()
         size = os.fstat(fd).st_size
         try:
-            written = 0
-            while written < len(line):
-                written += self._journal.write(line[written:]) or 0
+            write_whole(self._journal, line)
             self._journal.flush()
             os.fsync(fd)
         except OSError as exc:
