@@ -16,10 +16,17 @@ which a machine loaded by other work does not hide.
     .venv/bin/python bench/ingest.py                 # both backends, table
     .venv/bin/python bench/ingest.py --backend postgres --requests 400 --json
     .venv/bin/python bench/ingest.py --backend postgres --batch-sizes 100 --profile prof
+    .venv/bin/python bench/ingest.py --backend postgres --batch-sizes 100 --replicas 2
 
-``--profile PREFIX`` records the service with ``py-spy`` while each batch size
-runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed stacks, for a
-flame graph or ``sort``) and prints the functions with the most own samples.
+``--replicas N`` (PostgreSQL) starts N ``wattx up`` processes on one database
+and spreads the meters over them: readings need no elected writer (a group's
+transaction locks its meters' rows), so every replica stores what it is sent
+(docs/operations.md, "Scaling out"); ``cpu us/rd`` is then all replicas' CPU.
+
+``--profile PREFIX`` records the service (the first replica) with ``py-spy``
+while each batch size runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed
+stacks, for a flame graph or ``sort``) and prints the functions with the most own
+samples.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import PASSWORD, RawHttpConnection, Service, live_service, run_and_print
+from api import PASSWORD, RawHttpConnection, Service, live_replicas, run_and_print
 from metering import measure as measure_core
 from profiling import start_profiler, stop_profiler
 from wattx.metering import MeterSigner, encode_reading_batch
@@ -50,6 +57,7 @@ BATCH_SIZES = (1, 10, 100)
 @dataclass
 class Result:
     backend: str
+    replicas: int
     batch_size: int
     meters: int
     requests: int
@@ -142,7 +150,7 @@ async def _client(
 
 async def _run_batch_size(
     backend: str,
-    service: Service,
+    services: list[Service],
     signers: list[MeterSigner],
     clocks: list[list[datetime]],
     size: int,
@@ -159,18 +167,25 @@ async def _run_batch_size(
     start_line = asyncio.Barrier(len(signers) + 1)
     clients = asyncio.gather(
         *(
-            _client(service.url, signer.meter_id, meter_bodies, start_line, latencies, errors)
-            for signer, meter_bodies in zip(signers, bodies, strict=True)
+            _client(
+                services[i % len(services)].url,
+                signer.meter_id,
+                meter_bodies,
+                start_line,
+                latencies,
+                errors,
+            )
+            for i, (signer, meter_bodies) in enumerate(zip(signers, bodies, strict=True))
         )
     )
     print(f"[{backend}] batches of {size}", file=sys.stderr, flush=True)
-    profiler = start_profiler(service, f"{profile}-{backend}-{size}" if profile else None)
+    profiler = start_profiler(services[0], f"{profile}-{backend}-{size}" if profile else None)
     await start_line.wait()
-    cpu_before = service.cpu_seconds()
+    cpu_before = sum(service.cpu_seconds() for service in services)
     started = time.perf_counter()
     await clients
     elapsed = time.perf_counter() - started
-    cpu_s = service.cpu_seconds() - cpu_before
+    cpu_s = sum(service.cpu_seconds() for service in services) - cpu_before
     if profiler is not None:
         stop_profiler(*profiler)
     sent = per_meter * len(signers)
@@ -180,6 +195,7 @@ async def _run_batch_size(
     per_second = accepted_readings / elapsed
     return Result(
         backend=backend,
+        replicas=len(services),
         batch_size=size,
         meters=len(signers),
         requests=sent,
@@ -197,15 +213,15 @@ async def _run_batch_size(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    async with live_service(backend) as service:
-        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+    async with live_replicas(backend, args.replicas) as services:
+        async with httpx.AsyncClient(base_url=services[0].url, timeout=30) as http:
             signers = await _register_meters(http, args.meters)
         # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
         clocks = [[start] for _ in signers]
         return [
             await _run_batch_size(
-                backend, service, signers, clocks, size, args.requests, args.profile
+                backend, services, signers, clocks, size, args.requests, args.profile
             )
             for size in args.batch_sizes
         ]
@@ -213,14 +229,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
 
 def _table(results: list[Result]) -> str:
     header = (
-        f"{'backend':<9} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
+        f"{'backend':<9} {'repl':>4} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
         f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'cpu us/rd':>9} {'core rd/s':>10} {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.backend:<9} {r.batch_size:>5} {r.meters:>6} {r.requests:>8} {r.readings:>8} "
+            f"{r.backend:<9} {r.replicas:>4} {r.batch_size:>5} {r.meters:>6} "
+            f"{r.requests:>8} {r.readings:>8} "
             f"{r.errors:>6} {r.readings_per_second:>10.1f} {r.requests_per_second:>7.1f} "
             f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.server_cpu_us_per_reading:>9.1f} "
             f"{r.core_readings_per_second:>10.0f} {r.ratio:>6.3f}"
@@ -232,6 +249,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--meters", type=int, default=20, help="concurrent meters (clients)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="wattx up processes on one PostgreSQL database, the meters spread over them",
+    )
     parser.add_argument(
         "--requests", type=int, default=600, help="batches posted per batch size, all meters"
     )
@@ -245,7 +268,10 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="PREFIX", help="record the service with py-spy per batch size"
     )
-    run_and_print(_bench_backend, parser.parse_args(), _table)
+    args = parser.parse_args()
+    if args.replicas < 1 or (args.replicas > 1 and args.backend != "postgres"):
+        parser.exit(2, "bench/ingest.py: --replicas above 1 needs --backend postgres\n")
+    run_and_print(_bench_backend, args, _table)
 
 
 if __name__ == "__main__":
