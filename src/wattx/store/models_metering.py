@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wattx.store.models import Base
@@ -22,7 +22,13 @@ class ReadingRow(Base):
     __tablename__ = "readings"
     __table_args__ = (
         Index("ix_readings_meter_ts", "meter_id", "ts"),
-        Index("ix_readings_status_received", "status", "received_at"),
+        # Only quarantined readings are looked up by status: the others are not indexed.
+        Index(
+            "ix_readings_quarantined_received",
+            "received_at",
+            postgresql_where=text("status = 'quarantined'"),
+            sqlite_where=text("status = 'quarantined'"),
+        ),
     )
 
     meter_id: Mapped[str] = mapped_column(String(32), primary_key=True)
