@@ -16,13 +16,14 @@ from eth._utils import headers
 from structlog.testing import capture_logs
 
 from settlement.self_custody import permit_args, self_custody_user, signed_call
-from wattx.services.onchain import embedded_journal
+from wattx.services.onchain import chain_checkpoint, embedded_journal
 from wattx.services.onchain.chain_checkpoint import (
     CHECKPOINT_FILE,
     RECEIPTS_FILE,
     ChainCheckpoints,
 )
 from wattx.services.onchain.embedded_journal import JOURNAL_FILE, open_durable_embedded_chain
+from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.embedded import EmbeddedChain, EmbeddedTransport
 from wattx.settlement.keys import new_signer
@@ -261,3 +262,109 @@ def test_a_failed_checkpoint_fails_no_transaction(
     monkeypatch.undo()
     again = open_durable_embedded_chain(tmp_path, None)
     assert again.wallet_balance(user.address, Asset.CREDIT) == 500
+
+
+KEPT = 3  # blocks whose logs stay in memory behind the newest checkpoint
+
+
+def _events_from_each_block(chain: ContractChain) -> list[list[tuple[object, ...]]]:
+    """What ``events_since`` gives from every block of the chain's history."""
+    return [
+        [(e.name, e.tx_hash, e.block_number, e.args) for e in chain.events_since(start)]
+        for start in range(chain.block_number() + 2)
+    ]
+
+
+def test_older_logs_are_read_back_from_the_receipts_as_memory_let_them_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An index entry every other receipt, so reads start from the middle of the file.
+    monkeypatch.setattr(chain_checkpoint, "_INDEX_EVERY", 2)
+    archived, whole = tmp_path / "archived", tmp_path / "whole"
+    chain = open_durable_embedded_chain(
+        archived, None, checkpoint_every=EVERY, logs_kept_blocks=KEPT
+    )
+    user = self_custody_user(chain, credit=1_000)
+    first = chain.mint_credit(user.address, 1)
+    _trade_a_little(chain, user, 4 * EVERY)
+    shutil.copytree(archived, whole)
+    for name in (CHECKPOINT_FILE, RECEIPTS_FILE):
+        (whole / name).unlink()
+
+    # The same chain with every log in memory: a whole replay that archives nothing.
+    kept_all = open_durable_embedded_chain(whole, None, logs_kept_blocks=10**9)
+    restarted = open_durable_embedded_chain(
+        archived, None, checkpoint_every=EVERY, logs_kept_blocks=KEPT
+    )
+    expected = _events_from_each_block(kept_all)
+    assert expected[0]  # events from the deployment on
+    assert _events_from_each_block(chain) == expected
+    assert _events_from_each_block(restarted) == expected
+    # Memory holds the deployment's logs and the newest blocks' only.
+    in_memory = [c.transport._inner.logs_in_memory for c in (chain, restarted, kept_all)]  # type: ignore[attr-defined]
+    assert in_memory[0] < in_memory[2]
+    assert in_memory[1] < in_memory[2]
+    assert restarted.transport.transaction_known(first.tx_hash)
+
+    # It stays so: after more transactions (a checkpoint after the last), memory holds
+    # as many logs as before them.
+    _trade_a_little(restarted, user, 4 * EVERY)
+    inner = restarted.transport._inner  # type: ignore[attr-defined]
+    assert inner.logs_in_memory <= in_memory[1]
+    again = open_durable_embedded_chain(archived, None, logs_kept_blocks=KEPT)
+    assert _events_from_each_block(again) == _events_from_each_block(restarted)
+
+
+def test_archived_logs_follow_a_checkpoint_that_was_not_used(tmp_path: Path) -> None:
+    chain = open_durable_embedded_chain(
+        tmp_path, None, checkpoint_every=EVERY, logs_kept_blocks=KEPT
+    )
+    user = self_custody_user(chain, credit=1_000)
+    _trade_a_little(chain, user, 3 * EVERY)
+    expected = _events_from_each_block(chain)
+    _cut_receipts(tmp_path, tmp_path)
+    # The whole journal again, receipts written anew, and the old logs read from those.
+    again = open_durable_embedded_chain(
+        tmp_path, None, checkpoint_every=EVERY, logs_kept_blocks=KEPT
+    )
+    assert _events_from_each_block(again) == expected
+    assert (
+        _events_from_each_block(open_durable_embedded_chain(tmp_path, None, logs_kept_blocks=KEPT))
+        == expected
+    )
+
+
+class _NoLogs:
+    def logs_between(self, first_block: int, last_block: int) -> Iterator[RawLog]:
+        return iter(())
+
+
+def test_an_archive_continues_the_one_before_and_waits_for_open_snapshots() -> None:
+    chain = EmbeddedChain()
+    transport = chain.transport
+    assert isinstance(transport, EmbeddedTransport)
+    head = chain.block_number()
+    contracts = list(chain.deployment.contracts.values())
+    assert any(log.block_number == 2 for log in transport.logs(0, contracts))
+    snapshot = chain.snapshot()
+    with pytest.raises(RuntimeError, match="open snapshot"):
+        transport.archive_logs(_NoLogs(), 2, 3)
+    chain.revert(snapshot)
+    transport.archive_logs(_NoLogs(), 2, 3)
+    with pytest.raises(ValueError, match="continues"):
+        transport.archive_logs(_NoLogs(), 1, head)
+    # The logs of blocks 2 and 3 now come from the archive (here: none).
+    assert all(log.block_number not in (2, 3) for log in transport.logs(0, contracts))
+    with pytest.raises(ValueError, match="archived"):
+        transport.mined_after(0)
+
+
+def test_the_docs_give_the_blocks_kept_and_the_index_spacing() -> None:
+    docs = Path(__file__).parents[2] / "docs"
+    settlement = " ".join((docs / "settlement.md").read_text().split())
+    operations = " ".join((docs / "operations.md").read_text().split())
+    kept = f"all but the newest {chain_checkpoint.LOGS_KEPT_BLOCKS:,} blocks"
+    index = f"every {chain_checkpoint._INDEX_EVERY}th line"
+    for text in (settlement, operations):
+        assert kept in text
+        assert index in text

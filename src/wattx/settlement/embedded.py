@@ -7,11 +7,13 @@ cost for deploys), less the refund capped at a fifth (EIP-3529).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import boa
 from boa.vm.py_evm import Sha3PreimageTracer, SstoreTracer
@@ -74,6 +76,14 @@ class MinedTransaction:
     logs: tuple[RawLog, ...]
 
 
+class LogArchive(Protocol):
+    """Where a chain's older logs are kept once its memory has let them go."""
+
+    def logs_between(self, first_block: int, last_block: int) -> Iterator[RawLog]:
+        """The logs of blocks ``first_block`` to ``last_block`` (both included), in order."""
+        ...
+
+
 def _block_of(log: RawLog) -> int:
     return log.block_number
 
@@ -129,6 +139,9 @@ class EmbeddedTransport:
         self._known: set[str] = set()  # the same, to look one up
         self._open_snapshots = 0
         self._started_from: bytes | None = None
+        # Blocks whose logs only ``_archive`` holds (none until archive_logs).
+        self._archive: LogArchive | None = None
+        self._archived = range(0)
 
     @property
     def chain_id(self) -> int:
@@ -248,7 +261,37 @@ class EmbeddedTransport:
     def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
         wanted = {a.lower() for a in addresses}
         start = bisect_left(self._logs, from_block, key=_block_of)
-        return [log for log in self._logs[start:] if log.address.lower() in wanted]
+        found: Iterable[RawLog] = self._logs[start:]
+        archived = self._archived
+        if self._archive is not None and archived and from_block <= archived[-1]:
+            # Memory holds the blocks before the archived ones (the deployment's) and after.
+            split = bisect_left(self._logs, archived.start, key=_block_of)
+            found = itertools.chain(
+                self._logs[start:split],
+                self._archive.logs_between(max(from_block, archived.start), archived[-1]),
+                self._logs[split:],
+            )
+        return [log for log in found if log.address.lower() in wanted]
+
+    def archive_logs(self, archive: LogArchive, first_block: int, last_block: int) -> None:
+        """Let ``archive``, which holds them already, keep the logs of blocks ``first_block``
+        to ``last_block``, and forget them here; :meth:`logs` reads them from it from then
+        on. Each call continues the range of the one before (the same first block)."""
+        if self._open_snapshots:
+            raise RuntimeError("a chain with an open snapshot cannot archive its logs")
+        if self._archived and first_block != self._archived.start:
+            raise ValueError("an archive continues the blocks archived before")
+        if last_block < max(first_block, self._archived.stop):
+            return
+        start = bisect_left(self._logs, first_block, key=_block_of)
+        del self._logs[start : bisect_left(self._logs, last_block + 1, key=_block_of)]
+        self._archive = archive
+        self._archived = range(first_block, last_block + 1)
+
+    @property
+    def logs_in_memory(self) -> int:
+        """How many logs this chain holds in memory (the others are archived)."""
+        return len(self._logs)
 
     def block_number(self) -> int:
         return int(self._env.evm.patch.block_number)
@@ -319,6 +362,8 @@ class EmbeddedTransport:
             return []
         # One block per transaction, consecutive up to the latest.
         first = self.block_number() - len(hashes) + 1
+        if self._archived and first <= self._archived[-1]:
+            raise ValueError("the logs of those transactions are archived")
         logs: dict[int, list[RawLog]] = {}
         for log in self._logs[bisect_left(self._logs, first, key=_block_of) :]:
             logs.setdefault(log.block_number, []).append(log)

@@ -48,7 +48,12 @@ from wattx.private_files import (
     replace_private_file,
     write_whole,
 )
-from wattx.services.onchain.chain_checkpoint import JOURNAL_START, ChainCheckpoints, JournalMark
+from wattx.services.onchain.chain_checkpoint import (
+    JOURNAL_START,
+    LOGS_KEPT_BLOCKS,
+    ChainCheckpoints,
+    JournalMark,
+)
 from wattx.settlement.abi import RawLog
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import DeploySettings
@@ -241,9 +246,11 @@ def open_durable_embedded_chain(
     settings: DeploySettings | None = None,
     *,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    logs_kept_blocks: int = LOGS_KEPT_BLOCKS,
 ) -> ContractChain:
     """The embedded chain of ``data_dir``: deployed, brought to its newest checkpoint, the
-    journal's tail replayed, journaling on."""
+    journal's tail replayed, journaling on; the logs of all but the newest
+    ``logs_kept_blocks`` blocks read from the checkpoints' receipts."""
     private_dir(data_dir)
     if operator is None:
         key_file = data_dir / OPERATOR_KEY_FILE
@@ -255,7 +262,7 @@ def open_durable_embedded_chain(
     deployment = deploy_embedded(transport, operator, operator.address, settings)
     deployed, restarted_at = transport.mined_count(), transport.timestamp()
     journal_path = data_dir / JOURNAL_FILE
-    checkpoints = ChainCheckpoints(data_dir)
+    checkpoints = ChainCheckpoints(data_dir, logs_kept_blocks=logs_kept_blocks)
     start = checkpoints.restore(transport, journal_path)
     replayed = _replay(transport, journal_path, start.offset)
     _log.info(
