@@ -257,19 +257,21 @@ def _read_receipts(
     path: Path, length: int, index: _ReceiptIndex, *, logs_after: int
 ) -> list[MinedTransaction]:
     """The first ``length`` bytes of receipts, indexed into ``index``; the logs of blocks
-    up to ``logs_after`` are left out."""
-    with path.open("rb") as file:
-        data = file.read(length)
-    if len(data) != length or (data and not data.endswith(b"\n")):
-        raise UnusableCheckpointError("the receipts end before the checkpoint")
+    up to ``logs_after`` are left out. Read a line at a time: a year's file is hundreds
+    of megabytes."""
     mined: list[MinedTransaction] = []
     offset = 0
-    for number, line in enumerate(data.splitlines(keepends=True)):
-        entry = json.loads(line)
-        transaction = _mined(entry, with_logs=int(entry["block"]) > logs_after)
-        index.add(number, transaction.block_number, offset)
-        mined.append(transaction)
-        offset += len(line)
+    with path.open("rb") as file:
+        for number, line in enumerate(file):
+            if offset + len(line) > length or not line.endswith(b"\n"):
+                break  # past the checkpoint (a crash's leftovers) or cut short
+            entry = json.loads(line)
+            transaction = _mined(entry, with_logs=int(entry["block"]) > logs_after)
+            index.add(number, transaction.block_number, offset)
+            mined.append(transaction)
+            offset += len(line)
+    if offset != length:
+        raise UnusableCheckpointError("the receipts end before the checkpoint")
     return mined
 
 
