@@ -79,3 +79,11 @@ async def register_meter(api: ApiClient, *, activate: bool = True) -> SignedMete
 @pytest.fixture
 async def meter(api: ApiClient) -> SignedMeter:
     return await register_meter(api)
+
+
+async def meter_energy(api: ApiClient, meter: SignedMeter) -> list[dict[str, int]]:
+    """The meter's energy per epoch, as its owner reads it through the API."""
+    response = await api.http.get(f"/api/v1/meters/{meter.id}/energy", headers=meter.owner.headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, int]] = response.json()["items"]
+    return items

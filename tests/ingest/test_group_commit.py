@@ -16,7 +16,7 @@ from service.client import ApiClient
 from service.helpers import assert_problem
 from wattx.services.measurement import metering as metering_module
 
-from .conftest import SignedMeter, register_meter
+from .conftest import SignedMeter, meter_energy, register_meter
 from .test_http_ingest import T0, batch_json, post
 
 
@@ -32,13 +32,6 @@ def _count_groups(monkeypatch: pytest.MonkeyPatch, api: ApiClient) -> list[int]:
 
     monkeypatch.setattr(metering, "_store_group", counting)
     return groups
-
-
-async def _energy(api: ApiClient, meter: SignedMeter) -> list[dict[str, int]]:
-    response = await api.http.get(f"/api/v1/meters/{meter.id}/energy", headers=meter.owner.headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, int]] = response.json()["items"]
-    return items
 
 
 async def test_concurrent_posts_share_transactions_and_are_answered_as_if_alone(
@@ -61,9 +54,9 @@ async def test_concurrent_posts_share_transactions_and_are_answered_as_if_alone(
     # Readings at 09:45 .. 10:00: three 100 Wh intervals in one epoch.
     expected = [{"epoch_id": epoch, "import_wh": 0, "export_wh": 300, "verified_export_wh": 300}]
     for meter in meters[1:]:
-        assert await _energy(api, meter) == expected
+        assert await meter_energy(api, meter) == expected
     # The forged batch stored nothing: the meter's first genuine batch is its baseline.
-    assert await _energy(api, meters[0]) == []
+    assert await meter_energy(api, meters[0]) == []
     resent = await post(api, meters[0], batch_json(meters[0], 2))
     assert resent.status_code == 200, resent.text
     assert resent.json()["last_seq"] == 4

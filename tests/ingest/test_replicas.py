@@ -23,7 +23,7 @@ from wattx.services.measurement.metering import IngestResult, MeteringService
 from wattx.store import Database
 from wattx.store.models_metering import ReadingRow
 
-from .conftest import ManualClock, SignedMeter, register_meter
+from .conftest import ManualClock, SignedMeter, meter_energy, register_meter
 from .test_http_ingest import batch_json
 
 pytestmark = pytest.mark.postgres
@@ -49,13 +49,6 @@ async def other_replica(state: AppState) -> AsyncIterator[MeteringService]:
         yield replica
     finally:
         await db.dispose()
-
-
-async def _energy(api: ApiClient, meter: SignedMeter) -> list[dict[str, int]]:
-    response = await api.http.get(f"/api/v1/meters/{meter.id}/energy", headers=meter.owner.headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, int]] = response.json()["items"]
-    return items
 
 
 async def _stored(state: AppState, meter: SignedMeter) -> int:
@@ -101,4 +94,4 @@ async def test_two_replicas_posting_the_same_batches_store_each_reading_once(
     for body in [batch_json(alone, READINGS_PER_BATCH) for _ in range(BATCHES)]:
         await state.metering.ingest(body, via="http")
     for meter in meters:
-        assert await _energy(api, meter) == await _energy(api, alone)
+        assert await meter_energy(api, meter) == await meter_energy(api, alone)
