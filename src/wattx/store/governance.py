@@ -82,9 +82,18 @@ async def add_parameter_set(
 
 async def executed_proposals(session: AsyncSession) -> list[ChainEventRow]:
     """``ProposalExecuted`` events the indexer read, in chain order."""
+    return await _governance_events(session, "ProposalExecuted")
+
+
+async def defined_parameters(session: AsyncSession) -> list[ChainEventRow]:
+    """``ParameterDefined`` events the indexer read, in chain order."""
+    return await _governance_events(session, "ParameterDefined")
+
+
+async def _governance_events(session: AsyncSession, name: str) -> list[ChainEventRow]:
     query = (
         select(ChainEventRow)
-        .where(ChainEventRow.contract == "Governance", ChainEventRow.name == "ProposalExecuted")
+        .where(ChainEventRow.contract == "Governance", ChainEventRow.name == name)
         .order_by(ChainEventRow.block_number, ChainEventRow.log_index)
     )
     return list(await session.scalars(query))

@@ -408,6 +408,9 @@ async def list_mints(
 
 # -- indexer ------------------------------------------------------------------
 
+INDEXER = "contracts"
+"""The contract event indexer's name in ``indexer_progress``."""
+
 
 async def indexer_next_block(session: AsyncSession, name: str) -> int:
     row = await session.get(IndexerProgressRow, name)

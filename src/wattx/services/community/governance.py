@@ -47,8 +47,9 @@ from wattx.services.principal import Principal
 from wattx.services.trading.market import MarketService
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.deploy import parameter_key
-from wattx.settlement.port import GovernanceRules, OnChainProposal, TxResult
+from wattx.settlement.port import ChainEvent, GovernanceRules, OnChainProposal, TxResult
 from wattx.store import governance as repo
+from wattx.store import settlement as events_repo
 from wattx.store.db import Database
 from wattx.store.models_governance import GovernanceProposalRow, ParameterSetRow
 
@@ -457,17 +458,35 @@ class GovernanceService:
     async def _parameter_names(
         self, wanted: set[bytes] | None = None, *, refresh: bool = False
     ) -> dict[bytes, str]:
-        """Names of the governed parameters, read once from ``ParameterDefined`` events
-        (again when a key is not known yet)."""
+        """Names of the governed parameters, from the ``ParameterDefined`` events: those
+        the event indexer stored, then the chain's own from the indexer's mark on. A
+        restart reads the few blocks not indexed yet, not every block since the
+        deployment. Read once, and again when a key is not known yet."""
         if refresh or not self._names or (wanted and not wanted <= self._names.keys()):
+            async with self._db.read() as session:
+                stored = await repo.defined_parameters(session)
+                next_block = await events_repo.indexer_next_block(session, events_repo.INDEXER)
+            for row in stored:
+                args = json.loads(row.args)
+                key = bytes.fromhex(str(args["parameter"]).removeprefix("0x"))
+                self._learn(key, str(args["name"]), int(args["value"]))
             chain = self._chain
-            events = await self._accounts.read(chain.events_since, chain.deployment.block_number)
-            for event in events:
+            from_block = max(next_block, chain.deployment.block_number)
+
+            def unindexed() -> list[ChainEvent]:
+                # A node refuses a log query that starts beyond its head.
+                return chain.events_since(from_block) if from_block <= chain.block_number() else []
+
+            for event in await self._accounts.read(unindexed):
                 if event.contract == "Governance" and event.name == "ParameterDefined":
-                    name = str(event.args["name"])
-                    self._names[bytes(event.args["parameter"])] = name
-                    self._initial[name] = int(event.args["value"])
+                    args = event.args
+                    self._learn(bytes(args["parameter"]), str(args["name"]), int(args["value"]))
         return dict(self._names)
+
+    def _learn(self, key: bytes, name: str, value: int) -> None:
+        """A defined parameter: its name, and its value when it was defined."""
+        self._names[key] = name
+        self._initial[name] = value
 
     async def publish_update(self, proposal_id: int) -> ProposalView:
         """Publish the proposal as it stands now (``proposal.updated``) and return it."""

@@ -51,7 +51,6 @@ from wattx.store.db import Database
 
 _log = structlog.get_logger("wattx.chain_history")
 
-INDEXER = "contracts"
 _RECHECK_LIMIT = 500
 
 
@@ -85,7 +84,7 @@ class ChainHistoryCheck:
             raise
         if lost_blocks:
             async with self._db.write() as session:
-                await repo.rewind_index(session, INDEXER, min(lost_blocks))
+                await repo.rewind_index(session, repo.INDEXER, min(lost_blocks))
         _log.warning(
             "chain_history_repaired",
             registrations_forgotten=forgotten,

@@ -76,7 +76,6 @@ from wattx.store.trades import trade_from_row
 
 _log = structlog.get_logger("wattx.settlement")
 
-INDEXER = "contracts"
 SETTLEMENT_FAILED_ALERT = "settlement_failed"
 GRANTED_ENERGY_HINT = (
     "an account's balance on chain does not cover its side of the batch; energy "
@@ -508,7 +507,7 @@ class SettlementService:
     async def index_events(self) -> int:
         """Read new contract events into ``chain_events``; returns how many were read."""
         async with self._db.read() as session:
-            from_block = await repo.indexer_next_block(session, INDEXER)
+            from_block = await repo.indexer_next_block(session, repo.INDEXER)
         chain = self._accounts.chain
         head = await self._accounts.run(chain.block_number)
         if from_block > head:
@@ -517,7 +516,9 @@ class SettlementService:
         events = await self._accounts.run(chain.events_since, from_block)
         events = [e for e in events if e.block_number <= head]
         async with self._db.write() as session:
-            await repo.store_events(session, INDEXER, [_event_row(e) for e in events], head + 1)
+            await repo.store_events(
+                session, repo.INDEXER, [_event_row(e) for e in events], head + 1
+            )
             # Deposits a self-custody participant sent straight to a node (not through
             # the relay) are credited here, in the same transaction, once per event.
             await apply_self_custody_deposits(
