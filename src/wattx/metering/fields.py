@@ -36,10 +36,16 @@ def check_meter_id(meter_id: str) -> None:
 
 def check_reading(reading: Reading, index: int) -> None:
     """Raise :class:`MalformedReadingBatchError` unless every value of ``reading`` is in range."""
+    check_reading_values(reading, index)
+    _check_timestamp(reading.ts, index)
+
+
+def check_reading_values(reading: Reading, index: int) -> None:
+    """:func:`check_reading` without the timestamp, for a parser whose timestamps are UTC
+    whole seconds by their pattern."""
     # The field's name (``readings[3].seq``) is only spelled out for an error: this runs for
     # every reading ingested.
     _check_range(reading.seq, 0, MAX_SAFE_INTEGER, index, "seq")
-    _check_timestamp(reading.ts, index)
     _check_range(reading.import_wh, 0, MAX_SAFE_INTEGER, index, "import_wh")
     _check_range(reading.export_wh, 0, MAX_SAFE_INTEGER, index, "export_wh")
     if reading.power_w is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from wattx.metering.canonical import reading_members
 from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatVersionError
-from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading
+from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading_values
 from wattx.metering.readings import FORMAT_VERSION, Reading, ReadingBatch
 
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z")
@@ -26,6 +26,7 @@ _SIGNATURE = re.compile(rf"[0-9a-f]{{{2 * SIGNATURE_SIZE}}}")
 _BATCH_MEMBERS = frozenset({"version", "meter_id", "readings", "signature"})
 _READING_REQUIRED = frozenset({"seq", "ts", "import_wh", "export_wh"})
 _READING_OPTIONAL = frozenset({"power_w", "voltage_mv", "frequency_millihz", "soc_permille"})
+_READING_MEMBERS = _READING_REQUIRED | _READING_OPTIONAL
 
 
 def decode_reading_batch(document: bytes | str) -> ReadingBatch:
@@ -50,7 +51,7 @@ def parse_reading_batch(document: object) -> ReadingBatch:
     :data:`FORMAT_VERSION`.
     """
     batch = _require_object(document, "batch")
-    _require_members(batch, required=_BATCH_MEMBERS, optional=frozenset(), where="batch")
+    _require_members(batch, required=_BATCH_MEMBERS, allowed=_BATCH_MEMBERS, where="batch")
     version = batch["version"]
     if type(version) is not int:
         raise MalformedReadingBatchError("version must be an integer", field="version")
@@ -102,16 +103,28 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def _parse_reading(raw: object, index: int) -> Reading:
-    where = f"readings[{index}]"
-    reading = _require_object(raw, where)
-    _require_members(reading, required=_READING_REQUIRED, optional=_READING_OPTIONAL, where=where)
+    # This runs for every reading ingested: the field's name (``readings[3]``) is only
+    # spelled out for an error.
+    if type(raw) is not dict:
+        raise _not_an_object(f"readings[{index}]")
+    reading: dict[str, Any] = raw
+    members = reading.keys()
+    if not _READING_REQUIRED <= members <= _READING_MEMBERS or None in reading.values():
+        _require_members(
+            reading,
+            required=_READING_REQUIRED,
+            allowed=_READING_MEMBERS,
+            where=f"readings[{index}]",
+        )
     ts_text = reading["ts"]
-    if not isinstance(ts_text, str):
-        raise MalformedReadingBatchError(f"{where}.ts must be a string", field=f"{where}.ts")
+    if type(ts_text) is not str:
+        where = f"readings[{index}].ts"
+        raise MalformedReadingBatchError(f"{where} must be a string", field=where)
     try:
         ts = parse_timestamp(ts_text)
     except ValueError as exc:
-        raise MalformedReadingBatchError(f"{where}.ts: {exc}", field=f"{where}.ts") from exc
+        where = f"readings[{index}].ts"
+        raise MalformedReadingBatchError(f"{where}: {exc}", field=where) from exc
     parsed = Reading(
         seq=reading["seq"],
         ts=ts,
@@ -122,9 +135,9 @@ def _parse_reading(raw: object, index: int) -> Reading:
         frequency_millihz=reading.get("frequency_millihz"),
         soc_permille=reading.get("soc_permille"),
     )
-    # Type and range of every number are checked here, after construction,
-    # by the same rules the signer applies.
-    check_reading(parsed, index)
+    # Type and range of every number are checked here, after construction, by the same
+    # rules the signer applies; the timestamp's pattern already made it UTC, whole seconds.
+    check_reading_values(parsed, index)
     return parsed
 
 
@@ -138,19 +151,23 @@ def _parse_signature(raw: object) -> bytes:
 
 def _require_object(value: object, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise MalformedReadingBatchError(f"{where} must be a JSON object", field=where)
+        raise _not_an_object(where)
     return value
 
 
+def _not_an_object(where: str) -> MalformedReadingBatchError:
+    return MalformedReadingBatchError(f"{where} must be a JSON object", field=where)
+
+
 def _require_members(
-    value: Mapping[str, Any], *, required: frozenset[str], optional: frozenset[str], where: str
+    value: Mapping[str, Any], *, required: frozenset[str], allowed: frozenset[str], where: str
 ) -> None:
     missing = required - value.keys()
     if missing:
         raise MalformedReadingBatchError(
             f"{where} lacks {', '.join(sorted(missing))}", field=where, missing=sorted(missing)
         )
-    unknown = value.keys() - required - optional
+    unknown = value.keys() - allowed
     if unknown:
         raise MalformedReadingBatchError(
             f"{where} has unknown members {', '.join(sorted(unknown))}",
