@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     chain_deployment_file: Path | None = Field(
         default=None, description="deployment JSON for chain_rpc_url; written on first deploy"
     )
+    chain_log_window_blocks: int = Field(
+        default=2_000,
+        ge=1,
+        description="the most blocks one query for contract events spans (nodes limit it)",
+    )
     keyring_secret: SecretStr | None = Field(
         default=None, description="encrypts custodial keys; generated in data_dir when unset"
     )

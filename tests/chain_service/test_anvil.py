@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from service.client import ApiClient
 from service.conftest import ManualClock, in_process_app
@@ -15,6 +16,7 @@ from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
 from wattx.settlement.deployment import Deployment
 from wattx.store import Database, upgrade_to_head
+from wattx.store.models_settlement import ChainEventRow
 
 from .flow import run_full_flow
 
@@ -37,6 +39,7 @@ async def test_full_flow_on_anvil(
         rate_limit_default_per_window=100_000,
         log_level="WARNING",
         chain_rpc_url=anvil_url,
+        chain_log_window_blocks=3,  # the indexer reads the node a few blocks at a time
     )
     app = in_process_app(settings, clock=clock, run_epoch_clock=False)
     async with app.router.lifespan_context(app):
@@ -52,5 +55,19 @@ async def test_full_flow_on_anvil(
     async with restarted.router.lifespan_context(restarted):
         chain = restarted.state.wattx.chain_accounts.chain
         assert chain.deployment == saved
-        settled = [e for e in chain.events_since(saved.block_number) if e.name == "EpochSettled"]
+        every = chain.events_since(saved.block_number)
+        settled = [e for e in every if e.name == "EpochSettled"]
         assert len(settled) == 1
+        # The node bounds a log query at both ends.
+        head = chain.block_number()
+        for first, last in ((0, saved.block_number), (saved.block_number + 1, head - 1)):
+            assert chain.events_since(first, last) == [
+                e for e in every if first <= e.block_number <= last
+            ]
+        # The indexer, three blocks at a time, stored every event once.
+        await restarted.state.wattx.settlement.index_events()
+        async with restarted.state.wattx.db.read() as session:
+            stored = (
+                await session.execute(select(ChainEventRow.tx_hash, ChainEventRow.log_index))
+            ).all()
+        assert sorted(stored) == sorted((e.tx_hash, e.log_index) for e in every)

@@ -275,6 +275,17 @@ def _events_from_each_block(chain: ContractChain) -> list[list[tuple[object, ...
     ]
 
 
+def _events_of_each_range(chain: ContractChain) -> list[list[tuple[object, ...]]]:
+    """What ``events_since`` gives for every range of blocks of the chain's history (empty
+    ones too)."""
+    head = chain.block_number()
+    return [
+        [(e.name, e.tx_hash, e.block_number) for e in chain.events_since(start, end)]
+        for start in range(head + 2)
+        for end in range(start - 1, head + 2)
+    ]
+
+
 def test_older_logs_are_read_back_from_the_receipts_as_memory_let_them_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,6 +311,14 @@ def test_older_logs_are_read_back_from_the_receipts_as_memory_let_them_go(
     assert expected[0]  # events from the deployment on
     assert _events_from_each_block(chain) == expected
     assert _events_from_each_block(restarted) == expected
+    ranges = _events_of_each_range(kept_all)
+    assert ranges == [
+        [event[:3] for event in events if event[2] <= end]  # type: ignore[operator]
+        for start, events in enumerate(expected)
+        for end in range(start - 1, kept_all.block_number() + 2)
+    ]
+    assert _events_of_each_range(chain) == ranges
+    assert _events_of_each_range(restarted) == ranges
     # Memory holds the deployment's logs and the newest blocks' only.
     in_memory = [c.transport._inner.logs_in_memory for c in (chain, restarted, kept_all)]  # type: ignore[attr-defined]
     assert in_memory[0] < in_memory[2]

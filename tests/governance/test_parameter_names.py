@@ -27,12 +27,12 @@ async def test_names_come_from_the_index_and_the_blocks_after_it(
     # Defined after the indexer's last read: only the chain knows it yet.
     await state.chain_accounts.run(chain.define_parameter, "link_import_wh:later", 30, 10**9)
 
-    asked: list[int] = []
+    asked: list[tuple[int, int | None]] = []
     read_events = chain.events_since
 
-    def events_since(from_block: int) -> list[ChainEvent]:
-        asked.append(from_block)
-        return read_events(from_block)
+    def events_since(from_block: int, to_block: int | None = None) -> list[ChainEvent]:
+        asked.append((from_block, to_block))
+        return read_events(from_block, to_block)
 
     monkeypatch.setattr(chain, "events_since", events_since)
     # As after a restart: a service that has read no name yet.
@@ -43,7 +43,7 @@ async def test_names_come_from_the_index_and_the_blocks_after_it(
 
     assert found.keys() == deployed | {"link_import_wh:later"}
     assert found["link_import_wh:later"] == 30
-    assert asked == [mark]
+    assert asked == [(mark, chain.block_number())]
 
 
 async def _nothing() -> int:

@@ -458,9 +458,16 @@ async def _start_services(
             registry=registry,
         ),
         delivery=delivery,
+        log_window_blocks=settings.chain_log_window_blocks,
     )
     governance = GovernanceService(
-        db, chain_accounts, the_bus, clock, market, settlement.index_events
+        db,
+        chain_accounts,
+        the_bus,
+        clock,
+        market,
+        settlement.index_events,
+        log_window_blocks=settings.chain_log_window_blocks,
     )
     await governance.start()
     zone_service.governed_by(governance.is_governed)

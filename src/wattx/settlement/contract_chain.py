@@ -6,7 +6,7 @@ py-evm in-process, :class:`JsonRpcChain` talks to a node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,6 +59,21 @@ _RELAY_SELECTORS = {
     (contract, function_signature_to_4byte_selector(signature)): signature
     for contract, signature in _RELAYABLE
 }
+
+
+LOG_WINDOW_BLOCKS = 2_000
+"""The most blocks one log query spans. Nodes and providers refuse or cut longer ranges
+(commonly beyond a few thousand blocks), and a reader that stores each window as it goes
+keeps its progress through a long catch-up."""
+
+
+def block_windows(
+    first_block: int, last_block: int, size: int = LOG_WINDOW_BLOCKS
+) -> Iterator[tuple[int, int]]:
+    """Blocks ``first_block`` to ``last_block`` (both included) as consecutive ranges of at
+    most ``size`` blocks, each given by its first and last block."""
+    for start in range(first_block, last_block + 1, size):
+        yield start, min(start + size - 1, last_block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,8 +433,11 @@ class ContractChain:
         """Execute a passed proposal (anyone may; the operator pays)."""
         return self.transact("Governance", "execute", proposal_id)
 
-    def events_since(self, from_block: int) -> list[ChainEvent]:
-        logs = self._transport.logs(from_block, list(self._deployment.contracts.values()))
+    def events_since(self, from_block: int, to_block: int | None = None) -> list[ChainEvent]:
+        """The contracts' events of blocks ``from_block`` to ``to_block`` (both included;
+        the head when None). A node may refuse a range too long (providers limit a log
+        query to some thousands of blocks): :func:`block_windows` cuts one."""
+        logs = self._transport.logs(from_block, list(self._deployment.contracts.values()), to_block)
         return [e for e in map(self._decode, logs) if e is not None]
 
     def block_number(self) -> int:

@@ -258,18 +258,27 @@ class EmbeddedTransport:
             raise revert_error(revert_reason(raw))
         return bytes(computation.output)
 
-    def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
+    def logs(
+        self, from_block: int, addresses: Sequence[str], to_block: int | None = None
+    ) -> list[RawLog]:
         wanted = {a.lower() for a in addresses}
+        last = self.block_number() if to_block is None else to_block
         start = bisect_left(self._logs, from_block, key=_block_of)
-        found: Iterable[RawLog] = self._logs[start:]
+        stop = bisect_left(self._logs, last + 1, key=_block_of)
+        found: Iterable[RawLog] = self._logs[start:stop]
         archived = self._archived
         if self._archive is not None and archived and from_block <= archived[-1]:
             # Memory holds the blocks before the archived ones (the deployment's) and after.
             split = bisect_left(self._logs, archived.start, key=_block_of)
+            archived_logs: Iterable[RawLog] = ()
+            if max(from_block, archived.start) <= min(last, archived[-1]):
+                archived_logs = self._archive.logs_between(
+                    max(from_block, archived.start), min(last, archived[-1])
+                )
             found = itertools.chain(
-                self._logs[start:split],
-                self._archive.logs_between(max(from_block, archived.start), archived[-1]),
-                self._logs[split:],
+                self._logs[start : min(split, stop)],
+                archived_logs,
+                self._logs[max(split, start) : stop],
             )
         return [log for log in found if log.address.lower() in wanted]
 

@@ -260,12 +260,14 @@ class JsonRpcTransport:
         except ContractLogicError as exc:
             raise revert_error(_reason_of(exc)) from None
 
-    def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
+    def logs(
+        self, from_block: int, addresses: Sequence[str], to_block: int | None = None
+    ) -> list[RawLog]:
         found = self._rpc(
             lambda: self._w3.eth.get_logs(
                 {
                     "fromBlock": from_block,
-                    "toBlock": "latest",
+                    "toBlock": "latest" if to_block is None else to_block,
                     "address": [to_checksum_address(a) for a in addresses],
                 }
             )

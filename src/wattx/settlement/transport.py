@@ -39,7 +39,12 @@ class Transport(Protocol):
 
     def call(self, to: str, data: bytes) -> bytes: ...
 
-    def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]: ...
+    def logs(
+        self, from_block: int, addresses: Sequence[str], to_block: int | None = None
+    ) -> list[RawLog]:
+        """The logs of ``addresses`` in blocks ``from_block`` to ``to_block`` (both
+        included; the head when None), in chain order."""
+        ...
 
     def block_number(self) -> int: ...
 

@@ -45,7 +45,7 @@ from wattx.services.errors import NotAdmittedError
 from wattx.services.onchain.chain import ChainAccounts
 from wattx.services.principal import Principal
 from wattx.services.trading.market import MarketService
-from wattx.settlement.contract_chain import ContractChain
+from wattx.settlement.contract_chain import LOG_WINDOW_BLOCKS, ContractChain, block_windows
 from wattx.settlement.deploy import parameter_key
 from wattx.settlement.port import ChainEvent, GovernanceRules, OnChainProposal, TxResult
 from wattx.store import governance as repo
@@ -120,14 +120,18 @@ class GovernanceService:
         clock: EpochClock,
         market: MarketService,
         index: Callable[[], Awaitable[int]],
+        *,
+        log_window_blocks: int = LOG_WINDOW_BLOCKS,
     ) -> None:
-        """``index`` reads new chain events into the database (the settlement indexer)."""
+        """``index`` reads new chain events into the database (the settlement indexer);
+        ``log_window_blocks`` is the most blocks one read of contract events spans."""
         self._db = db
         self._accounts = accounts
         self._bus = bus
         self._clock = clock
         self._market = market
         self._index = index
+        self._log_window_blocks = log_window_blocks
         self._trail = AuditService(db, clock)
         # keccak256 key → name, and name → deployed value, from ParameterDefined events.
         self._names: dict[bytes, str] = {}
@@ -459,9 +463,9 @@ class GovernanceService:
         self, wanted: set[bytes] | None = None, *, refresh: bool = False
     ) -> dict[bytes, str]:
         """Names of the governed parameters, from the ``ParameterDefined`` events: those
-        the event indexer stored, then the chain's own from the indexer's mark on. A
-        restart reads the few blocks not indexed yet, not every block since the
-        deployment. Read once, and again when a key is not known yet."""
+        the event indexer stored, then the chain's own from the indexer's mark on (a window
+        of blocks at a time). A restart reads the few blocks not indexed yet, not every
+        block since the deployment. Read once, and again when a key is not known yet."""
         if refresh or not self._names or (wanted and not wanted <= self._names.keys()):
             async with self._db.read() as session:
                 stored = await repo.defined_parameters(session)
@@ -473,9 +477,11 @@ class GovernanceService:
             chain = self._chain
             from_block = max(next_block, chain.deployment.block_number)
 
+            window = self._log_window_blocks
+
             def unindexed() -> list[ChainEvent]:
-                # A node refuses a log query that starts beyond its head.
-                return chain.events_since(from_block) if from_block <= chain.block_number() else []
+                windows = block_windows(from_block, chain.block_number(), window)
+                return [e for first, last in windows for e in chain.events_since(first, last)]
 
             for event in await self._accounts.read(unindexed):
                 if event.contract == "Governance" and event.name == "ParameterDefined":

@@ -125,8 +125,10 @@ class JournaledTransport:
     def call(self, to: str, data: bytes) -> bytes:
         return self._inner.call(to, data)
 
-    def logs(self, from_block: int, addresses: Sequence[str]) -> list[RawLog]:
-        return self._inner.logs(from_block, addresses)
+    def logs(
+        self, from_block: int, addresses: Sequence[str], to_block: int | None = None
+    ) -> list[RawLog]:
+        return self._inner.logs(from_block, addresses, to_block)
 
     def block_number(self) -> int:
         return self._inner.block_number()

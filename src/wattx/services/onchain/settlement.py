@@ -58,6 +58,7 @@ from wattx.services.onchain.retirement import RetirementService
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal
 from wattx.settlement.batch import EpochBatch, MeasuredDelivery, build_epoch_batch
+from wattx.settlement.contract_chain import LOG_WINDOW_BLOCKS, block_windows
 from wattx.settlement.errors import (
     ChainError,
     ContractRevertError,
@@ -161,7 +162,9 @@ class SettlementService:
         failures: Counter | None = None,
         checkpoint: Checkpoint = _no_checkpoint,
         delivery: DeliveryService | None = None,
+        log_window_blocks: int = LOG_WINDOW_BLOCKS,
     ) -> None:
+        """``log_window_blocks``: the most blocks one read of contract events spans."""
         self._db = db
         self._accounts = accounts
         self._bus = bus
@@ -175,6 +178,7 @@ class SettlementService:
         # One settlement run at a time in this process; across processes the
         # outbox row and the chain's once-only rule keep it safe.
         self._running = asyncio.Lock()
+        self._log_window_blocks = log_window_blocks
 
     @property
     def chain_accounts(self) -> ChainAccounts:
@@ -510,21 +514,22 @@ class SettlementService:
             from_block = await repo.indexer_next_block(session, repo.INDEXER)
         chain = self._accounts.chain
         head = await self._accounts.run(chain.block_number)
-        if from_block > head:
-            # Nothing new; a node refuses a log query that starts beyond its head.
-            return 0
-        events = await self._accounts.run(chain.events_since, from_block)
-        events = [e for e in events if e.block_number <= head]
-        async with self._db.write() as session:
-            await repo.store_events(
-                session, repo.INDEXER, [_event_row(e) for e in events], head + 1
-            )
-            # Deposits a self-custody participant sent straight to a node (not through
-            # the relay) are credited here, in the same transaction, once per event.
-            await apply_self_custody_deposits(
-                session, chain, events, lock=self._db.locks_rows, at=self._clock.now()
-            )
-        return len(events)
+        read = 0
+        # Up to the head as it was (a node refuses a log query that starts beyond it), a
+        # window at a time, each stored with the indexer's mark: a long catch-up (a new
+        # database beside an old chain, an outage) keeps what it has read.
+        for first, last in block_windows(from_block, head, self._log_window_blocks):
+            events = await self._accounts.run(chain.events_since, first, last)
+            async with self._db.write() as session:
+                rows = [_event_row(e) for e in events]
+                await repo.store_events(session, repo.INDEXER, rows, last + 1)
+                # Deposits a self-custody participant sent straight to a node (not through
+                # the relay) are credited here, in the same transaction, once per event.
+                await apply_self_custody_deposits(
+                    session, chain, events, lock=self._db.locks_rows, at=self._clock.now()
+                )
+            read += len(events)
+        return read
 
 
 def _explain(refused: ContractRevertError) -> str:
