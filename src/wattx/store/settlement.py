@@ -279,6 +279,10 @@ async def meter_energies(
     return list(await session.scalars(query))
 
 
+_BEFORE_EVERY_EPOCH = -(2**62)
+"""Below any epoch id: the watermark of a meter never minted for."""
+
+
 async def active_meters_for_minting(
     session: AsyncSession, through_epoch: int
 ) -> list[tuple[MeterRow, MintWatermarkRow | None, int | None, list[MeterEpochEnergyRow]]]:
@@ -298,28 +302,40 @@ async def active_meters_for_minting(
             select(MintWatermarkRow).where(MintWatermarkRow.meter_id.in_(active))
         )
     }
+    # Both reads start from the meters and seek each one's energy rows by the primary key
+    # (meter, epoch): the first epoch is one index entry, and the energy after the
+    # watermark a range. Started from the energy table (a group by, or an OR on the
+    # watermark), SQLite read every energy row ever stored, every round: 0.3 s for a
+    # hundred meters after 8,000 epochs, and growing.
+    first_epoch = (
+        select(func.min(MeterEpochEnergyRow.epoch_id))
+        .where(MeterEpochEnergyRow.meter_id == MeterRow.id)
+        .scalar_subquery()
+    )
     firsts = {
         str(meter_id): int(first)
         for meter_id, first in (
             await session.execute(
-                select(MeterEpochEnergyRow.meter_id, func.min(MeterEpochEnergyRow.epoch_id))
-                .where(MeterEpochEnergyRow.meter_id.in_(active))
-                .group_by(MeterEpochEnergyRow.meter_id)
+                select(MeterRow.id, first_epoch).where(MeterRow.status == "active")
             )
         ).all()
+        if first is not None
     }
     energies: dict[str, list[MeterEpochEnergyRow]] = {}
     query = (
         select(MeterEpochEnergyRow)
-        .join(MeterRow, MeterRow.id == MeterEpochEnergyRow.meter_id)
-        .outerjoin(MintWatermarkRow, MintWatermarkRow.meter_id == MeterEpochEnergyRow.meter_id)
-        .where(
-            MeterRow.status == "active",
-            MeterEpochEnergyRow.epoch_id <= through_epoch,
-            (MintWatermarkRow.meter_id.is_(None))
-            | (MeterEpochEnergyRow.epoch_id > MintWatermarkRow.last_mint_epoch),
+        .select_from(MeterRow)
+        .outerjoin(MintWatermarkRow, MintWatermarkRow.meter_id == MeterRow.id)
+        .join(
+            MeterEpochEnergyRow,
+            (MeterEpochEnergyRow.meter_id == MeterRow.id)
+            & (
+                MeterEpochEnergyRow.epoch_id
+                > func.coalesce(MintWatermarkRow.last_mint_epoch, _BEFORE_EVERY_EPOCH)
+            ),
         )
-        .order_by(MeterEpochEnergyRow.meter_id, MeterEpochEnergyRow.epoch_id)
+        .where(MeterRow.status == "active", MeterEpochEnergyRow.epoch_id <= through_epoch)
+        .order_by(MeterRow.id, MeterEpochEnergyRow.epoch_id)
     )
     for row in await session.scalars(query):
         energies.setdefault(row.meter_id, []).append(row)
