@@ -38,7 +38,11 @@ class TradeDeliveryRow(Base):
     """A physical trade's delivery state and, once measured, its outcome."""
 
     __tablename__ = "trade_deliveries"
-    __table_args__ = (Index("ix_trade_deliveries_epoch", "epoch_id"),)
+    __table_args__ = (
+        Index("ix_trade_deliveries_epoch", "epoch_id"),
+        # The live deliveries (open, funds locked) of every sweep, among all ever made.
+        Index("ix_trade_deliveries_state_epoch", "state", "epoch_id"),
+    )
 
     trade_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     epoch_id: Mapped[int] = mapped_column(BigInteger)

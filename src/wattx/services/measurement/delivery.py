@@ -443,11 +443,11 @@ class DeliveryService:
                 update(DeviceCommandRow)
                 .where(
                     DeviceCommandRow.status == CMD_SENT,
-                    DeviceCommandRow.node_command_id.in_(
-                        select(NodeCommandRow.id).where(
-                            NodeCommandRow.state == CommandState.APPLIED.value
-                        )
-                    ),
+                    # Each sent command's own node command, by its key: an IN over the
+                    # applied ones would read every command ever applied, every round.
+                    select(NodeCommandRow.id)
+                    .where(carrier, NodeCommandRow.state == CommandState.APPLIED.value)
+                    .exists(),
                 )
                 .values(
                     status=CMD_ACKED,
