@@ -126,8 +126,9 @@ class OrderRow(Base):
 class TradeRow(Base):
     __tablename__ = "trades"
     __table_args__ = (
-        Index("ix_trades_buyer", "buyer"),
-        Index("ix_trades_seller", "seller"),
+        # A party's trades, newest first, page by page: each side's index is in seq order.
+        Index("ix_trades_buyer_seq", "buyer", "seq"),
+        Index("ix_trades_seller_seq", "seller", "seq"),
         Index("ix_trades_epoch", "epoch_id"),
     )
 

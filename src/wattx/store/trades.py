@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select
+from sqlalchemy import Table, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.domain import Trade
@@ -93,13 +93,27 @@ async def list_trades(
     limit: int,
     offset: int,
 ) -> list[TradeRow]:
-    query = select(TradeRow)
-    if party is not None:
-        query = query.where(or_(TradeRow.buyer == party, TradeRow.seller == party))
+    filters = []
     if zone is not None:
-        query = query.where(TradeRow.zone == zone)
+        filters.append(TradeRow.zone == zone)
     if epoch_id is not None:
-        query = query.where(TradeRow.epoch_id == epoch_id)
+        filters.append(TradeRow.epoch_id == epoch_id)
+    query = select(TradeRow).where(*filters)
+    if party is not None:
+        # The page's trades among the party's newest as buyer and its newest as seller,
+        # each read down its own (party, seq) index: `buyer = ? OR seller = ?` sorted
+        # every trade the party ever made for each page.
+        newest = limit + offset
+        sides = [
+            select(TradeRow.seq)
+            .where(side == party, *filters)
+            .order_by(TradeRow.seq.desc())
+            .limit(newest)
+            .subquery()
+            for side in (TradeRow.buyer, TradeRow.seller)
+        ]
+        candidates = union_all(*(select(side.c.seq) for side in sides))
+        query = query.where(TradeRow.seq.in_(candidates))
     query = query.order_by(TradeRow.seq.desc()).limit(limit).offset(offset)
     return list(await session.scalars(query))
 

@@ -1,0 +1,108 @@
+"""A party's trades, newest first, page by page: exactly the trades where it is buyer or
+seller (with the zone and epoch filters), read down the (buyer, seq) and (seller, seq)
+indexes, so a page costs the same after a year of trading as after a day."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, insert
+
+from wattx.store import Database, upgrade_to_head
+from wattx.store.models import TradeRow
+from wattx.store.trades import list_trades
+
+AT = datetime(2026, 6, 1, 8, tzinfo=UTC)
+PARTIES = ["ann", "bob", "cyd", "dee"]
+
+
+def _trades() -> list[dict[str, object]]:
+    rows = []
+    for seq in range(1, 121):
+        buyer = PARTIES[seq % 4]
+        seller = PARTIES[(seq // 4) % 4]  # sometimes the buyer too
+        rows.append(
+            {
+                "id": f"t{seq:04d}",
+                "seq": seq,
+                "epoch_id": seq // 10,
+                "zone": "main" if seq % 3 else "north",
+                "buy_order_id": f"b{seq}",
+                "sell_order_id": f"s{seq}",
+                "buyer": buyer,
+                "seller": seller,
+                "buyer_zone": "main",
+                "seller_zone": "main",
+                "qty_wh": seq,
+                "delivered_wh": seq,
+                "price": 100,
+                "value": 100 * seq,
+                "buyer_fee": 0,
+                "seller_fee": 0,
+                "wheeling_fee": 0,
+                "executed_at": AT,
+            }
+        )
+    return rows
+
+
+async def test_a_partys_pages_are_its_trades_newest_first(database_url: str) -> None:
+    rows = _trades()
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(insert(TradeRow), rows)
+        cases = [
+            (party, zone, epoch_id, limit, offset)
+            for party in (*PARTIES, "nobody", None)
+            for zone, epoch_id in ((None, None), ("north", None), (None, 7), ("main", 3))
+            for limit, offset in ((50, 0), (7, 0), (7, 21), (10, 60))
+        ]
+        async with db.read() as session:
+            for party, zone, epoch_id, limit, offset in cases:
+                found = await list_trades(
+                    session, party=party, zone=zone, epoch_id=epoch_id, limit=limit, offset=offset
+                )
+                expected = [
+                    row["seq"]
+                    for row in sorted(rows, key=lambda r: -int(str(r["seq"])))
+                    if party in (None, row["buyer"], row["seller"])
+                    and zone in (None, row["zone"])
+                    and epoch_id in (None, row["epoch_id"])
+                ][offset : offset + limit]
+                assert [t.seq for t in found] == expected, (party, zone, epoch_id, limit, offset)
+    finally:
+        await db.dispose()
+
+
+async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "trades.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    reads: list[tuple[str, tuple[object, ...]]] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            assert isinstance(params, tuple)
+            reads.append((statement, params))
+
+    try:
+        await upgrade_to_head(db)
+        async with db.write() as session:
+            await session.execute(insert(TradeRow), _trades())
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
+        async with db.read() as session:
+            await list_trades(session, party="ann", zone=None, epoch_id=None, limit=5, offset=5)
+    finally:
+        await db.dispose()
+
+    (statement, params), *_ = reads
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    assert not any(step.startswith("SCAN trades") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert any("ix_trades_buyer_seq" in step for step in plan), plan
+    assert any("ix_trades_seller_seq" in step for step in plan), plan
