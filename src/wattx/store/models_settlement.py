@@ -143,6 +143,8 @@ class ChainEventRow(Base):
     __table_args__ = (
         UniqueConstraint("tx_hash", "log_index", name="uq_chain_events_tx_log"),
         Index("ix_chain_events_name_block", "name", "block_number"),
+        # The public ledger's pages, newest first.
+        Index("ix_chain_events_block_log", "block_number", "log_index"),
     )
 
     id: Mapped[int] = mapped_column(

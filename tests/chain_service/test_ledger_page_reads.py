@@ -1,0 +1,82 @@
+"""The public ledger's pages of chain events, newest first: exactly the events in chain
+order, read down an index in that order (on SQLite no sort of every event indexed, which a
+page of a public route must not cost)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import event, insert
+
+from wattx.store import Database, upgrade_to_head
+from wattx.store.models_settlement import ChainEventRow
+from wattx.store.settlement import list_events
+
+
+def _events() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {
+            "block_number": block,
+            "tx_hash": f"0x{block:064x}",
+            "log_index": log_index,
+            "contract": "MeterOracle",
+            "name": "Retired" if (block + log_index) % 5 == 0 else "ReadingMinted",
+            "args": "{}",
+        }
+        for block in range(30)
+        for log_index in range(4)
+    ]
+    random.Random(7).shuffle(rows)  # stored out of chain order
+    return rows
+
+
+async def test_pages_are_the_events_newest_first(database_url: str) -> None:
+    rows = _events()
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(insert(ChainEventRow), rows)
+        async with db.read() as session:
+            for names in (None, ("Retired",)):
+                for limit, offset in ((50, 0), (7, 0), (7, 14), (10, 100)):
+                    found = await list_events(session, names=names, limit=limit, offset=offset)
+                    expected = sorted(
+                        (
+                            (int(str(r["block_number"])), int(str(r["log_index"])))
+                            for r in rows
+                            if names is None or r["name"] in names
+                        ),
+                        reverse=True,
+                    )[offset : offset + limit]
+                    assert [(e.block_number, e.log_index) for e in found] == expected
+    finally:
+        await db.dispose()
+
+
+async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    reads: list[tuple[str, tuple[object, ...]]] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
+    ) -> None:
+        assert isinstance(params, tuple)
+        reads.append((statement, params))
+
+    try:
+        await upgrade_to_head(db)
+        async with db.write() as session:
+            await session.execute(insert(ChainEventRow), _events())
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
+        async with db.read() as session:
+            await list_events(session, names=None, limit=10, offset=10)
+    finally:
+        await db.dispose()
+
+    (statement, params), *_ = [r for r in reads if "chain_events" in r[0]]
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    assert plan == ["SCAN chain_events USING INDEX ix_chain_events_block_log"], plan
