@@ -1,6 +1,7 @@
 """A party's trades, newest first, page by page: exactly the trades where it is buyer or
 seller (with the zone and epoch filters), read down the (buyer, seq) and (seller, seq)
-indexes, so a page costs the same after a year of trading as after a day."""
+indexes, so a page costs the same after a year of trading as after a day; and a zone's
+newest trades down (zone, seq), even for a zone that has none."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import event, insert
 
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models import TradeRow
-from wattx.store.trades import list_trades
+from wattx.store.trades import list_trades, recent_trades
 
 AT = datetime(2026, 6, 1, 8, tzinfo=UTC)
 PARTIES = ["ann", "bob", "cyd", "dee"]
@@ -106,3 +107,33 @@ async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) 
     assert not any("TEMP B-TREE" in step for step in plan), plan
     assert any("ix_trades_buyer_seq" in step for step in plan), plan
     assert any("ix_trades_seller_seq" in step for step in plan), plan
+
+
+async def test_on_sqlite_a_zones_newest_trades_are_read_from_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "zones.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    reads: list[tuple[str, tuple[object, ...]]] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            assert isinstance(params, tuple)
+            reads.append((statement, params))
+
+    try:
+        await upgrade_to_head(db)
+        async with db.write() as session:
+            await session.execute(insert(TradeRow), _trades())
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
+        async with db.read() as session:
+            north = await recent_trades(session, zone="north", limit=3)
+            assert await recent_trades(session, zone="a-new-feeder", limit=3) == []
+    finally:
+        await db.dispose()
+
+    assert [t.seq for t in north] == [120, 117, 114]
+    with sqlite3.connect(path) as conn:
+        for statement, params in reads:
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+            assert plan == ["SEARCH trades USING INDEX ix_trades_zone_seq (zone=?)"], plan

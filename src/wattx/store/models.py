@@ -129,6 +129,8 @@ class TradeRow(Base):
         # A party's trades, newest first, page by page: each side's index is in seq order.
         Index("ix_trades_buyer_seq", "buyer", "seq"),
         Index("ix_trades_seller_seq", "seller", "seq"),
+        # A zone's newest trades (its public page, the reference price's last price).
+        Index("ix_trades_zone_seq", "zone", "seq"),
         Index("ix_trades_epoch", "epoch_id"),
     )
 
