@@ -241,10 +241,23 @@ async def price_history(
         func.sum(TradeRow.qty_wh),
         func.sum(TradeRow.value),
     )
+    filters = []
     if zone is not None:
-        query = query.where(TradeRow.zone == zone)
+        filters.append(TradeRow.zone == zone)
     if from_epoch is not None:
-        query = query.where(TradeRow.epoch_id >= from_epoch)
+        filters.append(TradeRow.epoch_id >= from_epoch)
+    # Each traded epoch gives the page at least one row, so the page lies within the
+    # newest limit + offset traded epochs: only their trades are grouped, not every
+    # trade since the market began (whose grouping every page of the history repeated).
+    newest = (
+        select(TradeRow.epoch_id.label("epoch_id"))
+        .distinct()
+        .where(*filters)
+        .order_by(TradeRow.epoch_id.desc())
+        .limit(limit + offset)
+        .subquery()
+    )
+    query = query.where(*filters, TradeRow.epoch_id >= select(func.min(newest.c.epoch_id)))
     query = (
         query.group_by(TradeRow.epoch_id, TradeRow.zone)
         .order_by(TradeRow.epoch_id.desc(), TradeRow.zone)

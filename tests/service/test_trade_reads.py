@@ -1,7 +1,8 @@
-"""A party's trades, newest first, page by page: exactly the trades where it is buyer or
-seller (with the zone and epoch filters), read down the (buyer, seq) and (seller, seq)
-indexes, so a page costs the same after a year of trading as after a day; and a zone's
-newest trades down (zone, seq), even for a zone that has none."""
+"""Reads of the trades that pages and periodic views make, each bounded by what it shows:
+a party's trades newest first (down the (buyer, seq) and (seller, seq) indexes), a zone's
+newest (down (zone, seq), even for a zone that has none), and the price history's page
+(only the newest traded epochs grouped). Each gives exactly the trades it should, and on
+SQLite reads no more than its page, so a page costs the same after a year as after a day."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import event, insert
 
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models import TradeRow
+from wattx.store.settlement import price_history
 from wattx.store.trades import list_trades, recent_trades
 
 AT = datetime(2026, 6, 1, 8, tzinfo=UTC)
@@ -137,3 +139,35 @@ async def test_on_sqlite_a_zones_newest_trades_are_read_from_its_index(tmp_path:
         for statement, params in reads:
             plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
             assert plan == ["SEARCH trades USING INDEX ix_trades_zone_seq (zone=?)"], plan
+
+
+async def test_the_price_history_groups_the_pages_epochs(database_url: str) -> None:
+    rows = _trades()
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(insert(TradeRow), rows)
+        async with db.read() as session:
+            for zone in (None, "north", "nowhere"):
+                for from_epoch in (None, 5):
+                    for limit, offset in ((50, 0), (3, 0), (4, 5), (5, 30)):
+                        found = await price_history(
+                            session, limit=limit, offset=offset, zone=zone, from_epoch=from_epoch
+                        )
+                        groups: dict[tuple[int, str], list[dict[str, object]]] = {}
+                        for row in rows:
+                            epoch_id, row_zone = int(str(row["epoch_id"])), str(row["zone"])
+                            if zone in (None, row_zone) and (from_epoch or 0) <= epoch_id:
+                                groups.setdefault((epoch_id, row_zone), []).append(row)
+                        newest_first = sorted(groups.items(), key=lambda k: (-k[0][0], k[0][1]))
+                        expected = [
+                            (e, z, 100, 100, _total(g, "qty_wh"), _total(g, "value"))
+                            for (e, z), g in newest_first
+                        ][offset : offset + limit]
+                        assert found == expected, (zone, from_epoch, limit, offset)
+    finally:
+        await db.dispose()
+
+
+def _total(rows: list[dict[str, object]], column: str) -> int:
+    return sum(int(str(row[column])) for row in rows)
