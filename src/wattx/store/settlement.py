@@ -257,7 +257,8 @@ async def price_history(
         .limit(limit + offset)
         .subquery()
     )
-    query = query.where(*filters, TradeRow.epoch_id >= select(func.min(newest.c.epoch_id)))
+    first = select(func.min(newest.c.epoch_id)).scalar_subquery()
+    query = query.where(*filters, TradeRow.epoch_id >= first)
     query = (
         query.group_by(TradeRow.epoch_id, TradeRow.zone)
         .order_by(TradeRow.epoch_id.desc(), TradeRow.zone)
