@@ -1,6 +1,7 @@
 """Planning a mint (every chain-worker round) reads each active meter's first energy epoch
-and its energy after the watermark by seeking the energy table's key, so its cost does not
-grow with the energy stored since the meters began."""
+and its energy after the watermark by seeking the energy table's key, and the watermark of
+a meter with nothing to mint moves too, so a round's cost does not grow with the energy
+stored since the meters began."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
+from chain_service.flow import mint, record_export, set_up_market
+from service.client import ApiClient
+from service.conftest import ManualClock
+from wattx.domain.epochs import EpochSchedule
 from wattx.store import Database, upgrade_to_head
 from wattx.store import settlement as repo
 from wattx.store.models import MeterRow
@@ -126,3 +131,54 @@ async def test_on_sqlite_the_energy_table_is_searched_never_scanned(tmp_path: Pa
             energy = [step for step in plan if "meter_epoch_energy" in step]
             assert energy, (statement, plan)
             assert all(step.startswith("SEARCH") for step in energy), (statement, plan)
+
+
+async def test_idle_watermarks_move_unless_a_mint_moved_them_first(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await _stored(db)
+        async with db.write() as session:
+            await repo.advance_idle_watermarks(
+                session,
+                [
+                    ("never-minted", None, 10),  # created
+                    ("no-energy", None, 10),
+                    ("minted-to-7", 7, 10),  # moves: still at 7, nothing carried
+                    ("all-minted", 11, 20),  # stays: read at 11, a mint moved it to 12
+                ],
+            )
+            # Another writer created it meanwhile: left as that writer made it.
+            await repo.advance_idle_watermarks(session, [("no-energy", None, 99)])
+        async with db.read() as session:
+            marks = {
+                row.meter_id: (row.last_mint_epoch, row.carried_wh)
+                for row in await session.scalars(select(MintWatermarkRow))
+            }
+    finally:
+        await db.dispose()
+    assert marks == {
+        "never-minted": (10, 0),
+        "no-energy": (10, 0),
+        "minted-to-7": (10, 0),
+        "all-minted": (12, 0),
+    }
+
+
+async def test_a_consumers_meter_is_not_read_again_from_its_first_epoch(
+    api: ApiClient, clock: ManualClock
+) -> None:
+    state = api.state
+    market = await set_up_market(api)
+    now_epoch = EpochSchedule().epoch_id_at(clock.now())
+    imports = dict.fromkeys(range(now_epoch - 40, now_epoch - 1), (120, 0))
+    await record_export(state, market.meter_id, imports)
+    assert await mint(api, market) == []
+    async with state.db.read() as session:
+        mark = await session.get(MintWatermarkRow, market.meter_id)
+        ((_meter, _stored, first, rows),) = await repo.active_meters_for_minting(
+            session, now_epoch - 1
+        )
+    assert mark is not None
+    assert (mark.last_mint_epoch, mark.carried_wh) == (now_epoch - 1, 0)
+    assert first == now_epoch - 40
+    assert rows == []  # nothing after the watermark: the next round reads nothing old

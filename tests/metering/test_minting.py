@@ -57,6 +57,23 @@ def test_below_the_threshold_nothing_is_minted_and_the_watermark_stays() -> None
     assert _mint(start, [EpochEnergy(1, 0, 69)], 1) == (0, start)
 
 
+def test_with_nothing_pending_the_watermark_moves_without_a_mint() -> None:
+    # A consumer's meter: import only. Nothing is carried, so nothing waits.
+    energies = [EpochEnergy(1, 200, 0), EpochEnergy(2, 50, 40)]
+    assert _mint(MintWatermark(0), energies, 2) == (0, MintWatermark(2, 0))
+    # With something carried (below the threshold) it stays, to be added to later.
+    assert _mint(MintWatermark(0, carried_wh=30), energies, 2) == (0, MintWatermark(0, 30))
+
+
+def test_a_mint_after_idle_epochs_is_capped_from_where_the_watermark_moved() -> None:
+    # Idle through epoch 10, then 1,300 Wh in epoch 11 at 4 kW (1,000 Wh an epoch):
+    # the cap is one epoch's, not eleven's.
+    energies = [EpochEnergy(epoch, 10, 0) for epoch in range(1, 11)] + [EpochEnergy(11, 0, 1_300)]
+    minted, watermark = _mint(MintWatermark(0), energies, 10)
+    assert (minted, watermark) == (0, MintWatermark(10, 0))
+    assert _mint(watermark, energies, 11) == (1_000, MintWatermark(11, carried_wh=300))
+
+
 def test_surplus_waits_until_it_reaches_the_threshold() -> None:
     energies = [EpochEnergy(1, 0, 60), EpochEnergy(2, 0, 60)]
     minted, watermark = _mint(MintWatermark(0), energies, 1)

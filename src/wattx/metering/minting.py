@@ -87,6 +87,9 @@ def compute_mint(
 ) -> MintDecision:
     """What to mint for the epochs after ``watermark.last_mint_epoch`` up to ``through_epoch``.
 
+    With nothing carried and no surplus in the period, nothing is minted and the
+    watermark moves to ``through_epoch`` (the caller stores it without a mint).
+
     ``energies`` are the meter's verified per-epoch energies; entries outside
     that range are ignored, and an epoch may appear only once. The caller
     passes as ``through_epoch`` the last epoch that has ended *and* that the
@@ -101,6 +104,12 @@ def compute_mint(
     period_s = (through_epoch - watermark.last_mint_epoch) * schedule.length_s
     cap_wh = rated_capacity_w * period_s // SECONDS_PER_HOUR
     mint_wh = min(available_wh, cap_wh)
+    if available_wh == 0:
+        # Nothing carried and no surplus: nothing waits, so the watermark moves past these
+        # epochs. A meter that never exports (a consumer's) is not read again from its
+        # first epoch at every run, and a later mint's cap spans the time since, not the
+        # idle months before.
+        return MintDecision(0, MintWatermark(through_epoch, 0), 0, cap_wh)
     if mint_wh < policy.threshold_wh:
         return MintDecision(0, watermark, available_wh, cap_wh)
     return MintDecision(

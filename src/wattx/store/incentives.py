@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models_incentives import IncentivePeriodRow, IncentiveSlashRow, NodeActivityRow
+from wattx.store.upsert import dialect_insert
 
 
 async def activity(
@@ -20,7 +19,7 @@ async def activity(
     """The node's row for the period, created (all zero) if missing; locked when ``lock``.
     Created with ON CONFLICT DO NOTHING, so two writers never collide."""
     values = _zero(node_id, period, interval_s)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     await session.execute(insert(NodeActivityRow).values(**values).on_conflict_do_nothing())
     query = select(NodeActivityRow).where(
         NodeActivityRow.node_id == node_id, NodeActivityRow.period == period
@@ -45,8 +44,7 @@ async def up_slots_of(
     found = await _up_slots(session, period, list(intervals), lock=lock)
     missing = sorted(set(intervals) - set(found))
     if missing:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         await session.execute(
             insert(cast(Table, NodeActivityRow.__table__)).on_conflict_do_nothing(),
             [_zero(node_id, period, intervals[node_id]) for node_id in missing],

@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Executable, bindparam, insert, literal_column, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.metering import EpochEnergy, Reading
@@ -21,6 +19,7 @@ from wattx.store.models_metering import (
     ReadingRow,
 )
 from wattx.store.types import UTCDateTime
+from wattx.store.upsert import dialect_insert
 
 QUARANTINED = "quarantined"
 ACCEPTED = "accepted"
@@ -92,7 +91,7 @@ async def upsert_last_readings(
         for meter_id, r in sorted(readings.items())
     ]
     for chunk in _chunks(rows):
-        statement = _dialect_insert(session)(MeterLastReadingRow).values(chunk)
+        statement = dialect_insert(session)(MeterLastReadingRow).values(chunk)
         excluded = statement.excluded
         await session.execute(
             statement.on_conflict_do_update(
@@ -142,11 +141,6 @@ _ROWS_PER_STATEMENT = 1_000
 
 def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [rows[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
-
-
-def _dialect_insert(session: AsyncSession) -> Any:
-    """The insert construct with ``ON CONFLICT`` of the session's database."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def digests_by_seq(
@@ -245,7 +239,7 @@ async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]])
         return
     keys = ["meter_id", "epoch_id"]
     for chunk in _chunks(rows):
-        statement = _dialect_insert(session)(MeterEpochEnergyRow).values(chunk)
+        statement = dialect_insert(session)(MeterEpochEnergyRow).values(chunk)
         upsert: Executable = statement.on_conflict_do_update(
             index_elements=keys, set_=_accumulated(statement.excluded)
         )

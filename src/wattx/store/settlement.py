@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import EpochRow, MeterRow, TradeRow
@@ -24,6 +24,7 @@ from wattx.store.models_settlement import (
     RetirementRow,
     SettlementOutboxRow,
 )
+from wattx.store.upsert import dialect_insert
 
 OUTBOX_PENDING = "pending"
 OUTBOX_CONFIRMED = "confirmed"
@@ -276,6 +277,42 @@ async def price_history(
 
 async def watermark(session: AsyncSession, meter_id: str) -> MintWatermarkRow | None:
     return await session.get(MintWatermarkRow, meter_id)
+
+
+async def advance_idle_watermarks(
+    session: AsyncSession, moves: Sequence[tuple[str, int | None, int]]
+) -> None:
+    """Move the watermarks of meters that had nothing to mint: ``(meter, last mint epoch
+    read, epoch it moves to)``, the epoch read None for a meter without a watermark. Each
+    moves only if its watermark is still the one read with nothing carried (a mint recorded
+    meanwhile wins), and a missing one is created unless another writer made it."""
+    table = cast(Table, MintWatermarkRow.__table__)
+    moved = [
+        {"b_meter": meter_id, "b_read": read, "b_to": to}
+        for meter_id, read, to in moves
+        if read is not None
+    ]
+    if moved:
+        await session.execute(
+            update(table)
+            .where(
+                table.c.meter_id == bindparam("b_meter"),
+                table.c.last_mint_epoch == bindparam("b_read"),
+                table.c.carried_wh == 0,
+            )
+            .values(last_mint_epoch=bindparam("b_to")),
+            moved,
+        )
+    created = [
+        {"meter_id": meter_id, "last_mint_epoch": to, "carried_wh": 0}
+        for meter_id, read, to in moves
+        if read is None
+    ]
+    if created:
+        await session.execute(
+            dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["meter_id"]),
+            created,
+        )
 
 
 async def meter_energies(

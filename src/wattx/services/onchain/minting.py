@@ -2,7 +2,9 @@
 
 For every active meter with per-epoch energies (``meter_epoch_energy``),
 :func:`wattx.metering.minting.compute_mint` decides what to mint since the
-meter's watermark, up to the last ended epoch. A run
+meter's watermark, up to the last ended epoch. The watermarks of meters with
+nothing to mint and nothing carried move to that epoch at once (no intent
+carries them). A run
 
 1. writes a **mint intent** (``mint_intents``, status ``pending``) in its own
    short transaction: a random 32-byte id, the period (that epoch), and per
@@ -200,7 +202,12 @@ class MintingService:
     # -- 1. the intent -------------------------------------------------------
 
     async def _write_intent(self, through_epoch: int) -> MintIntentRow | None:
-        plans = await self._plan(through_epoch)
+        plans, idle = await self._plan(through_epoch)
+        if idle:
+            # Meters with nothing to mint move their watermarks at once: no intent
+            # carries them, and the next run reads their energy from here on.
+            async with self._db.write() as session:
+                await repo.advance_idle_watermarks(session, idle)
         if not plans:
             return None
         start_block = await self._accounts.run(self._accounts.chain.block_number)
@@ -237,10 +244,15 @@ class MintingService:
             return self._policy
         return MintPolicy(threshold_wh=max(governed, 1))
 
-    async def _plan(self, through_epoch: int) -> list[PlannedMint]:
+    async def _plan(
+        self, through_epoch: int
+    ) -> tuple[list[PlannedMint], list[tuple[str, int | None, int]]]:
+        """The mints to send, and the watermarks of meters with nothing to mint that move
+        (meter, last mint epoch read or None, epoch it moves to)."""
         async with self._db.read() as session:
             meters = await repo.active_meters_for_minting(session, through_epoch)
         decided: list[tuple[MeterRow, int, MintWatermark]] = []
+        idle: list[tuple[str, int | None, int]] = []
         policy = self.policy_for(through_epoch)
         for meter, stored, first, rows in meters:
             if first is None:
@@ -260,6 +272,9 @@ class MintingService:
             )
             if decision.mint_wh > 0:
                 decided.append((meter, decision.mint_wh, decision.watermark))
+            elif decision.watermark != mark:
+                read = stored.last_mint_epoch if stored else None
+                idle.append((meter.id, read, decision.watermark.last_mint_epoch))
         addresses = await self._accounts.ensure_many({meter.owner_id for meter, _, _ in decided})
         # The oracle's per-submission limit is a day at rated power; the exact
         # cap for the time since the last mint is compute_mint's.
@@ -274,10 +289,11 @@ class MintingService:
                 for meter, _, _ in decided
             ]
         )
-        return [
+        plans = [
             PlannedMint(meter.id, meter.owner_id, addresses[meter.owner_id], mint_wh, watermark)
             for meter, mint_wh, watermark in decided
         ]
+        return plans, idle
 
     # -- 2. the batch on chain -------------------------------------------------
 
