@@ -5,11 +5,11 @@ page of a public route must not cost)."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
+from support.sqlite_plans import query_plans, recorded
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models_settlement import ChainEventRow
 from wattx.store.settlement import list_events
@@ -58,25 +58,15 @@ async def test_pages_are_the_events_newest_first(database_url: str) -> None:
 async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite3"
     db = Database(f"sqlite+aiosqlite:///{path}")
-    reads: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        assert isinstance(params, tuple)
-        reads.append((statement, params))
-
     try:
         await upgrade_to_head(db)
         async with db.write() as session:
             await session.execute(insert(ChainEventRow), _events())
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
-        async with db.read() as session:
-            await list_events(session, names=None, limit=10, offset=10)
+        with recorded([db.read_engine]) as reads:
+            async with db.read() as session:
+                await list_events(session, names=None, limit=10, offset=10)
     finally:
         await db.dispose()
 
-    (statement, params), *_ = [r for r in reads if "chain_events" in r[0]]
-    with sqlite3.connect(path) as conn:
-        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    (plan,) = query_plans(path, reads)
     assert plan == ["SCAN chain_events USING INDEX ix_chain_events_block_log"], plan

@@ -5,15 +5,15 @@ stored since the meters began."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from chain_service.flow import mint, record_export, set_up_market
 from service.client import ApiClient
 from service.conftest import ManualClock
+from support.sqlite_plans import query_plans, recorded
 from wattx.domain.epochs import EpochSchedule
 from wattx.store import Database, upgrade_to_head
 from wattx.store import settlement as repo
@@ -106,31 +106,20 @@ async def test_each_active_meter_gets_its_first_epoch_and_its_energy_after_the_w
 async def test_on_sqlite_the_energy_table_is_searched_never_scanned(tmp_path: Path) -> None:
     path = tmp_path / "mint.sqlite3"
     db = Database(f"sqlite+aiosqlite:///{path}")
-    reads: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        if "meter_epoch_energy" in statement:
-            assert isinstance(params, tuple)
-            reads.append((statement, params))
-
     try:
         await upgrade_to_head(db)
         await _stored(db)
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
-        async with db.read() as session:
-            await repo.active_meters_for_minting(session, THROUGH)
+        with recorded([db.read_engine], lambda sql: "meter_epoch_energy" in sql) as reads:
+            async with db.read() as session:
+                await repo.active_meters_for_minting(session, THROUGH)
     finally:
         await db.dispose()
 
     assert len(reads) == 2  # the first epochs, the energy after the watermarks
-    with sqlite3.connect(path) as conn:
-        for statement, params in reads:
-            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
-            energy = [step for step in plan if "meter_epoch_energy" in step]
-            assert energy, (statement, plan)
-            assert all(step.startswith("SEARCH") for step in energy), (statement, plan)
+    for plan in query_plans(path, reads):
+        energy = [step for step in plan if "meter_epoch_energy" in step]
+        assert energy, plan
+        assert all(step.startswith("SEARCH") for step in energy), plan
 
 
 async def test_idle_watermarks_move_unless_a_mint_moved_them_first(database_url: str) -> None:

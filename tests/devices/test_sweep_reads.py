@@ -4,12 +4,12 @@ SQLite no statement of a sweep scans those tables or lists a subquery over them.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
+from support.sqlite_plans import query_plans, recorded
 from wattx.api.state import AppState
 from wattx.store.models_devices import DeviceCommandRow, TradeDeliveryRow
 from wattx.store.models_nodes import NodeCommandRow
@@ -17,6 +17,10 @@ from wattx.store.models_nodes import NodeCommandRow
 AT = datetime(2026, 6, 1, 8, tzinfo=UTC)
 HISTORY = 40
 HISTORIC_TABLES = ("trade_deliveries", "device_commands", "node_commands")
+
+
+def _touches_history(statement: str) -> bool:
+    return any(table in statement for table in HISTORIC_TABLES)
 
 
 async def _history(state: AppState) -> None:
@@ -78,24 +82,11 @@ async def _history(state: AppState) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_sweep_reads_the_live_rows_by_index(state: AppState, database_url: str) -> None:
     await _history(state)
-    statements: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        if any(table in statement for table in HISTORIC_TABLES):
-            assert isinstance(params, tuple)
-            statements.append((statement, params))
-
-    for engine in {state.db.write_engine, state.db.read_engine}:
-        event.listen(engine.sync_engine, "before_cursor_execute", record)
-    assert await state.delivery.sweep() == 0
+    with recorded([state.db.write_engine, state.db.read_engine], _touches_history) as statements:
+        assert await state.delivery.sweep() == 0
 
     assert len(statements) >= 3  # the acks, the failing commands, the live deliveries
-    path = database_url.removeprefix("sqlite+aiosqlite:///")
-    with sqlite3.connect(path) as conn:
-        for statement, params in statements:
-            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
-            for table in HISTORIC_TABLES:
-                assert not any(step.startswith(f"SCAN {table}") for step in plan), (statement, plan)
-            assert not any(step.startswith("LIST SUBQUERY") for step in plan), (statement, plan)
+    for plan in query_plans(database_url.removeprefix("sqlite+aiosqlite:///"), statements):
+        for table in HISTORIC_TABLES:
+            assert not any(step.startswith(f"SCAN {table}") for step in plan), plan
+        assert not any(step.startswith("LIST SUBQUERY") for step in plan), plan

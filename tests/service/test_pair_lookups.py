@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event
-
+from support.sqlite_plans import query_plans, recorded
 from wattx.store import Database, upgrade_to_head
 from wattx.store.idempotency import stored_responses
 from wattx.store.models import IdempotencyRow, OrderRow
@@ -96,27 +94,16 @@ async def test_on_sqlite_the_pair_look_ups_search_an_index_instead_of_scanning(
     _stored, wanted = _stored_and_wanted(per_owner=2)
     path = tmp_path / "pairs.sqlite3"
     db = Database(f"sqlite+aiosqlite:///{path}")
-    selects: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            assert isinstance(params, tuple)
-            selects.append((statement, params))
-
     try:
         await upgrade_to_head(db)
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
-        async with db.read() as session:
-            await stored_responses(session, wanted)
-            await used_client_ids(session, wanted)
+        with recorded([db.read_engine]) as reads:
+            async with db.read() as session:
+                await stored_responses(session, wanted)
+                await used_client_ids(session, wanted)
     finally:
         await db.dispose()
 
-    assert len(selects) == 2
-    with sqlite3.connect(path) as conn:
-        for statement, params in selects:
-            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
-            assert not any(step.startswith("SCAN") for step in plan), (statement, plan)
-            assert any(step.startswith("SEARCH") for step in plan), (statement, plan)
+    assert len(reads) == 2
+    for plan in query_plans(path, reads):
+        assert not any(step.startswith("SCAN") for step in plan), plan
+        assert any(step.startswith("SEARCH") for step in plan), plan

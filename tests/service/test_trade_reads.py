@@ -6,12 +6,12 @@ SQLite reads no more than its page, so a page costs the same after a year as aft
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
+from support.sqlite_plans import query_plans, recorded
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models import TradeRow
 from wattx.store.settlement import price_history
@@ -80,31 +80,25 @@ async def test_a_partys_pages_are_its_trades_newest_first(database_url: str) -> 
         await db.dispose()
 
 
-async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) -> None:
+async def _sqlite_with_trades(tmp_path: Path) -> tuple[Path, Database]:
     path = tmp_path / "trades.sqlite3"
     db = Database(f"sqlite+aiosqlite:///{path}")
-    reads: list[tuple[str, tuple[object, ...]]] = []
+    await upgrade_to_head(db)
+    async with db.write() as session:
+        await session.execute(insert(TradeRow), _trades())
+    return path, db
 
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            assert isinstance(params, tuple)
-            reads.append((statement, params))
 
+async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) -> None:
+    path, db = await _sqlite_with_trades(tmp_path)
     try:
-        await upgrade_to_head(db)
-        async with db.write() as session:
-            await session.execute(insert(TradeRow), _trades())
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
-        async with db.read() as session:
-            await list_trades(session, party="ann", zone=None, epoch_id=None, limit=5, offset=5)
+        with recorded([db.read_engine]) as reads:
+            async with db.read() as session:
+                await list_trades(session, party="ann", zone=None, epoch_id=None, limit=5, offset=5)
     finally:
         await db.dispose()
 
-    (statement, params), *_ = reads
-    with sqlite3.connect(path) as conn:
-        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    (plan,) = query_plans(path, reads)
     assert not any(step.startswith("SCAN trades") for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
     assert any("ix_trades_buyer_seq" in step for step in plan), plan
@@ -112,33 +106,18 @@ async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) 
 
 
 async def test_on_sqlite_a_zones_newest_trades_are_read_from_its_index(tmp_path: Path) -> None:
-    path = tmp_path / "zones.sqlite3"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    reads: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(
-        _conn: object, _cursor: object, statement: str, params: object, *_rest: object
-    ) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            assert isinstance(params, tuple)
-            reads.append((statement, params))
-
+    path, db = await _sqlite_with_trades(tmp_path)
     try:
-        await upgrade_to_head(db)
-        async with db.write() as session:
-            await session.execute(insert(TradeRow), _trades())
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
-        async with db.read() as session:
-            north = await recent_trades(session, zone="north", limit=3)
-            assert await recent_trades(session, zone="a-new-feeder", limit=3) == []
+        with recorded([db.read_engine]) as reads:
+            async with db.read() as session:
+                north = await recent_trades(session, zone="north", limit=3)
+                assert await recent_trades(session, zone="a-new-feeder", limit=3) == []
     finally:
         await db.dispose()
 
     assert [t.seq for t in north] == [120, 117, 114]
-    with sqlite3.connect(path) as conn:
-        for statement, params in reads:
-            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
-            assert plan == ["SEARCH trades USING INDEX ix_trades_zone_seq (zone=?)"], plan
+    for plan in query_plans(path, reads):
+        assert plan == ["SEARCH trades USING INDEX ix_trades_zone_seq (zone=?)"], plan
 
 
 async def test_the_price_history_groups_the_pages_epochs(database_url: str) -> None:
