@@ -57,21 +57,35 @@ def test_below_the_threshold_nothing_is_minted_and_the_watermark_stays() -> None
     assert _mint(start, [EpochEnergy(1, 0, 69)], 1) == (0, start)
 
 
-def test_with_nothing_pending_the_watermark_moves_without_a_mint() -> None:
-    # A consumer's meter: import only. Nothing is carried, so nothing waits.
-    energies = [EpochEnergy(1, 200, 0), EpochEnergy(2, 50, 40)]
-    assert _mint(MintWatermark(0), energies, 2) == (0, MintWatermark(2, 0))
+def test_with_nothing_pending_the_watermark_moves_past_the_final_epochs() -> None:
+    # A consumer's meter: import only. Nothing is carried, so nothing waits; the newest
+    # epoch with energy (3) may still grow, the ones before it may not.
+    energies = [EpochEnergy(1, 200, 0), EpochEnergy(2, 50, 40), EpochEnergy(3, 10, 0)]
+    assert _mint(MintWatermark(0), energies, 3) == (0, MintWatermark(2, 0))
+    assert _mint(MintWatermark(2), energies, 3) == (0, MintWatermark(2, 0))
+    # No energy in the period: nothing is final yet.
+    assert _mint(MintWatermark(3), energies, 9) == (0, MintWatermark(3, 0))
     # With something carried (below the threshold) it stays, to be added to later.
-    assert _mint(MintWatermark(0, carried_wh=30), energies, 2) == (0, MintWatermark(0, 30))
+    assert _mint(MintWatermark(0, carried_wh=30), energies, 3) == (0, MintWatermark(0, 30))
+
+
+def test_energy_delivered_late_is_still_minted() -> None:
+    # A prosumer's meter goes quiet after epoch 5; the runs through epoch 10 move the
+    # watermark to 4 only. Back online, it delivers epochs 6-10 with their export.
+    early = [EpochEnergy(epoch, 10, 0) for epoch in range(1, 6)]
+    minted, watermark = _mint(MintWatermark(0), early, 10)
+    assert (minted, watermark) == (0, MintWatermark(4, 0))
+    late = [*early, *(EpochEnergy(epoch, 0, 200) for epoch in range(6, 11))]
+    assert _mint(watermark, late, 10) == (1_000, MintWatermark(10, 0))
 
 
 def test_a_mint_after_idle_epochs_is_capped_from_where_the_watermark_moved() -> None:
-    # Idle through epoch 10, then 1,300 Wh in epoch 11 at 4 kW (1,000 Wh an epoch):
-    # the cap is one epoch's, not eleven's.
-    energies = [EpochEnergy(epoch, 10, 0) for epoch in range(1, 11)] + [EpochEnergy(11, 0, 1_300)]
-    minted, watermark = _mint(MintWatermark(0), energies, 10)
-    assert (minted, watermark) == (0, MintWatermark(10, 0))
-    assert _mint(watermark, energies, 11) == (1_000, MintWatermark(11, carried_wh=300))
+    # Idle through epoch 20, then 2,300 Wh in epoch 21 at 4 kW (1,000 Wh an epoch): the
+    # cap spans the two epochs since the watermark (19), not twenty-one.
+    energies = [EpochEnergy(epoch, 10, 0) for epoch in range(1, 21)] + [EpochEnergy(21, 0, 2_300)]
+    minted, watermark = _mint(MintWatermark(0), energies, 20)
+    assert (minted, watermark) == (0, MintWatermark(19, 0))
+    assert _mint(watermark, energies, 21) == (2_000, MintWatermark(21, carried_wh=300))
 
 
 def test_surplus_waits_until_it_reaches_the_threshold() -> None:

@@ -88,7 +88,10 @@ def compute_mint(
     """What to mint for the epochs after ``watermark.last_mint_epoch`` up to ``through_epoch``.
 
     With nothing carried and no surplus in the period, nothing is minted and the
-    watermark moves to ``through_epoch`` (the caller stores it without a mint).
+    watermark moves past the epochs whose energy is final: up to the one before the newest
+    epoch with energy in the period (a later reading may still add to that one and to
+    those after it, as a meter back from an outage delivers what it buffered). The caller
+    stores it without a mint.
 
     ``energies`` are the meter's verified per-epoch energies; entries outside
     that range are ignored, and an epoch may appear only once. The caller
@@ -99,17 +102,21 @@ def compute_mint(
     first_epoch = watermark.last_mint_epoch + 1
     if through_epoch < first_epoch:
         return MintDecision(0, watermark, watermark.carried_wh, 0)
+    energies = list(energies)  # read twice below
     surplus_wh = _surplus_in(energies, first_epoch, through_epoch)
     available_wh = watermark.carried_wh + surplus_wh
     period_s = (through_epoch - watermark.last_mint_epoch) * schedule.length_s
     cap_wh = rated_capacity_w * period_s // SECONDS_PER_HOUR
     mint_wh = min(available_wh, cap_wh)
     if available_wh == 0:
-        # Nothing carried and no surplus: nothing waits, so the watermark moves past these
-        # epochs. A meter that never exports (a consumer's) is not read again from its
-        # first epoch at every run, and a later mint's cap spans the time since, not the
-        # idle months before.
-        return MintDecision(0, MintWatermark(through_epoch, 0), 0, cap_wh)
+        # Nothing carried and no surplus: nothing waits, so the watermark moves past the
+        # final epochs. A meter that never exports (a consumer's) is not read again from
+        # its first epoch at every run, and a later mint's cap spans the time since, not
+        # the idle months before.
+        final = _newest_in(energies, first_epoch, through_epoch) - 1
+        if final > watermark.last_mint_epoch:
+            return MintDecision(0, MintWatermark(final, 0), 0, cap_wh)
+        return MintDecision(0, watermark, 0, cap_wh)
     if mint_wh < policy.threshold_wh:
         return MintDecision(0, watermark, available_wh, cap_wh)
     return MintDecision(
@@ -126,6 +133,15 @@ def last_covered_epoch(last_reading_ts: datetime, schedule: EpochSchedule) -> in
     Its energy is final: any later reading adds energy only after that instant.
     """
     return schedule.epoch_id_at(last_reading_ts) - 1
+
+
+def _newest_in(energies: Iterable[EpochEnergy], first_epoch: int, last_epoch: int) -> int:
+    """The newest epoch with energy from ``first_epoch`` to ``last_epoch``; ``first_epoch``
+    when there is none (so nothing before it is final yet)."""
+    return max(
+        (e.epoch_id for e in energies if first_epoch <= e.epoch_id <= last_epoch),
+        default=first_epoch,
+    )
 
 
 def _surplus_in(energies: Iterable[EpochEnergy], first_epoch: int, last_epoch: int) -> int:

@@ -3,8 +3,8 @@
 For every active meter with per-epoch energies (``meter_epoch_energy``),
 :func:`wattx.metering.minting.compute_mint` decides what to mint since the
 meter's watermark, up to the last ended epoch. The watermarks of meters with
-nothing to mint and nothing carried move to that epoch at once (no intent
-carries them). A run
+nothing to mint and nothing carried move past their final epochs at once (no
+intent carries them). A run
 
 1. writes a **mint intent** (``mint_intents``, status ``pending``) in its own
    short transaction: a random 32-byte id, the period (that epoch), and per
