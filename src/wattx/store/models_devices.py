@@ -1,5 +1,6 @@
 """Tables of devices and physical delivery: devices, each physical trade's delivery,
-and device commands. Created by migration ``0011``."""
+and device commands (created by migration ``0011``), and each seller's measured
+deliveries summed (migration ``0027``)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,25 @@ class TradeDeliveryRow(Base):
     buyer_import_wh: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SellerDeliveryTotalRow(Base):
+    """A seller's measured deliveries from one zone, summed as each is measured.
+
+    The reference price's reliability reads these (a row per seller and zone) instead of
+    summing every delivery ever measured, on every quote. Kept in the transaction that
+    measures the deliveries (``TradeDeliveryRow.delivered_wh`` set), so the two agree.
+    """
+
+    __tablename__ = "seller_delivery_totals"
+    __table_args__ = (Index("ix_seller_delivery_totals_zone", "zone"),)
+
+    seller: Mapped[str] = mapped_column(String(32), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """The seller's zone in those trades (``TradeRow.seller_zone``)."""
+    deliveries: Mapped[int] = mapped_column(BigInteger)
+    delivered_wh: Mapped[int] = mapped_column(BigInteger)
+    contracted_wh: Mapped[int] = mapped_column(BigInteger)
 
 
 class DeviceCommandRow(Base):

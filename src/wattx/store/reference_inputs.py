@@ -1,16 +1,18 @@
 """The figures the reference price is fed from: the batteries' stored energy per zone
-(device telemetry) and the suppliers' delivered/contracted history (measured deliveries)."""
+(device telemetry) and the suppliers' delivered/contracted history (measured deliveries,
+summed per seller and zone as they are measured)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wattx.store.models import MeterRow, TradeRow
-from wattx.store.models_devices import DeviceRow, TradeDeliveryRow
+from wattx.store.models import MeterRow
+from wattx.store.models_devices import DeviceRow, SellerDeliveryTotalRow
+from wattx.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +55,49 @@ async def delivery_record(
     session: AsyncSession, *, sellers: Collection[str] | None = None, zone: str | None = None
 ) -> DeliveryRecord:
     """Measured deliveries (``delivered_wh`` known) of the trades ``sellers`` sold, or of
-    every trade sold from ``zone``: how many, Wh delivered and Wh contracted."""
-    query = (
-        select(
-            func.count(TradeDeliveryRow.trade_id),
-            func.coalesce(func.sum(TradeDeliveryRow.delivered_wh), 0),
-            func.coalesce(func.sum(TradeDeliveryRow.contracted_wh), 0),
-        )
-        .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
-        .where(TradeDeliveryRow.delivered_wh.is_not(None))
+    every trade sold from ``zone``: how many, Wh delivered and Wh contracted.
+
+    Read from the running totals (a row per seller and zone), not from the deliveries:
+    the same figures, at a cost that does not grow with the history.
+    """
+    query = select(
+        func.coalesce(func.sum(SellerDeliveryTotalRow.deliveries), 0),
+        func.coalesce(func.sum(SellerDeliveryTotalRow.delivered_wh), 0),
+        func.coalesce(func.sum(SellerDeliveryTotalRow.contracted_wh), 0),
     )
     if sellers is not None:
-        query = query.where(TradeRow.seller.in_(sorted(sellers)))
+        query = query.where(SellerDeliveryTotalRow.seller.in_(sorted(sellers)))
     if zone is not None:
-        query = query.where(TradeRow.seller_zone == zone)
+        query = query.where(SellerDeliveryTotalRow.zone == zone)
     count, delivered, contracted = (await session.execute(query)).one()
     return DeliveryRecord(int(count or 0), int(delivered or 0), int(contracted or 0))
+
+
+async def add_measured_deliveries(
+    session: AsyncSession, added: Mapping[tuple[str, str], DeliveryRecord]
+) -> None:
+    """Add to the running totals of each (seller, seller's zone): deliveries newly
+    measured, Wh delivered and Wh contracted (inside the transaction that measures them).
+
+    One statement per seller and zone, an increment that concurrent writers cannot lose.
+    """
+    insert = dialect_insert(session)
+    table = SellerDeliveryTotalRow.__table__
+    for (seller, zone), record in sorted(added.items()):
+        statement = insert(table).values(
+            seller=seller,
+            zone=zone,
+            deliveries=record.trades,
+            delivered_wh=record.delivered_wh,
+            contracted_wh=record.contracted_wh,
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.seller, table.c.zone],
+                set_={
+                    "deliveries": table.c.deliveries + statement.excluded.deliveries,
+                    "delivered_wh": table.c.delivered_wh + statement.excluded.delivered_wh,
+                    "contracted_wh": table.c.contracted_wh + statement.excluded.contracted_wh,
+                },
+            )
+        )

@@ -97,6 +97,7 @@ from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliver
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_nodes import NodeCommandRow, NodeMeterRow, NodeRow
 from wattx.store.models_statements import LedgerEntryRow
+from wattx.store.reference_inputs import DeliveryRecord, add_measured_deliveries
 from wattx.store.trades import trade_from_row
 
 ACTIVE = "active"
@@ -1226,6 +1227,9 @@ class DeliveryService:
             )
         changed: list[TradeDeliveryRow] = []
         entries: list[dict[str, Any]] = []
+        # What this measurement adds to each seller's running totals (the reference
+        # price's reliability): a delivery measured again adds only its change.
+        measured: dict[tuple[str, str], DeliveryRecord] = {}
 
         def journal_entry(
             account: str, asset: str, amount: int, *, kind: str, at: datetime, ref: str
@@ -1265,6 +1269,14 @@ class DeliveryService:
             # what the batch settles; the state stays refunded.
             if state is not DeliveryState.REFUNDED:
                 row.state = advance(state, event).value
+            first = row.delivered_wh is None
+            key = (trade.seller, trade.seller_zone)
+            total = measured.get(key, DeliveryRecord(0, 0, 0))
+            measured[key] = DeliveryRecord(
+                total.trades + (1 if first else 0),
+                total.delivered_wh + outcome.delivered_wh - (row.delivered_wh or 0),
+                total.contracted_wh + (row.contracted_wh if first else 0),
+            )
             row.delivered_wh = outcome.delivered_wh
             row.refund = outcome.refund
             row.imbalance_charge = outcome.imbalance_charge
@@ -1355,6 +1367,7 @@ class DeliveryService:
                     at=now,
                     ref=trade.id,
                 )
+        await add_measured_deliveries(session, measured)
         if entries:
             # One executemany instead of thousands of ORM objects.
             await session.execute(insert(LedgerEntryRow), entries)
