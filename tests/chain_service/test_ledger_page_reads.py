@@ -1,18 +1,21 @@
 """The public ledger's pages of chain events, newest first: exactly the events in chain
 order, read down an index in that order (on SQLite no sort of every event indexed, which a
-page of a public route must not cost)."""
+page of a public route must not cost). Its overview sums every retirement, not a page."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 from sqlalchemy import insert
 
 from support.sqlite_plans import query_plans, recorded
+from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.store import Database, upgrade_to_head
 from wattx.store.models_settlement import ChainEventRow
 from wattx.store.settlement import list_events
+from wattx.units import wh_to_energy_base_units
 
 
 def _events() -> list[dict[str, object]]:
@@ -70,3 +73,22 @@ async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
 
     (plan,) = query_plans(path, reads)
     assert plan == ["SCAN chain_events USING INDEX ix_chain_events_block_log"], plan
+
+
+async def test_the_overview_sums_every_retirement(database_url: str) -> None:
+    rows = _events()
+    retired = [r for r in rows if r["name"] == "Retired"]
+    for wh, row in enumerate(retired, start=1):
+        row["args"] = json.dumps({"amount": wh_to_energy_base_units(wh), "reason": "home"})
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(insert(ChainEventRow), rows)
+        with recorded([db.read_engine], lambda s: "chain_events" in s) as reads:
+            overview = await PublicLedgerService(db).overview()
+    finally:
+        await db.dispose()
+    assert overview.retired_wh == sum(range(1, len(retired) + 1))
+    assert overview.supply_wh == overview.minted_wh - overview.retired_wh
+    (read,) = reads
+    assert "LIMIT" not in read[0].upper(), read

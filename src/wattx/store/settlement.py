@@ -529,6 +529,13 @@ async def settled_totals(session: AsyncSession) -> tuple[int, int, int, int]:
     return int(epochs), int(volume), int(value), int(fees)
 
 
+async def event_amount_total(session: AsyncSession, name: str) -> int:
+    """Σ ``amount`` of every indexed event called ``name``, in token base units: wider than
+    a database integer (18 decimals), so summed here, over the ``args`` column alone."""
+    amounts = await session.scalars(select(ChainEventRow.args).where(ChainEventRow.name == name))
+    return sum(int(json.loads(args)["amount"]) for args in amounts)
+
+
 async def minted_total_wh(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.sum(ChainMintRow.wh), 0))) or 0)
 

@@ -112,11 +112,9 @@ class PublicLedgerService:
         async with self._db.read() as session:
             epochs, volume, value, fees = await repo.settled_totals(session)
             minted = await repo.minted_total_wh(session)
-            retirements = await repo.list_events(
-                session, names=(RETIRED_EVENT,), limit=1_000_000, offset=0
-            )
-        per_wh = wh_to_energy_base_units(1)
-        retired = sum(int(json.loads(r.args)["amount"]) for r in retirements) // per_wh
+            # Every retirement, not a page of them.
+            retired = await repo.event_amount_total(session, RETIRED_EVENT)
+        retired //= wh_to_energy_base_units(1)
         return LedgerOverview(
             minted_wh=minted,
             retired_wh=retired,
