@@ -43,7 +43,12 @@ class SettlementOutboxRow(Base):
     """One epoch's settlement batch: written before it is sent, confirmed with the tx hash."""
 
     __tablename__ = "settlement_outbox"
-    __table_args__ = (Index("ix_settlement_outbox_status", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_settlement_outbox_status", "status", "next_attempt_at"),
+        # The public ledger's settled totals, summed from the index alone: the rows hold
+        # each batch's payload (kilobytes), which a scan of the table would read through.
+        Index("ix_settlement_outbox_totals", "status", "volume_wh", "value", "fees"),
+    )
 
     epoch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     status: Mapped[str] = mapped_column(String(12))

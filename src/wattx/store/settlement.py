@@ -518,9 +518,11 @@ async def list_events(
 
 
 async def settled_totals(session: AsyncSession) -> tuple[int, int, int, int]:
-    """Confirmed epochs: (epochs, volume Wh, value, fees)."""
+    """Confirmed epochs: (epochs, volume Wh, value, fees), from the index
+    ``ix_settlement_outbox_totals`` alone (``count(*)``: SQLite's index does not hold the
+    epoch id, which is not its rowid)."""
     query = select(
-        func.count(SettlementOutboxRow.epoch_id),
+        func.count(),
         func.coalesce(func.sum(SettlementOutboxRow.volume_wh), 0),
         func.coalesce(func.sum(SettlementOutboxRow.value), 0),
         func.coalesce(func.sum(SettlementOutboxRow.fees), 0),
