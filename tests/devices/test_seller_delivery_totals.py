@@ -24,11 +24,16 @@ from support.pg import PG_ADMIN_DSN
 from support.sqlite_plans import recorded
 from wattx.devices.allocation import DeliveryOutcome
 from wattx.store import settlement as settlement_repo
+from wattx.store import upgrade_to_head
 from wattx.store.db import Database
 from wattx.store.migrate import alembic_config
 from wattx.store.models import TradeRow
 from wattx.store.models_devices import TradeDeliveryRow
-from wattx.store.reference_inputs import DeliveryRecord, delivery_record
+from wattx.store.reference_inputs import (
+    DeliveryRecord,
+    add_measured_deliveries,
+    delivery_record,
+)
 from wattx.store.trades import trade_from_row
 
 from .test_measured_settlement import _physical_epoch, _settle_after_grace
@@ -113,6 +118,37 @@ async def test_the_totals_agree_with_the_measured_deliveries_and_are_what_is_rea
         assert await _summed_from_deliveries(session, seller=seller) == replace(
             expected, delivered_wh=expected.delivered_wh + 100
         )
+
+
+async def test_additions_accumulate_per_seller_and_zone(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await upgrade_to_head(db)
+        async with db.write() as session:
+            await add_measured_deliveries(
+                session,
+                {
+                    ("s2", "north"): DeliveryRecord(1, 800, 800),
+                    ("s1", "north"): DeliveryRecord(2, 1_200, 1_500),
+                },
+            )
+            await add_measured_deliveries(session, {})
+        async with db.write() as session:
+            await add_measured_deliveries(
+                session,
+                {
+                    ("s1", "north"): DeliveryRecord(1, 100, 400),
+                    ("s1", "south"): DeliveryRecord(1, 0, 300),
+                },
+            )
+        async with db.read() as session:
+            assert await delivery_record(session, sellers={"s1"}) == DeliveryRecord(4, 1_300, 2_200)
+            assert await delivery_record(session, zone="north") == DeliveryRecord(4, 2_100, 2_700)
+            assert await delivery_record(session, sellers={"s2"}, zone="south") == DeliveryRecord(
+                0, 0, 0
+            )
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -79,25 +79,30 @@ async def add_measured_deliveries(
     """Add to the running totals of each (seller, seller's zone): deliveries newly
     measured, Wh delivered and Wh contracted (inside the transaction that measures them).
 
-    One statement per seller and zone, an increment that concurrent writers cannot lose.
+    One statement for all of them, each row an increment that concurrent writers cannot
+    lose, taken in key order (as the balances are) so that two writers never deadlock.
     """
-    insert = dialect_insert(session)
+    if not added:
+        return
     table = SellerDeliveryTotalRow.__table__
-    for (seller, zone), record in sorted(added.items()):
-        statement = insert(table).values(
-            seller=seller,
-            zone=zone,
-            deliveries=record.trades,
-            delivered_wh=record.delivered_wh,
-            contracted_wh=record.contracted_wh,
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.seller, table.c.zone],
-                set_={
-                    "deliveries": table.c.deliveries + statement.excluded.deliveries,
-                    "delivered_wh": table.c.delivered_wh + statement.excluded.delivered_wh,
-                    "contracted_wh": table.c.contracted_wh + statement.excluded.contracted_wh,
-                },
-            )
-        )
+    statement = dialect_insert(session)(table)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.seller, table.c.zone],
+            set_={
+                "deliveries": table.c.deliveries + statement.excluded.deliveries,
+                "delivered_wh": table.c.delivered_wh + statement.excluded.delivered_wh,
+                "contracted_wh": table.c.contracted_wh + statement.excluded.contracted_wh,
+            },
+        ),
+        [
+            {
+                "seller": seller,
+                "zone": zone,
+                "deliveries": record.trades,
+                "delivered_wh": record.delivered_wh,
+                "contracted_wh": record.contracted_wh,
+            }
+            for (seller, zone), record in sorted(added.items())
+        ],
+    )
