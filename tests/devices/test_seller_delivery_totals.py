@@ -5,28 +5,24 @@ PostgreSQL; migration ``0027`` fills them from the deliveries measured before it
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
-from alembic import command
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chain_service.flow import record_export
 from service.client import ApiClient
 from service.conftest import ManualClock
-from support.pg import PG_ADMIN_DSN
+from support.migrations import empty_database_url, upgrade_to
 from support.sqlite_plans import recorded
 from wattx.devices.allocation import DeliveryOutcome
 from wattx.store import settlement as settlement_repo
 from wattx.store import upgrade_to_head
 from wattx.store.db import Database
-from wattx.store.migrate import alembic_config
 from wattx.store.models import TradeRow
 from wattx.store.models_devices import TradeDeliveryRow
 from wattx.store.reference_inputs import (
@@ -152,31 +148,9 @@ async def test_additions_accumulate_per_seller_and_zone(database_url: str) -> No
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'totals.sqlite3'}"
-        return
-    name = f"wattx_totals_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _upgrade_to(revision: str):  # type: ignore[no-untyped-def]
-    def run(conn: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-    return run
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with empty_database_url(request.param, tmp_path) as database_url:
+        yield database_url
 
 
 # (trade, seller, seller's zone, contracted Wh, delivered Wh or None: not measured yet)
@@ -194,7 +168,7 @@ async def test_the_migration_sums_the_deliveries_measured_before_it(url: str) ->
     at = datetime(2026, 6, 1, 8, tzinfo=UTC)
     try:
         async with db.write_engine.begin() as conn:
-            await conn.run_sync(_upgrade_to("0026"))
+            await conn.run_sync(upgrade_to("0026"))
             for seq, (trade_id, seller, zone, contracted, delivered) in enumerate(HISTORY):
                 await conn.execute(
                     text(
@@ -227,7 +201,7 @@ async def test_the_migration_sums_the_deliveries_measured_before_it(url: str) ->
                     },
                 )
         async with db.write_engine.begin() as conn:
-            await conn.run_sync(_upgrade_to("head"))
+            await conn.run_sync(upgrade_to("head"))
             totals = sorted(
                 tuple(row)
                 for row in await conn.execute(

@@ -4,59 +4,33 @@ force since the zone was created."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
-from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
-from support.pg import PG_ADMIN_DSN
+from support.migrations import empty_database_url, upgrade_to
 from wattx.domain.epochs import EpochSchedule
 from wattx.services.funds.statements import StatementService
 from wattx.store import journal
 from wattx.store.db import Database
-from wattx.store.migrate import alembic_config
 
 CREATED = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'm.sqlite3'}"
-        return
-    name = f"wattx_mig_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _to(revision: str):  # type: ignore[no-untyped-def]
-    def run(conn: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-    return run
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with empty_database_url(request.param, tmp_path) as database_url:
+        yield database_url
 
 
 async def test_existing_holdings_and_tariffs_carry_over(url: str) -> None:
     db = Database(url)
     try:
         async with db.write_engine.begin() as conn:
-            await conn.run_sync(_to("0010"))
+            await conn.run_sync(upgrade_to("0010"))
             await conn.execute(
                 text(
                     "INSERT INTO balances (account_id, asset, free, locked) VALUES "
@@ -73,7 +47,7 @@ async def test_existing_holdings_and_tariffs_carry_over(url: str) -> None:
                 {"created": CREATED.replace(tzinfo=None) if db.is_sqlite else CREATED},
             )
         async with db.write_engine.begin() as conn:
-            await conn.run_sync(_to("head"))
+            await conn.run_sync(upgrade_to("head"))
             entries = sorted(
                 tuple(r)
                 for r in await conn.execute(
