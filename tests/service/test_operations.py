@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from service.conftest import in_process_app
 from wattx.config import CONFIG_FILE_ENV, Settings
-from wattx.store import Database, is_at_head, upgrade_to_head
+from wattx.store import Database, is_at_head, migrate, upgrade_to_head
 
 from .client import ApiClient
 from .conftest import ManualClock
@@ -77,13 +77,27 @@ def test_sqlite_default_url_and_generated_key(tmp_path: Path) -> None:
     assert (tmp_path / "jwt.key").stat().st_mode & 0o077 == 0
 
 
-async def test_migrations_and_sqlite_pragmas(tmp_path: Path) -> None:
+async def test_migrations_and_sqlite_pragmas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}")
     try:
         assert not await is_at_head(db)
         await upgrade_to_head(db)
         await upgrade_to_head(db)  # idempotent
         assert await is_at_head(db)
+        # The scripts are read once per process, not at every readiness probe.
+        migrate.head_revisions.cache_clear()
+        reads: list[object] = []
+        read_scripts = migrate.ScriptDirectory.from_config
+        monkeypatch.setattr(
+            migrate.ScriptDirectory,
+            "from_config",
+            lambda config: reads.append(config) or read_scripts(config),
+        )
+        assert await is_at_head(db)
+        assert await is_at_head(db)
+        assert len(reads) == 1
         async with db.read() as session:
             mode = (await session.execute(text("PRAGMA journal_mode"))).scalar()
         assert mode == "wal"

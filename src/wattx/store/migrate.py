@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -31,7 +32,15 @@ async def is_at_head(db: Database) -> bool:
     """Whether the database carries exactly the newest migration."""
     async with db.read_engine.connect() as conn:
         current = await conn.run_sync(_current_heads)
-    return current == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return current == head_revisions()
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The newest migration(s) of this installation, read from the scripts once per process
+    (they do not change while it runs; reading them takes milliseconds, and the readiness
+    probe asks at every call)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def _upgrade(conn: Connection) -> None:
