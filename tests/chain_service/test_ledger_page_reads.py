@@ -10,11 +10,9 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
-
+from support.seeded import seeded_database
 from support.sqlite_plans import query_plans, recorded
 from wattx.services.onchain.ledger_public import PublicLedgerService
-from wattx.store import Database, upgrade_to_head
 from wattx.store.models_settlement import ChainEventRow, SettlementOutboxRow
 from wattx.store.settlement import list_events, settled_totals
 from wattx.units import wh_to_energy_base_units
@@ -39,39 +37,28 @@ def _events() -> list[dict[str, object]]:
 
 async def test_pages_are_the_events_newest_first(database_url: str) -> None:
     rows = _events()
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(insert(ChainEventRow), rows)
-        async with db.read() as session:
-            for names in (None, ("Retired",)):
-                for limit, offset in ((50, 0), (7, 0), (7, 14), (10, 100)):
-                    found = await list_events(session, names=names, limit=limit, offset=offset)
-                    expected = sorted(
-                        (
-                            (int(str(r["block_number"])), int(str(r["log_index"])))
-                            for r in rows
-                            if names is None or r["name"] in names
-                        ),
-                        reverse=True,
-                    )[offset : offset + limit]
-                    assert [(e.block_number, e.log_index) for e in found] == expected
-    finally:
-        await db.dispose()
+    async with seeded_database(database_url, {ChainEventRow: rows}) as db, db.read() as session:
+        for names in (None, ("Retired",)):
+            for limit, offset in ((50, 0), (7, 0), (7, 14), (10, 100)):
+                found = await list_events(session, names=names, limit=limit, offset=offset)
+                expected = sorted(
+                    (
+                        (int(str(r["block_number"])), int(str(r["log_index"])))
+                        for r in rows
+                        if names is None or r["name"] in names
+                    ),
+                    reverse=True,
+                )[offset : offset + limit]
+                assert [(e.block_number, e.log_index) for e in found] == expected
 
 
 async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite3"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_to_head(db)
-        async with db.write() as session:
-            await session.execute(insert(ChainEventRow), _events())
+    url = f"sqlite+aiosqlite:///{path}"
+    async with seeded_database(url, {ChainEventRow: _events()}, migrate=True) as db:
         with recorded([db.read_engine]) as reads:
             async with db.read() as session:
                 await list_events(session, names=None, limit=10, offset=10)
-    finally:
-        await db.dispose()
 
     (plan,) = query_plans(path, reads)
     assert plan == ["SCAN chain_events USING INDEX ix_chain_events_block_log"], plan
@@ -82,14 +69,9 @@ async def test_the_overview_sums_every_retirement(database_url: str) -> None:
     retired = [r for r in rows if r["name"] == "Retired"]
     for wh, row in enumerate(retired, start=1):
         row["args"] = json.dumps({"amount": wh_to_energy_base_units(wh), "reason": "home"})
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(insert(ChainEventRow), rows)
+    async with seeded_database(database_url, {ChainEventRow: rows}) as db:
         with recorded([db.read_engine], lambda s: "chain_events" in s) as reads:
             overview = await PublicLedgerService(db).overview()
-    finally:
-        await db.dispose()
     assert overview.retired_wh == sum(range(1, len(retired) + 1))
     assert overview.supply_wh == overview.minted_wh - overview.retired_wh
     (read,) = reads
@@ -118,14 +100,11 @@ def _outbox() -> list[dict[str, object]]:
 
 async def test_settled_totals_are_the_confirmed_epochs(database_url: str) -> None:
     rows = _outbox()
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(insert(SettlementOutboxRow), rows)
-        async with db.read() as session:
-            totals = await settled_totals(session)
-    finally:
-        await db.dispose()
+    async with (
+        seeded_database(database_url, {SettlementOutboxRow: rows}) as db,
+        db.read() as session,
+    ):
+        totals = await settled_totals(session)
     confirmed = [r for r in rows if r["status"] == "confirmed"]
     assert totals == (
         len(confirmed),
@@ -137,16 +116,11 @@ async def test_settled_totals_are_the_confirmed_epochs(database_url: str) -> Non
 
 async def test_on_sqlite_the_settled_totals_read_an_index_alone(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite3"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_to_head(db)
-        async with db.write() as session:
-            await session.execute(insert(SettlementOutboxRow), _outbox())
+    url = f"sqlite+aiosqlite:///{path}"
+    async with seeded_database(url, {SettlementOutboxRow: _outbox()}, migrate=True) as db:
         with recorded([db.read_engine]) as reads:
             async with db.read() as session:
                 await settled_totals(session)
-    finally:
-        await db.dispose()
 
     (plan,) = query_plans(path, reads)
     assert plan == [

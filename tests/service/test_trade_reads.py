@@ -6,13 +6,13 @@ SQLite reads no more than its page, so a page costs the same after a year as aft
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
-
+from support.seeded import seeded_database
 from support.sqlite_plans import query_plans, recorded
-from wattx.store import Database, upgrade_to_head
+from wattx.store import Database
 from wattx.store.models import TradeRow
 from wattx.store.settlement import price_history
 from wattx.store.trades import list_trades, recent_trades
@@ -53,10 +53,7 @@ def _trades() -> list[dict[str, object]]:
 
 async def test_a_partys_pages_are_its_trades_newest_first(database_url: str) -> None:
     rows = _trades()
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(insert(TradeRow), rows)
+    async with seeded_database(database_url, {TradeRow: rows}) as db:
         cases = [
             (party, zone, epoch_id, limit, offset)
             for party in (*PARTIES, "nobody", None)
@@ -76,27 +73,18 @@ async def test_a_partys_pages_are_its_trades_newest_first(database_url: str) -> 
                     and epoch_id in (None, row["epoch_id"])
                 ][offset : offset + limit]
                 assert [t.seq for t in found] == expected, (party, zone, epoch_id, limit, offset)
-    finally:
-        await db.dispose()
 
 
-async def _sqlite_with_trades(tmp_path: Path) -> tuple[Path, Database]:
-    path = tmp_path / "trades.sqlite3"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    await upgrade_to_head(db)
-    async with db.write() as session:
-        await session.execute(insert(TradeRow), _trades())
-    return path, db
+def _sqlite_with_trades(path: Path) -> AbstractAsyncContextManager[Database]:
+    return seeded_database(f"sqlite+aiosqlite:///{path}", {TradeRow: _trades()}, migrate=True)
 
 
 async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) -> None:
-    path, db = await _sqlite_with_trades(tmp_path)
-    try:
+    path = tmp_path / "trades.sqlite3"
+    async with _sqlite_with_trades(path) as db:
         with recorded([db.read_engine]) as reads:
             async with db.read() as session:
                 await list_trades(session, party="ann", zone=None, epoch_id=None, limit=5, offset=5)
-    finally:
-        await db.dispose()
 
     (plan,) = query_plans(path, reads)
     assert not any(step.startswith("SCAN trades") for step in plan), plan
@@ -106,14 +94,12 @@ async def test_on_sqlite_a_partys_page_is_read_from_its_indexes(tmp_path: Path) 
 
 
 async def test_on_sqlite_a_zones_newest_trades_are_read_from_its_index(tmp_path: Path) -> None:
-    path, db = await _sqlite_with_trades(tmp_path)
-    try:
+    path = tmp_path / "trades.sqlite3"
+    async with _sqlite_with_trades(path) as db:
         with recorded([db.read_engine]) as reads:
             async with db.read() as session:
                 north = await recent_trades(session, zone="north", limit=3)
                 assert await recent_trades(session, zone="a-new-feeder", limit=3) == []
-    finally:
-        await db.dispose()
 
     assert [t.seq for t in north] == [120, 117, 114]
     for plan in query_plans(path, reads):
@@ -122,30 +108,24 @@ async def test_on_sqlite_a_zones_newest_trades_are_read_from_its_index(tmp_path:
 
 async def test_the_price_history_groups_the_pages_epochs(database_url: str) -> None:
     rows = _trades()
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(insert(TradeRow), rows)
-        async with db.read() as session:
-            for zone in (None, "north", "nowhere"):
-                for from_epoch in (None, 5):
-                    for limit, offset in ((50, 0), (3, 0), (4, 5), (5, 30)):
-                        found = await price_history(
-                            session, limit=limit, offset=offset, zone=zone, from_epoch=from_epoch
-                        )
-                        groups: dict[tuple[int, str], list[dict[str, object]]] = {}
-                        for row in rows:
-                            epoch_id, row_zone = int(str(row["epoch_id"])), str(row["zone"])
-                            if zone in (None, row_zone) and (from_epoch or 0) <= epoch_id:
-                                groups.setdefault((epoch_id, row_zone), []).append(row)
-                        newest_first = sorted(groups.items(), key=lambda k: (-k[0][0], k[0][1]))
-                        expected = [
-                            (e, z, 100, 100, _total(g, "qty_wh"), _total(g, "value"))
-                            for (e, z), g in newest_first
-                        ][offset : offset + limit]
-                        assert found == expected, (zone, from_epoch, limit, offset)
-    finally:
-        await db.dispose()
+    async with seeded_database(database_url, {TradeRow: rows}) as db, db.read() as session:
+        for zone in (None, "north", "nowhere"):
+            for from_epoch in (None, 5):
+                for limit, offset in ((50, 0), (3, 0), (4, 5), (5, 30)):
+                    found = await price_history(
+                        session, limit=limit, offset=offset, zone=zone, from_epoch=from_epoch
+                    )
+                    groups: dict[tuple[int, str], list[dict[str, object]]] = {}
+                    for row in rows:
+                        epoch_id, row_zone = int(str(row["epoch_id"])), str(row["zone"])
+                        if zone in (None, row_zone) and (from_epoch or 0) <= epoch_id:
+                            groups.setdefault((epoch_id, row_zone), []).append(row)
+                    newest_first = sorted(groups.items(), key=lambda k: (-k[0][0], k[0][1]))
+                    expected = [
+                        (e, z, 100, 100, _total(g, "qty_wh"), _total(g, "value"))
+                        for (e, z), g in newest_first
+                    ][offset : offset + limit]
+                    assert found == expected, (zone, from_epoch, limit, offset)
 
 
 def _total(rows: list[dict[str, object]], column: str) -> int:
