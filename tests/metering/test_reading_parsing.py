@@ -56,6 +56,28 @@ def test_a_batch_survives_encoding_and_parsing(meter_id: str, batch_readings: li
     assert decode_reading_batch(encode_reading_batch(batch)) == batch
 
 
+@settings(deadline=None, max_examples=60)
+@given(meter_id=meter_ids, batch_readings=st.lists(readings, min_size=1, max_size=5))
+def test_the_parser_keeps_each_readings_canonical_bytes(
+    meter_id: str, batch_readings: list[Any]
+) -> None:
+    batch = ReadingBatch(
+        meter_id=meter_id, readings=tuple(batch_readings), signature=bytes(range(64))
+    )
+    document = reading_batch_to_json(batch)
+    # Sent in another member order and spacing: the bytes kept are still the canonical ones.
+    sent = json.dumps(
+        {**document, "readings": [dict(reversed(r.items())) for r in document["readings"]]},
+        indent=2,
+    )
+    parsed = decode_reading_batch(sent)
+    assert parsed.read_as == tuple(
+        rfc8785.dumps(member) for member in reading_batch_to_json(batch)["readings"]
+    )
+    assert parsed.read_as == tuple(canonical_reading_bytes(r) for r in parsed.readings)
+    assert batch.read_as is None  # built in code: nothing kept
+
+
 @settings(deadline=None, max_examples=100)
 @given(ts=timestamps)
 def test_timestamps_have_exactly_one_spelling(ts: Any) -> None:
@@ -157,6 +179,14 @@ def test_duplicate_member_names_are_refused_even_when_equal(signer: MeterSigner)
     assert doubled != text
     with pytest.raises(MalformedReadingBatchError, match="duplicate member 'seq'"):
         decode_reading_batch(doubled)
+
+
+def test_the_first_member_name_sent_twice_is_the_one_named(signer: MeterSigner) -> None:
+    text = encode_reading_batch(parse_reading_batch(_batch_document(signer)))
+    doubled = text.replace(b'"seq":1,', b'"seq":1,"ts":"x","seq":2,"ts":"y",')
+    with pytest.raises(MalformedReadingBatchError, match="duplicate member 'seq'") as caught:
+        decode_reading_batch(doubled)
+    assert caught.value.context["field"] == "seq"
 
 
 @pytest.mark.parametrize("version", [0, 2])

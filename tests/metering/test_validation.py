@@ -30,6 +30,8 @@ from wattx.metering import (
     UnknownMeterError,
     ValidationPolicy,
     ValidationVerdict,
+    decode_reading_batch,
+    encode_reading_batch,
     reading_digest,
     sign_batch,
     validate_batch,
@@ -148,6 +150,21 @@ def test_a_batch_signed_with_another_key_is_refused(signer: MeterSigner, meter: 
     forged = sign_batch("meter-a", _steady(signer, 2), OTHER_SEED)
     with pytest.raises(BadSignatureError):
         _validate(forged, meter)
+
+
+def test_a_parsed_batch_with_other_readings_is_judged_by_its_own_readings(
+    signer: MeterSigner, meter: MeterInfo
+) -> None:
+    sent = decode_reading_batch(encode_reading_batch(signer.sign(_steady(signer, 2))))
+    assert sent.read_as is not None  # the parser's bytes, which validation signs and digests
+    assert _validate(sent, meter).accepted == sent.readings
+    forged = replace(sent.readings[1], import_wh=sent.readings[1].import_wh + 1)
+    tampered = replace(sent, readings=(sent.readings[0], forged))
+    # The parser's bytes were those of the readings it read: a batch made with others
+    # must not carry them, or the forged reading would pass under the old signature.
+    assert tampered.read_as is None
+    with pytest.raises(BadSignatureError):
+        _validate(tampered, meter)
 
 
 def test_an_unsigned_batch_learns_nothing_about_stored_state(

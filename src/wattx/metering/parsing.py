@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from wattx.metering.canonical import reading_members
+from wattx.metering.canonical import canonical_reading_bytes, reading_members
 from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatVersionError
 from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading_values
 from wattx.metering.readings import FORMAT_VERSION, Reading, ReadingBatch
@@ -67,13 +67,19 @@ def parse_reading_batch(document: object) -> ReadingBatch:
     raw_readings = batch["readings"]
     if not isinstance(raw_readings, list) or not raw_readings:
         raise MalformedReadingBatchError("readings must be a non-empty array", field="readings")
-    readings = tuple(_parse_reading(raw, index) for index, raw in enumerate(raw_readings))
-    return ReadingBatch(
+    readings, read_as = zip(
+        *[_parse_reading(raw, index) for index, raw in enumerate(raw_readings)], strict=True
+    )
+    parsed = ReadingBatch(
         meter_id=meter_id,
         readings=readings,
         signature=_parse_signature(batch["signature"]),
         version=version,
     )
+    # Not a constructor argument (see ReadingBatch.read_as): set once, here, where the
+    # bytes are known to be those of these readings.
+    object.__setattr__(parsed, "read_as", read_as)
+    return parsed
 
 
 def reading_batch_to_json(batch: ReadingBatch) -> dict[str, Any]:
@@ -102,7 +108,8 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _parse_reading(raw: object, index: int) -> Reading:
+def _parse_reading(raw: object, index: int) -> tuple[Reading, bytes]:
+    """The reading and its canonical bytes, written with the timestamp's text as read."""
     # This runs for every reading ingested: the field's name (``readings[3]``) is only
     # spelled out for an error.
     if type(raw) is not dict:
@@ -138,7 +145,7 @@ def _parse_reading(raw: object, index: int) -> Reading:
     # Type and range of every number are checked here, after construction, by the same
     # rules the signer applies; the timestamp's pattern already made it UTC, whole seconds.
     check_reading_values(parsed, index)
-    return parsed
+    return parsed, canonical_reading_bytes(parsed, ts_text=ts_text)
 
 
 def _parse_signature(raw: object) -> bytes:
@@ -193,9 +200,14 @@ def _finite_float(text: str) -> float:
 
 
 def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise MalformedReadingBatchError(f"duplicate member {name!r}", field=name)
-        members[name] = value
-    return members
+    members = dict(pairs)
+    if len(members) == len(pairs):
+        return members
+    # Built in one call above (this runs for every object of every batch); the first
+    # name seen twice is looked for only when there is one.
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            break  # fewer members than pairs: some name comes again, and this is the first
+        seen.add(name)
+    raise MalformedReadingBatchError(f"duplicate member {name!r}", field=name)

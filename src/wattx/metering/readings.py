@@ -8,7 +8,7 @@ see ``docs/reading-format.md`` for the units and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 FORMAT_VERSION = 1
@@ -47,3 +47,12 @@ class ReadingBatch:
     readings: tuple[Reading, ...]
     signature: bytes
     version: int = FORMAT_VERSION
+    read_as: tuple[bytes, ...] | None = field(default=None, init=False, compare=False, repr=False)
+    """Each reading's canonical bytes, kept by the parser that read the batch (``None``
+    for a batch built in code).
+
+    The parser writes them from the values it has just parsed and the timestamp's text,
+    which its strict pattern has made the one canonical spelling: validation then need
+    not format every timestamp again. Not an argument of the constructor, so
+    ``dataclasses.replace`` (a batch with other readings) leaves it ``None``.
+    """

@@ -68,8 +68,11 @@ def validate_batch(
     """
     _check_size(batch, policy)
     registered = _check_meter(batch, meter)
-    # Each reading's canonical bytes are both signed and digested: encoded once.
-    encoded = [canonical_reading_bytes(r) for r in batch.readings]
+    # Each reading's canonical bytes are both signed and digested: encoded once (by the
+    # parser, for a batch that came as JSON).
+    encoded = batch.read_as
+    if encoded is None:
+        encoded = tuple(canonical_reading_bytes(r) for r in batch.readings)
     verify_batch_signature(
         batch, registered.public_key, signed_bytes=canonical_batch_bytes(batch, encoded)
     )
