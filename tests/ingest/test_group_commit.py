@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from service.client import ApiClient
 from service.helpers import assert_problem
 from wattx.services.measurement import metering as metering_module
+from wattx.store.models import MeterRow
 
 from .conftest import SignedMeter, meter_energy, register_meter
 from .test_http_ingest import T0, batch_json, post
@@ -105,10 +107,22 @@ async def test_a_failed_commit_fails_every_post_of_the_group_and_stores_nothing(
         assert again.json()["accepted"] == 2
 
 
+async def _meters_of_one_lane(api: ApiClient, count: int) -> list[SignedMeter]:
+    """``count`` meters whose single posts the same group-commit writer stores."""
+    lanes = api.state.metering.write_lanes
+    by_lane: dict[int, list[SignedMeter]] = {}
+    while True:
+        meter = await register_meter(api)
+        same = by_lane.setdefault(metering_module.lane_of(meter.id, lanes), [])
+        same.append(meter)
+        if len(same) == count:
+            return same
+
+
 async def test_a_group_that_fails_on_one_batch_keeps_the_others_readings(
     api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    meters = [await register_meter(api) for _ in range(3)]
+    meters = await _meters_of_one_lane(api, 3)
     poisoned = meters[1].id
     real = metering_module.repo.insert_readings
 
@@ -141,7 +155,49 @@ async def test_a_group_that_fails_on_one_batch_keeps_the_others_readings(
             assert stored == [3, 2, 1]
 
 
-def test_the_documented_group_limit_is_the_service_limit() -> None:
+async def _a_session_waits_for_a_row_lock(api: ApiClient) -> bool:
+    async with api.state.db.read() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_a_meter_held_up_holds_up_only_its_lane(api: ApiClient) -> None:
+    held = await register_meter(api)
+    other = await register_meter(api)
+    lanes = api.state.metering.write_lanes
+    assert lanes == metering_module.POSTGRES_WRITE_LANES > 1
+    while metering_module.lane_of(other.id, lanes) == metering_module.lane_of(held.id, lanes):
+        other = await register_meter(api)
+    async with api.state.db.write() as session:
+        # Another transaction holds the meter's row: its batch's group waits for it.
+        await session.execute(select(MeterRow).where(MeterRow.id == held.id).with_for_update())
+        waiting = asyncio.create_task(post(api, held, batch_json(held, 2)))
+        async with asyncio.timeout(10):
+            # The database's own state: there is no event in this process to await.
+            while not await _a_session_waits_for_a_row_lock(api):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        # A meter of the other lane is stored and answered meanwhile (with one writer,
+        # its batch would wait behind the held group).
+        async with asyncio.timeout(10):
+            answer = await post(api, other, batch_json(other, 2))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 2
+        assert not waiting.done()
+    held_answer = await waiting
+    assert held_answer.status_code == 200, held_answer.text
+    assert held_answer.json()["accepted"] == 2
+
+
+def test_the_documented_group_limits_are_the_services() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     section = doc.split("**When the answer comes.**", 1)[1].split("\n\n", 1)[0]
     assert f"up to {metering_module.MAX_GROUP_BATCHES:,} batches" in section
+    words = {2: "two", 3: "three", 4: "four"}
+    lanes = words[metering_module.POSTGRES_WRITE_LANES]
+    assert f"On PostgreSQL {lanes} such transactions run at once" in " ".join(section.split())
