@@ -23,6 +23,12 @@ and spreads the meters over them: readings need no elected writer (a group's
 transaction locks its meters' rows), so every replica stores what it is sent
 (docs/operations.md, "Scaling out"); ``cpu us/rd`` is then all replicas' CPU.
 
+``--transport mqtt`` sends the batches through the MQTT broker on 127.0.0.1:1883
+instead: each meter its own connection, publishing on
+``{prefix}/main/meters/{id}/readings`` and waiting for the acknowledgement on ``…/ack``
+before its next batch (the service started with ``WATTX_MQTT_URL`` and a topic prefix
+of this run alone); the latencies are from publish to acknowledgement.
+
 ``--profile PREFIX`` records the service (the first replica) with ``py-spy``
 while each batch size runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed
 stacks, for a flame graph or ``sort``) and prints the functions with the most own
@@ -43,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiomqtt
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -71,6 +78,7 @@ class Result:
     server_cpu_us_per_reading: float  # the service's CPU time (all threads) per reading
     core_readings_per_second: float = 0.0  # the pure metering core, same batch size, same run
     ratio: float = 0.0  # readings_per_second / core_readings_per_second
+    transport: str = "http"
 
 
 async def _register_meters(http: httpx.AsyncClient, count: int) -> list[MeterSigner]:
@@ -148,6 +156,32 @@ async def _client(
         connection.close()
 
 
+MQTT_BROKER = ("127.0.0.1", 1883)
+
+
+async def _mqtt_client(
+    prefix: str,
+    meter_id: str,
+    bodies: list[bytes],
+    start_line: asyncio.Barrier,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    topic = f"{prefix}/main/meters/{meter_id}"
+    async with aiomqtt.Client(*MQTT_BROKER) as device:
+        await device.subscribe(f"{topic}/ack", qos=1)
+        acks = device.messages.__aiter__()
+        await start_line.wait()
+        for body in bodies:
+            started = time.perf_counter()
+            await device.publish(f"{topic}/readings", body, qos=1)
+            async with asyncio.timeout(60):
+                ack = json.loads((await anext(acks)).payload)  # type: ignore[arg-type]
+            latencies.append(time.perf_counter() - started)
+            if not ack["ok"] or ack["accepted"] == 0:
+                errors.append(ack.get("status", 0))
+
+
 async def _run_batch_size(
     backend: str,
     services: list[Service],
@@ -156,6 +190,7 @@ async def _run_batch_size(
     size: int,
     requests: int,
     profile: str | None = None,
+    mqtt_prefix: str | None = None,
 ) -> Result:
     per_meter = max(1, requests // len(signers))
     bodies = [
@@ -175,10 +210,15 @@ async def _run_batch_size(
                 latencies,
                 errors,
             )
+            if mqtt_prefix is None
+            else _mqtt_client(
+                mqtt_prefix, signer.meter_id, meter_bodies, start_line, latencies, errors
+            )
             for i, (signer, meter_bodies) in enumerate(zip(signers, bodies, strict=True))
         )
     )
-    print(f"[{backend}] batches of {size}", file=sys.stderr, flush=True)
+    via = "http" if mqtt_prefix is None else "mqtt"
+    print(f"[{backend}] batches of {size} over {via}", file=sys.stderr, flush=True)
     profiler = start_profiler(services[0], f"{profile}-{backend}-{size}" if profile else None)
     await start_line.wait()
     cpu_before = sum(service.cpu_seconds() for service in services)
@@ -209,11 +249,21 @@ async def _run_batch_size(
         server_cpu_us_per_reading=round(cpu_s * 1e6 / max(1, sent * size), 1),
         core_readings_per_second=core.readings_per_s,
         ratio=round(per_second / core.readings_per_s, 3),
+        transport=via,
     )
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    async with live_replicas(backend, args.replicas) as services:
+    mqtt_prefix = f"bench-{uuid.uuid4().hex[:8]}" if args.transport == "mqtt" else None
+    mqtt_env = (
+        {
+            "WATTX_MQTT_URL": "mqtt://{}:{}".format(*MQTT_BROKER),
+            "WATTX_MQTT_TOPIC_PREFIX": mqtt_prefix,
+        }
+        if mqtt_prefix is not None
+        else {}
+    )
+    async with live_replicas(backend, args.replicas, **mqtt_env) as services:
         async with httpx.AsyncClient(base_url=services[0].url, timeout=30) as http:
             signers = await _register_meters(http, args.meters)
         # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
@@ -221,7 +271,7 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         clocks = [[start] for _ in signers]
         return [
             await _run_batch_size(
-                backend, services, signers, clocks, size, args.requests, args.profile
+                backend, services, signers, clocks, size, args.requests, args.profile, mqtt_prefix
             )
             for size in args.batch_sizes
         ]
@@ -229,14 +279,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
 
 def _table(results: list[Result]) -> str:
     header = (
-        f"{'backend':<9} {'repl':>4} {'batch':>5} {'meters':>6} {'requests':>8} {'readings':>8} "
+        f"{'backend':<9} {'via':<4} {'repl':>4} {'batch':>5} {'meters':>6} "
+        f"{'requests':>8} {'readings':>8} "
         f"{'errors':>6} {'readings/s':>10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'cpu us/rd':>9} {'core rd/s':>10} {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.backend:<9} {r.replicas:>4} {r.batch_size:>5} {r.meters:>6} "
+            f"{r.backend:<9} {r.transport:<4} {r.replicas:>4} {r.batch_size:>5} {r.meters:>6} "
             f"{r.requests:>8} {r.readings:>8} "
             f"{r.errors:>6} {r.readings_per_second:>10.1f} {r.requests_per_second:>7.1f} "
             f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.server_cpu_us_per_reading:>9.1f} "
@@ -263,6 +314,12 @@ def main() -> None:
         type=lambda text: [int(s) for s in text.split(",")],
         default=list(BATCH_SIZES),
         help="comma-separated readings per batch",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["http", "mqtt"],
+        default="http",
+        help="how the meters send: HTTP posts, or MQTT through the broker on 127.0.0.1:1883",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(

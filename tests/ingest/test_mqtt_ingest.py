@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -18,7 +19,7 @@ from fastapi import FastAPI
 from service.client import ApiClient
 from service.conftest import in_process_app
 from wattx.config import Settings
-from wattx.ingest.mqtt import MqttReadingIngest, broker_address
+from wattx.ingest.mqtt import MAX_IN_FLIGHT, MqttReadingIngest, broker_address
 from wattx.metering import encode_reading_batch
 
 from .conftest import INTERVAL, START, ManualClock, register_meter
@@ -126,3 +127,74 @@ async def _next_ack(client: aiomqtt.Client) -> Any:
         raise AssertionError("the broker closed the subscription")
 
     return await asyncio.wait_for(first(), timeout=10)
+
+
+async def _next_ack_of(client: aiomqtt.Client) -> tuple[str, Any]:
+    """The next acknowledgement and the topic it came on."""
+    async with asyncio.timeout(10):
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            return message.topic.value, json.loads(message.payload)
+    raise AssertionError("the broker closed the subscription")
+
+
+async def test_meters_are_ingested_side_by_side_each_in_the_order_sent(
+    settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _prefix()
+    async with mqtt_app(settings, clock, prefix) as (_, api):
+        slow, quick = await register_meter(api), await register_meter(api)
+        metering = api.state.metering
+        real = metering.ingest
+        release = asyncio.Event()
+        started: list[str | None] = []
+
+        async def first_of_slow_held(
+            document: Any, *, via: str, expected_meter_id: str | None = None
+        ) -> Any:
+            started.append(expected_meter_id)
+            if started == [slow.id]:
+                await release.wait()
+            return await real(document, via=via, expected_meter_id=expected_meter_id)
+
+        monkeypatch.setattr(metering, "ingest", first_of_slow_held)
+        at = START - timedelta(minutes=15)
+        slow_readings = [slow.signer.record(at + i * INTERVAL, exported_wh=100) for i in range(4)]
+        slow_batches = [
+            encode_reading_batch(slow.signer.sign(slow_readings[:2])),
+            encode_reading_batch(slow.signer.sign(slow_readings[2:])),
+        ]
+        quick_batch = encode_reading_batch(
+            quick.signer.sign([quick.signer.record(at, exported_wh=100)])
+        )
+        address = broker_address(BROKER)
+        async with aiomqtt.Client(address.host, address.port) as device:
+            for meter in (slow, quick):
+                await device.subscribe(f"{prefix}/{meter.zone}/meters/{meter.id}/ack", qos=1)
+            for batch in slow_batches:
+                await device.publish(
+                    f"{prefix}/{slow.zone}/meters/{slow.id}/readings", batch, qos=1
+                )
+            await device.publish(
+                f"{prefix}/{quick.zone}/meters/{quick.id}/readings", quick_batch, qos=1
+            )
+            # The slow meter's first batch is held: the other meter's is answered meanwhile,
+            # and the slow meter's second has not started (it waits for the first).
+            topic, ack = await _next_ack_of(device)
+            assert topic.endswith(f"/{quick.id}/ack")
+            assert (ack["ok"], ack["accepted"]) == (True, 1)
+            assert started == [slow.id, quick.id]
+            release.set()
+            answers = [await _next_ack_of(device) for _ in slow_batches]
+        assert [topic.endswith(f"/{slow.id}/ack") for topic, _ in answers] == [True, True]
+        assert [(a["ok"], a["accepted"], a["last_seq"]) for _, a in answers] == [
+            (True, 2, 2),
+            (True, 2, 4),
+        ]
+
+
+def test_the_documented_bound_on_messages_in_flight_is_the_services() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = " ".join(doc.split("**MQTT.**", 1)[1].split("\n\n", 1)[0].split())
+    assert f"(up to {MAX_IN_FLIGHT:,} at once," in section
+    assert "a meter's messages are ingested one after the other, in the order they came" in section

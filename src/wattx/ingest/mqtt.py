@@ -19,12 +19,14 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from wattx.domain.errors import DomainError
+from wattx.ingest.ordered import KeyedTurns
 from wattx.services.measurement.metering import MeteringService
 
 _log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "wattx"
 READINGS_FILTER = f"{DEFAULT_PREFIX}/+/meters/+/readings"
 QOS_AT_LEAST_ONCE = 1
+MAX_IN_FLIGHT = 1_000
+"""Messages being ingested at once; the next one waits for a place."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +130,22 @@ class MqttReadingIngest:
             await client.subscribe(self._filter, qos=QOS_AT_LEAST_ONCE)
             self.subscribed.set()
             _log.info("subscribed to %s", self._filter)
-            async for message in client.messages:
-                await self._handle(client, message.topic.value, message.payload)
+            # Meters side by side (their batches share group commits), each meter's in the
+            # order they came.
+            turns = KeyedTurns(MAX_IN_FLIGHT)
+            try:
+                async for message in client.messages:
+                    parts = _topic_parts(message.topic.value, self._prefix)
+                    if parts is None:
+                        continue
+                    zone, meter_id = parts
+                    await turns.start(
+                        meter_id, partial(self._handle, client, zone, meter_id, message.payload)
+                    )
+            finally:
+                await turns.cancel()
 
-    async def _handle(self, client: aiomqtt.Client, topic: str, payload: Any) -> None:
-        parts = _topic_parts(topic, self._prefix)
-        if parts is None:
-            return
-        zone, meter_id = parts
+    async def _handle(self, client: aiomqtt.Client, zone: str, meter_id: str, payload: Any) -> None:
         ack = await self._ingest(meter_id, payload)
         await client.publish(
             ack_topic(zone, meter_id, self._prefix),
