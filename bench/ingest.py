@@ -28,6 +28,8 @@ instead: each meter its own connection, publishing on
 ``{prefix}/main/meters/{id}/readings`` and waiting for the acknowledgement on ``…/ack``
 before its next batch (the service started with ``WATTX_MQTT_URL`` and a topic prefix
 of this run alone); the latencies are from publish to acknowledgement.
+``--meters-no-delay`` has the meters' connections set ``TCP_NODELAY``, as the service's
+does (without it their small packets wait for Nagle's algorithm).
 
 ``--profile PREFIX`` records the service (the first replica) with ``py-spy``
 while each batch size runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed
@@ -41,6 +43,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -161,6 +164,7 @@ MQTT_BROKER = ("127.0.0.1", 1883)
 
 async def _mqtt_client(
     prefix: str,
+    no_delay: bool,
     meter_id: str,
     bodies: list[bytes],
     start_line: asyncio.Barrier,
@@ -168,7 +172,8 @@ async def _mqtt_client(
     errors: list[int],
 ) -> None:
     topic = f"{prefix}/main/meters/{meter_id}"
-    async with aiomqtt.Client(*MQTT_BROKER) as device:
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if no_delay else []
+    async with aiomqtt.Client(*MQTT_BROKER, socket_options=options) as device:
         await device.subscribe(f"{topic}/ack", qos=1)
         acks = device.messages.__aiter__()
         await start_line.wait()
@@ -191,6 +196,7 @@ async def _run_batch_size(
     requests: int,
     profile: str | None = None,
     mqtt_prefix: str | None = None,
+    mqtt_no_delay: bool = False,
 ) -> Result:
     per_meter = max(1, requests // len(signers))
     bodies = [
@@ -212,7 +218,13 @@ async def _run_batch_size(
             )
             if mqtt_prefix is None
             else _mqtt_client(
-                mqtt_prefix, signer.meter_id, meter_bodies, start_line, latencies, errors
+                mqtt_prefix,
+                mqtt_no_delay,
+                signer.meter_id,
+                meter_bodies,
+                start_line,
+                latencies,
+                errors,
             )
             for i, (signer, meter_bodies) in enumerate(zip(signers, bodies, strict=True))
         )
@@ -271,7 +283,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         clocks = [[start] for _ in signers]
         return [
             await _run_batch_size(
-                backend, services, signers, clocks, size, args.requests, args.profile, mqtt_prefix
+                backend,
+                services,
+                signers,
+                clocks,
+                size,
+                args.requests,
+                args.profile,
+                mqtt_prefix,
+                args.meters_no_delay,
             )
             for size in args.batch_sizes
         ]
@@ -320,6 +340,11 @@ def main() -> None:
         choices=["http", "mqtt"],
         default="http",
         help="how the meters send: HTTP posts, or MQTT through the broker on 127.0.0.1:1883",
+    )
+    parser.add_argument(
+        "--meters-no-delay",
+        action="store_true",
+        help="with --transport mqtt: the meters' connections set TCP_NODELAY",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -198,3 +200,38 @@ def test_the_documented_bound_on_messages_in_flight_is_the_services() -> None:
     section = " ".join(doc.split("**MQTT.**", 1)[1].split("\n\n", 1)[0].split())
     assert f"(up to {MAX_IN_FLIGHT:,} at once," in section
     assert "a meter's messages are ingested one after the other, in the order they came" in section
+
+
+def _broker_connections_without_delay() -> dict[int, bool]:
+    """For each TCP connection of this process to the broker, by its local port: whether
+    it sets TCP_NODELAY."""
+    port = broker_address(BROKER).port
+    found: dict[int, bool] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            # A duplicate of the descriptor, its family and type read from it.
+            sock = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue
+        with sock:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            if sock.type != socket.SOCK_STREAM:
+                continue
+            try:
+                peer_port = sock.getpeername()[1]
+            except OSError:
+                continue  # not connected
+            if peer_port == port:
+                no_delay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                found[sock.getsockname()[1]] = bool(no_delay)
+    return found
+
+
+async def test_the_services_broker_connection_sends_without_delay(
+    settings: Settings, clock: ManualClock
+) -> None:
+    before = _broker_connections_without_delay()
+    async with mqtt_app(settings, clock, _prefix()):
+        during = _broker_connections_without_delay()
+    assert [no_delay for port, no_delay in during.items() if port not in before] == [True]

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,6 +37,10 @@ READINGS_FILTER = f"{DEFAULT_PREFIX}/+/meters/+/readings"
 QOS_AT_LEAST_ONCE = 1
 MAX_IN_FLIGHT = 1_000
 """Messages being ingested at once; the next one waits for a place."""
+NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+"""The broker connection sends its small packets (acknowledgements, PUBACKs) at once:
+held back by Nagle's algorithm until the broker's delayed ACK, each waited up to 40 ms
+(docs/operations.md, "Readings over MQTT: meters side by side")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,7 @@ class MqttReadingIngest:
             self._broker.port,
             username=self._broker.username,
             password=self._broker.password,
+            socket_options=[NO_DELAY],
         ) as client:
             await client.subscribe(self._filter, qos=QOS_AT_LEAST_ONCE)
             self.subscribed.set()
