@@ -48,7 +48,7 @@ import statistics
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,27 +134,34 @@ def _signed_bodies(
     return bodies
 
 
-async def _client(
-    url: str,
-    meter_id: str,
-    bodies: list[bytes],
-    start_line: asyncio.Barrier,
-    latencies: list[float],
-    errors: list[int],
-) -> None:
+@dataclass
+class _Clients:
+    """What the meters' clients of one run share: the start line and what they measure."""
+
+    start_line: asyncio.Barrier
+    latencies: list[float] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+
+    def answered(self, started: float, refused_with: int | None) -> None:
+        """A batch sent at ``started`` has its answer; ``refused_with`` a status if refused."""
+        self.latencies.append(time.perf_counter() - started)
+        if refused_with is not None:
+            self.errors.append(refused_with)
+
+
+async def _client(url: str, meter_id: str, bodies: list[bytes], clients: _Clients) -> None:
     connection = RawHttpConnection(url, {})
     await connection.open()
     try:
         await connection.request("GET", "/healthz")
-        await start_line.wait()
+        await clients.start_line.wait()
         for body in bodies:
             started = time.perf_counter()
             status, answer = await connection.request(
                 "POST", f"/api/v1/meters/{meter_id}/readings", body
             )
-            latencies.append(time.perf_counter() - started)
-            if status != 200 or json.loads(answer)["accepted"] == 0:
-                errors.append(status)
+            stored = status == 200 and json.loads(answer)["accepted"] > 0
+            clients.answered(started, None if stored else status)
     finally:
         connection.close()
 
@@ -163,28 +170,21 @@ MQTT_BROKER = ("127.0.0.1", 1883)
 
 
 async def _mqtt_client(
-    prefix: str,
-    no_delay: bool,
-    meter_id: str,
-    bodies: list[bytes],
-    start_line: asyncio.Barrier,
-    latencies: list[float],
-    errors: list[int],
+    prefix: str, no_delay: bool, meter_id: str, bodies: list[bytes], clients: _Clients
 ) -> None:
     topic = f"{prefix}/main/meters/{meter_id}"
     options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if no_delay else []
     async with aiomqtt.Client(*MQTT_BROKER, socket_options=options) as device:
         await device.subscribe(f"{topic}/ack", qos=1)
         acks = device.messages.__aiter__()
-        await start_line.wait()
+        await clients.start_line.wait()
         for body in bodies:
             started = time.perf_counter()
             await device.publish(f"{topic}/readings", body, qos=1)
             async with asyncio.timeout(60):
                 ack = json.loads((await anext(acks)).payload)  # type: ignore[arg-type]
-            latencies.append(time.perf_counter() - started)
-            if not ack["ok"] or ack["accepted"] == 0:
-                errors.append(ack.get("status", 0))
+            stored = ack["ok"] and ack["accepted"] > 0
+            clients.answered(started, None if stored else ack.get("status", 0))
 
 
 async def _run_batch_size(
@@ -203,36 +203,19 @@ async def _run_batch_size(
         _signed_bodies(signer, clock, per_meter, size)
         for signer, clock in zip(signers, clocks, strict=True)
     ]
-    latencies: list[float] = []
-    errors: list[int] = []
-    start_line = asyncio.Barrier(len(signers) + 1)
+    shared = _Clients(asyncio.Barrier(len(signers) + 1))
     clients = asyncio.gather(
         *(
-            _client(
-                services[i % len(services)].url,
-                signer.meter_id,
-                meter_bodies,
-                start_line,
-                latencies,
-                errors,
-            )
+            _client(services[i % len(services)].url, signer.meter_id, meter_bodies, shared)
             if mqtt_prefix is None
-            else _mqtt_client(
-                mqtt_prefix,
-                mqtt_no_delay,
-                signer.meter_id,
-                meter_bodies,
-                start_line,
-                latencies,
-                errors,
-            )
+            else _mqtt_client(mqtt_prefix, mqtt_no_delay, signer.meter_id, meter_bodies, shared)
             for i, (signer, meter_bodies) in enumerate(zip(signers, bodies, strict=True))
         )
     )
     via = "http" if mqtt_prefix is None else "mqtt"
     print(f"[{backend}] batches of {size} over {via}", file=sys.stderr, flush=True)
     profiler = start_profiler(services[0], f"{profile}-{backend}-{size}" if profile else None)
-    await start_line.wait()
+    await shared.start_line.wait()
     cpu_before = sum(service.cpu_seconds() for service in services)
     started = time.perf_counter()
     await clients
@@ -241,8 +224,8 @@ async def _run_batch_size(
     if profiler is not None:
         stop_profiler(*profiler)
     sent = per_meter * len(signers)
-    accepted_readings = (sent - len(errors)) * size
-    ordered = sorted(latencies)
+    accepted_readings = (sent - len(shared.errors)) * size
+    ordered = sorted(shared.latencies)
     core = next(r for r in measure_core(size, 20_000) if r.stage == "ingest")
     per_second = accepted_readings / elapsed
     return Result(
@@ -252,7 +235,7 @@ async def _run_batch_size(
         meters=len(signers),
         requests=sent,
         readings=sent * size,
-        errors=len(errors),
+        errors=len(shared.errors),
         seconds=round(elapsed, 2),
         readings_per_second=round(accepted_readings / elapsed, 1),
         requests_per_second=round(sent / elapsed, 1),

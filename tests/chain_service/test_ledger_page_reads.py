@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from support.seeded import seeded_database
 from support.sqlite_plans import query_plans, recorded
@@ -16,6 +20,8 @@ from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.store.models_settlement import ChainEventRow, SettlementOutboxRow
 from wattx.store.settlement import list_events, settled_totals
 from wattx.units import wh_to_energy_base_units
+
+Read = Callable[[AsyncSession], Awaitable[Any]]
 
 
 def _events() -> list[dict[str, object]]:
@@ -52,15 +58,25 @@ async def test_pages_are_the_events_newest_first(database_url: str) -> None:
                 assert [(e.block_number, e.log_index) for e in found] == expected
 
 
-async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
-    path = tmp_path / "events.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
-    async with seeded_database(url, {ChainEventRow: _events()}, migrate=True) as db:
+async def _sqlite_plan_of(
+    tmp_path: Path, rows: Mapping[Any, Sequence[Mapping[str, object]]], read: Read
+) -> list[str]:
+    """SQLite's plan of the one statement ``read`` runs on a database holding ``rows``."""
+    path = tmp_path / "ledger.sqlite3"
+    async with seeded_database(f"sqlite+aiosqlite:///{path}", rows, migrate=True) as db:
         with recorded([db.read_engine]) as reads:
             async with db.read() as session:
-                await list_events(session, names=None, limit=10, offset=10)
-
+                await read(session)
     (plan,) = query_plans(path, reads)
+    return plan
+
+
+async def test_on_sqlite_a_page_is_read_in_index_order(tmp_path: Path) -> None:
+    plan = await _sqlite_plan_of(
+        tmp_path,
+        {ChainEventRow: _events()},
+        lambda session: list_events(session, names=None, limit=10, offset=10),
+    )
     assert plan == ["SCAN chain_events USING INDEX ix_chain_events_block_log"], plan
 
 
@@ -115,14 +131,7 @@ async def test_settled_totals_are_the_confirmed_epochs(database_url: str) -> Non
 
 
 async def test_on_sqlite_the_settled_totals_read_an_index_alone(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
-    async with seeded_database(url, {SettlementOutboxRow: _outbox()}, migrate=True) as db:
-        with recorded([db.read_engine]) as reads:
-            async with db.read() as session:
-                await settled_totals(session)
-
-    (plan,) = query_plans(path, reads)
+    plan = await _sqlite_plan_of(tmp_path, {SettlementOutboxRow: _outbox()}, settled_totals)
     assert plan == [
         "SEARCH settlement_outbox USING COVERING INDEX ix_settlement_outbox_totals (status=?)"
     ], plan
