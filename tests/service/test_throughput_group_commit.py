@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +265,80 @@ async def test_single_and_batch_callers_in_one_transaction_get_their_own_answers
     assert isinstance(batch[1], PriceOutOfBoundsError)
     assert isinstance(refused, PriceOutOfBoundsError)
     assert (await api.wallet(seller))["energy"] == {"free": 98_800, "locked": 1_200}
+
+
+def _group_sizes(monkeypatch: pytest.MonkeyPatch, api: ApiClient) -> list[int]:
+    """The size of each group the market writer takes, in order."""
+    market = api.state.market
+    sizes: list[int] = []
+    real_batch = market._submit_batch
+
+    async def counting_batch(batch: Any) -> Any:
+        sizes.append(len(batch))
+        return await real_batch(batch)
+
+    monkeypatch.setattr(market, "_submit_batch", counting_batch)
+    return sizes
+
+
+async def _one_then_another(api: ApiClient, principal: Principal) -> None:
+    """One submission, then a second once the first is queued and its writer started."""
+    market = api.state.market
+    first = asyncio.create_task(market.submit(principal, _sell(100, 100_100), idempotency_key=None))
+    await asyncio.sleep(0)  # the first is queued and the writer task made
+    second = asyncio.create_task(
+        market.submit(principal, _sell(100, 100_200), idempotency_key=None)
+    )
+    answers = await asyncio.gather(first, second)
+    assert [a.status_code for a in answers] == [201, 201]
+
+
+async def test_after_a_large_group_the_writer_waits_for_the_rest_of_the_burst(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers answered together send again together: after a group of LINGER_AFTER or
+    more, the first of the next burst waits LINGER_S for the others to share its commit."""
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=100_000)
+    principal = await _principal(api, seller)
+    # Long enough that the second submission is queued within it on any machine.
+    monkeypatch.setattr(market_module, "LINGER_S", 0.2)
+    sizes = _group_sizes(monkeypatch, api)
+    market = api.state.market
+    burst = market_module.LINGER_AFTER
+    await asyncio.gather(
+        *(
+            market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
+            for i in range(burst)
+        )
+    )
+    await _one_then_another(api, principal)
+    assert sizes == [burst, 2]
+
+
+async def test_at_low_load_nothing_waits(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=100_000)
+    principal = await _principal(api, seller)
+    # Were anything to wait, this test would wait a minute and still fail.
+    monkeypatch.setattr(market_module, "LINGER_S", 60.0)
+    sizes = _group_sizes(monkeypatch, api)
+    market = api.state.market
+    small = market_module.LINGER_AFTER - 1
+    await asyncio.gather(
+        *(
+            market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
+            for i in range(small)
+        )
+    )
+    await _one_then_another(api, principal)
+    assert sizes == [small, 1, 1]
+
+
+def test_the_documented_wait_is_the_writers() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = doc.split("\n## The market inside the service\n", 1)[1].split("\n## ", 1)[0]
+    assert f"a group of at least {market_module.LINGER_AFTER}" in section
+    assert f"waits {market_module.LINGER_S * 1000:g} ms" in section
