@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade
+from wattx.domain import DomainError, Order, OrderKind, OrderStatus, Side, Trade
 from wattx.market import (
     MarketEngine,
     Mechanism,
@@ -279,3 +280,46 @@ def test_call_auction_with_shared_owners_and_losses_keeps_every_rule(
         run.orders.append(order)
     run.trades = eng.close_gate(ep, after_gate(eng, ep)).trades
     check_invariants(run)
+
+
+@settings(deadline=None, max_examples=60)
+@given(submits=st.lists(submit_op, min_size=1, max_size=40))
+def test_check_then_submit_checked_is_submit(submits: list[tuple[Any, ...]]) -> None:
+    """The service's writer checks an order before it takes the escrow, then submits it
+    with ``submit_checked``, which does not check again: the same trades and states as
+    ``submit``, and what ``check`` refuses ``submit`` refuses too."""
+    cfg = config(zone("a"), zone("b"))
+    plain, checked = engine(cfg), engine(cfg)
+    epoch = epoch_of(plain)
+    for index, (_, owner, side, qty, tick, kind, zone_id) in enumerate(submits):
+        # Ticks up to 40 reach past the retail price: some orders are refused.
+        price = FEED_IN + tick * TICK * 3
+        orders = [
+            make_order(
+                owner,
+                side,
+                qty,
+                price,
+                zone_id=zone_id,
+                epoch_id=epoch,
+                kind=kind,
+                order_id=f"s{index}",
+            )
+            for _ in range(2)
+        ]
+        try:
+            checked.check(orders[1], NOW)
+        except DomainError as refused:
+            with pytest.raises(type(refused)):
+                plain.submit(orders[0], NOW)
+            continue
+        expected = plain.submit(orders[0], NOW)
+        result = checked.submit_checked(orders[1], NOW)
+        assert result.trades == expected.trades
+        assert _state(result.order) == _state(expected.order)
+    assert [_state(o) for o in checked.open_orders()] == [_state(o) for o in plain.open_orders()]
+
+
+def _state(order: Order) -> tuple[Any, ...]:
+    """An order's fields (orders compare by identity)."""
+    return astuple(order)

@@ -1225,6 +1225,8 @@ class MarketService:
                     lock=self._db.locks_rows,
                 )
                 seen = await _BatchLookups.load(session, batch)
+                # One `now` and the lock held: the same first open epoch for the whole batch.
+                first_open = self.first_open_epoch(now)
                 changes = EngineChanges(session, at=now, lock=self._db.locks_rows)
                 for pending in batch:
                     if pending.inbox_id is not None and pending.inbox_id not in live:
@@ -1234,7 +1236,7 @@ class MarketService:
                         continue
                     try:
                         outcome, result = await self._submit_one(
-                            session, engine, pending, now, seen, changes
+                            session, engine, pending, now, first_open, seen, changes
                         )
                     except DomainError as refused:
                         outcomes.append(refused)
@@ -1292,6 +1294,7 @@ class MarketService:
         engine: MarketEngine,
         pending: _PendingSubmission,
         now: datetime,
+        first_open: int,
         seen: _BatchLookups,
         changes: EngineChanges,
     ) -> tuple[Submission, SubmitResult | None]:
@@ -1308,7 +1311,7 @@ class MarketService:
                 "this client order id was used for another order",
                 client_order_id=request.client_order_id,
             )
-        order = self._new_order(principal.user_id, request, now)
+        order = self._new_order(principal.user_id, request, now, first_open)
         # The market's rules (gate, price bounds) are judged before the balance,
         # so a caller learns of a price out of bounds whatever their balance.
         engine.check(order, now)
@@ -1319,7 +1322,8 @@ class MarketService:
         locks = self._db.locks_rows
         await lock_escrow(session, order.owner, asset, escrow, lock=locks)
         try:
-            result = engine.submit(order, now)
+            # Checked above, and nothing changes the engine without the lock this holds.
+            result = engine.submit_checked(order, now)
         except DomainError:
             # The engine refused it unchanged; give the escrow back within this transaction.
             await release_escrow(session, order.owner, asset, escrow, lock=locks)
@@ -1349,12 +1353,16 @@ class MarketService:
             seen.responses[(owner, key)] = stored
         return Submission(201, body, replayed=False), result
 
-    def _new_order(self, owner: str, request: OrderRequest, now: datetime) -> Order:
+    def _new_order(
+        self, owner: str, request: OrderRequest, now: datetime, first_open: int
+    ) -> Order:
+        """The order ``request`` asks for; ``first_open`` is :meth:`first_open_epoch` at ``now``,
+        the epoch of a request that names none."""
         zone = self._require_zone(request.zone)
         self._require_not_paused(zone.id)
         if request.qty_wh <= 0:
             raise InvalidQuantityError("quantity must be a positive number of Wh")
-        epoch_id = request.epoch_id if request.epoch_id is not None else self.first_open_epoch(now)
+        epoch_id = request.epoch_id if request.epoch_id is not None else first_open
         gate = self._epoch(epoch_id).gate_closure
         if epoch_id in self._closed or now >= gate:
             raise GateClosedError("the gate of this epoch has closed", epoch_id=epoch_id)
