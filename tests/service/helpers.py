@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import httpx
+import pytest
+
+from wattx.services.trading.market import MarketService
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> None:
@@ -37,3 +41,17 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+def writer_group_sizes(monkeypatch: pytest.MonkeyPatch, market: MarketService) -> list[int]:
+    """The size of each group the market writer takes from now on, in order: each is one
+    write transaction (a request's other writes, such as its session's, are not counted)."""
+    sizes: list[int] = []
+    real_batch = market._submit_batch
+
+    async def counting_batch(batch: Any) -> Any:
+        sizes.append(len(batch))
+        return await real_batch(batch)
+
+    monkeypatch.setattr(market, "_submit_batch", counting_batch)
+    return sizes

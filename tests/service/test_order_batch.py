@@ -20,7 +20,7 @@ from wattx.services.principal import Role
 from wattx.services.trading import market as market_module
 
 from .client import ApiClient, User
-from .helpers import FLAT_ZONE, assert_problem
+from .helpers import FLAT_ZONE, assert_problem, writer_group_sizes
 
 BATCH = "/api/v1/orders/batch"
 
@@ -45,21 +45,6 @@ def _buy(qty_wh: int, price: int, **extra: Any) -> dict[str, Any]:
     return {"side": "buy", "qty_wh": qty_wh, "limit_price": price, "zone": "main", **extra}
 
 
-def _count_write_transactions(monkeypatch: pytest.MonkeyPatch, api: ApiClient) -> list[int]:
-    """Count the market writer's transactions (each of its batches is one; other
-    writes of a request, such as the session's, are not counted)."""
-    market = api.state.market
-    opened: list[int] = []
-    real_batch = market._submit_batch
-
-    async def counting_batch(batch: Any) -> Any:
-        opened.append(len(batch))
-        return await real_batch(batch)
-
-    monkeypatch.setattr(market, "_submit_batch", counting_batch)
-    return opened
-
-
 async def _post(api: ApiClient, user: User, orders: list[dict[str, Any]], **headers: str) -> Any:
     response = await api.http.post(
         BATCH, json={"orders": orders}, headers={**user.headers, **headers}
@@ -75,7 +60,7 @@ async def test_a_batch_is_placed_in_order_in_one_transaction(
     api: ApiClient, market: tuple[User, User], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seller, _ = market
-    opened = _count_write_transactions(monkeypatch, api)
+    opened = writer_group_sizes(monkeypatch, api.state.market)
     body = await _post(api, seller, [_sell(100, 100_000 + i) for i in range(50)])
     assert opened == [50]
     assert (body["placed"], body["replayed"], body["refused"]) == (50, 0, 0)

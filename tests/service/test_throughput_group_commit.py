@@ -27,7 +27,7 @@ from wattx.store.db import Database
 from wattx.store.models import OrderRow
 
 from .client import ApiClient, User
-from .helpers import FLAT_ZONE
+from .helpers import FLAT_ZONE, writer_group_sizes
 
 
 async def _principal(api: ApiClient, user: User) -> Principal:
@@ -267,23 +267,24 @@ async def test_single_and_batch_callers_in_one_transaction_get_their_own_answers
     assert (await api.wallet(seller))["energy"] == {"free": 98_800, "locked": 1_200}
 
 
-def _group_sizes(monkeypatch: pytest.MonkeyPatch, api: ApiClient) -> list[int]:
-    """The size of each group the market writer takes, in order."""
+async def _a_group_then_two_orders(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch, *, group: int, linger_s: float
+) -> list[int]:
+    """``group`` submissions at once, then one, then another once the first is queued and
+    its writer started: the sizes of the writer's groups."""
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=100_000)
+    principal = await _principal(api, seller)
+    monkeypatch.setattr(market_module, "LINGER_S", linger_s)
     market = api.state.market
-    sizes: list[int] = []
-    real_batch = market._submit_batch
-
-    async def counting_batch(batch: Any) -> Any:
-        sizes.append(len(batch))
-        return await real_batch(batch)
-
-    monkeypatch.setattr(market, "_submit_batch", counting_batch)
-    return sizes
-
-
-async def _one_then_another(api: ApiClient, principal: Principal) -> None:
-    """One submission, then a second once the first is queued and its writer started."""
-    market = api.state.market
+    sizes = writer_group_sizes(monkeypatch, market)
+    await asyncio.gather(
+        *(
+            market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
+            for i in range(group)
+        )
+    )
     first = asyncio.create_task(market.submit(principal, _sell(100, 100_100), idempotency_key=None))
     await asyncio.sleep(0)  # the first is queued and the writer task made
     second = asyncio.create_task(
@@ -291,6 +292,7 @@ async def _one_then_another(api: ApiClient, principal: Principal) -> None:
     )
     answers = await asyncio.gather(first, second)
     assert [a.status_code for a in answers] == [201, 201]
+    return sizes
 
 
 async def test_after_a_large_group_the_writer_waits_for_the_rest_of_the_burst(
@@ -298,42 +300,16 @@ async def test_after_a_large_group_the_writer_waits_for_the_rest_of_the_burst(
 ) -> None:
     """Callers answered together send again together: after a group of LINGER_AFTER or
     more, the first of the next burst waits LINGER_S for the others to share its commit."""
-    await _with_zone(api)
-    seller = await api.signup(Role.PROSUMER)
-    await api.fund(seller, energy_wh=100_000)
-    principal = await _principal(api, seller)
-    # Long enough that the second submission is queued within it on any machine.
-    monkeypatch.setattr(market_module, "LINGER_S", 0.2)
-    sizes = _group_sizes(monkeypatch, api)
-    market = api.state.market
     burst = market_module.LINGER_AFTER
-    await asyncio.gather(
-        *(
-            market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
-            for i in range(burst)
-        )
-    )
-    await _one_then_another(api, principal)
+    # A wait long enough that the second submission is queued within it on any machine.
+    sizes = await _a_group_then_two_orders(api, monkeypatch, group=burst, linger_s=0.2)
     assert sizes == [burst, 2]
 
 
 async def test_at_low_load_nothing_waits(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    await _with_zone(api)
-    seller = await api.signup(Role.PROSUMER)
-    await api.fund(seller, energy_wh=100_000)
-    principal = await _principal(api, seller)
-    # Were anything to wait, this test would wait a minute and still fail.
-    monkeypatch.setattr(market_module, "LINGER_S", 60.0)
-    sizes = _group_sizes(monkeypatch, api)
-    market = api.state.market
     small = market_module.LINGER_AFTER - 1
-    await asyncio.gather(
-        *(
-            market.submit(principal, _sell(100, 100_000 + i), idempotency_key=None)
-            for i in range(small)
-        )
-    )
-    await _one_then_another(api, principal)
+    # Were anything to wait, this test would wait a minute and still fail.
+    sizes = await _a_group_then_two_orders(api, monkeypatch, group=small, linger_s=60.0)
     assert sizes == [small, 1, 1]
 
 
