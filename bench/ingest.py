@@ -24,7 +24,7 @@ transaction locks its meters' rows), so every replica stores what it is sent
 (docs/operations.md, "Scaling out"); ``cpu us/rd`` is then all replicas' CPU.
 
 ``--transport mqtt`` sends the batches through the MQTT broker on 127.0.0.1:1883
-instead: each meter its own connection, publishing on
+(``--broker HOST:PORT``: another) instead: each meter its own connection, publishing on
 ``{prefix}/main/meters/{id}/readings`` and waiting for the acknowledgement on ``…/ack``
 before its next batch (the service started with ``WATTX_MQTT_URL`` and a topic prefix
 of this run alone); the latencies are from publish to acknowledgement.
@@ -166,15 +166,30 @@ async def _client(url: str, meter_id: str, bodies: list[bytes], clients: _Client
         connection.close()
 
 
-MQTT_BROKER = ("127.0.0.1", 1883)
+MQTT_BROKER = "127.0.0.1:1883"
 
 
-async def _mqtt_client(
-    prefix: str, no_delay: bool, meter_id: str, bodies: list[bytes], clients: _Clients
-) -> None:
-    topic = f"{prefix}/main/meters/{meter_id}"
-    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if no_delay else []
-    async with aiomqtt.Client(*MQTT_BROKER, socket_options=options) as device:
+@dataclass(frozen=True)
+class _Mqtt:
+    """How a run's meters and service reach the broker."""
+
+    prefix: str  # the run's own topic prefix
+    no_delay: bool  # the meters' connections set TCP_NODELAY
+    host: str
+    port: int
+
+
+def _broker(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+async def _mqtt_client(mqtt: _Mqtt, meter_id: str, bodies: list[bytes], clients: _Clients) -> None:
+    topic = f"{mqtt.prefix}/main/meters/{meter_id}"
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if mqtt.no_delay else []
+    async with aiomqtt.Client(mqtt.host, mqtt.port, socket_options=options) as device:
         await device.subscribe(f"{topic}/ack", qos=1)
         acks = device.messages.__aiter__()
         await clients.start_line.wait()
@@ -195,8 +210,7 @@ async def _run_batch_size(
     size: int,
     requests: int,
     profile: str | None = None,
-    mqtt_prefix: str | None = None,
-    mqtt_no_delay: bool = False,
+    mqtt: _Mqtt | None = None,
 ) -> Result:
     per_meter = max(1, requests // len(signers))
     bodies = [
@@ -207,12 +221,12 @@ async def _run_batch_size(
     clients = asyncio.gather(
         *(
             _client(services[i % len(services)].url, signer.meter_id, meter_bodies, shared)
-            if mqtt_prefix is None
-            else _mqtt_client(mqtt_prefix, mqtt_no_delay, signer.meter_id, meter_bodies, shared)
+            if mqtt is None
+            else _mqtt_client(mqtt, signer.meter_id, meter_bodies, shared)
             for i, (signer, meter_bodies) in enumerate(zip(signers, bodies, strict=True))
         )
     )
-    via = "http" if mqtt_prefix is None else "mqtt"
+    via = "http" if mqtt is None else "mqtt"
     print(f"[{backend}] batches of {size} over {via}", file=sys.stderr, flush=True)
     profiler = start_profiler(services[0], f"{profile}-{backend}-{size}" if profile else None)
     await shared.start_line.wait()
@@ -249,13 +263,15 @@ async def _run_batch_size(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    mqtt_prefix = f"bench-{uuid.uuid4().hex[:8]}" if args.transport == "mqtt" else None
+    host, port = args.broker
+    mqtt = (
+        _Mqtt(f"bench-{uuid.uuid4().hex[:8]}", args.meters_no_delay, host, port)
+        if args.transport == "mqtt"
+        else None
+    )
     mqtt_env = (
-        {
-            "WATTX_MQTT_URL": "mqtt://{}:{}".format(*MQTT_BROKER),
-            "WATTX_MQTT_TOPIC_PREFIX": mqtt_prefix,
-        }
-        if mqtt_prefix is not None
+        {"WATTX_MQTT_URL": f"mqtt://{host}:{port}", "WATTX_MQTT_TOPIC_PREFIX": mqtt.prefix}
+        if mqtt is not None
         else {}
     )
     async with live_replicas(backend, args.replicas, **mqtt_env) as services:
@@ -273,8 +289,7 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
                 size,
                 args.requests,
                 args.profile,
-                mqtt_prefix,
-                args.meters_no_delay,
+                mqtt,
             )
             for size in args.batch_sizes
         ]
@@ -322,7 +337,14 @@ def main() -> None:
         "--transport",
         choices=["http", "mqtt"],
         default="http",
-        help="how the meters send: HTTP posts, or MQTT through the broker on 127.0.0.1:1883",
+        help="how the meters send: HTTP posts, or MQTT through the broker (--broker)",
+    )
+    parser.add_argument(
+        "--broker",
+        type=_broker,
+        default=MQTT_BROKER,
+        metavar="HOST:PORT",
+        help=f"with --transport mqtt: the broker of the meters and the service ({MQTT_BROKER})",
     )
     parser.add_argument(
         "--meters-no-delay",
