@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import func, select, text, update
 
 from service.client import ApiClient, User
 from service.conftest import ManualClock
@@ -27,6 +27,7 @@ from wattx.services.principal import Role
 from wattx.store import settlement as repo
 from wattx.store.balances import Asset, balance_for_update
 from wattx.store.models_metering import MeterEpochEnergyRow
+from wattx.store.models_settlement import ChainMintRow
 from wattx.units import wh_to_energy_base_units
 
 from .flow import PUBLIC_KEY_HEX, Market, assert_books_agree, record_export, set_up_market
@@ -58,8 +59,12 @@ def chain_minted_wh(state: AppState) -> int:
 
 
 async def recorded_wh(state: AppState) -> int:
+    """The Wh of the mints recorded, which the overview's running total always equals."""
     async with state.db.read() as session:
-        return await repo.minted_total_wh(session)
+        rows = await session.scalar(select(func.coalesce(func.sum(ChainMintRow.wh), 0)))
+        total = await repo.minted_total_wh(session)
+    assert total == rows
+    return total
 
 
 async def grow_export(state: AppState, meter_id: str, epoch_id: int, export_wh: int) -> None:

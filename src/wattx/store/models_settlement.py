@@ -89,6 +89,17 @@ class ChainMintRow(Base):
     intent_id: Mapped[str | None] = mapped_column(String(66), default=None)
 
 
+class LedgerTotalRow(Base):
+    """A running total of the public ledger, added to in the transaction that records what
+    it sums, so that the overview reads one row instead of a history that grows with every
+    meter and epoch (:data:`wattx.store.settlement.MINTED_WH`: the Wh of every mint)."""
+
+    __tablename__ = "ledger_totals"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
 class MintIntentRow(Base):
     """One oracle batch of the mint outbox: which meters, how many Wh, which period and
     where each meter's watermark moves, written before the batch is sent; the oracle

@@ -19,6 +19,7 @@ from wattx.store.models_settlement import (
     ChainMintRow,
     ChainRegistrationRow,
     IndexerProgressRow,
+    LedgerTotalRow,
     MintIntentRow,
     MintWatermarkRow,
     RetirementRow,
@@ -538,8 +539,32 @@ async def event_amount_total(session: AsyncSession, name: str) -> int:
     return sum(int(json.loads(args)["amount"]) for args in amounts)
 
 
+MINTED_WH = "minted_wh"
+"""The running total of the Wh of every mint recorded (``chain_mints``)."""
+
+
+async def add_to_ledger_total(session: AsyncSession, name: str, amount: int) -> None:
+    """Add ``amount`` to the running total ``name`` (an increment concurrent writers cannot
+    lose), inside the transaction that records what it counts."""
+    table = LedgerTotalRow.__table__
+    statement = dialect_insert(session)(table).values(name=name, amount=amount)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={"amount": table.c.amount + statement.excluded.amount},
+        )
+    )
+
+
+async def ledger_total(session: AsyncSession, name: str) -> int:
+    """The running total ``name``; 0 before anything was added to it."""
+    row = await session.get(LedgerTotalRow, name)
+    return 0 if row is None else row.amount
+
+
 async def minted_total_wh(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.coalesce(func.sum(ChainMintRow.wh), 0))) or 0)
+    """The Wh of every mint recorded: one row, not a sum over every mint."""
+    return await ledger_total(session, MINTED_WH)
 
 
 # -- retirements --------------------------------------------------------------

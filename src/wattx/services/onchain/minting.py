@@ -570,6 +570,8 @@ class MintingService:
                         at=now,
                         ref=minted.tx_hash,
                     )
+            # The overview's running total, in the transaction that records the mints.
+            await repo.add_to_ledger_total(session, repo.MINTED_WH, sum(p.wh for p in plans))
             row.status = repo.MINT_CONFIRMED
             row.pending_slot = None
             row.tx_hash = minted.tx_hash
