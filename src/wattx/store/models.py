@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wattx.store.types import UTCDateTime
@@ -157,14 +157,31 @@ class TradeRow(Base):
     settlement_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
 
 
+UNSETTLED_EPOCHS_WHERE = "settlement_status IS NULL AND trade_count > 0"
+"""The epochs the settlement worker looks among each round: with trades, their batch not
+in the outbox yet (:func:`wattx.store.settlement.epochs_without_outbox`)."""
+
+
 class EpochRow(Base):
     """An epoch whose gate has closed, with what its clearing produced."""
 
     __tablename__ = "epochs"
+    __table_args__ = (
+        # Partial: it holds only the epochs still to settle, so a round reads those, not
+        # every epoch ever closed.
+        Index(
+            "ix_epochs_unsettled",
+            "id",
+            sqlite_where=text(UNSETTLED_EPOCHS_WHERE),
+            postgresql_where=text(UNSETTLED_EPOCHS_WHERE),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     trade_count: Mapped[int] = mapped_column(Integer)
+    """The epoch's trades, continuous and cleared (migration ``0030`` counted them for rows
+    written before the continuous ones counted)."""
     expired_count: Mapped[int] = mapped_column(Integer)
     clearing_prices: Mapped[str] = mapped_column(Text)  # JSON {zone: price | null}
     forced: Mapped[bool] = mapped_column()

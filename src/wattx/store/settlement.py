@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import EpochRow, MeterRow, TradeRow
@@ -136,19 +136,32 @@ async def forget_registration(session: AsyncSession, kind: str, key: str) -> Non
 
 
 async def epochs_without_outbox(session: AsyncSession, *, ended_before: int) -> list[int]:
-    """Closed epochs with trades, ending before epoch id ``ended_before``, not in the outbox."""
-    query = (
-        select(EpochRow.id)
-        .outerjoin(SettlementOutboxRow, SettlementOutboxRow.epoch_id == EpochRow.id)
-        .where(
-            SettlementOutboxRow.epoch_id.is_(None),
-            EpochRow.id < ended_before,
-            # Rows written before trade_count counted continuous trades say 0.
-            select(TradeRow.id).where(TradeRow.epoch_id == EpochRow.id).exists(),
-        )
-        .order_by(EpochRow.id)
+    """Closed epochs with trades, ending before epoch id ``ended_before``, not in the outbox.
+
+    An epoch's ``settlement_status`` is set in the transaction that writes its outbox row,
+    so the candidates are the epochs of the partial index ``ix_epochs_unsettled`` (its
+    condition written out, not bound, so that SQLite and a generic PostgreSQL plan use
+    it): a round reads the epochs still to settle, not every epoch ever closed. The outbox
+    is then asked about those alone (rows older than ``settlement_status`` have no status),
+    in a statement of its own: joined, PostgreSQL's planner, unable to tell how few the
+    candidates are, read the whole outbox."""
+    candidates = select(EpochRow.id).where(
+        # UNSETTLED_EPOCHS_WHERE, the index's condition, with its 0 written out.
+        EpochRow.settlement_status.is_(None),
+        EpochRow.trade_count > literal_column("0"),
+        EpochRow.id < ended_before,
     )
-    return list(await session.scalars(query))
+    epoch_ids = list(await session.scalars(candidates.order_by(EpochRow.id)))
+    in_outbox: set[int] = set()
+    for start in range(0, len(epoch_ids), _IDS_PER_STATEMENT):
+        chunk = epoch_ids[start : start + _IDS_PER_STATEMENT]
+        query = select(SettlementOutboxRow.epoch_id).where(SettlementOutboxRow.epoch_id.in_(chunk))
+        in_outbox.update(await session.scalars(query))
+    return [epoch_id for epoch_id in epoch_ids if epoch_id not in in_outbox]
+
+
+_IDS_PER_STATEMENT = 1_000
+"""Ids bound in one ``IN`` (each is a parameter; drivers and servers limit how many)."""
 
 
 async def is_epoch_closed(session: AsyncSession, epoch_id: int) -> bool:
