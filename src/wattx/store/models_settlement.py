@@ -48,6 +48,9 @@ class SettlementOutboxRow(Base):
         # The public ledger's settled totals, summed from the index alone: the rows hold
         # each batch's payload (kilobytes), which a scan of the table would read through.
         Index("ix_settlement_outbox_totals", "status", "volume_wh", "value", "fees"),
+        # The newest confirmed settlement, which every chain-worker round asks the chain
+        # about (has it lost history?): read from the index's end, not found among all.
+        Index("ix_settlement_outbox_newest", "status", "block_number", "epoch_id"),
     )
 
     epoch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -106,7 +109,9 @@ class MintIntentRow(Base):
     mints its id (``MeterOracle.submit_batch``) at most once."""
 
     __tablename__ = "mint_intents"
-    __table_args__ = (Index("ix_mint_intents_status", "status"),)
+    # The newest confirmed intent, asked about every chain-worker round like the newest
+    # settlement; its prefix finds the pending intent.
+    __table_args__ = (Index("ix_mint_intents_newest", "status", "block_number", "id"),)
 
     id: Mapped[str] = mapped_column(String(66), primary_key=True)  # 0x + 32 bytes, random
     period: Mapped[int] = mapped_column(BigInteger)  # the epoch minted through
@@ -140,6 +145,8 @@ class RetirementRow(Base):
     """Energy tokens a participant burned against their metered consumption."""
 
     __tablename__ = "token_retirements"
+    # The pending retirements every chain-worker round looks at, not every one ever made.
+    __table_args__ = (Index("ix_token_retirements_status", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True

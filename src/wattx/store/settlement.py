@@ -439,11 +439,11 @@ async def mint_intent(
 
 
 async def confirmed_mint_intents(session: AsyncSession, *, limit: int) -> list[MintIntentRow]:
-    """The newest confirmed intents first."""
+    """The newest confirmed intents first (read down ``ix_mint_intents_newest``)."""
     query = (
         select(MintIntentRow)
         .where(MintIntentRow.status == MINT_CONFIRMED)
-        .order_by(MintIntentRow.block_number.desc(), MintIntentRow.id)
+        .order_by(MintIntentRow.block_number.desc(), MintIntentRow.id.desc())
         .limit(limit)
     )
     return list(await session.scalars(query))
@@ -455,11 +455,11 @@ async def mints_of_intent(session: AsyncSession, intent_id: str) -> list[ChainMi
 
 
 async def confirmed_outbox(session: AsyncSession, *, limit: int) -> list[SettlementOutboxRow]:
-    """The newest confirmed settlements first."""
+    """The newest confirmed settlements first (read down ``ix_settlement_outbox_newest``)."""
     query = (
         select(SettlementOutboxRow)
         .where(SettlementOutboxRow.status == OUTBOX_CONFIRMED)
-        .order_by(SettlementOutboxRow.block_number.desc(), SettlementOutboxRow.epoch_id)
+        .order_by(SettlementOutboxRow.block_number.desc(), SettlementOutboxRow.epoch_id.desc())
         .limit(limit)
     )
     return list(await session.scalars(query))
