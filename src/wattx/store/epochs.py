@@ -39,7 +39,12 @@ async def stored_trade_count(session: AsyncSession, epoch_id: int) -> int:
 
 
 async def unclosed_epochs_with_trades(session: AsyncSession) -> set[int]:
-    """Epochs with trades and no closure row (their orders filled before the gate)."""
+    """Epochs with trades and no closure row (their orders filled before the gate).
+
+    An epoch's batch enters the settlement outbox only once it is closed, so the trades of
+    an unclosed epoch have no ``settlement_status``: they are found among the trades of the
+    partial index ``ix_trades_unsettled`` (the epochs still to settle), not among every
+    trade ever made, at a start and whenever a replica becomes the market writer."""
     closed = select(EpochRow.id).where(EpochRow.id == TradeRow.epoch_id).exists()
-    query = select(TradeRow.epoch_id).where(~closed).distinct()
-    return set(await session.scalars(query))
+    query = select(TradeRow.epoch_id).where(TradeRow.settlement_status.is_(None), ~closed)
+    return set(await session.scalars(query.distinct()))

@@ -123,6 +123,10 @@ class OrderRow(Base):
     escrow_remaining: Mapped[int] = mapped_column(BigInteger)
 
 
+UNSETTLED_TRADES_WHERE = "settlement_status IS NULL"
+"""Trades whose epoch's batch is not in the settlement outbox: ``ix_trades_unsettled``."""
+
+
 class TradeRow(Base):
     __tablename__ = "trades"
     __table_args__ = (
@@ -132,6 +136,15 @@ class TradeRow(Base):
         # A zone's newest trades (its public page, the reference price's last price).
         Index("ix_trades_zone_seq", "zone", "seq"),
         Index("ix_trades_epoch", "epoch_id"),
+        # Partial: the trades of epochs whose batch is not in the settlement outbox yet,
+        # among them every trade of an epoch not closed, which a start or a new market
+        # writer looks for (not through every trade ever made).
+        Index(
+            "ix_trades_unsettled",
+            "epoch_id",
+            sqlite_where=text(UNSETTLED_TRADES_WHERE),
+            postgresql_where=text(UNSETTLED_TRADES_WHERE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
