@@ -26,7 +26,7 @@ import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, event, func, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
@@ -252,10 +252,6 @@ async def used_client_ids(
 async def open_orders(session: AsyncSession) -> list[Order]:
     query = select(OrderRow).where(OrderRow.status.in_(OPEN_STATUSES)).order_by(OrderRow.seq)
     return [order_from_row(row) for row in await session.scalars(query)]
-
-
-async def max_order_seq(session: AsyncSession) -> int:
-    return int((await session.scalar(select(func.max(OrderRow.seq)))) or 0)
 
 
 async def list_orders(
