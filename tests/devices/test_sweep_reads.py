@@ -32,6 +32,9 @@ async def _history(state: AppState) -> None:
                 {
                     "trade_id": f"t{i}",
                     "epoch_id": i,
+                    "buyer": "buyer",
+                    "seller": "seller",
+                    "trade_seq": i,
                     "state": "delivered",
                     "contracted_wh": 10,
                     "updated_at": AT,

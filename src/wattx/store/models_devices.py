@@ -43,10 +43,18 @@ class TradeDeliveryRow(Base):
         Index("ix_trade_deliveries_epoch", "epoch_id"),
         # The live deliveries (open, funds locked) of every sweep, among all ever made.
         Index("ix_trade_deliveries_state_epoch", "state", "epoch_id"),
+        # A party's deliveries in trade order, each side down its own index (a page of
+        # them joined to the trades went through every trade ever made).
+        Index("ix_trade_deliveries_buyer_seq", "buyer", "trade_seq"),
+        Index("ix_trade_deliveries_seller_seq", "seller", "trade_seq"),
     )
 
     trade_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     epoch_id: Mapped[int] = mapped_column(BigInteger)
+    buyer: Mapped[str] = mapped_column(String(32))
+    seller: Mapped[str] = mapped_column(String(32))
+    trade_seq: Mapped[int] = mapped_column(BigInteger)
+    """The trade's buyer, seller and ``seq``, as the trade has them (they never change)."""
     state: Mapped[str] = mapped_column(String(16))
     contracted_wh: Mapped[int] = mapped_column(BigInteger)
     delivered_wh: Mapped[int | None] = mapped_column(BigInteger)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -996,6 +996,9 @@ class DeliveryService:
                     row = {
                         "trade_id": trade.id,
                         "epoch_id": epoch_id,
+                        "buyer": trade.buyer,
+                        "seller": trade.seller,
+                        "trade_seq": trade.seq,
                         "state": DeliveryState.OPEN.value,
                         "contracted_wh": trade.delivered_wh,
                         "delivered_wh": None,
@@ -1255,6 +1258,9 @@ class DeliveryService:
                 row = TradeDeliveryRow(
                     trade_id=trade.id,
                     epoch_id=epoch_id,
+                    buyer=trade.buyer,
+                    seller=trade.seller,
+                    trade_seq=trade.seq,
                     state=DeliveryState.OPEN.value,
                     contracted_wh=trade.delivered_wh,
                     reason=None,
@@ -1426,19 +1432,33 @@ class DeliveryService:
     ) -> list[tuple[TradeDeliveryRow, TradeRow]]:
         """Physical trades' delivery with their trade, the caller's own unless they see
         everything; by epoch, trade or delivery state; oldest first unless ``newest_first``."""
-        query = select(TradeDeliveryRow, TradeRow).join(
-            TradeRow, TradeRow.id == TradeDeliveryRow.trade_id
-        )
+        filters = []
         if epoch_id is not None:
-            query = query.where(TradeDeliveryRow.epoch_id == epoch_id)
+            filters.append(TradeDeliveryRow.epoch_id == epoch_id)
         if trade_id is not None:
-            query = query.where(TradeDeliveryRow.trade_id == trade_id)
+            filters.append(TradeDeliveryRow.trade_id == trade_id)
         if state is not None:
-            query = query.where(TradeDeliveryRow.state == state)
+            filters.append(TradeDeliveryRow.state == state)
+        query = (
+            select(TradeDeliveryRow, TradeRow)
+            .join(TradeRow, TradeRow.id == TradeDeliveryRow.trade_id)
+            .where(*filters)
+        )
         if not principal.role.sees_everything:
-            query = query.where(
-                (TradeRow.buyer == principal.user_id) | (TradeRow.seller == principal.user_id)
-            )
+            # The page among the party's first limit + offset deliveries as buyer and as
+            # seller, each read down its own (party, trade seq) index of the deliveries:
+            # `buyer = ? OR seller = ?` on the trades went through every trade ever made.
+            in_order = TradeDeliveryRow.trade_seq
+            sides = [
+                select(TradeDeliveryRow.trade_id)
+                .where(side == principal.user_id, *filters)
+                .order_by(in_order.desc() if newest_first else in_order)
+                .limit(limit + offset)
+                .subquery()
+                for side in (TradeDeliveryRow.buyer, TradeDeliveryRow.seller)
+            ]
+            candidates = union_all(*(select(side.c.trade_id) for side in sides))
+            query = query.where(TradeDeliveryRow.trade_id.in_(candidates))
         order = TradeRow.seq.desc() if newest_first else TradeRow.seq
         query = query.order_by(order).limit(limit).offset(offset)
         async with self._db.read() as session:
