@@ -1,7 +1,8 @@
 """The public ledger's pages of chain events, newest first: exactly the events in chain
 order, read down an index in that order (on SQLite no sort of every event indexed, which a
 page of a public route must not cost). Its overview sums every retirement, not a page, and
-the confirmed settlements from an index alone (not through each batch's payload)."""
+the confirmed settlements from an index alone (not through each batch's payload). The
+public home page's zone activity reads the trades of the epochs it covers alone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from support.seeded import seeded_database
 from support.sqlite_plans import query_plans, recorded
 from wattx.services.onchain.ledger_public import PublicLedgerService
+from wattx.store.models import TradeRow
 from wattx.store.models_settlement import ChainEventRow, SettlementOutboxRow
 from wattx.store.settlement import list_events, settled_totals
 from wattx.units import wh_to_energy_base_units
@@ -135,3 +137,61 @@ async def test_on_sqlite_the_settled_totals_read_an_index_alone(tmp_path: Path) 
     assert plan == [
         "SEARCH settlement_outbox USING COVERING INDEX ix_settlement_outbox_totals (status=?)"
     ], plan
+
+
+def _trades() -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"t{seq}",
+            "seq": seq,
+            "epoch_id": seq // 5,
+            "zone": ("north", "south", "east")[seq % 3],
+            "buy_order_id": "b",
+            "sell_order_id": "s",
+            "buyer": f"b{seq % 4}",
+            "seller": f"s{seq % 3}",
+            "buyer_zone": "z",
+            "seller_zone": "z",
+            "qty_wh": 10 + seq,
+            "delivered_wh": 10 + seq,
+            "price": 100 + (seq * 37) % 50,
+            "value": 1,
+            "buyer_fee": 0,
+            "seller_fee": 0,
+            "wheeling_fee": 0,
+            "executed_at": datetime(2026, 6, 1, tzinfo=UTC),
+        }
+        for seq in range(120)
+    ]
+
+
+async def test_zone_activity_is_the_trades_since_the_epoch(database_url: str) -> None:
+    rows = _trades()
+    async with seeded_database(database_url, {TradeRow: rows}) as db:
+        activity = await PublicLedgerService(db).zone_activity(from_epoch=17)
+    recent = [r for r in rows if int(str(r["epoch_id"])) >= 17]
+    for zone in ("north", "south", "east"):
+        mine = [r for r in recent if r["zone"] == zone]
+        prices = [int(str(r["price"])) for r in mine]
+        found = activity[zone]
+        assert (found.trades, found.volume_wh) == (
+            len(mine),
+            sum(int(str(r["qty_wh"])) for r in mine),
+        )
+        assert (found.low_price, found.high_price) == (min(prices), max(prices))
+        newest = max(mine, key=lambda r: int(str(r["seq"])))
+        assert found.last_price == newest["price"]
+        assert found.households == len({r["buyer"] for r in mine} | {r["seller"] for r in mine})
+
+
+async def test_on_sqlite_zone_activity_reads_the_epochs_trades_alone(tmp_path: Path) -> None:
+    path = tmp_path / "activity.sqlite3"
+    async with seeded_database(
+        f"sqlite+aiosqlite:///{path}", {TradeRow: _trades()}, migrate=True
+    ) as db:
+        with recorded([db.read_engine], lambda statement: "trades" in statement) as reads:
+            await PublicLedgerService(db).zone_activity(from_epoch=17)
+    plans = query_plans(path, reads)
+    assert len(plans) == 3, plans
+    for plan in plans:
+        assert not [step for step in plan if step.startswith("SCAN trades")], plan

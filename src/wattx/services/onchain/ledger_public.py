@@ -127,18 +127,23 @@ class PublicLedgerService:
 
     async def zone_activity(self, *, from_epoch: int) -> dict[str, ZoneActivity]:
         """Each zone's trades for epochs from ``from_epoch`` on, aggregated in SQL."""
-        totals = (
-            select(
-                TradeRow.zone,
-                func.count(),
-                func.sum(TradeRow.qty_wh),
-                func.min(TradeRow.price),
-                func.max(TradeRow.price),
-                func.max(TradeRow.seq),
-            )
+        # The epochs' trades read first, on their own (a materialised CTE), then grouped:
+        # asked to group all at once, SQLite read every trade ever made down the zone
+        # index, to have them in zone order, rather than the few since from_epoch.
+        recent = (
+            select(TradeRow.zone, TradeRow.qty_wh, TradeRow.price, TradeRow.seq)
             .where(TradeRow.epoch_id >= from_epoch)
-            .group_by(TradeRow.zone)
+            .cte("recent_trades")
+            .prefix_with("MATERIALIZED")
         )
+        totals = select(
+            recent.c.zone,
+            func.count(),
+            func.sum(recent.c.qty_wh),
+            func.min(recent.c.price),
+            func.max(recent.c.price),
+            func.max(recent.c.seq),
+        ).group_by(recent.c.zone)
         parties = union(
             select(TradeRow.zone, TradeRow.buyer.label("party")).where(
                 TradeRow.epoch_id >= from_epoch
