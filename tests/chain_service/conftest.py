@@ -10,7 +10,15 @@ import pytest
 from fastapi import FastAPI
 
 from service.client import ApiClient
-from service.conftest import ManualClock, clock, database_url, in_process_app, pg_url, settings
+from service.conftest import (
+    ManualClock,
+    clock,
+    database_url,
+    empty_url,
+    in_process_app,
+    pg_url,
+    settings,
+)
 from settlement.conftest import anvil_url
 from support.operator import WORKER_OPERATOR
 from wattx.api.state import AppState
@@ -18,7 +26,7 @@ from wattx.config import Settings
 from wattx.settlement.contract_chain import ContractChain
 from wattx.settlement.embedded import EmbeddedChain
 
-__all__ = ["anvil_url", "clock", "database_url", "pg_url", "settings"]
+__all__ = ["anvil_url", "clock", "database_url", "empty_url", "pg_url", "settings"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from support.seeded import seeded_database
+from support.seeded import seeded_database, trade_row
 from support.sqlite_plans import query_plans, recorded
 from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.store.models import TradeRow
@@ -141,26 +141,15 @@ async def test_on_sqlite_the_settled_totals_read_an_index_alone(tmp_path: Path) 
 
 def _trades() -> list[dict[str, object]]:
     return [
-        {
-            "id": f"t{seq}",
-            "seq": seq,
-            "epoch_id": seq // 5,
-            "zone": ("north", "south", "east")[seq % 3],
-            "buy_order_id": "b",
-            "sell_order_id": "s",
-            "buyer": f"b{seq % 4}",
-            "seller": f"s{seq % 3}",
-            "buyer_zone": "z",
-            "seller_zone": "z",
-            "qty_wh": 10 + seq,
-            "delivered_wh": 10 + seq,
-            "price": 100 + (seq * 37) % 50,
-            "value": 1,
-            "buyer_fee": 0,
-            "seller_fee": 0,
-            "wheeling_fee": 0,
-            "executed_at": datetime(2026, 6, 1, tzinfo=UTC),
-        }
+        trade_row(
+            seq,
+            epoch_id=seq // 5,
+            zone=("north", "south", "east")[seq % 3],
+            buyer=f"b{seq % 4}",
+            seller=f"s{seq % 3}",
+            qty_wh=10 + seq,
+            price=100 + (seq * 37) % 50,
+        )
         for seq in range(120)
     ]
 

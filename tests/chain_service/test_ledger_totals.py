@@ -5,14 +5,11 @@ fills it from the mints recorded before it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
-from support.migrations import empty_database_url, upgrade_to
+from support.migrations import upgrade_to
 from support.seeded import seeded_database
 from support.sqlite_plans import recorded
 from wattx.services.onchain.ledger_public import PublicLedgerService
@@ -70,14 +67,8 @@ async def test_the_overview_reads_the_total_not_the_mints(database_url: str) -> 
     assert not [s for s, _ in reads if "chain_mints" in s], reads
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path) as database_url:
-        yield database_url
-
-
-async def test_the_migration_sums_the_mints_recorded_before_it(url: str) -> None:
-    db = Database(url)
+async def test_the_migration_sums_the_mints_recorded_before_it(empty_url: str) -> None:
+    db = Database(empty_url)
     mints = _mints(25)
     try:
         async with db.write_engine.begin() as conn:
@@ -99,8 +90,8 @@ async def test_the_migration_sums_the_mints_recorded_before_it(url: str) -> None
         await db.dispose()
 
 
-async def test_the_migration_starts_an_empty_ledger_at_zero(url: str) -> None:
-    db = Database(url)
+async def test_the_migration_starts_an_empty_ledger_at_zero(empty_url: str) -> None:
+    db = Database(empty_url)
     try:
         await upgrade_to_head(db)
         async with db.read() as session:

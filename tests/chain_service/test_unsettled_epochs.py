@@ -6,16 +6,14 @@ index on SQLite. Migration ``0030`` counts the trades of epochs closed before
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from support.migrations import empty_database_url, upgrade_to
-from support.seeded import seeded_database
+from support.migrations import upgrade_to
+from support.seeded import seeded_database, trade_row
 from support.sqlite_plans import query_plans, recorded
 from wattx.store.db import Database
 from wattx.store.models import EpochRow, TradeRow
@@ -35,29 +33,6 @@ def _epoch(epoch_id: int, trades: int, status: str | None) -> dict[str, object]:
         "clearing_prices": "{}",
         "forced": False,
         "settlement_status": status,
-    }
-
-
-def _trade(n: int, epoch_id: int) -> dict[str, object]:
-    return {
-        "id": f"t{n}",
-        "seq": n,
-        "epoch_id": epoch_id,
-        "zone": "z",
-        "buy_order_id": "b",
-        "sell_order_id": "s",
-        "buyer": "buyer",
-        "seller": "seller",
-        "buyer_zone": "z",
-        "seller_zone": "z",
-        "qty_wh": 100,
-        "delivered_wh": 100,
-        "price": 1,
-        "value": 1,
-        "buyer_fee": 0,
-        "seller_fee": 0,
-        "wheeling_fee": 0,
-        "executed_at": AT,
     }
 
 
@@ -85,7 +60,7 @@ def _history() -> dict[object, list[dict[str, object]]]:
         if epoch_id % 5 == 0:
             epochs.append(_epoch(epoch_id, 0, None))
             continue
-        trades.extend(_trade(100 * epoch_id + k, epoch_id) for k in range(2))
+        trades.extend(trade_row(100 * epoch_id + k, epoch_id=epoch_id) for k in range(2))
         if epoch_id % 3 == 0:
             epochs.append(_epoch(epoch_id, 2, ("pending", "settled", "failed")[epoch_id % 9 // 3]))
             outbox.append(_outbox(epoch_id, "pending"))
@@ -138,15 +113,9 @@ async def test_on_sqlite_a_round_reads_the_epochs_still_to_settle(tmp_path: Path
     ], in_outbox
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path) as database_url:
-        yield database_url
-
-
-async def test_the_migration_counts_the_trades_of_older_epochs(url: str) -> None:
-    db = Database(url)
-    at = AT.replace(tzinfo=None) if url.startswith("sqlite") else AT
+async def test_the_migration_counts_the_trades_of_older_epochs(empty_url: str) -> None:
+    db = Database(empty_url)
+    at = AT.replace(tzinfo=None) if empty_url.startswith("sqlite") else AT
     try:
         async with db.write_engine.begin() as conn:
             await conn.run_sync(upgrade_to("0029"))

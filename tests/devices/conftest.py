@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from chain_service.conftest import api, app, chain, clock, database_url, pg_url, settings, state
+from chain_service.conftest import (
+    api,
+    app,
+    chain,
+    clock,
+    database_url,
+    empty_url,
+    pg_url,
+    settings,
+    state,
+)
 
-__all__ = ["api", "app", "chain", "clock", "database_url", "pg_url", "settings", "state"]
+__all__ = [
+    "api",
+    "app",
+    "chain",
+    "clock",
+    "database_url",
+    "empty_url",
+    "pg_url",
+    "settings",
+    "state",
+]

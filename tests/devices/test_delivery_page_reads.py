@@ -6,16 +6,14 @@ order of the deliveries recorded before it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from support.migrations import empty_database_url, upgrade_to
-from support.seeded import seeded_database
+from support.migrations import upgrade_to
+from support.seeded import seeded_database, trade_row
 from support.sqlite_plans import query_plans, recorded
 from wattx.services.measurement.delivery import DeliveryService
 from wattx.services.principal import Principal, Role, UserStatus
@@ -28,26 +26,13 @@ PARTIES = ("ann", "bob", "cy", "dee")
 
 
 def _trade(seq: int) -> dict[str, object]:
-    return {
-        "id": f"t{seq:03}",
-        "seq": seq,
-        "epoch_id": seq // 6,
-        "zone": "z",
-        "buy_order_id": "b",
-        "sell_order_id": "s",
-        "buyer": PARTIES[seq % 4],
-        "seller": PARTIES[(seq // 4 + 1 + seq) % 4],
-        "buyer_zone": "z",
-        "seller_zone": "z",
-        "qty_wh": 10,
-        "delivered_wh": 10,
-        "price": 1,
-        "value": 1,
-        "buyer_fee": 0,
-        "seller_fee": 0,
-        "wheeling_fee": 0,
-        "executed_at": AT,
-    }
+    return trade_row(
+        seq,
+        id=f"t{seq:03}",
+        epoch_id=seq // 6,
+        buyer=PARTIES[seq % 4],
+        seller=PARTIES[(seq // 4 + 1 + seq) % 4],
+    )
 
 
 def _history() -> dict[object, list[dict[str, object]]]:
@@ -141,15 +126,9 @@ async def test_on_sqlite_a_page_reads_the_parties_indexes(tmp_path: Path) -> Non
         assert any(index in step for step in plan), plan
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path) as database_url:
-        yield database_url
-
-
-async def test_the_migration_fills_the_deliveries_parties_and_order(url: str) -> None:
-    db = Database(url)
-    at = AT.replace(tzinfo=None) if url.startswith("sqlite") else AT
+async def test_the_migration_fills_the_deliveries_parties_and_order(empty_url: str) -> None:
+    db = Database(empty_url)
+    at = AT.replace(tzinfo=None) if empty_url.startswith("sqlite") else AT
     try:
         async with db.write_engine.begin() as conn:
             await conn.run_sync(upgrade_to("0032"))

@@ -5,19 +5,16 @@ PostgreSQL; migration ``0027`` fills them from the deliveries measured before it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chain_service.flow import record_export
 from service.client import ApiClient
 from service.conftest import ManualClock
-from support.migrations import empty_database_url, upgrade_to
+from support.migrations import upgrade_to
 from support.sqlite_plans import recorded
 from wattx.devices.allocation import DeliveryOutcome
 from wattx.store import settlement as settlement_repo
@@ -147,12 +144,6 @@ async def test_additions_accumulate_per_seller_and_zone(database_url: str) -> No
         await db.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path) as database_url:
-        yield database_url
-
-
 # (trade, seller, seller's zone, contracted Wh, delivered Wh or None: not measured yet)
 HISTORY = [
     ("t1", "s1", "north", 1_000, 1_000),
@@ -163,8 +154,8 @@ HISTORY = [
 ]
 
 
-async def test_the_migration_sums_the_deliveries_measured_before_it(url: str) -> None:
-    db = Database(url)
+async def test_the_migration_sums_the_deliveries_measured_before_it(empty_url: str) -> None:
+    db = Database(empty_url)
     at = datetime(2026, 6, 1, 8, tzinfo=UTC)
     try:
         async with db.write_engine.begin() as conn:

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from support.migrations import empty_database_url
 from support.operator import use_worker_operator
 from support.pg import asyncpg_url, private_database, run_in_thread
 from wattx.api.app import create_app
@@ -105,6 +106,15 @@ def migrated_sqlite_url(template: Path, directory: Path) -> str:
     target = directory / "wattx.sqlite3"
     shutil.copyfile(template, target)
     return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new database with no tables at all, private to this test (a migration's test
+    fills it as an older revision left it, then migrates): SQLite, then PostgreSQL."""
+    backend = "sqlite" if request.param == "sqlite" else "postgresql"
+    with empty_database_url(backend, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from support.seeded import seeded_database
+from support.seeded import seeded_database, trade_row
 from support.sqlite_plans import query_plans, recorded
 from wattx.store.epochs import unclosed_epochs_with_trades
 from wattx.store.models import EpochRow, TradeRow
@@ -35,27 +35,11 @@ def _history() -> dict[object, list[dict[str, object]]]:
         for epoch in (*range(30), 33)
     ]
     trades = [
-        {
-            "id": f"t{epoch}-{k}",
-            "seq": 10 * epoch + k,
-            "epoch_id": epoch,
-            "zone": "z",
-            "buy_order_id": "b",
-            "sell_order_id": "s",
-            "buyer": "buyer",
-            "seller": "seller",
-            "buyer_zone": "z",
-            "seller_zone": "z",
-            "qty_wh": 1,
-            "delivered_wh": 1,
-            "price": 1,
-            "value": 1,
-            "buyer_fee": 0,
-            "seller_fee": 0,
-            "wheeling_fee": 0,
-            "executed_at": AT,
-            "settlement_status": "settled" if epoch < 20 else "pending" if epoch < 25 else None,
-        }
+        trade_row(
+            10 * epoch + k,
+            epoch_id=epoch,
+            settlement_status="settled" if epoch < 20 else "pending" if epoch < 25 else None,
+        )
         for epoch in range(35)
         for k in range(2)
     ]
