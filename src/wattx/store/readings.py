@@ -11,6 +11,7 @@ from sqlalchemy import Executable, bindparam, insert, literal_column, select, te
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.metering import EpochEnergy, Reading
+from wattx.store.chunks import chunks
 from wattx.store.copy import copies, copy_records
 from wattx.store.models_metering import (
     MeterAlertRow,
@@ -90,7 +91,7 @@ async def upsert_last_readings(
         }
         for meter_id, r in sorted(readings.items())
     ]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         statement = dialect_insert(session)(MeterLastReadingRow).values(chunk)
         excluded = statement.excluded
         await session.execute(
@@ -133,14 +134,6 @@ _PG_UPSERT_EPOCH_ENERGY = text(
 
 def _is_postgres(session: AsyncSession) -> bool:
     return bool(session.get_bind().dialect.name == "postgresql")
-
-
-_ROWS_PER_STATEMENT = 1_000
-"""Rows per multi-row ``VALUES``: well below SQLite's and PostgreSQL's parameter limits."""
-
-
-def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [rows[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
 
 
 async def digests_by_seq(
@@ -238,7 +231,7 @@ async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]])
         )
         return
     keys = ["meter_id", "epoch_id"]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         statement = dialect_insert(session)(MeterEpochEnergyRow).values(chunk)
         upsert: Executable = statement.on_conflict_do_update(
             index_elements=keys, set_=_accumulated(statement.excluded)

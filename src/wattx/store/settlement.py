@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wattx.store.chunks import chunks
 from wattx.store.models import EpochRow, MeterRow, TradeRow
 from wattx.store.models_metering import MeterEpochEnergyRow
 from wattx.store.models_settlement import (
@@ -153,15 +154,10 @@ async def epochs_without_outbox(session: AsyncSession, *, ended_before: int) -> 
     )
     epoch_ids = list(await session.scalars(candidates.order_by(EpochRow.id)))
     in_outbox: set[int] = set()
-    for start in range(0, len(epoch_ids), _IDS_PER_STATEMENT):
-        chunk = epoch_ids[start : start + _IDS_PER_STATEMENT]
+    for chunk in chunks(epoch_ids):
         query = select(SettlementOutboxRow.epoch_id).where(SettlementOutboxRow.epoch_id.in_(chunk))
         in_outbox.update(await session.scalars(query))
     return [epoch_id for epoch_id in epoch_ids if epoch_id not in in_outbox]
-
-
-_IDS_PER_STATEMENT = 1_000
-"""Ids bound in one ``IN`` (each is a parameter; drivers and servers limit how many)."""
 
 
 async def is_epoch_closed(session: AsyncSession, epoch_id: int) -> bool:
