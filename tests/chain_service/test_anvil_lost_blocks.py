@@ -27,6 +27,7 @@ from wattx.api.state import AppState
 from wattx.config import Settings
 from wattx.domain.epochs import EpochSchedule
 from wattx.services.onchain.chain_history import registration_present
+from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.services.onchain.settlement import ChainWorkerTask
 from wattx.services.principal import Role
 from wattx.settlement.errors import TransactionTimeoutError
@@ -197,6 +198,9 @@ async def test_node_that_lost_blocks_gets_them_sent_again(
     assert row.tx_hash is not None
     assert chain.transaction_known(row.tx_hash)
     assert settled_on_chain(state, settled_epoch) == 1
+    # Confirmed, reopened when the chain lost it, confirmed again: counted once.
+    overview = await PublicLedgerService(state.db).overview()
+    assert (overview.settled_epochs, overview.settled_volume_wh) == (1, row.volume_wh)
     async with state.db.read() as session:
         (intent,) = await repo.confirmed_mint_intents(session, limit=1)
         (resent,) = await repo.mints_of_intent(session, intent.id)

@@ -1,15 +1,14 @@
 """The public ledger's pages of chain events, newest first: exactly the events in chain
 order, read down an index in that order (on SQLite no sort of every event indexed, which a
-page of a public route must not cost). Its overview sums every retirement, not a page, and
-the confirmed settlements from an index alone (not through each batch's payload). The
-public home page's zone activity reads the trades of the epochs it covers alone."""
+page of a public route must not cost). Its overview sums every retirement, not a page (its
+settled totals are running totals: ``test_ledger_totals.py``). The public home page's zone
+activity reads the trades of the epochs it covers alone."""
 
 from __future__ import annotations
 
 import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from support.seeded import seeded_database, trade_row
 from support.sqlite_plans import query_plans, recorded
 from wattx.services.onchain.ledger_public import PublicLedgerService
 from wattx.store.models import TradeRow
-from wattx.store.models_settlement import ChainEventRow, SettlementOutboxRow
-from wattx.store.settlement import list_events, settled_totals
+from wattx.store.models_settlement import ChainEventRow
+from wattx.store.settlement import list_events
 from wattx.units import wh_to_energy_base_units
 
 Read = Callable[[AsyncSession], Awaitable[Any]]
@@ -94,49 +93,6 @@ async def test_the_overview_sums_every_retirement(database_url: str) -> None:
     assert overview.supply_wh == overview.minted_wh - overview.retired_wh
     (read,) = reads
     assert "LIMIT" not in read[0].upper(), read
-
-
-def _outbox() -> list[dict[str, object]]:
-    at = datetime(2026, 6, 1, tzinfo=UTC)
-    return [
-        {
-            "epoch_id": epoch,
-            "status": ("confirmed", "pending", "failed")[epoch % 3],
-            "merkle_root": "0x",
-            "trade_count": 1,
-            "payload": "x" * 2_000,  # a batch's deltas: what a sum must not read through
-            "volume_wh": 1_000 + epoch,
-            "value": 10 * epoch,
-            "fees": epoch % 7,
-            "attempts": 1,
-            "next_attempt_at": at,
-            "created_at": at,
-        }
-        for epoch in range(60)
-    ]
-
-
-async def test_settled_totals_are_the_confirmed_epochs(database_url: str) -> None:
-    rows = _outbox()
-    async with (
-        seeded_database(database_url, {SettlementOutboxRow: rows}) as db,
-        db.read() as session,
-    ):
-        totals = await settled_totals(session)
-    confirmed = [r for r in rows if r["status"] == "confirmed"]
-    assert totals == (
-        len(confirmed),
-        sum(int(str(r["volume_wh"])) for r in confirmed),
-        sum(int(str(r["value"])) for r in confirmed),
-        sum(int(str(r["fees"])) for r in confirmed),
-    )
-
-
-async def test_on_sqlite_the_settled_totals_read_an_index_alone(tmp_path: Path) -> None:
-    plan = await _sqlite_plan_of(tmp_path, {SettlementOutboxRow: _outbox()}, settled_totals)
-    assert plan == [
-        "SEARCH settlement_outbox USING COVERING INDEX ix_settlement_outbox_totals (status=?)"
-    ], plan
 
 
 def _trades() -> list[dict[str, object]]:

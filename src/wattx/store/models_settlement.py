@@ -45,9 +45,6 @@ class SettlementOutboxRow(Base):
     __tablename__ = "settlement_outbox"
     __table_args__ = (
         Index("ix_settlement_outbox_status", "status", "next_attempt_at"),
-        # The public ledger's settled totals, summed from the index alone: the rows hold
-        # each batch's payload (kilobytes), which a scan of the table would read through.
-        Index("ix_settlement_outbox_totals", "status", "volume_wh", "value", "fees"),
         # The newest confirmed settlement, which every chain-worker round asks the chain
         # about (has it lost history?): read from the index's end, not found among all.
         Index("ix_settlement_outbox_newest", "status", "block_number", "epoch_id"),
@@ -95,7 +92,9 @@ class ChainMintRow(Base):
 class LedgerTotalRow(Base):
     """A running total of the public ledger, added to in the transaction that records what
     it sums, so that the overview reads one row instead of a history that grows with every
-    meter and epoch (:data:`wattx.store.settlement.MINTED_WH`: the Wh of every mint)."""
+    meter and epoch (:data:`wattx.store.settlement.MINTED_WH`: the Wh of every mint; the
+    confirmed settlements' epochs, volume, value and fees,
+    :func:`wattx.store.settlement.settled_totals`)."""
 
     __tablename__ = "ledger_totals"
 

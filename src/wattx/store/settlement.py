@@ -4,7 +4,7 @@ mints and watermarks, indexed events, and the ledger's aggregates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -527,18 +527,37 @@ async def list_events(
 # -- ledger aggregates --------------------------------------------------------
 
 
+SETTLED_EPOCHS = "settled_epochs"
+SETTLED_VOLUME_WH = "settled_volume_wh"
+SETTLED_VALUE = "settled_value"
+SETTLED_FEES = "settled_fees"
+_SETTLED = (SETTLED_EPOCHS, SETTLED_VOLUME_WH, SETTLED_VALUE, SETTLED_FEES)
+"""The running totals of the confirmed settlements, in :func:`settled_totals`' order."""
+
+
+async def set_outbox_status(session: AsyncSession, row: SettlementOutboxRow, status: str) -> None:
+    """Give an outbox row (locked by this transaction) ``status``, and count it in or out of
+    the confirmed settlements' running totals when it becomes or stops being confirmed
+    (a settlement the chain lost is reopened): every change of status goes through here."""
+    was, now = row.status == OUTBOX_CONFIRMED, status == OUTBOX_CONFIRMED
+    row.status = status
+    if was != now:
+        sign = 1 if now else -1
+        amounts = (1, row.volume_wh, row.value, row.fees)
+        await add_to_ledger_totals(
+            session, {name: sign * amount for name, amount in zip(_SETTLED, amounts, strict=True)}
+        )
+
+
 async def settled_totals(session: AsyncSession) -> tuple[int, int, int, int]:
-    """Confirmed epochs: (epochs, volume Wh, value, fees), from the index
-    ``ix_settlement_outbox_totals`` alone (``count(*)``: SQLite's index does not hold the
-    epoch id, which is not its rowid)."""
-    query = select(
-        func.count(),
-        func.coalesce(func.sum(SettlementOutboxRow.volume_wh), 0),
-        func.coalesce(func.sum(SettlementOutboxRow.value), 0),
-        func.coalesce(func.sum(SettlementOutboxRow.fees), 0),
-    ).where(SettlementOutboxRow.status == OUTBOX_CONFIRMED)
-    epochs, volume, value, fees = (await session.execute(query)).one()
-    return int(epochs), int(volume), int(value), int(fees)
+    """Confirmed epochs: (epochs, volume Wh, value, fees), from their running totals (four
+    rows, whatever the number of settlements; :func:`set_outbox_status` keeps them)."""
+    query = select(LedgerTotalRow.name, LedgerTotalRow.amount).where(
+        LedgerTotalRow.name.in_(_SETTLED)
+    )
+    found = {name: int(amount) for name, amount in (await session.execute(query)).all()}
+    epochs, volume, value, fees = (found.get(name, 0) for name in _SETTLED)
+    return epochs, volume, value, fees
 
 
 async def event_amount_total(session: AsyncSession, name: str) -> int:
@@ -555,8 +574,16 @@ MINTED_WH = "minted_wh"
 async def add_to_ledger_total(session: AsyncSession, name: str, amount: int) -> None:
     """Add ``amount`` to the running total ``name`` (an increment concurrent writers cannot
     lose), inside the transaction that records what it counts."""
+    await add_to_ledger_totals(session, {name: amount})
+
+
+async def add_to_ledger_totals(session: AsyncSession, amounts: Mapping[str, int]) -> None:
+    """Add to several running totals in one statement, in name order (the order every
+    writer of several takes their rows in, so two cannot deadlock each other)."""
     table = LedgerTotalRow.__table__
-    statement = dialect_insert(session)(table).values(name=name, amount=amount)
+    statement = dialect_insert(session)(table).values(
+        [{"name": name, "amount": amounts[name]} for name in sorted(amounts)]
+    )
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[table.c.name],

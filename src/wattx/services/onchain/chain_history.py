@@ -151,7 +151,7 @@ class ChainHistoryCheck:
                 row = await repo.outbox_entry(session, lost_row.epoch_id, lock=self._db.locks_rows)
                 assert row is not None
                 row.last_error = f"the chain lost settlement transaction {row.tx_hash}"
-                row.status = repo.OUTBOX_PENDING
+                await repo.set_outbox_status(session, row, repo.OUTBOX_PENDING)
                 row.tx_hash = None
                 row.gas_used = None
                 # Look for an adoptable settlement on the whole chain: one the node

@@ -399,7 +399,7 @@ class SettlementService:
         async with self._db.write() as session:
             row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
             assert row is not None
-            row.status = repo.OUTBOX_CONFIRMED
+            await repo.set_outbox_status(session, row, repo.OUTBOX_CONFIRMED)
             row.tx_hash = tx_hash
             row.block_number = block
             row.gas_used = gas_used
@@ -446,7 +446,7 @@ class SettlementService:
         async with self._db.write() as session:
             row = await repo.outbox_entry(session, epoch_id, lock=self._db.locks_rows)
             assert row is not None
-            row.status = repo.OUTBOX_FAILED
+            await repo.set_outbox_status(session, row, repo.OUTBOX_FAILED)
             row.attempts += 1
             row.last_error = reason
             await repo.mark_epoch_settlement(session, epoch_id, repo.SETTLEMENT_FAILED)
