@@ -218,6 +218,24 @@ async def test_a_seller_stopping_halfway_refunds_and_pays_imbalance(
     # Delivered energy is what the buyer holds; the seller's undelivered Wh came back.
     assert after[buyer]["energy"]["free"] == sum(o.delivered_wh for o in expected.values())
     await _assert_journal_matches_balances(api)
+    await _assert_delivery_counts_agree(api)
+
+
+async def _assert_delivery_counts_agree(api: ApiClient) -> None:
+    """The operator's count of deliveries per state (running counts, kept as deliveries
+    are made and move) is what counting every delivery gives."""
+    async with api.state.db.read() as session:
+        counted = {
+            state: int(n)
+            for state, n in (
+                await session.execute(
+                    text("SELECT state, count(*) FROM trade_deliveries GROUP BY state")
+                )
+            ).all()
+        }
+    summary = await api.state.delivery.summary()
+    assert summary == counted
+    assert summary, "no delivery was made: nothing was checked"
 
 
 async def _assert_journal_matches_balances(api: ApiClient) -> None:

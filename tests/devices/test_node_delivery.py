@@ -17,6 +17,7 @@ import aiomqtt
 import pytest
 
 from chain_service.flow import Market, assert_books_agree, deposit, mint, record_export
+from devices.test_measured_settlement import _assert_delivery_counts_agree
 from ingest.conftest import SignedMeter, register_meter
 from nodes.conftest import Service, clock, database_url, enrol, pg_url, service, settings
 from nodes.helpers import daemon_running, eventually
@@ -194,5 +195,6 @@ async def test_trade_plan_commands_readings_settlement(
     assert leaf.json()["delivered_wh"] == measured
     for user_id in (market.seller.id, market.buyer.id):
         await assert_books_agree(service.state, user_id)
+    await _assert_delivery_counts_agree(api)
     buyer = await service.state.wallet.wallet(market.buyer.id, with_chain=True)
     assert buyer.energy.free == measured

@@ -28,6 +28,7 @@ from devices.test_measured_settlement import (
     BUYER_CREDIT,
     RETAIL,
     SELLER_CREDIT,
+    _assert_delivery_counts_agree,
     _assert_journal_matches_balances,
     _deliveries,
     _device,
@@ -240,6 +241,7 @@ async def test_the_seller_cancels_and_the_trade_settles_undelivered(
     for user in (market.seller, market.buyer):
         await assert_chain_matches_service(api, user)
     await _assert_journal_matches_balances(api)
+    await _assert_delivery_counts_agree(api)
 
 
 async def test_no_ack_by_the_start_grace_times_out(
@@ -277,6 +279,7 @@ async def test_no_ack_by_the_start_grace_times_out(
         _assert_settled_undelivered(done[trade["id"]], trade, "timeout")
     for user in (setup.market.seller, setup.market.buyer):
         await assert_chain_matches_service(api, user)
+    await _assert_delivery_counts_agree(api)
 
 
 async def test_a_device_refusing_its_setpoint_faults_its_trade(
@@ -307,6 +310,7 @@ async def test_a_device_refusing_its_setpoint_faults_its_trade(
     done = await _deliveries(api, market.seller, setup.epoch_id)
     assert done[setup.trades[0]["id"]]["reason"].startswith("fault: ")
     assert done[setup.trades[1]["id"]]["state"] == "open"
+    await _assert_delivery_counts_agree(api)
 
 
 async def test_a_tripped_device_and_telemetry_against_the_meter(
@@ -377,6 +381,7 @@ async def test_a_tripped_device_and_telemetry_against_the_meter(
     for user in (setup.market.seller, setup.market.buyer):
         await assert_chain_matches_service(api, user)
     await _assert_journal_matches_balances(api)
+    await _assert_delivery_counts_agree(api)
 
 
 async def test_a_seller_short_of_the_refund_never_goes_negative(
@@ -410,6 +415,7 @@ async def test_a_seller_short_of_the_refund_never_goes_negative(
     for user in (market.seller, market.buyer):
         await assert_chain_matches_service(api, user)
     await _assert_journal_matches_balances(api)
+    await _assert_delivery_counts_agree(api)
 
 
 async def test_refused_commands_are_counted(api: ApiClient, tmp_path: Path) -> None:

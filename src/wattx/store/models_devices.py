@@ -66,6 +66,17 @@ class TradeDeliveryRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DeliveryStateCountRow(Base):
+    """How many deliveries are in one state, counted as they are created and move
+    (:mod:`wattx.store.delivery_states`), so the operator's page does not count every
+    delivery ever made."""
+
+    __tablename__ = "delivery_state_counts"
+
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class SellerDeliveryTotalRow(Base):
     """A seller's measured deliveries from one zone, summed as each is measured.
 

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 
-def dialect_insert(session: AsyncSession) -> Any:
+def dialect_insert(session: AsyncSession | Session) -> Any:
     """``insert`` of the session's dialect, for a statement with ``ON CONFLICT``."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, union_all, update
+from sqlalchemy import CursorResult, and_, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.bus.events import Event, EventType
@@ -92,6 +92,8 @@ from wattx.services.measurement.delivery_metrics import DeliveryMetrics
 from wattx.services.principal import Principal
 from wattx.settlement.batch import MeasuredDelivery
 from wattx.store.balances import FEE_ACCOUNT, Asset, balance_for_update, lock_balances
+from wattx.store.chunks import chunks
+from wattx.store.delivery_states import count_moves, state_counts
 from wattx.store.models import BalanceRow, EpochRow, MeterRow, TradeRow, ZoneRow
 from wattx.store.models_devices import DeviceCommandRow, DeviceRow, TradeDeliveryRow
 from wattx.store.models_metering import MeterEpochEnergyRow
@@ -569,6 +571,7 @@ class DeliveryService:
             if (state, event) not in TRANSITIONS:
                 continue
             row.state = advance(state, event).value
+            count_moves(session, [(state.value, row.state)])
             row.reason = f"{event.value}: {reason}"[:200]
             row.updated_at = now
             self.metrics.refunds.labels(event=event.value).inc()
@@ -684,7 +687,7 @@ class DeliveryService:
         ):
             statuses[trade_id or ""].add(status)
         moved: list[tuple[dict[str, Any], frozenset[str]]] = []
-        by_target: dict[DeliveryState, list[str]] = defaultdict(list)
+        by_move: dict[tuple[str, DeliveryState], list[str]] = defaultdict(list)
         for trade_id, epoch_id, current, contracted, buyer, seller in live:
             state = DeliveryState(current)
             if state is DeliveryState.OPEN and statuses.get(trade_id) == {CMD_ACKED}:
@@ -692,21 +695,25 @@ class DeliveryService:
             if state is DeliveryState.FUNDS_LOCKED and now >= self._schedule.epoch(epoch_id).start:
                 state = advance(state, DeliveryEvent.TRANSFER_STARTED)
             if state.value != current:
-                by_target[state].append(trade_id)
+                by_move[(current, state)].append(trade_id)
                 moved.append(
                     (
                         _delivery_data(trade_id, epoch_id, state.value, contracted),
                         frozenset({buyer, seller}),
                     )
                 )
-        for state, ids in by_target.items():
-            for start in range(0, len(ids), 500):
-                await session.execute(
+        for (current, state), ids in by_move.items():
+            for chunk in chunks(ids, 500):
+                # Only those still in the state read above (on PostgreSQL another
+                # transaction may have refunded one since): the counts follow what moved.
+                result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
                     update(TradeDeliveryRow)
-                    .where(TradeDeliveryRow.trade_id.in_(ids[start : start + 500]))
+                    .where(TradeDeliveryRow.trade_id.in_(chunk))
+                    .where(TradeDeliveryRow.state == current)
                     .values(state=state.value, updated_at=now)
                     .execution_options(synchronize_session=False)
                 )
+                count_moves(session, [(current, state.value)] * result.rowcount)
         return moved
 
     async def device_answers_recorded(self) -> int:
@@ -1038,6 +1045,7 @@ class DeliveryService:
                         carriers.append(carrier)
                         device_commands.append(values)
                 # Bulk inserts: thousands of rows without building ORM objects.
+                count_moves(session, [(None, values["state"]) for values in deliveries])
                 for model, values_list in (
                     (TradeDeliveryRow, deliveries),
                     (NodeCommandRow, carriers),
@@ -1254,6 +1262,7 @@ class DeliveryService:
             if outcome is None:
                 continue
             row = rows.get(trade.id)
+            before = None if row is None else row.state
             if row is None:
                 row = TradeDeliveryRow(
                     trade_id=trade.id,
@@ -1275,6 +1284,7 @@ class DeliveryService:
             # what the batch settles; the state stays refunded.
             if state is not DeliveryState.REFUNDED:
                 row.state = advance(state, event).value
+            count_moves(session, [(before, row.state)])
             first = row.delivered_wh is None
             key = (trade.seller, trade.seller_zone)
             total = measured.get(key, DeliveryRecord(0, 0, 0))
@@ -1407,8 +1417,10 @@ class DeliveryService:
         )
         now = self._clock.now()
         for row in rows:
+            before = row.state
             row.state = advance(DeliveryState(row.state), DeliveryEvent.SETTLED).value
             row.updated_at = now
+            count_moves(session, [(before, row.state)])
         return rows
 
     async def publish(
@@ -1465,11 +1477,10 @@ class DeliveryService:
             return [(d, t) for d, t in (await session.execute(query)).all()]
 
     async def summary(self) -> dict[str, int]:
+        """How many deliveries are in each state: a row per state, kept as deliveries are
+        made and move (:mod:`wattx.store.delivery_states`), not a count of them all."""
         async with self._db.read() as session:
-            rows = await session.execute(
-                select(TradeDeliveryRow.state, func.count()).group_by(TradeDeliveryRow.state)
-            )
-            return {state: int(n) for state, n in rows.all()}
+            return await state_counts(session)
 
     # -- events -----------------------------------------------------------------
 
