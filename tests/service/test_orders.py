@@ -44,6 +44,26 @@ async def test_idempotency_key_replays_and_rejects_a_different_body(
     assert (await api.wallet(seller))["energy"] == {"free": 49_000, "locked": 1_000}
 
 
+@pytest.mark.parametrize("key", ["", "k" * 201])
+async def test_an_idempotency_key_out_of_its_length_is_refused_as_the_batch_route_refuses_it(
+    api: ApiClient, market: tuple[User, User], key: str
+) -> None:
+    # The order route reads the header itself (no FastAPI parameter): the same 422 as the
+    # batch route's parameter gives, and nothing is stored.
+    seller, _ = market
+    headers = {**seller.headers, "Idempotency-Key": key}
+    order = {"side": "sell", "qty_wh": 1_000, "limit_price": 90_000, "zone": "main"}
+    single = await api.http.post("/api/v1/orders", json=order, headers=headers)
+    batch = await api.http.post("/api/v1/orders/batch", json={"orders": [order]}, headers=headers)
+    assert_problem(single, 422, "validation_error")
+    assert_problem(batch, 422, "validation_error")
+    (error,) = single.json()["errors"]
+    assert error["loc"] == ["header", "Idempotency-Key"]
+    assert single.json()["errors"] == batch.json()["errors"]
+    assert (await api.http.get("/api/v1/orders", headers=seller.headers)).json()["items"] == []
+    assert (await api.wallet(seller))["energy"] == {"free": 50_000, "locked": 0}
+
+
 async def test_client_order_id_makes_submission_idempotent(
     api: ApiClient, market: tuple[User, User]
 ) -> None:

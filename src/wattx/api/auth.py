@@ -114,6 +114,11 @@ async def _renew(request: Request, state: AppState, refresh_token: str) -> Token
 
 
 async def current_principal(request: Request) -> Principal:
+    return principal_of(request)
+
+
+def principal_of(request: Request) -> Principal:
+    """Who :func:`authorize` found calling (it runs before every route's own dependencies)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise AuthenticationError(HOW_TO_AUTHENTICATE)
