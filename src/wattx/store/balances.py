@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from sqlalchemy import event, select, tuple_
+from sqlalchemy import Table, bindparam, event, inspect, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm.attributes import set_committed_value
 
 from wattx.store.models import BalanceRow
 
@@ -193,6 +194,43 @@ def _new_zero_row(session: AsyncSession, account_id: str, asset: str) -> Balance
     row = BalanceRow(account_id=account_id, asset=asset, free=0, locked=0)
     session.add(row)
     return row
+
+
+_TABLE: Table = BalanceRow.__table__  # type: ignore[assignment]
+_UPDATE = (
+    update(_TABLE)
+    .where(_TABLE.c.account_id == bindparam("b_account"), _TABLE.c.asset == bindparam("b_asset"))
+    .values(free=bindparam("b_free"), locked=bindparam("b_locked"))
+)
+
+
+@event.listens_for(Session, "before_flush")
+def _write_changed_rows(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    """Write the held rows that changed in one statement, both amounts of each, before the
+    session flushes. Left to the flush, they went as one statement per set of changed
+    columns (free and locked, free alone, locked alone): three for most order groups."""
+    held: dict[tuple[str, str], BalanceRow] | None = session.info.get(_HELD_ROWS)
+    if not held:
+        return
+    changed = [
+        row
+        for row in held.values()
+        if (state := inspect(row)).modified and state.persistent  # new rows: the flush's
+    ]
+    if not changed:
+        return
+    # The session's own connection: no ORM event runs again for this statement.
+    session.connection().execute(
+        _UPDATE,
+        [
+            {"b_account": r.account_id, "b_asset": r.asset, "b_free": r.free, "b_locked": r.locked}
+            for r in changed
+        ],
+    )
+    for row in changed:
+        # What the row holds is now what the database holds: nothing left for the flush.
+        set_committed_value(row, "free", row.free)
+        set_committed_value(row, "locked", row.locked)
 
 
 @event.listens_for(Session, "before_commit")
