@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from wattx.store.models_devices import DeliveryStateCountRow
-from wattx.store.upsert import dialect_insert
+from wattx.store.upsert import adding_upsert
 
 _MOVES = "wattx.delivery_states.moves"
 
@@ -56,16 +56,11 @@ def _write_counts(session: Session) -> None:
     changes = sorted((state, n) for state, n in (counts or {}).items() if n)
     if not changes:
         return
-    table = DeliveryStateCountRow.__table__
-    statement = dialect_insert(session)(table).values(
-        [{"state": state, "count": n} for state, n in changes]
-    )
+    table: Table = DeliveryStateCountRow.__table__  # type: ignore[assignment]
     # The session's own connection: no ORM event runs again for this statement.
     session.connection().execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.state],
-            set_={"count": table.c.count + statement.excluded.count},
-        )
+        adding_upsert(session, table, ("state",), ("count",)),
+        [{"state": state, "count": n} for state, n in changes],
     )
 
 

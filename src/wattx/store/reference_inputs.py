@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.store.models import MeterRow
 from wattx.store.models_devices import DeviceRow, SellerDeliveryTotalRow
-from wattx.store.upsert import dialect_insert
+from wattx.store.upsert import adding_upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +84,10 @@ async def add_measured_deliveries(
     """
     if not added:
         return
-    table = SellerDeliveryTotalRow.__table__
-    statement = dialect_insert(session)(table)
+    table: Table = SellerDeliveryTotalRow.__table__  # type: ignore[assignment]
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.seller, table.c.zone],
-            set_={
-                "deliveries": table.c.deliveries + statement.excluded.deliveries,
-                "delivered_wh": table.c.delivered_wh + statement.excluded.delivered_wh,
-                "contracted_wh": table.c.contracted_wh + statement.excluded.contracted_wh,
-            },
+        adding_upsert(
+            session, table, ("seller", "zone"), ("deliveries", "delivered_wh", "contracted_wh")
         ),
         [
             {

@@ -26,7 +26,7 @@ from wattx.store.models_settlement import (
     RetirementRow,
     SettlementOutboxRow,
 )
-from wattx.store.upsert import dialect_insert
+from wattx.store.upsert import adding_upsert, dialect_insert
 
 OUTBOX_PENDING = "pending"
 OUTBOX_CONFIRMED = "confirmed"
@@ -580,15 +580,10 @@ async def add_to_ledger_total(session: AsyncSession, name: str, amount: int) -> 
 async def add_to_ledger_totals(session: AsyncSession, amounts: Mapping[str, int]) -> None:
     """Add to several running totals in one statement, in name order (the order every
     writer of several takes their rows in, so two cannot deadlock each other)."""
-    table = LedgerTotalRow.__table__
-    statement = dialect_insert(session)(table).values(
-        [{"name": name, "amount": amounts[name]} for name in sorted(amounts)]
-    )
+    table: Table = LedgerTotalRow.__table__  # type: ignore[assignment]
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.name],
-            set_={"amount": table.c.amount + statement.excluded.amount},
-        )
+        adding_upsert(session, table, ("name",), ("amount",)),
+        [{"name": name, "amount": amounts[name]} for name in sorted(amounts)],
     )
 
 

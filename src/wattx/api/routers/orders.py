@@ -53,7 +53,7 @@ _KEY_PARAMETER = {
     "in": "header",
     "required": False,
     "description": _KEY_DESCRIPTION,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "title": IDEMPOTENCY_KEY},
+    "schema": {**_valid_key.json_schema(), "title": IDEMPOTENCY_KEY},
 }
 """The header as :data:`IdempotencyKey` documents it, for a route that reads it itself."""
 
