@@ -1,12 +1,15 @@
 """Balance rows a write transaction holds are written in one statement when the session
 flushes, both amounts of each row, instead of one statement per set of changed columns;
-a row changed again after a flush is written again, and new rows are still inserted."""
+a row changed again after a flush is written again, and new rows are still inserted.
+Written rows leave the flush nothing to do, and reading more rows to lock them does not
+write the held ones first: the commit does, once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from wattx.store import upgrade_to_head
 from wattx.store.balances import Asset, balance_for_update, lock_balances
@@ -67,6 +70,50 @@ async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it
             "d": (1_000, 100),
             "e": (3, 0),
         }
+    finally:
+        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
+        await db.dispose()
+
+
+async def test_written_rows_leave_the_flush_no_work_and_locking_more_rows_writes_nothing(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    updates: list[str] = []
+    flushes: list[int] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lower().lstrip().startswith("update balances"):
+            updates.append(statement)
+
+    def flushed(_session: Session, _context: Any) -> None:
+        flushes.append(1)
+
+    try:
+        await upgrade_to_head(db)
+        async with db.write() as session:
+            session.add_all(
+                BalanceRow(account_id=a, asset="credit", free=1_000, locked=0) for a in "abc"
+            )
+        event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
+        async with db.write() as session:
+            event.listen(session.sync_session, "after_flush", flushed)
+            await lock_balances(session, map(_credit, "a"), lock=db.locks_rows)
+            held = await balance_for_update(session, "a", Asset.CREDIT, lock=db.locks_rows)
+            held.free -= 10
+            held.locked += 10
+            # Reading (and locking) other rows: the held row is not written for it.
+            await lock_balances(session, map(_credit, "bc"), lock=db.locks_rows)
+            assert updates == []
+            other = await balance_for_update(session, "b", Asset.CREDIT, lock=db.locks_rows)
+            other.free += 10
+            # A flush: both rows in one statement, and nothing left for the flush itself.
+            await session.flush()
+            assert len(updates) == 1, updates
+            assert flushes == [], "the flush had work after the held rows were written"
+            assert not session.dirty
+        assert len(updates) == 1, updates
+        assert await _amounts(db) == {"a": (990, 10), "b": (1_010, 0), "c": (1_000, 0)}
     finally:
         event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
         await db.dispose()

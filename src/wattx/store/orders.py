@@ -188,6 +188,13 @@ def copy_fill_state(row: OrderRecord, order: Order, at: datetime) -> None:
     row.updated_at = at
 
 
+# Built once, as every group of orders reads the resting orders its trades touched.
+_SELECT_ORDERS = (
+    select(OrderRow).where(OrderRow.id.in_(bindparam("ids", expanding=True))).order_by(OrderRow.id)
+)
+_LOCK_ORDERS = _SELECT_ORDERS.with_for_update()
+
+
 async def orders_for_update(
     session: AsyncSession, order_ids: Sequence[str], *, lock: bool
 ) -> dict[str, OrderRecord]:
@@ -195,13 +202,11 @@ async def orders_for_update(
     found = {order_id: held[order_id] for order_id in order_ids if order_id in held}
     missing = sorted(order_id for order_id in order_ids if order_id not in held)
     if missing:
-        query = select(OrderRow).where(OrderRow.id.in_(missing)).order_by(OrderRow.id)
-        if lock:
-            query = query.with_for_update()
+        query = _LOCK_ORDERS if lock else _SELECT_ORDERS
         # Rows not held are older than this transaction: what it changed so far can
         # wait for the commit's flush instead of a flush of its own here.
         with session.no_autoflush:
-            for row in await session.scalars(query):
+            for row in await session.scalars(query, {"ids": missing}):
                 found[row.id] = row
                 held[row.id] = row
     return found
