@@ -45,9 +45,18 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every body: json.loads with these options built a new one for each.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def loads(body: bytes | str) -> Any:
-    """Decode a JSON text strictly: no non-finite numbers."""
-    return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    """Decode a JSON text strictly: no non-finite numbers. Otherwise as :func:`json.loads`."""
+    if isinstance(body, bytes):
+        # As json.loads reads bytes: UTF-8, -16 or -32, told by the first bytes.
+        body = body.decode(json.detect_encoding(body), "surrogatepass")
+    elif body.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+    return _DECODER.decode(body)
 
 
 def control_character_at(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:

@@ -219,10 +219,11 @@ def _write_changed_rows(session: Session, _flush: UOWTransaction, _instances: ob
     held: dict[tuple[str, str], BalanceRow] | None = session.info.get(_HELD_ROWS)
     if not held:
         return
+    # Persistent rows (with a key) only: a new row is the flush's to insert.
     changed = [
-        row
+        state
         for row in held.values()
-        if (state := instance_state(row)).modified and state.persistent  # new: the flush's
+        if (state := instance_state(row)).modified and state.key is not None
     ]
     if not changed:
         return
@@ -230,15 +231,19 @@ def _write_changed_rows(session: Session, _flush: UOWTransaction, _instances: ob
     session.connection().execute(
         _UPDATE,
         [
-            {"b_account": r.account_id, "b_asset": r.asset, "b_free": r.free, "b_locked": r.locked}
-            for r in changed
+            {
+                "b_account": values["account_id"],
+                "b_asset": values["asset"],
+                "b_free": values["free"],
+                "b_locked": values["locked"],
+            }
+            for values in (state.dict for state in changed)
         ],
     )
     # What the rows hold is now what the database holds: they leave the flush's work
     # (the row's only other columns are its key), which then has none for them at all.
-    states = [instance_state(row) for row in changed]
     InstanceState._commit_all_states(
-        [(state, state.dict) for state in states], session.identity_map
+        [(state, state.dict) for state in changed], session.identity_map
     )
 
 
