@@ -6,6 +6,8 @@ write the held ones first: the commit does, once."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, select
@@ -27,9 +29,12 @@ async def _amounts(db: Database) -> dict[str, tuple[int, int]]:
         return {row.account_id: (row.free, row.locked) for row in rows}
 
 
-async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it_changes(
-    database_url: str,
-) -> None:
+@contextlib.asynccontextmanager
+async def _balances(
+    database_url: str, accounts: str, *, free: int, locked: int
+) -> AsyncIterator[tuple[Database, list[str]]]:
+    """A migrated database with a credit balance for each of ``accounts``, and the list
+    of the ``UPDATE balances`` statements it runs from then on."""
     db = Database(database_url)
     updates: list[str] = []
 
@@ -37,13 +42,25 @@ async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it
         if statement.lower().lstrip().startswith("update balances"):
             updates.append(statement)
 
+    engine = db.write_engine.sync_engine
     try:
         await upgrade_to_head(db)
         async with db.write() as session:
             session.add_all(
-                BalanceRow(account_id=a, asset="credit", free=1_000, locked=100) for a in "abcd"
+                BalanceRow(account_id=a, asset="credit", free=free, locked=locked) for a in accounts
             )
-        event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
+        event.listen(engine, "before_cursor_execute", record)
+        yield db, updates
+    finally:
+        if event.contains(engine, "before_cursor_execute", record):
+            event.remove(engine, "before_cursor_execute", record)
+        await db.dispose()
+
+
+async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it_changes(
+    database_url: str,
+) -> None:
+    async with _balances(database_url, "abcd", free=1_000, locked=100) as (db, updates):
         async with db.write() as session:
             await lock_balances(session, map(_credit, "abcd"), lock=db.locks_rows)
             # Held now: no statement to hand them out.
@@ -70,32 +87,17 @@ async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it
             "d": (1_000, 100),
             "e": (3, 0),
         }
-    finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
-        await db.dispose()
 
 
 async def test_written_rows_leave_the_flush_no_work_and_locking_more_rows_writes_nothing(
     database_url: str,
 ) -> None:
-    db = Database(database_url)
-    updates: list[str] = []
     flushes: list[int] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if statement.lower().lstrip().startswith("update balances"):
-            updates.append(statement)
 
     def flushed(_session: Session, _context: Any) -> None:
         flushes.append(1)
 
-    try:
-        await upgrade_to_head(db)
-        async with db.write() as session:
-            session.add_all(
-                BalanceRow(account_id=a, asset="credit", free=1_000, locked=0) for a in "abc"
-            )
-        event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
+    async with _balances(database_url, "abc", free=1_000, locked=0) as (db, updates):
         async with db.write() as session:
             event.listen(session.sync_session, "after_flush", flushed)
             await lock_balances(session, map(_credit, "a"), lock=db.locks_rows)
@@ -114,6 +116,3 @@ async def test_written_rows_leave_the_flush_no_work_and_locking_more_rows_writes
             assert not session.dirty
         assert len(updates) == 1, updates
         assert await _amounts(db) == {"a": (990, 10), "b": (1_010, 0), "c": (1_000, 0)}
-    finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
-        await db.dispose()
