@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from wattx.private_files import touch_private_file
+from wattx.store.sqlite_driver import ONE_TRIP_DBAPI
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -198,7 +199,13 @@ def _sqlite_engine(
     url: str, *, begin: str, echo: bool, pragmas: tuple[str, ...] = (), **pool: int
 ) -> AsyncEngine:
     engine = create_async_engine(
-        url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}, **pool
+        url,
+        echo=echo,
+        hide_parameters=True,
+        connect_args={"timeout": 30},
+        # One trip to aiosqlite's thread a statement, not three or four (sqlite_driver).
+        module=ONE_TRIP_DBAPI,
+        **pool,
     )
 
     # pysqlite's own transaction handling is switched off so that SQLAlchemy
