@@ -125,4 +125,3 @@ class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
 
 ONE_TRIP_DBAPI = OneTripDbapi(aiosqlite, sqlite3)
 """The ``module`` of this process's SQLite engines."""
-
