@@ -196,3 +196,10 @@ def test_an_unknown_version_has_its_own_code(signer: MeterSigner, version: int) 
     with pytest.raises(UnsupportedFormatVersionError) as caught:
         parse_reading_batch(document)
     assert caught.value.code == "unsupported_format_version"
+
+
+@pytest.mark.parametrize("text", [b"[" * 200_000, b'{"readings": ' * 1_001 + b"1" + b"}" * 1_001])
+def test_deep_nesting_is_malformed_before_it_is_decoded(text: bytes) -> None:
+    # The decoder would recurse into it as deep as the process's raised recursion limit.
+    with pytest.raises(MalformedReadingBatchError, match="nested deeper than 1000"):
+        decode_reading_batch(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from wattx.nodes.frames import (
     FrameError,
     HeartbeatFrame,
     ReadingsFrame,
+    decode_service_frame,
     encode,
     parse_node_frame,
 )
@@ -97,6 +99,14 @@ def test_bad_frames_carry_their_close_code(raw: str | bytes, code: CloseCode) ->
     with pytest.raises(FrameError) as refused:
         parse_node_frame(raw, max_bytes=1000)
     assert refused.value.close_code == code
+
+
+@pytest.mark.parametrize("parse", [parse_node_frame, decode_service_frame])
+def test_deep_frames_are_malformed_before_they_are_decoded(parse: Any) -> None:
+    # 200,000 brackets: deep enough to overflow the C stack at the process's recursion limit.
+    with pytest.raises(FrameError) as refused:
+        parse("[" * 200_000)
+    assert refused.value.close_code == CloseCode.MALFORMED_FRAME
 
 
 def test_health_follows_missed_heartbeats() -> None:

@@ -87,6 +87,26 @@ async def test_malformed_json_and_oversize_body(api: ApiClient, trader: User) ->
     assert await _snapshot(api, trader) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "depth"),
+    [("/api/v1/orders", 30_000), ("/api/v1/orders/batch", 120_000), ("/api/v1/zones", 30_000)],
+)
+@pytest.mark.parametrize("signed_in", [True, False], ids=["signed in", "anonymous"])
+async def test_deep_nesting_is_refused_before_it_is_decoded(
+    api: ApiClient, trader: User, path: str, depth: int, signed_in: bool
+) -> None:
+    """Nesting the service's recursion limit (raised by the chain's libraries) does not
+    stop: 240 KB of ``[`` to the batch route used to crash the whole process."""
+    before = await _snapshot(api, trader)
+    headers = {**(trader.headers if signed_in else {}), "Content-Type": "application/json"}
+    deep = await api.http.post(path, content=b"[" * depth + b"]" * depth, headers=headers)
+    assert_problem(deep, 422, "validation_error")
+    assert deep.json()["errors"] == [
+        {"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}
+    ]
+    assert await _snapshot(api, trader) == before
+
+
 async def test_unknown_ids_and_routes(api: ApiClient, trader: User) -> None:
     assert_problem(
         await api.http.get("/api/v1/orders/nope", headers=trader.headers), 404, "order_not_found"

@@ -2,7 +2,8 @@
 
 - JSON bodies are JSON: ``NaN``, ``Infinity``, ``-Infinity`` and numbers too
   large for a double are refused when the body is parsed (Python's decoder
-  would accept them, and nothing could answer with them afterwards).
+  would accept them, and nothing could answer with them afterwards), and so are
+  arrays and objects nested more than 1,000 deep (``wattx.domain.json_text``).
 - Text carries no control characters where they mean nothing: none at all in
   the path and the query parameters, and none but tab, line feed and carriage
   return in the strings (member names included) of a JSON body. NUL in
@@ -27,6 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wattx.api.problems import problem_response
+from wattx.domain.json_text import check_nesting, text_of
 
 _CONTROL_IN_JSON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
@@ -50,13 +52,13 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite
 
 
 def loads(body: bytes | str) -> Any:
-    """Decode a JSON text strictly: no non-finite numbers. Otherwise as :func:`json.loads`."""
-    if isinstance(body, bytes):
-        # As json.loads reads bytes: UTF-8, -16 or -32, told by the first bytes.
-        body = body.decode(json.detect_encoding(body), "surrogatepass")
-    elif body.startswith("\ufeff"):
+    """Decode a JSON text strictly: no non-finite numbers, no nesting deeper than
+    :data:`~wattx.domain.json_text.MAX_NESTING`. Otherwise as :func:`json.loads`."""
+    if isinstance(body, str) and body.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
-    return _DECODER.decode(body)
+    text = text_of(body)
+    check_nesting(text)
+    return _DECODER.decode(text)
 
 
 def control_character_at(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from wattx.domain.json_text import check_nesting, text_of
+
 FRAME_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024
 MAX_BATCHES_PER_FRAME = 100
@@ -109,7 +111,9 @@ def parse_node_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> N
                 CloseCode.FRAME_TOO_LARGE, f"frame of {size} bytes exceeds {max_bytes}"
             )
     try:
-        doc = json.loads(raw)
+        text = text_of(raw)
+        check_nesting(text)
+        doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict):
@@ -236,7 +240,9 @@ def encode(kind: str, **fields: Any) -> str:
 def decode_service_frame(raw: str | bytes) -> dict[str, Any]:
     """A frame from the service, as the node reads it: a versioned object with a type."""
     try:
-        doc = json.loads(raw)
+        text = text_of(raw)
+        check_nesting(text)
+        doc = json.loads(text)
     except ValueError as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
