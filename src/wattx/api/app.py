@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.routing import Route, WebSocketRoute
 
 from wattx.api.auth import authorize
+from wattx.api.direct_route import DirectBodyRoute, strict_content_type
 from wattx.api.docs import install_docs
 from wattx.api.input import StrictJsonRoute, UrlTextMiddleware
 from wattx.api.logging import configure_logging
@@ -298,6 +299,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, registry=registry)
     check_complete(route_rules(app))
     check_strict_json(app)
+    check_direct_routes(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -335,6 +337,20 @@ def check_strict_json(app: FastAPI) -> None:
     ]
     if lax:
         raise RuntimeError(f"routes without StrictJsonRoute: {', '.join(lax)}")
+
+
+def check_direct_routes(app: FastAPI) -> None:
+    """A :class:`DirectBodyRoute` calls ``authorize`` and no other route-wide dependency,
+    and decodes only bodies with a JSON content type: raise if one of the routers it is
+    reached through carries another dependency or decodes other bodies."""
+    routers = [app.router, _api_router()]
+    routers += [r for r in API_ROUTERS if any(isinstance(x, DirectBodyRoute) for x in r.routes)]
+    others = {d.dependency for r in routers for d in r.dependencies} - {authorize}
+    if others:
+        names = ", ".join(sorted(getattr(d, "__name__", repr(d)) for d in others))
+        raise RuntimeError(f"route-wide dependencies a DirectBodyRoute would skip: {names}")
+    if not all(strict_content_type(r) for r in routers):
+        raise RuntimeError("a DirectBodyRoute leaves a body without a JSON content type undecoded")
 
 
 async def _start_services(
