@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wattx.api.problems import problem_response
-from wattx.domain.json_text import check_nesting, text_of
+from wattx.domain.json_text import checked_text
 
 _CONTROL_IN_JSON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
@@ -56,9 +56,7 @@ def loads(body: bytes | str) -> Any:
     :data:`~wattx.domain.json_text.MAX_NESTING`. Otherwise as :func:`json.loads`."""
     if isinstance(body, str) and body.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
-    text = text_of(body)
-    check_nesting(text)
-    return _DECODER.decode(text)
+    return _DECODER.decode(checked_text(body))
 
 
 def control_character_at(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:

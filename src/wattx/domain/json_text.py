@@ -33,6 +33,14 @@ def text_of(document: bytes | str) -> str:
     return document.decode(json.detect_encoding(document), "surrogatepass")
 
 
+def checked_text(document: bytes | str) -> str:
+    """:func:`text_of` the document, held to :data:`MAX_NESTING` (:func:`check_nesting`):
+    what every decoder of outside JSON is given."""
+    text = text_of(document)
+    check_nesting(text)
+    return text
+
+
 def check_nesting(text: str, limit: int = MAX_NESTING) -> None:
     """Raise ``json.JSONDecodeError`` if ``text`` nests more than ``limit`` arrays and
     objects. Brackets in strings do not count; the text need not be valid JSON (the

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from wattx.domain.json_text import check_nesting, text_of
+from wattx.domain.json_text import checked_text
 from wattx.metering.canonical import canonical_reading_bytes, reading_members
 from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatVersionError
 from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading_values
@@ -33,10 +33,8 @@ _READING_MEMBERS = _READING_REQUIRED | _READING_OPTIONAL
 def decode_reading_batch(document: bytes | str) -> ReadingBatch:
     """Parse a reading batch from its JSON text."""
     try:
-        text = text_of(document)
-        check_nesting(text)
         decoded = json.loads(
-            text,
+            checked_text(document),
             object_pairs_hook=_reject_duplicate_members,
             parse_constant=_reject_constant,
             parse_float=_finite_float,

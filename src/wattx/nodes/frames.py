@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from wattx.domain.json_text import check_nesting, text_of
+from wattx.domain.json_text import checked_text
 
 FRAME_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024
@@ -111,9 +111,7 @@ def parse_node_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> N
                 CloseCode.FRAME_TOO_LARGE, f"frame of {size} bytes exceeds {max_bytes}"
             )
     try:
-        text = text_of(raw)
-        check_nesting(text)
-        doc = json.loads(text)
+        doc = json.loads(checked_text(raw))
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict):
@@ -240,9 +238,7 @@ def encode(kind: str, **fields: Any) -> str:
 def decode_service_frame(raw: str | bytes) -> dict[str, Any]:
     """A frame from the service, as the node reads it: a versioned object with a type."""
     try:
-        text = text_of(raw)
-        check_nesting(text)
-        doc = json.loads(text)
+        doc = json.loads(checked_text(raw))
     except ValueError as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
