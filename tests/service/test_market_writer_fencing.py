@@ -72,11 +72,12 @@ async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_nev
 ) -> None:
     now = state.clock.now()
     async with state.db.write() as session:
-        answered = await writer_repo.add(session, "sender", "{}", now)
-        withdrawn = await writer_repo.add(session, "sender", "{}", now)
+        answered, withdrawn = await writer_repo.add_many(
+            session, [("sender", "{}"), ("sender", "{}")], now
+        )
     # Nothing to take before the writer answers: the row stays pending for it.
     async with state.db.write() as session:
-        assert await writer_repo.take_answer(session, answered) is None
+        assert await writer_repo.take_answers(session, [answered]) == {}
     async with state.db.read() as session:
         assert await writer_repo.answered(session, [answered]) == set()
         pending = await writer_repo.pending(session, excluding=[], limit=10)
@@ -90,10 +91,12 @@ async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_nev
         await writer_repo.answer(session, {answered: '["the answer"]'}, now)
     assert await late is False
     async with state.db.write() as session:
-        assert await writer_repo.take_answer(session, answered) == '["the answer"]'
+        # Asked with a pending row: only the answered one is taken (and deleted).
+        taken = await writer_repo.take_answers(session, [withdrawn, answered])
+        assert taken == {answered: '["the answer"]'}
     async with state.db.write() as session:
         # Taken once: the row went with the answer.
-        assert await writer_repo.take_answer(session, answered) is None
+        assert await writer_repo.take_answers(session, [answered]) == {}
     async with state.db.read() as session:
         assert await session.get(MarketInboxRow, answered) is None
 
@@ -102,7 +105,7 @@ async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_nev
     async with state.db.write() as session:
         assert await writer_repo.lock_pending(session, [withdrawn]) == set()
     async with state.db.write() as session:
-        assert await writer_repo.take_answer(session, withdrawn) is None
+        assert await writer_repo.take_answers(session, [withdrawn]) == {}
 
 
 async def _abandon(state: AppState, inbox_id: int) -> bool:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
 import asyncpg
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,8 @@ RELOAD_CHANNEL = "wattx_market_reload"
 PENDING = "pending"
 DONE = "done"
 ABANDONED = "abandoned"
+
+_INBOX = cast(Table, MarketInboxRow.__table__)
 
 
 class WriterLink:
@@ -163,11 +166,21 @@ async def notify(session: AsyncSession, channel: str, payload: str) -> None:
 # the inbox -----------------------------------------------------------------------------
 
 
-async def add(session: AsyncSession, owner_id: str, payload: str, at: datetime) -> int:
-    row = MarketInboxRow(owner_id=owner_id, payload=payload, status=PENDING, created_at=at)
-    session.add(row)
-    await session.flush()
-    return row.id
+async def add_many(
+    session: AsyncSession, submissions: Sequence[tuple[str, str]], at: datetime
+) -> list[int]:
+    """Add pending rows, one per ``(owner_id, payload)``, in one statement; their ids in
+    the same order."""
+    if not submissions:
+        return []
+    ids = await session.scalars(
+        insert(_INBOX).returning(_INBOX.c.id, sort_by_parameter_order=True),
+        [
+            {"owner_id": owner, "payload": payload, "status": PENDING, "created_at": at}
+            for owner, payload in submissions
+        ],
+    )
+    return list(ids)
 
 
 async def pending(
@@ -204,13 +217,20 @@ async def answer(session: AsyncSession, answers: dict[int, str], at: datetime) -
     tell the senders when it commits."""
     if not answers:
         return
-    for inbox_id, response in answers.items():
-        await session.execute(
-            update(MarketInboxRow)
-            .where(MarketInboxRow.id == inbox_id)
-            .values(status=DONE, response=response, done_at=at)
-        )
+    # One statement for all (executemany): the writer's transaction holds the market's
+    # locks, and a statement per row was a round trip per forwarded request in it.
+    await session.execute(
+        _ANSWER,
+        [{"inbox_id": i, "answer": response, "at": at} for i, response in answers.items()],
+    )
     await notify(session, DONE_CHANNEL, ",".join(str(i) for i in answers))
+
+
+_ANSWER = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("inbox_id"))
+    .values(status=DONE, response=bindparam("answer"), done_at=bindparam("at"))
+)
 
 
 async def answered(session: AsyncSession, ids: Iterable[int]) -> set[int]:
@@ -234,20 +254,22 @@ async def abandon(session: AsyncSession, inbox_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-async def take_answer(session: AsyncSession, inbox_id: int) -> str | None:
-    """The writer's answer to a row, deleting the row in the same statement
-    (``DELETE ... RETURNING``); None if the row has no answer (and it is kept).
+async def take_answers(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The writer's answers to these rows, deleting the answered rows in the same
+    statement (``DELETE ... RETURNING``); a row without an answer is left out (and kept).
 
     Only an answered row is deleted: a pending one stays for the writer, and the
     sender withdraws it with :func:`abandon` (which the writer's
     :func:`lock_pending` orders against), never here.
     """
-    response = await session.scalar(
-        delete(MarketInboxRow)
-        .where(MarketInboxRow.id == inbox_id, MarketInboxRow.status == DONE)
-        .returning(MarketInboxRow.response)
+    if not ids:
+        return {}
+    taken = await session.execute(
+        delete(_INBOX)
+        .where(_INBOX.c.id.in_(list(ids)), _INBOX.c.status == DONE)
+        .returning(_INBOX.c.id, _INBOX.c.response)
     )
-    return None if response is None else str(response)
+    return {inbox_id: str(response) for inbox_id, response in taken}
 
 
 async def forget(session: AsyncSession, inbox_id: int) -> None:

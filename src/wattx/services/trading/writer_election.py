@@ -30,6 +30,7 @@ import structlog
 from wattx.domain import DomainError
 from wattx.domain.epochs import EpochClock
 from wattx.services.errors import NotMarketWriterError
+from wattx.services.grouped_calls import GroupedCalls
 from wattx.services.periodic import PeriodicTask
 from wattx.services.principal import Principal, Role, UserStatus
 from wattx.services.trading.market import (
@@ -77,6 +78,9 @@ class MarketWriterElection(PeriodicTask):
         self._wake = asyncio.Event()
         self._claimer: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[None]] = set()
+        # Forwards made at the same time share their transactions (a group commit).
+        self._send = GroupedCalls(self._send_group)
+        self._take = GroupedCalls(self._take_group)
         market.follow(self.forward, self._tell_writer_zones_changed)
 
     @property
@@ -151,10 +155,8 @@ class MarketWriterElection(PeriodicTask):
                 "keys": list(keys),
             }
         )
-        async with self._db.write() as session:
-            inbox_id = await writer_repo.add(session, principal.user_id, payload, self._clock.now())
-            await writer_repo.notify(session, writer_repo.INBOX_CHANNEL, str(inbox_id))
-        done = self._waiting[inbox_id] = asyncio.get_running_loop().create_future()
+        inbox_id = await self._send((principal.user_id, payload))
+        done = self._waiting[inbox_id]
         try:
             async with asyncio.timeout(self._forward_timeout_s):
                 await asyncio.shield(done)
@@ -169,11 +171,33 @@ class MarketWriterElection(PeriodicTask):
                 ) from None
         finally:
             self._waiting.pop(inbox_id, None)
-        async with self._db.write() as session:
-            response = await writer_repo.take_answer(session, inbox_id)
+        response = await self._take(inbox_id)
         if response is None:
             raise NotMarketWriterError("the market writer's answer is missing")
         return [outcome_from_json(raw) for raw in json.loads(response)]
+
+    async def _send_group(self, submissions: Sequence[tuple[str, str]]) -> list[int]:
+        """The inbox rows of concurrent forwards, added and committed together, the writer
+        woken once; each row's answer awaited from before its commit (so none is missed)."""
+        loop = asyncio.get_running_loop()
+        ids: list[int] = []
+        try:
+            async with self._db.write() as session:
+                ids = await writer_repo.add_many(session, submissions, self._clock.now())
+                for inbox_id in ids:
+                    self._waiting[inbox_id] = loop.create_future()
+                await writer_repo.notify(session, writer_repo.INBOX_CHANNEL, str(ids[-1]))
+        except BaseException:
+            for inbox_id in ids:
+                self._waiting.pop(inbox_id, None)
+            raise
+        return ids
+
+    async def _take_group(self, inbox_ids: Sequence[int]) -> list[str | None]:
+        """The answers of rows the writer answered, taken (and deleted) together."""
+        async with self._db.write() as session:
+            taken = await writer_repo.take_answers(session, inbox_ids)
+        return [taken.get(inbox_id) for inbox_id in inbox_ids]
 
     async def _poll_answers(self) -> None:
         """Should a notification be missed (a reconnect), find answers by reading."""
