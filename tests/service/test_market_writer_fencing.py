@@ -4,6 +4,7 @@ nothing more, whatever it was doing (docs/operations.md, "Scaling out")."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from service.client import ApiClient
 from service.helpers import FLAT_ZONE, assert_problem
 from wattx.api.state import AppState
 from wattx.services.principal import Role
+from wattx.services.trading.writer_election import MarketWriterElection
 from wattx.store import market_writer as writer_repo
 from wattx.store.models import MarketInboxRow, MarketWriterRow, OrderRow
 
@@ -67,7 +69,7 @@ async def test_a_writer_whose_term_was_taken_over_commits_nothing(
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_never_placed(
+async def test_a_forwarded_row_is_either_answered_and_read_or_withdrawn_and_never_placed(
     state: AppState,
 ) -> None:
     now = state.clock.now()
@@ -75,10 +77,9 @@ async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_nev
         answered, withdrawn = await writer_repo.add_many(
             session, [("sender", "{}"), ("sender", "{}")], now
         )
-    # Nothing to take before the writer answers: the row stays pending for it.
-    async with state.db.write() as session:
-        assert await writer_repo.take_answers(session, [answered]) == {}
+    # Nothing to read before the writer answers: the row stays pending for it.
     async with state.db.read() as session:
+        assert await writer_repo.answers(session, [answered]) == {}
         assert await writer_repo.answered(session, [answered]) == set()
         pending = await writer_repo.pending(session, excluding=[], limit=10)
         assert [row.id for row in pending] == [answered, withdrawn]
@@ -90,22 +91,60 @@ async def test_a_forwarded_row_is_either_answered_and_taken_or_withdrawn_and_nev
         late = asyncio.create_task(_abandon(state, answered))
         await writer_repo.answer(session, {answered: '["the answer"]'}, now)
     assert await late is False
-    async with state.db.write() as session:
-        # Asked with a pending row: only the answered one is taken (and deleted).
-        taken = await writer_repo.take_answers(session, [withdrawn, answered])
-        assert taken == {answered: '["the answer"]'}
-    async with state.db.write() as session:
-        # Taken once: the row went with the answer.
-        assert await writer_repo.take_answers(session, [answered]) == {}
     async with state.db.read() as session:
-        assert await session.get(MarketInboxRow, answered) is None
+        # Asked with a pending row: only the answered one has an answer.
+        found = await writer_repo.answers(session, [withdrawn, answered])
+        assert found == {answered: '["the answer"]'}
 
     # Withdrawn first: the writer finds nothing to place, and there is no answer.
     assert await _abandon(state, withdrawn) is True
     async with state.db.write() as session:
         assert await writer_repo.lock_pending(session, [withdrawn]) == set()
+    async with state.db.read() as session:
+        assert await writer_repo.answers(session, [withdrawn]) == {}
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_sweep_deletes_answered_and_withdrawn_rows_added_before_the_horizon_only(
+    state: AppState,
+) -> None:
+    now = state.clock.now()
+    old, recent = now - timedelta(minutes=10), now - timedelta(seconds=5)
     async with state.db.write() as session:
-        assert await writer_repo.take_answers(session, [withdrawn]) == {}
+        old_done, old_withdrawn, old_pending = await writer_repo.add_many(
+            session, [("sender", "{}")] * 3, old
+        )
+        (recent_done,) = await writer_repo.add_many(session, [("sender", "{}")], recent)
+        await writer_repo.answer(session, {old_done: "[]", recent_done: "[]"}, now)
+    assert await _abandon(state, old_withdrawn) is True
+
+    async with state.db.write() as session:
+        assert await writer_repo.sweep(session, now - timedelta(minutes=1)) == 2
+    async with state.db.read() as session:
+        left = set(await session.scalars(select(MarketInboxRow.id)))
+    # A pending row stays whatever its age (the writer still places it), and so does
+    # a row added after the horizon (its sender may not have read its answer yet).
+    assert left == {old_pending, recent_done}
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_elected_writer_sweeps_the_inbox_in_its_rounds(state: AppState) -> None:
+    await _raise_term(state, "before")  # the writer row (emptied between tests)
+    now = state.clock.now()
+    async with state.db.write() as session:
+        (done,) = await writer_repo.add_many(session, [("sender", "{}")], now - timedelta(hours=1))
+        await writer_repo.answer(session, {done: "[]"}, now)
+    election = MarketWriterElection(
+        state.db, state.market, state.clock, tick_s=1.0, forward_timeout_s=15.0, candidate=True
+    )
+    try:
+        await election.run_round()  # takes the lock and becomes the writer
+        assert election.is_writer
+        await election.run_round()  # the writer's round: the hour-old answered row goes
+        async with state.db.read() as session:
+            assert await session.get(MarketInboxRow, done) is None
+    finally:
+        await election.stop()
 
 
 async def _abandon(state: AppState, inbox_id: int) -> bool:

@@ -254,22 +254,34 @@ async def abandon(session: AsyncSession, inbox_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-async def take_answers(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
-    """The writer's answers to these rows, deleting the answered rows in the same
-    statement (``DELETE ... RETURNING``); a row without an answer is left out (and kept).
+async def answers(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The writer's answers to these rows; a row without an answer is left out.
 
-    Only an answered row is deleted: a pending one stays for the writer, and the
-    sender withdraws it with :func:`abandon` (which the writer's
-    :func:`lock_pending` orders against), never here.
+    A read: the rows stay until :func:`sweep` (a delete per answer was a commit per
+    group of forwarded requests, on the sender's way to its callers).
     """
     if not ids:
         return {}
-    taken = await session.execute(
-        delete(_INBOX)
-        .where(_INBOX.c.id.in_(list(ids)), _INBOX.c.status == DONE)
-        .returning(_INBOX.c.id, _INBOX.c.response)
+    found = await session.execute(
+        select(_INBOX.c.id, _INBOX.c.response).where(
+            _INBOX.c.id.in_(list(ids)), _INBOX.c.status == DONE
+        )
     )
-    return {inbox_id: str(response) for inbox_id, response in taken}
+    return {inbox_id: str(response) for inbox_id, response in found}
+
+
+async def sweep(session: AsyncSession, created_before: datetime) -> int:
+    """Delete answered and withdrawn rows added before ``created_before``; how many.
+
+    Pending rows stay whatever their age: the writer places them (their sender may
+    be gone, the request is not), and once answered they go with a later sweep.
+    """
+    result = await session.execute(
+        delete(_INBOX).where(
+            _INBOX.c.status.in_((DONE, ABANDONED)), _INBOX.c.created_at < created_before
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 async def forget(session: AsyncSession, inbox_id: int) -> None:

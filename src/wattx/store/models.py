@@ -237,7 +237,8 @@ class MarketInboxRow(Base):
 
     ``status`` is ``pending`` until the writer answers it (``done``, with the answer in
     ``response``, in the transaction that placed the orders) or the sender gives up
-    (``abandoned``, never placed). The sender deletes the row once it has the answer.
+    (``abandoned``, never placed). The writer deletes answered and withdrawn rows once
+    every sender is done with them (``wattx.store.market_writer.sweep``).
     """
 
     __tablename__ = "market_inbox"

@@ -22,7 +22,9 @@ import functools
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -48,6 +50,9 @@ _log = structlog.get_logger("wattx.market.writer")
 
 _CLAIM_LIMIT = 500
 """Inbox rows the writer takes per round (each round's rows join the group commit)."""
+
+_SWEEP_EVERY_S = 60.0
+"""How often the writer deletes the inbox rows their senders are done with."""
 
 
 class MarketWriterElection(PeriodicTask):
@@ -80,7 +85,8 @@ class MarketWriterElection(PeriodicTask):
         self._reloads: set[asyncio.Task[None]] = set()
         # Forwards made at the same time share their transactions (a group commit).
         self._send = GroupedCalls(self._send_group)
-        self._take = GroupedCalls(self._take_group)
+        self._answer_of = GroupedCalls(self._answers_group)
+        self._next_sweep = 0.0
         market.follow(self.forward, self._tell_writer_zones_changed)
 
     @property
@@ -112,6 +118,7 @@ class MarketWriterElection(PeriodicTask):
                     await self._link.close()
                     return
                 self._wake.set()
+                await self._sweep_if_due()
             elif self._candidate and await self._link.try_lock():
                 await self._take_over()
             else:
@@ -171,7 +178,7 @@ class MarketWriterElection(PeriodicTask):
                 ) from None
         finally:
             self._waiting.pop(inbox_id, None)
-        response = await self._take(inbox_id)
+        response = await self._answer_of(inbox_id)
         if response is None:
             raise NotMarketWriterError("the market writer's answer is missing")
         return [outcome_from_json(raw) for raw in json.loads(response)]
@@ -193,11 +200,12 @@ class MarketWriterElection(PeriodicTask):
             raise
         return ids
 
-    async def _take_group(self, inbox_ids: Sequence[int]) -> list[str | None]:
-        """The answers of rows the writer answered, taken (and deleted) together."""
-        async with self._db.write() as session:
-            taken = await writer_repo.take_answers(session, inbox_ids)
-        return [taken.get(inbox_id) for inbox_id in inbox_ids]
+    async def _answers_group(self, inbox_ids: Sequence[int]) -> list[str | None]:
+        """The answers of rows the writer answered, read together (the writer's sweep
+        deletes the rows later)."""
+        async with self._db.read() as session:
+            found = await writer_repo.answers(session, inbox_ids)
+        return [found.get(inbox_id) for inbox_id in inbox_ids]
 
     async def _poll_answers(self) -> None:
         """Should a notification be missed (a reconnect), find answers by reading."""
@@ -218,6 +226,24 @@ class MarketWriterElection(PeriodicTask):
             await writer_repo.notify(session, writer_repo.RELOAD_CHANNEL, self.holder)
 
     # the writer's side ---------------------------------------------------------------
+
+    async def _sweep_if_due(self) -> None:
+        """Delete the inbox rows every sender is done with, every :data:`_SWEEP_EVERY_S`.
+
+        A sender reads its answer within moments of the writer's commit, or withdraws
+        its row after ``forward_timeout_s``; a row older than twice that and a minute
+        is answered or withdrawn for good (its sender took the answer, gave up, or
+        died), and would otherwise stay for ever.
+        """
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_EVERY_S
+        horizon = timedelta(seconds=2 * self._forward_timeout_s + 60)
+        async with self._db.write() as session:
+            swept = await writer_repo.sweep(session, self._clock.now() - horizon)
+        if swept:
+            _log.info("market_inbox_swept", rows=swept)
 
     def _notified(self, channel: str, payload: str) -> None:
         if channel == writer_repo.DONE_CHANNEL:
