@@ -147,6 +147,34 @@ async def test_the_elected_writer_sweeps_the_inbox_in_its_rounds(state: AppState
         await election.stop()
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_sender_cancelled_before_it_learnt_its_row_leaves_nothing_waiting(
+    state: AppState,
+) -> None:
+    sender = MarketWriterElection(
+        state.db, state.market, state.clock, tick_s=1.0, forward_timeout_s=15.0, candidate=False
+    )
+    try:
+        await sender.run_round()  # opens its link: it hears the writer's notifications
+        cancelled = asyncio.create_task(sender._send(("sender", "[]")))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # its group is under way all the same: the row is added
+        # The sender's table of waiting answers has no event to await: polled.
+        async with asyncio.timeout(10):
+            while not sender._waiting:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        (inbox_id,) = sender._waiting
+        async with state.db.write() as session:  # the writer answers (and notifies)
+            assert await writer_repo.lock_pending(session, [inbox_id]) == {inbox_id}
+            await writer_repo.answer(session, {inbox_id: "[]"}, state.clock.now())
+        async with asyncio.timeout(10):
+            while sender._waiting:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert cancelled.cancelled()
+    finally:
+        await sender.stop()
+
+
 async def _abandon(state: AppState, inbox_id: int) -> bool:
     async with state.db.write() as session:
         return await writer_repo.abandon(session, inbox_id)

@@ -162,8 +162,7 @@ class MarketWriterElection(PeriodicTask):
                 "keys": list(keys),
             }
         )
-        inbox_id = await self._send((principal.user_id, payload))
-        done = self._waiting[inbox_id]
+        inbox_id, done = await self._send((principal.user_id, payload))
         try:
             async with asyncio.timeout(self._forward_timeout_s):
                 await asyncio.shield(done)
@@ -183,22 +182,26 @@ class MarketWriterElection(PeriodicTask):
             raise NotMarketWriterError("the market writer's answer is missing")
         return [outcome_from_json(raw) for raw in json.loads(response)]
 
-    async def _send_group(self, submissions: Sequence[tuple[str, str]]) -> list[int]:
+    async def _send_group(
+        self, submissions: Sequence[tuple[str, str]]
+    ) -> list[tuple[int, asyncio.Future[None]]]:
         """The inbox rows of concurrent forwards, added and committed together, the writer
-        woken once; each row's answer awaited from before its commit (so none is missed)."""
+        woken once: each row's id, and the future its answer resolves, awaited from before
+        the commit (so no answer comes unheard)."""
         loop = asyncio.get_running_loop()
-        ids: list[int] = []
+        sent: list[tuple[int, asyncio.Future[None]]] = []
         try:
             async with self._db.write() as session:
                 ids = await writer_repo.add_many(session, submissions, self._clock.now())
                 for inbox_id in ids:
-                    self._waiting[inbox_id] = loop.create_future()
+                    done = self._waiting[inbox_id] = loop.create_future()
+                    sent.append((inbox_id, done))
                 await writer_repo.notify(session, writer_repo.INBOX_CHANNEL, str(ids[-1]))
         except BaseException:
-            for inbox_id in ids:
+            for inbox_id, _ in sent:
                 self._waiting.pop(inbox_id, None)
             raise
-        return ids
+        return sent
 
     async def _answers_group(self, inbox_ids: Sequence[int]) -> list[str | None]:
         """The answers of rows the writer answered, read together (the writer's sweep
@@ -217,7 +220,9 @@ class MarketWriterElection(PeriodicTask):
             self._resolve(inbox_id)
 
     def _resolve(self, inbox_id: int) -> None:
-        future = self._waiting.get(inbox_id)
+        # Let go here too, not only when the sender is done waiting: a sender cancelled
+        # before it learnt its row's id never would.
+        future = self._waiting.pop(inbox_id, None)
         if future is not None and not future.done():
             future.set_result(None)
 
