@@ -170,7 +170,7 @@ async def add_many(
     session: AsyncSession, submissions: Sequence[tuple[str, str]], at: datetime
 ) -> list[int]:
     """Add pending rows, one per ``(owner_id, payload)``, in one statement; their ids in
-    the same order."""
+    the same order. ``at``: the machine's time (:func:`sweep` counts from it)."""
     if not submissions:
         return []
     ids = await session.scalars(

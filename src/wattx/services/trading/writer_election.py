@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -192,7 +192,7 @@ class MarketWriterElection(PeriodicTask):
         sent: list[tuple[int, asyncio.Future[None]]] = []
         try:
             async with self._db.write() as session:
-                ids = await writer_repo.add_many(session, submissions, self._clock.now())
+                ids = await writer_repo.add_many(session, submissions, datetime.now(UTC))
                 for inbox_id in ids:
                     done = self._waiting[inbox_id] = loop.create_future()
                     sent.append((inbox_id, done))
@@ -244,9 +244,11 @@ class MarketWriterElection(PeriodicTask):
         if now < self._next_sweep:
             return
         self._next_sweep = now + _SWEEP_EVERY_S
+        # The machine's time, as the senders' timeouts and the rows' creation times are:
+        # a market clock may run faster (a simulation) or stand still (a test).
         horizon = timedelta(seconds=2 * self._forward_timeout_s + 60)
         async with self._db.write() as session:
-            swept = await writer_repo.sweep(session, self._clock.now() - horizon)
+            swept = await writer_repo.sweep(session, datetime.now(UTC) - horizon)
         if swept:
             _log.info("market_inbox_swept", rows=swept)
 
