@@ -9,10 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 from pydantic import ValidationError
 from sqlalchemy import text
 
 from service.conftest import in_process_app
+from wattx.api.logging import configure_logging
 from wattx.config import CONFIG_FILE_ENV, Settings
 from wattx.store import Database, is_at_head, migrate, upgrade_to_head
 
@@ -123,6 +126,44 @@ async def test_health_readiness_metrics_and_request_id(api: ApiClient) -> None:
     assert 'wattx_http_request_seconds_count{method="GET",route="/healthz",status="200"}' in metrics
     assert "wattx_epoch_clearing_seconds" in metrics
     assert "wattx_orders_accepted_total" in metrics or "wattx_trades_total" in metrics
+
+
+async def test_each_request_is_logged_with_its_id_method_route_status_and_duration(
+    api: ApiClient,
+) -> None:
+    """docs/operations.md, "Logs": one event a request, the request id bound to it."""
+    before = structlog.get_config()
+    configure_logging("INFO")
+    try:
+        with structlog.testing.capture_logs(
+            processors=[structlog.contextvars.merge_contextvars]
+        ) as events:
+            await api.http.get("/healthz", headers={"X-Request-ID": "abc-123"})
+            refused = await api.http.get("/api/v1/zones/main")
+    finally:
+        structlog.configure(**before)
+    logged = [event for event in events if event["event"] == "request"]
+    assert [{k: v for k, v in e.items() if k != "duration_ms"} for e in logged] == [
+        {
+            "event": "request",
+            "log_level": "info",
+            "request_id": "abc-123",
+            "method": "GET",
+            "path": "/healthz",
+            "route": "/healthz",
+            "status": 200,
+        },
+        {
+            "event": "request",
+            "log_level": "info",
+            "request_id": refused.headers["x-request-id"],
+            "method": "GET",
+            "path": "/api/v1/zones/main",
+            "route": "/api/v1/zones/{zone_id}",
+            "status": 401,
+        },
+    ]
+    assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in logged)
 
 
 async def test_readiness_fails_before_migrations(tmp_path: Path, clock: ManualClock) -> None:
