@@ -212,6 +212,13 @@ async def lock_pending(session: AsyncSession, ids: Sequence[int]) -> set[int]:
     return set(await session.scalars(query))
 
 
+_ANSWER = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("inbox_id"))
+    .values(status=DONE, response=bindparam("answer"), done_at=bindparam("at"))
+)
+
+
 async def answer(session: AsyncSession, answers: dict[int, str], at: datetime) -> None:
     """Record the writer's answers (inside the transaction that placed the orders) and
     tell the senders when it commits."""
@@ -224,13 +231,6 @@ async def answer(session: AsyncSession, answers: dict[int, str], at: datetime) -
         [{"inbox_id": i, "answer": response, "at": at} for i, response in answers.items()],
     )
     await notify(session, DONE_CHANNEL, ",".join(str(i) for i in answers))
-
-
-_ANSWER = (
-    update(_INBOX)
-    .where(_INBOX.c.id == bindparam("inbox_id"))
-    .values(status=DONE, response=bindparam("answer"), done_at=bindparam("at"))
-)
 
 
 async def answered(session: AsyncSession, ids: Iterable[int]) -> set[int]:
