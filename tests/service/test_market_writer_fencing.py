@@ -168,6 +168,10 @@ async def test_a_sender_cancelled_before_it_learnt_its_row_leaves_nothing_waitin
             while not sender._waiting:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         (inbox_id,) = sender._waiting
+        # Its future is waiting from before the commit: the row is the writer's once committed.
+        async with asyncio.timeout(10):
+            while not await _committed(state, inbox_id):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         async with state.db.write() as session:  # the writer answers (and notifies)
             assert await writer_repo.lock_pending(session, [inbox_id]) == {inbox_id}
             await writer_repo.answer(session, {inbox_id: "[]"}, state.clock.now())
@@ -177,6 +181,11 @@ async def test_a_sender_cancelled_before_it_learnt_its_row_leaves_nothing_waitin
         assert cancelled.cancelled()
     finally:
         await sender.stop()
+
+
+async def _committed(state: AppState, inbox_id: int) -> bool:
+    async with state.db.read() as session:
+        return await session.get(MarketInboxRow, inbox_id) is not None
 
 
 async def _abandon(state: AppState, inbox_id: int) -> bool:
