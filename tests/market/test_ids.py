@@ -1,12 +1,14 @@
-"""Random identifiers (``wattx.domain.ids``): exactly the text of a version-4 UUID."""
+"""Identifiers (``wattx.domain.ids``): exactly the text of a version-4 UUID, or of a
+version-7 one in the order drawn (docs/api.md, "Orders")."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from wattx.domain.ids import new_id
+from wattx.domain.ids import new_id, new_time_ordered_id
 
 
 def test_new_ids_are_version_4_uuids_in_hex_and_do_not_repeat() -> None:
@@ -57,4 +59,42 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
     os.waitpid(pid, 0)
     parents = {new_id() for _ in range(10)}
     assert len(childs) == 10
+    assert not childs & parents
+
+
+def test_time_ordered_ids_are_version_7_uuids_in_hex_in_the_order_drawn() -> None:
+    before_ms = time.time_ns() // 1_000_000
+    ids = [new_time_ordered_id() for _ in range(20_000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)  # strictly increasing, within a millisecond too
+    for text in ids:
+        parsed = uuid.UUID(hex=text)
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert parsed.hex == text
+    # The first 48 bits are the milliseconds since the epoch at which each was drawn.
+    assert before_ms <= int(ids[0][:12], 16) <= int(ids[-1][:12], 16) <= after_ms
+
+
+def test_threads_and_a_forked_child_drawing_time_ordered_ids_get_distinct_ones() -> None:
+    def draw(_: int) -> list[str]:
+        return [new_time_ordered_id() for _ in range(5_000)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        drawn = [i for batch in pool.map(draw, range(8)) for i in batch]
+    assert len(set(drawn)) == len(drawn) == 40_000
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws in the same milliseconds as its parent
+        os.close(read_end)
+        os.write(write_end, " ".join(draw(0)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parents = set(draw(0))
+    with os.fdopen(read_end) as from_child:
+        childs = set(from_child.read().split())
+    os.waitpid(pid, 0)
+    assert len(childs) == 5_000
     assert not childs & parents

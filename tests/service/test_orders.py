@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -146,6 +147,27 @@ async def test_book_orders_listing_and_pagination(
     assert filtered.json()["items"] == []
 
 
+async def test_orders_and_trades_are_keyed_in_the_order_they_were_made(
+    api: ApiClient, market: tuple[User, User]
+) -> None:
+    # docs/api.md, "Orders": version-7 UUIDs, which sort in time order.
+    seller, buyer = market
+    ask = await api.order(seller, side="sell", qty_wh=1_000, limit_price=120_000, zone="main")
+    bid = await api.order(buyer, side="buy", qty_wh=500, limit_price=100_000, zone="main")
+    assert ask.status_code == bid.status_code == 201, (ask.text, bid.text)
+    bid_id = bid.json()["order"]["id"]
+    amended = await api.http.patch(
+        f"/api/v1/orders/{bid_id}", json={"limit_price": 200_000}, headers=buyer.headers
+    )
+    assert amended.status_code == 200, amended.text
+    replacement, [trade] = amended.json()["order"]["id"], amended.json()["trades"]
+    made = [ask.json()["order"]["id"], bid_id, replacement, trade["id"]]
+    assert made == sorted(made)
+    for text in made:
+        assert uuid.UUID(hex=text).version == 7
+        assert uuid.UUID(hex=text).hex == text
+
+
 async def test_markets_reference_price_and_rates(api: ApiClient, market: tuple[User, User]) -> None:
     _, buyer = market
     markets = (await api.http.get("/api/v1/markets", headers=buyer.headers)).json()
@@ -181,6 +203,7 @@ async def test_call_auction_clears_at_forced_gate_closure(
     assert closed.status_code == 200, closed.text
     result = closed.json()
     assert len(result["trades"]) == 1
+    assert uuid.UUID(hex=result["trades"][0]["id"]).version == 7  # as a continuous trade's
     assert result["clearing_prices"]["campus"] is not None
     assert result["expired"] == 1  # the seller's unsold remainder
     assert (await api.wallet(seller))["energy"]["locked"] == 0

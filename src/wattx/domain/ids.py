@@ -1,9 +1,12 @@
-"""Random identifiers: a version-4 UUID written as 32 lowercase hex digits."""
+"""Identifiers: a UUID written as 32 lowercase hex digits, random (version 4) or, for
+the rows the market writes by the thousand, time-ordered (version 7, RFC 9562)."""
 
 from __future__ import annotations
 
 import os
 from collections import deque
+
+import uuid_utils
 
 # A version-4 UUID is 122 random bits with the version (0100) in bits 76-79 and the
 # RFC 4122 variant (10) in bits 62-63, counting from the least significant.
@@ -38,3 +41,21 @@ def _draw() -> None:
         f"{int.from_bytes(raw[i : i + 16], 'big') & _CLEAR | _SET:032x}"
         for i in range(0, len(raw), 16)
     )
+
+
+# Its generator is seeded once per process; a forked child must not draw what its parent draws.
+os.register_at_fork(after_in_child=uuid_utils.reseed_rng)
+
+
+def new_time_ordered_id() -> str:
+    """A version-7 UUID: the milliseconds since the epoch, then random bits; ids drawn
+    later in this process compare greater (a counter orders those of one millisecond).
+
+    For orders and trades: their primary-key index then grows at its end, where a random
+    key would land on any page of it. With a million orders in a SQLite table, an insert
+    took 17 µs and dirtied a page of the index per row (a 1,000-order batch wrote 4 MB
+    to the WAL); in time order 6 µs, and a third of the WAL (docs/operations.md,
+    "Orders and trades keyed in time order"). The id tells the millisecond it was made,
+    which the order's or trade's own time tells anyway.
+    """
+    return uuid_utils.uuid7().hex

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade, ValidationError, Zone
-from wattx.domain.ids import new_id
+from wattx.domain.ids import new_time_ordered_id
 from wattx.market.book import ContinuousBook, Fill
 from wattx.market.config import MarketConfig
 from wattx.market.coupling import LinkReport, run_coupled_auction
@@ -97,7 +97,9 @@ class _EpochTerms:
 class MarketEngine:
     """Continuous books and call auctions for every zone of one market."""
 
-    def __init__(self, config: MarketConfig, *, id_factory: Callable[[], str] = new_id) -> None:
+    def __init__(
+        self, config: MarketConfig, *, id_factory: Callable[[], str] = new_time_ordered_id
+    ) -> None:
         self._config = config
         self._new_id = id_factory
         zones = config.zones

@@ -51,7 +51,7 @@ from wattx.domain import (
     Zone,
 )
 from wattx.domain.epochs import DeliveryEpoch, EpochClock
-from wattx.domain.ids import new_id
+from wattx.domain.ids import new_time_ordered_id
 from wattx.governance.parameters import (
     MARKET_FEE,
     PRICE_CEILING_MARGIN,
@@ -762,7 +762,7 @@ class MarketService:
                     old, result = engine.amend(
                         order_id,
                         principal.user_id,
-                        new_order_id=new_id(),
+                        new_order_id=new_time_ordered_id(),
                         qty_wh=new_qty,
                         limit_price=new_price,
                         now=now,
@@ -1374,7 +1374,7 @@ class MarketService:
         if limit < 0:
             raise PriceOutOfBoundsError("prices are not negative", limit_price=limit)
         return Order(
-            id=new_id(),
+            id=new_time_ordered_id(),
             owner=owner,
             side=request.side,
             qty_wh=request.qty_wh,
