@@ -53,9 +53,9 @@ def new_time_ordered_id() -> str:
 
     For orders and trades: their primary-key index then grows at its end, where a random
     key would land on any page of it. With a million orders in a SQLite table, an insert
-    took 17 µs and dirtied a page of the index per row (a 1,000-order batch wrote 4 MB
-    to the WAL); in time order 6 µs, and a third of the WAL (docs/operations.md,
-    "Orders and trades keyed in time order"). The id tells the millisecond it was made,
-    which the order's or trade's own time tells anyway.
+    took 17.7 µs and dirtied a page of the index per row (a 1,000-order batch wrote 7.1 MB
+    to the WAL); in time order 7.5 µs and 2.2 MB (``bench/order_inserts.py``;
+    docs/operations.md, "Orders and trades keyed in time order"). The id tells the
+    millisecond it was made, which the order's or trade's own time tells anyway.
     """
     return uuid_utils.uuid7().hex

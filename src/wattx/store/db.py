@@ -55,8 +55,9 @@ SQLITE_WRITER_PRAGMAS = (
     # 64 MiB of pages (the default is 2 MiB): the indexes an order's insert touches at a
     # point of their own (its owner's orders, their client ids) outgrow 2 MiB early, and
     # every insert then reads a page back. With 20,000 owners and a million orders, an
-    # insert took 25 µs with the default and 13 µs with this (docs/operations.md,
-    # "Orders and trades keyed in time order"). The writer is one connection.
+    # order's insert and commit took 31.7 µs with the default and 24.3 µs with this
+    # (bench/order_inserts.py; docs/operations.md, "Orders and trades keyed in time
+    # order"). The writer is one connection.
     "PRAGMA cache_size=-65536",
 )
 
