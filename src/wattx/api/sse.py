@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Final
 
 import structlog
 
@@ -34,10 +35,10 @@ _RESUBSCRIBE_S = 1.0
 _OWN_RING = frozenset({EventType.NODE_HEARTBEAT})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NumberedEvent:
-    id: int
-    event: Event
+    id: Final[int]  # Final fields, not frozen: as wattx.bus.events.Event
+    event: Final[Event]
 
     def to_sse(self) -> str:
         return f"id: {self.id}\nevent: {self.event.type.value}\ndata: {_payload(self.event)}\n\n"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class EventType(StrEnum):
@@ -32,17 +32,20 @@ class EventType(StrEnum):
     MARKET_RESUMED = "market.resumed"
 
 
-@dataclass(frozen=True, slots=True)
+# Fields Final rather than the class frozen: the type checker refuses any assignment, and
+# building one costs what a plain dataclass costs (a frozen one sets each field through
+# object.__setattr__: docs/operations.md, "Records built per order").
+@dataclass(slots=True)
 class Event:
     """One event. ``audience`` lists the user ids that may see it; ``None`` means everyone.
 
     Operators and auditors see every event whatever its audience.
     """
 
-    type: EventType
-    data: dict[str, Any]
-    audience: frozenset[str] | None = None
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    type: Final[EventType]
+    data: Final[dict[str, Any]]
+    audience: Final[frozenset[str] | None] = None
+    at: Final[datetime] = field(default_factory=lambda: datetime.now(UTC))
 
     def to_json(self) -> str:
         return json.dumps(

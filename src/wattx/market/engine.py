@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from wattx.domain import Order, OrderKind, OrderStatus, Side, Trade, ValidationError, Zone
 from wattx.domain.ids import new_time_ordered_id
@@ -60,14 +61,17 @@ from wattx.market.rates import ZoneRate
 _OPEN = OrderStatus.OPEN
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SubmitResult:
-    """An accepted order after matching, the trades it made, and the resting orders it filled."""
+    """An accepted order after matching, the trades it made, and the resting orders it filled.
 
-    order: Order
-    trades: list[Trade]
-    touched: list[Order] = field(default_factory=list)
-    limited_by: tuple[str, ...] = ()
+    Its fields are ``Final`` rather than the class frozen: the type checker refuses any
+    assignment, and one is built per order at a plain dataclass's cost."""
+
+    order: Final[Order]
+    trades: Final[list[Trade]]
+    touched: Final[list[Order]] = field(default_factory=list)
+    limited_by: Final[tuple[str, ...]] = ()
     """Grid limits that stopped matching while the order still had Wh open
     (``child-parent:up|down`` for a tree link, ``zone:export|import`` without one)."""
 

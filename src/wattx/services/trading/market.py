@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from sqlalchemy import select
@@ -142,15 +142,18 @@ LINGER_AFTER = 8
 LINGER_S = 0.001
 
 
-@dataclass(frozen=True, slots=True)
+# Fields Final rather than the class frozen: the type checker refuses any assignment, and
+# building one costs what a plain dataclass costs (a frozen one sets each field through
+# object.__setattr__: docs/operations.md, "Records built per order").
+@dataclass(slots=True)
 class OrderRequest:
-    side: Side
-    qty_wh: int
-    zone: str
-    epoch_id: int | None = None
-    limit_price: int | None = None
-    kind: OrderKind = OrderKind.LIMIT
-    client_order_id: str | None = None
+    side: Final[Side]
+    qty_wh: Final[int]
+    zone: Final[str]
+    epoch_id: Final[int | None] = None
+    limit_price: Final[int | None] = None
+    kind: Final[OrderKind] = OrderKind.LIMIT
+    client_order_id: Final[str | None] = None
 
     def fingerprint(self) -> str:
         """A hash of the request as sent, to tell a retry from a different request."""
@@ -166,13 +169,13 @@ class OrderRequest:
         return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Submission:
     """The answer to a submission: what was stored, and whether it is a replay."""
 
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool
+    status_code: Final[int]
+    body: Final[dict[str, Any]]
+    replayed: Final[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1549,24 +1552,24 @@ class _BatchLookups:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _PendingSubmission:
-    principal: Principal
-    request: OrderRequest
-    key: str | None
-    fingerprint: str
-    inbox_id: int | None = None
+    principal: Final[Principal]
+    request: Final[OrderRequest]
+    key: Final[str | None]
+    fingerprint: Final[str]
+    inbox_id: Final[int | None] = None
     """The inbox row of a submission another replica handed over."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Group:
     """Submissions that share one transaction (a request's), answered together: one
     future for the group, done with an answer per submission once it committed, or with
     the transaction's failure (a thousand orders need not make a thousand futures)."""
 
-    submissions: list[_PendingSubmission]
-    future: asyncio.Future[list[Submission | DomainError]]
+    submissions: Final[list[_PendingSubmission]]
+    future: Final[asyncio.Future[list[Submission | DomainError]]]
 
 
 Forward = Callable[
