@@ -166,6 +166,28 @@ async def test_each_request_is_logged_with_its_id_method_route_status_and_durati
     assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in logged)
 
 
+async def test_above_info_no_request_is_logged_and_its_latency_still_counts(
+    api: ApiClient,
+) -> None:
+    """The access log is asked for only when `INFO` is logged (`logs_at`); the latency
+    histogram counts every request whatever the level."""
+    before = structlog.get_config()
+    configure_logging("WARNING")
+    try:
+        with structlog.testing.capture_logs() as events:
+            for _ in range(3):
+                await api.http.get("/healthz", headers={"X-Request-ID": "quiet-1"})
+    finally:
+        configure_logging("INFO")
+        structlog.configure(**before)
+    assert [event for event in events if event["event"] == "request"] == []
+    metrics = (await api.http.get("/metrics")).text
+    counted = 'wattx_http_request_seconds_count{method="GET",route="/healthz",status="200"} '
+    assert any(
+        line.startswith(counted) and float(line.split()[-1]) >= 3 for line in metrics.splitlines()
+    )
+
+
 async def test_readiness_fails_before_migrations(tmp_path: Path, clock: ManualClock) -> None:
     settings = Settings(data_dir=tmp_path, jwt_secret="k" * 40, log_level="WARNING")
     app = in_process_app(settings, clock=clock, run_epoch_clock=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wattx.api.errors import PayloadTooLargeError
+from wattx.api.logging import logs_at
 from wattx.api.problems import problem_response
 from wattx.domain.ids import new_id
 
@@ -30,13 +32,15 @@ class RequestContextMiddleware:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+        # Each (method, route, status) series, found once: the client library's
+        # `labels` checks and joins its arguments on every call.
+        self._series: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        offered = (_header(scope, b"x-request-id") or b"").decode("latin-1")
         request_id = offered if _REQUEST_ID.match(offered) else new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -59,16 +63,24 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            self.latency.labels(scope["method"], route, str(status)).observe(elapsed)
-            _log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
+            self._latency_of(scope["method"], route, status).observe(elapsed)
+            if logs_at(logging.INFO):
+                _log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _latency_of(self, method: str, route: str, status: int) -> Histogram:
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.latency.labels(method, route, str(status))
+        return series
 
 
 class BodySizeLimitMiddleware:
@@ -87,7 +99,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.per_path.get(scope["path"], self.max_bytes)
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None:
             # The server holds the client to its declared length, so the header decides.
             if not declared.isdigit() or int(declared) > limit:
@@ -124,6 +136,19 @@ class BodySizeLimitMiddleware:
             instance=scope["path"],
         )
         await response(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The value of a request header (``name`` in lower case, as the server gives it;
+    the last one when repeated), read from the scope without building a mapping."""
+    value = None
+    for key, found in scope.get("headers", ()):
+        if key == name:
+            value = found
+    return value
+
+
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie"})
 
 
 def _route_template(scope: Scope) -> str:
@@ -166,10 +191,8 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        request_headers = dict(scope.get("headers", []))
         private = (
-            b"authorization" in request_headers
-            or b"cookie" in request_headers
+            any(name in _CREDENTIAL_HEADERS for name, _ in scope.get("headers", ()))
             or b"access_token=" in scope.get("query_string", b"")
             or path.startswith("/api/v1/auth/")
         )
