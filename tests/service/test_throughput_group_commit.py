@@ -267,6 +267,61 @@ async def test_single_and_batch_callers_in_one_transaction_get_their_own_answers
     assert (await api.wallet(seller))["energy"] == {"free": 98_800, "locked": 1_200}
 
 
+async def test_a_caller_that_goes_away_leaves_its_order_written_and_the_others_answered(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer held on a first order; three callers queue behind it and the second is
+    cancelled (its client went away) before the writer takes them. Its order is written
+    with the others all the same, the others are answered, and a retry with its
+    idempotency key learns the answer it missed."""
+    await _with_zone(api)
+    seller = await api.signup(Role.PROSUMER)
+    await api.fund(seller, energy_wh=10_000)
+    principal = await _principal(api, seller)
+    market = api.state.market
+    writing, release, all_queued = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    queued: list[object] = []
+    real_enqueue, real_batch = market._enqueue, market._submit_batch
+
+    def counting_enqueue(group: Any) -> None:
+        real_enqueue(group)
+        queued.append(group)
+        if len(queued) == 4:
+            all_queued.set()
+
+    async def first_batch_held(batch: Any) -> Any:
+        if not writing.is_set():
+            writing.set()
+            await release.wait()
+        return await real_batch(batch)
+
+    monkeypatch.setattr(market, "_enqueue", counting_enqueue)
+    monkeypatch.setattr(market, "_submit_batch", first_batch_held)
+    blocker = asyncio.create_task(
+        market.submit(principal, _sell(1_000, 100_000), idempotency_key=None)
+    )
+    await asyncio.wait_for(writing.wait(), 10)
+    callers = [
+        asyncio.create_task(
+            market.submit(principal, _sell(100 * (i + 1), 100_000), idempotency_key=f"k-{i}")
+        )
+        for i in range(3)
+    ]
+    await asyncio.wait_for(all_queued.wait(), 10)
+    callers[1].cancel()
+    release.set()
+    first, gone, last = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(gone, asyncio.CancelledError)
+    assert isinstance(first, Submission)
+    assert isinstance(last, Submission)
+    assert (first.status_code, last.status_code, (await blocker).status_code) == (201, 201, 201)
+    assert (await api.wallet(seller))["energy"] == {"free": 8_400, "locked": 1_600}
+    retried = await market.submit(principal, _sell(200, 100_000), idempotency_key="k-1")
+    assert retried.replayed
+    assert retried.body["order"]["qty_wh"] == 200
+    assert (await api.wallet(seller))["energy"] == {"free": 8_400, "locked": 1_600}
+
+
 async def _a_group_then_two_orders(
     api: ApiClient, monkeypatch: pytest.MonkeyPatch, *, group: int, linger_s: float
 ) -> list[int]:
