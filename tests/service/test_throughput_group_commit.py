@@ -322,11 +322,16 @@ async def test_a_caller_that_goes_away_leaves_its_order_written_and_the_others_a
     assert (await api.wallet(seller))["energy"] == {"free": 8_400, "locked": 1_600}
 
 
-async def _a_group_then_two_orders(
-    api: ApiClient, monkeypatch: pytest.MonkeyPatch, *, group: int, linger_s: float
+async def _a_group_then_a_burst(
+    api: ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    group: int,
+    linger_s: float,
+    burst: int = 1,
 ) -> list[int]:
-    """``group`` submissions at once, then one, then another once the first is queued and
-    its writer started: the sizes of the writer's groups."""
+    """``group`` submissions at once, then ``burst`` at once, then one more once those are
+    queued and the writer started: the sizes of the writer's groups."""
     await _with_zone(api)
     seller = await api.signup(Role.PROSUMER)
     await api.fund(seller, energy_wh=100_000)
@@ -340,13 +345,14 @@ async def _a_group_then_two_orders(
             for i in range(group)
         )
     )
-    first = asyncio.create_task(market.submit(principal, _sell(100, 100_100), idempotency_key=None))
-    await asyncio.sleep(0)  # the first is queued and the writer task made
-    second = asyncio.create_task(
-        market.submit(principal, _sell(100, 100_200), idempotency_key=None)
-    )
-    answers = await asyncio.gather(first, second)
-    assert [a.status_code for a in answers] == [201, 201]
+    first = [
+        asyncio.create_task(market.submit(principal, _sell(100, 100_100 + i), idempotency_key=None))
+        for i in range(burst)
+    ]
+    await asyncio.sleep(0)  # the burst is queued and the writer task made
+    last = asyncio.create_task(market.submit(principal, _sell(100, 100_200), idempotency_key=None))
+    answers = await asyncio.gather(*first, last)
+    assert [a.status_code for a in answers] == [201] * (burst + 1)
     return sizes
 
 
@@ -357,14 +363,26 @@ async def test_after_a_large_group_the_writer_waits_for_the_rest_of_the_burst(
     more, the first of the next burst waits LINGER_S for the others to share its commit."""
     burst = market_module.LINGER_AFTER
     # A wait long enough that the second submission is queued within it on any machine.
-    sizes = await _a_group_then_two_orders(api, monkeypatch, group=burst, linger_s=0.2)
+    sizes = await _a_group_then_a_burst(api, monkeypatch, group=burst, linger_s=0.2)
     assert sizes == [burst, 2]
+
+
+async def test_with_half_the_last_group_queued_the_writer_still_waits_for_the_rest(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a large group queued is not yet the burst: waiting only below half let the
+    callers settle into two cohorts taking turns (groups [16, 8, 1] here before)."""
+    group = 2 * market_module.LINGER_AFTER
+    sizes = await _a_group_then_a_burst(
+        api, monkeypatch, group=group, burst=group // 2, linger_s=0.2
+    )
+    assert sizes == [group, group // 2 + 1]
 
 
 async def test_at_low_load_nothing_waits(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     small = market_module.LINGER_AFTER - 1
     # Were anything to wait, this test would wait a minute and still fail.
-    sizes = await _a_group_then_two_orders(api, monkeypatch, group=small, linger_s=60.0)
+    sizes = await _a_group_then_a_burst(api, monkeypatch, group=small, linger_s=60.0)
     assert sizes == [small, 1, 1]
 
 
@@ -373,3 +391,4 @@ def test_the_documented_wait_is_the_writers() -> None:
     section = doc.split("\n## The market inside the service\n", 1)[1].split("\n## ", 1)[0]
     assert f"a group of at least {market_module.LINGER_AFTER}" in section
     assert f"waits {market_module.LINGER_S * 1000:g} ms" in section
+    assert "finds fewer queued than the last group held" in section

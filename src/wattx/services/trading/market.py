@@ -136,8 +136,11 @@ _log = structlog.get_logger("wattx.market")
 # the first of them to arrive would otherwise start a transaction of its own, and the
 # rest would wait for it; groups then alternate between a few and nearly everyone,
 # and the few pay a whole transaction. So after a group of at least LINGER_AFTER
-# submissions, a writer that finds fewer than half as many queued waits LINGER_S
-# once before taking them. Alone or at low load nothing waits.
+# submissions, a writer that finds fewer queued than the last group held waits
+# LINGER_S once before taking them. Alone or at low load nothing waits. (Waiting only
+# below half the last group let the callers settle into two cohorts that took turns,
+# groups of 32 and 18 out of 50 clients: docs/operations.md, "Single orders: whole
+# bursts in one group".)
 LINGER_AFTER = 8
 LINGER_S = 0.001
 
@@ -1200,7 +1203,7 @@ class MarketService:
         if last < LINGER_AFTER:
             return
         queued = sum(len(group.submissions) for group in self._queue)
-        if queued < last // 2:
+        if queued < last:
             await asyncio.sleep(LINGER_S)
 
     async def _submit_batch(
