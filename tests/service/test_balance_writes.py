@@ -1,7 +1,7 @@
-"""Balance rows a write transaction holds are written in one statement when the session
-flushes, both amounts of each row, instead of one statement per set of changed columns;
-a row changed again after a flush is written again, and new rows are still inserted.
-Written rows leave the flush nothing to do, and reading more rows to lock them does not
+"""Balance rows a write transaction holds are written in one statement before the
+session's next autoflushing statement, flush or commit, both amounts of each row; a row
+changed again after that is written again, and new rows are inserted. A row not changed
+since it was written is not written again, and reading more rows to lock them does not
 write the held ones first: the commit does, once."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
 from wattx.store import upgrade_to_head
 from wattx.store.balances import Asset, balance_for_update, lock_balances
@@ -89,17 +88,11 @@ async def test_changed_rows_are_one_update_and_each_row_is_written_again_when_it
         }
 
 
-async def test_written_rows_leave_the_flush_no_work_and_locking_more_rows_writes_nothing(
+async def test_locking_more_rows_writes_nothing_and_a_written_row_is_not_written_again(
     database_url: str,
 ) -> None:
-    flushes: list[int] = []
-
-    def flushed(_session: Session, _context: Any) -> None:
-        flushes.append(1)
-
     async with _balances(database_url, "abc", free=1_000, locked=0) as (db, updates):
         async with db.write() as session:
-            event.listen(session.sync_session, "after_flush", flushed)
             await lock_balances(session, map(_credit, "a"), lock=db.locks_rows)
             held = await balance_for_update(session, "a", Asset.CREDIT, lock=db.locks_rows)
             held.free -= 10
@@ -109,10 +102,26 @@ async def test_written_rows_leave_the_flush_no_work_and_locking_more_rows_writes
             assert updates == []
             other = await balance_for_update(session, "b", Asset.CREDIT, lock=db.locks_rows)
             other.free += 10
-            # A flush: both rows in one statement, and nothing left for the flush itself.
-            await session.flush()
+            # A statement: both rows in one UPDATE. Held rows are no ORM objects: the
+            # session has nothing of theirs to flush.
+            await session.execute(select(BalanceRow.account_id).limit(1))
             assert len(updates) == 1, updates
-            assert flushes == [], "the flush had work after the held rows were written"
             assert not session.dirty
+            assert not session.new
+        # Unchanged since they were written: the commit writes nothing more.
         assert len(updates) == 1, updates
         assert await _amounts(db) == {"a": (990, 10), "b": (1_010, 0), "c": (1_000, 0)}
+
+
+async def test_under_no_autoflush_a_statement_leaves_the_held_rows_for_the_commit(
+    database_url: str,
+) -> None:
+    async with _balances(database_url, "ab", free=1_000, locked=0) as (db, updates):
+        async with db.write() as session:
+            held = await balance_for_update(session, "a", Asset.CREDIT, lock=db.locks_rows)
+            held.free -= 1
+            with session.no_autoflush:
+                await session.execute(select(BalanceRow.account_id).limit(1))
+            assert updates == []
+        assert len(updates) == 1, updates
+        assert await _amounts(db) == {"a": (999, 0), "b": (1_000, 0)}

@@ -6,6 +6,15 @@ A row read that way stays locked until the transaction ends, so the session
 remembers it and hands the same row out again without another round trip;
 :func:`lock_balances` reads many at once for writers that touch many accounts.
 
+A row handed out is a plain :class:`HeldBalance`, not an ORM object: the order
+writer changes one for every order it escrows (a thousand in a batch), and an
+ORM instance's instrumented attributes cost more than the change itself. The
+held rows that changed are written, both amounts of each in one statement
+(and the rows new to the table in another), before the session runs a
+statement while it autoflushes, before it flushes ORM objects and before it
+commits: every query of the transaction that could see them sees them, and the
+commit includes them.
+
 :func:`move_balance` changes a balance without a round trip: at once on a row
 the transaction holds, otherwise when the transaction first reads that row
 (:func:`lock_moved_balances` reads every such row in one statement). A writer
@@ -14,15 +23,15 @@ that moves many counterparties' balances (a batch of trades) reads them once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Table, bindparam, event, select, tuple_, update
+from sqlalchemy import Table, bindparam, event, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
-from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.state import InstanceState
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from wattx.store.models import BalanceRow
 
@@ -39,9 +48,32 @@ GRID_ACCOUNT = "grid"
 """Receives the energy lost between zones, so energy is conserved."""
 
 
+@dataclasses.dataclass(slots=True, eq=False)
+class HeldBalance:
+    """A balance row this transaction has read for update, or makes: change ``free`` and
+    ``locked`` in place; the session writes them (see the module's docstring)."""
+
+    account_id: str
+    asset: str
+    free: int
+    locked: int
+    # What the database holds, (free, locked); None for a row not in the table yet.
+    written: tuple[int, int] | None
+
+
+_TABLE: Table = BalanceRow.__table__  # type: ignore[assignment]
+_COLUMNS = (_TABLE.c.account_id, _TABLE.c.asset, _TABLE.c.free, _TABLE.c.locked)
+
+
+def _held(row: Sequence[Any]) -> HeldBalance:
+    """A row of :data:`_COLUMNS` as read: the database holds what it holds."""
+    account_id, asset, free, locked = row
+    return HeldBalance(account_id, asset, free, locked, (free, locked))
+
+
 async def balance_for_update(
     session: AsyncSession, account_id: str, asset: Asset, *, lock: bool
-) -> BalanceRow:
+) -> HeldBalance:
     """The balance row, created at zero when absent, locked for this transaction.
 
     With ``lock`` (PostgreSQL) the row is first inserted if missing with
@@ -53,20 +85,19 @@ async def balance_for_update(
     known = held.get((account_id, asset.value))
     if known is not None:
         return known
-    query = select(BalanceRow).where(
-        BalanceRow.account_id == account_id, BalanceRow.asset == asset.value
+    query = select(*_COLUMNS).where(
+        _TABLE.c.account_id == account_id, _TABLE.c.asset == asset.value
     )
     if lock:
         await session.execute(
-            pg_insert(BalanceRow)
+            pg_insert(_TABLE)
             .values(account_id=account_id, asset=asset.value, free=0, locked=0)
             .on_conflict_do_nothing(index_elements=["account_id", "asset"])
         )
-        locked = query.with_for_update().execution_options(populate_existing=True)
-        row = (await session.scalars(locked)).one()
+        row = _held((await session.execute(query.with_for_update())).one())
     else:
-        found = (await session.scalars(query)).first()
-        row = found if found is not None else _new_zero_row(session, account_id, asset.value)
+        found = (await session.execute(query)).first()
+        row = _held(found) if found is not None else _new_zero_row(account_id, asset.value)
     _hold(session, row)
     return row
 
@@ -95,36 +126,37 @@ async def lock_balances(
         return
     if lock:
         await session.execute(
-            pg_insert(BalanceRow).on_conflict_do_nothing(index_elements=["account_id", "asset"]),
+            pg_insert(_TABLE).on_conflict_do_nothing(index_elements=["account_id", "asset"]),
             [{"account_id": a, "asset": s, "free": 0, "locked": 0} for a, s in missing],
         )
         for row in await _select_balances(session, missing, lock=lock):
             _hold(session, row)
     else:
         for account, asset in missing:
-            _hold(session, _new_zero_row(session, account, asset))
+            _hold(session, _new_zero_row(account, asset))
 
 
 # Built once: building them anew for every call was a tenth of a small group's writing.
 _SELECT_BALANCES = (
-    select(BalanceRow)
-    .where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(bindparam("keys", expanding=True)))
-    .order_by(BalanceRow.account_id, BalanceRow.asset)
+    select(*_COLUMNS)
+    .where(tuple_(_TABLE.c.account_id, _TABLE.c.asset).in_(bindparam("keys", expanding=True)))
+    .order_by(_TABLE.c.account_id, _TABLE.c.asset)
 )
-_LOCK_BALANCES = _SELECT_BALANCES.with_for_update().execution_options(populate_existing=True)
+_LOCK_BALANCES = _SELECT_BALANCES.with_for_update()
 
 
 async def _select_balances(
     session: AsyncSession, keys: list[tuple[str, str]], *, lock: bool
-) -> Iterable[BalanceRow]:
+) -> list[HeldBalance]:
     # Only rows the transaction does not hold are read, and nothing it changed so far
-    # decides which those are or what they hold: its changes wait for the next flush
-    # (the commit's) instead of a flush of their own before this statement.
+    # decides which those are or what they hold: its changes wait for the next write
+    # (the commit's) instead of one of their own before this statement.
     with session.no_autoflush:
-        return await session.scalars(_LOCK_BALANCES if lock else _SELECT_BALANCES, {"keys": keys})
+        result = await session.execute(_LOCK_BALANCES if lock else _SELECT_BALANCES, {"keys": keys})
+    return [_held(row) for row in result]
 
 
-def held_balance(session: AsyncSession, account_id: str, asset: Asset) -> BalanceRow | None:
+def held_balance(session: AsyncSession, account_id: str, asset: Asset) -> HeldBalance | None:
     """The row, when this transaction has already read it for update (no round trip)."""
     return _held_rows(session).get((account_id, asset.value))
 
@@ -168,13 +200,13 @@ async def balances_of(session: AsyncSession, account_id: str) -> dict[Asset, Bal
 _HELD_ROWS = "wattx.balances.held"
 
 
-def _held_rows(session: AsyncSession) -> dict[tuple[str, str], BalanceRow]:
+def _held_rows(session: AsyncSession | Session) -> dict[tuple[str, str], HeldBalance]:
     """The balance rows this session's transaction has read for update, by key.
 
     Sessions live for one transaction here (see :class:`wattx.store.db.Database`),
     so what the session holds is exactly what the transaction has locked.
     """
-    held: dict[tuple[str, str], BalanceRow] = session.info.setdefault(_HELD_ROWS, {})
+    held: dict[tuple[str, str], HeldBalance] = session.info.setdefault(_HELD_ROWS, {})
     return held
 
 
@@ -187,7 +219,7 @@ def _pending_moves(session: AsyncSession) -> dict[tuple[str, str], tuple[int, in
     return moves
 
 
-def _hold(session: AsyncSession, row: BalanceRow) -> None:
+def _hold(session: AsyncSession, row: HeldBalance) -> None:
     """Remember a row read for update, with the moves that were waiting for it."""
     key = (row.account_id, row.asset)
     _held_rows(session)[key] = row
@@ -197,13 +229,10 @@ def _hold(session: AsyncSession, row: BalanceRow) -> None:
         row.locked += pending[1]
 
 
-def _new_zero_row(session: AsyncSession, account_id: str, asset: str) -> BalanceRow:
-    row = BalanceRow(account_id=account_id, asset=asset, free=0, locked=0)
-    session.add(row)
-    return row
+def _new_zero_row(account_id: str, asset: str) -> HeldBalance:
+    return HeldBalance(account_id, asset, 0, 0, None)
 
 
-_TABLE: Table = BalanceRow.__table__  # type: ignore[assignment]
 _UPDATE = (
     update(_TABLE)
     .where(_TABLE.c.account_id == bindparam("b_account"), _TABLE.c.asset == bindparam("b_asset"))
@@ -211,47 +240,66 @@ _UPDATE = (
 )
 
 
-@event.listens_for(Session, "before_flush")
-def _write_changed_rows(session: Session, _flush: UOWTransaction, _instances: object) -> None:
-    """Write the held rows that changed in one statement, both amounts of each, before the
-    session flushes. Left to the flush, they went as one statement per set of changed
-    columns (free and locked, free alone, locked alone): three for most order groups."""
-    held: dict[tuple[str, str], BalanceRow] | None = session.info.get(_HELD_ROWS)
+def _write_held_rows(session: Session) -> None:
+    """Insert the held rows new to the table and update those that changed since they were
+    read or written: one statement each, both amounts of every row."""
+    held: dict[tuple[str, str], HeldBalance] | None = session.info.get(_HELD_ROWS)
     if not held:
         return
-    # Persistent rows (with a key) only: a new row is the flush's to insert.
+    new = [row for row in held.values() if row.written is None]
     changed = [
-        state
+        row
         for row in held.values()
-        if (state := instance_state(row)).modified and state.key is not None
+        if row.written is not None and row.written != (row.free, row.locked)
     ]
-    if not changed:
+    if not new and not changed:
         return
-    # The session's own connection: no ORM event runs again for this statement.
-    session.connection().execute(
-        _UPDATE,
-        [
-            {
-                "b_account": values["account_id"],
-                "b_asset": values["asset"],
-                "b_free": values["free"],
-                "b_locked": values["locked"],
-            }
-            for values in (state.dict for state in changed)
-        ],
-    )
-    # What the rows hold is now what the database holds: they leave the flush's work
-    # (the row's only other columns are its key), which then has none for them at all.
-    InstanceState._commit_all_states(
-        [(state, state.dict) for state in changed], session.identity_map
-    )
+    # The session's own connection: no session event runs again for these statements.
+    connection = session.connection()
+    if new:
+        connection.execute(
+            insert(_TABLE),
+            [
+                {"account_id": r.account_id, "asset": r.asset, "free": r.free, "locked": r.locked}
+                for r in new
+            ],
+        )
+    if changed:
+        connection.execute(
+            _UPDATE,
+            [
+                {
+                    "b_account": r.account_id,
+                    "b_asset": r.asset,
+                    "b_free": r.free,
+                    "b_locked": r.locked,
+                }
+                for r in changed
+            ],
+        )
+    for row in (*new, *changed):
+        row.written = (row.free, row.locked)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_statement(state: ORMExecuteState) -> None:
+    # As an ORM object's change would be flushed before a statement of an autoflushing
+    # session: a statement under ``no_autoflush`` (reading rows to lock) leaves them.
+    if state.session.autoflush:
+        _write_held_rows(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _write_before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    _write_held_rows(session)
 
 
 @event.listens_for(Session, "before_commit")
-def _refuse_unapplied_moves(session: Session) -> None:
+def _write_before_commit(session: Session) -> None:
     # A move never applied would vanish with the commit: a defect, so nothing commits.
     if session.info.get(_PENDING_MOVES):
         raise RuntimeError("balance moves were not applied before the commit")
+    _write_held_rows(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
