@@ -128,6 +128,8 @@ MAX_MARGIN_BPS = 5_000
 
 def fee_at(default_bps: int, changes: Mapping[int, int], epoch_id: int) -> int:
     """The fee of ``epoch_id``: that of the latest change from an epoch at or before it."""
+    if not changes:  # the usual case, asked once or more per order
+        return default_bps
     starts = [start for start in changes if start <= epoch_id]
     return changes[max(starts)] if starts else default_bps
 

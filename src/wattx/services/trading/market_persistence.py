@@ -19,7 +19,7 @@ which is read at once so a later submission of that owner can use it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,11 +63,16 @@ class EngineChanges:
         self._entries: list[dict[str, Any]] = []
 
     async def add(
-        self, *, new_rows: Sequence[NewOrderRow], changed: Iterable[Order], trades: Sequence[Trade]
+        self, *, new_rows: Sequence[NewOrderRow], changed: Sequence[Order], trades: Sequence[Trade]
     ) -> None:
         """Record new orders, orders the engine changed and its trades, in that order."""
         session = self._session
         order_repo.hold_order_rows(session, new_rows)
+        if not changed and not trades:
+            # Most orders of a batch rest and touch nothing else: no order to read.
+            for new_row in new_rows:
+                self._release_if_final(new_row)
+            return
         # The orders this result touched, in order (a dict as an ordered set).
         involved = dict.fromkeys(row.id for row in new_rows)
         for order in changed:
@@ -146,18 +151,22 @@ class EngineChanges:
         return rows
 
     def _release_if_final(self, row: OrderRecord) -> None:
-        if row.escrow_remaining and OrderStatus(row.status).is_final:
+        if row.escrow_remaining and row.status in _FINAL_STATUSES:
             asset = Asset(row.escrow_asset)
             amount = row.escrow_remaining
             move_balance(self._session, row.owner_id, asset, free=amount, locked=-amount)
             row.escrow_remaining = 0
 
 
+# The statuses as the rows store them (an order's row is asked once or more per order).
+_FINAL_STATUSES = frozenset(status.value for status in OrderStatus if status.is_final)
+
+
 async def record_engine_changes(
     session: AsyncSession,
     *,
     new_rows: Sequence[NewOrderRow],
-    changed: Iterable[Order],
+    changed: Sequence[Order],
     trades: Sequence[Trade],
     at: datetime,
     lock: bool,
