@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from wattx.store import upgrade_to_head
@@ -124,4 +125,20 @@ async def test_under_no_autoflush_a_statement_leaves_the_held_rows_for_the_commi
                 await session.execute(select(BalanceRow.account_id).limit(1))
             assert updates == []
         assert len(updates) == 1, updates
+        assert await _amounts(db) == {"a": (999, 0), "b": (1_000, 0)}
+
+
+async def test_no_balance_is_read_for_update_inside_a_savepoint(database_url: str) -> None:
+    """A savepoint's rollback would have to forget the changes made in it and keep those
+    made before it: rows are not read for update there; what changed before it is
+    written at the commit."""
+    async with _balances(database_url, "ab", free=1_000, locked=0) as (db, _updates):
+        async with db.write() as session:
+            held = await balance_for_update(session, "a", Asset.CREDIT, lock=db.locks_rows)
+            held.free -= 1
+            async with session.begin_nested():
+                with pytest.raises(RuntimeError, match="inside a savepoint"):
+                    await balance_for_update(session, "b", Asset.CREDIT, lock=db.locks_rows)
+                with pytest.raises(RuntimeError, match="inside a savepoint"):
+                    await lock_balances(session, map(_credit, "b"), lock=db.locks_rows)
         assert await _amounts(db) == {"a": (999, 0), "b": (1_000, 0)}

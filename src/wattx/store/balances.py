@@ -13,7 +13,9 @@ held rows that changed are written, both amounts of each in one statement
 (and the rows new to the table in another), before the session runs a
 statement while it autoflushes, before it flushes ORM objects and before it
 commits: every query of the transaction that could see them sees them, and the
-commit includes them.
+commit includes them. Rows are not read for update inside a savepoint, whose rollback
+would have to forget what changed in it and not what changed before it (no writer
+of balances uses one).
 
 :func:`move_balance` changes a balance without a round trip: at once on a row
 the transaction holds, otherwise when the transaction first reads that row
@@ -85,6 +87,7 @@ async def balance_for_update(
     known = held.get((account_id, asset.value))
     if known is not None:
         return known
+    _refuse_savepoint(session)
     query = select(*_COLUMNS).where(
         _TABLE.c.account_id == account_id, _TABLE.c.asset == asset.value
     )
@@ -119,6 +122,7 @@ async def lock_balances(
     wanted = sorted({(account, asset.value) for account, asset in keys} - held.keys())
     if not wanted:
         return
+    _refuse_savepoint(session)
     for row in await _select_balances(session, wanted, lock=lock):
         _hold(session, row)
     missing = [key for key in wanted if key not in held]
@@ -227,6 +231,11 @@ def _hold(session: AsyncSession, row: HeldBalance) -> None:
     if pending is not None:
         row.free += pending[0]
         row.locked += pending[1]
+
+
+def _refuse_savepoint(session: AsyncSession) -> None:
+    if session.in_nested_transaction():
+        raise RuntimeError("balances are not read for update inside a savepoint")
 
 
 def _new_zero_row(account_id: str, asset: str) -> HeldBalance:
