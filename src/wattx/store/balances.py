@@ -68,7 +68,7 @@ _COLUMNS = (_TABLE.c.account_id, _TABLE.c.asset, _TABLE.c.free, _TABLE.c.locked)
 
 
 def _held(row: Sequence[Any]) -> HeldBalance:
-    """A row of :data:`_COLUMNS` as read: the database holds what it holds."""
+    """A row of :data:`_COLUMNS` as read: what it holds is what the database holds."""
     account_id, asset, free, locked = row
     return HeldBalance(account_id, asset, free, locked, (free, locked))
 
@@ -204,7 +204,7 @@ async def balances_of(session: AsyncSession, account_id: str) -> dict[Asset, Bal
 _HELD_ROWS = "wattx.balances.held"
 
 
-def _held_rows(session: AsyncSession | Session) -> dict[tuple[str, str], HeldBalance]:
+def _held_rows(session: AsyncSession) -> dict[tuple[str, str], HeldBalance]:
     """The balance rows this session's transaction has read for update, by key.
 
     Sessions live for one transaction here (see :class:`wattx.store.db.Database`),
