@@ -29,6 +29,8 @@ async def _events(
     async with http.stream("GET", "/api/v1/events", headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        # The stream's own cache rule stands, though the request carried credentials.
+        assert response.headers.get_list("cache-control") == ["no-cache"]
         current: dict[str, Any] = {}
         async for line in response.aiter_lines():
             if line.startswith(":"):

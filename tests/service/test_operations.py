@@ -122,6 +122,11 @@ async def test_health_readiness_metrics_and_request_id(api: ApiClient) -> None:
     tagged = await api.http.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert tagged.headers["x-request-id"] == "abc-123"
     assert len((await api.http.get("/healthz")).headers["x-request-id"]) == 32
+    # One that is not well formed is replaced, and only one id is sent back.
+    spaced = await api.http.get("/healthz", headers={"X-Request-ID": "not an id"})
+    assert spaced.headers.get_list("x-request-id") != ["not an id"]
+    assert len(spaced.headers.get_list("x-request-id")) == 1
+    assert len(spaced.headers["x-request-id"]) == 32
     metrics = (await api.http.get("/metrics")).text
     assert 'wattx_http_request_seconds_count{method="GET",route="/healthz",status="200"}' in metrics
     assert "wattx_epoch_clearing_seconds" in metrics

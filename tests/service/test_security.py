@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import uuid
@@ -14,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import websockets
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select, text
@@ -304,6 +306,31 @@ async def test_security_headers(api: ApiClient, app: FastAPI, settings: Settings
     assert secure.headers["strict-transport-security"].startswith(
         f"max-age={settings.hsts_max_age_s}"
     )
+
+
+async def test_the_docs_page_has_its_own_policy(api: ApiClient, app: FastAPI) -> None:
+    user = await api.signup(Role.CONSUMER)
+    async with _client(app) as http:
+        docs = await http.get("/docs", headers=user.headers)
+    # The docs page gets its looser policy, once (the event stream's own cache rule:
+    # tests/service/test_events.py).
+    policies = docs.headers.get_list("content-security-policy")
+    assert len(policies) == 1 and "'unsafe-inline'" in policies[0]
+    assert docs.headers.get_list("cache-control") == ["no-store"]
+
+
+async def test_a_websocket_url_with_a_control_character_is_refused(
+    settings: Settings, clock: ManualClock
+) -> None:
+    app = in_process_app(settings, clock=clock, run_epoch_clock=False)
+    async with serving(app, settings) as base_url:
+        link = base_url.replace("http://", "ws://") + "/api/v1/nodes/link"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(link + "?name=%01")
+        assert refused.value.response.status_code == 403
+        # The same link without it opens (and greets with a challenge).
+        async with websockets.connect(link) as ws:
+            assert json.loads(await ws.recv())["type"] == "challenge"
 
 
 async def test_served_without_a_server_header(settings: Settings, clock: ManualClock) -> None:

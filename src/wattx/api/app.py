@@ -17,13 +17,9 @@ from starlette.routing import Route, WebSocketRoute
 from wattx.api.auth import authorize
 from wattx.api.direct_route import DirectBodyRoute, strict_content_type
 from wattx.api.docs import install_docs
-from wattx.api.input import StrictJsonRoute, UrlTextMiddleware
+from wattx.api.input import StrictJsonRoute
 from wattx.api.logging import configure_logging
-from wattx.api.middleware import (
-    BodySizeLimitMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
-)
+from wattx.api.middleware import EdgeMiddleware
 from wattx.api.permissions import check_complete
 from wattx.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from wattx.api.ratelimit import (
@@ -288,15 +284,12 @@ def create_app(
     install_problem_handlers(app)
     install_web(app, settings)
     app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        per_path={
-            orders.BATCH_PATH: max(settings.max_body_bytes, ORDER_BATCH_MAX_BYTES),
-        },
+        EdgeMiddleware,
+        registry=registry,
+        hsts_max_age_s=settings.hsts_max_age_s,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={orders.BATCH_PATH: max(settings.max_body_bytes, ORDER_BATCH_MAX_BYTES)},
     )
-    app.add_middleware(UrlTextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.hsts_max_age_s)
-    app.add_middleware(RequestContextMiddleware, registry=registry)
     check_complete(route_rules(app))
     check_strict_json(app)
     check_direct_routes(app)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from wattx.api.problems import problem_response
 from wattx.domain.json_text import checked_text
@@ -133,35 +133,21 @@ class StrictJsonRoute(APIRoute):
         return strict_handler
 
 
-class UrlTextMiddleware:
-    """Refuses a request whose path or query parameters hold a control character."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        found = _control_in_url(scope)
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = problem_response(
-            status=422,
-            code="validation_error",
-            title="Invalid input",
-            detail="the request does not match the schema",
-            instance=scope["path"],
-            extra={"errors": [_control_character_error(found)]},
-        )
-        await response(scope, receive, send)
+def url_text_problem(scope: Scope, found: tuple[str, ...]) -> Response:
+    """The 422 answer to a request whose URL holds a control character at ``found``
+    (from :func:`control_in_url`)."""
+    return problem_response(
+        status=422,
+        code="validation_error",
+        title="Invalid input",
+        detail="the request does not match the schema",
+        instance=scope["path"],
+        extra={"errors": [_control_character_error(found)]},
+    )
 
 
-def _control_in_url(scope: Scope) -> tuple[str, ...] | None:
+def control_in_url(scope: Scope) -> tuple[str, ...] | None:
+    """Where the path or a query parameter holds a control character, or ``None``."""
     if _CONTROL_IN_URL.search(scope["path"]):
         return ("path",)
     raw = scope.get("query_string", b"")
