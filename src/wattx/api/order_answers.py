@@ -18,9 +18,8 @@ from typing import Any
 
 import pydantic_core
 
-from wattx.api.schemas.market import OrderBatchItemOut, OrderOut, SubmitOut, TradeOut
+from wattx.api.schemas.market import OrderBatchItemOut, SubmitOut, TradeOut
 
-_ORDER_FIELDS = tuple(OrderOut.model_fields)
 _TRADE_FIELDS = tuple(TradeOut.model_fields)
 _TRADE_DEFAULTS = {
     name: field.default for name, field in TradeOut.model_fields.items() if not field.is_required()
@@ -28,8 +27,13 @@ _TRADE_DEFAULTS = {
 
 
 def order_out(view: dict[str, Any]) -> dict[str, Any]:
-    """An order view as ``OrderOut`` renders it to JSON."""
-    out = {name: view[name] for name in _ORDER_FIELDS}
+    """An order view as ``OrderOut`` renders it to JSON.
+
+    A view holds ``OrderOut``'s fields in its order (``order_view``; the test of this
+    module fails otherwise), so it is copied whole: picking the fields one by one cost
+    several times as much, a few percent of a batch's CPU.
+    """
+    out = dict(view)
     out["created_at"] = _time_text(out["created_at"])
     return out
 
