@@ -315,7 +315,8 @@ async def test_the_docs_page_has_its_own_policy(api: ApiClient, app: FastAPI) ->
     # The docs page gets its looser policy, once (the event stream's own cache rule:
     # tests/service/test_events.py).
     policies = docs.headers.get_list("content-security-policy")
-    assert len(policies) == 1 and "'unsafe-inline'" in policies[0]
+    assert len(policies) == 1
+    assert "'unsafe-inline'" in policies[0]
     assert docs.headers.get_list("cache-control") == ["no-store"]
 
 
