@@ -53,7 +53,8 @@ _DOCS_POLICY_BYTES = _DOCS_POLICY.encode()
 
 
 class EdgeMiddleware:
-    """Every HTTP request and WebSocket passes here first (see the module's docstring).
+    """Every HTTP request and WebSocket passes here before the routes (see the module's
+    docstring).
 
     Headers every response carries:
 
