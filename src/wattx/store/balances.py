@@ -26,15 +26,30 @@ that moves many counterparties' balances (a batch of trades) reads them once.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, event, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
+from wattx.store.dialect import is_postgres
 from wattx.store.models import BalanceRow
 
 
@@ -140,23 +155,56 @@ async def lock_balances(
             _hold(session, _new_zero_row(account, asset))
 
 
-# Built once: building them anew for every call was a tenth of a small group's writing.
-_SELECT_BALANCES = (
-    select(*_COLUMNS)
-    .where(tuple_(_TABLE.c.account_id, _TABLE.c.asset).in_(bindparam("keys", expanding=True)))
-    .order_by(_TABLE.c.account_id, _TABLE.c.asset)
+# The keys go as arrays on PostgreSQL and as one JSON text on SQLite: one statement,
+# prepared once, whatever their number. An expanded ``IN`` list was rendered anew for
+# each call and its values bound one by one, about 0.25 ms of the writer's CPU a call
+# (docs/operations.md, "Single orders: lists as one parameter").
+_WANTED_PG = (
+    func.unnest(
+        bindparam("accounts", type_=ARRAY(String)), bindparam("assets", type_=ARRAY(String))
+    )
+    .table_valued("account_id", "asset")
+    .render_derived("wanted")
 )
-_LOCK_BALANCES = _SELECT_BALANCES.with_for_update()
+_WANTED_SQLITE = func.json_each(bindparam("keys", type_=String)).table_valued("value")
+
+
+def _balances_of(wanted: Select[Any]) -> Select[Any]:
+    return (
+        select(*_COLUMNS)
+        .where(tuple_(_TABLE.c.account_id, _TABLE.c.asset).in_(wanted))
+        .order_by(_TABLE.c.account_id, _TABLE.c.asset)
+    )
+
+
+_SELECT_BALANCES_PG = _balances_of(select(_WANTED_PG.c.account_id, _WANTED_PG.c.asset))
+_LOCK_BALANCES_PG = _SELECT_BALANCES_PG.with_for_update()
+_SELECT_BALANCES_SQLITE = _balances_of(
+    select(
+        func.json_extract(_WANTED_SQLITE.c.value, "$[0]"),
+        func.json_extract(_WANTED_SQLITE.c.value, "$[1]"),
+    )
+)
 
 
 async def _select_balances(
     session: AsyncSession, keys: list[tuple[str, str]], *, lock: bool
 ) -> list[HeldBalance]:
+    if is_postgres(session):
+        statement = _LOCK_BALANCES_PG if lock else _SELECT_BALANCES_PG
+        parameters: dict[str, Any] = {
+            "accounts": [account for account, _ in keys],
+            "assets": [asset for _, asset in keys],
+        }
+    else:
+        # SQLite has no row locks: the write transaction holds the database's.
+        statement = _SELECT_BALANCES_SQLITE
+        parameters = {"keys": json.dumps(keys)}
     # Only rows the transaction does not hold are read, and nothing it changed so far
     # decides which those are or what they hold: its changes wait for the next write
     # (the commit's) instead of one of their own before this statement.
     with session.no_autoflush:
-        result = await session.execute(_LOCK_BALANCES if lock else _SELECT_BALANCES, {"keys": keys})
+        result = await session.execute(statement, parameters)
     return [_held(row) for row in result]
 
 
@@ -242,10 +290,24 @@ def _new_zero_row(account_id: str, asset: str) -> HeldBalance:
     return HeldBalance(account_id, asset, 0, 0, None)
 
 
-_UPDATE = (
+# The changed rows go as arrays on PostgreSQL, one statement executed once, and on SQLite
+# straight to the driver's own many-row execution: through SQLAlchemy, executed once per
+# row, the statement's parameters were built and bound row by row (most of its CPU).
+_UPDATE_SQLITE = "UPDATE balances SET free = ?, locked = ? WHERE account_id = ? AND asset = ?"
+_CHANGED = (
+    func.unnest(
+        bindparam("u_accounts", type_=ARRAY(String)),
+        bindparam("u_assets", type_=ARRAY(String)),
+        bindparam("u_free", type_=ARRAY(BigInteger)),
+        bindparam("u_locked", type_=ARRAY(BigInteger)),
+    )
+    .table_valued("account_id", "asset", "free", "locked")
+    .render_derived("changed")
+)
+_UPDATE_PG = (
     update(_TABLE)
-    .where(_TABLE.c.account_id == bindparam("b_account"), _TABLE.c.asset == bindparam("b_asset"))
-    .values(free=bindparam("b_free"), locked=bindparam("b_locked"))
+    .where(_TABLE.c.account_id == _CHANGED.c.account_id, _TABLE.c.asset == _CHANGED.c.asset)
+    .values(free=_CHANGED.c.free, locked=_CHANGED.c.locked)
 )
 
 
@@ -273,18 +335,19 @@ def _write_held_rows(session: Session) -> None:
                 for r in new
             ],
         )
-    if changed:
+    if changed and connection.dialect.name == "postgresql":
         connection.execute(
-            _UPDATE,
-            [
-                {
-                    "b_account": r.account_id,
-                    "b_asset": r.asset,
-                    "b_free": r.free,
-                    "b_locked": r.locked,
-                }
-                for r in changed
-            ],
+            _UPDATE_PG,
+            {
+                "u_accounts": [r.account_id for r in changed],
+                "u_assets": [r.asset for r in changed],
+                "u_free": [r.free for r in changed],
+                "u_locked": [r.locked for r in changed],
+            },
+        )
+    elif changed:
+        connection.exec_driver_sql(
+            _UPDATE_SQLITE, [(r.free, r.locked, r.account_id, r.asset) for r in changed]
         )
     for row in (*new, *changed):
         row.written = (row.free, row.locked)

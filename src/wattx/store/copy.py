@@ -18,10 +18,12 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wattx.store.dialect import is_postgres
+
 
 def copies(session: AsyncSession) -> bool:
     """Whether the session's database takes :func:`copy_records` (PostgreSQL)."""
-    return session.get_bind().dialect.name == "postgresql"
+    return is_postgres(session)
 
 
 async def copy_records(

@@ -9,8 +9,10 @@ creates up to a thousand per transaction, and an ORM instance costs its
 construction, its state tracking and its share of the unit of work. They are
 written with one multi-row ``INSERT`` (and, for those a later step of the same
 transaction changed after that, one ``UPDATE`` each) before the session runs
-any ORM statement, before it flushes and before it commits: every query of
-the transaction sees them, and the commit includes them. A writer that knows
+any ORM statement while it autoflushes, before it flushes and before it commits:
+every query of the transaction that could see them sees them, and the commit
+includes them. (A read of older rows to lock them, :func:`orders_for_update`,
+does not autoflush: the new rows wait for the next write.) A writer that knows
 when it is done creating them calls :func:`write_new_rows`, which on PostgreSQL
 sends the new ones with ``COPY`` instead (:mod:`wattx.store.copy`), and hands
 them over to the database: from then on the transaction reads them again (for
@@ -22,11 +24,14 @@ for changes to them. A handed-over row changed all the same refuses the commit
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import String, Table, any_, bindparam, event, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
@@ -34,6 +39,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTran
 from wattx.domain import Order, OrderKind, OrderStatus, Side
 from wattx.store.bulk import driver_insert
 from wattx.store.copy import copies, copy_records
+from wattx.store.dialect import is_postgres
 from wattx.store.models import OrderRow
 from wattx.store.pairs import pair_filters
 
@@ -189,10 +195,18 @@ def copy_fill_state(row: OrderRecord, order: Order, at: datetime) -> None:
 
 
 # Built once, as every group of orders reads the resting orders its trades touched.
-_SELECT_ORDERS = (
-    select(OrderRow).where(OrderRow.id.in_(bindparam("ids", expanding=True))).order_by(OrderRow.id)
+# The ids go as an array on PostgreSQL and as one JSON text on SQLite: one statement,
+# prepared once, whatever their number (see wattx.store.balances).
+_SELECT_ORDERS_PG = (
+    select(OrderRow)
+    .where(OrderRow.id == any_(bindparam("ids", type_=ARRAY(String))))
+    .order_by(OrderRow.id)
 )
-_LOCK_ORDERS = _SELECT_ORDERS.with_for_update()
+_LOCK_ORDERS_PG = _SELECT_ORDERS_PG.with_for_update()
+_IDS_SQLITE = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+_SELECT_ORDERS_SQLITE = (
+    select(OrderRow).where(OrderRow.id.in_(select(_IDS_SQLITE.c.value))).order_by(OrderRow.id)
+)
 
 
 async def orders_for_update(
@@ -202,11 +216,16 @@ async def orders_for_update(
     found = {order_id: held[order_id] for order_id in order_ids if order_id in held}
     missing = sorted(order_id for order_id in order_ids if order_id not in held)
     if missing:
-        query = _LOCK_ORDERS if lock else _SELECT_ORDERS
+        if is_postgres(session):
+            query = _LOCK_ORDERS_PG if lock else _SELECT_ORDERS_PG
+            parameters: dict[str, Any] = {"ids": missing}
+        else:
+            # SQLite has no row locks: the write transaction holds the database's.
+            query, parameters = _SELECT_ORDERS_SQLITE, {"ids": json.dumps(missing)}
         # Rows not held are older than this transaction: what it changed so far can
         # wait for the commit's flush instead of a flush of its own here.
         with session.no_autoflush:
-            for row in await session.scalars(query, {"ids": missing}):
+            for row in await session.scalars(query, parameters):
                 found[row.id] = row
                 held[row.id] = row
     return found
@@ -383,7 +402,11 @@ def _insert(connection: Connection, rows: list[NewOrderRow]) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _write_before_statement(state: ORMExecuteState) -> None:
-    _write_new_rows(state.session)
+    # As an ORM object's change would be flushed before a statement of an autoflushing
+    # session: a statement under ``no_autoflush`` (reading older rows to lock) leaves
+    # them for the next write, on PostgreSQL the ``COPY`` of write_new_rows.
+    if state.session.autoflush:
+        _write_new_rows(state.session)
 
 
 @event.listens_for(Session, "before_flush")

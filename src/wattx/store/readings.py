@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wattx.metering import EpochEnergy, Reading
 from wattx.store.chunks import chunks
 from wattx.store.copy import copies, copy_records
+from wattx.store.dialect import is_postgres
 from wattx.store.models_metering import (
     MeterAlertRow,
     MeterEpochEnergyRow,
@@ -66,7 +67,7 @@ async def upsert_last_readings(
 ) -> None:
     """Set the newest stored reading of each meter, creating pointers as needed, in one
     statement (per 1,000 meters; on PostgreSQL one statement in all)."""
-    if _is_postgres(session):
+    if is_postgres(session):
         ordered = sorted(readings.items())
         await session.execute(
             _PG_UPSERT_LAST_READINGS,
@@ -130,10 +131,6 @@ _PG_UPSERT_EPOCH_ENERGY = text(
     "export_wh = meter_epoch_energy.export_wh + excluded.export_wh, "
     "verified_export_wh = meter_epoch_energy.verified_export_wh + excluded.verified_export_wh"
 )
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return bool(session.get_bind().dialect.name == "postgresql")
 
 
 async def digests_by_seq(
@@ -218,7 +215,7 @@ async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]])
     """Add each row's energy to its ``(meter_id, epoch_id)`` row, creating it as needed;
     one statement per 1,000 rows (on PostgreSQL one in all). A key may appear only once
     in ``rows``."""
-    if _is_postgres(session):
+    if is_postgres(session):
         await session.execute(
             _PG_UPSERT_EPOCH_ENERGY,
             {

@@ -15,10 +15,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from wattx.store.dialect import is_postgres
+
 
 def dialect_insert(session: AsyncSession | Session) -> Any:
     """``insert`` of the session's dialect, for a statement with ``ON CONFLICT``."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if is_postgres(session) else sqlite_insert
 
 
 def adding_upsert(
