@@ -34,6 +34,12 @@ read of each client's session.
     .venv/bin/python bench/api.py --modes batch --batch 1000   # the batch route only
     .venv/bin/python bench/api.py --backend sqlite --modes ceiling,max,batch --json
     .venv/bin/python bench/api.py --backend postgres --replicas 2 --modes ceiling,max,paced
+    .venv/bin/python bench/api.py --backend postgres --modes max --task-cpu /tmp/tasks.json
+
+``--task-cpu FILE`` has the service count its CPU by asyncio task (``bench/task_cpu``)
+and prints each mode's shares: the request tasks, the market writer, the loop's own
+callbacks (a sampling profiler's shares mislead on this service: docs/operations.md,
+"Single orders: lists as one parameter").
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import uvloop
+
+from task_cpu import read_task_cpu, task_cpu_env, task_cpu_table
 
 R = TypeVar("R")
 
@@ -422,7 +430,10 @@ def _summarise(
 
 
 async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]:
-    async with live_replicas(backend, args.replicas, **MARKET_ENV) as services:
+    extra_env = dict(MARKET_ENV)
+    if args.task_cpu:
+        extra_env.update(task_cpu_env(Path(args.task_cpu)))
+    async with live_replicas(backend, args.replicas, **extra_env) as services:
         urls = [service.url for service in services]
         async with httpx.AsyncClient(base_url=urls[0], timeout=30) as http:
             people = await _participants(http, args.clients)
@@ -441,10 +452,15 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         for mode, rate, batch, clients in modes:
             print(f"[{backend}] {mode} for {args.seconds:g} s", file=sys.stderr, flush=True)
             cpu_before = sum(service.cpu_seconds() for service in services)
+            tasks_before = read_task_cpu(Path(args.task_cpu)) if args.task_cpu else None
             latencies, errors, elapsed = await _run_mode(
                 urls, clients, bounds, args.seconds, rate, max(batch, 0), batch < 0
             )
             cpu_s = sum(service.cpu_seconds() for service in services) - cpu_before
+            if tasks_before is not None:
+                submissions = len(latencies) * max(batch, 1)
+                after = read_task_cpu(Path(args.task_cpu))
+                print(task_cpu_table(tasks_before, after, submissions), file=sys.stderr)
             results.append(
                 _summarise(
                     backend, mode, len(clients), latencies, errors, elapsed, cpu_s, max(batch, 1)
@@ -499,10 +515,18 @@ def main() -> None:
         default=1,
         help="wattx up processes on one PostgreSQL database, electing one market writer",
     )
+    parser.add_argument(
+        "--task-cpu",
+        metavar="FILE",
+        help="count the service's CPU by asyncio task (bench/task_cpu), kept in FILE; "
+        "each mode's shares go to stderr",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     if args.replicas < 1 or (args.replicas > 1 and args.backend != "postgres"):
         parser.exit(2, "bench/api.py: --replicas above 1 needs --backend postgres\n")
+    if args.task_cpu and args.replicas > 1:
+        parser.exit(2, "bench/api.py: --task-cpu counts one service: use --replicas 1\n")
     run_and_print(_bench_backend, args, _table)
 
 
