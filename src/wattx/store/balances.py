@@ -26,13 +26,13 @@ that moves many counterparties' balances (a batch of trades) reads them once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Select,
     String,
     Table,
@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
@@ -290,25 +291,28 @@ def _new_zero_row(account_id: str, asset: str) -> HeldBalance:
     return HeldBalance(account_id, asset, 0, 0, None)
 
 
-# The changed rows go as arrays on PostgreSQL, one statement executed once, and on SQLite
-# straight to the driver's own many-row execution: through SQLAlchemy, executed once per
-# row, the statement's parameters were built and bound row by row (most of its CPU).
-_UPDATE_SQLITE = "UPDATE balances SET free = ?, locked = ? WHERE account_id = ? AND asset = ?"
-_CHANGED = (
-    func.unnest(
-        bindparam("u_accounts", type_=ARRAY(String)),
-        bindparam("u_assets", type_=ARRAY(String)),
-        bindparam("u_free", type_=ARRAY(BigInteger)),
-        bindparam("u_locked", type_=ARRAY(BigInteger)),
-    )
-    .table_valued("account_id", "asset", "free", "locked")
-    .render_derived("changed")
-)
-_UPDATE_PG = (
+_UPDATE = (
     update(_TABLE)
-    .where(_TABLE.c.account_id == _CHANGED.c.account_id, _TABLE.c.asset == _CHANGED.c.asset)
-    .values(free=_CHANGED.c.free, locked=_CHANGED.c.locked)
+    .where(_TABLE.c.account_id == bindparam("b_account"), _TABLE.c.asset == bindparam("b_asset"))
+    .values(free=bindparam("b_free"), locked=bindparam("b_locked"))
 )
+_UPDATE_ORDER = ("b_free", "b_locked", "b_account", "b_asset")
+
+
+@functools.cache
+def _update_sql(dialect: Dialect) -> str:
+    """:data:`_UPDATE` as ``dialect``'s driver takes it, parameters in :data:`_UPDATE_ORDER`.
+
+    The changed rows go straight to the driver's own many-row execution: through
+    SQLAlchemy, the statement's parameters were built row by row, most of its CPU. (One
+    ``UPDATE ... FROM unnest(...)`` of arrays cost less CPU still on PostgreSQL, but the
+    planner joined it to a scan of the whole table, and at 500 orders a second the p99
+    of single orders went from about 16 ms to about 25: docs/operations.md, "Single
+    orders: lists as one parameter".)"""
+    compiled = _UPDATE.compile(dialect=dialect)
+    if tuple(compiled.positiontup or ()) != _UPDATE_ORDER:
+        raise RuntimeError(f"no positional balance update on {dialect.name}")
+    return str(compiled)
 
 
 def _write_held_rows(session: Session) -> None:
@@ -335,19 +339,10 @@ def _write_held_rows(session: Session) -> None:
                 for r in new
             ],
         )
-    if changed and connection.dialect.name == "postgresql":
-        connection.execute(
-            _UPDATE_PG,
-            {
-                "u_accounts": [r.account_id for r in changed],
-                "u_assets": [r.asset for r in changed],
-                "u_free": [r.free for r in changed],
-                "u_locked": [r.locked for r in changed],
-            },
-        )
-    elif changed:
+    if changed:
         connection.exec_driver_sql(
-            _UPDATE_SQLITE, [(r.free, r.locked, r.account_id, r.asset) for r in changed]
+            _update_sql(connection.dialect),
+            [(r.free, r.locked, r.account_id, r.asset) for r in changed],
         )
     for row in (*new, *changed):
         row.written = (row.free, row.locked)
