@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 
 from wattx.store import upgrade_to_head
-from wattx.store.balances import Asset, balance_for_update, lock_balances
+from wattx.store.balances import Asset, balance_for_update, held_balance, lock_balances
 from wattx.store.db import Database
 from wattx.store.models import BalanceRow
 
@@ -142,3 +142,28 @@ async def test_no_balance_is_read_for_update_inside_a_savepoint(database_url: st
                 with pytest.raises(RuntimeError, match="inside a savepoint"):
                     await lock_balances(session, map(_credit, "b"), lock=db.locks_rows)
         assert await _amounts(db) == {"a": (999, 0), "b": (1_000, 0)}
+
+
+async def test_locking_reads_the_pairs_asked_for_and_no_other(database_url: str) -> None:
+    """The keys go to the database as one parameter (arrays, or a JSON text on SQLite):
+    the rows read are those of the (account, asset) pairs asked for, not of every
+    account with every asset asked for, and a pair without a row reads as zero."""
+    async with _balances(database_url, "abc", free=1_000, locked=0) as (db, _updates):
+        async with db.write() as session:
+            session.add_all(
+                BalanceRow(account_id=a, asset="energy", free=50, locked=0) for a in "abc"
+            )
+        async with db.write() as session:
+            wanted = [("a", Asset.CREDIT), ("b", Asset.ENERGY), ("d", Asset.CREDIT)]
+            await lock_balances(session, wanted, lock=db.locks_rows)
+            held = {
+                (account, asset.value): held_balance(session, account, asset)
+                for account in "abcd"
+                for asset in Asset
+            }
+            found = {key: (row.free, row.locked) for key, row in held.items() if row is not None}
+            assert found == {
+                ("a", "credit"): (1_000, 0),
+                ("b", "energy"): (50, 0),
+                ("d", "credit"): (0, 0),
+            }
