@@ -26,7 +26,6 @@ that moves many counterparties' balances (a batch of trades) reads them once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
@@ -46,10 +45,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
+from wattx.store.bulk import driver_sql
 from wattx.store.dialect import is_postgres
 from wattx.store.models import BalanceRow
 
@@ -296,23 +295,8 @@ _UPDATE = (
     .where(_TABLE.c.account_id == bindparam("b_account"), _TABLE.c.asset == bindparam("b_asset"))
     .values(free=bindparam("b_free"), locked=bindparam("b_locked"))
 )
+# The parameters of _UPDATE in the order the driver takes them (see _write_held_rows).
 _UPDATE_ORDER = ("b_free", "b_locked", "b_account", "b_asset")
-
-
-@functools.cache
-def _update_sql(dialect: Dialect) -> str:
-    """:data:`_UPDATE` as ``dialect``'s driver takes it, parameters in :data:`_UPDATE_ORDER`.
-
-    The changed rows go straight to the driver's own many-row execution: through
-    SQLAlchemy, the statement's parameters were built row by row, most of its CPU. (One
-    ``UPDATE ... FROM unnest(...)`` of arrays cost less CPU still on PostgreSQL, but the
-    planner joined it to a scan of the whole table, and at 500 orders a second the p99
-    of single orders went from about 16 ms to about 25: docs/operations.md, "Single
-    orders: lists as one parameter".)"""
-    compiled = _UPDATE.compile(dialect=dialect)
-    if tuple(compiled.positiontup or ()) != _UPDATE_ORDER:
-        raise RuntimeError(f"no positional balance update on {dialect.name}")
-    return str(compiled)
 
 
 def _write_held_rows(session: Session) -> None:
@@ -340,8 +324,14 @@ def _write_held_rows(session: Session) -> None:
             ],
         )
     if changed:
+        # Straight to the driver's own many-row execution: through SQLAlchemy, the
+        # statement's parameters were built row by row, most of its CPU. (One ``UPDATE
+        # ... FROM unnest(...)`` of arrays cost less CPU still on PostgreSQL, but the
+        # planner joined it to a scan of the whole table, and at 500 orders a second the
+        # p99 of single orders went from about 16 ms to about 25: docs/operations.md,
+        # "Single orders: lists as one parameter".)
         connection.exec_driver_sql(
-            _update_sql(connection.dialect),
+            driver_sql(connection.dialect, _UPDATE, _UPDATE_ORDER),
             [(r.free, r.locked, r.account_id, r.asset) for r in changed],
         )
     for row in (*new, *changed):

@@ -20,9 +20,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import ClauseElement, Table, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from wattx.store.copy import copies, copy_records
 
@@ -94,3 +95,21 @@ def _statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tupl
         if process is not None:
             processors.append((index, process))
     return str(compiled), tuple(processors)
+
+
+@functools.lru_cache(maxsize=64)
+def driver_sql(dialect: Dialect, statement: ClauseElement, parameters: tuple[str, ...]) -> str:
+    """``statement`` (built once, a module's constant) as ``dialect``'s driver takes it, for
+    ``exec_driver_sql`` with values in the order ``parameters`` names its bound parameters.
+
+    For many rows of a statement whose values need no bind processing (text, integers):
+    the driver's own many-row execution, without SQLAlchemy building each row's
+    parameters."""
+    compiled = statement.compile(dialect=dialect)
+    if (
+        not isinstance(compiled, SQLCompiler)
+        or not compiled.positional
+        or tuple(compiled.positiontup or ()) != parameters
+    ):
+        raise RuntimeError(f"no positional statement with {parameters} on {dialect.name}")
+    return str(compiled)
