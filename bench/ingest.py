@@ -31,6 +31,9 @@ of this run alone); the latencies are from publish to acknowledgement.
 ``--meters-no-delay`` has the meters' connections set ``TCP_NODELAY``, as the service's
 does (without it their small packets wait for Nagle's algorithm).
 
+``--task-cpu FILE`` has the service count its CPU by asyncio task (``bench/task_cpu``)
+and prints, after each batch size, each busiest task's share and its CPU per reading.
+
 ``--profile PREFIX`` records the service (the first replica) with ``py-spy``
 while each batch size runs and writes ``PREFIX-<backend>-<size>.txt`` (collapsed
 stacks, for a flame graph or ``sort``) and prints the functions with the most own
@@ -59,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from api import PASSWORD, RawHttpConnection, Service, live_replicas, run_and_print
 from metering import measure as measure_core
 from profiling import start_profiler, stop_profiler
+from task_cpu import read_task_cpu, task_cpu_env, task_cpu_table
 from wattx.metering import MeterSigner, encode_reading_batch
 
 BATCH_SIZES = (1, 10, 100)
@@ -211,6 +215,7 @@ async def _run_batch_size(
     requests: int,
     profile: str | None = None,
     mqtt: _Mqtt | None = None,
+    task_cpu: Path | None = None,
 ) -> Result:
     per_meter = max(1, requests // len(signers))
     bodies = [
@@ -231,13 +236,17 @@ async def _run_batch_size(
     profiler = start_profiler(services[0], f"{profile}-{backend}-{size}" if profile else None)
     await shared.start_line.wait()
     cpu_before = sum(service.cpu_seconds() for service in services)
+    tasks_before = read_task_cpu(task_cpu) if task_cpu else None
     started = time.perf_counter()
     await clients
     elapsed = time.perf_counter() - started
     cpu_s = sum(service.cpu_seconds() for service in services) - cpu_before
+    sent = per_meter * len(signers)
+    if task_cpu and tasks_before is not None:
+        await asyncio.sleep(0.5)  # the service keeps its totals every 0.2 s
+        print(task_cpu_table(tasks_before, read_task_cpu(task_cpu), sent * size), file=sys.stderr)
     if profiler is not None:
         stop_profiler(*profiler)
-    sent = per_meter * len(signers)
     accepted_readings = (sent - len(shared.errors)) * size
     ordered = sorted(shared.latencies)
     core = next(r for r in measure_core(size, 20_000) if r.stage == "ingest")
@@ -274,7 +283,9 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
         if mqtt is not None
         else {}
     )
-    async with live_replicas(backend, args.replicas, **mqtt_env) as services:
+    task_cpu = Path(args.task_cpu) if args.task_cpu else None
+    extra_env = {**mqtt_env, **(task_cpu_env(task_cpu) if task_cpu else {})}
+    async with live_replicas(backend, args.replicas, **extra_env) as services:
         async with httpx.AsyncClient(base_url=services[0].url, timeout=30) as http:
             signers = await _register_meters(http, args.meters)
         # Readings start 20 days back (inside the 30-day retention window), 1 s apart.
@@ -290,6 +301,7 @@ async def _bench_backend(backend: str, args: argparse.Namespace) -> list[Result]
                 args.requests,
                 args.profile,
                 mqtt,
+                task_cpu,
             )
             for size in args.batch_sizes
         ]
@@ -351,6 +363,12 @@ def main() -> None:
         action="store_true",
         help="with --transport mqtt: the meters' connections set TCP_NODELAY",
     )
+    parser.add_argument(
+        "--task-cpu",
+        metavar="FILE",
+        help="count the service's CPU by asyncio task (bench/task_cpu), kept in FILE; "
+        "each batch size's shares go to stderr",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--profile", metavar="PREFIX", help="record the service with py-spy per batch size"
@@ -358,6 +376,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.replicas < 1 or (args.replicas > 1 and args.backend != "postgres"):
         parser.exit(2, "bench/ingest.py: --replicas above 1 needs --backend postgres\n")
+    if args.task_cpu and args.replicas > 1:
+        parser.exit(2, "bench/ingest.py: --task-cpu counts one service: use --replicas 1\n")
     run_and_print(_bench_backend, args, _table)
 
 

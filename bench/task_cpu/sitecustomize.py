@@ -14,12 +14,18 @@ Loaded by Python at start-up from ``PYTHONPATH`` (this directory); it does nothi
 ``BENCH_TASK_CPU`` names the file to keep the running totals in (a JSON object
 ``{"process_cpu_s": ..., "tasks": {name: cpu_s}}``, replaced every 0.2 s while the
 service serves). The wrapping costs about a microsecond a step.
+
+With ``BENCH_TASK_PROFILE`` set to a task's name as counted (``MeteringService._write_queued``,
+say), that task's steps alone also run under ``cProfile``, whose statistics are written to
+the totals' file name plus ``.prof`` every second (``python -m pstats`` reads it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import cProfile
+import itertools
 import json
 import os
 import threading
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 _OUT = os.environ.get("BENCH_TASK_CPU")
+_PROFILED = os.environ.get("BENCH_TASK_PROFILE")
 
 
 class _Timed(Coroutine[Any, Any, Any]):
@@ -70,30 +77,78 @@ class _Timed(Coroutine[Any, Any, Any]):
         return self.send(None)
 
 
+class _Profile:
+    """One ``cProfile`` for the steps of every task of one name; ``write`` runs on the event
+    loop between steps (a callback, never inside one), so never while it profiles."""
+
+    def __init__(self, out: Path) -> None:
+        self.profiler = cProfile.Profile()
+        self._out = out
+
+    def write(self) -> None:
+        self.profiler.dump_stats(self._out)
+
+
+class _Profiled(_Timed):
+    """A timed coroutine whose steps also run under ``profile``."""
+
+    __slots__ = ("_profile",)
+
+    def __init__(
+        self,
+        coroutine: Coroutine[Any, Any, Any],
+        name: str,
+        totals: collections.Counter[str],
+        profile: _Profile,
+    ) -> None:
+        super().__init__(coroutine, name, totals)
+        self._profile = profile
+
+    def send(self, value: Any) -> Any:
+        self._profile.profiler.enable()
+        try:
+            return super().send(value)
+        finally:
+            self._profile.profiler.disable()
+
+    def throw(self, *args: Any) -> Any:
+        self._profile.profiler.enable()
+        try:
+            return super().throw(*args)
+        finally:
+            self._profile.profiler.disable()
+
+
 def _install(out: Path) -> None:
     import uvicorn
 
     totals: collections.Counter[str] = collections.Counter()
+    profile = _Profile(out.with_name(out.name + ".prof"))
 
     def factory(
         loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, Any], **kwargs: Any
     ) -> asyncio.Task[Any]:
         name = getattr(coroutine, "__qualname__", type(coroutine).__name__)
+        if name == _PROFILED:
+            return asyncio.Task(_Profiled(coroutine, name, totals, profile), loop=loop, **kwargs)
         return asyncio.Task(_Timed(coroutine, name, totals), loop=loop, **kwargs)
 
-    def keep_totals() -> None:
+    def keep_totals(loop: asyncio.AbstractEventLoop) -> None:
         scratch = out.with_name(out.name + ".new")
-        while True:
+        for tick in itertools.count(1):
             time.sleep(0.2)
             snapshot = {"process_cpu_s": time.process_time(), "tasks": dict(totals)}
             scratch.write_text(json.dumps(snapshot))
             scratch.replace(out)
+            if _PROFILED and tick % 5 == 0:
+                loop.call_soon_threadsafe(profile.write)
 
     serve = uvicorn.Server.serve
 
     async def serve_counting(self: uvicorn.Server, *args: Any, **kwargs: Any) -> None:
-        asyncio.get_running_loop().set_task_factory(factory)  # type: ignore[arg-type]
-        threading.Thread(target=keep_totals, daemon=True).start()
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(factory)  # type: ignore[arg-type]
+        threading.Thread(target=keep_totals, args=(loop,), daemon=True).start()
         await serve(self, *args, **kwargs)
 
     uvicorn.Server.serve = serve_counting  # type: ignore[method-assign]

@@ -86,17 +86,17 @@ async def test_a_failed_commit_fails_every_post_of_the_group_and_stores_nothing(
     api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     meters = [await register_meter(api) for _ in range(3)]
-    real = metering_module.repo.upsert_last_readings
+    real = metering_module.repo.upsert_energy_and_last_readings
 
     async def failing(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the database went away")
 
-    monkeypatch.setattr(metering_module.repo, "upsert_last_readings", failing)
+    monkeypatch.setattr(metering_module.repo, "upsert_energy_and_last_readings", failing)
     bodies = [batch_json(m, 2) for m in meters]
     answers = await asyncio.gather(*(post(api, m, b) for m, b in zip(meters, bodies, strict=True)))
     for answer in answers:
         assert_problem(answer, 503, "storage_unavailable")
-    monkeypatch.setattr(metering_module.repo, "upsert_last_readings", real)
+    monkeypatch.setattr(metering_module.repo, "upsert_energy_and_last_readings", real)
     for meter, body in zip(meters, bodies, strict=True):
         readings = await api.http.get(
             f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers

@@ -1,10 +1,12 @@
-"""``bench/api.py --task-cpu``: a served app's CPU counted by asyncio task."""
+"""``--task-cpu`` of ``bench/api.py`` and ``bench/ingest.py``: a served app's CPU counted by
+asyncio task, and one task's steps profiled."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import pstats
 import socket
 import subprocess
 import sys
@@ -50,11 +52,10 @@ def _free_port() -> int:
         return port
 
 
-def test_the_requests_cpu_is_counted_under_their_task(tmp_path: Path) -> None:
+def _burn_ten_times(env: dict[str, str], out: Path) -> tuple[Any, Any]:
+    """Serve the app with ``env``, request ``/burn`` ten times; the totals before and after."""
     report = _report_module()
-    out = tmp_path / "tasks.json"
     port = _free_port()
-    env = {**os.environ, **report.task_cpu_env(out)}
     server = subprocess.Popen([sys.executable, "-c", _APP, str(port)], env=env)
     try:
         deadline = time.monotonic() + 30
@@ -66,11 +67,17 @@ def test_the_requests_cpu_is_counted_under_their_task(tmp_path: Path) -> None:
             before = report.read_task_cpu(out)
             for _ in range(10):
                 assert http.get("/burn").status_code == 200
-        time.sleep(0.5)  # the totals are written every 0.2 s
-        after = report.read_task_cpu(out)
+        time.sleep(1.5)  # the totals are written every 0.2 s, a profile every second
+        return before, report.read_task_cpu(out)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_requests_cpu_is_counted_under_their_task(tmp_path: Path) -> None:
+    report = _report_module()
+    out = tmp_path / "tasks.json"
+    before, after = _burn_ten_times({**os.environ, **report.task_cpu_env(out)}, out)
     task = "RequestResponseCycle.run_asgi"
     burnt = after[1][task] - before[1].get(task, 0.0)
     assert 0.18 <= burnt <= 0.5, burnt
@@ -79,6 +86,22 @@ def test_the_requests_cpu_is_counted_under_their_task(tmp_path: Path) -> None:
     table = report.task_cpu_table(before, after, 10)
     assert "RequestResponseCycle.run_asgi" in table
     assert "(outside tasks)" in table
+    assert not out.with_name(out.name + ".prof").exists()
+
+
+def test_the_task_named_to_profile_is_profiled(tmp_path: Path) -> None:
+    report = _report_module()
+    out = tmp_path / "tasks.json"
+    env = {
+        **os.environ,
+        **report.task_cpu_env(out),
+        "BENCH_TASK_PROFILE": "RequestResponseCycle.run_asgi",
+    }
+    _burn_ten_times(env, out)
+    profile = pstats.Stats(str(out.with_name(out.name + ".prof")))
+    # The app's function, the one burning the CPU: about 0.2 s in it and what it calls.
+    spent = {func[2]: row[3] for func, row in profile.stats.items()}  # type: ignore[attr-defined]
+    assert spent["app"] >= 0.15, spent.get("app")
 
 
 def test_without_its_variable_nothing_is_counted(tmp_path: Path) -> None:

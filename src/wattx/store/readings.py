@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, insert, literal_column, select, text
+from sqlalchemy import (
+    Executable,
+    String,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.metering import EpochEnergy, Reading
@@ -51,14 +63,35 @@ async def set_last_reading(
     row.updated_at = now
 
 
+# Built once, as every group of posted readings reads its meters' newest readings: the ids
+# as an array on PostgreSQL and as one JSON text on SQLite (see wattx.store.meters).
+_LAST_READING_COLUMNS = select(
+    MeterLastReadingRow.meter_id,
+    MeterLastReadingRow.seq,
+    MeterLastReadingRow.ts,
+    MeterLastReadingRow.import_wh,
+    MeterLastReadingRow.export_wh,
+)
+_LAST_READINGS_PG = _LAST_READING_COLUMNS.where(
+    MeterLastReadingRow.meter_id == any_(bindparam("ids", type_=ARRAY(String)))
+)
+_IDS_SQLITE = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+_LAST_READINGS_SQLITE = _LAST_READING_COLUMNS.where(
+    MeterLastReadingRow.meter_id.in_(select(_IDS_SQLITE.c.value))
+)
+
+
 async def last_readings(session: AsyncSession, meter_ids: Sequence[str]) -> dict[str, Reading]:
     """The newest stored reading of each of these meters that has one, in one query."""
-    query = select(MeterLastReadingRow).where(MeterLastReadingRow.meter_id.in_(list(meter_ids)))
+    if is_postgres(session):
+        query = _LAST_READINGS_PG
+        parameters: dict[str, Any] = {"ids": list(meter_ids)}
+    else:
+        query = _LAST_READINGS_SQLITE
+        parameters = {"ids": json.dumps(list(meter_ids))}
     return {
-        row.meter_id: Reading(
-            seq=row.seq, ts=row.ts, import_wh=row.import_wh, export_wh=row.export_wh
-        )
-        for row in await session.scalars(query)
+        meter_id: Reading(seq=seq, ts=ts, import_wh=import_wh, export_wh=export_wh)
+        for meter_id, seq, ts, import_wh, export_wh in await session.execute(query, parameters)
     }
 
 
@@ -68,18 +101,7 @@ async def upsert_last_readings(
     """Set the newest stored reading of each meter, creating pointers as needed, in one
     statement (per 1,000 meters; on PostgreSQL one statement in all)."""
     if is_postgres(session):
-        ordered = sorted(readings.items())
-        await session.execute(
-            _PG_UPSERT_LAST_READINGS,
-            {
-                "meter_ids": [meter_id for meter_id, _ in ordered],
-                "seqs": [r.seq for _, r in ordered],
-                "ts": [r.ts for _, r in ordered],
-                "import_wh": [r.import_wh for _, r in ordered],
-                "export_wh": [r.export_wh for _, r in ordered],
-                "updated_at": now,
-            },
-        )
+        await session.execute(_PG_UPSERT_LAST_READINGS, _pg_last_readings_arrays(readings, now))
         return
     rows = [
         {
@@ -111,26 +133,81 @@ async def upsert_last_readings(
 
 # On PostgreSQL the group's rows go in as arrays (``unnest``): one statement text whatever
 # their number, so it is compiled and prepared once per connection, not once per group.
-_PG_UPSERT_LAST_READINGS = text(
+_PG_LAST_READINGS_SQL = (
     "INSERT INTO meter_last_readings (meter_id, seq, ts, import_wh, export_wh, updated_at) "
     "SELECT m, s, t, i, e, CAST(:updated_at AS timestamptz) FROM unnest("
-    "CAST(:meter_ids AS varchar[]), CAST(:seqs AS bigint[]), CAST(:ts AS timestamptz[]), "
-    "CAST(:import_wh AS bigint[]), CAST(:export_wh AS bigint[])) AS u(m, s, t, i, e) "
+    "CAST(:last_meter_ids AS varchar[]), CAST(:seqs AS bigint[]), CAST(:ts AS timestamptz[]), "
+    "CAST(:last_import_wh AS bigint[]), CAST(:last_export_wh AS bigint[])) AS u(m, s, t, i, e) "
     "ON CONFLICT (meter_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, "
     "import_wh = excluded.import_wh, export_wh = excluded.export_wh, "
     "updated_at = excluded.updated_at"
-).bindparams(bindparam("updated_at", type_=UTCDateTime()))
-_PG_UPSERT_EPOCH_ENERGY = text(
+)
+_PG_EPOCH_ENERGY_SQL = (
     "INSERT INTO meter_epoch_energy (meter_id, epoch_id, import_wh, export_wh, "
     "verified_export_wh) "
-    "SELECT * FROM unnest(CAST(:meter_ids AS varchar[]), CAST(:epoch_ids AS bigint[]), "
-    "CAST(:import_wh AS bigint[]), CAST(:export_wh AS bigint[]), "
+    "SELECT * FROM unnest(CAST(:energy_meter_ids AS varchar[]), CAST(:epoch_ids AS bigint[]), "
+    "CAST(:energy_import_wh AS bigint[]), CAST(:energy_export_wh AS bigint[]), "
     "CAST(:verified_export_wh AS bigint[])) "
     "ON CONFLICT (meter_id, epoch_id) DO UPDATE SET "
     "import_wh = meter_epoch_energy.import_wh + excluded.import_wh, "
     "export_wh = meter_epoch_energy.export_wh + excluded.export_wh, "
     "verified_export_wh = meter_epoch_energy.verified_export_wh + excluded.verified_export_wh"
 )
+_PG_UPSERT_LAST_READINGS = text(_PG_LAST_READINGS_SQL).bindparams(
+    bindparam("updated_at", type_=UTCDateTime())
+)
+_PG_UPSERT_EPOCH_ENERGY = text(_PG_EPOCH_ENERGY_SQL)
+# Both in one statement (the energy's as a data-modifying WITH, run to completion whether
+# read or not): a group of posted readings writes them with one round trip, not two. They
+# touch different tables, each key at most once, so neither sees or undoes the other.
+_PG_UPSERT_ENERGY_AND_LAST_READINGS = text(
+    f"WITH energy AS ({_PG_EPOCH_ENERGY_SQL}) {_PG_LAST_READINGS_SQL}"
+).bindparams(bindparam("updated_at", type_=UTCDateTime()))
+
+
+def _pg_last_readings_arrays(readings: Mapping[str, Reading], now: datetime) -> dict[str, Any]:
+    ordered = sorted(readings.items())
+    return {
+        "last_meter_ids": [meter_id for meter_id, _ in ordered],
+        "seqs": [r.seq for _, r in ordered],
+        "ts": [r.ts for _, r in ordered],
+        "last_import_wh": [r.import_wh for _, r in ordered],
+        "last_export_wh": [r.export_wh for _, r in ordered],
+        "updated_at": now,
+    }
+
+
+def _pg_epoch_energy_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "energy_meter_ids": [row["meter_id"] for row in rows],
+        "epoch_ids": [row["epoch_id"] for row in rows],
+        "energy_import_wh": [row["import_wh"] for row in rows],
+        "energy_export_wh": [row["export_wh"] for row in rows],
+        "verified_export_wh": [row["verified_export_wh"] for row in rows],
+    }
+
+
+async def upsert_energy_and_last_readings(
+    session: AsyncSession,
+    energy_rows: list[dict[str, Any]],
+    readings: Mapping[str, Reading],
+    *,
+    now: datetime,
+) -> None:
+    """:func:`upsert_epoch_energy` of ``energy_rows`` and :func:`upsert_last_readings` of
+    ``readings``, on PostgreSQL in one statement."""
+    if not energy_rows and not readings:
+        return
+    if is_postgres(session):
+        await session.execute(
+            _PG_UPSERT_ENERGY_AND_LAST_READINGS,
+            _pg_epoch_energy_arrays(energy_rows) | _pg_last_readings_arrays(readings, now),
+        )
+        return
+    if energy_rows:
+        await upsert_epoch_energy(session, energy_rows)
+    if readings:
+        await upsert_last_readings(session, readings, now=now)
 
 
 async def digests_by_seq(
@@ -216,16 +293,7 @@ async def upsert_epoch_energy(session: AsyncSession, rows: list[dict[str, Any]])
     one statement per 1,000 rows (on PostgreSQL one in all). A key may appear only once
     in ``rows``."""
     if is_postgres(session):
-        await session.execute(
-            _PG_UPSERT_EPOCH_ENERGY,
-            {
-                "meter_ids": [row["meter_id"] for row in rows],
-                "epoch_ids": [row["epoch_id"] for row in rows],
-                "import_wh": [row["import_wh"] for row in rows],
-                "export_wh": [row["export_wh"] for row in rows],
-                "verified_export_wh": [row["verified_export_wh"] for row in rows],
-            },
-        )
+        await session.execute(_PG_UPSERT_EPOCH_ENERGY, _pg_epoch_energy_arrays(rows))
         return
     keys = ["meter_id", "epoch_id"]
     for chunk in chunks(rows):

@@ -46,6 +46,7 @@ from wattx.services.principal import Principal
 from wattx.store import meters as meter_repo
 from wattx.store import readings as repo
 from wattx.store.db import Database, is_storage_failure
+from wattx.store.meters import MeterRecord
 from wattx.store.models import MeterRow
 from wattx.store.models_metering import MeterAlertRow, MeterEpochEnergyRow, ReadingRow
 
@@ -302,7 +303,7 @@ class MeteringService:
         self,
         session: AsyncSession,
         batch: ReadingBatch,
-        meter_row: MeterRow | None,
+        meter_row: MeterRecord | None,
         lasts: dict[str, Reading],
         writes: _GroupWrites,
         *,
@@ -548,7 +549,7 @@ def _parse(document: bytes | str | Mapping[str, Any]) -> ReadingBatch:
     return parse_reading_batch(dict(document))
 
 
-def _meter_info(row: MeterRow | None) -> MeterInfo | None:
+def _meter_info(row: MeterRecord | None) -> MeterInfo | None:
     if row is None:
         return None
     return MeterInfo(
@@ -710,21 +711,20 @@ class _GroupWrites:
             await repo.insert_readings(session, self.readings)
         if self.alerts:
             await repo.insert_alerts(session, self.alerts)
-        if self.energy:
-            await repo.upsert_epoch_energy(
-                session,
-                [
-                    {
-                        "meter_id": meter_id,
-                        "epoch_id": epoch_id,
-                        "import_wh": imported,
-                        "export_wh": exported,
-                        "verified_export_wh": verified,
-                    }
-                    for (meter_id, epoch_id), (imported, exported, verified) in sorted(
-                        self.energy.items()
-                    )
-                ],
-            )
-        if self.last:
-            await repo.upsert_last_readings(session, self.last, now=now)
+        await repo.upsert_energy_and_last_readings(
+            session,
+            [
+                {
+                    "meter_id": meter_id,
+                    "epoch_id": epoch_id,
+                    "import_wh": imported,
+                    "export_wh": exported,
+                    "verified_export_wh": verified,
+                }
+                for (meter_id, epoch_id), (imported, exported, verified) in sorted(
+                    self.energy.items()
+                )
+            ],
+            self.last,
+            now=now,
+        )
