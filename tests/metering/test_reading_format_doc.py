@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,9 @@ from wattx.metering import (
     Reading,
     canonical_batch_bytes,
     decode_reading_batch,
+    encode_reading_batch,
     errors,
+    parsing,
     public_key_of,
     reading_digest,
     sign_batch,
@@ -133,3 +136,15 @@ def test_documented_http_statuses_match_the_error_classes(doc_text: str) -> None
     }
     assert rows
     assert {code: int(status) for code, status in rows} == {code: by_code[code] for code, _ in rows}
+
+
+def test_a_batch_sent_as_its_canonical_text_is_read_the_quick_way(doc_text: str) -> None:
+    sent = _example(doc_text, "batch")  # spaced out for the reader: not canonical
+    batch = decode_reading_batch(sent)
+    assert parsing._decode_canonical(sent) is None
+    stated = re.search(r"\(members ((?:`\w+`, )+`\w+`);", doc_text)
+    assert stated is not None, "the canonical text's members are not listed"
+    canonical = encode_reading_batch(batch)
+    assert list(json.loads(canonical)) == re.findall(r"`(\w+)`", stated.group(1))
+    assert parsing._decode_canonical(canonical) == batch
+    assert parsing._decode_canonical(canonical + b"\n") is None

@@ -102,6 +102,26 @@ def canonical_batch_bytes(
     )
 
 
+def canonical_document_bytes(batch: ReadingBatch, reading_bytes: Sequence[bytes]) -> bytes:
+    """The JCS encoding of the whole batch, ``signature`` included: the text a meter sends
+    when it sends the canonical form (what :func:`~wattx.metering.parsing.encode_reading_batch`
+    writes). ``reading_bytes`` are the readings' :func:`canonical_reading_bytes`."""
+    # Members in JCS order: "meter_id" < "readings" < "signature" < "version".
+    return b"".join(
+        (
+            b'{"meter_id":"',
+            batch.meter_id.encode("ascii"),
+            b'","readings":[',
+            b",".join(reading_bytes),
+            b'],"signature":"',
+            batch.signature.hex().encode("ascii"),
+            b'","version":',
+            str(batch.version).encode("ascii"),
+            b"}",
+        )
+    )
+
+
 def reading_digest(reading: Reading) -> bytes:
     """SHA-256 of the reading's canonical bytes: what makes two readings "the same"."""
     return hashlib.sha256(canonical_reading_bytes(reading)).digest()

@@ -5,6 +5,14 @@ duplicate member names and any second spelling of a timestamp are refused. A
 strict parser makes the parsed batch re-encode to exactly the bytes the meter
 signed, so the signature is checked over the canonical encoding of what wattx
 stores, never over a text wattx has not understood.
+
+A text that is already the canonical encoding of its batch (members sorted, no
+spaces, signature included: what :func:`encode_reading_batch` and every meter
+that sends what it signs write) is decoded by ``orjson`` and accepted once the
+parsed batch, written back, gives the same bytes. Those bytes hold no duplicate
+member, no second spelling of a value, nothing the strict decoder would read
+otherwise; any other text, and any text the rules refuse, takes the strict path,
+which gives the error.
 """
 
 from __future__ import annotations
@@ -16,8 +24,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from wattx.domain.json_text import checked_text
-from wattx.metering.canonical import canonical_reading_bytes, reading_members
+import orjson
+
+from wattx.domain.json_text import check_nesting, checked_text
+from wattx.metering.canonical import (
+    canonical_document_bytes,
+    canonical_reading_bytes,
+    reading_members,
+)
 from wattx.metering.errors import MalformedReadingBatchError, UnsupportedFormatVersionError
 from wattx.metering.fields import SIGNATURE_SIZE, check_meter_id, check_reading_values
 from wattx.metering.readings import FORMAT_VERSION, Reading, ReadingBatch
@@ -32,6 +46,11 @@ _READING_MEMBERS = _READING_REQUIRED | _READING_OPTIONAL
 
 def decode_reading_batch(document: bytes | str) -> ReadingBatch:
     """Parse a reading batch from its JSON text."""
+    return _decode_canonical(document) or _decode_strictly(document)
+
+
+def _decode_strictly(document: bytes | str) -> ReadingBatch:
+    """Parse a reading batch from any JSON text, with the strict decoder."""
     try:
         decoded = json.loads(
             checked_text(document),
@@ -42,6 +61,28 @@ def decode_reading_batch(document: bytes | str) -> ReadingBatch:
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedReadingBatchError(f"not a JSON document: {exc}") from exc
     return parse_reading_batch(decoded)
+
+
+_CANONICAL_START = b'{"meter_id":"'
+"""How the canonical text of every batch begins (its first member in JCS order)."""
+
+
+def _decode_canonical(document: bytes | str) -> ReadingBatch | None:
+    """The batch, when ``document`` is its canonical text; else ``None`` (the strict path
+    then decodes it, or says what is wrong with it)."""
+    try:
+        raw = document.encode("ascii") if isinstance(document, str) else document
+        if not raw.startswith(_CANONICAL_START):
+            return None
+        # Outside JSON is held to the nesting bound before any decoder sees it.
+        check_nesting(raw.decode("ascii"))
+        batch = parse_reading_batch(orjson.loads(raw))
+    except (UnicodeError, ValueError, MalformedReadingBatchError, UnsupportedFormatVersionError):
+        return None  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
+    assert batch.read_as is not None  # set by the parser
+    if canonical_document_bytes(batch, batch.read_as) != raw:
+        return None
+    return batch
 
 
 def parse_reading_batch(document: object) -> ReadingBatch:
