@@ -115,12 +115,23 @@ def epoch_energies(
     # starts the next): its seconds are worked out once. This runs for every reading.
     previous_end: datetime | None = None
     previous_end_s = 0
+    length_s = schedule.length_s
     for segment in segments:
         shared = segment.start is previous_end
         start_s = previous_end_s if shared else _unix_seconds(segment.start)
         previous_end, previous_end_s = segment.end, _unix_seconds(segment.end)
+        epoch_id = start_s // length_s
+        if epoch_id == (previous_end_s - 1) // length_s:
+            # Most segments lie in one epoch (_split_seconds' first case, without a list).
+            total = totals.get(epoch_id)
+            if total is None:
+                totals[epoch_id] = [segment.import_wh, segment.export_wh]
+            else:
+                total[0] += segment.import_wh
+                total[1] += segment.export_wh
+            continue
         for epoch_id, imported, exported in _split_seconds(
-            start_s, previous_end_s, segment.import_wh, segment.export_wh, schedule.length_s
+            start_s, previous_end_s, segment.import_wh, segment.export_wh, length_s
         ):
             total = totals.get(epoch_id)
             if total is None:

@@ -33,14 +33,13 @@ from wattx.metering.errors import (
 )
 from wattx.metering.intervals import RegisterSegment
 from wattx.metering.meters import MeterInfo
-from wattx.metering.plausibility import grid_quality_alerts, implied_power_excess
+from wattx.metering.plausibility import grid_quality_alerts_of, implied_power_check
 from wattx.metering.policy import ValidationPolicy
 from wattx.metering.readings import Reading, ReadingBatch
 from wattx.metering.signing import verify_batch_signature
 from wattx.metering.verdict import (
     QuarantinedReading,
     QuarantineReason,
-    ReadingAlert,
     ValidationVerdict,
 )
 
@@ -203,17 +202,16 @@ def _judge_fresh_readings(
 ) -> ValidationVerdict:
     accepted: list[Reading] = []
     quarantined: list[QuarantinedReading] = []
-    alerts: list[ReadingAlert] = []
     verified_segments: list[RegisterSegment] = []
+    power_excess = implied_power_check(meter.rated_capacity_w, policy)
     previous = last_reading
     for reading in fresh:
-        alerts.extend(grid_quality_alerts(reading, policy))
         if previous is None:
             # The meter's first reading is its baseline: no interval, no energy yet.
             accepted.append(reading)
         else:
             segment = RegisterSegment.between(previous, reading)
-            excess = implied_power_excess(segment, meter.rated_capacity_w, policy)
+            excess = power_excess(segment)
             if excess is None:
                 accepted.append(reading)
                 verified_segments.append(segment)
@@ -224,6 +222,7 @@ def _judge_fresh_readings(
                     )
                 )
         previous = reading
+    alerts = grid_quality_alerts_of(fresh, policy)
     return ValidationVerdict(
         accepted=tuple(accepted),
         duplicates=duplicates,
