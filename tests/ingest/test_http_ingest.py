@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import timedelta
 from typing import Any
@@ -313,3 +314,39 @@ async def test_many_meters_in_one_post(api: ApiClient, meter: SignedMeter) -> No
         "/api/v1/readings/batch", json={"batches": [batch_json(meter, 1)]}
     )
     assert all_good.status_code == 200, all_good.text
+
+
+async def test_a_member_named_twice_is_refused_by_both_routes_and_stores_nothing(
+    api: ApiClient,
+) -> None:
+    meter = await register_meter(api)
+    body = batch_json(meter, 2)
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    # The first reading names its export twice, with the value it signed both times.
+    export = f'"export_wh":{body["readings"][0]["export_wh"]}'
+    twice = text.replace("{" + export + ",", "{" + export + "," + export + ",", 1)
+    assert twice != text
+    json_type = {"content-type": "application/json"}
+    single = await api.http.post(
+        f"/api/v1/meters/{meter.id}/readings", content=twice, headers=json_type
+    )
+    assert_problem(single, 422, "malformed_reading_batch")
+    many = await api.http.post(
+        "/api/v1/readings/batch", content='{"batches":[' + twice + "]}", headers=json_type
+    )
+    assert_problem(many, 422, "validation_error")
+    assert many.json()["errors"][0]["type"] == "json_invalid"
+    outer = await api.http.post(
+        "/api/v1/readings/batch",
+        content='{"batches":[' + text + '],"batches":[' + text + "]}",
+        headers=json_type,
+    )
+    assert_problem(outer, 422, "validation_error")
+    stored = await api.http.get(f"/api/v1/meters/{meter.id}/readings", headers=meter.owner.headers)
+    assert stored.json()["items"] == []
+    # Written once, the same batch is taken.
+    taken = await api.http.post(
+        "/api/v1/readings/batch", content='{"batches":[' + text + "]}", headers=json_type
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["outcomes"][0]["result"]["accepted"] == 2

@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
@@ -47,16 +47,28 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise json.JSONDecodeError("a member name appears twice in one object", "", 0)
+    return members
+
+
 # One decoder for every body: json.loads with these options built a new one for each.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_UNIQUE_MEMBERS_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_members
+)
 
 
-def loads(body: bytes | str) -> Any:
+def loads(body: bytes | str, *, unique_members: bool = False) -> Any:
     """Decode a JSON text strictly: no non-finite numbers, no nesting deeper than
-    :data:`~wattx.domain.json_text.MAX_NESTING`. Otherwise as :func:`json.loads`."""
+    :data:`~wattx.domain.json_text.MAX_NESTING`, and with ``unique_members`` no object
+    naming a member twice. Otherwise as :func:`json.loads`."""
     if isinstance(body, str) and body.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
-    return _DECODER.decode(checked_text(body))
+    decoder = _UNIQUE_MEMBERS_DECODER if unique_members else _DECODER
+    return decoder.decode(checked_text(body))
 
 
 def control_character_at(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
@@ -89,9 +101,13 @@ def _control_character_error(loc: tuple[str | int, ...]) -> dict[str, Any]:
 class StrictJsonRequest(Request):
     """A request whose JSON body is decoded by :func:`loads`."""
 
+    unique_members: ClassVar[bool] = False
+    """Whether an object of the body naming a member twice is refused (see
+    :class:`UniqueMembersJsonRoute`)."""
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = loads(await self.body())
+            self._json = loads(await self.body(), unique_members=self.unique_members)
         return self._json
 
     async def refuse_control_characters(self) -> None:
@@ -122,15 +138,34 @@ class StrictJsonRequest(Request):
 class StrictJsonRoute(APIRoute):
     """Every route: its JSON body (or form) goes through :class:`StrictJsonRequest`."""
 
+    request_class: ClassVar[type[StrictJsonRequest]] = StrictJsonRequest
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        request_class = self.request_class
 
         async def strict_handler(request: Request) -> Response:
-            strict = StrictJsonRequest(request.scope, request.receive)
+            strict = request_class(request.scope, request.receive)
             await strict.refuse_control_characters()
             return await handle(strict)
 
         return strict_handler
+
+
+class UniqueMembersJsonRequest(StrictJsonRequest):
+    unique_members = True
+
+
+class UniqueMembersJsonRoute(StrictJsonRoute):
+    """A route whose JSON body also names no member twice in one object: the reading
+    batches a concentrator posts, whose format refuses duplicate member names
+    (docs/reading-format.md) as a single post's decoder does. Like a non-finite number,
+    a duplicate anywhere refuses the whole body (``422 validation_error``,
+    ``json_invalid``): the decoder cannot tell which batch it belongs to. Not every route:
+    checking each object costs the decoder about a third more (0.3 µs an order on the
+    order batch route)."""
+
+    request_class = UniqueMembersJsonRequest
 
 
 def url_text_problem(scope: Scope, found: tuple[str, ...]) -> Response:
