@@ -67,8 +67,13 @@ def test_sqlite_with_a_full_disk(tmp_path: Path) -> None:
     # The data directory on a small tmpfs (needs root): a full disk answers 503 and
     # /readyz says so; the invariants then show nothing minted the database missed.
     report = run_and_check(tmp_path, "sqlite", ("disk_full",), seed=19)
-    fault = report.faults[0]
-    assert "503 storage_unavailable" in (fault.note or ""), "\n" + chaos.table([report])
+    note = report.faults[0].note or ""
+    # The fault bit: /readyz saw the full disk. Whether a write was refused as well depends
+    # on whether the window's commits needed new pages: SQLite reuses its WAL's, and on
+    # 2026-12-06 a 6.6 s window's 104 answers all fit (2xx 63, 409 41, /readyz 503 13
+    # times). A refused write is a 503 (the survival check fails any other 5xx);
+    # tests/service/test_storage_outage.py refuses one every time.
+    assert "503 storage_writable=false" in note, "\n" + chaos.table([report])
 
 
 @pytest.mark.slow
