@@ -90,6 +90,13 @@ def test_frames_parse_strictly() -> None:
         ('{"v": 1, "type": "ack", "id": "c1", "state": "done"}', CloseCode.MALFORMED_FRAME),
         ('{"v": 1, "type": "readings", "id": "r", "batches": []}', CloseCode.MALFORMED_FRAME),
         ('{"v": 1, "type": "auth", "node_id": "n", "signature": "ab"}', CloseCode.MALFORMED_FRAME),
+        # A member named twice, in the frame or deep in a batch it relays.
+        ('{"v": 1, "v": 1, "type": "heartbeat"}', CloseCode.MALFORMED_FRAME),
+        (
+            '{"v": 1, "type": "readings", "id": "r", "batches": [{"meter_id": "m", '
+            '"readings": [{"seq": 1, "seq": 2}]}]}',
+            CloseCode.MALFORMED_FRAME,
+        ),
         ("x" * 2000, CloseCode.FRAME_TOO_LARGE),
         # 400 characters, 1,200 bytes of UTF-8: the limit is in bytes.
         ("\u20ac" * 400, CloseCode.FRAME_TOO_LARGE),
@@ -99,6 +106,14 @@ def test_bad_frames_carry_their_close_code(raw: str | bytes, code: CloseCode) ->
     with pytest.raises(FrameError) as refused:
         parse_node_frame(raw, max_bytes=1000)
     assert refused.value.close_code == code
+
+
+@pytest.mark.parametrize("parse", [parse_node_frame, decode_service_frame])
+def test_a_member_named_twice_makes_a_frame_malformed(parse: Any) -> None:
+    with pytest.raises(FrameError) as refused:
+        parse('{"v": 1, "type": "heartbeat", "type": "heartbeat"}')
+    assert refused.value.close_code == CloseCode.MALFORMED_FRAME
+    assert refused.value.reason == "frame names a member twice in one object"
 
 
 @pytest.mark.parametrize("parse", [parse_node_frame, decode_service_frame])

@@ -100,6 +100,19 @@ NodeFrame = AuthFrame | HeartbeatFrame | AckFrame | ReadingsFrame | EventFrame |
 ACK_STATES = frozenset({"node_durable", "applied", "rejected"})
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        # Which value would count is anyone's guess (Python's decoder keeps the last); the
+        # reading batches a frame relays refuse a repeated name, and so does every frame.
+        raise FrameError(CloseCode.MALFORMED_FRAME, "frame names a member twice in one object")
+    return members
+
+
+# One decoder for every frame: json.loads with a hook builds a new one each call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members)
+
+
 def parse_node_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> NodeFrame:
     """A frame from a node, or :class:`FrameError`."""
     # A str of n characters is at most 4n bytes of UTF-8: only a long one is encoded to
@@ -111,7 +124,7 @@ def parse_node_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> N
                 CloseCode.FRAME_TOO_LARGE, f"frame of {size} bytes exceeds {max_bytes}"
             )
     try:
-        doc = json.loads(checked_text(raw))
+        doc = _DECODER.decode(checked_text(raw))
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict):
@@ -238,7 +251,7 @@ def encode(kind: str, **fields: Any) -> str:
 def decode_service_frame(raw: str | bytes) -> dict[str, Any]:
     """A frame from the service, as the node reads it: a versioned object with a type."""
     try:
-        doc = json.loads(checked_text(raw))
+        doc = _DECODER.decode(checked_text(raw))
     except ValueError as exc:
         raise FrameError(CloseCode.MALFORMED_FRAME, "frame is not JSON") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
