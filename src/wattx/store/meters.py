@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wattx.store.dialect import is_postgres
+from wattx.store.dialect import IDS_PG, IDS_SQLITE, ids_parameter, is_postgres
 from wattx.store.models import MeterRow
 
 
@@ -34,17 +32,11 @@ async def meter_by_id(
     return (await session.scalars(query)).first()
 
 
-# Built once. The ids go as an array on PostgreSQL and as one JSON text on SQLite: one
-# statement, prepared once, whatever their number (see wattx.store.balances).
+# Built once, the ids as one parameter (wattx.store.dialect.IDS_PG).
 _METER_COLUMNS = select(*(MeterRow.__table__.c[name] for name in MeterRecord._fields))
-_SELECT_METERS_PG = _METER_COLUMNS.where(
-    MeterRow.id == any_(bindparam("ids", type_=ARRAY(String)))
-).order_by(MeterRow.id)
+_SELECT_METERS_PG = _METER_COLUMNS.where(MeterRow.id == IDS_PG).order_by(MeterRow.id)
 _LOCK_METERS_PG = _SELECT_METERS_PG.with_for_update()
-_IDS_SQLITE = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_SELECT_METERS_SQLITE = _METER_COLUMNS.where(MeterRow.id.in_(select(_IDS_SQLITE.c.value))).order_by(
-    MeterRow.id
-)
+_SELECT_METERS_SQLITE = _METER_COLUMNS.where(MeterRow.id.in_(IDS_SQLITE)).order_by(MeterRow.id)
 
 
 async def meters_by_ids(
@@ -53,13 +45,11 @@ async def meters_by_ids(
     """The meters of these ids that exist, in one query; ``lock`` takes their row locks in
     id order (the order every multi-meter writer locks them). Plain records, not ORM
     objects: every group of posted readings reads its meters here."""
-    wanted = sorted(set(meter_ids))
     if is_postgres(session):
         query = _LOCK_METERS_PG if lock else _SELECT_METERS_PG
-        parameters: dict[str, Any] = {"ids": wanted}
     else:
-        # SQLite has no row locks: the write transaction holds the database's.
-        query, parameters = _SELECT_METERS_SQLITE, {"ids": json.dumps(wanted)}
+        query = _SELECT_METERS_SQLITE  # no row locks: the transaction holds the database's
+    parameters = ids_parameter(session, sorted(set(meter_ids)))
     return {row.id: MeterRecord._make(row) for row in await session.execute(query, parameters)}
 
 

@@ -24,14 +24,11 @@ for changes to them. A handed-over row changed all the same refuses the commit
 from __future__ import annotations
 
 import dataclasses
-import json
 import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, event, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
@@ -39,7 +36,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTran
 from wattx.domain import Order, OrderKind, OrderStatus, Side
 from wattx.store.bulk import driver_insert
 from wattx.store.copy import copies, copy_records
-from wattx.store.dialect import is_postgres
+from wattx.store.dialect import IDS_PG, IDS_SQLITE, ids_parameter, is_postgres
 from wattx.store.models import OrderRow
 from wattx.store.pairs import pair_filters
 
@@ -194,19 +191,11 @@ def copy_fill_state(row: OrderRecord, order: Order, at: datetime) -> None:
     row.updated_at = at
 
 
-# Built once, as every group of orders reads the resting orders its trades touched.
-# The ids go as an array on PostgreSQL and as one JSON text on SQLite: one statement,
-# prepared once, whatever their number (see wattx.store.balances).
-_SELECT_ORDERS_PG = (
-    select(OrderRow)
-    .where(OrderRow.id == any_(bindparam("ids", type_=ARRAY(String))))
-    .order_by(OrderRow.id)
-)
+# Built once, as every group of orders reads the resting orders its trades touched: the
+# ids as one parameter (wattx.store.dialect.IDS_PG).
+_SELECT_ORDERS_PG = select(OrderRow).where(OrderRow.id == IDS_PG).order_by(OrderRow.id)
 _LOCK_ORDERS_PG = _SELECT_ORDERS_PG.with_for_update()
-_IDS_SQLITE = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_SELECT_ORDERS_SQLITE = (
-    select(OrderRow).where(OrderRow.id.in_(select(_IDS_SQLITE.c.value))).order_by(OrderRow.id)
-)
+_SELECT_ORDERS_SQLITE = select(OrderRow).where(OrderRow.id.in_(IDS_SQLITE)).order_by(OrderRow.id)
 
 
 async def orders_for_update(
@@ -218,10 +207,9 @@ async def orders_for_update(
     if missing:
         if is_postgres(session):
             query = _LOCK_ORDERS_PG if lock else _SELECT_ORDERS_PG
-            parameters: dict[str, Any] = {"ids": missing}
         else:
-            # SQLite has no row locks: the write transaction holds the database's.
-            query, parameters = _SELECT_ORDERS_SQLITE, {"ids": json.dumps(missing)}
+            query = _SELECT_ORDERS_SQLITE  # no row locks: the transaction holds the database's
+        parameters = ids_parameter(session, missing)
         # Rows not held are older than this transaction: what it changed so far can
         # wait for the commit's flush instead of a flush of its own here.
         with session.no_autoflush:

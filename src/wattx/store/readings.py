@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -10,22 +9,18 @@ from typing import Any
 
 from sqlalchemy import (
     Executable,
-    String,
-    any_,
     bindparam,
-    func,
     insert,
     literal_column,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wattx.metering import EpochEnergy, Reading
 from wattx.store.chunks import chunks
 from wattx.store.copy import copies, copy_records
-from wattx.store.dialect import is_postgres
+from wattx.store.dialect import IDS_PG, IDS_SQLITE, ids_parameter, is_postgres
 from wattx.store.models_metering import (
     MeterAlertRow,
     MeterEpochEnergyRow,
@@ -64,7 +59,7 @@ async def set_last_reading(
 
 
 # Built once, as every group of posted readings reads its meters' newest readings: the ids
-# as an array on PostgreSQL and as one JSON text on SQLite (see wattx.store.meters).
+# as one parameter (wattx.store.dialect.IDS_PG).
 _LAST_READING_COLUMNS = select(
     MeterLastReadingRow.meter_id,
     MeterLastReadingRow.seq,
@@ -72,23 +67,14 @@ _LAST_READING_COLUMNS = select(
     MeterLastReadingRow.import_wh,
     MeterLastReadingRow.export_wh,
 )
-_LAST_READINGS_PG = _LAST_READING_COLUMNS.where(
-    MeterLastReadingRow.meter_id == any_(bindparam("ids", type_=ARRAY(String)))
-)
-_IDS_SQLITE = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_LAST_READINGS_SQLITE = _LAST_READING_COLUMNS.where(
-    MeterLastReadingRow.meter_id.in_(select(_IDS_SQLITE.c.value))
-)
+_LAST_READINGS_PG = _LAST_READING_COLUMNS.where(MeterLastReadingRow.meter_id == IDS_PG)
+_LAST_READINGS_SQLITE = _LAST_READING_COLUMNS.where(MeterLastReadingRow.meter_id.in_(IDS_SQLITE))
 
 
 async def last_readings(session: AsyncSession, meter_ids: Sequence[str]) -> dict[str, Reading]:
     """The newest stored reading of each of these meters that has one, in one query."""
-    if is_postgres(session):
-        query = _LAST_READINGS_PG
-        parameters: dict[str, Any] = {"ids": list(meter_ids)}
-    else:
-        query = _LAST_READINGS_SQLITE
-        parameters = {"ids": json.dumps(list(meter_ids))}
+    query = _LAST_READINGS_PG if is_postgres(session) else _LAST_READINGS_SQLITE
+    parameters = ids_parameter(session, meter_ids)
     return {
         meter_id: Reading(seq=seq, ts=ts, import_wh=import_wh, export_wh=export_wh)
         for meter_id, seq, ts, import_wh, export_wh in await session.execute(query, parameters)
