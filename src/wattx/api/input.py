@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Scope
 
 from wattx.api.problems import problem_response
-from wattx.domain.json_text import checked_text
+from wattx.domain.json_text import checked_text, members_once
 
 _CONTROL_IN_JSON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
@@ -48,10 +48,11 @@ def _finite_float(text: str) -> float:
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise json.JSONDecodeError("a member name appears twice in one object", "", 0)
-    return members
+    return members_once(pairs, _member_twice)
+
+
+def _member_twice(name: str) -> json.JSONDecodeError:
+    return json.JSONDecodeError("a member name appears twice in one object", "", 0)
 
 
 # One decoder for every body: json.loads with these options built a new one for each.

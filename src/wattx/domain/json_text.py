@@ -12,7 +12,9 @@ through :func:`check_nesting` before it is decoded, and is refused with the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import accumulate
+from typing import Any
 
 MAX_NESTING = 1_000
 """Arrays and objects inside one another, at most: as deep as Python's decoder goes at
@@ -85,3 +87,22 @@ def _depth(brackets: bytes) -> int:
         peeled = shallower
     # Deep or unbalanced: count bracket by bracket.
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def members_once(
+    pairs: list[tuple[str, Any]], refusal: Callable[[str], Exception]
+) -> dict[str, Any]:
+    """An object's members from its ``pairs`` (an ``object_pairs_hook``), raising
+    ``refusal(name)`` for the first name that appears twice: JSON leaves such an object's
+    meaning to the reader (Python's decoder keeps the last value)."""
+    members = dict(pairs)
+    if len(members) == len(pairs):
+        return members
+    # Built in one call above (this runs for every object decoded); the first name seen
+    # twice is looked for only when there is one.
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            break  # fewer members than pairs: some name comes again, and this is the first
+        seen.add(name)
+    raise refusal(name)

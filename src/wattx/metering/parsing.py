@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from wattx.domain.json_text import check_nesting, checked_text
+from wattx.domain.json_text import check_nesting, checked_text, members_once
 from wattx.metering.canonical import (
     canonical_document_bytes,
     canonical_reading_bytes,
@@ -242,14 +242,8 @@ def _finite_float(text: str) -> float:
 
 
 def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) == len(pairs):
-        return members
-    # Built in one call above (this runs for every object of every batch); the first
-    # name seen twice is looked for only when there is one.
-    seen: set[str] = set()
-    for name, _ in pairs:
-        if name in seen:
-            break  # fewer members than pairs: some name comes again, and this is the first
-        seen.add(name)
-    raise MalformedReadingBatchError(f"duplicate member {name!r}", field=name)
+    return members_once(pairs, _duplicate_member)
+
+
+def _duplicate_member(name: str) -> MalformedReadingBatchError:
+    return MalformedReadingBatchError(f"duplicate member {name!r}", field=name)

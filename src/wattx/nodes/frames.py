@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from wattx.domain.json_text import checked_text
+from wattx.domain.json_text import checked_text, members_once
 
 FRAME_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024
@@ -101,12 +101,12 @@ ACK_STATES = frozenset({"node_durable", "applied", "rejected"})
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        # Which value would count is anyone's guess (Python's decoder keeps the last); the
-        # reading batches a frame relays refuse a repeated name, and so does every frame.
-        raise FrameError(CloseCode.MALFORMED_FRAME, "frame names a member twice in one object")
-    return members
+    # The reading batches a frame relays refuse a repeated name, and so does every frame.
+    return members_once(pairs, _member_twice)
+
+
+def _member_twice(name: str) -> FrameError:
+    return FrameError(CloseCode.MALFORMED_FRAME, "frame names a member twice in one object")
 
 
 # One decoder for every frame: json.loads with a hook builds a new one each call.
