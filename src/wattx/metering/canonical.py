@@ -87,35 +87,28 @@ def canonical_batch_bytes(
     """
     if reading_bytes is None:
         reading_bytes = [canonical_reading_bytes(r) for r in batch.readings]
-    readings = b",".join(reading_bytes)
-    # Members in JCS order: "meter_id" < "readings" < "version".
-    return b"".join(
-        (
-            b'{"meter_id":"',
-            batch.meter_id.encode("ascii"),
-            b'","readings":[',
-            readings,
-            b'],"version":',
-            str(batch.version).encode("ascii"),
-            b"}",
-        )
-    )
+    return _batch_object(batch, reading_bytes, b"")
 
 
 def canonical_document_bytes(batch: ReadingBatch, reading_bytes: Sequence[bytes]) -> bytes:
     """The JCS encoding of the whole batch, ``signature`` included: the text a meter sends
     when it sends the canonical form (what :func:`~wattx.metering.parsing.encode_reading_batch`
     writes). ``reading_bytes`` are the readings' :func:`canonical_reading_bytes`."""
-    # Members in JCS order: "meter_id" < "readings" < "signature" < "version".
+    signature = b',"signature":"' + batch.signature.hex().encode("ascii") + b'"'
+    return _batch_object(batch, reading_bytes, signature)
+
+
+def _batch_object(batch: ReadingBatch, reading_bytes: Sequence[bytes], signature: bytes) -> bytes:
+    # Members in JCS order: "meter_id" < "readings" < "signature" (when written) < "version".
     return b"".join(
         (
             b'{"meter_id":"',
             batch.meter_id.encode("ascii"),
             b'","readings":[',
             b",".join(reading_bytes),
-            b'],"signature":"',
-            batch.signature.hex().encode("ascii"),
-            b'","version":',
+            b"]",
+            signature,
+            b',"version":',
             str(batch.version).encode("ascii"),
             b"}",
         )
